@@ -1,0 +1,59 @@
+// The fan-out: the one place where the shared, already-payloaded RTP stream
+// of one medium is handed to every viewer.
+//
+// One sink pad receives the stream (from its own queue thread). Each viewer
+// is a branch: a source pad linked to that viewer's transport. Per packet
+// and per branch the fan-out only gates on a keyframe and rewrites the
+// payload type and SSRC into a fresh header that shares the payload memory;
+// nothing is encoded or copied per viewer. Branches never push back on the
+// shared stream: flow errors of one branch are ignored.
+//
+// Keyframe requests from branches (upstream GstForceKeyUnit events, sent by
+// a viewer's RTCP PLI/FIR) and joins go through one KeyframeRequests policy
+// and leave the sink pad as at most one request per min interval.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <cstdint>
+#include <string>
+
+#include "rtp/rtpcodec.h"
+
+G_BEGIN_DECLS
+#define WB_TYPE_FANOUT (wb_fanout_get_type())
+G_DECLARE_FINAL_TYPE(WbFanout, wb_fanout, WB, FANOUT, GstElement)
+G_END_DECLS
+
+namespace wb {
+
+struct FanoutStats {
+  uint64_t packets_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t keyframe_requests_received = 0;
+  uint64_t keyframe_requests_sent = 0;
+  unsigned branches = 0;
+};
+
+// Caps of the shared stream (nullptr until media has arrived). Transfer full.
+GstCaps *fanout_get_stream_caps(WbFanout *fanout);
+Codec fanout_get_codec(WbFanout *fanout);
+
+// Creates a branch whose packets carry `payload_type` and `ssrc`, with
+// `caps` announced downstream, and links it to `peer`. Sticky events are
+// sent at once so the transport knows its caps before it answers an offer;
+// packets only flow after fanout_start_branch(). Returns the branch's
+// source pad (owned by the fan-out; do not unref) or nullptr.
+GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t payload_type,
+                          uint32_t ssrc);
+// Starts delivery to a branch: it drops packets until a keyframe starts, and
+// a keyframe is requested for it.
+void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad);
+// Whether the branch has received a keyframe (its viewer can decode).
+bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad);
+void fanout_remove_branch(WbFanout *fanout, GstPad *branch_pad);
+
+void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds);
+FanoutStats fanout_get_stats(WbFanout *fanout);
+
+}  // namespace wb

@@ -1,0 +1,240 @@
+#include "whepserver.h"
+
+#include <gio/gio.h>
+#include <libsoup/soup.h>
+
+#include <thread>
+
+#include "signalling/viewerpage.h"
+
+#include "common/debug.h"
+#define GST_CAT_DEFAULT wb_signalling_debug
+
+namespace wb {
+
+namespace {
+
+const char *kWhepPath = "/whep";
+
+void add_cors(std::map<std::string, std::string> &h) {
+  h["Access-Control-Allow-Origin"] = "*";
+  h["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS";
+  h["Access-Control-Allow-Headers"] = "Content-Type, Authorization, If-Match";
+  h["Access-Control-Expose-Headers"] = "Location, ETag, Link, Retry-After, Accept-Post";
+}
+
+HttpReply error_reply(int status, const std::string &message) {
+  HttpReply r;
+  r.status = status;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = message + "\n";
+  return r;
+}
+
+HttpReply method_not_allowed(const char *allow) {
+  HttpReply r = error_reply(405, std::string("method not allowed; allowed: ") + allow);
+  r.headers["Allow"] = allow;
+  return r;
+}
+
+bool is_sdp_content_type(const std::string &content_type) {
+  std::string base = content_type.substr(0, content_type.find(';'));
+  while (!base.empty() && base.back() == ' ') base.pop_back();
+  return g_ascii_strcasecmp(base.c_str(), "application/sdp") == 0;
+}
+
+}  // namespace
+
+Route route_request(const std::string &method, const std::string &path,
+                    const std::string &content_type, size_t body_size) {
+  Route route;
+  if (path == "/" || path == "/index.html") {
+    if (method != "GET" && method != "HEAD") route.reply = method_not_allowed("GET, HEAD");
+    else route.action = Route::Action::Page;
+  } else if (path == kWhepPath) {
+    if (method == "OPTIONS") {
+      route.reply.status = 204;
+      route.reply.headers["Accept-Post"] = "application/sdp";
+    } else if (method != "POST") {
+      route.reply = method_not_allowed("POST, OPTIONS");
+    } else if (!is_sdp_content_type(content_type)) {
+      route.reply = error_reply(415, "the offer must be sent as Content-Type: application/sdp, not '" +
+                                         content_type + "'");
+      route.reply.headers["Accept-Post"] = "application/sdp";
+    } else if (body_size > kMaxOfferBytes) {
+      route.reply = error_reply(413, "offer larger than " + std::to_string(kMaxOfferBytes) + " bytes");
+    } else {
+      route.action = Route::Action::Join;
+    }
+  } else if (path.compare(0, strlen(kWhepPath) + 1, std::string(kWhepPath) + "/") == 0 &&
+             path.size() > strlen(kWhepPath) + 1) {
+    route.session_id = path.substr(strlen(kWhepPath) + 1);
+    if (method == "DELETE") route.action = Route::Action::Leave;
+    else if (method == "OPTIONS") route.reply.status = 204;
+    else route.reply = method_not_allowed("DELETE, OPTIONS");
+  } else {
+    route.reply = error_reply(404, "no such resource: " + path);
+  }
+  add_cors(route.reply.headers);
+  return route;
+}
+
+HttpReply join_reply(const WhepHandler::Join &join) {
+  HttpReply r;
+  if (join.status == 201) {
+    r.status = 201;
+    r.content_type = "application/sdp";
+    r.body = join.answer;
+    r.headers["Location"] = std::string(kWhepPath) + "/" + join.session_id;
+    r.headers["ETag"] = "\"" + join.session_id + "\"";
+  } else {
+    r = error_reply(join.status, join.error);
+    if (join.retry_after_s) r.headers["Retry-After"] = std::to_string(join.retry_after_s);
+  }
+  add_cors(r.headers);
+  return r;
+}
+
+namespace {
+
+void send_reply(SoupServerMessage *msg, const HttpReply &reply) {
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
+  for (const auto &h : reply.headers) soup_message_headers_replace(headers, h.first.c_str(), h.second.c_str());
+  soup_server_message_set_status(msg, reply.status, nullptr);
+  if (!reply.content_type.empty())
+    soup_server_message_set_response(msg, reply.content_type.c_str(), SOUP_MEMORY_COPY,
+                                     reply.body.data(), reply.body.size());
+}
+
+}  // namespace
+
+WhepServer::WhepServer(WhepHandler &handler) : handler_(handler) {}
+
+WhepServer::~WhepServer() { stop(); }
+
+bool WhepServer::start(GMainContext *context, const std::string &address, unsigned port,
+                       std::string *error) {
+  context_ = context;
+  server_ = soup_server_new("server-header", "webrtcbroadcast ", nullptr);
+  soup_server_add_handler(server_, nullptr, on_request, this, nullptr);
+  GInetAddress *inet = g_inet_address_new_from_string(address.c_str());
+  if (!inet) {
+    if (error) *error = "not an IP address: " + address;
+    stop();
+    return false;
+  }
+  GSocketAddress *sockaddr = g_inet_socket_address_new(inet, port);
+  g_object_unref(inet);
+  GError *err = nullptr;
+  gboolean ok = soup_server_listen(server_, sockaddr, SoupServerListenOptions(0), &err);
+  g_object_unref(sockaddr);
+  if (!ok) {
+    if (error) *error = std::string("cannot listen on ") + address + ":" + std::to_string(port) +
+                        ": " + err->message;
+    g_error_free(err);
+    stop();
+    return false;
+  }
+  GSList *uris = soup_server_get_uris(server_);
+  if (uris) bound_port_ = g_uri_get_port(static_cast<GUri *>(uris->data));
+  g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
+  GST_INFO("WHEP server listening on %s:%u", address.c_str(), bound_port_);
+  return true;
+}
+
+void WhepServer::stop() {
+  *alive_ = false;
+  alive_ = std::make_shared<bool>(true);
+  if (server_) {
+    soup_server_disconnect(server_);
+    g_object_unref(server_);
+    server_ = nullptr;
+  }
+}
+
+void WhepServer::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
+                            gpointer self) {
+  static_cast<WhepServer *>(self)->handle(msg, path);
+}
+
+void WhepServer::handle(SoupServerMessage *msg, const char *path) {
+  const char *method = soup_server_message_get_method(msg);
+  SoupMessageHeaders *req_headers = soup_server_message_get_request_headers(msg);
+  const char *ctype = soup_message_headers_get_one(req_headers, "Content-Type");
+  SoupMessageBody *body = soup_server_message_get_request_body(msg);
+  size_t body_size = body ? size_t(body->length) : 0;
+  GST_DEBUG("%s %s (%zu bytes)", method, path, body_size);
+
+  Route route = route_request(method, path, ctype ? ctype : "", body_size);
+  switch (route.action) {
+    case Route::Action::Reply:
+      send_reply(msg, route.reply);
+      return;
+    case Route::Action::Page: {
+      HttpReply page;
+      page.content_type = "text/html; charset=utf-8";
+      page.body = viewer_page_html();
+      page.headers["Cache-Control"] = "no-cache";
+      send_reply(msg, page);
+      return;
+    }
+    case Route::Action::Leave: {
+      bool known = handler_.leave(route.session_id);
+      HttpReply r;
+      if (known) r.status = 200;
+      else r = HttpReply{404, "text/plain; charset=utf-8", "unknown session: " + route.session_id + "\n", {}};
+      add_cors(r.headers);
+      send_reply(msg, r);
+      return;
+    }
+    case Route::Action::Join: {
+      GBytes *bytes = soup_message_body_flatten(body);
+      gsize size = 0;
+      const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
+      std::string offer(data ? data : "", size);
+      g_bytes_unref(bytes);
+      start_join(msg, std::move(offer));
+      return;
+    }
+  }
+}
+
+// Answering an offer waits on the viewer's transport; the HTTP thread stays
+// free for other requests meanwhile.
+void WhepServer::start_join(SoupServerMessage *msg, std::string offer) {
+  soup_server_message_pause(msg);
+  g_object_ref(msg);
+  std::weak_ptr<bool> alive = alive_;
+  GMainContext *context = g_main_context_ref(context_);
+  WhepHandler *handler = &handler_;
+  std::thread([=, offer = std::move(offer)]() {
+    auto *reply = new HttpReply(join_reply(handler->join(offer)));
+    struct Done {
+      SoupServerMessage *msg;
+      HttpReply *reply;
+      std::weak_ptr<bool> alive;
+    };
+    auto *done = new Done{msg, reply, alive};
+    g_main_context_invoke_full(
+        context, G_PRIORITY_DEFAULT,
+        +[](gpointer data) -> gboolean {
+          auto *d = static_cast<Done *>(data);
+          auto alive_now = d->alive.lock();
+          if (alive_now && *alive_now) {
+            send_reply(d->msg, *d->reply);
+            soup_server_message_unpause(d->msg);
+          }
+          return G_SOURCE_REMOVE;
+        },
+        done,
+        +[](gpointer data) {
+          auto *d = static_cast<Done *>(data);
+          g_object_unref(d->msg);
+          delete d->reply;
+          delete d;
+        });
+    g_main_context_unref(context);
+  }).detach();
+}
+
+}  // namespace wb

@@ -1,0 +1,204 @@
+#include "audience.h"
+
+#include "common/debug.h"
+
+#define GST_CAT_DEFAULT wb_viewer_debug
+
+namespace wb {
+
+namespace {
+
+StreamFormat stream_format(WbFanout *fanout) {
+  StreamFormat format;
+  if (!fanout) return format;
+  GstCaps *caps = fanout_get_stream_caps(fanout);
+  if (!caps) return format;
+  format.codec = fanout_get_codec(fanout);
+  const gchar *plid = gst_structure_get_string(gst_caps_get_structure(caps, 0), "profile-level-id");
+  if (plid) format.h264_profile_level_id = plid;
+  gst_caps_unref(caps);
+  return format;
+}
+
+std::string new_session_id() {
+  gchar *uuid = g_uuid_string_random();
+  std::string id;
+  for (const char *c = uuid; *c; ++c)
+    if (*c != '-') id += *c;
+  g_free(uuid);
+  return id;
+}
+
+}  // namespace
+
+Audience::Audience(GstBin *bin, ControlLoop &loop, Callbacks callbacks)
+    : bin_(bin), loop_(loop), callbacks_(std::move(callbacks)) {}
+
+Audience::~Audience() {
+  remove_all("shutting down");
+  std::unique_lock<std::mutex> lock(mutex_);
+  joins_done_.wait(lock, [this] { return joins_in_flight_ == 0; });
+  *alive_ = false;
+}
+
+void Audience::configure(const AudienceConfig &config) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  config_ = config;
+}
+
+AudienceConfig Audience::config() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return config_;
+}
+
+unsigned Audience::count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return unsigned(sessions_.size());
+}
+
+std::shared_ptr<ViewerSession> Audience::find(const std::string &id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second;
+}
+
+WhepHandler::Join Audience::join(const std::string &offer_sdp) {
+  Join result;
+  Inputs inputs = callbacks_.inputs ? callbacks_.inputs() : Inputs{};
+  StreamFormat video = stream_format(inputs.video);
+  StreamFormat audio = stream_format(inputs.audio);
+  if (video.codec == Codec::Unknown && audio.codec == Codec::Unknown) {
+    result.status = 409;
+    result.error = "the broadcast has no media flowing yet; retry shortly";
+    result.retry_after_s = 1;
+    return result;
+  }
+  OfferCheck check = check_offer(offer_sdp, video, audio);
+  if (check.status) {
+    result.status = check.status;
+    result.error = check.error;
+    GST_INFO("offer refused (%d): %s", check.status, check.error.c_str());
+    return result;
+  }
+
+  for (const auto &m : check.media)
+    GST_DEBUG("offer m-line %u (%s): %s", m.mline, m.kind.c_str(),
+              m.accepted() ? ("payload type " + std::to_string(m.payload_type)).c_str() : m.reason.c_str());
+
+  AudienceConfig config;
+  std::string id = new_session_id();
+  std::shared_ptr<ViewerSession> session;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    config = config_;
+    if (config.max_viewers && sessions_.size() >= config.max_viewers) {
+      result.status = 503;
+      result.error = "this broadcast is full (max-viewers " + std::to_string(config.max_viewers) +
+                     "); retry later";
+      result.retry_after_s = 5;
+      return result;
+    }
+    std::weak_ptr<bool> alive = alive_;
+    session = std::make_shared<ViewerSession>(
+        id, bin_, config.transport,
+        [this, alive](const std::string &sid, GstWebRTCPeerConnectionState state) {
+          auto guard = alive.lock();
+          if (guard && *guard) on_transport_state(sid, state);
+        });
+    sessions_[id] = session;
+    ++joins_in_flight_;
+  }
+  if (callbacks_.count_changed) callbacks_.count_changed();
+
+  auto answer = session->negotiate(offer_sdp, check, inputs.video, inputs.audio, config.answer_timeout);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --joins_in_flight_;
+    joins_done_.notify_all();
+  }
+  if (answer.status) {
+    GST_WARNING("viewer %s: %s", id.c_str(), answer.error.c_str());
+    remove(id, answer.error);
+    result.status = answer.status;
+    result.error = answer.error;
+    return result;
+  }
+  result.status = 201;
+  result.session_id = id;
+  result.answer = answer.sdp;
+  return result;
+}
+
+bool Audience::leave(const std::string &session_id) { return remove(session_id, "viewer left"); }
+
+void Audience::on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state) {
+  // webrtcbin's thread: hand over to the control loop, which may tear it down.
+  loop_.invoke_async([this, id, state, alive = std::weak_ptr<bool>(alive_)] {
+    auto guard = alive.lock();
+    if (!guard || !*guard) return;
+    auto session = find(id);
+    if (!session) return;
+    switch (state) {
+      case GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED:
+        if (session->state() == ViewerState::Negotiating) {
+          session->start_media();
+          GST_INFO("viewer %s connected", id.c_str());
+          if (callbacks_.joined) callbacks_.joined(id);
+        }
+        break;
+      case GST_WEBRTC_PEER_CONNECTION_STATE_FAILED:
+        remove(id, "transport failed (ICE or DTLS)");
+        break;
+      case GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED:
+        remove(id, "transport closed");
+        break;
+      default:
+        break;
+    }
+  });
+}
+
+bool Audience::remove(const std::string &session_id, const std::string &reason) {
+  std::shared_ptr<ViewerSession> session;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return false;
+    session = it->second;
+    sessions_.erase(it);
+  }
+  bool was_connected = session->state() == ViewerState::Connected;
+  session->close();
+  GST_INFO("viewer %s removed: %s", session_id.c_str(), reason.c_str());
+  if (was_connected && callbacks_.left) callbacks_.left(session_id, reason);
+  if (callbacks_.count_changed) callbacks_.count_changed();
+  return true;
+}
+
+void Audience::remove_all(const std::string &reason) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto &s : sessions_) ids.push_back(s.first);
+  }
+  for (const auto &id : ids) remove(id, reason);
+}
+
+void Audience::reap() {
+  gint64 now = g_get_monotonic_time();
+  std::vector<std::pair<std::string, std::string>> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    gint64 timeout_us = gint64(config_.viewer_timeout.count()) * 1000;
+    for (const auto &s : sessions_) {
+      const auto &session = s.second;
+      if (session->state() == ViewerState::Negotiating && now - session->created_us() > timeout_us)
+        doomed.emplace_back(s.first, "transport never connected");
+      else if (session->state() == ViewerState::Connected && now - session->last_heard_us() > timeout_us)
+        doomed.emplace_back(s.first, "viewer went silent (no packets from it)");
+    }
+  }
+  for (const auto &d : doomed) remove(d.first, d.second);
+}
+
+}  // namespace wb

@@ -1,0 +1,75 @@
+// The set of viewers of one broadcast: admission (capacity, media present,
+// offer usable), the sessions themselves, and their removal when they leave,
+// fail or go silent. It answers WHEP for the server and action signals for
+// applications alike.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/controlloop.h"
+#include "fanout/fanout.h"
+#include "signalling/whepserver.h"
+#include "viewer/viewersession.h"
+
+namespace wb {
+
+struct AudienceConfig {
+  unsigned max_viewers = 0;  // 0: unlimited
+  TransportConfig transport;
+  std::chrono::milliseconds viewer_timeout{8000};
+  std::chrono::milliseconds answer_timeout{5000};
+};
+
+class Audience : public WhepHandler {
+ public:
+  struct Inputs {
+    WbFanout *video = nullptr;
+    WbFanout *audio = nullptr;
+  };
+  struct Callbacks {
+    std::function<Inputs()> inputs;
+    std::function<void(const std::string &id)> joined;
+    std::function<void(const std::string &id, const std::string &reason)> left;
+    std::function<void()> count_changed;
+  };
+
+  Audience(GstBin *bin, ControlLoop &loop, Callbacks callbacks);
+  ~Audience() override;
+
+  void configure(const AudienceConfig &config);
+  AudienceConfig config() const;
+
+  Join join(const std::string &offer_sdp) override;
+  bool leave(const std::string &session_id) override;
+
+  bool remove(const std::string &session_id, const std::string &reason);
+  void remove_all(const std::string &reason);
+  // Removes viewers that never connected or went silent; run periodically.
+  void reap();
+  unsigned count() const;
+
+ private:
+  void on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state);
+  std::shared_ptr<ViewerSession> find(const std::string &id) const;
+
+  GstBin *bin_;
+  ControlLoop &loop_;
+  Callbacks callbacks_;
+  mutable std::mutex mutex_;
+  std::condition_variable joins_done_;
+  AudienceConfig config_;
+  std::map<std::string, std::shared_ptr<ViewerSession>> sessions_;
+  unsigned joins_in_flight_ = 0;
+  // Cleared on destruction; transport callbacks that arrive late check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace wb

@@ -1,0 +1,231 @@
+#include "offer.h"
+
+#include <gst/sdp/sdp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+namespace wb {
+
+namespace {
+
+struct SdpMessagePtr {
+  GstSDPMessage *msg = nullptr;
+  ~SdpMessagePtr() {
+    if (msg) gst_sdp_message_free(msg);
+  }
+};
+
+bool parse_sdp(const std::string &text, SdpMessagePtr &out) {
+  if (gst_sdp_message_new(&out.msg) != GST_SDP_OK) return false;
+  return gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(text.data()), text.size(),
+                                      out.msg) == GST_SDP_OK;
+}
+
+const char *attr(const GstSDPMessage *msg, const GstSDPMedia *media, const char *key) {
+  const char *v = gst_sdp_media_get_attribute_val(media, key);
+  return v ? v : gst_sdp_message_get_attribute_val(msg, key);
+}
+
+bool has_attr(const GstSDPMedia *media, const char *key) {
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i)
+    if (g_strcmp0(gst_sdp_media_get_attribute(media, i)->key, key) == 0) return true;
+  return false;
+}
+
+// "96 H264/90000" -> name, clock rate of payload type pt.
+bool rtpmap_of(const GstSDPMedia *media, int pt, std::string &name, int &clock_rate) {
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+    if (g_strcmp0(a->key, "rtpmap") != 0 || !a->value) continue;
+    char *end = nullptr;
+    long p = strtol(a->value, &end, 10);
+    if (p != pt || !end || *end != ' ') continue;
+    std::string rest(end + 1);
+    auto slash = rest.find('/');
+    name = rest.substr(0, slash);
+    clock_rate = slash == std::string::npos ? 0 : atoi(rest.c_str() + slash + 1);
+    return true;
+  }
+  return false;
+}
+
+std::string fmtp_of(const GstSDPMedia *media, int pt) {
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+    if (g_strcmp0(a->key, "fmtp") != 0 || !a->value) continue;
+    char *end = nullptr;
+    long p = strtol(a->value, &end, 10);
+    if (p == pt && end && *end == ' ') return std::string(end + 1);
+  }
+  return {};
+}
+
+std::string fmtp_param(const std::string &fmtp, const std::string &key) {
+  std::stringstream ss(fmtp);
+  std::string item;
+  while (std::getline(ss, item, ';')) {
+    auto b = item.find_first_not_of(' ');
+    if (b == std::string::npos) continue;
+    item = item.substr(b);
+    auto eq = item.find('=');
+    if (eq != std::string::npos && g_ascii_strcasecmp(item.substr(0, eq).c_str(), key.c_str()) == 0)
+      return item.substr(eq + 1);
+  }
+  return {};
+}
+
+int expected_clock_rate(Codec codec) { return codec == Codec::Opus ? 48000 : 90000; }
+
+// Scores how well an offered format fits what we send; < 0 is unusable.
+int score_format(const GstSDPMedia *media, int pt, const StreamFormat &ours) {
+  std::string name;
+  int clock_rate = 0;
+  if (!rtpmap_of(media, pt, name, clock_rate)) return -1;
+  if (codec_from_encoding_name(name) != ours.codec) return -1;
+  if (clock_rate != expected_clock_rate(ours.codec)) return -1;
+  if (ours.codec != Codec::H264) return 1;
+  std::string fmtp = fmtp_of(media, pt);
+  // Packetization mode 0 cannot carry the FU-A fragments we send.
+  if (fmtp_param(fmtp, "packetization-mode") != "1") return -1;
+  std::string plid = fmtp_param(fmtp, "profile-level-id");
+  if (plid.size() != 6 || ours.h264_profile_level_id.size() != 6) return 1;
+  // Same profile_idc and constraint flags: the viewer decodes exactly what we send.
+  if (g_ascii_strncasecmp(plid.c_str(), ours.h264_profile_level_id.c_str(), 4) == 0) return 3;
+  if (g_ascii_strncasecmp(plid.c_str(), ours.h264_profile_level_id.c_str(), 2) == 0) return 2;
+  return 1;
+}
+
+std::string describe_offer_codecs(const GstSDPMedia *media) {
+  std::string out;
+  for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
+    int pt = atoi(gst_sdp_media_get_format(media, f));
+    std::string name;
+    int clock_rate;
+    if (!rtpmap_of(media, pt, name, clock_rate)) continue;
+    if (out.find(name) != std::string::npos) continue;
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio) {
+  OfferCheck check;
+  SdpMessagePtr msg;
+  if (sdp.empty() || !parse_sdp(sdp, msg) || gst_sdp_message_medias_len(msg.msg) == 0) {
+    check.status = 400;
+    check.error = "malformed SDP: not an SDP offer with media sections";
+    return check;
+  }
+  std::string rejections;
+  for (guint i = 0; i < gst_sdp_message_medias_len(msg.msg); ++i) {
+    const GstSDPMedia *media = gst_sdp_message_get_media(msg.msg, i);
+    MediaChoice choice;
+    choice.mline = i;
+    choice.kind = gst_sdp_media_get_media(media) ? gst_sdp_media_get_media(media) : "";
+    const char *mid = gst_sdp_media_get_attribute_val(media, "mid");
+    choice.mid = mid ? mid : "";
+    if (!attr(msg.msg, media, "ice-ufrag") || !attr(msg.msg, media, "ice-pwd") ||
+        !attr(msg.msg, media, "fingerprint")) {
+      check.status = 400;
+      check.error = "malformed SDP: m-line " + std::to_string(i) +
+                    " lacks ICE credentials or a DTLS fingerprint";
+      return check;
+    }
+    const StreamFormat *ours = choice.kind == "video"   ? &video
+                               : choice.kind == "audio" ? &audio
+                                                        : nullptr;
+    if (!ours || ours->codec == Codec::Unknown) {
+      choice.reason = "this broadcast has no " + choice.kind;
+    } else if (std::any_of(check.media.begin(), check.media.end(), [&](const MediaChoice &m) {
+                 return m.kind == choice.kind && m.accepted();
+               })) {
+      choice.reason = "only one " + choice.kind + " m-line is sent";
+    } else if (gst_sdp_media_get_port(media) == 0 && !has_attr(media, "bundle-only")) {
+      choice.reason = "m-line is disabled (port 0)";
+    } else if (has_attr(media, "sendonly") || has_attr(media, "inactive")) {
+      choice.reason = choice.kind + " m-line does not receive (sendonly or inactive)";
+    } else {
+      int best_score = -1;
+      for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
+        int pt = atoi(gst_sdp_media_get_format(media, f));
+        int score = score_format(media, pt, *ours);
+        if (score > best_score) {
+          best_score = score;
+          choice.payload_type = pt;
+        }
+      }
+      if (choice.accepted()) {
+        choice.codec = ours->codec;
+        choice.profile_level_id =
+            fmtp_param(fmtp_of(media, choice.payload_type), "profile-level-id");
+        GstCaps *caps = gst_sdp_media_get_caps_from_media(media, choice.payload_type);
+        if (!caps) {
+          check.status = 400;
+          check.error = "malformed SDP: payload type " + std::to_string(choice.payload_type) +
+                        " cannot be read";
+          return check;
+        }
+        caps = gst_caps_make_writable(caps);
+        gst_structure_set_name(gst_caps_get_structure(caps, 0), "application/x-rtp");
+        choice.caps.reset(caps);
+      } else {
+        choice.reason = std::string("we send ") + codec_encoding_name(ours->codec) +
+                        (ours->codec == Codec::H264 ? " (packetization-mode=1)" : "") +
+                        " but the offer has " + describe_offer_codecs(media);
+      }
+    }
+    if (!choice.accepted()) {
+      if (!rejections.empty()) rejections += "; ";
+      rejections += choice.kind + ": " + choice.reason;
+    }
+    check.media.push_back(std::move(choice));
+  }
+  bool any = false;
+  for (const auto &m : check.media) any |= m.accepted();
+  if (!any) {
+    check.status = 406;
+    check.error = "no codec we can send: " + rejections;
+  }
+  return check;
+}
+
+std::string repair_answer(const std::string &answer_sdp, const OfferCheck &offer) {
+  SdpMessagePtr msg;
+  if (!parse_sdp(answer_sdp, msg)) return answer_sdp;
+  for (const auto &choice : offer.media) {
+    if (!choice.accepted() || choice.codec != Codec::H264) continue;
+    if (choice.mline >= gst_sdp_message_medias_len(msg.msg)) continue;
+    GstSDPMedia *media = const_cast<GstSDPMedia *>(gst_sdp_message_get_media(msg.msg, choice.mline));
+    std::string plid = choice.profile_level_id.empty() ? "42e01f" : choice.profile_level_id;
+    std::string wanted = "profile-level-id=" + plid +
+                         ";packetization-mode=1;level-asymmetry-allowed=1";
+    std::string value = std::to_string(choice.payload_type) + " " + wanted;
+    bool found = false;
+    for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+      const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+      if (g_strcmp0(a->key, "fmtp") != 0 || !a->value) continue;
+      if (atoi(a->value) != choice.payload_type) continue;
+      found = true;
+      std::string fmtp = fmtp_of(media, choice.payload_type);
+      if (!fmtp_param(fmtp, "profile-level-id").empty() &&
+          fmtp_param(fmtp, "packetization-mode") == "1")
+        break;
+      GstSDPAttribute replacement;
+      gst_sdp_attribute_set(&replacement, "fmtp", value.c_str());
+      gst_sdp_media_replace_attribute(media, i, &replacement);
+      break;
+    }
+    if (!found) gst_sdp_media_add_attribute(media, "fmtp", value.c_str());
+  }
+  gchar *text = gst_sdp_message_as_text(msg.msg);
+  std::string out(text);
+  g_free(text);
+  return out;
+}
+
+}  // namespace wb

@@ -1,0 +1,52 @@
+// Checking a viewer's SDP offer before any webrtcbin sees it, and repairing
+// the answer webrtcbin writes. Pure functions of SDP text: unit-tested
+// without a pipeline.
+//
+// webrtcbin in GStreamer 1.22 aborts the process when a pad's payload type
+// is not in the remote offer, so every payload type we will send is chosen
+// here, from the offer, per viewer.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <string>
+#include <vector>
+
+#include "common/gptr.h"
+#include "rtp/rtpcodec.h"
+
+namespace wb {
+
+// What the broadcast sends on one medium (Codec::Unknown: nothing).
+struct StreamFormat {
+  Codec codec = Codec::Unknown;
+  std::string h264_profile_level_id;  // e.g. "42e01f", empty if not known
+};
+
+// The choice for one m-line of the offer.
+struct MediaChoice {
+  guint mline = 0;
+  std::string kind;  // "video" / "audio" / other
+  std::string mid;
+  int payload_type = -1;  // -1: rejected
+  Codec codec = Codec::Unknown;
+  std::string profile_level_id;  // H.264: as offered for that payload type
+  CapsPtr caps;                  // RTP caps for that payload type, as offered
+  std::string reason;            // why rejected
+  bool accepted() const { return payload_type >= 0; }
+};
+
+struct OfferCheck {
+  int status = 0;  // 0: usable; else the HTTP status to answer (400, 406)
+  std::string error;
+  std::vector<MediaChoice> media;
+};
+
+OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio);
+
+// Puts back what 1.22 leaves out of H.264 answers (profile-level-id,
+// packetization-mode, level-asymmetry-allowed) for each accepted m-line.
+// Returns the input unchanged if it cannot be parsed.
+std::string repair_answer(const std::string &answer_sdp, const OfferCheck &offer);
+
+}  // namespace wb

@@ -1,0 +1,93 @@
+// One viewer: its webrtcbin, its fan-out branches, and everything else it
+// holds. The session owns all of its resources and releases them in
+// close(), in one place.
+#pragma once
+
+#include <gst/gst.h>
+#include <gst/webrtc/webrtc.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "fanout/fanout.h"
+#include "viewer/offer.h"
+
+namespace wb {
+
+struct TransportConfig {
+  std::string stun_server;                // stun://host:port, empty for none
+  std::vector<std::string> turn_servers;  // turn(s)://user:pass@host:port
+  std::vector<std::string> ice_addresses; // local addresses to gather on; empty: all
+};
+
+enum class ViewerState { Negotiating, Connected, Closed };
+
+class ViewerSession : public std::enable_shared_from_this<ViewerSession> {
+ public:
+  // Reports transport state changes; called from webrtcbin's threads.
+  using StateListener = std::function<void(const std::string &id, GstWebRTCPeerConnectionState)>;
+
+  struct Answer {
+    int status = 0;  // 0: answered, else an HTTP status (400, 500, 504)
+    std::string sdp;
+    std::string error;
+  };
+
+  ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
+                StateListener listener);
+  ~ViewerSession();
+  ViewerSession(const ViewerSession &) = delete;
+  ViewerSession &operator=(const ViewerSession &) = delete;
+
+  // Builds the transport and answers the checked offer, linking one fan-out
+  // branch per accepted medium (fanouts[kind]). Blocks up to `timeout`;
+  // must not run on a webrtcbin thread.
+  Answer negotiate(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video, WbFanout *audio,
+                   std::chrono::milliseconds timeout);
+
+  // Transport connected: start delivery (each branch waits for a keyframe).
+  void start_media();
+  // Releases branches and the webrtcbin. Idempotent; not on a webrtcbin thread.
+  void close();
+
+  const std::string &id() const { return id_; }
+  ViewerState state() const { return state_.load(); }
+  // Monotonic time (µs) of the last packet received from the viewer, or of
+  // the answer if nothing came yet.
+  gint64 last_heard_us() const { return last_heard_->load(); }
+  gint64 created_us() const { return created_us_; }
+  bool has_keyframe() const;
+
+ private:
+  struct Branch {
+    WbFanout *fanout;
+    GstPad *pad;  // owned by the fan-out
+  };
+
+  void on_connection_state();
+  void watch_incoming_packets();
+  bool wait_gathering_complete(std::chrono::steady_clock::time_point deadline);
+
+  const std::string id_;
+  GstBin *parent_;
+  GstElement *webrtc_ = nullptr;
+  std::vector<Branch> branches_;
+  StateListener listener_;
+  std::vector<gulong> handlers_;
+  std::atomic<ViewerState> state_{ViewerState::Negotiating};
+  std::shared_ptr<std::atomic<gint64>> last_heard_;
+  gint64 created_us_;
+  std::mutex mutex_;
+  std::condition_variable gathering_done_;
+  bool gathering_complete_ = false;
+  bool packet_watch_installed_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace wb

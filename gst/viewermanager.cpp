@@ -1,0 +1,496 @@
+/**
+ * SECTION:element-viewermanager
+ * @title: viewermanager
+ *
+ * Serves one broadcast, given as RTP (already payloaded, for example by
+ * broadcastsink or a relay), to many WebRTC viewers. Each viewer gets its own
+ * webrtcbin (bundle-policy=max-bundle) fed by the fan-out: payload type and
+ * SSRC rewritten per viewer, delivery gated until a keyframe, keyframe
+ * requests coalesced. Viewers join through the built-in WHEP server
+ * (`port`) or the `add-viewer` action signal.
+ */
+#include "viewermanager.h"
+
+#include <gst/webrtc/webrtc.h>
+
+#include <memory>
+#include <mutex>
+#include <sstream>
+
+#include "common/controlloop.h"
+#include "common/debug.h"
+#include "fanout/fanout.h"
+#include "signalling/whepserver.h"
+#include "viewer/audience.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_viewer_manager_debug);
+#define GST_CAT_DEFAULT gst_viewer_manager_debug
+
+using namespace wb;
+
+namespace {
+
+struct MediaInput {
+  GstPad *ghost = nullptr;   // owned by the element
+  GstElement *queue = nullptr;
+  WbFanout *fanout = nullptr;
+};
+
+struct Settings {
+  guint port = 0;
+  std::string address = "0.0.0.0";
+  guint keyframe_min_interval_ms = 1000;
+};
+
+std::vector<std::string> split_list(const std::string &text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::string join_list(const std::vector<std::string> &items) {
+  std::string out;
+  for (const auto &i : items) out += (out.empty() ? "" : ",") + i;
+  return out;
+}
+
+}  // namespace
+
+struct ViewerManagerPrivate {
+  std::mutex lock;
+  Settings settings;
+  MediaInput video;
+  MediaInput audio;
+  ControlLoop loop;
+  std::unique_ptr<Audience> audience;
+  std::unique_ptr<WhepServer> server;
+  guint reap_timer = 0;
+};
+
+struct _GstViewerManager {
+  GstBin parent;
+  ViewerManagerPrivate *priv;
+};
+
+G_DEFINE_TYPE(GstViewerManager, gst_viewer_manager, GST_TYPE_BIN)
+
+static ViewerSignalIds signals;
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
+    "video", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS("application/x-rtp, media=(string)video, encoding-name=(string){ H264, VP8, VP9 }"));
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
+    "audio", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS("application/x-rtp, media=(string)audio, encoding-name=(string){ OPUS }"));
+
+namespace wb {
+
+std::vector<GParamSpec *> viewer_param_specs() {
+  auto flags = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
+  auto ro = GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  std::vector<GParamSpec *> specs(N_VIEWER_PROPERTIES, nullptr);
+  specs[PROP_PORT] = g_param_spec_uint(
+      "port", "Port", "TCP port of the built-in WHEP server and viewer page (0 = no server)", 0,
+      65535, 0, flags);
+  specs[PROP_ADDRESS] = g_param_spec_string(
+      "address", "Address", "IP address the WHEP server listens on", "0.0.0.0", flags);
+  specs[PROP_MAX_VIEWERS] = g_param_spec_uint(
+      "max-viewers", "Max viewers",
+      "Most viewers at once; further offers get 503 with Retry-After (0 = unlimited)", 0,
+      G_MAXUINT, 0, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_STUN_SERVER] = g_param_spec_string(
+      "stun-server", "STUN server", "STUN server for viewers' transports, stun://host:port", nullptr,
+      GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_TURN_SERVERS] = g_param_spec_string(
+      "turn-servers", "TURN servers",
+      "Comma-separated TURN servers for viewers' transports, turn(s)://user:password@host:port",
+      nullptr, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_KEYFRAME_MIN_INTERVAL] = g_param_spec_uint(
+      "keyframe-min-interval", "Keyframe min interval",
+      "Least time between two keyframe requests sent upstream, in milliseconds: joins and "
+      "viewers' PLI/FIR within it are coalesced into one request",
+      0, 60000, 1000, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_ICE_ADDRESS] = g_param_spec_string(
+      "ice-address", "ICE addresses",
+      "Comma-separated local IP addresses offered as ICE candidates (empty = every non-loopback "
+      "interface; loopback addresses are only used when listed here)",
+      nullptr, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_VIEWER_TIMEOUT] = g_param_spec_uint(
+      "viewer-timeout", "Viewer timeout",
+      "A viewer whose transport has not connected, or from which nothing was received, for this "
+      "many milliseconds is removed",
+      1000, 600000, 8000, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_VIEWER_COUNT] =
+      g_param_spec_uint("viewer-count", "Viewer count", "Viewers currently connected or connecting",
+                        0, G_MAXUINT, 0, ro);
+  specs[PROP_BYTES_SENT] = g_param_spec_uint64(
+      "bytes-sent", "Bytes sent", "RTP bytes handed to viewers' transports so far (all viewers)", 0,
+      G_MAXUINT64, 0, ro);
+  specs[PROP_KEYFRAME_REQUESTS] = g_param_spec_uint64(
+      "keyframe-requests", "Keyframe requests",
+      "Keyframe requests sent upstream so far (after coalescing)", 0, G_MAXUINT64, 0, ro);
+  return specs;
+}
+
+ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer) {
+  ViewerSignalIds ids;
+  /**
+   * GstViewerManager::viewer-joined:
+   * @id: the viewer's session id
+   *
+   * A viewer's transport connected and its media starts (from its first keyframe).
+   */
+  ids.joined = g_signal_new("viewer-joined", type, G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
+                            G_TYPE_NONE, 1, G_TYPE_STRING);
+  /**
+   * GstViewerManager::viewer-left:
+   * @id: the viewer's session id
+   * @reason: why (DELETE, transport failed, went silent, ...)
+   *
+   * A viewer that had joined is gone and all its resources are released.
+   */
+  ids.left = g_signal_new("viewer-left", type, G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
+                          G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * GstViewerManager::add-viewer:
+   * @offer: the viewer's SDP offer (recvonly or sendrecv)
+   *
+   * Action signal for applications with their own signalling. Blocks until
+   * the answer (with all candidates) is ready. Returns a GstStructure
+   * "viewer" with fields status (int: 201 or an HTTP-like error status),
+   * id (string), answer (string, SDP) and error (string).
+   */
+  g_signal_new_class_handler("add-viewer", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             add_viewer, nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 1,
+                             G_TYPE_STRING);
+  /**
+   * GstViewerManager::remove-viewer:
+   * @id: a session id from add-viewer or WHEP
+   *
+   * Action signal: ends a viewer's session. Returns FALSE for an unknown id.
+   */
+  g_signal_new_class_handler("remove-viewer", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             remove_viewer, nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1,
+                             G_TYPE_STRING);
+  return ids;
+}
+
+}  // namespace wb
+
+namespace {
+
+Audience::Inputs current_inputs(GstViewerManager *self) {
+  std::lock_guard<std::mutex> lock(self->priv->lock);
+  return {self->priv->video.fanout, self->priv->audio.fanout};
+}
+
+GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
+  WhepHandler::Join join;
+  if (!self->priv->audience) {
+    join.status = 503;
+    join.error = "viewermanager is not running";
+  } else {
+    join = self->priv->audience->join(offer ? offer : "");
+  }
+  return gst_structure_new("viewer", "status", G_TYPE_INT, join.status, "id", G_TYPE_STRING,
+                           join.session_id.c_str(), "answer", G_TYPE_STRING, join.answer.c_str(),
+                           "error", G_TYPE_STRING, join.error.c_str(), nullptr);
+}
+
+gboolean remove_viewer(GstViewerManager *self, const gchar *id) {
+  if (!self->priv->audience || !id) return FALSE;
+  bool found = false;
+  // Removal must not run on a webrtcbin thread; the control loop is safe.
+  self->priv->loop.invoke_sync([&] { found = self->priv->audience->remove(id, "removed by application"); });
+  return found;
+}
+
+void apply_keyframe_interval(GstViewerManager *self) {
+  auto *priv = self->priv;
+  std::lock_guard<std::mutex> lock(priv->lock);
+  for (MediaInput *in : {&priv->video, &priv->audio})
+    if (in->fanout) fanout_set_keyframe_min_interval(in->fanout, priv->settings.keyframe_min_interval_ms);
+}
+
+bool start(GstViewerManager *self) {
+  auto *priv = self->priv;
+  priv->loop.start("viewermanager");
+  priv->reap_timer = priv->loop.add_timer(500, [self] { self->priv->audience->reap(); });
+  Settings settings;
+  {
+    std::lock_guard<std::mutex> lock(priv->lock);
+    settings = priv->settings;
+  }
+  if (settings.port == 0) return true;
+  bool ok = false;
+  std::string error;
+  priv->loop.invoke_sync([&] {
+    priv->server = std::make_unique<WhepServer>(*priv->audience);
+    ok = priv->server->start(priv->loop.context(), settings.address, settings.port, &error);
+    if (!ok) priv->server.reset();
+  });
+  if (!ok) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not start the WHEP server"),
+                      ("%s", error.c_str()));
+    return false;
+  }
+  return true;
+}
+
+void stop(GstViewerManager *self) {
+  auto *priv = self->priv;
+  if (!priv->loop.running()) return;
+  priv->loop.invoke_sync([&] {
+    priv->server.reset();
+    priv->audience->remove_all("broadcast stopped");
+  });
+  priv->loop.stop();
+  priv->reap_timer = 0;
+}
+
+MediaInput *input_for_template(GstViewerManager *self, GstPadTemplate *templ) {
+  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video") == 0) return &self->priv->video;
+  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "audio") == 0) return &self->priv->audio;
+  return nullptr;
+}
+
+}  // namespace
+
+static void gst_viewer_manager_set_property(GObject *object, guint prop_id, const GValue *value,
+                                            GParamSpec *pspec) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(object);
+  auto *priv = self->priv;
+  AudienceConfig config = priv->audience->config();
+  const gchar *str = G_VALUE_HOLDS_STRING(value) ? g_value_get_string(value) : nullptr;
+  switch (prop_id) {
+    case PROP_PORT: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.port = g_value_get_uint(value);
+      return;
+    }
+    case PROP_ADDRESS: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.address = str ? str : "0.0.0.0";
+      return;
+    }
+    case PROP_KEYFRAME_MIN_INTERVAL: {
+      {
+        std::lock_guard<std::mutex> lock(priv->lock);
+        priv->settings.keyframe_min_interval_ms = g_value_get_uint(value);
+      }
+      apply_keyframe_interval(self);
+      return;
+    }
+    case PROP_MAX_VIEWERS:
+      config.max_viewers = g_value_get_uint(value);
+      break;
+    case PROP_STUN_SERVER:
+      config.transport.stun_server = str ? str : "";
+      break;
+    case PROP_TURN_SERVERS:
+      config.transport.turn_servers = split_list(str ? str : "");
+      break;
+    case PROP_ICE_ADDRESS:
+      config.transport.ice_addresses = split_list(str ? str : "");
+      break;
+    case PROP_VIEWER_TIMEOUT:
+      config.viewer_timeout = std::chrono::milliseconds(g_value_get_uint(value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      return;
+  }
+  priv->audience->configure(config);
+}
+
+static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GValue *value,
+                                            GParamSpec *pspec) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(object);
+  auto *priv = self->priv;
+  AudienceConfig config = priv->audience->config();
+  std::lock_guard<std::mutex> lock(priv->lock);
+  switch (prop_id) {
+    case PROP_PORT:
+      g_value_set_uint(value, priv->settings.port);
+      break;
+    case PROP_ADDRESS:
+      g_value_set_string(value, priv->settings.address.c_str());
+      break;
+    case PROP_KEYFRAME_MIN_INTERVAL:
+      g_value_set_uint(value, priv->settings.keyframe_min_interval_ms);
+      break;
+    case PROP_MAX_VIEWERS:
+      g_value_set_uint(value, config.max_viewers);
+      break;
+    case PROP_STUN_SERVER:
+      g_value_set_string(value, config.transport.stun_server.empty() ? nullptr
+                                                                     : config.transport.stun_server.c_str());
+      break;
+    case PROP_TURN_SERVERS:
+      g_value_set_string(value, join_list(config.transport.turn_servers).c_str());
+      break;
+    case PROP_ICE_ADDRESS:
+      g_value_set_string(value, join_list(config.transport.ice_addresses).c_str());
+      break;
+    case PROP_VIEWER_TIMEOUT:
+      g_value_set_uint(value, guint(config.viewer_timeout.count()));
+      break;
+    case PROP_VIEWER_COUNT:
+      g_value_set_uint(value, priv->audience->count());
+      break;
+    case PROP_BYTES_SENT:
+    case PROP_KEYFRAME_REQUESTS: {
+      guint64 total = 0;
+      for (MediaInput *in : {&priv->video, &priv->audio}) {
+        if (!in->fanout) continue;
+        FanoutStats stats = fanout_get_stats(in->fanout);
+        total += prop_id == PROP_BYTES_SENT ? stats.bytes_out : stats.keyframe_requests_sent;
+      }
+      g_value_set_uint64(value, total);
+      break;
+    }
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      break;
+  }
+}
+
+static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTemplate *templ,
+                                                  const gchar *, const GstCaps *) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(element);
+  MediaInput *input = input_for_template(self, templ);
+  if (!input) return nullptr;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    if (input->ghost) {
+      GST_WARNING_OBJECT(self, "pad %s already exists", GST_PAD_TEMPLATE_NAME_TEMPLATE(templ));
+      return nullptr;
+    }
+  }
+  const gchar *kind = GST_PAD_TEMPLATE_NAME_TEMPLATE(templ);
+  // The fan-out runs on this queue's thread, not on the encoder's; when the
+  // fan-out cannot keep up, old packets go rather than stalling the source.
+  gchar *queue_name = g_strdup_printf("%s-queue", kind);
+  GstElement *queue = gst_element_factory_make("queue", queue_name);
+  g_free(queue_name);
+  g_object_set(queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
+               G_GUINT64_CONSTANT(500) * GST_MSECOND, nullptr);
+  gchar *fanout_name = g_strdup_printf("%s-fanout", kind);
+  auto *fanout = WB_FANOUT(g_object_new(WB_TYPE_FANOUT, "name", fanout_name, nullptr));
+  g_free(fanout_name);
+  gst_bin_add_many(GST_BIN(self), queue, GST_ELEMENT(fanout), nullptr);
+  gst_element_link(queue, GST_ELEMENT(fanout));
+  GstPad *target = gst_element_get_static_pad(queue, "sink");
+  GstPad *ghost = gst_ghost_pad_new_from_template(kind, target, templ);
+  gst_object_unref(target);
+  gst_pad_set_active(ghost, TRUE);
+  gst_element_add_pad(element, ghost);
+  gst_element_sync_state_with_parent(queue);
+  gst_element_sync_state_with_parent(GST_ELEMENT(fanout));
+  {
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    input->ghost = ghost;
+    input->queue = queue;
+    input->fanout = fanout;
+  }
+  apply_keyframe_interval(self);
+  return ghost;
+}
+
+static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(element);
+  MediaInput released;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    for (MediaInput *in : {&self->priv->video, &self->priv->audio}) {
+      if (in->ghost == pad) {
+        released = *in;
+        *in = MediaInput();
+      }
+    }
+  }
+  if (!released.ghost) return;
+  // Viewers keep their sessions; their branches of this medium go with it.
+  gst_element_remove_pad(element, released.ghost);
+  gst_element_set_state(released.queue, GST_STATE_NULL);
+  gst_element_set_state(GST_ELEMENT(released.fanout), GST_STATE_NULL);
+  gst_bin_remove_many(GST_BIN(self), released.queue, GST_ELEMENT(released.fanout), nullptr);
+}
+
+static GstStateChangeReturn gst_viewer_manager_change_state(GstElement *element,
+                                                           GstStateChange transition) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(element);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY && !start(self)) {
+    stop(self);
+    return GST_STATE_CHANGE_FAILURE;
+  }
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    // Viewers' webrtcbins are children: end them before the bin walks them.
+    self->priv->loop.invoke_sync([self] { self->priv->audience->remove_all("broadcast stopped"); });
+  }
+  GstStateChangeReturn ret =
+      GST_ELEMENT_CLASS(gst_viewer_manager_parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL) stop(self);
+  // A live sink bin: viewers' webrtcbins never preroll.
+  if (ret == GST_STATE_CHANGE_SUCCESS && transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    ret = GST_STATE_CHANGE_NO_PREROLL;
+  return ret;
+}
+
+static void gst_viewer_manager_dispose(GObject *object) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(object);
+  if (self->priv) stop(self);
+  G_OBJECT_CLASS(gst_viewer_manager_parent_class)->dispose(object);
+}
+
+static void gst_viewer_manager_finalize(GObject *object) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(object);
+  self->priv->audience.reset();
+  delete self->priv;
+  G_OBJECT_CLASS(gst_viewer_manager_parent_class)->finalize(object);
+}
+
+static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
+  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
+  wb::debug_init();
+  GST_DEBUG_CATEGORY_INIT(gst_viewer_manager_debug, "broadcastviewermanager", 0,
+                          "webrtcbroadcast viewermanager");
+  gobject_class->set_property = gst_viewer_manager_set_property;
+  gobject_class->get_property = gst_viewer_manager_get_property;
+  gobject_class->dispose = gst_viewer_manager_dispose;
+  gobject_class->finalize = gst_viewer_manager_finalize;
+  auto specs = viewer_param_specs();
+  g_object_class_install_properties(gobject_class, specs.size(), specs.data());
+  signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
+                                   G_CALLBACK(remove_viewer));
+  element_class->request_new_pad = gst_viewer_manager_request_new_pad;
+  element_class->release_pad = gst_viewer_manager_release_pad;
+  element_class->change_state = gst_viewer_manager_change_state;
+  gst_element_class_add_static_pad_template(element_class, &video_template);
+  gst_element_class_add_static_pad_template(element_class, &audio_template);
+  gst_element_class_set_static_metadata(
+      element_class, "WebRTC viewer manager", "Sink/Network/WebRTC",
+      "Serves an RTP broadcast to many WebRTC viewers (WHEP server, one transport per viewer, "
+      "shared fan-out)",
+      "webrtcbroadcast developers");
+}
+
+static void gst_viewer_manager_init(GstViewerManager *self) {
+  self->priv = new ViewerManagerPrivate();
+  Audience::Callbacks callbacks;
+  callbacks.inputs = [self] { return current_inputs(self); };
+  callbacks.joined = [self](const std::string &id) { g_signal_emit(self, signals.joined, 0, id.c_str()); };
+  callbacks.left = [self](const std::string &id, const std::string &reason) {
+    g_signal_emit(self, signals.left, 0, id.c_str(), reason.c_str());
+  };
+  callbacks.count_changed = [self] { g_object_notify(G_OBJECT(self), "viewer-count"); };
+  self->priv->audience = std::make_unique<Audience>(GST_BIN(self), self->priv->loop, callbacks);
+  GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
+}

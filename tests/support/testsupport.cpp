@@ -1,0 +1,390 @@
+#include "testsupport.h"
+
+#include <gio/gio.h>
+#include <gst/rtp/gstrtpbuffer.h>
+#include <gst/webrtc/webrtc.h>
+#include <libsoup/soup.h>
+#include <nice/agent.h>
+
+#include <thread>
+
+namespace wbtest {
+
+bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return condition();
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+unsigned free_tcp_port() {
+  GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+  GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *addr = g_inet_socket_address_new(lo, 0);
+  g_socket_bind(sock, addr, TRUE, nullptr);
+  GSocketAddress *bound = g_socket_get_local_address(sock, nullptr);
+  unsigned port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+  g_object_unref(bound);
+  g_object_unref(addr);
+  g_object_unref(lo);
+  g_socket_close(sock, nullptr);
+  g_object_unref(sock);
+  return port;
+}
+
+std::string HttpResponse::header(const std::string &name) const {
+  gchar *lower = g_ascii_strdown(name.c_str(), -1);
+  auto it = headers.find(lower);
+  g_free(lower);
+  return it == headers.end() ? "" : it->second;
+}
+
+HttpResponse http_request(const std::string &method, const std::string &url,
+                          const std::string &content_type, const std::string &body) {
+  HttpResponse response;
+  SoupSession *session = soup_session_new_with_options("timeout", 15, nullptr);
+  SoupMessage *msg = soup_message_new(method.c_str(), url.c_str());
+  if (!msg) {
+    g_object_unref(session);
+    return response;
+  }
+  if (!content_type.empty() || !body.empty()) {
+    GBytes *bytes = g_bytes_new(body.data(), body.size());
+    soup_message_set_request_body_from_bytes(msg, content_type.empty() ? nullptr : content_type.c_str(), bytes);
+    g_bytes_unref(bytes);
+  }
+  GError *error = nullptr;
+  GBytes *reply = soup_session_send_and_read(session, msg, nullptr, &error);
+  if (reply) {
+    gsize size;
+    const char *data = static_cast<const char *>(g_bytes_get_data(reply, &size));
+    response.body.assign(data ? data : "", size);
+    g_bytes_unref(reply);
+  }
+  if (error) g_error_free(error);
+  response.status = soup_message_get_status(msg);
+  SoupMessageHeadersIter iter;
+  const char *name, *value;
+  soup_message_headers_iter_init(&iter, soup_message_get_response_headers(msg));
+  while (soup_message_headers_iter_next(&iter, &name, &value)) {
+    gchar *lower = g_ascii_strdown(name, -1);
+    response.headers[lower] = value;
+    g_free(lower);
+  }
+  g_object_unref(msg);
+  g_object_unref(session);
+  return response;
+}
+
+namespace {
+
+std::string encoder_for(const std::string &video) {
+  if (video == "h264")
+    return "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 ! "
+           "video/x-h264,profile=constrained-baseline";
+  if (video == "vp8") return "vp8enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0";
+  if (video == "vp9") return "vp9enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0";
+  return "";
+}
+
+void use_loopback_for_ice(GstElement *webrtc) {
+  GstObject *ice = nullptr;
+  g_object_get(webrtc, "ice-agent", &ice, nullptr);
+  NiceAgent *agent = nullptr;
+  g_object_get(ice, "agent", &agent, nullptr);
+  g_object_set(agent, "upnp", FALSE, nullptr);
+  g_object_set(ice, "ice-tcp", FALSE, nullptr);
+  NiceAddress addr;
+  nice_address_init(&addr);
+  nice_address_set_from_string(&addr, "127.0.0.1");
+  nice_agent_add_local_address(agent, &addr);
+  g_object_unref(agent);
+  gst_object_unref(ice);
+}
+
+const GstStructure *wait_reply(GstPromise *promise) {
+  gst_promise_wait(promise);
+  return gst_promise_get_reply(promise);
+}
+
+}  // namespace
+
+Broadcast::Broadcast(const Options &options) {
+  port_ = free_tcp_port();
+  std::string launch;
+  if (options.video != "none")
+    launch += "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
+              encoder_for(options.video) + " ! bs.video ";
+  if (options.audio)
+    launch += "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio ";
+  launch += "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port_) +
+            " " + options.extra_sink_props;
+  GError *error = nullptr;
+  pipeline_ = gst_parse_launch(launch.c_str(), &error);
+  if (error) {
+    error_ = error->message;
+    g_error_free(error);
+  }
+  if (pipeline_) sink_ = gst_bin_get_by_name(GST_BIN(pipeline_), "bs");
+}
+
+Broadcast::Broadcast(const std::string &launch_line, unsigned port) : port_(port) {
+  GError *error = nullptr;
+  pipeline_ = gst_parse_launch(launch_line.c_str(), &error);
+  if (error) {
+    error_ = error->message;
+    g_error_free(error);
+  }
+  if (pipeline_) sink_ = gst_bin_get_by_name(GST_BIN(pipeline_), "bs");
+}
+
+Broadcast::~Broadcast() {
+  stop();
+  if (sink_) gst_object_unref(sink_);
+  if (pipeline_) gst_object_unref(pipeline_);
+}
+
+bool Broadcast::start() {
+  if (!pipeline_ || !sink_) return false;
+  GstBus *bus = gst_element_get_bus(pipeline_);
+  gst_bus_set_sync_handler(
+      bus,
+      +[](GstBus *, GstMessage *msg, gpointer data) {
+        auto *self = static_cast<Broadcast *>(data);
+        if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+          GError *err;
+          gchar *dbg;
+          gst_message_parse_error(msg, &err, &dbg);
+          std::lock_guard<std::mutex> lock(self->mutex_);
+          self->error_ = std::string(err->message) + " (" + (dbg ? dbg : "") + ")";
+          g_error_free(err);
+          g_free(dbg);
+        }
+        return GST_BUS_DROP;
+      },
+      this, nullptr);
+  gst_object_unref(bus);
+  if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) return false;
+  return wait_until([this] { return http_request("GET", url("/")).status == 200; }, 5000ms);
+}
+
+void Broadcast::stop() {
+  if (pipeline_) gst_element_set_state(pipeline_, GST_STATE_NULL);
+}
+
+std::string Broadcast::url(const std::string &path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+std::string Broadcast::last_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+guint Broadcast::viewer_count() const {
+  guint n = 0;
+  g_object_get(sink_, "viewer-count", &n, nullptr);
+  return n;
+}
+
+WhepViewer::WhepViewer() : WhepViewer(Options()) {}
+
+WhepViewer::WhepViewer(const Options &options) : options_(options) {
+  pipeline_ = gst_pipeline_new(nullptr);
+  webrtc_ = gst_element_factory_make("webrtcbin", nullptr);
+  g_object_set(webrtc_, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, nullptr);
+  use_loopback_for_ice(webrtc_);
+  gst_bin_add(GST_BIN(pipeline_), webrtc_);
+  g_signal_connect(webrtc_, "pad-added", G_CALLBACK(on_pad_added), this);
+}
+
+WhepViewer::~WhepViewer() {
+  disconnect(!session_url_.empty());
+  gst_object_unref(pipeline_);
+}
+
+std::string make_offer_with(GstElement *webrtc, const WhepViewer::Options &options) {
+  auto add = [&](const std::string &caps_str) {
+    GstCaps *caps = gst_caps_from_string(caps_str.c_str());
+    GstWebRTCRTPTransceiver *trans = nullptr;
+    g_signal_emit_by_name(webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &trans);
+    gst_caps_unref(caps);
+    if (trans) gst_object_unref(trans);
+  };
+  if (!options.video_codec.empty()) {
+    std::string caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=" + options.video_codec +
+                       ",payload=" + std::to_string(options.video_pt);
+    if (options.video_codec == "H264")
+      caps += ",packetization-mode=(string)1,profile-level-id=(string)42e01f,level-asymmetry-allowed=(string)1";
+    add(caps);
+  }
+  if (options.audio)
+    add("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,encoding-params=(string)2,payload=" +
+        std::to_string(options.audio_pt));
+  GstPromise *promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc, "create-offer", nullptr, promise);
+  const GstStructure *reply = wait_reply(promise);
+  GstWebRTCSessionDescription *offer = nullptr;
+  gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
+  gst_promise_unref(promise);
+  if (!offer) return "";
+  promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc, "set-local-description", offer, promise);
+  wait_reply(promise);
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(offer);
+  wait_until(
+      [&] {
+        GstWebRTCICEGatheringState state;
+        g_object_get(webrtc, "ice-gathering-state", &state, nullptr);
+        return state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE;
+      },
+      5000ms);
+  GstWebRTCSessionDescription *local = nullptr;
+  g_object_get(webrtc, "local-description", &local, nullptr);
+  gchar *text = gst_sdp_message_as_text(local->sdp);
+  std::string sdp(text);
+  g_free(text);
+  gst_webrtc_session_description_free(local);
+  return sdp;
+}
+
+std::string make_offer(const WhepViewer::Options &options) {
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  GstElement *webrtc = gst_element_factory_make("webrtcbin", nullptr);
+  use_loopback_for_ice(webrtc);
+  g_object_set(webrtc, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, nullptr);
+  gst_bin_add(GST_BIN(pipeline), webrtc);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  std::string sdp = make_offer_with(webrtc, options);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+  return sdp;
+}
+
+int WhepViewer::connect(const std::string &endpoint) {
+  connect_time_ = std::chrono::steady_clock::now();
+  gst_element_set_state(pipeline_, GST_STATE_PLAYING);
+  std::string offer = make_offer_with(webrtc_, options_);
+  if (offer.empty()) {
+    error_ = "no offer";
+    return 0;
+  }
+  HttpResponse response = http_request("POST", endpoint, "application/sdp", offer);
+  if (response.status != 201) {
+    error_ = response.body;
+    return response.status;
+  }
+  answer_ = response.body;
+  std::string location = response.header("location");
+  // Location is relative to the endpoint's origin.
+  auto scheme_end = endpoint.find("://");
+  auto path_start = endpoint.find('/', scheme_end + 3);
+  session_url_ = location.rfind("http", 0) == 0 ? location : endpoint.substr(0, path_start) + location;
+  GstSDPMessage *sdp;
+  gst_sdp_message_new(&sdp);
+  gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer_.data()), answer_.size(), sdp);
+  GstWebRTCSessionDescription *answer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, sdp);
+  GstPromise *promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc_, "set-remote-description", answer, promise);
+  const GstStructure *reply = wait_reply(promise);
+  if (reply && gst_structure_has_field(reply, "error")) error_ = "answer refused";
+  gst_promise_unref(promise);
+  gst_webrtc_session_description_free(answer);
+  return response.status;
+}
+
+void WhepViewer::disconnect(bool send_delete) {
+  if (send_delete && !session_url_.empty()) http_request("DELETE", session_url_);
+  session_url_.clear();
+  gst_element_set_state(pipeline_, GST_STATE_NULL);
+}
+
+void WhepViewer::vanish() {
+  session_url_.clear();
+  gst_element_set_state(pipeline_, GST_STATE_NULL);
+}
+
+double WhepViewer::first_video_frame_ms() const {
+  gint64 us = first_video_us_.load();
+  if (us < 0) return -1;
+  return us / 1000.0;
+}
+
+void WhepViewer::on_pad_added(GstElement *, GstPad *pad, WhepViewer *self) {
+  if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+  GstCaps *caps = gst_pad_get_current_caps(pad);
+  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+  const gchar *media = gst_structure_get_string(gst_caps_get_structure(caps, 0), "media");
+  bool video = g_strcmp0(media, "video") == 0;
+  gst_caps_unref(caps);
+  if (video) {
+    // Sequence gaps of what the viewer received: loss seen by this viewer.
+    gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                      +[](GstPad *, GstPadProbeInfo *info, gpointer data) {
+                        auto *v = static_cast<WhepViewer *>(data);
+                        GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+                        if (gst_rtp_buffer_map(GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ, &rtp)) {
+                          guint64 seq = gst_rtp_buffer_get_seq(&rtp);
+                          guint64 last = v->last_video_pts_.exchange(seq);
+                          if (last != GST_CLOCK_TIME_NONE) {
+                            guint16 diff = guint16(seq - last);
+                            if (diff > 1 && diff < 1000) v->video_gaps_ += diff - 1;
+                          }
+                          gst_rtp_buffer_unmap(&rtp);
+                        }
+                        return GST_PAD_PROBE_OK;
+                      },
+                      self, nullptr);
+  }
+  GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
+  g_signal_connect(decodebin, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *dpad, gpointer data) {
+                     auto *v = static_cast<WhepViewer *>(data);
+                     GstCaps *c = gst_pad_get_current_caps(dpad);
+                     bool is_video = c && g_str_has_prefix(gst_structure_get_name(gst_caps_get_structure(c, 0)), "video/");
+                     if (c) gst_caps_unref(c);
+                     v->count_decoded(dpad, is_video);
+                   }),
+                   self);
+  gst_bin_add(GST_BIN(self->pipeline_), decodebin);
+  gst_element_sync_state_with_parent(decodebin);
+  GstPad *sink = gst_element_get_static_pad(decodebin, "sink");
+  gst_pad_link(pad, sink);
+  gst_object_unref(sink);
+}
+
+void WhepViewer::count_decoded(GstPad *pad, bool video) {
+  GstElement *fakesink = gst_element_factory_make("fakesink", nullptr);
+  g_object_set(fakesink, "sync", FALSE, "async", FALSE, nullptr);
+  gst_bin_add(GST_BIN(pipeline_), fakesink);
+  gst_element_sync_state_with_parent(fakesink);
+  GstPad *sink = gst_element_get_static_pad(fakesink, "sink");
+  gst_pad_link(pad, sink);
+  gst_object_unref(sink);
+  gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER,
+                    video ? +[](GstPad *p, GstPadProbeInfo *, gpointer data) {
+                      auto *v = static_cast<WhepViewer *>(data);
+                      if (v->video_frames_++ == 0) {
+                        auto elapsed = std::chrono::steady_clock::now() - v->connect_time_;
+                        v->first_video_us_ =
+                            std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+                        GstCaps *caps = gst_pad_get_current_caps(p);
+                        gint width = 0;
+                        if (caps) {
+                          gst_structure_get_int(gst_caps_get_structure(caps, 0), "width", &width);
+                          gst_caps_unref(caps);
+                        }
+                        v->video_width_ = unsigned(width);
+                      }
+                      return GST_PAD_PROBE_OK;
+                    }
+                          : +[](GstPad *, GstPadProbeInfo *, gpointer data) {
+                              static_cast<WhepViewer *>(data)->audio_frames_++;
+                              return GST_PAD_PROBE_OK;
+                            },
+                    this, nullptr);
+}
+
+}  // namespace wbtest

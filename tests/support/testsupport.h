@@ -1,0 +1,117 @@
+// Test helpers: a broadcasting pipeline, a real webrtcbin WHEP viewer that
+// decodes what it receives, plain HTTP over loopback, and waiting on
+// conditions with deadlines (never sleep-and-hope).
+#pragma once
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace wbtest {
+
+using namespace std::chrono_literals;
+
+// Polls `condition` until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout);
+
+unsigned free_tcp_port();
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string header(const std::string &name) const;
+};
+
+HttpResponse http_request(const std::string &method, const std::string &url,
+                          const std::string &content_type = "", const std::string &body = "");
+
+// A live test broadcast into broadcastsink (or any launch line with a
+// broadcastsink named "bs").
+class Broadcast {
+ public:
+  struct Options {
+    std::string video = "h264";  // h264, vp8, vp9, none
+    bool audio = true;
+    std::string extra_sink_props;  // e.g. "max-viewers=2"
+  };
+  explicit Broadcast(const Options &options);
+  explicit Broadcast(const std::string &launch_line, unsigned port);
+  ~Broadcast();
+
+  bool start();  // PLAYING and the page answering
+  void stop();
+  GstElement *sink() const { return sink_; }
+  unsigned port() const { return port_; }
+  std::string url(const std::string &path = "/whep") const;
+  std::string last_error() const;
+  guint viewer_count() const;
+
+ private:
+  GstElement *pipeline_ = nullptr;
+  GstElement *sink_ = nullptr;
+  unsigned port_ = 0;
+  mutable std::mutex mutex_;
+  std::string error_;
+  guint bus_watch_ = 0;
+};
+
+// A WHEP viewer: webrtcbin offering recvonly video+audio with its own
+// payload types, decoding what arrives.
+class WhepViewer {
+ public:
+  struct Options {
+    std::string video_codec = "H264";  // H264, VP8, VP9, or "" for no video m-line
+    int video_pt = 102;                // deliberately not the server's
+    int audio_pt = 109;
+    bool audio = true;
+  };
+  WhepViewer();
+  explicit WhepViewer(const Options &options);
+  ~WhepViewer();
+
+  // Offers, POSTs to `endpoint`, applies the answer. Returns the HTTP status.
+  int connect(const std::string &endpoint);
+  void disconnect(bool send_delete = true);
+  // Stops receiving without telling the server (a vanished viewer).
+  void vanish();
+
+  unsigned video_frames() const { return video_frames_.load(); }
+  unsigned audio_frames() const { return audio_frames_.load(); }
+  // Time from connect() to the first decoded video frame (or -1).
+  double first_video_frame_ms() const;
+  const std::string &answer() const { return answer_; }
+  const std::string &session_url() const { return session_url_; }
+  std::string error() const { return error_; }
+  unsigned video_width() const { return video_width_.load(); }
+  unsigned video_gaps() const { return video_gaps_.load(); }
+
+ private:
+  static void on_pad_added(GstElement *webrtc, GstPad *pad, WhepViewer *self);
+  void count_decoded(GstPad *pad, bool video);
+
+  Options options_;
+  GstElement *pipeline_ = nullptr;
+  GstElement *webrtc_ = nullptr;
+  std::string answer_;
+  std::string session_url_;
+  std::string error_;
+  std::chrono::steady_clock::time_point connect_time_;
+  std::atomic<gint64> first_video_us_{-1};
+  std::atomic<unsigned> video_frames_{0};
+  std::atomic<unsigned> audio_frames_{0};
+  std::atomic<unsigned> video_width_{0};
+  std::atomic<unsigned> video_gaps_{0};
+  std::atomic<guint64> last_video_pts_{GST_CLOCK_TIME_NONE};
+};
+
+// An SDP offer from a throwaway webrtcbin, for signalling tests.
+std::string make_offer(const WhepViewer::Options &options);
+
+}  // namespace wbtest

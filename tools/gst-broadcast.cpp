@@ -1,0 +1,1033 @@
+// gst-broadcast: command-line front end for the webrtcbroadcast plugin.
+//
+// Builds a live pipeline (test pattern, V4L2 camera or a user-supplied video
+// branch, plus an optional Opus test tone) that feeds broadcastsink, prints
+// the viewer URL and shows a live status line (uptime, viewers, outgoing
+// bitrate). Hardware H.264 encoders are preferred; if one exists but cannot
+// start, the broadcast is restarted once with x264enc.
+//
+// Build: g++ -std=c++17 -Wall -Wextra $(pkg-config --cflags --libs
+//        gstreamer-1.0 glib-2.0 gio-2.0) tools/gst-broadcast.cpp
+// Debug: GST_DEBUG=gst-broadcast:5
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <glib.h>
+#include <gst/gst.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+GST_DEBUG_CATEGORY_STATIC(gst_broadcast_debug);
+#define GST_CAT_DEFAULT gst_broadcast_debug
+
+namespace {
+
+constexpr const char *kSinkName = "bs";
+constexpr const char *kEncoderName = "venc";
+constexpr const char *kVideoSourceName = "vsrc";
+constexpr guint kStartupTimeoutSeconds = 10;  // hardware encoder must produce output by then
+constexpr guint kEosTimeoutSeconds = 3;       // give EOS this long on Ctrl-C
+constexpr guint kPlainStatusEverySeconds = 5; // status cadence when stdout is not a TTY
+
+// ---------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------
+
+struct Options {
+  gchar *device = nullptr;
+  gchar *pipeline = nullptr;
+  gchar *codec = nullptr;
+  gchar *encoder = nullptr;
+  gint bitrate = 800;
+  gint width = 640;
+  gint height = 360;
+  gint fps = 30;
+  gint keyframe_interval = 0;  // 0 = 2 seconds' worth
+  gint port = 8080;
+  gchar *address = nullptr;
+  gint max_viewers = 0;
+  gchar *stun_server = nullptr;
+  gchar *turn_servers = nullptr;
+  gchar *ice_address = nullptr;
+  gboolean no_audio = FALSE;
+
+  ~Options() {
+    g_free(device);
+    g_free(pipeline);
+    g_free(codec);
+    g_free(encoder);
+    g_free(address);
+    g_free(stun_server);
+    g_free(turn_servers);
+    g_free(ice_address);
+  }
+
+  int gop() const { return keyframe_interval > 0 ? keyframe_interval : 2 * fps; }
+  const char *listen_address() const { return (address && *address) ? address : "0.0.0.0"; }
+};
+
+enum class Codec { H264, VP8, VP9 };
+
+const char *codec_name(Codec c) {
+  switch (c) {
+    case Codec::H264: return "h264";
+    case Codec::VP8: return "vp8";
+    case Codec::VP9: return "vp9";
+  }
+  return "?";
+}
+
+bool parse_codec(const char *s, Codec *out) {
+  if (!g_ascii_strcasecmp(s, "h264") || !g_ascii_strcasecmp(s, "avc") ||
+      !g_ascii_strcasecmp(s, "h.264")) {
+    *out = Codec::H264;
+  } else if (!g_ascii_strcasecmp(s, "vp8")) {
+    *out = Codec::VP8;
+  } else if (!g_ascii_strcasecmp(s, "vp9")) {
+    *out = Codec::VP9;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Registry helpers
+// ---------------------------------------------------------------------------
+
+bool factory_exists(const char *name) {
+  GstElementFactory *f = gst_element_factory_find(name);
+  if (!f) return false;
+  gst_object_unref(f);
+  return true;
+}
+
+bool valid_element_name(const char *s) {
+  if (!s || !*s) return false;
+  for (const char *p = s; *p; ++p) {
+    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-') return false;
+  }
+  return true;
+}
+
+// Hardware if it is one of the encoders we know, or the factory says so.
+bool factory_is_hardware(const std::string &name) {
+  if (name == "v4l2h264enc" || name == "nvv4l2h264enc" || name == "vaapih264enc") return true;
+  GstElementFactory *f = gst_element_factory_find(name.c_str());
+  if (!f) return false;
+  const gchar *klass = gst_element_factory_get_metadata(f, GST_ELEMENT_METADATA_KLASS);
+  bool hw = klass && strstr(klass, "Hardware");
+  gst_object_unref(f);
+  return hw;
+}
+
+// Which of our codecs the factory's src pad can produce.
+bool factory_codec(const char *name, Codec *out) {
+  GstElementFactory *f = gst_element_factory_find(name);
+  if (!f) return false;
+  struct Probe {
+    const char *caps;
+    Codec codec;
+  } probes[] = {{"video/x-h264", Codec::H264}, {"video/x-vp8", Codec::VP8}, {"video/x-vp9", Codec::VP9}};
+  bool found = false;
+  for (const Probe &p : probes) {
+    GstCaps *caps = gst_caps_from_string(p.caps);
+    bool ok = gst_element_factory_can_src_any_caps(f, caps);
+    gst_caps_unref(caps);
+    if (ok) {
+      *out = p.codec;
+      found = true;
+      break;
+    }
+  }
+  gst_object_unref(f);
+  return found;
+}
+
+// Quote a user string for use as a property value in a gst_parse_launch line.
+std::string launch_quote(const std::string &s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+// If broadcastsink is not in the registry, look next to the executable:
+// a meson build puts the tool in build/tools and the plugin in build/gst.
+void try_load_plugin_from_build_tree() {
+  if (factory_exists("broadcastsink")) return;
+  gchar *exe = g_file_read_link("/proc/self/exe", nullptr);
+  if (!exe) return;
+  gchar *dir = g_path_get_dirname(exe);
+  gchar *candidate = g_build_filename(dir, "..", "gst", nullptr);
+  if (g_file_test(candidate, G_FILE_TEST_IS_DIR)) {
+    GST_INFO("broadcastsink not registered, scanning %s", candidate);
+    gst_registry_scan_path(gst_registry_get(), candidate);
+  }
+  g_free(candidate);
+  g_free(dir);
+  g_free(exe);
+}
+
+// ---------------------------------------------------------------------------
+// Encoder selection and pipeline description
+// ---------------------------------------------------------------------------
+
+struct EncoderChoice {
+  std::string factory;
+  Codec codec = Codec::H264;
+  bool hardware = false;
+  bool forced = false;  // --encoder: never fall back
+};
+
+const char *const kH264Preference[] = {"v4l2h264enc", "nvv4l2h264enc", "vaapih264enc", "x264enc"};
+
+bool choose_encoder(const Options &opt, EncoderChoice *out) {
+  Codec requested = Codec::H264;
+  if (opt.codec && !parse_codec(opt.codec, &requested)) {
+    g_printerr("Unknown --codec '%s' (expected h264, vp8 or vp9)\n", opt.codec);
+    return false;
+  }
+
+  if (opt.encoder) {
+    if (!valid_element_name(opt.encoder)) {
+      g_printerr("Invalid --encoder name '%s'\n", opt.encoder);
+      return false;
+    }
+    if (!factory_exists(opt.encoder)) {
+      g_printerr("Encoder element '%s' is not available (check gst-inspect-1.0 %s)\n", opt.encoder,
+                 opt.encoder);
+      return false;
+    }
+    Codec produced;
+    if (!factory_codec(opt.encoder, &produced)) {
+      g_printerr("Encoder '%s' does not produce H.264, VP8 or VP9\n", opt.encoder);
+      return false;
+    }
+    if (opt.codec && produced != requested) {
+      g_printerr("--encoder %s produces %s but --codec %s was requested\n", opt.encoder,
+                 codec_name(produced), codec_name(requested));
+      return false;
+    }
+    out->factory = opt.encoder;
+    out->codec = produced;
+    out->hardware = factory_is_hardware(out->factory);
+    out->forced = true;
+    return true;
+  }
+
+  out->codec = requested;
+  out->forced = false;
+  switch (requested) {
+    case Codec::H264:
+      for (const char *name : kH264Preference) {
+        if (factory_exists(name)) {
+          out->factory = name;
+          out->hardware = factory_is_hardware(name);
+          return true;
+        }
+      }
+      g_printerr("No H.264 encoder found (tried v4l2h264enc, nvv4l2h264enc, vaapih264enc, x264enc).\n"
+                 "Install gstreamer1.0-plugins-ugly for x264enc, or use --codec vp8.\n");
+      return false;
+    case Codec::VP8:
+    case Codec::VP9: {
+      const char *name = requested == Codec::VP8 ? "vp8enc" : "vp9enc";
+      if (!factory_exists(name)) {
+        g_printerr("%s not found (install gstreamer1.0-plugins-good)\n", name);
+        return false;
+      }
+      out->factory = name;
+      out->hardware = false;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Raw video source, ending in raw video/x-raw at the requested size and rate.
+std::string video_source_description(const Options &opt) {
+  gchar *caps = g_strdup_printf("video/x-raw,width=%d,height=%d,framerate=%d/1", opt.width,
+                                opt.height, opt.fps);
+  std::string d;
+  if (opt.device) {
+    d = std::string("v4l2src name=") + kVideoSourceName + " device=" + launch_quote(opt.device) +
+        " ! decodebin ! videoconvert ! videoscale ! videorate ! " + caps;
+  } else if (factory_exists("clockoverlay")) {
+    d = std::string("videotestsrc name=") + kVideoSourceName + " is-live=true pattern=smpte ! " +
+        caps + " ! clockoverlay time-format=\"%H:%M:%S\" font-desc=\"Sans 36\" shaded-background=true";
+  } else {
+    d = std::string("videotestsrc name=") + kVideoSourceName + " is-live=true pattern=ball ! " + caps;
+  }
+  g_free(caps);
+  return d;
+}
+
+// Conversion + encoder (named venc) + output caps. Input: raw video.
+std::string encoder_description(const Options &opt, const EncoderChoice &enc) {
+  const int kbps = opt.bitrate;
+  const int bps = opt.bitrate * 1000;
+  const int gop = opt.gop();
+  // Leaky queue so a slow encoder drops raw frames instead of building latency.
+  std::string d = "queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 leaky=downstream ! ";
+  gchar *s = nullptr;
+  const std::string &f = enc.factory;
+
+  if (f == "x264enc") {
+    s = g_strdup_printf("videoconvert ! x264enc name=%s tune=zerolatency speed-preset=ultrafast "
+                        "bitrate=%d key-int-max=%d ! video/x-h264,profile=constrained-baseline",
+                        kEncoderName, kbps, gop);
+  } else if (f == "v4l2h264enc") {
+    s = g_strdup_printf("videoconvert ! video/x-raw,format=I420 ! v4l2h264enc name=%s "
+                        "extra-controls=\"controls,video_bitrate=%d,h264_i_frame_period=%d,"
+                        "repeat_sequence_header=1\" ! video/x-h264,level=(string)4",
+                        kEncoderName, bps, gop);
+  } else if (f == "nvv4l2h264enc") {
+    s = g_strdup_printf("nvvidconv ! video/x-raw(memory:NVMM),format=NV12 ! nvv4l2h264enc name=%s "
+                        "bitrate=%d insert-sps-pps=1 idrinterval=%d iframeinterval=%d "
+                        "control-rate=1 maxperf-enable=1",
+                        kEncoderName, bps, gop, gop);
+  } else if (f == "vaapih264enc") {
+    s = g_strdup_printf("videoconvert ! vaapih264enc name=%s rate-control=cbr bitrate=%d "
+                        "keyframe-period=%d",
+                        kEncoderName, kbps, gop);
+  } else if (f == "vp8enc") {
+    s = g_strdup_printf("videoconvert ! vp8enc name=%s deadline=1 cpu-used=8 end-usage=cbr "
+                        "target-bitrate=%d keyframe-max-dist=%d error-resilient=partitions "
+                        "lag-in-frames=0",
+                        kEncoderName, bps, gop);
+  } else if (f == "vp9enc") {
+    s = g_strdup_printf("videoconvert ! vp9enc name=%s deadline=1 cpu-used=8 end-usage=cbr "
+                        "target-bitrate=%d keyframe-max-dist=%d lag-in-frames=0 row-mt=true",
+                        kEncoderName, bps, gop);
+  } else {
+    // An encoder we have no recipe for (--encoder): defaults only.
+    s = g_strdup_printf("videoconvert ! %s name=%s", f.c_str(), kEncoderName);
+  }
+  d += s;
+  g_free(s);
+  return d;
+}
+
+std::string audio_description() {
+  return "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 ! audioconvert ! audioresample ! "
+         "audio/x-raw,rate=48000 ! queue ! opusenc bitrate=64000 ! " +
+         std::string(kSinkName) + ".audio";
+}
+
+std::string strip(const std::string &s) {
+  const char *ws = " \t\r\n";
+  size_t b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(ws);
+  return s.substr(b, e - b + 1);
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------
+
+std::string format_uptime(gint64 us) {
+  guint64 secs = us > 0 ? static_cast<guint64>(us / G_USEC_PER_SEC) : 0;
+  gchar *s = g_strdup_printf("%" G_GUINT64_FORMAT ":%02u:%02u", secs / 3600,
+                             static_cast<unsigned>((secs / 60) % 60), static_cast<unsigned>(secs % 60));
+  std::string r = s;
+  g_free(s);
+  return r;
+}
+
+std::string format_bitrate(double bits_per_second) {
+  gchar *s = bits_per_second >= 1e6 ? g_strdup_printf("%.2f Mbps", bits_per_second / 1e6)
+                                    : g_strdup_printf("%.0f kbps", bits_per_second / 1e3);
+  std::string r = s;
+  g_free(s);
+  return r;
+}
+
+std::string format_bytes(guint64 bytes) {
+  gchar *s = g_format_size(bytes);
+  std::string r = s;
+  g_free(s);
+  return r;
+}
+
+// URL host for the announcement: wildcard addresses become 127.0.0.1.
+std::string url_host(const char *address) {
+  GInetAddress *ia = g_inet_address_new_from_string(address);
+  std::string host = address;
+  if (ia) {
+    if (g_inet_address_get_is_any(ia)) {
+      host = "127.0.0.1";
+    } else if (g_inet_address_get_family(ia) == G_SOCKET_FAMILY_IPV6) {
+      host = "[" + host + "]";
+    }
+    g_object_unref(ia);
+  } else if (!*address) {
+    host = "127.0.0.1";
+  }
+  return host;
+}
+
+// ---------------------------------------------------------------------------
+// Application state
+// ---------------------------------------------------------------------------
+
+struct App {
+  Options *opt = nullptr;
+  GMainLoop *loop = nullptr;
+  GstElement *pipeline = nullptr;
+  GstElement *sink = nullptr;  // owned ref to broadcastsink
+  bool have_encoder = false;   // false with --pipeline
+  EncoderChoice enc;
+  bool fallback_used = false;
+  bool restarting = false;
+  bool announced = false;
+  bool stopping = false;
+  int exit_code = 0;
+  gint encoder_started = 0;  // atomic: first encoded buffer seen
+  guint startup_timeout_id = 0;
+  guint eos_timeout_id = 0;
+  bool tty = false;
+  // status
+  gint64 start_us = 0;
+  guint64 last_bytes = 0;
+  gint64 last_sample_us = 0;
+  guint ticks = 0;
+  std::string status_line;  // last status shown on the TTY
+  guint64 total_bytes = 0;
+};
+
+bool start_pipeline(App *app);
+void teardown_pipeline(App *app);
+
+bool has_property(GObject *obj, const char *name) {
+  return g_object_class_find_property(G_OBJECT_GET_CLASS(obj), name) != nullptr;
+}
+
+void set_sink_uint(App *app, const char *name, guint value) {
+  if (!has_property(G_OBJECT(app->sink), name)) {
+    g_printerr("warning: broadcastsink has no '%s' property, ignored\n", name);
+    return;
+  }
+  g_object_set(app->sink, name, value, nullptr);
+}
+
+void set_sink_string(App *app, const char *name, const char *value) {
+  if (!value) return;
+  if (!has_property(G_OBJECT(app->sink), name)) {
+    g_printerr("warning: broadcastsink has no '%s' property, ignored\n", name);
+    return;
+  }
+  g_object_set(app->sink, name, value, nullptr);
+}
+
+bool read_sink_uint(App *app, const char *name, guint *out) {
+  GParamSpec *ps = app->sink ? g_object_class_find_property(G_OBJECT_GET_CLASS(app->sink), name) : nullptr;
+  if (!ps || ps->value_type != G_TYPE_UINT) return false;
+  g_object_get(app->sink, name, out, nullptr);
+  return true;
+}
+
+bool read_sink_uint64(App *app, const char *name, guint64 *out) {
+  GParamSpec *ps = app->sink ? g_object_class_find_property(G_OBJECT_GET_CLASS(app->sink), name) : nullptr;
+  if (!ps || ps->value_type != G_TYPE_UINT64) return false;
+  g_object_get(app->sink, name, out, nullptr);
+  return true;
+}
+
+// Print a user-facing event line without mangling the live TTY status line.
+void print_event(App *app, const std::string &line) {
+  gint64 up = app->start_us ? g_get_monotonic_time() - app->start_us : 0;
+  if (app->tty && !app->status_line.empty()) {
+    g_print("\r\x1b[K[%s] %s\n%s", format_uptime(up).c_str(), line.c_str(), app->status_line.c_str());
+  } else {
+    g_print("[%s] %s\n", format_uptime(up).c_str(), line.c_str());
+  }
+}
+
+void clear_status_line(App *app) {
+  if (app->tty && !app->status_line.empty()) {
+    g_print("\r\x1b[K");
+    app->status_line.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// broadcastsink signals (may fire on any thread: hop to the main loop)
+// ---------------------------------------------------------------------------
+
+struct ViewerEvent {
+  App *app;
+  std::string text;
+};
+
+gboolean viewer_event_idle(gpointer data) {
+  auto *ev = static_cast<ViewerEvent *>(data);
+  App *app = ev->app;
+  guint viewers = 0;
+  std::string line = ev->text;
+  if (read_sink_uint(app, "viewer-count", &viewers)) {
+    line += " (viewers: " + std::to_string(viewers) + ")";
+  }
+  print_event(app, line);
+  return G_SOURCE_REMOVE;
+}
+
+void post_viewer_event(App *app, std::string text) {
+  auto *ev = new ViewerEvent{app, std::move(text)};
+  g_idle_add_full(G_PRIORITY_DEFAULT, viewer_event_idle, ev,
+                  [](gpointer p) { delete static_cast<ViewerEvent *>(p); });
+}
+
+void on_viewer_joined(GstElement *, const gchar *id, gpointer user_data) {
+  GST_DEBUG("viewer-joined %s", id);
+  post_viewer_event(static_cast<App *>(user_data), std::string("viewer joined: ") + (id ? id : "?"));
+}
+
+void on_viewer_left(GstElement *, const gchar *id, const gchar *reason, gpointer user_data) {
+  GST_DEBUG("viewer-left %s (%s)", id, reason);
+  std::string text = std::string("viewer left: ") + (id ? id : "?");
+  if (reason && *reason) text += std::string(" (") + reason + ")";
+  post_viewer_event(static_cast<App *>(user_data), text);
+}
+
+// ---------------------------------------------------------------------------
+// Encoder pad probes
+// ---------------------------------------------------------------------------
+
+GstPadProbeReturn first_buffer_probe(GstPad *pad, GstPadProbeInfo *, gpointer user_data) {
+  auto *app = static_cast<App *>(user_data);
+  g_atomic_int_set(&app->encoder_started, 1);
+  GST_INFO_OBJECT(pad, "encoder produced its first output");
+  return GST_PAD_PROBE_REMOVE;
+}
+
+// broadcastsink asks for keyframes with upstream GstForceKeyUnit events.
+// GstVideoEncoder-based software encoders honour them; encoders that only
+// offer a "force-IDR" action signal (nvv4l2h264enc) get it emitted here.
+GstPadProbeReturn keyframe_request_probe(GstPad *pad, GstPadProbeInfo *info, gpointer) {
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  if (!event || GST_EVENT_TYPE(event) != GST_EVENT_CUSTOM_UPSTREAM) return GST_PAD_PROBE_OK;
+  const GstStructure *s = gst_event_get_structure(event);
+  if (!s || !gst_structure_has_name(s, "GstForceKeyUnit")) return GST_PAD_PROBE_OK;
+
+  GstElement *enc = gst_pad_get_parent_element(pad);
+  if (!enc) return GST_PAD_PROBE_OK;
+  if (g_signal_lookup("force-IDR", G_OBJECT_TYPE(enc)) != 0) {
+    GST_DEBUG_OBJECT(enc, "keyframe request: emitting force-IDR");
+    g_signal_emit_by_name(enc, "force-IDR");
+  } else {
+    GST_DEBUG_OBJECT(enc, "keyframe request: force-key-unit event passed to the encoder");
+  }
+  gst_object_unref(enc);
+  return GST_PAD_PROBE_OK;
+}
+
+// ---------------------------------------------------------------------------
+// Fallback from a hardware encoder to x264enc
+// ---------------------------------------------------------------------------
+
+bool can_fall_back(App *app) {
+  return app->have_encoder && app->enc.hardware && !app->enc.forced && !app->fallback_used &&
+         app->enc.codec == Codec::H264 && !g_atomic_int_get(&app->encoder_started) && !app->stopping;
+}
+
+gboolean restart_with_software_idle(gpointer data) {
+  auto *app = static_cast<App *>(data);
+  teardown_pipeline(app);
+  app->fallback_used = true;
+  app->restarting = false;
+  app->enc.factory = "x264enc";
+  app->enc.hardware = false;
+  if (!factory_exists("x264enc")) {
+    g_printerr("x264enc is not available either (install gstreamer1.0-plugins-ugly)\n");
+    app->exit_code = 1;
+    g_main_loop_quit(app->loop);
+    return G_SOURCE_REMOVE;
+  }
+  g_print("encoder: x264enc (software)\n");
+  if (!start_pipeline(app)) {
+    app->exit_code = 1;
+    g_main_loop_quit(app->loop);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+void fall_back(App *app, const char *why) {
+  if (app->restarting) return;
+  app->restarting = true;
+  clear_status_line(app);
+  g_print("encoder: %s (hardware) failed to start: %s\n"
+          "         falling back to software encoding (once)\n",
+          app->enc.factory.c_str(), why);
+  g_idle_add(restart_with_software_idle, app);
+}
+
+gboolean startup_timeout_cb(gpointer data) {
+  auto *app = static_cast<App *>(data);
+  app->startup_timeout_id = 0;
+  if (can_fall_back(app)) {
+    gchar *why = g_strdup_printf("no encoded output after %u s", kStartupTimeoutSeconds);
+    fall_back(app, why);
+    g_free(why);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+// True for errors the software encoder would not fix: the sink (HTTP port,
+// ...) or the camera device itself.
+bool error_is_not_encoder_related(App *app, GstMessage *msg, GError *err) {
+  GstObject *src = GST_MESSAGE_SRC(msg);
+  if (app->sink && (src == GST_OBJECT(app->sink) || gst_object_has_as_ancestor(src, GST_OBJECT(app->sink))))
+    return true;
+  if (src && GST_IS_ELEMENT(src) && !g_strcmp0(GST_OBJECT_NAME(src), kVideoSourceName) &&
+      err->domain == GST_RESOURCE_ERROR)
+    return true;
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Bus, status and signals
+// ---------------------------------------------------------------------------
+
+gboolean bus_cb(GstBus *, GstMessage *msg, gpointer data) {
+  auto *app = static_cast<App *>(data);
+  if (app->restarting) return G_SOURCE_CONTINUE;
+
+  switch (GST_MESSAGE_TYPE(msg)) {
+    case GST_MESSAGE_ERROR: {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_error(msg, &err, &dbg);
+      if (can_fall_back(app) && !error_is_not_encoder_related(app, msg, err)) {
+        GST_WARNING("error before first encoded frame: %s (%s)", err->message, dbg ? dbg : "");
+        fall_back(app, err->message);
+      } else {
+        clear_status_line(app);
+        g_printerr("ERROR from %s: %s\n", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message);
+        g_printerr("Debug info: %s\n", dbg ? dbg : "none");
+        app->exit_code = 1;
+        g_main_loop_quit(app->loop);
+      }
+      g_clear_error(&err);
+      g_free(dbg);
+      break;
+    }
+    case GST_MESSAGE_WARNING: {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_warning(msg, &err, &dbg);
+      clear_status_line(app);
+      g_printerr("WARNING from %s: %s\n", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message);
+      GST_DEBUG("warning debug info: %s", dbg ? dbg : "none");
+      g_clear_error(&err);
+      g_free(dbg);
+      break;
+    }
+    case GST_MESSAGE_EOS:
+      clear_status_line(app);
+      if (!app->stopping) g_print("End of stream.\n");
+      g_main_loop_quit(app->loop);
+      break;
+    case GST_MESSAGE_STATE_CHANGED:
+      if (GST_MESSAGE_SRC(msg) == GST_OBJECT(app->pipeline)) {
+        GstState old_state, new_state;
+        gst_message_parse_state_changed(msg, &old_state, &new_state, nullptr);
+        GST_DEBUG("pipeline %s -> %s", gst_element_state_get_name(old_state),
+                  gst_element_state_get_name(new_state));
+        if (new_state == GST_STATE_PLAYING && app->start_us == 0) {
+          app->start_us = g_get_monotonic_time();
+          app->last_sample_us = app->start_us;
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean status_tick(gpointer data) {
+  auto *app = static_cast<App *>(data);
+  if (!app->announced || app->stopping || app->restarting || !app->sink) return G_SOURCE_CONTINUE;
+  app->ticks++;
+  if (!app->tty && app->ticks % kPlainStatusEverySeconds != 0) return G_SOURCE_CONTINUE;
+
+  gint64 now = g_get_monotonic_time();
+  if (app->start_us == 0) {
+    app->start_us = now;
+    app->last_sample_us = now;
+  }
+  guint viewers = 0;
+  bool have_viewers = read_sink_uint(app, "viewer-count", &viewers);
+  guint64 bytes = 0;
+  bool have_bytes = read_sink_uint64(app, "bytes-sent", &bytes);
+
+  double bps = 0.0;
+  if (have_bytes) {
+    if (bytes < app->last_bytes) app->last_bytes = bytes;  // sink was recreated
+    gint64 dt = now - app->last_sample_us;
+    if (dt > 0) bps = static_cast<double>(bytes - app->last_bytes) * 8.0 * G_USEC_PER_SEC / dt;
+    app->last_bytes = bytes;
+    app->total_bytes = bytes;
+  }
+  app->last_sample_us = now;
+
+  std::string line = "[" + format_uptime(now - app->start_us) + "] viewers: ";
+  line += have_viewers ? std::to_string(viewers) : "n/a";
+  if (have_viewers && app->opt->max_viewers > 0) line += "/" + std::to_string(app->opt->max_viewers);
+  line += "  out: " + (have_bytes ? format_bitrate(bps) : std::string("n/a"));
+  if (have_bytes) line += "  sent: " + format_bytes(bytes);
+
+  if (app->tty) {
+    app->status_line = line;
+    g_print("\r\x1b[K%s", line.c_str());
+  } else {
+    g_print("%s\n", line.c_str());
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+gboolean eos_timeout_cb(gpointer data) {
+  auto *app = static_cast<App *>(data);
+  app->eos_timeout_id = 0;
+  GST_INFO("no EOS after %u s, stopping anyway", kEosTimeoutSeconds);
+  g_main_loop_quit(app->loop);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean on_unix_signal(gpointer data) {
+  auto *app = static_cast<App *>(data);
+  if (app->stopping || !app->pipeline || app->restarting) {
+    g_main_loop_quit(app->loop);  // second Ctrl-C, or nothing to drain
+    return G_SOURCE_CONTINUE;
+  }
+  app->stopping = true;
+  clear_status_line(app);
+  g_print("\nStopping...\n");
+  gst_element_send_event(app->pipeline, gst_event_new_eos());
+  app->eos_timeout_id = g_timeout_add_seconds(kEosTimeoutSeconds, eos_timeout_cb, app);
+  return G_SOURCE_CONTINUE;
+}
+
+// ---------------------------------------------------------------------------
+// Pipeline lifecycle
+// ---------------------------------------------------------------------------
+
+std::string build_description(App *app) {
+  const Options &opt = *app->opt;
+  std::string d = std::string("broadcastsink name=") + kSinkName + "  ";
+  if (opt.pipeline) {
+    d += strip(opt.pipeline) + " ! " + kSinkName + ".video";
+  } else {
+    d += video_source_description(opt) + " ! " + encoder_description(opt, app->enc) + " ! " +
+         kSinkName + ".video";
+  }
+  if (!opt.no_audio) d += "  " + audio_description();
+  return d;
+}
+
+void announce(App *app) {
+  if (app->announced) return;
+  app->announced = true;
+  const Options &opt = *app->opt;
+  if (opt.port == 0) {
+    g_print("Broadcasting (HTTP server disabled: --port 0)\n");
+  } else {
+    std::string base = "http://" + url_host(opt.listen_address()) + ":" + std::to_string(opt.port);
+    g_print("Broadcasting at %s/  (WHEP endpoint: %s/whep)\n", base.c_str(), base.c_str());
+  }
+  g_print("Press Ctrl-C to stop.\n");
+}
+
+bool start_pipeline(App *app) {
+  const Options &opt = *app->opt;
+  std::string desc = build_description(app);
+  GST_INFO("launch: %s", desc.c_str());
+
+  GError *err = nullptr;
+  GstElement *pipeline = gst_parse_launch_full(desc.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &err);
+  if (!pipeline || err) {
+    g_printerr("Could not build the pipeline: %s\n", err ? err->message : "unknown error");
+    if (opt.pipeline) g_printerr("(check the --pipeline description)\n");
+    g_clear_error(&err);
+    if (pipeline) gst_object_unref(pipeline);
+    return false;
+  }
+  app->pipeline = pipeline;
+  app->sink = gst_bin_get_by_name(GST_BIN(pipeline), kSinkName);
+  if (!app->sink) {
+    g_printerr("broadcastsink '%s' missing from the pipeline\n", kSinkName);
+    return false;
+  }
+  g_atomic_int_set(&app->encoder_started, 0);
+
+  set_sink_uint(app, "port", static_cast<guint>(opt.port));
+  set_sink_string(app, "address", opt.listen_address());
+  set_sink_uint(app, "max-viewers", static_cast<guint>(opt.max_viewers));
+  set_sink_string(app, "stun-server", opt.stun_server);
+  set_sink_string(app, "turn-servers", opt.turn_servers);
+  set_sink_string(app, "ice-address", opt.ice_address);
+
+  if (g_signal_lookup("viewer-joined", G_OBJECT_TYPE(app->sink)))
+    g_signal_connect(app->sink, "viewer-joined", G_CALLBACK(on_viewer_joined), app);
+  if (g_signal_lookup("viewer-left", G_OBJECT_TYPE(app->sink)))
+    g_signal_connect(app->sink, "viewer-left", G_CALLBACK(on_viewer_left), app);
+
+  if (app->have_encoder) {
+    GstElement *enc = gst_bin_get_by_name(GST_BIN(pipeline), kEncoderName);
+    if (enc) {
+      GstPad *src = gst_element_get_static_pad(enc, "src");
+      if (src) {
+        gst_pad_add_probe(src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                          first_buffer_probe, app, nullptr);
+        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, keyframe_request_probe, app, nullptr);
+        gst_object_unref(src);
+      }
+      gst_object_unref(enc);
+    }
+  }
+
+  GstBus *bus = gst_element_get_bus(pipeline);
+  gst_bus_add_watch(bus, bus_cb, app);
+
+  GstStateChangeReturn ret = gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    // The reason is on the bus; take it before the watch sees it.
+    std::string reason = "state change failed";
+    std::string debug;
+    bool sink_error = false;
+    GError *perr = nullptr;
+    while (GstMessage *m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR)) {
+      if (!perr) {
+        gchar *dbg = nullptr;
+        gst_message_parse_error(m, &perr, &dbg);
+        reason = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(m))) + ": " + perr->message;
+        debug = dbg ? dbg : "";
+        sink_error = error_is_not_encoder_related(app, m, perr);
+        g_free(dbg);
+      }
+      gst_message_unref(m);
+    }
+    gst_object_unref(bus);
+    if (!sink_error && can_fall_back(app)) {
+      g_clear_error(&perr);
+      fall_back(app, reason.c_str());
+      return true;
+    }
+    g_printerr("ERROR: could not start the pipeline: %s\n", reason.c_str());
+    if (!debug.empty()) g_printerr("Debug info: %s\n", debug.c_str());
+    g_clear_error(&perr);
+    return false;
+  }
+  gst_object_unref(bus);
+
+  if (can_fall_back(app))
+    app->startup_timeout_id = g_timeout_add_seconds(kStartupTimeoutSeconds, startup_timeout_cb, app);
+
+  announce(app);
+  return true;
+}
+
+void teardown_pipeline(App *app) {
+  if (app->startup_timeout_id) {
+    g_source_remove(app->startup_timeout_id);
+    app->startup_timeout_id = 0;
+  }
+  if (!app->pipeline) return;
+  GstBus *bus = gst_element_get_bus(app->pipeline);
+  gst_bus_remove_watch(bus);
+  gst_object_unref(bus);
+  if (app->sink) g_signal_handlers_disconnect_by_data(app->sink, app);
+  gst_element_set_state(app->pipeline, GST_STATE_NULL);
+  if (app->sink) {
+    gst_object_unref(app->sink);
+    app->sink = nullptr;
+  }
+  gst_object_unref(app->pipeline);
+  app->pipeline = nullptr;
+}
+
+bool validate(const Options &opt) {
+  bool ok = true;
+  auto fail = [&ok](const char *msg) {
+    g_printerr("%s\n", msg);
+    ok = false;
+  };
+  if (opt.port < 0 || opt.port > 65535) fail("--port must be between 0 and 65535");
+  if (opt.bitrate <= 0 || opt.bitrate > 100000) fail("--bitrate must be between 1 and 100000 kbps");
+  if (opt.width < 16 || opt.width > 7680) fail("--width must be between 16 and 7680");
+  if (opt.height < 16 || opt.height > 4320) fail("--height must be between 16 and 4320");
+  if (opt.fps < 1 || opt.fps > 240) fail("--fps must be between 1 and 240");
+  if (opt.keyframe_interval < 0) fail("--keyframe-interval must be >= 0");
+  if (opt.max_viewers < 0) fail("--max-viewers must be >= 0");
+  if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
+  if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  Options opt;
+  const GOptionEntry entries[] = {
+      {"device", 'd', 0, G_OPTION_ARG_FILENAME, &opt.device,
+       "Capture from this V4L2 camera instead of the test pattern (e.g. /dev/video0); MJPEG or raw "
+       "output is decoded and scaled to --width/--height/--fps (default: test pattern)",
+       "DEVICE"},
+      {"pipeline", 0, 0, G_OPTION_ARG_STRING, &opt.pipeline,
+       "Your own video branch as a gst-launch description ending in an encoder, e.g. "
+       "\"videotestsrc is-live=true ! x264enc tune=zerolatency\"; it is linked to broadcastsink's "
+       "video pad as-is, and --codec/--encoder/--bitrate/--width/--height/--fps/--keyframe-interval "
+       "are ignored (default: none)",
+       "LAUNCH-LINE"},
+      {"codec", 'c', 0, G_OPTION_ARG_STRING, &opt.codec, "Video codec: h264, vp8 or vp9 (default: h264)",
+       "CODEC"},
+      {"encoder", 'e', 0, G_OPTION_ARG_STRING, &opt.encoder,
+       "Force this encoder element, e.g. x264enc, v4l2h264enc, nvv4l2h264enc, vaapih264enc, vp8enc, "
+       "vp9enc; no software fallback (default: automatic, hardware first)",
+       "NAME"},
+      {"bitrate", 'b', 0, G_OPTION_ARG_INT, &opt.bitrate, "Video bitrate in kbit/s (default: 800)", "KBPS"},
+      {"width", 0, 0, G_OPTION_ARG_INT, &opt.width, "Video width in pixels (default: 640)", "PIXELS"},
+      {"height", 0, 0, G_OPTION_ARG_INT, &opt.height, "Video height in pixels (default: 360)", "PIXELS"},
+      {"fps", 0, 0, G_OPTION_ARG_INT, &opt.fps, "Frames per second (default: 30)", "FPS"},
+      {"keyframe-interval", 'k', 0, G_OPTION_ARG_INT, &opt.keyframe_interval,
+       "Keyframe interval (GOP length) in frames (default: 2 seconds' worth, i.e. 2 x --fps)", "FRAMES"},
+      {"no-audio", 0, 0, G_OPTION_ARG_NONE, &opt.no_audio,
+       "Do not send audio (default: a 440 Hz Opus test tone is sent)", nullptr},
+      {"port", 'p', 0, G_OPTION_ARG_INT, &opt.port,
+       "HTTP port for the viewer page (GET /) and WHEP (POST /whep); 0 disables the HTTP server "
+       "(default: 8080)",
+       "PORT"},
+      {"address", 'a', 0, G_OPTION_ARG_STRING, &opt.address,
+       "Local address the HTTP server listens on (default: 0.0.0.0, all interfaces)", "ADDRESS"},
+      {"max-viewers", 'm', 0, G_OPTION_ARG_INT, &opt.max_viewers,
+       "Maximum number of simultaneous viewers, 0 = unlimited (default: 0)", "N"},
+      {"stun-server", 0, 0, G_OPTION_ARG_STRING, &opt.stun_server,
+       "STUN server for ICE, e.g. stun://stun.l.google.com:19302 (default: not set, broadcastsink's "
+       "own default applies)",
+       "URI"},
+      {"turn-servers", 0, 0, G_OPTION_ARG_STRING, &opt.turn_servers,
+       "Comma-separated TURN servers, turn(s)://user:pass@host:port (default: none)", "URIS"},
+      {"ice-address", 0, 0, G_OPTION_ARG_STRING, &opt.ice_address,
+       "Comma-separated local IP addresses used for ICE candidates (default: all interfaces)", "ADDRS"},
+      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
+
+  GOptionContext *ctx = g_option_context_new("- broadcast live video to browsers over WebRTC");
+  g_option_context_set_summary(
+      ctx,
+      "Without options, broadcasts a moving test pattern (640x360@30) and a 440 Hz tone on port 8080.\n"
+      "Open the printed URL in a browser, or point a WHEP player at the /whep endpoint.");
+  g_option_context_set_description(
+      ctx,
+      "H.264 encoder selection (first one available is used):\n"
+      "  v4l2h264enc    hardware, e.g. Raspberry Pi (no on-demand keyframes before GStreamer 1.24:\n"
+      "                 relies on the keyframe interval)\n"
+      "  nvv4l2h264enc  hardware, NVIDIA Jetson (keyframe requests mapped to its force-IDR signal)\n"
+      "  vaapih264enc   hardware, Intel/AMD VA-API\n"
+      "  x264enc        software, constrained-baseline profile\n"
+      "If a hardware encoder exists but fails to start, the broadcast restarts once with x264enc.\n"
+      "\n"
+      "Examples:\n"
+      "  gst-broadcast\n"
+      "  gst-broadcast --device /dev/video0 --width 1280 --height 720 --bitrate 2000\n"
+      "  gst-broadcast --codec vp8 --no-audio --port 9000\n"
+      "  gst-broadcast --pipeline \"videotestsrc is-live=true ! videoconvert ! x264enc tune=zerolatency\"\n"
+      "\n"
+      "Environment:\n"
+      "  GST_PLUGIN_PATH  where to find the webrtcbroadcast plugin (e.g. build/gst)\n"
+      "  GST_DEBUG        e.g. GST_DEBUG=gst-broadcast:5,broadcastsink:5 for debug logs\n");
+  g_option_context_add_main_entries(ctx, entries, nullptr);
+  g_option_context_add_group(ctx, gst_init_get_option_group());
+
+  GError *err = nullptr;
+  if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+    g_printerr("%s\nTry '%s --help'.\n", err->message, g_get_prgname() ? g_get_prgname() : "gst-broadcast");
+    g_clear_error(&err);
+    g_option_context_free(ctx);
+    return 1;
+  }
+  g_option_context_free(ctx);
+  if (argc > 1) {
+    g_printerr("Unexpected argument '%s'. Try --help.\n", argv[1]);
+    return 1;
+  }
+  gst_init(nullptr, nullptr);
+  GST_DEBUG_CATEGORY_INIT(gst_broadcast_debug, "gst-broadcast", 0, "gst-broadcast command-line tool");
+
+  if (!validate(opt)) return 1;
+
+  try_load_plugin_from_build_tree();
+  if (!factory_exists("broadcastsink")) {
+    g_printerr("The 'broadcastsink' element was not found.\n"
+               "Set GST_PLUGIN_PATH to the directory containing libgstwebrtcbroadcast.so "
+               "(e.g. build/gst).\n");
+    return 1;
+  }
+
+  App app;
+  app.opt = &opt;
+  app.tty = isatty(STDOUT_FILENO);
+
+  if (!opt.no_audio && !factory_exists("opusenc")) {
+    g_printerr("warning: opusenc not found (gstreamer1.0-plugins-base), continuing without audio\n");
+    opt.no_audio = TRUE;
+  }
+
+  if (opt.pipeline) {
+    if (opt.codec || opt.encoder)
+      g_printerr("warning: --codec/--encoder are ignored with --pipeline\n");
+    app.have_encoder = false;
+    g_print("encoder: from --pipeline\n");
+  } else {
+    if (!choose_encoder(opt, &app.enc)) return 1;
+    app.have_encoder = true;
+    g_print("encoder: %s (%s)\n", app.enc.factory.c_str(), app.enc.hardware ? "hardware" : "software");
+    if (app.enc.forced && app.enc.factory != "x264enc" && app.enc.factory != "v4l2h264enc" &&
+        app.enc.factory != "nvv4l2h264enc" && app.enc.factory != "vaapih264enc" &&
+        app.enc.factory != "vp8enc" && app.enc.factory != "vp9enc")
+      g_print("note: no settings known for %s, --bitrate and --keyframe-interval are not applied\n",
+              app.enc.factory.c_str());
+    GST_INFO("video %dx%d@%d, %s %d kbps, keyframe every %d frames", opt.width, opt.height, opt.fps,
+             codec_name(app.enc.codec), opt.bitrate, opt.gop());
+  }
+
+  app.loop = g_main_loop_new(nullptr, FALSE);
+  guint sigint_id = g_unix_signal_add(SIGINT, on_unix_signal, &app);
+  guint sigterm_id = g_unix_signal_add(SIGTERM, on_unix_signal, &app);
+  guint status_id = g_timeout_add_seconds(1, status_tick, &app);
+
+  if (start_pipeline(&app)) {
+    g_main_loop_run(app.loop);
+  } else {
+    app.exit_code = 1;
+  }
+
+  clear_status_line(&app);
+  if (app.eos_timeout_id) g_source_remove(app.eos_timeout_id);
+  g_source_remove(status_id);
+  g_source_remove(sigint_id);
+  g_source_remove(sigterm_id);
+
+  if (app.sink && app.start_us) {
+    guint64 bytes = 0;
+    if (read_sink_uint64(&app, "bytes-sent", &bytes)) app.total_bytes = bytes;
+  }
+  teardown_pipeline(&app);
+  if (app.start_us && app.exit_code == 0) {
+    g_print("Stopped after %s, %s sent to viewers.\n",
+            format_uptime(g_get_monotonic_time() - app.start_us).c_str(),
+            format_bytes(app.total_bytes).c_str());
+  }
+  g_main_loop_unref(app.loop);
+  return app.exit_code;
+}
