@@ -1,0 +1,164 @@
+// Offer checks and answer repair: pure SDP in, decisions out.
+#include <gtest/gtest.h>
+
+#include "viewer/offer.h"
+
+using namespace wb;
+
+namespace {
+
+const char *kChromeLikeOffer =
+    "v=0\r\n"
+    "o=- 1 2 IN IP4 127.0.0.1\r\n"
+    "s=-\r\n"
+    "t=0 0\r\n"
+    "a=group:BUNDLE 0 1\r\n"
+    "a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 106 127\r\n"
+    "c=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=mid:0\r\n"
+    "a=recvonly\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:96 VP8/90000\r\n"
+    "a=rtpmap:97 rtx/90000\r\n"
+    "a=fmtp:97 apt=96\r\n"
+    "a=rtpmap:102 H264/90000\r\n"
+    "a=rtcp-fb:102 nack pli\r\n"
+    "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n"
+    "a=rtpmap:103 H264/90000\r\n"
+    "a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n"
+    "a=rtpmap:106 H264/90000\r\n"
+    "a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    "a=rtpmap:127 H264/90000\r\n"
+    "a=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\n"
+    "c=IN IP4 0.0.0.0\r\n"
+    "a=ice-ufrag:abcd\r\n"
+    "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=mid:1\r\n"
+    "a=recvonly\r\n"
+    "a=rtcp-mux\r\n"
+    "a=rtpmap:111 opus/48000/2\r\n"
+    "a=fmtp:111 minptime=10;useinbandfec=1\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n";
+
+StreamFormat h264(const char *plid) { return StreamFormat{Codec::H264, plid}; }
+StreamFormat opus() { return StreamFormat{Codec::Opus, ""}; }
+
+std::string replace_all(std::string s, const std::string &from, const std::string &to) {
+  for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+  return s;
+}
+
+}  // namespace
+
+TEST(Offer, PicksTheH264PayloadTypeMatchingOurProfile) {
+  OfferCheck check = check_offer(kChromeLikeOffer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  ASSERT_EQ(check.media.size(), 2u);
+  EXPECT_EQ(check.media[0].payload_type, 106);
+  EXPECT_EQ(check.media[0].profile_level_id, "42e01f");
+  EXPECT_EQ(check.media[1].payload_type, 111);
+  EXPECT_EQ(check.media[1].codec, Codec::Opus);
+}
+
+TEST(Offer, HighProfileStreamPrefersTheHighProfilePayloadType) {
+  OfferCheck check = check_offer(kChromeLikeOffer, h264("640028"), opus());
+  ASSERT_EQ(check.status, 0);
+  EXPECT_EQ(check.media[0].payload_type, 127);
+}
+
+TEST(Offer, NeverPicksPacketizationModeZero) {
+  std::string offer = replace_all(kChromeLikeOffer, "packetization-mode=1", "packetization-mode=0");
+  OfferCheck check = check_offer(offer, h264("42e01f"), StreamFormat{});
+  EXPECT_EQ(check.status, 406);
+  EXPECT_NE(check.error.find("packetization-mode=1"), std::string::npos) << check.error;
+}
+
+TEST(Offer, Vp8StreamPicksVp8) {
+  OfferCheck check = check_offer(kChromeLikeOffer, StreamFormat{Codec::VP8, ""}, opus());
+  ASSERT_EQ(check.status, 0);
+  EXPECT_EQ(check.media[0].payload_type, 96);
+}
+
+TEST(Offer, NoCodecWeCanSendIs406WithReason) {
+  OfferCheck check = check_offer(kChromeLikeOffer, StreamFormat{Codec::VP9, ""}, StreamFormat{});
+  EXPECT_EQ(check.status, 406);
+  EXPECT_NE(check.error.find("VP9"), std::string::npos) << check.error;
+  EXPECT_NE(check.error.find("H264"), std::string::npos) << check.error;
+}
+
+TEST(Offer, AudioOnlyBroadcastRejectsVideoLineButAccepts) {
+  OfferCheck check = check_offer(kChromeLikeOffer, StreamFormat{}, opus());
+  ASSERT_EQ(check.status, 0);
+  EXPECT_FALSE(check.media[0].accepted());
+  EXPECT_TRUE(check.media[1].accepted());
+}
+
+TEST(Offer, GarbageIs400) {
+  EXPECT_EQ(check_offer("", h264("42e01f"), opus()).status, 400);
+  EXPECT_EQ(check_offer("hello world", h264("42e01f"), opus()).status, 400);
+  EXPECT_EQ(check_offer("v=0\r\ns=-\r\n", h264("42e01f"), opus()).status, 400);
+}
+
+TEST(Offer, MissingIceCredentialsIs400) {
+  std::string offer = replace_all(kChromeLikeOffer, "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  EXPECT_EQ(check.status, 400);
+  EXPECT_NE(check.error.find("ICE"), std::string::npos);
+}
+
+TEST(Offer, SendonlyOfferIsNotSomethingWeCanServe) {
+  std::string offer = replace_all(kChromeLikeOffer, "a=recvonly", "a=sendonly");
+  EXPECT_EQ(check_offer(offer, h264("42e01f"), opus()).status, 406);
+}
+
+TEST(Offer, BundleOnlyLineWithPortZeroIsAccepted) {
+  std::string offer = replace_all(kChromeLikeOffer, "m=audio 9", "m=audio 0");
+  offer = replace_all(offer, "a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+  EXPECT_TRUE(check_offer(offer, h264("42e01f"), opus()).media[1].accepted());
+  std::string disabled = replace_all(kChromeLikeOffer, "m=audio 9", "m=audio 0");
+  EXPECT_FALSE(check_offer(disabled, h264("42e01f"), opus()).media[1].accepted());
+}
+
+TEST(Offer, SecondVideoLineIsRejected) {
+  std::string offer = kChromeLikeOffer;
+  auto audio = offer.find("m=audio");
+  std::string video_section = offer.substr(offer.find("m=video"), audio - offer.find("m=video"));
+  offer = replace_all(offer, "a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2");
+  offer += replace_all(video_section, "a=mid:0", "a=mid:2");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  ASSERT_EQ(check.media.size(), 3u);
+  EXPECT_TRUE(check.media[0].accepted());
+  EXPECT_FALSE(check.media[2].accepted());
+}
+
+TEST(Answer, RepairPutsProfileLevelIdBack) {
+  OfferCheck check = check_offer(kChromeLikeOffer, h264("42e01f"), opus());
+  // What 1.22 writes when it turns the offered profile into caps fields.
+  std::string answer =
+      "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 106\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
+      "a=rtpmap:106 H264/90000\r\na=fmtp:106 packetization-mode=1\r\n"
+      "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n"
+      "a=rtpmap:111 OPUS/48000/2\r\n";
+  std::string repaired = repair_answer(answer, check);
+  EXPECT_NE(repaired.find("a=fmtp:106 profile-level-id=42e01f;packetization-mode=1"), std::string::npos) << repaired;
+  EXPECT_NE(repaired.find("a=rtpmap:111 OPUS/48000/2"), std::string::npos);
+
+  std::string no_fmtp = replace_all(answer, "a=fmtp:106 packetization-mode=1\r\n", "");
+  repaired = repair_answer(no_fmtp, check);
+  EXPECT_NE(repaired.find("a=fmtp:106 profile-level-id=42e01f;packetization-mode=1"), std::string::npos) << repaired;
+}
+
+TEST(Answer, CompleteAnswerIsLeftAlone) {
+  OfferCheck check = check_offer(kChromeLikeOffer, h264("42e01f"), opus());
+  std::string answer =
+      "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 106\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+      "a=rtpmap:106 H264/90000\r\na=fmtp:106 packetization-mode=1;profile-level-id=42e01f\r\n";
+  EXPECT_NE(repair_answer(answer, check).find("a=fmtp:106 packetization-mode=1;profile-level-id=42e01f"),
+            std::string::npos);
+}

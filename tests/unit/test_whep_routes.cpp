@@ -1,0 +1,68 @@
+// WHEP request handling decided from method, path, content type and size.
+#include <gtest/gtest.h>
+
+#include "signalling/whepserver.h"
+
+using namespace wb;
+
+TEST(WhepRoutes, PostSdpJoins) {
+  Route r = route_request("POST", "/whep", "application/sdp", 3000);
+  EXPECT_EQ(r.action, Route::Action::Join);
+  EXPECT_EQ(route_request("POST", "/whep", "application/sdp; charset=utf-8", 10).action, Route::Action::Join);
+}
+
+TEST(WhepRoutes, WrongContentTypeIs415) {
+  Route r = route_request("POST", "/whep", "application/json", 100);
+  EXPECT_EQ(r.action, Route::Action::Reply);
+  EXPECT_EQ(r.reply.status, 415);
+  EXPECT_EQ(r.reply.headers["Accept-Post"], "application/sdp");
+  EXPECT_NE(r.reply.body.find("application/sdp"), std::string::npos);
+  EXPECT_EQ(route_request("POST", "/whep", "", 100).reply.status, 415);
+}
+
+TEST(WhepRoutes, OversizedBodyIs413) {
+  EXPECT_EQ(route_request("POST", "/whep", "application/sdp", kMaxOfferBytes + 1).reply.status, 413);
+  EXPECT_EQ(route_request("POST", "/whep", "application/sdp", kMaxOfferBytes).action, Route::Action::Join);
+}
+
+TEST(WhepRoutes, WrongMethodIs405WithAllow) {
+  Route r = route_request("GET", "/whep", "", 0);
+  EXPECT_EQ(r.reply.status, 405);
+  EXPECT_EQ(r.reply.headers["Allow"], "POST, OPTIONS");
+  Route s = route_request("PATCH", "/whep/abc", "application/trickle-ice-sdpfrag", 10);
+  EXPECT_EQ(s.reply.status, 405);
+  EXPECT_EQ(s.reply.headers["Allow"], "DELETE, OPTIONS");
+  EXPECT_EQ(route_request("POST", "/", "", 0).reply.status, 405);
+}
+
+TEST(WhepRoutes, OptionsAnswersCorsAndAcceptPost) {
+  Route r = route_request("OPTIONS", "/whep", "", 0);
+  EXPECT_EQ(r.reply.status, 204);
+  EXPECT_EQ(r.reply.headers["Accept-Post"], "application/sdp");
+  EXPECT_EQ(r.reply.headers["Access-Control-Allow-Origin"], "*");
+  EXPECT_NE(r.reply.headers["Access-Control-Allow-Methods"].find("POST"), std::string::npos);
+}
+
+TEST(WhepRoutes, DeleteSessionAndPage) {
+  Route r = route_request("DELETE", "/whep/0123abcd", "", 0);
+  EXPECT_EQ(r.action, Route::Action::Leave);
+  EXPECT_EQ(r.session_id, "0123abcd");
+  EXPECT_EQ(route_request("GET", "/", "", 0).action, Route::Action::Page);
+  EXPECT_EQ(route_request("GET", "/nothing", "", 0).reply.status, 404);
+  EXPECT_EQ(route_request("DELETE", "/whep/", "", 0).reply.status, 404);
+}
+
+TEST(WhepRoutes, JoinReplies) {
+  WhepHandler::Join ok{201, "abc", "v=0\r\n", "", 0};
+  HttpReply created = join_reply(ok);
+  EXPECT_EQ(created.status, 201);
+  EXPECT_EQ(created.headers["Location"], "/whep/abc");
+  EXPECT_EQ(created.content_type, "application/sdp");
+  EXPECT_EQ(created.body, "v=0\r\n");
+  EXPECT_FALSE(created.headers["ETag"].empty());
+
+  HttpReply full = join_reply(WhepHandler::Join{503, "", "", "full", 5});
+  EXPECT_EQ(full.status, 503);
+  EXPECT_EQ(full.headers["Retry-After"], "5");
+  EXPECT_NE(full.body.find("full"), std::string::npos);
+}
