@@ -687,6 +687,9 @@ gboolean status_tick(gpointer data) {
   if (have_viewers && app->opt->max_viewers > 0) line += "/" + std::to_string(app->opt->max_viewers);
   line += "  out: " + (have_bytes ? format_bitrate(bps) : std::string("n/a"));
   if (have_bytes) line += "  sent: " + format_bytes(bytes);
+  guint64 kf_requests = 0;
+  if (read_sink_uint64(app, "keyframe-requests", &kf_requests))
+    line += "  keyframe requests: " + std::to_string(kf_requests);
 
   if (app->tty) {
     app->status_line = line;
@@ -913,13 +916,15 @@ int main(int argc, char **argv) {
       {"max-viewers", 'm', 0, G_OPTION_ARG_INT, &opt.max_viewers,
        "Maximum number of simultaneous viewers, 0 = unlimited (default: 0)", "N"},
       {"stun-server", 0, 0, G_OPTION_ARG_STRING, &opt.stun_server,
-       "STUN server for ICE, e.g. stun://stun.l.google.com:19302 (default: not set, broadcastsink's "
-       "own default applies)",
+       "STUN server for viewers' ICE, stun://host:port, e.g. stun://stun.l.google.com:19302 "
+       "(default: none)",
        "URI"},
       {"turn-servers", 0, 0, G_OPTION_ARG_STRING, &opt.turn_servers,
        "Comma-separated TURN servers, turn(s)://user:pass@host:port (default: none)", "URIS"},
       {"ice-address", 0, 0, G_OPTION_ARG_STRING, &opt.ice_address,
-       "Comma-separated local IP addresses used for ICE candidates (default: all interfaces)", "ADDRS"},
+       "Comma-separated local IP addresses offered as ICE candidates; loopback addresses are only "
+       "used when listed (default: all non-loopback interfaces)",
+       "ADDRS"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
 
   GOptionContext *ctx = g_option_context_new("- broadcast live video to browsers over WebRTC");

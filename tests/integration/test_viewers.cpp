@@ -1,20 +1,264 @@
-// Real webrtcbin viewers over real WHEP on loopback: media arrives and decodes.
+// Real webrtcbin viewers over real WHEP on loopback: media arrives and
+// decodes, viewers come and go without disturbing each other.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "support/testsupport.h"
 
 using namespace wbtest;
 
-TEST(Viewers, OneViewerDecodesVideoAndAudio) {
-  Broadcast broadcast(Broadcast::Options{});
-  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+namespace {
+
+// The broadcast answers 409 until media flows; wait for that, not for a time.
+bool wait_media_flowing(Broadcast &b) {
+  return wait_until(
+      [&] {
+        GstStructure *result = nullptr;
+        g_signal_emit_by_name(b.sink(), "add-viewer", "", &result);
+        int status = 0;
+        gst_structure_get_int(result, "status", &status);
+        gst_structure_free(result);
+        return status != 409;  // 400 for the empty offer once media flows
+      },
+      5000ms);
+}
+
+std::unique_ptr<Broadcast> start_broadcast(Broadcast::Options options = {}) {
+  auto b = std::make_unique<Broadcast>(options);
+  if (!b->start()) {
+    ADD_FAILURE() << "broadcast did not start: " << b->last_error();
+    return nullptr;
+  }
+  EXPECT_TRUE(wait_media_flowing(*b));
+  return b;
+}
+
+unsigned thread_count() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("Threads:", 0) == 0) return unsigned(std::stoul(line.substr(8)));
+  return 0;
+}
+
+}  // namespace
+
+TEST(Viewers, FiveViewersAllDecodeVideoAndAudio) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  std::atomic<int> joined{0};
+  g_signal_connect(broadcast->sink(), "viewer-joined",
+                   G_CALLBACK(+[](GstElement *, const gchar *, std::atomic<int> *n) { ++*n; }), &joined);
+  std::vector<std::unique_ptr<WhepViewer>> viewers;
+  for (int i = 0; i < 5; ++i) {
+    WhepViewer::Options options;
+    options.video_pt = 100 + i;  // every viewer its own payload types
+    options.audio_pt = 110 + i;
+    viewers.push_back(std::make_unique<WhepViewer>(options));
+    ASSERT_EQ(viewers.back()->connect(broadcast->url()), 201) << viewers.back()->error();
+    EXPECT_NE(viewers.back()->answer().find("a=ssrc:"), std::string::npos);
+    EXPECT_NE(viewers.back()->answer().find("a=rtpmap:" + std::to_string(100 + i) + " H264/90000"),
+              std::string::npos);
+  }
+  EXPECT_EQ(broadcast->viewer_count(), 5u);
+  for (auto &v : viewers) {
+    EXPECT_TRUE(wait_until([&] { return v->video_frames() > 30 && v->audio_frames() > 30; }, 15000ms))
+        << "video " << v->video_frames() << " audio " << v->audio_frames();
+    EXPECT_EQ(v->video_width(), 320u);
+    std::cout << "[ viewer   ] first decoded frame after " << v->first_video_frame_ms() << " ms\n";
+  }
+  EXPECT_TRUE(wait_until([&] { return joined.load() == 5; }, 5000ms));
+  guint64 sent1 = 0, sent2 = 0;
+  g_object_get(broadcast->sink(), "bytes-sent", &sent1, nullptr);
+  EXPECT_TRUE(wait_until([&] {
+    g_object_get(broadcast->sink(), "bytes-sent", &sent2, nullptr);
+    return sent2 > sent1;
+  }, 2000ms));
+}
+
+TEST(Viewers, LateJoinerDecodesFirstFrameWithinOneSecond) {
+  // A 10 s GOP: the picture must come from a keyframe requested on join.
+  Broadcast::Options options;
+  options.gop = 300;
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  std::this_thread::sleep_for(3s);  // the scenario: join 3 s into the stream
   WhepViewer viewer;
-  ASSERT_TRUE(wait_until([&] { return http_request("POST", broadcast.url(), "application/sdp", make_offer({})).status != 409; }, 5000ms));
-  ASSERT_EQ(viewer.connect(broadcast.url()), 201) << viewer.error();
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201) << viewer.error();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 0; }, 5000ms));
+  std::cout << "[ late     ] first decoded frame " << viewer.first_video_frame_ms() << " ms after joining\n";
+  EXPECT_LT(viewer.first_video_frame_ms(), 1000.0);
+}
+
+TEST(Viewers, JoinsAndLeavesDoNotDisturbViewersAlreadyWatching) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  WhepViewer stay1, stay2;
+  ASSERT_EQ(stay1.connect(broadcast->url()), 201);
+  ASSERT_EQ(stay2.connect(broadcast->url()), 201);
+  ASSERT_TRUE(wait_until([&] { return stay1.video_frames() > 10 && stay2.video_frames() > 10; }, 10000ms));
+  unsigned gaps1 = stay1.video_gaps(), gaps2 = stay2.video_gaps();
+  unsigned frames1 = stay1.video_frames(), audio1 = stay1.audio_frames();
+
+  for (int round = 0; round < 3; ++round) {
+    WhepViewer a, b;
+    ASSERT_EQ(a.connect(broadcast->url()), 201);
+    ASSERT_EQ(b.connect(broadcast->url()), 201);
+    ASSERT_TRUE(wait_until([&] { return a.video_frames() > 0 && b.video_frames() > 0; }, 5000ms));
+    a.disconnect();
+    b.vanish();  // one leaves politely, one just goes away
+  }
+  EXPECT_TRUE(wait_until([&] { return stay1.video_frames() > frames1 + 30; }, 5000ms));
+  EXPECT_GT(stay1.audio_frames(), audio1);
+  EXPECT_EQ(stay1.video_gaps(), gaps1) << "packets lost while others came and went";
+  EXPECT_EQ(stay2.video_gaps(), gaps2) << "packets lost while others came and went";
+  EXPECT_GT(stay1.video_packets(), 100u);
+}
+
+TEST(Viewers, VanishedViewerIsRemovedWithinTenSeconds) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  std::atomic<int> left{0};
+  g_signal_connect(broadcast->sink(), "viewer-left",
+                   G_CALLBACK(+[](GstElement *, const gchar *, const gchar *, std::atomic<int> *n) { ++*n; }), &left);
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201);
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 0; }, 5000ms));
+  auto gone = std::chrono::steady_clock::now();
+  viewer.vanish();
+  ASSERT_TRUE(wait_until([&] { return broadcast->viewer_count() == 0; }, 10000ms));
+  auto took = std::chrono::steady_clock::now() - gone;
+  std::cout << "[ vanished ] removed after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+  EXPECT_EQ(left.load(), 1);
+}
+
+TEST(Viewers, ViewerWhoseIceNeverConnectsIsRemovedWithinTenSeconds) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  // A real offer whose owner is gone: nobody answers our connectivity checks.
+  std::string offer = make_offer({});
+  HttpResponse r = http_request("POST", broadcast->url(), "application/sdp", offer);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(broadcast->viewer_count(), 1u);
+  EXPECT_TRUE(wait_until([&] { return broadcast->viewer_count() == 0; }, 10000ms));
+}
+
+TEST(Viewers, ManyJoinsAtOnceCauseNoKeyframeStorm) {
+  Broadcast::Options options;
+  options.gop = 600;
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  guint64 before = 0;
+  g_object_get(broadcast->sink(), "keyframe-requests", &before, nullptr);
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<WhepViewer>> viewers(8);
+  std::vector<std::thread> joiners;
+  std::atomic<int> created{0};
+  for (auto &v : viewers) {
+    joiners.emplace_back([&] {
+      v = std::make_unique<WhepViewer>();
+      if (v->connect(broadcast->url()) == 201) ++created;
+    });
+  }
+  for (auto &t : joiners) t.join();
+  ASSERT_EQ(created.load(), 8);
+  for (auto &v : viewers) EXPECT_TRUE(wait_until([&] { return v->video_frames() > 0; }, 8000ms));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  guint64 after = 0;
+  g_object_get(broadcast->sink(), "keyframe-requests", &after, nullptr);
+  std::cout << "[ storm    ] 8 joins -> " << (after - before) << " keyframe requests upstream in " << seconds
+            << " s\n";
+  // keyframe-min-interval is 1 s: at most one request per second (+1 at the edges).
+  EXPECT_LE(after - before, guint64(seconds) + 2);
+  EXPECT_GE(after - before, 1u);
+}
+
+TEST(Viewers, ActionSignalsAddAndRemoveViewers) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  GstStructure *result = nullptr;
+  g_signal_emit_by_name(broadcast->sink(), "add-viewer", make_offer({}).c_str(), &result);
+  ASSERT_TRUE(result);
+  int status = 0;
+  gst_structure_get_int(result, "status", &status);
+  std::string id = gst_structure_get_string(result, "id");
+  std::string answer = gst_structure_get_string(result, "answer");
+  gst_structure_free(result);
+  EXPECT_EQ(status, 201);
+  EXPECT_FALSE(id.empty());
+  EXPECT_NE(answer.find("a=candidate:"), std::string::npos) << answer;
+  EXPECT_EQ(broadcast->viewer_count(), 1u);
+  gboolean removed = FALSE;
+  g_signal_emit_by_name(broadcast->sink(), "remove-viewer", id.c_str(), &removed);
+  EXPECT_TRUE(removed);
+  EXPECT_EQ(broadcast->viewer_count(), 0u);
+  g_signal_emit_by_name(broadcast->sink(), "remove-viewer", id.c_str(), &removed);
+  EXPECT_FALSE(removed);
+}
+
+class Codecs : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Codecs, ViewerDecodesBroadcastOfThisCodec) {
+  Broadcast::Options options;
+  options.video = GetParam();
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  WhepViewer::Options vo;
+  vo.video_codec = GetParam() == "h264" ? "H264" : GetParam() == "vp8" ? "VP8" : "VP9";
+  WhepViewer viewer(vo);
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201) << viewer.error();
   EXPECT_TRUE(wait_until([&] { return viewer.video_frames() > 10 && viewer.audio_frames() > 10; }, 10000ms))
-      << "video " << viewer.video_frames() << " audio " << viewer.audio_frames() << "\n" << viewer.answer();
-  EXPECT_EQ(viewer.video_width(), 320u);
+      << "video " << viewer.video_frames() << " audio " << viewer.audio_frames();
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCodecs, Codecs, ::testing::Values("h264", "vp8", "vp9"));
+
+TEST(Viewers, ViewerManagerServesRtpInputDirectly) {
+  unsigned port = free_tcp_port();
+  Broadcast broadcast(
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=240 ! x264enc tune=zerolatency "
+      "key-int-max=60 ! rtph264pay config-interval=-1 ! bs.video "
+      "viewermanager name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
+      port);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(wait_media_flowing(broadcast));
+  WhepViewer::Options vo;
+  vo.audio = false;
+  WhepViewer viewer(vo);
+  ASSERT_EQ(viewer.connect(broadcast.url()), 201) << viewer.error();
+  EXPECT_TRUE(wait_until([&] { return viewer.video_frames() > 10; }, 10000ms));
+}
+
+TEST(Viewers, ResourcesComeBackAfterViewersLeave) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
+  ASSERT_TRUE(manager);
+  // Warm up once so lazily created global threads are counted in the baseline.
+  {
+    WhepViewer v;
+    ASSERT_EQ(v.connect(broadcast->url()), 201);
+    ASSERT_TRUE(wait_until([&] { return v.video_frames() > 0; }, 5000ms));
+    v.disconnect();
+    ASSERT_TRUE(wait_until([&] { return broadcast->viewer_count() == 0; }, 5000ms));
+  }
+  guint children = manager->numchildren;
+  unsigned threads = thread_count();
+  for (int i = 0; i < 5; ++i) {
+    WhepViewer v;
+    ASSERT_EQ(v.connect(broadcast->url()), 201);
+    ASSERT_TRUE(wait_until([&] { return v.video_frames() > 0; }, 5000ms));
+    EXPECT_EQ(manager->numchildren, children + 1);
+    v.disconnect();
+  }
+  EXPECT_TRUE(wait_until([&] { return broadcast->viewer_count() == 0; }, 5000ms));
+  EXPECT_EQ(manager->numchildren, children);
+  EXPECT_TRUE(wait_until([&] { return thread_count() <= threads + 2; }, 5000ms))
+      << "threads before " << threads << " after " << thread_count();
+  gst_object_unref(manager);
 }

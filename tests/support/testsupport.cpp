@@ -80,12 +80,13 @@ HttpResponse http_request(const std::string &method, const std::string &url,
 
 namespace {
 
-std::string encoder_for(const std::string &video) {
+std::string encoder_for(const std::string &video, unsigned gop) {
+  std::string g = std::to_string(gop);
   if (video == "h264")
-    return "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 ! "
-           "video/x-h264,profile=constrained-baseline";
-  if (video == "vp8") return "vp8enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0";
-  if (video == "vp9") return "vp9enc deadline=1 cpu-used=8 keyframe-max-dist=60 lag-in-frames=0";
+    return "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=" + g +
+           " bitrate=800 ! video/x-h264,profile=constrained-baseline";
+  if (video == "vp8") return "vp8enc deadline=1 cpu-used=8 keyframe-max-dist=" + g + " lag-in-frames=0";
+  if (video == "vp9") return "vp9enc deadline=1 cpu-used=8 keyframe-max-dist=" + g + " lag-in-frames=0";
   return "";
 }
 
@@ -116,7 +117,7 @@ Broadcast::Broadcast(const Options &options) {
   std::string launch;
   if (options.video != "none")
     launch += "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
-              encoder_for(options.video) + " ! bs.video ";
+              encoder_for(options.video, options.gop) + " ! bs.video ";
   if (options.audio)
     launch += "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio ";
   launch += "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port_) +
@@ -328,6 +329,7 @@ void WhepViewer::on_pad_added(GstElement *, GstPad *pad, WhepViewer *self) {
                         GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
                         if (gst_rtp_buffer_map(GST_PAD_PROBE_INFO_BUFFER(info), GST_MAP_READ, &rtp)) {
                           guint64 seq = gst_rtp_buffer_get_seq(&rtp);
+                          v->video_packets_++;
                           guint64 last = v->last_video_pts_.exchange(seq);
                           if (last != GST_CLOCK_TIME_NONE) {
                             guint16 diff = guint16(seq - last);
@@ -349,7 +351,7 @@ void WhepViewer::on_pad_added(GstElement *, GstPad *pad, WhepViewer *self) {
                    }),
                    self);
   gst_bin_add(GST_BIN(self->pipeline_), decodebin);
-  gst_element_sync_state_with_parent(decodebin);
+  gst_element_set_state(decodebin, GST_STATE_PLAYING);
   GstPad *sink = gst_element_get_static_pad(decodebin, "sink");
   gst_pad_link(pad, sink);
   gst_object_unref(sink);
@@ -359,7 +361,9 @@ void WhepViewer::count_decoded(GstPad *pad, bool video) {
   GstElement *fakesink = gst_element_factory_make("fakesink", nullptr);
   g_object_set(fakesink, "sync", FALSE, "async", FALSE, nullptr);
   gst_bin_add(GST_BIN(pipeline_), fakesink);
-  gst_element_sync_state_with_parent(fakesink);
+  // Straight to PLAYING: syncing with a pipeline whose state is still
+  // settling can leave a late sink prerolled in PAUSED, blocking the stream.
+  gst_element_set_state(fakesink, GST_STATE_PLAYING);
   GstPad *sink = gst_element_get_static_pad(fakesink, "sink");
   gst_pad_link(pad, sink);
   gst_object_unref(sink);

@@ -40,6 +40,7 @@ class Broadcast {
     std::string video = "h264";  // h264, vp8, vp9, none
     bool audio = true;
     std::string extra_sink_props;  // e.g. "max-viewers=2"
+    unsigned gop = 60;             // frames between natural keyframes
   };
   explicit Broadcast(const Options &options);
   explicit Broadcast(const std::string &launch_line, unsigned port);
@@ -91,6 +92,7 @@ class WhepViewer {
   std::string error() const { return error_; }
   unsigned video_width() const { return video_width_.load(); }
   unsigned video_gaps() const { return video_gaps_.load(); }
+  unsigned video_packets() const { return video_packets_.load(); }
 
  private:
   static void on_pad_added(GstElement *webrtc, GstPad *pad, WhepViewer *self);
@@ -108,6 +110,7 @@ class WhepViewer {
   std::atomic<unsigned> audio_frames_{0};
   std::atomic<unsigned> video_width_{0};
   std::atomic<unsigned> video_gaps_{0};
+  std::atomic<unsigned> video_packets_{0};
   std::atomic<guint64> last_video_pts_{GST_CLOCK_TIME_NONE};
 };
 
