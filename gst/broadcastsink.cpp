@@ -19,6 +19,7 @@
  */
 #include "broadcastsink.h"
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -114,13 +115,14 @@ bool build_chain(GstBroadcastSink *self, Input *input, const GstCaps *caps) {
     GST_ELEMENT_ERROR(self, STREAM, WRONG_TYPE, ("Unsupported input"), ("caps %s", media_type.c_str()));
     return false;
   }
-  for (GstElement *e : chain) {
-    if (!e) {
-      GST_ELEMENT_ERROR(self, CORE, MISSING_PLUGIN, ("Missing parser or payloader for %s", media_type.c_str()),
-                        (nullptr));
-      return false;
-    }
+  if (std::any_of(chain.begin(), chain.end(), [](GstElement *e) { return e == nullptr; })) {
+    for (GstElement *made : chain)
+      if (made) gst_object_unref(gst_object_ref_sink(made));
+    GST_ELEMENT_ERROR(self, CORE, MISSING_PLUGIN, ("Missing parser or payloader for %s", media_type.c_str()),
+                      (nullptr));
+    return false;
   }
+  for (GstElement *e : chain) gst_object_ref_sink(e);
   GstPad *first_sink = nullptr;
   if (chain.empty()) {
     first_sink = GST_PAD(gst_object_ref(input->manager_pad));
@@ -232,11 +234,16 @@ static void gst_broadcast_sink_release_pad(GstElement *element, GstPad *pad) {
     *input = Input();
   }
   gst_element_remove_pad(element, released.ghost);
+  // On dispose the bin has already dropped its children; we hold references.
   for (GstElement *e : released.chain) {
-    gst_element_set_state(e, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(self), e);
+    if (GST_OBJECT_PARENT(e) == GST_OBJECT(self)) {
+      gst_element_set_state(e, GST_STATE_NULL);
+      gst_bin_remove(GST_BIN(self), e);
+    }
+    gst_object_unref(e);
   }
-  gst_element_release_request_pad(self->manager, released.manager_pad);
+  if (GST_OBJECT_PARENT(self->manager) == GST_OBJECT(self))
+    gst_element_release_request_pad(self->manager, released.manager_pad);
   gst_object_unref(released.manager_pad);
 }
 
@@ -260,6 +267,7 @@ static GstStateChangeReturn gst_broadcast_sink_change_state(GstElement *element,
 
 static void gst_broadcast_sink_finalize(GObject *object) {
   GstBroadcastSink *self = GST_BROADCAST_SINK(object);
+  gst_object_unref(self->manager);
   delete self->video;
   delete self->audio;
   delete self->lock;
@@ -306,6 +314,7 @@ static void gst_broadcast_sink_init(GstBroadcastSink *self) {
   self->audio = new Input();
   self->manager = gst_element_factory_make("viewermanager", "viewers");
   if (!self->manager) self->manager = GST_ELEMENT(g_object_new(GST_TYPE_VIEWER_MANAGER, "name", "viewers", nullptr));
+  gst_object_ref_sink(self->manager);
   gst_bin_add(GST_BIN(self), self->manager);
   g_signal_connect_swapped(self->manager, "viewer-joined", G_CALLBACK(+[](GstBroadcastSink *s, const gchar *id) {
                              g_signal_emit(s, signals.joined, 0, id);

@@ -34,6 +34,7 @@ struct MediaInput {
   GstPad *ghost = nullptr;   // owned by the element
   GstElement *queue = nullptr;
   WbFanout *fanout = nullptr;
+  bool eos = false;
 };
 
 struct Settings {
@@ -254,6 +255,29 @@ void stop(GstViewerManager *self) {
   priv->reap_timer = 0;
 }
 
+// Nothing inside this bin is a sink that could post EOS for it (viewers
+// come and go), so it posts EOS itself once every input has ended.
+GstPadProbeReturn on_input_event(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+  auto *self = GST_VIEWER_MANAGER(data);
+  GstEventType type = GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info));
+  if (type != GST_EVENT_EOS && type != GST_EVENT_STREAM_START && type != GST_EVENT_FLUSH_STOP)
+    return GST_PAD_PROBE_OK;
+  bool all_ended = true;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    for (MediaInput *in : {&self->priv->video, &self->priv->audio}) {
+      if (!in->fanout) continue;
+      if (GST_OBJECT(in->fanout) == GST_OBJECT_PARENT(pad)) in->eos = type == GST_EVENT_EOS;
+      all_ended &= in->eos;
+    }
+  }
+  if (type == GST_EVENT_EOS && all_ended) {
+    GST_INFO_OBJECT(self, "all inputs ended");
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_eos(GST_OBJECT(self)));
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 MediaInput *input_for_template(GstViewerManager *self, GstPadTemplate *templ) {
   if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video") == 0) return &self->priv->video;
   if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "audio") == 0) return &self->priv->audio;
@@ -386,6 +410,9 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   g_free(fanout_name);
   gst_bin_add_many(GST_BIN(self), queue, GST_ELEMENT(fanout), nullptr);
   gst_element_link(queue, GST_ELEMENT(fanout));
+  GstPad *fanout_sink = gst_element_get_static_pad(GST_ELEMENT(fanout), "sink");
+  gst_pad_add_probe(fanout_sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_input_event, self, nullptr);
+  gst_object_unref(fanout_sink);
   GstPad *target = gst_element_get_static_pad(queue, "sink");
   GstPad *ghost = gst_ghost_pad_new_from_template(kind, target, templ);
   gst_object_unref(target);
@@ -396,8 +423,10 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   {
     std::lock_guard<std::mutex> lock(self->priv->lock);
     input->ghost = ghost;
-    input->queue = queue;
-    input->fanout = fanout;
+    // Our own references: on dispose the bin drops its children before
+    // GstElement releases request pads.
+    input->queue = GST_ELEMENT(gst_object_ref(queue));
+    input->fanout = WB_FANOUT(gst_object_ref(fanout));
   }
   apply_keyframe_interval(self);
   return ghost;
@@ -418,9 +447,13 @@ static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
   if (!released.ghost) return;
   // Viewers keep their sessions; their branches of this medium go with it.
   gst_element_remove_pad(element, released.ghost);
-  gst_element_set_state(released.queue, GST_STATE_NULL);
-  gst_element_set_state(GST_ELEMENT(released.fanout), GST_STATE_NULL);
-  gst_bin_remove_many(GST_BIN(self), released.queue, GST_ELEMENT(released.fanout), nullptr);
+  for (GstElement *e : {released.queue, GST_ELEMENT(released.fanout)}) {
+    if (GST_OBJECT_PARENT(e) == GST_OBJECT(self)) {
+      gst_element_set_state(e, GST_STATE_NULL);
+      gst_bin_remove(GST_BIN(self), e);
+    }
+    gst_object_unref(e);
+  }
 }
 
 static GstStateChangeReturn gst_viewer_manager_change_state(GstElement *element,

@@ -13,27 +13,13 @@ using namespace wbtest;
 
 namespace {
 
-// The broadcast answers 409 until media flows; wait for that, not for a time.
-bool wait_media_flowing(Broadcast &b) {
-  return wait_until(
-      [&] {
-        GstStructure *result = nullptr;
-        g_signal_emit_by_name(b.sink(), "add-viewer", "", &result);
-        int status = 0;
-        gst_structure_get_int(result, "status", &status);
-        gst_structure_free(result);
-        return status != 409;  // 400 for the empty offer once media flows
-      },
-      5000ms);
-}
-
 std::unique_ptr<Broadcast> start_broadcast(Broadcast::Options options = {}) {
   auto b = std::make_unique<Broadcast>(options);
   if (!b->start()) {
     ADD_FAILURE() << "broadcast did not start: " << b->last_error();
     return nullptr;
   }
-  EXPECT_TRUE(wait_media_flowing(*b));
+  EXPECT_TRUE(b->wait_media_flowing());
   return b;
 }
 
@@ -226,7 +212,7 @@ TEST(Viewers, ViewerManagerServesRtpInputDirectly) {
       "viewermanager name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
       port);
   ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
-  ASSERT_TRUE(wait_media_flowing(broadcast));
+  ASSERT_TRUE(broadcast.wait_media_flowing());
   WhepViewer::Options vo;
   vo.audio = false;
   WhepViewer viewer(vo);

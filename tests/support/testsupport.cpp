@@ -171,6 +171,19 @@ bool Broadcast::start() {
   return wait_until([this] { return http_request("GET", url("/")).status == 200; }, 5000ms);
 }
 
+bool Broadcast::wait_media_flowing() {
+  return wait_until(
+      [&] {
+        GstStructure *result = nullptr;
+        g_signal_emit_by_name(sink_, "add-viewer", "", &result);
+        int status = 0;
+        gst_structure_get_int(result, "status", &status);
+        gst_structure_free(result);
+        return status != 409;  // the empty offer gets 400 once media flows
+      },
+      5000ms);
+}
+
 void Broadcast::stop() {
   if (pipeline_) gst_element_set_state(pipeline_, GST_STATE_NULL);
 }

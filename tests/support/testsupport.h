@@ -47,6 +47,8 @@ class Broadcast {
   ~Broadcast();
 
   bool start();  // PLAYING and the page answering
+  // Offers get 409 until media flows; waits for that (not for a time).
+  bool wait_media_flowing();
   void stop();
   GstElement *sink() const { return sink_; }
   unsigned port() const { return port_; }
