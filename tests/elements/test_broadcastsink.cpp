@@ -1,0 +1,139 @@
+// broadcastsink and viewermanager as elements: their manual, the chain
+// they build for each input, and how they end.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/testsupport.h"
+
+using namespace wbtest;
+
+namespace {
+
+// Runs a launch line to EOS (or error); returns the error text, "" on EOS.
+std::string run_to_eos(GstElement *pipeline) {
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  GstBus *bus = gst_element_get_bus(pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered(bus, 15 * GST_SECOND,
+                                               GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  std::string result = msg ? "" : "timed out waiting for EOS";
+  if (msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+    GError *err;
+    gst_message_parse_error(msg, &err, nullptr);
+    result = err->message;
+    g_error_free(err);
+  }
+  if (msg) gst_message_unref(msg);
+  gst_object_unref(bus);
+  return result;
+}
+
+unsigned count_factory(GstBin *bin, const char *factory_name) {
+  unsigned n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(bin);
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+    if (f && g_str_equal(GST_OBJECT_NAME(f), factory_name)) ++n;
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return n;
+}
+
+unsigned count_klass(GstBin *bin, const char *klass_word) {
+  unsigned n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(bin);
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+    const gchar *klass = gst_element_class_get_metadata(GST_ELEMENT_GET_CLASS(e), GST_ELEMENT_METADATA_KLASS);
+    if (klass && strstr(klass, klass_word)) ++n;
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return n;
+}
+
+}  // namespace
+
+TEST(Manual, EveryPropertySignalAndPadIsDocumented) {
+  for (const char *name : {"broadcastsink", "viewermanager"}) {
+    GstElement *e = gst_element_factory_make(name, nullptr);
+    ASSERT_TRUE(e) << name;
+    guint n = 0;
+    GParamSpec **specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(e), &n);
+    for (const char *required : {"port", "address", "max-viewers", "stun-server", "turn-servers",
+                                 "keyframe-min-interval", "viewer-count", "ice-address", "viewer-timeout"})
+      EXPECT_TRUE(g_object_class_find_property(G_OBJECT_GET_CLASS(e), required)) << name << " lacks " << required;
+    for (guint i = 0; i < n; ++i) {
+      const gchar *blurb = g_param_spec_get_blurb(specs[i]);
+      EXPECT_TRUE(blurb && strlen(blurb) > 10) << name << "::" << specs[i]->name;
+    }
+    g_free(specs);
+    for (const char *signal : {"add-viewer", "remove-viewer", "viewer-joined", "viewer-left"})
+      EXPECT_NE(g_signal_lookup(signal, G_OBJECT_TYPE(e)), 0u) << name << " lacks signal " << signal;
+    EXPECT_TRUE(gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(e), "video"));
+    EXPECT_TRUE(gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(e), "audio"));
+    gst_object_unref(e);
+  }
+}
+
+struct ChainCase {
+  const char *launch;
+  const char *payloader;
+};
+
+class PayloadOnce : public ::testing::TestWithParam<ChainCase> {};
+
+TEST_P(PayloadOnce, InputIsPayloadedOnceAndNeverDecodedOrEncoded) {
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch(GetParam().launch, &error);
+  ASSERT_TRUE(pipeline) << (error ? error->message : "");
+  GstBin *sink = GST_BIN(gst_bin_get_by_name(GST_BIN(pipeline), "bs"));
+  EXPECT_EQ(run_to_eos(pipeline), "");
+  if (GetParam().payloader) EXPECT_EQ(count_factory(sink, GetParam().payloader), 1u);
+  EXPECT_EQ(count_klass(sink, "Encoder"), 0u);
+  EXPECT_EQ(count_klass(sink, "Decoder"), 0u);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Inputs, PayloadOnce,
+    ::testing::Values(
+        ChainCase{"videotestsrc num-buffers=20 ! x264enc ! video/x-h264,stream-format=byte-stream ! broadcastsink name=bs",
+                  "rtph264pay"},
+        ChainCase{"videotestsrc num-buffers=20 ! x264enc ! video/x-h264,stream-format=avc ! broadcastsink name=bs",
+                  "rtph264pay"},
+        ChainCase{"videotestsrc num-buffers=20 ! vp8enc deadline=1 ! broadcastsink name=bs", "rtpvp8pay"},
+        ChainCase{"videotestsrc num-buffers=20 ! vp9enc deadline=1 ! broadcastsink name=bs", "rtpvp9pay"},
+        ChainCase{"audiotestsrc num-buffers=20 ! opusenc ! bs.audio broadcastsink name=bs", "rtpopuspay"},
+        ChainCase{"videotestsrc num-buffers=20 ! x264enc ! rtph264pay ! broadcastsink name=bs", nullptr},
+        ChainCase{"videotestsrc num-buffers=20 ! x264enc ! bs.video audiotestsrc num-buffers=30 ! opusenc ! "
+                  "bs.audio broadcastsink name=bs",
+                  "rtph264pay"}));
+
+TEST(BroadcastSink, RtpInputGetsNoPayloader) {
+  GstElement *pipeline =
+      gst_parse_launch("videotestsrc num-buffers=10 ! x264enc ! rtph264pay ! broadcastsink name=bs", nullptr);
+  GstBin *sink = GST_BIN(gst_bin_get_by_name(GST_BIN(pipeline), "bs"));
+  EXPECT_EQ(run_to_eos(pipeline), "");
+  EXPECT_EQ(count_factory(sink, "rtph264pay"), 0u);
+  EXPECT_EQ(count_factory(sink, "h264parse"), 0u);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
+}
+
+TEST(BroadcastSink, UnsupportedInputIsRefusedAtLinkTime) {
+  GError *error = nullptr;
+  GstElement *pipeline = gst_parse_launch("audiotestsrc ! broadcastsink name=bs", &error);
+  EXPECT_TRUE(error != nullptr) << "raw audio must not link";
+  if (error) g_error_free(error);
+  if (pipeline) gst_object_unref(pipeline);
+}
