@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building, the demo and the tests need on Debian 12 (as root):
+# Debian packages, and playwright-core from npm for the browser test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+packages=(
+  meson ninja-build g++ pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
+  libnice-dev libsoup-3.0-dev libjson-glib-dev libglib2.0-dev-bin
+  libgtest-dev
+  iproute2 util-linux curl
+)
+if [ "${WB_WITH_BROWSER:-1}" = 1 ]; then
+  packages+=(chromium)
+  # Keep a Node.js that is already there (it may not be Debian's).
+  command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "Installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${WB_WITH_BROWSER:-1}" = 1 ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "Installing playwright-core (npm) for the browser test"
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi

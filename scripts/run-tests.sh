@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test (unit, element, integration, browser).
+# Tests open sockets, so they run inside a private network namespace that has
+# only loopback: nothing they send can leave this machine. Needs root (or
+# sudo) for that namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO unshare --net bash -c 'ip link set lo up && meson test -C build --print-errorlogs "$@"' _ "$@"
