@@ -354,6 +354,10 @@ void WhepViewer::on_pad_added(GstElement *, GstPad *pad, WhepViewer *self) {
                       },
                       self, nullptr);
   }
+  if (!self->options_.decode) {
+    self->count_decoded(pad, video);
+    return;
+  }
   GstElement *decodebin = gst_element_factory_make("decodebin", nullptr);
   g_signal_connect(decodebin, "pad-added", G_CALLBACK(+[](GstElement *, GstPad *dpad, gpointer data) {
                      auto *v = static_cast<WhepViewer *>(data);

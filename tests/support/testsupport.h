@@ -74,6 +74,7 @@ class WhepViewer {
     int video_pt = 102;                // deliberately not the server's
     int audio_pt = 109;
     bool audio = true;
+    bool decode = true;  // false: count RTP packets only (cheap, for load)
   };
   WhepViewer();
   explicit WhepViewer(const Options &options);
