@@ -3,6 +3,7 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 
 #include "support/testsupport.h"
@@ -29,13 +30,12 @@ std::string run_to_eos(GstElement *pipeline) {
   return result;
 }
 
-unsigned count_factory(GstBin *bin, const char *factory_name) {
+unsigned count_elements(GstBin *bin, const std::function<bool(GstElement *)> &match) {
   unsigned n = 0;
   GstIterator *it = gst_bin_iterate_recurse(bin);
   GValue item = G_VALUE_INIT;
   while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
-    if (f && g_str_equal(GST_OBJECT_NAME(f), factory_name)) ++n;
+    if (match(GST_ELEMENT(g_value_get_object(&item)))) ++n;
     g_value_reset(&item);
   }
   g_value_unset(&item);
@@ -43,19 +43,18 @@ unsigned count_factory(GstBin *bin, const char *factory_name) {
   return n;
 }
 
+unsigned count_factory(GstBin *bin, const char *factory_name) {
+  return count_elements(bin, [&](GstElement *e) {
+    GstElementFactory *f = gst_element_get_factory(e);
+    return f && g_str_equal(GST_OBJECT_NAME(f), factory_name);
+  });
+}
+
 unsigned count_klass(GstBin *bin, const char *klass_word) {
-  unsigned n = 0;
-  GstIterator *it = gst_bin_iterate_recurse(bin);
-  GValue item = G_VALUE_INIT;
-  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
-    GstElement *e = GST_ELEMENT(g_value_get_object(&item));
+  return count_elements(bin, [&](GstElement *e) {
     const gchar *klass = gst_element_class_get_metadata(GST_ELEMENT_GET_CLASS(e), GST_ELEMENT_METADATA_KLASS);
-    if (klass && strstr(klass, klass_word)) ++n;
-    g_value_reset(&item);
-  }
-  g_value_unset(&item);
-  gst_iterator_free(it);
-  return n;
+    return klass && strstr(klass, klass_word);
+  });
 }
 
 }  // namespace
