@@ -67,9 +67,15 @@ WhepHandler::Join Audience::join(const std::string &offer_sdp) {
   Inputs inputs = callbacks_.inputs ? callbacks_.inputs() : Inputs{};
   StreamFormat video = stream_format(inputs.video);
   StreamFormat audio = stream_format(inputs.audio);
-  if (video.codec == Codec::Unknown && audio.codec == Codec::Unknown) {
+  // Every input the broadcast has must be flowing: a viewer answered while
+  // one medium had not started yet would never receive it.
+  const char *missing = inputs.video && video.codec == Codec::Unknown   ? "video"
+                        : inputs.audio && audio.codec == Codec::Unknown ? "audio"
+                        : !inputs.video && !inputs.audio                ? "media"
+                                                                        : nullptr;
+  if (missing) {
     result.status = 409;
-    result.error = "the broadcast has no media flowing yet; retry shortly";
+    result.error = std::string("the broadcast has no ") + missing + " flowing yet; retry shortly";
     result.retry_after_s = 1;
     return result;
   }
