@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <clocale>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -353,8 +354,17 @@ std::string format_bitrate(double bits_per_second) {
   return r;
 }
 
+// ASCII only (g_format_size uses a no-break space, which shows up as '?'
+// on non-UTF-8 terminals).
 std::string format_bytes(guint64 bytes) {
-  gchar *s = g_format_size(bytes);
+  static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  size_t u = 0;
+  while (v >= 1000.0 && u + 1 < G_N_ELEMENTS(units)) {
+    v /= 1000.0;
+    ++u;
+  }
+  gchar *s = u == 0 ? g_strdup_printf("%" G_GUINT64_FORMAT " B", bytes) : g_strdup_printf("%.1f %s", v, units[u]);
   std::string r = s;
   g_free(s);
   return r;
@@ -496,7 +506,7 @@ void on_viewer_joined(GstElement *, const gchar *id, gpointer user_data) {
 void on_viewer_left(GstElement *, const gchar *id, const gchar *reason, gpointer user_data) {
   GST_DEBUG("viewer-left %s (%s)", id, reason);
   std::string text = std::string("viewer left: ") + (id ? id : "?");
-  if (reason && *reason) text += std::string(" (") + reason + ")";
+  if (reason && *reason) text += std::string(", reason: ") + reason;
   post_viewer_event(static_cast<App *>(user_data), text);
 }
 
@@ -881,6 +891,7 @@ bool validate(const Options &opt) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  setlocale(LC_ALL, "");
   Options opt;
   const GOptionEntry entries[] = {
       {"device", 'd', 0, G_OPTION_ARG_FILENAME, &opt.device,
