@@ -10,11 +10,12 @@ namespace wb {
 
 namespace {
 
-// Signal handlers get a weak reference, so a late signal after close() finds
-// nothing instead of a dead session.
-using WeakSession = std::weak_ptr<ViewerSession>;
+// Signal handlers hold the session's small shared Events object, never the
+// session itself: a handler running on a webrtcbin thread must never end up
+// dropping the last reference to the session (and so to its webrtcbin).
+using EventsRef = std::shared_ptr<ViewerSession::Events>;
 
-void free_weak(gpointer data, GClosure *) { delete static_cast<WeakSession *>(data); }
+void free_events(gpointer data, GClosure *) { delete static_cast<EventsRef *>(data); }
 
 // Runs a webrtcbin action that answers through a GstPromise and waits.
 const GstStructure *wait_promise(GstPromise *promise) {
@@ -67,11 +68,13 @@ void configure_ice_agent(GstElement *webrtc, const TransportConfig &config) {
 
 ViewerSession::ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
                              StateListener listener)
-    : id_(std::move(id)),
+    : id_(id),
       parent_(parent),
-      listener_(std::move(listener)),
+      events_(std::make_shared<Events>()),
       last_heard_(std::make_shared<std::atomic<gint64>>(g_get_monotonic_time())),
       created_us_(g_get_monotonic_time()) {
+  events_->id = std::move(id);
+  events_->listener = std::move(listener);
   std::string name = "viewer-" + id_;
   webrtc_ = gst_element_factory_make("webrtcbin", name.c_str());
   if (!webrtc_) return;
@@ -97,24 +100,26 @@ ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, con
   }
 
   auto connect = [&](const char *signal, GCallback cb) {
-    handlers_.push_back(g_signal_connect_data(webrtc_, signal, cb,
-                                              new WeakSession(weak_from_this()), free_weak,
+    handlers_.push_back(g_signal_connect_data(webrtc_, signal, cb, new EventsRef(events_), free_events,
                                               GConnectFlags(0)));
   };
   connect("notify::connection-state",
-          G_CALLBACK(+[](GstElement *, GParamSpec *, gpointer data) {
-            if (auto self = static_cast<WeakSession *>(data)->lock()) self->on_connection_state();
+          G_CALLBACK(+[](GstElement *webrtc, GParamSpec *, gpointer data) {
+            Events &events = **static_cast<EventsRef *>(data);
+            GstWebRTCPeerConnectionState state;
+            g_object_get(webrtc, "connection-state", &state, nullptr);
+            GST_DEBUG("viewer %s: connection state %d", events.id.c_str(), state);
+            if (!events.closed && events.listener) events.listener(events.id, state);
           }));
   connect("notify::ice-gathering-state",
           G_CALLBACK(+[](GstElement *webrtc, GParamSpec *, gpointer data) {
-            auto self = static_cast<WeakSession *>(data)->lock();
-            if (!self) return;
+            Events &events = **static_cast<EventsRef *>(data);
             GstWebRTCICEGatheringState state;
             g_object_get(webrtc, "ice-gathering-state", &state, nullptr);
             if (state != GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) return;
-            std::lock_guard<std::mutex> lock(self->mutex_);
-            self->gathering_complete_ = true;
-            self->gathering_done_.notify_all();
+            std::lock_guard<std::mutex> lock(events.mutex);
+            events.gathering_complete = true;
+            events.gathering_done.notify_all();
           }));
 
   gst_bin_add(parent_, webrtc_);
@@ -209,15 +214,8 @@ ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, con
 }
 
 bool ViewerSession::wait_gathering_complete(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(mutex_);
-  return gathering_done_.wait_until(lock, deadline, [this] { return gathering_complete_; });
-}
-
-void ViewerSession::on_connection_state() {
-  GstWebRTCPeerConnectionState state;
-  g_object_get(webrtc_, "connection-state", &state, nullptr);
-  GST_DEBUG("viewer %s: connection state %d", id_.c_str(), state);
-  if (listener_) listener_(id_, state);
+  std::unique_lock<std::mutex> lock(events_->mutex);
+  return events_->gathering_done.wait_until(lock, deadline, [this] { return events_->gathering_complete; });
 }
 
 void ViewerSession::start_media() {
@@ -274,6 +272,7 @@ void ViewerSession::close() {
     closed_ = true;
   }
   state_.store(ViewerState::Closed);
+  events_->closed = true;
   if (!webrtc_) return;
   for (gulong h : handlers_) g_signal_handler_disconnect(webrtc_, h);
   handlers_.clear();

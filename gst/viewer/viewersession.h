@@ -28,7 +28,7 @@ struct TransportConfig {
 
 enum class ViewerState { Negotiating, Connected, Closed };
 
-class ViewerSession : public std::enable_shared_from_this<ViewerSession> {
+class ViewerSession {
  public:
   // Reports transport state changes; called from webrtcbin's threads.
   using StateListener = std::function<void(const std::string &id, GstWebRTCPeerConnectionState)>;
@@ -37,6 +37,16 @@ class ViewerSession : public std::enable_shared_from_this<ViewerSession> {
     int status = 0;  // 0: answered, else an HTTP status (400, 500, 504)
     std::string sdp;
     std::string error;
+  };
+
+  // What webrtcbin's signal handlers may touch (see viewersession.cpp).
+  struct Events {
+    std::string id;
+    StateListener listener;
+    std::atomic<bool> closed{false};
+    std::mutex mutex;
+    std::condition_variable gathering_done;
+    bool gathering_complete = false;
   };
 
   ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
@@ -70,7 +80,6 @@ class ViewerSession : public std::enable_shared_from_this<ViewerSession> {
     GstPad *pad;  // owned by the fan-out
   };
 
-  void on_connection_state();
   void watch_incoming_packets();
   bool wait_gathering_complete(std::chrono::steady_clock::time_point deadline);
 
@@ -78,14 +87,12 @@ class ViewerSession : public std::enable_shared_from_this<ViewerSession> {
   GstBin *parent_;
   GstElement *webrtc_ = nullptr;
   std::vector<Branch> branches_;
-  StateListener listener_;
+  std::shared_ptr<Events> events_;
   std::vector<gulong> handlers_;
   std::atomic<ViewerState> state_{ViewerState::Negotiating};
   std::shared_ptr<std::atomic<gint64>> last_heard_;
   gint64 created_us_;
   std::mutex mutex_;
-  std::condition_variable gathering_done_;
-  bool gathering_complete_ = false;
   bool packet_watch_installed_ = false;
   bool closed_ = false;
 };
