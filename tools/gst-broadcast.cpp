@@ -770,6 +770,14 @@ bool start_pipeline(App *app) {
   GError *err = nullptr;
   GstElement *pipeline = gst_parse_launch_full(desc.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &err);
   if (!pipeline || err) {
+    if (can_fall_back(app)) {
+      // e.g. the encoder exists but its companion elements (nvvidconv) do not
+      std::string why = err ? err->message : "could not build the pipeline";
+      g_clear_error(&err);
+      if (pipeline) gst_object_unref(pipeline);
+      fall_back(app, why.c_str());
+      return true;
+    }
     g_printerr("Could not build the pipeline: %s\n", err ? err->message : "unknown error");
     if (opt.pipeline) g_printerr("(check the --pipeline description)\n");
     g_clear_error(&err);
