@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <gst/video/video-event.h>
+
 #include "viewermanager.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_broadcast_sink_debug);
@@ -86,6 +88,22 @@ std::vector<GstElement *> payload_chain(const std::string &media_type, const cha
     GstElement *pay = make("rtph264pay", "pay", kind);
     // SPS/PPS with every IDR, so a viewer can start at any keyframe.
     g_object_set(pay, "config-interval", -1, "aggregate-mode", 1 /* zero-latency */, nullptr);
+    if (pay) {
+      // rtph264pay 1.22 answers a downstream all-headers force-key-unit by
+      // sending SPS/PPS ahead of the IDR with the marker bit set and the IDR's
+      // timestamp. Chromium takes that for a finished frame, drops it and
+      // sends PLI: one keyframe request per interval, forever. The headers
+      // are already in-band (config-interval=-1), so the event stops here.
+      GstPad *pay_sink = gst_element_get_static_pad(pay, "sink");
+      gst_pad_add_probe(pay_sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                        +[](GstPad *, GstPadProbeInfo *info, gpointer) {
+                          return gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))
+                                     ? GST_PAD_PROBE_DROP
+                                     : GST_PAD_PROBE_OK;
+                        },
+                        nullptr, nullptr);
+      gst_object_unref(pay_sink);
+    }
     chain.push_back(pay);
   } else if (media_type == "video/x-vp8") {
     chain.push_back(make("rtpvp8pay", "pay", kind));

@@ -229,6 +229,15 @@ gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
     case GST_EVENT_GAP:
       gst_event_unref(event);
       return TRUE;
+    case GST_EVENT_CUSTOM_DOWNSTREAM:
+      // The encoder's "here is the keyframe you asked for" is for payloaders
+      // upstream of us; viewers' transports have nothing to do with it.
+      if (gst_video_event_is_force_key_unit(event)) {
+        gst_event_unref(event);
+        return TRUE;
+      }
+      push_to_branches(self, event);
+      return TRUE;
     case GST_EVENT_SEGMENT: {
       {
         std::lock_guard<std::mutex> lock(st.lock);

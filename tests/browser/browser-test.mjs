@@ -92,7 +92,7 @@ async function sampleStats() {
     report.forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
       const kind = s.kind || s.mediaType;
-      if (kind === 'video') out.video = { framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0, codecId: s.codecId };
+      if (kind === 'video') out.video = { framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0, codecId: s.codecId, pliCount: s.pliCount ?? 0, keyFramesDecoded: s.keyFramesDecoded ?? 0, framesDropped: s.framesDropped ?? 0 };
       else if (kind === 'audio') out.audio = { packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0, audioLevel: s.audioLevel };
     });
     return out;
@@ -161,6 +161,8 @@ async function main() {
   log(`videoWidth=${dims.w} videoHeight=${dims.h}`);
   log(`framesDecoded before=${framesBefore} after=${framesAfter} (+${framesAfter - framesBefore} in ${GROWTH_WINDOW_MS / 1000} s)`);
   log(`video packetsReceived=${after.video.packetsReceived} bytesReceived=${after.video.bytesReceived}`);
+  const plisInWindow = after.video.pliCount - before.video.pliCount;
+  log(`video pliCount=${after.video.pliCount} (+${plisInWindow} in the window) keyFramesDecoded=${after.video.keyFramesDecoded} framesDropped=${after.video.framesDropped}`);
   log(`audio packetsReceived=${audioPackets}` + (after.audio ? ` bytesReceived=${after.audio.bytesReceived} audioLevel=${after.audio.audioLevel}` : ' (no inbound-rtp audio stats)'));
 
   mkdirSync(dirname(screenshotPath), { recursive: true });
@@ -169,6 +171,10 @@ async function main() {
 
   const problems = [];
   if (!(framesAfter > framesBefore)) problems.push(`framesDecoded did not grow over ${GROWTH_WINDOW_MS / 1000} s (${framesBefore} -> ${framesAfter})`);
+  // A healthy stream needs no keyframe requests once playing; a browser that
+  // keeps asking (one PLI per keyframe-min-interval) means every keyframe we
+  // send is broken for it.
+  if (plisInWindow > 1) problems.push(`${plisInWindow} PLIs in ${GROWTH_WINDOW_MS / 1000} s: the browser keeps asking for keyframes`);
   if (!(audioPackets > 0)) problems.push(`no audio packets received (packetsReceived=${audioPackets})`);
   if (problems.length) return fail(problems.join('; '));
 

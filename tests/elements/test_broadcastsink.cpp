@@ -1,7 +1,11 @@
 // broadcastsink and viewermanager as elements: their manual, the chain
 // they build for each input, and how they end.
 #include <gst/gst.h>
+#include <gst/rtp/gstrtpbuffer.h>
+#include <gst/video/video-event.h>
 #include <gtest/gtest.h>
+
+#include <mutex>
 
 #include <functional>
 #include <string>
@@ -135,4 +139,75 @@ TEST(BroadcastSink, UnsupportedInputIsRefusedAtLinkTime) {
   EXPECT_TRUE(error != nullptr) << "raw audio must not link";
   if (error) g_error_free(error);
   if (pipeline) gst_object_unref(pipeline);
+}
+
+// Counts packets whose marker bit claimed the end of a frame that then went on.
+struct MarkerCheck {
+  std::mutex mutex;
+  bool have_last = false;
+  guint32 last_ts = 0;
+  bool last_marker = false;
+  unsigned early_markers = 0;
+  unsigned packets = 0;
+
+  void inspect(GstBuffer *buf) {
+    GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+    if (!gst_rtp_buffer_map(buf, GST_MAP_READ, &rtp)) return;
+    std::lock_guard<std::mutex> lock(mutex);
+    guint32 ts = gst_rtp_buffer_get_timestamp(&rtp);
+    if (have_last && last_marker && ts == last_ts) ++early_markers;
+    have_last = true;
+    last_ts = ts;
+    last_marker = gst_rtp_buffer_get_marker(&rtp);
+    ++packets;
+    gst_rtp_buffer_unmap(&rtp);
+  }
+};
+
+// A forced keyframe must come out as one access unit: the marker bit only on
+// its last packet. (rtph264pay 1.22 marks separately sent SPS/PPS, which
+// Chromium drops as a frame and answers with PLI, forever.)
+TEST(BroadcastSink, ForcedH264KeyframeHasOneMarkerPerAccessUnit) {
+  GstElement *pipeline = gst_parse_launch(
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+      "x264enc tune=zerolatency key-int-max=300 ! broadcastsink name=bs",
+      nullptr);
+  GstBin *sink = GST_BIN(gst_bin_get_by_name(GST_BIN(pipeline), "bs"));
+  GstBin *manager = GST_BIN(gst_bin_get_by_name(sink, "viewers"));
+  GstElement *fanout = gst_bin_get_by_name(manager, "video-fanout");
+  ASSERT_TRUE(fanout);
+  GstPad *fanout_sink = gst_element_get_static_pad(fanout, "sink");
+  MarkerCheck seen;
+  gst_pad_add_probe(
+      fanout_sink, GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+      +[](GstPad *, GstPadProbeInfo *info, gpointer data) {
+        auto *s = static_cast<MarkerCheck *>(data);
+        if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+          s->inspect(GST_PAD_PROBE_INFO_BUFFER(info));
+        } else {
+          GstBufferList *list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+          for (guint i = 0; i < gst_buffer_list_length(list); ++i) s->inspect(gst_buffer_list_get(list, i));
+        }
+        return GST_PAD_PROBE_OK;
+      },
+      &seen, nullptr);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  ASSERT_TRUE(wait_until([&] { std::lock_guard<std::mutex> l(seen.mutex); return seen.packets > 20; }, 5000ms));
+  for (int i = 0; i < 3; ++i) {
+    // What the fan-out sends when viewers need a keyframe.
+    gst_pad_push_event(fanout_sink, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, i));
+    unsigned until = 0;
+    {
+      std::lock_guard<std::mutex> l(seen.mutex);
+      until = seen.packets + 15;
+    }
+    ASSERT_TRUE(wait_until([&] { std::lock_guard<std::mutex> l(seen.mutex); return seen.packets > until; }, 5000ms));
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  EXPECT_EQ(seen.early_markers, 0u) << "a packet with the marker bit was followed by more of the same frame";
+  gst_object_unref(fanout_sink);
+  gst_object_unref(fanout);
+  gst_object_unref(manager);
+  gst_object_unref(sink);
+  gst_object_unref(pipeline);
 }
