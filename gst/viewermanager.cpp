@@ -476,6 +476,14 @@ static GstStateChangeReturn gst_viewer_manager_change_state(GstElement *element,
   return ret;
 }
 
+static gboolean gst_viewer_manager_remove_element(GstBin *bin, GstElement *element) {
+  gboolean removed = GST_BIN_CLASS(gst_viewer_manager_parent_class)->remove_element(bin, element);
+  // GstBin drops its SINK flag with its last sink child (the last viewer's
+  // webrtcbin); without it the pipeline would no longer wait for our EOS.
+  GST_OBJECT_FLAG_SET(bin, GST_ELEMENT_FLAG_SINK);
+  return removed;
+}
+
 static void gst_viewer_manager_dispose(GObject *object) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
   if (self->priv) stop(self);
@@ -503,6 +511,7 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
   signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
                                    G_CALLBACK(remove_viewer));
+  GST_BIN_CLASS(klass)->remove_element = gst_viewer_manager_remove_element;
   element_class->request_new_pad = gst_viewer_manager_request_new_pad;
   element_class->release_pad = gst_viewer_manager_release_pad;
   element_class->change_state = gst_viewer_manager_change_state;

@@ -249,3 +249,23 @@ TEST(Viewers, ResourcesComeBackAfterViewersLeave) {
       << "threads before " << threads << " after " << thread_count();
   gst_object_unref(manager);
 }
+
+TEST(Viewers, BroadcastEndsWithEosAfterViewersCameAndWent) {
+  unsigned port = free_tcp_port();
+  Broadcast broadcast(
+      "videotestsrc is-live=true num-buffers=120 ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+      "x264enc tune=zerolatency ! bs.video "
+      "audiotestsrc is-live=true num-buffers=200 ! opusenc ! bs.audio "
+      "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
+      port);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  {
+    WhepViewer viewer;
+    ASSERT_EQ(viewer.connect(broadcast.url()), 201);
+    ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 0; }, 5000ms));
+    viewer.disconnect();
+    ASSERT_TRUE(wait_until([&] { return broadcast.viewer_count() == 0; }, 5000ms));
+  }
+  EXPECT_TRUE(wait_until([&] { return broadcast.got_eos(); }, 10000ms)) << "the broadcast never posted EOS";
+}

@@ -162,6 +162,8 @@ bool Broadcast::start() {
           self->error_ = std::string(err->message) + " (" + (dbg ? dbg : "") + ")";
           g_error_free(err);
           g_free(dbg);
+        } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS) {
+          self->eos_ = true;
         }
         return GST_BUS_DROP;
       },

@@ -54,6 +54,7 @@ class Broadcast {
   unsigned port() const { return port_; }
   std::string url(const std::string &path = "/whep") const;
   std::string last_error() const;
+  bool got_eos() const { return eos_.load(); }
   guint viewer_count() const;
 
  private:
@@ -62,7 +63,7 @@ class Broadcast {
   unsigned port_ = 0;
   mutable std::mutex mutex_;
   std::string error_;
-  guint bus_watch_ = 0;
+  std::atomic<bool> eos_{false};
 };
 
 // A WHEP viewer: webrtcbin offering recvonly video+audio with its own
