@@ -23,7 +23,7 @@
 GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$(dirname "$0")/../build/gst}"
 export GST_PLUGIN_PATH
 
-exec gst-launch-1.0 \
+exec gst-launch-1.0 -e \
   broadcastsink name=bs port="${PORT:-8080}" \
   videotestsrc is-live=true pattern=ball \
     ! video/x-raw,width=640,height=360,framerate=30/1 \

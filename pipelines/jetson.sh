@@ -45,7 +45,7 @@ GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$(dirname "$0")/../build/gst}"
 export GST_PLUGIN_PATH
 FPS="${FPS:-30}"
 
-exec gst-launch-1.0 \
+exec gst-launch-1.0 -e \
   broadcastsink name=bs port="${PORT:-8080}" \
   nvarguscamerasrc sensor-id="${SENSOR_ID:-0}" \
     ! "video/x-raw(memory:NVMM),width=${WIDTH:-1280},height=${HEIGHT:-720},framerate=${FPS}/1,format=NV12" \

@@ -41,7 +41,7 @@ GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$(dirname "$0")/../build/gst}"
 export GST_PLUGIN_PATH
 FPS="${FPS:-30}"
 
-exec gst-launch-1.0 \
+exec gst-launch-1.0 -e \
   broadcastsink name=bs port="${PORT:-8080}" \
   v4l2src device="${DEVICE:-/dev/video0}" \
     ! decodebin \

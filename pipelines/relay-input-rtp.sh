@@ -35,7 +35,7 @@
 GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$(dirname "$0")/../build/gst}"
 export GST_PLUGIN_PATH
 
-exec gst-launch-1.0 \
+exec gst-launch-1.0 -e \
   broadcastsink name=bs port="${PORT:-8080}" \
   udpsrc port="${RTP_PORT:-5004}" \
     caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96" \
