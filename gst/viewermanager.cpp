@@ -71,7 +71,6 @@ struct ViewerManagerPrivate {
   ControlLoop loop;
   std::unique_ptr<Audience> audience;
   std::unique_ptr<WhepServer> server;
-  guint reap_timer = 0;
 };
 
 struct _GstViewerManager {
@@ -222,7 +221,7 @@ void apply_keyframe_interval(GstViewerManager *self) {
 bool start(GstViewerManager *self) {
   auto *priv = self->priv;
   priv->loop.start("viewermanager");
-  priv->reap_timer = priv->loop.add_timer(500, [self] { self->priv->audience->reap(); });
+  priv->loop.add_timer(500, [self] { self->priv->audience->reap(); });
   Settings settings;
   {
     std::lock_guard<std::mutex> lock(priv->lock);
@@ -252,7 +251,6 @@ void stop(GstViewerManager *self) {
     priv->audience->remove_all("broadcast stopped");
   });
   priv->loop.stop();
-  priv->reap_timer = 0;
 }
 
 // Nothing inside this bin is a sink that could post EOS for it (viewers

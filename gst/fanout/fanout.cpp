@@ -204,7 +204,7 @@ void push_to_branches(WbFanout *self, GstEvent *event) {
   gst_event_unref(event);
 }
 
-gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+gboolean sink_event(GstPad *, GstObject *parent, GstEvent *event) {
   WbFanout *self = WB_FANOUT(parent);
   FanoutState &st = *self->state;
   switch (GST_EVENT_TYPE(event)) {
@@ -251,19 +251,13 @@ gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
       push_to_branches(self, event);
       return TRUE;
   }
-  (void)pad;
 }
 
 gboolean sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
-  switch (GST_QUERY_TYPE(query)) {
-    case GST_QUERY_ALLOCATION:
-      return FALSE;
-    case GST_QUERY_CAPS:
-    case GST_QUERY_ACCEPT_CAPS:
-      return gst_pad_query_default(pad, parent, query);
-    default:
-      return gst_pad_query_default(pad, parent, query);
-  }
+  // Allocation is not a question for viewers' transports (the default would
+  // ask each of them in turn).
+  if (GST_QUERY_TYPE(query) == GST_QUERY_ALLOCATION) return FALSE;
+  return gst_pad_query_default(pad, parent, query);
 }
 
 gboolean src_event(GstPad *pad, GstObject *parent, GstEvent *event) {

@@ -135,10 +135,7 @@ bool WhepServer::start(GMainContext *context, const std::string &address, unsign
     stop();
     return false;
   }
-  GSList *uris = soup_server_get_uris(server_);
-  if (uris) bound_port_ = g_uri_get_port(static_cast<GUri *>(uris->data));
-  g_slist_free_full(uris, reinterpret_cast<GDestroyNotify>(g_uri_unref));
-  GST_INFO("WHEP server listening on %s:%u", address.c_str(), bound_port_);
+  GST_INFO("WHEP server listening on %s:%u", address.c_str(), port);
   return true;
 }
 

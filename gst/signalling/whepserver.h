@@ -69,7 +69,6 @@ class WhepServer {
   // (the server's sources attach to it). port 0 picks a free port.
   bool start(GMainContext *context, const std::string &address, unsigned port, std::string *error);
   void stop();
-  unsigned bound_port() const { return bound_port_; }
 
  private:
   static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
@@ -80,7 +79,6 @@ class WhepServer {
   WhepHandler &handler_;
   SoupServer *server_ = nullptr;
   GMainContext *context_ = nullptr;
-  unsigned bound_port_ = 0;
   // Outstanding joins hold this so late completions after stop() are dropped.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -98,7 +98,9 @@ TEST_P(PayloadOnce, InputIsPayloadedOnceAndNeverDecodedOrEncoded) {
   ASSERT_TRUE(pipeline) << (error ? error->message : "");
   GstBin *sink = GST_BIN(gst_bin_get_by_name(GST_BIN(pipeline), "bs"));
   EXPECT_EQ(run_to_eos(pipeline), "");
-  if (GetParam().payloader) EXPECT_EQ(count_factory(sink, GetParam().payloader), 1u);
+  if (GetParam().payloader) {
+    EXPECT_EQ(count_factory(sink, GetParam().payloader), 1u);
+  }
   EXPECT_EQ(count_klass(sink, "Encoder"), 0u);
   EXPECT_EQ(count_klass(sink, "Decoder"), 0u);
   gst_element_set_state(pipeline, GST_STATE_NULL);
