@@ -75,12 +75,15 @@ Header header_of(GstBuffer *buf) {
 class FanoutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    fanout = WB_FANOUT(g_object_new(WB_TYPE_FANOUT, nullptr));
+    fanout = WB_FANOUT(gst_object_ref_sink(g_object_new(WB_TYPE_FANOUT, nullptr)));
     harness = gst_harness_new_with_element(GST_ELEMENT(fanout), "sink", nullptr);
     gst_harness_set_src_caps_str(harness,
                                  "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96");
   }
-  void TearDown() override { gst_harness_teardown(harness); }
+  void TearDown() override {
+    gst_harness_teardown(harness);
+    gst_object_unref(fanout);
+  }
 
   GstPad *add(Receiver &r, guint8 pt, guint32 ssrc) {
     GstCaps *caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "payload",

@@ -165,7 +165,7 @@ bool Broadcast::start() {
         } else if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_EOS) {
           self->eos_ = true;
         }
-        return GST_BUS_DROP;
+        return GST_BUS_PASS;
       },
       this, nullptr);
   gst_object_unref(bus);
