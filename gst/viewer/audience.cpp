@@ -64,6 +64,7 @@ std::shared_ptr<ViewerSession> Audience::find(const std::string &id) const {
 
 WhepHandler::Join Audience::join(const std::string &offer_sdp) {
   Join result;
+  gint64 started_us = g_get_monotonic_time();
   Inputs inputs = callbacks_.inputs ? callbacks_.inputs() : Inputs{};
   StreamFormat video = stream_format(inputs.video);
   StreamFormat audio = stream_format(inputs.audio);
@@ -129,6 +130,7 @@ WhepHandler::Join Audience::join(const std::string &offer_sdp) {
     result.error = answer.error;
     return result;
   }
+  GST_INFO("viewer %s answered in %.1f ms", id.c_str(), (g_get_monotonic_time() - started_us) / 1000.0);
   result.status = 201;
   result.session_id = id;
   result.answer = answer.sdp;
