@@ -140,6 +140,10 @@ bool WhepServer::start(GMainContext *context, const std::string &address, unsign
 }
 
 void WhepServer::stop() {
+  {
+    std::unique_lock<std::mutex> lock(joins_->mutex);
+    joins_->done.wait(lock, [this] { return joins_->count == 0; });
+  }
   *alive_ = false;
   alive_ = std::make_shared<bool>(true);
   if (server_) {
@@ -204,8 +208,18 @@ void WhepServer::start_join(SoupServerMessage *msg, std::string offer) {
   std::weak_ptr<bool> alive = alive_;
   GMainContext *context = g_main_context_ref(context_);
   WhepHandler *handler = &handler_;
+  std::shared_ptr<JoinsInFlight> joins = joins_;
+  {
+    std::lock_guard<std::mutex> lock(joins->mutex);
+    ++joins->count;
+  }
   std::thread([=, offer = std::move(offer)]() {
     auto *reply = new HttpReply(join_reply(handler->join(offer)));
+    {
+      std::lock_guard<std::mutex> lock(joins->mutex);
+      --joins->count;
+      joins->done.notify_all();
+    }
     struct Done {
       SoupServerMessage *msg;
       HttpReply *reply;

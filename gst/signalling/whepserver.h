@@ -6,10 +6,12 @@
 
 #include <glib.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 typedef struct _SoupServer SoupServer;
@@ -79,8 +81,15 @@ class WhepServer {
   WhepHandler &handler_;
   SoupServer *server_ = nullptr;
   GMainContext *context_ = nullptr;
-  // Outstanding joins hold this so late completions after stop() are dropped.
+  // Completions that arrive after stop() find this false and are dropped.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // stop() waits for answers still being made: they call into the handler.
+  struct JoinsInFlight {
+    std::mutex mutex;
+    std::condition_variable done;
+    unsigned count = 0;
+  };
+  std::shared_ptr<JoinsInFlight> joins_ = std::make_shared<JoinsInFlight>();
 };
 
 }  // namespace wb
