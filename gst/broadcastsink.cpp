@@ -322,7 +322,10 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WebRTC broadcast sink", "Sink/Network/WebRTC",
       "Payloads encoded video/audio once and broadcasts it to many WebRTC viewers (WHEP server, "
-      "viewer page, shared fan-out)",
+      "viewer page, shared fan-out)"
+      " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, "
+      "id, answer, error}; remove-viewer (id) -> gboolean; viewer-joined (id) when a viewer's "
+      "transport connects; viewer-left (id, reason) when a joined viewer is gone",
       "webrtcbroadcast developers");
 }
 

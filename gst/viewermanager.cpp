@@ -518,7 +518,10 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WebRTC viewer manager", "Sink/Network/WebRTC",
       "Serves an RTP broadcast to many WebRTC viewers (WHEP server, one transport per viewer, "
-      "shared fan-out)",
+      "shared fan-out)"
+      " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, "
+      "id, answer, error}; remove-viewer (id) -> gboolean; viewer-joined (id) when a viewer's "
+      "transport connects; viewer-left (id, reason) when a joined viewer is gone",
       "webrtcbroadcast developers");
 }
 
