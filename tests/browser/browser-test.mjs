@@ -93,7 +93,7 @@ async function sampleStats() {
       if (s.type !== 'inbound-rtp') return;
       const kind = s.kind || s.mediaType;
       if (kind === 'video') out.video = { framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0, codecId: s.codecId, pliCount: s.pliCount ?? 0, keyFramesDecoded: s.keyFramesDecoded ?? 0, framesDropped: s.framesDropped ?? 0 };
-      else if (kind === 'audio') out.audio = { packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0, audioLevel: s.audioLevel };
+      else if (kind === 'audio') out.audio = { packetsReceived: s.packetsReceived ?? 0, bytesReceived: s.bytesReceived ?? 0, audioLevel: s.audioLevel, totalSamplesReceived: s.totalSamplesReceived ?? 0, concealedSamples: s.concealedSamples ?? 0 };
     });
     return out;
   });
@@ -175,6 +175,12 @@ async function main() {
   // keeps asking (one PLI per keyframe-min-interval) means every keyframe we
   // send is broken for it.
   if (plisInWindow > 1) problems.push(`${plisInWindow} PLIs in ${GROWTH_WINDOW_MS / 1000} s: the browser keeps asking for keyframes`);
+  const samplesBefore = before.audio ? before.audio.totalSamplesReceived : 0;
+  const samplesAfter = after.audio ? after.audio.totalSamplesReceived : 0;
+  const concealed = after.audio ? after.audio.concealedSamples - (before.audio ? before.audio.concealedSamples : 0) : 0;
+  log(`audio samples decoded +${samplesAfter - samplesBefore} in the window (concealed +${concealed})`);
+  // Opus at 48 kHz: 3 s of sound is 144000 samples; half of that proves it decodes.
+  if (!(samplesAfter - samplesBefore > 72000)) problems.push(`audio did not decode: ${samplesAfter - samplesBefore} samples in ${GROWTH_WINDOW_MS / 1000} s`);
   if (!(audioPackets > 0)) problems.push(`no audio packets received (packetsReceived=${audioPackets})`);
   if (problems.length) return fail(problems.join('; '));
 
