@@ -112,10 +112,11 @@ GstBuffer *branch_packet(const Packet &pkt, const guint8 *header, const Branch &
 
 void deliver(WbFanout *self, std::vector<Packet> &packets) {
   FanoutState &st = *self->state;
-  auto branches = snapshot(self);
+  std::shared_ptr<const BranchList> branches;
   Codec codec;
   {
     std::lock_guard<std::mutex> lock(st.lock);
+    branches = st.branches;
     codec = st.codec;
   }
 
