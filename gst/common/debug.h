@@ -7,6 +7,9 @@
 G_BEGIN_DECLS
 GST_DEBUG_CATEGORY_EXTERN(wb_viewer_debug);
 GST_DEBUG_CATEGORY_EXTERN(wb_signalling_debug);
+GST_DEBUG_CATEGORY_EXTERN(wb_peer_debug);
+GST_DEBUG_CATEGORY_EXTERN(wb_relay_debug);
+GST_DEBUG_CATEGORY_EXTERN(wb_push_debug);
 G_END_DECLS
 
 namespace wb {

@@ -16,15 +16,10 @@
 #include <vector>
 
 #include "fanout/fanout.h"
+#include "peer/peerconnection.h"
 #include "viewer/offer.h"
 
 namespace wb {
-
-struct TransportConfig {
-  std::string stun_server;                // stun://host:port, empty for none
-  std::vector<std::string> turn_servers;  // turn(s)://user:pass@host:port
-  std::vector<std::string> ice_addresses; // local addresses to gather on; empty: all
-};
 
 enum class ViewerState { Negotiating, Connected, Closed };
 
@@ -37,16 +32,6 @@ class ViewerSession {
     int status = 0;  // 0: answered, else an HTTP status (400, 500, 504)
     std::string sdp;
     std::string error;
-  };
-
-  // What webrtcbin's signal handlers may touch (see viewersession.cpp).
-  struct Events {
-    std::string id;
-    StateListener listener;
-    std::atomic<bool> closed{false};
-    std::mutex mutex;
-    std::condition_variable gathering_done;
-    bool gathering_complete = false;
   };
 
   ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
@@ -70,7 +55,7 @@ class ViewerSession {
   ViewerState state() const { return state_.load(); }
   // Monotonic time (µs) of the last packet received from the viewer, or of
   // the answer if nothing came yet.
-  gint64 last_heard_us() const { return last_heard_->load(); }
+  gint64 last_heard_us() const { return peer_.last_heard_us(); }
   gint64 created_us() const { return created_us_; }
   bool has_keyframe() const;
 
@@ -80,20 +65,13 @@ class ViewerSession {
     GstPad *pad;  // owned by the fan-out
   };
 
-  void watch_incoming_packets();
-  bool wait_gathering_complete(std::chrono::steady_clock::time_point deadline);
-
   const std::string id_;
   GstBin *parent_;
-  GstElement *webrtc_ = nullptr;
+  PeerConnection peer_;
   std::vector<Branch> branches_;
-  std::shared_ptr<Events> events_;
-  std::vector<gulong> handlers_;
   std::atomic<ViewerState> state_{ViewerState::Negotiating};
-  std::shared_ptr<std::atomic<gint64>> last_heard_;
   gint64 created_us_;
   std::mutex mutex_;
-  bool packet_watch_installed_ = false;
   bool closed_ = false;
 };
 
