@@ -15,12 +15,13 @@
 
 #include <memory>
 #include <mutex>
-#include <sstream>
 
 #include "common/controlloop.h"
 #include "common/debug.h"
+#include "common/strings.h"
 #include "fanout/fanout.h"
-#include "signalling/whepserver.h"
+#include "push/pusher.h"
+#include "signalling/server.h"
 #include "viewer/audience.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_viewer_manager_debug);
@@ -41,25 +42,9 @@ struct Settings {
   guint port = 0;
   std::string address = "0.0.0.0";
   guint keyframe_min_interval_ms = 1000;
+  std::string push_url;
+  std::string push_token;
 };
-
-std::vector<std::string> split_list(const std::string &text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    auto b = item.find_first_not_of(" \t");
-    auto e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-  }
-  return out;
-}
-
-std::string join_list(const std::vector<std::string> &items) {
-  std::string out;
-  for (const auto &i : items) out += (out.empty() ? "" : ",") + i;
-  return out;
-}
 
 }  // namespace
 
@@ -70,7 +55,11 @@ struct ViewerManagerPrivate {
   MediaInput audio;
   ControlLoop loop;
   std::unique_ptr<Audience> audience;
-  std::unique_ptr<WhepServer> server;
+  std::unique_ptr<SignallingServer> server;
+  std::unique_ptr<Pusher> pusher;
+  Pusher::State push_state = Pusher::State::Idle;
+  std::string node_id;        // ours, when we are the root
+  std::string upstream_path;  // from a relaysrc upstream of us
 };
 
 struct _GstViewerManager {
@@ -135,6 +124,26 @@ std::vector<GParamSpec *> viewer_param_specs() {
   specs[PROP_KEYFRAME_REQUESTS] = g_param_spec_uint64(
       "keyframe-requests", "Keyframe requests",
       "Keyframe requests sent upstream so far (after coalescing)", 0, G_MAXUINT64, 0, ro);
+  specs[PROP_PUSH_URL] = g_param_spec_string(
+      "push-url", "WHIP push URL",
+      "Also push the broadcast to this WHIP endpoint (a relay in ingest mode, an SFU or CDN); "
+      "reconnects with backoff (1 s doubling to 30 s)",
+      nullptr, flags);
+  specs[PROP_PUSH_TOKEN] = g_param_spec_string(
+      "push-token", "WHIP push token", "Bearer token for push-url", nullptr, flags);
+  specs[PROP_PUSH_STATE] = g_param_spec_string(
+      "push-state", "Push state", "State of the WHIP push: idle, connecting, live or lost (notified on change)",
+      "idle", ro);
+  specs[PROP_CHILDREN] = g_param_spec_uint(
+      "children", "Relay children",
+      "Relays pulling from this node that announced their WHEP URL (new viewers are redirected to them "
+      "with 307 when max-viewers is reached)",
+      0, G_MAXUINT, 0, ro);
+  specs[PROP_NODE_PATH] = g_param_spec_string(
+      "node-path", "Node path",
+      "Node ids from the root of the relay tree down to this node (sent as Broadcast-Path; a node "
+      "refuses, with 508, relays from above it)",
+      nullptr, ro);
   return specs;
 }
 
@@ -191,12 +200,12 @@ Audience::Inputs current_inputs(GstViewerManager *self) {
 }
 
 GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
-  WhepHandler::Join join;
+  SessionHandler::Join join;
   if (!self->priv->audience) {
     join.status = 503;
     join.error = "viewermanager is not running";
   } else {
-    join = self->priv->audience->join(offer ? offer : "");
+    join = self->priv->audience->join({offer ? offer : "", "", ""});
   }
   return gst_structure_new("viewer", "status", G_TYPE_INT, join.status, "id", G_TYPE_STRING,
                            join.session_id.c_str(), "answer", G_TYPE_STRING, join.answer.c_str(),
@@ -227,11 +236,31 @@ bool start(GstViewerManager *self) {
     std::lock_guard<std::mutex> lock(priv->lock);
     settings = priv->settings;
   }
+  if (!settings.push_url.empty()) {
+    PushConfig push;
+    push.url = settings.push_url;
+    push.token = settings.push_token;
+    push.transport = priv->audience->config().transport;
+    auto inputs = [self] {
+      Audience::Inputs in = current_inputs(self);
+      return Pusher::Inputs{in.video, in.audio};
+    };
+    priv->pusher = std::make_unique<Pusher>(GST_BIN(self), inputs, push,
+                                            [self](Pusher::State state, const std::string &detail) {
+                                              {
+                                                std::lock_guard<std::mutex> lock(self->priv->lock);
+                                                self->priv->push_state = state;
+                                              }
+                                              GST_INFO_OBJECT(self, "push %s %s", Pusher::state_name(state),
+                                                              detail.c_str());
+                                              g_object_notify(G_OBJECT(self), "push-state");
+                                            });
+  }
   if (settings.port == 0) return true;
   bool ok = false;
   std::string error;
   priv->loop.invoke_sync([&] {
-    priv->server = std::make_unique<WhepServer>(*priv->audience);
+    priv->server = std::make_unique<SignallingServer>(*priv->audience);
     ok = priv->server->start(priv->loop.context(), settings.address, settings.port, &error);
     if (!ok) priv->server.reset();
   });
@@ -245,6 +274,7 @@ bool start(GstViewerManager *self) {
 
 void stop(GstViewerManager *self) {
   auto *priv = self->priv;
+  priv->pusher.reset();
   if (!priv->loop.running()) return;
   priv->loop.invoke_sync([&] {
     priv->server.reset();
@@ -253,11 +283,24 @@ void stop(GstViewerManager *self) {
   priv->loop.stop();
 }
 
+std::string node_path(GstViewerManager *self) {
+  std::lock_guard<std::mutex> lock(self->priv->lock);
+  return self->priv->upstream_path.empty() ? self->priv->node_id : self->priv->upstream_path;
+}
+
 // Nothing inside this bin is a sink that could post EOS for it (viewers
 // come and go), so it posts EOS itself once every input has ended.
 GstPadProbeReturn on_input_event(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
   auto *self = GST_VIEWER_MANAGER(data);
-  GstEventType type = GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info));
+  GstEvent *event = GST_PAD_PROBE_INFO_EVENT(info);
+  GstEventType type = GST_EVENT_TYPE(event);
+  // A relaysrc upstream tells where this node sits in the relay tree.
+  if (type == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY && gst_event_has_name(event, "broadcast-path")) {
+    const gchar *path = gst_structure_get_string(gst_event_get_structure(event), "path");
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    self->priv->upstream_path = path ? path : "";
+    return GST_PAD_PROBE_OK;
+  }
   if (type != GST_EVENT_EOS && type != GST_EVENT_STREAM_START && type != GST_EVENT_FLUSH_STOP)
     return GST_PAD_PROBE_OK;
   bool all_ended = true;
@@ -299,6 +342,16 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_ADDRESS: {
       std::lock_guard<std::mutex> lock(priv->lock);
       priv->settings.address = str ? str : "0.0.0.0";
+      return;
+    }
+    case PROP_PUSH_URL: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.push_url = str ? str : "";
+      return;
+    }
+    case PROP_PUSH_TOKEN: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.push_token = str ? str : "";
       return;
     }
     case PROP_KEYFRAME_MIN_INTERVAL: {
@@ -365,6 +418,21 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_VIEWER_COUNT:
       g_value_set_uint(value, priv->audience->count());
+      break;
+    case PROP_PUSH_URL:
+      g_value_set_string(value, priv->settings.push_url.empty() ? nullptr : priv->settings.push_url.c_str());
+      break;
+    case PROP_PUSH_TOKEN:
+      g_value_set_string(value, priv->settings.push_token.empty() ? nullptr : priv->settings.push_token.c_str());
+      break;
+    case PROP_PUSH_STATE:
+      g_value_set_string(value, Pusher::state_name(priv->push_state));
+      break;
+    case PROP_CHILDREN:
+      g_value_set_uint(value, priv->audience->children());
+      break;
+    case PROP_NODE_PATH:
+      g_value_set_string(value, priv->upstream_path.empty() ? priv->node_id.c_str() : priv->upstream_path.c_str());
       break;
     case PROP_BYTES_SENT:
     case PROP_KEYFRAME_REQUESTS: {
@@ -534,6 +602,10 @@ static void gst_viewer_manager_init(GstViewerManager *self) {
     g_signal_emit(self, signals.left, 0, id.c_str(), reason.c_str());
   };
   callbacks.count_changed = [self] { g_object_notify(G_OBJECT(self), "viewer-count"); };
+  callbacks.path = [self] { return node_path(self); };
+  gchar *uuid = g_uuid_string_random();
+  self->priv->node_id = std::string(uuid).substr(0, 8);
+  g_free(uuid);
   self->priv->audience = std::make_unique<Audience>(GST_BIN(self), self->priv->loop, callbacks);
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
 }

@@ -12,7 +12,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
-  libnice-dev libsoup-3.0-dev libglib2.0-dev-bin
+  libnice-dev libsoup-3.0-dev libjson-glib-dev libglib2.0-dev-bin
   libgtest-dev
   iproute2 util-linux curl
 )

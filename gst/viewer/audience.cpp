@@ -56,14 +56,54 @@ unsigned Audience::count() const {
   return unsigned(sessions_.size());
 }
 
+unsigned Audience::viewer_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  unsigned relays = 0;
+  for (const auto &r : is_relay_) relays += r.second;
+  return unsigned(sessions_.size()) - relays;
+}
+
+std::string Audience::status_json() {
+  NodeStatus status;
+  status.path = callbacks_.path ? callbacks_.path() : "";
+  status.viewers = viewer_count();
+  status.max_viewers = config().max_viewers;
+  status.children = children_.count();
+  return node_status_json(status);
+}
+
+SessionHandler::Join Audience::redirect_or_refuse(const JoinRequest &request, const std::string &why) {
+  Join result;
+  std::string child = children_.pick(request.node_id);
+  if (!child.empty()) {
+    GST_INFO("%s: redirecting to %s", why.c_str(), child.c_str());
+    result.status = 307;
+    result.location = child;
+    return result;
+  }
+  result.status = 503;
+  result.error = why + "; retry later";
+  result.retry_after_s = 5;
+  return result;
+}
+
 std::shared_ptr<ViewerSession> Audience::find(const std::string &id) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = sessions_.find(id);
   return it == sessions_.end() ? nullptr : it->second;
 }
 
-WhepHandler::Join Audience::join(const std::string &offer_sdp) {
+SessionHandler::Join Audience::join(const JoinRequest &request) {
+  const std::string &offer_sdp = request.offer;
+  const bool relay = !request.relay_url.empty();
   Join result;
+  const std::string path = callbacks_.path ? callbacks_.path() : "";
+  if (!request.node_id.empty() && ("," + path + ",").find("," + request.node_id + ",") != std::string::npos) {
+    result.status = 508;
+    result.error = "node " + request.node_id + " is above this node in the relay tree (" + path +
+                   "): pulling from here would make a loop";
+    return result;
+  }
   gint64 started_us = g_get_monotonic_time();
   Inputs inputs = callbacks_.inputs ? callbacks_.inputs() : Inputs{};
   StreamFormat video = stream_format(inputs.video);
@@ -98,13 +138,15 @@ WhepHandler::Join Audience::join(const std::string &offer_sdp) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     config = config_;
-    if (config.max_viewers && sessions_.size() >= config.max_viewers) {
-      result.status = 503;
-      result.error = "this broadcast is full (max-viewers " + std::to_string(config.max_viewers) +
-                     "); retry later";
-      result.retry_after_s = 5;
-      return result;
-    }
+    unsigned relays = 0;
+    for (const auto &r : is_relay_) relays += r.second;
+    const unsigned viewers = unsigned(sessions_.size()) - relays;
+    std::string full;
+    if (relay && relays >= kMaxChildren)
+      full = "this node has its most relays (" + std::to_string(kMaxChildren) + ")";
+    else if (!relay && config.max_viewers && viewers >= config.max_viewers)
+      full = "this broadcast is full (max-viewers " + std::to_string(config.max_viewers) + ")";
+    if (!full.empty()) return redirect_or_refuse(request, full);
     std::weak_ptr<bool> alive = alive_;
     session = std::make_shared<ViewerSession>(
         id, bin_, config.transport,
@@ -113,6 +155,7 @@ WhepHandler::Join Audience::join(const std::string &offer_sdp) {
           if (guard && *guard) on_transport_state(sid, state);
         });
     sessions_[id] = session;
+    is_relay_[id] = relay;
     ++joins_in_flight_;
   }
   if (callbacks_.count_changed) callbacks_.count_changed();
@@ -134,6 +177,8 @@ WhepHandler::Join Audience::join(const std::string &offer_sdp) {
   result.status = 201;
   result.session_id = id;
   result.answer = answer.sdp;
+  if (!path.empty()) result.headers["Broadcast-Path"] = path;
+  if (relay) children_.add(id, request.node_id, request.relay_url);
   return result;
 }
 
@@ -174,7 +219,9 @@ bool Audience::remove(const std::string &session_id, const std::string &reason) 
     if (it == sessions_.end()) return false;
     session = it->second;
     sessions_.erase(it);
+    is_relay_.erase(session_id);
   }
+  children_.remove(session_id);
   bool was_connected = session->state() == ViewerState::Connected;
   session->close();
   GST_INFO("viewer %s removed: %s", session_id.c_str(), reason.c_str());

@@ -16,7 +16,8 @@
 
 #include "common/controlloop.h"
 #include "fanout/fanout.h"
-#include "signalling/whepserver.h"
+#include "signalling/server.h"
+#include "tree/children.h"
 #include "viewer/viewersession.h"
 
 namespace wb {
@@ -28,7 +29,7 @@ struct AudienceConfig {
   std::chrono::milliseconds answer_timeout{5000};
 };
 
-class Audience : public WhepHandler {
+class Audience : public SessionHandler {
  public:
   struct Inputs {
     WbFanout *video = nullptr;
@@ -39,7 +40,12 @@ class Audience : public WhepHandler {
     std::function<void(const std::string &id)> joined;
     std::function<void(const std::string &id, const std::string &reason)> left;
     std::function<void()> count_changed;
+    // Node ids from the root down to this node.
+    std::function<std::string()> path;
   };
+  // Relays are admitted beyond max-viewers (each one multiplies capacity),
+  // up to this many; further relays are redirected like viewers.
+  static constexpr unsigned kMaxChildren = 16;
 
   Audience(GstBin *bin, ControlLoop &loop, Callbacks callbacks);
   ~Audience() override;
@@ -47,16 +53,21 @@ class Audience : public WhepHandler {
   void configure(const AudienceConfig &config);
   AudienceConfig config() const;
 
-  Join join(const std::string &offer_sdp) override;
+  Join join(const JoinRequest &request) override;
   bool leave(const std::string &session_id) override;
+  std::string status_json() override;
 
   bool remove(const std::string &session_id, const std::string &reason);
   void remove_all(const std::string &reason);
   // Removes viewers that never connected or went silent; run periodically.
   void reap();
   unsigned count() const;
+  unsigned viewer_count() const;  // sessions that are not relays
+  unsigned children() const { return children_.count(); }
 
  private:
+  // 307 to a child with room, or 503: what a full node answers.
+  Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
   void on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state);
   std::shared_ptr<ViewerSession> find(const std::string &id) const;
 
@@ -67,6 +78,8 @@ class Audience : public WhepHandler {
   std::condition_variable joins_done_;
   AudienceConfig config_;
   std::map<std::string, std::shared_ptr<ViewerSession>> sessions_;
+  std::map<std::string, bool> is_relay_;  // by session id
+  Children children_;
   unsigned joins_in_flight_ = 0;
   // Cleared on destruction; transport callbacks that arrive late check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -113,7 +113,9 @@ std::string describe_offer_codecs(const GstSDPMedia *media) {
 
 }  // namespace
 
-OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio) {
+OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
+                       Offerer offerer) {
+  const bool viewer = offerer == Offerer::Viewer;
   OfferCheck check;
   SdpMessagePtr msg;
   if (sdp.empty() || !parse_sdp(sdp, msg) || gst_sdp_message_medias_len(msg.msg) == 0) {
@@ -140,15 +142,17 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
                                : choice.kind == "audio" ? &audio
                                                         : nullptr;
     if (!ours || ours->codec == Codec::Unknown) {
-      choice.reason = "this broadcast has no " + choice.kind;
+      choice.reason = viewer ? "this broadcast has no " + choice.kind : "we take no " + choice.kind;
     } else if (std::any_of(check.media.begin(), check.media.end(), [&](const MediaChoice &m) {
                  return m.kind == choice.kind && m.accepted();
                })) {
       choice.reason = "only one " + choice.kind + " m-line is sent";
     } else if (gst_sdp_media_get_port(media) == 0 && !has_attr(media, "bundle-only")) {
       choice.reason = "m-line is disabled (port 0)";
-    } else if (has_attr(media, "sendonly") || has_attr(media, "inactive")) {
+    } else if (viewer && (has_attr(media, "sendonly") || has_attr(media, "inactive"))) {
       choice.reason = choice.kind + " m-line does not receive (sendonly or inactive)";
+    } else if (!viewer && (has_attr(media, "recvonly") || has_attr(media, "inactive"))) {
+      choice.reason = choice.kind + " m-line does not send (recvonly or inactive)";
     } else {
       int best_score = -1;
       for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
@@ -174,7 +178,7 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
         gst_structure_set_name(gst_caps_get_structure(caps, 0), "application/x-rtp");
         choice.caps.reset(caps);
       } else {
-        choice.reason = std::string("we send ") + codec_encoding_name(ours->codec) +
+        choice.reason = std::string(viewer ? "we send " : "we take ") + codec_encoding_name(ours->codec) +
                         (ours->codec == Codec::H264 ? " (packetization-mode=1)" : "") +
                         " but the offer has " + describe_offer_codecs(media);
       }
@@ -189,7 +193,7 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
   for (const auto &m : check.media) any |= m.accepted();
   if (!any) {
     check.status = 406;
-    check.error = "no codec we can send: " + rejections;
+    check.error = std::string(viewer ? "no codec we can send: " : "no codec we can take: ") + rejections;
   }
   return check;
 }

@@ -42,7 +42,12 @@ struct OfferCheck {
   std::vector<MediaChoice> media;
 };
 
-OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio);
+// Who made the offer: a viewer must receive what we send; a publisher (WHIP
+// ingest) must send, and `video`/`audio` then name the codec we accept.
+enum class Offerer { Viewer, Publisher };
+
+OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
+                       Offerer offerer = Offerer::Viewer);
 
 // Puts back what 1.22 leaves out of H.264 answers (profile-level-id,
 // packetization-mode, level-asymmetry-allowed) for each accepted m-line.

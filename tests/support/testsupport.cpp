@@ -42,7 +42,8 @@ std::string HttpResponse::header(const std::string &name) const {
 }
 
 HttpResponse http_request(const std::string &method, const std::string &url,
-                          const std::string &content_type, const std::string &body) {
+                          const std::string &content_type, const std::string &body,
+                          const std::map<std::string, std::string> &headers, bool follow_redirects) {
   HttpResponse response;
   SoupSession *session = soup_session_new_with_options("timeout", 15, nullptr);
   SoupMessage *msg = soup_message_new(method.c_str(), url.c_str());
@@ -50,6 +51,10 @@ HttpResponse http_request(const std::string &method, const std::string &url,
     g_object_unref(session);
     return response;
   }
+  // libsoup re-sends the body on 307/308, as WHEP clients must.
+  if (!follow_redirects) soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT);
+  for (const auto &h : headers)
+    soup_message_headers_replace(soup_message_get_request_headers(msg), h.first.c_str(), h.second.c_str());
   if (!content_type.empty() || !body.empty()) {
     GBytes *bytes = g_bytes_new(body.data(), body.size());
     soup_message_set_request_body_from_bytes(msg, content_type.empty() ? nullptr : content_type.c_str(), bytes);
@@ -65,6 +70,9 @@ HttpResponse http_request(const std::string &method, const std::string &url,
   }
   if (error) g_error_free(error);
   response.status = soup_message_get_status(msg);
+  gchar *final_url = g_uri_to_string(soup_message_get_uri(msg));
+  response.url = final_url;
+  g_free(final_url);
   SoupMessageHeadersIter iter;
   const char *name, *value;
   soup_message_headers_iter_init(&iter, soup_message_get_response_headers(msg));
@@ -288,17 +296,27 @@ int WhepViewer::connect(const std::string &endpoint) {
     error_ = "no offer";
     return 0;
   }
-  HttpResponse response = http_request("POST", endpoint, "application/sdp", offer);
+  // WHEP load balancing: re-POST the offer where a 307/308 points.
+  HttpResponse response;
+  std::string target = endpoint;
+  for (int hop = 0; hop < 5; ++hop) {
+    response = http_request("POST", target, "application/sdp", offer, {}, false);
+    if (response.status != 307 && response.status != 308) break;
+    gchar *next = g_uri_resolve_relative(target.c_str(), response.header("location").c_str(), G_URI_FLAGS_NONE, nullptr);
+    target = next ? next : target;
+    g_free(next);
+  }
   if (response.status != 201) {
     error_ = response.body;
     return response.status;
   }
   answer_ = response.body;
+  answered_by_ = response.url;
   std::string location = response.header("location");
-  // Location is relative to the endpoint's origin.
-  auto scheme_end = endpoint.find("://");
-  auto path_start = endpoint.find('/', scheme_end + 3);
-  session_url_ = location.rfind("http", 0) == 0 ? location : endpoint.substr(0, path_start) + location;
+  // Location is relative to the endpoint that answered (after redirects).
+  gchar *resolved = g_uri_resolve_relative(response.url.c_str(), location.c_str(), G_URI_FLAGS_NONE, nullptr);
+  session_url_ = resolved ? resolved : location;
+  g_free(resolved);
   GstSDPMessage *sdp;
   gst_sdp_message_new(&sdp);
   gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer_.data()), answer_.size(), sdp);
@@ -408,6 +426,93 @@ void WhepViewer::count_decoded(GstPad *pad, bool video) {
                               return GST_PAD_PROBE_OK;
                             },
                     this, nullptr);
+}
+
+NodeProcess::NodeProcess(const std::string &launch) {
+  const char *node = g_getenv("WB_TEST_NODE");
+  GError *error = nullptr;
+  process_ = g_subprocess_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE),
+                              &error, node ? node : "test-node", launch.c_str(), nullptr);
+  if (!process_) {
+    lines_.push_back(std::string("ERROR ") + (error ? error->message : "spawn failed"));
+    g_clear_error(&error);
+    return;
+  }
+  GInputStream *out = g_subprocess_get_stdout_pipe(process_);
+  GDataInputStream *data = g_data_input_stream_new(out);
+  reader_ = std::thread([this, data] {
+    gchar *line;
+    while ((line = g_data_input_stream_read_line(data, nullptr, nullptr, nullptr))) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      lines_.push_back(line);
+      g_free(line);
+    }
+    g_object_unref(data);
+  });
+}
+
+NodeProcess::~NodeProcess() {
+  kill();
+  if (reader_.joinable()) reader_.join();
+  if (process_) g_object_unref(process_);
+}
+
+void NodeProcess::kill() {
+  if (!process_) return;
+  g_subprocess_force_exit(process_);
+  g_subprocess_wait(process_, nullptr, nullptr);
+}
+
+std::string NodeProcess::output() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string out;
+  for (const auto &l : lines_) out += l + "\n";
+  return out;
+}
+
+bool NodeProcess::wait_line(const std::string &prefix, std::chrono::milliseconds timeout, std::string *line) {
+  size_t seen = 0;
+  return wait_until([&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (; seen < lines_.size(); ++seen)
+      if (lines_[seen].rfind(prefix, 0) == 0) {
+        if (line) *line = lines_[seen];
+        return true;
+      }
+    return false;
+  }, timeout);
+}
+
+bool NodeProcess::wait_ready(std::chrono::milliseconds timeout) { return wait_line("READY", timeout, nullptr); }
+
+std::vector<std::string> NodeProcess::elements() {
+  std::vector<std::string> out;
+  if (!process_) return out;
+  size_t before;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    before = lines_.size();
+  }
+  GOutputStream *in = g_subprocess_get_stdin_pipe(process_);
+  g_output_stream_write_all(in, "elements\n", 9, nullptr, nullptr, nullptr);
+  g_output_stream_flush(in, nullptr, nullptr);
+  std::string line;
+  bool got = wait_until([&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = before; i < lines_.size(); ++i)
+      if (lines_[i].rfind("ELEMENTS ", 0) == 0) {
+        line = lines_[i].substr(9);
+        return true;
+      }
+    return false;
+  }, 5000ms);
+  if (!got) return out;
+  size_t start = 0, bar;
+  while ((bar = line.find('|', start)) != std::string::npos) {
+    out.push_back(line.substr(start, bar - start));
+    start = bar + 1;
+  }
+  return out;
 }
 
 }  // namespace wbtest

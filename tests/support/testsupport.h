@@ -3,6 +3,7 @@
 // conditions with deadlines (never sleep-and-hope).
 #pragma once
 
+#include <gio/gio.h>
 #include <gst/gst.h>
 
 #include <atomic>
@@ -12,6 +13,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace wbtest {
 
@@ -24,13 +27,15 @@ unsigned free_tcp_port();
 
 struct HttpResponse {
   int status = 0;
+  std::string url;  // that answered, after redirects
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string header(const std::string &name) const;
 };
 
 HttpResponse http_request(const std::string &method, const std::string &url,
-                          const std::string &content_type = "", const std::string &body = "");
+                          const std::string &content_type = "", const std::string &body = "",
+                          const std::map<std::string, std::string> &headers = {}, bool follow_redirects = true);
 
 // A live test broadcast into broadcastsink (or any launch line with a
 // broadcastsink named "bs").
@@ -93,6 +98,8 @@ class WhepViewer {
   double first_video_frame_ms() const;
   const std::string &answer() const { return answer_; }
   const std::string &session_url() const { return session_url_; }
+  // The endpoint that answered the offer (differs after a 307).
+  const std::string &answered_by() const { return answered_by_; }
   std::string error() const { return error_; }
   unsigned video_width() const { return video_width_.load(); }
   unsigned video_gaps() const { return video_gaps_.load(); }
@@ -107,6 +114,7 @@ class WhepViewer {
   GstElement *webrtc_ = nullptr;
   std::string answer_;
   std::string session_url_;
+  std::string answered_by_;
   std::string error_;
   std::chrono::steady_clock::time_point connect_time_;
   std::atomic<gint64> first_video_us_{-1};
@@ -116,6 +124,26 @@ class WhepViewer {
   std::atomic<unsigned> video_gaps_{0};
   std::atomic<unsigned> video_packets_{0};
   std::atomic<guint64> last_video_pts_{GST_CLOCK_TIME_NONE};
+};
+
+// A node (root or relay) in its own process: tests/support/node.cpp running
+// a gst-launch description. Killed when destroyed.
+class NodeProcess {
+ public:
+  explicit NodeProcess(const std::string &launch);
+  ~NodeProcess();
+  bool wait_ready(std::chrono::milliseconds timeout = 10000ms);
+  // factory:klass of every element in the node's pipeline, recursively.
+  std::vector<std::string> elements();
+  void kill();  // SIGKILL: no goodbye to anyone
+  std::string output() const;
+
+ private:
+  bool wait_line(const std::string &prefix, std::chrono::milliseconds timeout, std::string *line);
+  GSubprocess *process_ = nullptr;
+  std::thread reader_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
 };
 
 // An SDP offer from a throwaway webrtcbin, for signalling tests.

@@ -1,7 +1,7 @@
 // WHEP request handling decided from method, path, content type and size.
 #include <gtest/gtest.h>
 
-#include "signalling/whepserver.h"
+#include "signalling/server.h"
 
 using namespace wb;
 
@@ -53,7 +53,7 @@ TEST(WhepRoutes, DeleteSessionAndPage) {
 }
 
 TEST(WhepRoutes, JoinReplies) {
-  WhepHandler::Join ok{201, "abc", "v=0\r\n", "", 0};
+  SessionHandler::Join ok{201, "abc", "v=0\r\n", "", 0};
   HttpReply created = join_reply(ok);
   EXPECT_EQ(created.status, 201);
   EXPECT_EQ(created.headers["Location"], "/whep/abc");
@@ -61,7 +61,7 @@ TEST(WhepRoutes, JoinReplies) {
   EXPECT_EQ(created.body, "v=0\r\n");
   EXPECT_FALSE(created.headers["ETag"].empty());
 
-  HttpReply full = join_reply(WhepHandler::Join{503, "", "", "full", 5});
+  HttpReply full = join_reply(SessionHandler::Join{503, "", "", "full", 5});
   EXPECT_EQ(full.status, 503);
   EXPECT_EQ(full.headers["Retry-After"], "5");
   EXPECT_NE(full.body.find("full"), std::string::npos);

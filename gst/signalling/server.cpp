@@ -1,4 +1,4 @@
-#include "whepserver.h"
+#include "server.h"
 
 #include <gio/gio.h>
 #include <libsoup/soup.h>
@@ -14,13 +14,11 @@ namespace wb {
 
 namespace {
 
-const char *kWhepPath = "/whep";
-
 void add_cors(std::map<std::string, std::string> &h) {
   h["Access-Control-Allow-Origin"] = "*";
   h["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS";
   h["Access-Control-Allow-Headers"] = "Content-Type, Authorization, If-Match";
-  h["Access-Control-Expose-Headers"] = "Location, ETag, Link, Retry-After, Accept-Post";
+  h["Access-Control-Expose-Headers"] = "Location, ETag, Link, Retry-After, Accept-Post, Broadcast-Path";
 }
 
 HttpReply error_reply(int status, const std::string &message) {
@@ -43,18 +41,73 @@ bool is_sdp_content_type(const std::string &content_type) {
   return g_ascii_strcasecmp(base.c_str(), "application/sdp") == 0;
 }
 
+bool token_matches(const std::string &token, const std::string &authorization) {
+  const std::string scheme = "Bearer ";
+  if (authorization.size() <= scheme.size() ||
+      g_ascii_strncasecmp(authorization.c_str(), scheme.c_str(), scheme.size()) != 0)
+    return false;
+  std::string given = authorization.substr(scheme.size());
+  // Compare in constant time: the token is a secret.
+  unsigned char diff = given.size() != token.size();
+  for (size_t i = 0; i < given.size() && i < token.size(); ++i) diff |= given[i] ^ token[i];
+  return diff == 0;
+}
+
+void add_links(std::map<std::string, std::string> &h, const Endpoint &endpoint) {
+  std::string links;
+  for (const auto &l : ice_server_links(endpoint.ice_servers)) links += (links.empty() ? "" : ", ") + l;
+  if (!links.empty()) h["Link"] = links;
+}
+
 }  // namespace
 
+std::vector<std::string> ice_server_links(const std::vector<std::string> &servers) {
+  std::vector<std::string> links;
+  for (const auto &server : servers) {
+    // turn://user:pass@host:port (webrtcbin's form) -> turn:host:port with
+    // the credentials as Link parameters (RFC 9725 section 4.6).
+    std::string uri = server, user, pass;
+    auto scheme_end = uri.find(':');
+    if (scheme_end == std::string::npos) continue;
+    std::string scheme = uri.substr(0, scheme_end);
+    std::string rest = uri.substr(scheme_end + 1);
+    if (rest.compare(0, 2, "//") == 0) rest = rest.substr(2);
+    auto at = rest.rfind('@');
+    if (at != std::string::npos) {
+      std::string cred = rest.substr(0, at);
+      rest = rest.substr(at + 1);
+      auto colon = cred.find(':');
+      user = cred.substr(0, colon);
+      if (colon != std::string::npos) pass = cred.substr(colon + 1);
+      gchar *u = g_uri_unescape_string(user.c_str(), nullptr), *p = g_uri_unescape_string(pass.c_str(), nullptr);
+      user = u ? u : user;
+      pass = p ? p : pass;
+      g_free(u);
+      g_free(p);
+    }
+    std::string link = "<" + scheme + ":" + rest + ">; rel=\"ice-server\"";
+    if (!user.empty()) link += "; username=\"" + user + "\"; credential=\"" + pass + "\"; credential-type=\"password\"";
+    links.push_back(link);
+  }
+  return links;
+}
+
 Route route_request(const std::string &method, const std::string &path,
-                    const std::string &content_type, size_t body_size) {
+                    const std::string &content_type, size_t body_size, const Endpoint &endpoint,
+                    const std::string &authorization) {
   Route route;
-  if (path == "/" || path == "/index.html") {
+  const std::string &base = endpoint.path;
+  if (endpoint.viewer_page && (path == "/" || path == "/index.html")) {
     if (method != "GET" && method != "HEAD") route.reply = method_not_allowed("GET, HEAD");
     else route.action = Route::Action::Page;
-  } else if (path == kWhepPath) {
+  } else if (path == base + "/status") {
+    if (method != "GET") route.reply = method_not_allowed("GET");
+    else route.action = Route::Action::Status;
+  } else if (path == base) {
     if (method == "OPTIONS") {
       route.reply.status = 204;
       route.reply.headers["Accept-Post"] = "application/sdp";
+      add_links(route.reply.headers, endpoint);
     } else if (method != "POST") {
       route.reply = method_not_allowed("POST, OPTIONS");
     } else if (!is_sdp_content_type(content_type)) {
@@ -63,12 +116,15 @@ Route route_request(const std::string &method, const std::string &path,
       route.reply.headers["Accept-Post"] = "application/sdp";
     } else if (body_size > kMaxOfferBytes) {
       route.reply = error_reply(413, "offer larger than " + std::to_string(kMaxOfferBytes) + " bytes");
+    } else if (!endpoint.token.empty() && !token_matches(endpoint.token, authorization)) {
+      route.reply = error_reply(401, authorization.empty() ? "this endpoint needs Authorization: Bearer <token>"
+                                                           : "wrong token");
+      route.reply.headers["WWW-Authenticate"] = "Bearer";
     } else {
       route.action = Route::Action::Join;
     }
-  } else if (path.compare(0, strlen(kWhepPath) + 1, std::string(kWhepPath) + "/") == 0 &&
-             path.size() > strlen(kWhepPath) + 1) {
-    route.session_id = path.substr(strlen(kWhepPath) + 1);
+  } else if (path.compare(0, base.size() + 1, base + "/") == 0 && path.size() > base.size() + 1) {
+    route.session_id = path.substr(base.size() + 1);
     if (method == "DELETE") route.action = Route::Action::Leave;
     else if (method == "OPTIONS") route.reply.status = 204;
     else route.reply = method_not_allowed("DELETE, OPTIONS");
@@ -79,18 +135,23 @@ Route route_request(const std::string &method, const std::string &path,
   return route;
 }
 
-HttpReply join_reply(const WhepHandler::Join &join) {
+HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint) {
   HttpReply r;
   if (join.status == 201) {
     r.status = 201;
     r.content_type = "application/sdp";
     r.body = join.answer;
-    r.headers["Location"] = std::string(kWhepPath) + "/" + join.session_id;
+    r.headers["Location"] = endpoint.path + "/" + join.session_id;
     r.headers["ETag"] = "\"" + join.session_id + "\"";
+    add_links(r.headers, endpoint);
+  } else if (join.status == 307) {
+    r = error_reply(307, "served by " + join.location);
+    r.headers["Location"] = join.location;
   } else {
     r = error_reply(join.status, join.error);
     if (join.retry_after_s) r.headers["Retry-After"] = std::to_string(join.retry_after_s);
   }
+  for (const auto &h : join.headers) r.headers[h.first] = h.second;
   add_cors(r.headers);
   return r;
 }
@@ -108,11 +169,12 @@ void send_reply(SoupServerMessage *msg, const HttpReply &reply) {
 
 }  // namespace
 
-WhepServer::WhepServer(WhepHandler &handler) : handler_(handler) {}
+SignallingServer::SignallingServer(SessionHandler &handler, Endpoint endpoint)
+    : handler_(handler), endpoint_(std::move(endpoint)) {}
 
-WhepServer::~WhepServer() { stop(); }
+SignallingServer::~SignallingServer() { stop(); }
 
-bool WhepServer::start(GMainContext *context, const std::string &address, unsigned port,
+bool SignallingServer::start(GMainContext *context, const std::string &address, unsigned port,
                        std::string *error) {
   context_ = context;
   server_ = soup_server_new("server-header", "webrtcbroadcast ", nullptr);
@@ -135,11 +197,11 @@ bool WhepServer::start(GMainContext *context, const std::string &address, unsign
     stop();
     return false;
   }
-  GST_INFO("WHEP server listening on %s:%u", address.c_str(), port);
+  GST_INFO("%s endpoint listening on %s:%u", endpoint_.path.c_str(), address.c_str(), port);
   return true;
 }
 
-void WhepServer::stop() {
+void SignallingServer::stop() {
   {
     std::unique_lock<std::mutex> lock(joins_->mutex);
     joins_->done.wait(lock, [this] { return joins_->count == 0; });
@@ -153,12 +215,12 @@ void WhepServer::stop() {
   }
 }
 
-void WhepServer::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
+void SignallingServer::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
                             gpointer self) {
-  static_cast<WhepServer *>(self)->handle(msg, path);
+  static_cast<SignallingServer *>(self)->handle(msg, path);
 }
 
-void WhepServer::handle(SoupServerMessage *msg, const char *path) {
+void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
   const char *method = soup_server_message_get_method(msg);
   SoupMessageHeaders *req_headers = soup_server_message_get_request_headers(msg);
   const char *ctype = soup_message_headers_get_one(req_headers, "Content-Type");
@@ -166,7 +228,8 @@ void WhepServer::handle(SoupServerMessage *msg, const char *path) {
   size_t body_size = body ? size_t(body->length) : 0;
   GST_DEBUG("%s %s (%zu bytes)", method, path, body_size);
 
-  Route route = route_request(method, path, ctype ? ctype : "", body_size);
+  const char *auth = soup_message_headers_get_one(req_headers, "Authorization");
+  Route route = route_request(method, path, ctype ? ctype : "", body_size, endpoint_, auth ? auth : "");
   switch (route.action) {
     case Route::Action::Reply:
       send_reply(msg, route.reply);
@@ -188,13 +251,27 @@ void WhepServer::handle(SoupServerMessage *msg, const char *path) {
       send_reply(msg, r);
       return;
     }
+    case Route::Action::Status: {
+      std::string json = handler_.status_json();
+      HttpReply r = json.empty() ? error_reply(404, std::string("no such resource: ") + path)
+                                 : HttpReply{200, "application/json", json, {}};
+      r.headers["Cache-Control"] = "no-cache";
+      add_cors(r.headers);
+      send_reply(msg, r);
+      return;
+    }
     case Route::Action::Join: {
       GBytes *bytes = soup_message_body_flatten(body);
       gsize size = 0;
       const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
-      std::string offer(data ? data : "", size);
+      SessionHandler::JoinRequest request;
+      request.offer.assign(data ? data : "", size);
       g_bytes_unref(bytes);
-      start_join(msg, std::move(offer));
+      const char *relay = soup_message_headers_get_one(req_headers, "Broadcast-Relay-Url");
+      const char *node = soup_message_headers_get_one(req_headers, "Broadcast-Node");
+      request.relay_url = relay ? relay : "";
+      request.node_id = node ? node : "";
+      start_join(msg, std::move(request));
       return;
     }
   }
@@ -202,19 +279,20 @@ void WhepServer::handle(SoupServerMessage *msg, const char *path) {
 
 // Answering an offer waits on the viewer's transport; the HTTP thread stays
 // free for other requests meanwhile.
-void WhepServer::start_join(SoupServerMessage *msg, std::string offer) {
+void SignallingServer::start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request) {
   soup_server_message_pause(msg);
   g_object_ref(msg);
   std::weak_ptr<bool> alive = alive_;
   GMainContext *context = g_main_context_ref(context_);
-  WhepHandler *handler = &handler_;
+  SessionHandler *handler = &handler_;
   std::shared_ptr<JoinsInFlight> joins = joins_;
   {
     std::lock_guard<std::mutex> lock(joins->mutex);
     ++joins->count;
   }
-  std::thread([=, offer = std::move(offer)]() {
-    auto *reply = new HttpReply(join_reply(handler->join(offer)));
+  const Endpoint *endpoint = &endpoint_;
+  std::thread([=, request = std::move(request)]() {
+    auto *reply = new HttpReply(join_reply(handler->join(request), *endpoint));
     {
       std::lock_guard<std::mutex> lock(joins->mutex);
       --joins->count;

@@ -1,0 +1,150 @@
+#include "puller.h"
+
+#include <map>
+
+#include "relay/backoff.h"
+#include "relay/upstreamsession.h"
+#include "signalling/httpclient.h"
+
+#include "common/debug.h"
+#define GST_CAT_DEFAULT wb_relay_debug
+
+namespace wb {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The upstream session's transport state, written on webrtcbin's thread.
+struct TransportFlag {
+  std::atomic<bool> failed{false};
+};
+
+bool path_contains(const std::string &path, const std::string &id) {
+  std::string padded = "," + path + ",";
+  return !id.empty() && padded.find("," + id + ",") != std::string::npos;
+}
+
+}  // namespace
+
+Puller::Puller(RelayOutput &output, PullConfig config) : output_(output), config_(std::move(config)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+Puller::~Puller() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Puller::sleep(std::chrono::milliseconds delay) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return !wake_.wait_for(lock, delay, [this] { return stopping_; });
+}
+
+void Puller::run() {
+  HttpClient http;
+  Backoff backoff;
+  std::map<std::string, std::string> headers;
+  if (!config_.token.empty()) headers["Authorization"] = "Bearer " + config_.token;
+  if (!config_.node_id.empty()) headers["Broadcast-Node"] = config_.node_id;
+  if (!config_.advertise_url.empty()) headers["Broadcast-Relay-Url"] = config_.advertise_url;
+  unsigned attempt = 0;
+
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) break;
+    }
+    if (attempt++) reconnects_++;
+    output_.set_state(UpstreamState::Connecting, "", config_.url);
+    auto flag = std::make_shared<TransportFlag>();
+    auto session = std::make_unique<UpstreamSession>(
+        "upstream" + std::to_string(attempt), output_.bin(), config_.transport, config_.latency_ms,
+        [flag](GstWebRTCPeerConnectionState s) {
+          if (s == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || s == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED)
+            flag->failed = true;
+        },
+        [this](GstPad *pad) { output_.link(pad); });
+
+    // Once viewers watch one codec, only that codec can continue.
+    std::vector<Codec> video;
+    Codec established = output_.codec("video");
+    if (established != Codec::Unknown) video = {established};
+    else video = {Codec::H264, Codec::VP8, Codec::VP9};
+
+    std::string error;
+    unsigned retry_after_s = 0;
+    std::string offer = session->make_offer(video, true, Clock::now() + std::chrono::seconds(5), &error);
+    HttpResponse response;
+    std::string resource;
+    if (!offer.empty()) {
+      response = http.post_offer(config_.url, offer, headers);
+      if (response.status == 201) {
+        resource = resolve_url(response.url, response.header("location"));
+        std::string path = response.header("broadcast-path");
+        if (path_contains(path, config_.node_id)) {
+          error = "refusing " + response.url + ": it is below us in the relay tree (a loop)";
+        } else {
+          error = session->accept_answer(response.body);
+          if (error.empty())
+            output_.set_path(path.empty() ? config_.node_id : path + "," + config_.node_id);
+        }
+      } else if (response.status) {
+        error = "upstream answered " + std::to_string(response.status) + ": " + response.body;
+        while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
+        retry_after_s = response.retry_after_s();
+      } else {
+        error = "upstream unreachable: " + response.error;
+      }
+    }
+
+    bool had_media = false;
+    if (error.empty()) {
+      GST_INFO("pulling from %s (session %s)", response.url.c_str(), resource.c_str());
+      output_.set_state(UpstreamState::Live, "", response.url);
+      // Silence counts from the answer: a session that never delivers is lost too.
+      const gint64 started_us = g_get_monotonic_time();
+      const gint64 first_media_grace_us = 3 * G_USEC_PER_SEC;
+      while (sleep(std::chrono::milliseconds(100))) {
+        gint64 now = g_get_monotonic_time();
+        gint64 last = output_.last_media_us();
+        if (last > started_us) had_media = true;
+        gint64 since = had_media ? last : started_us + first_media_grace_us;
+        if (flag->failed) {
+          error = "transport failed";
+        } else if (now - since > gint64(config_.upstream_timeout.count()) * 1000) {
+          error = had_media ? "no media for " + std::to_string(config_.upstream_timeout.count()) + " ms"
+                            : "no media after the answer";
+        }
+        if (!error.empty()) break;
+      }
+      if (error.empty()) error = "relay stopped";
+      if (!resource.empty()) http.send("DELETE", resource, headers);
+    }
+    session->close();
+    output_.unlink_all();
+    session.reset();
+    if (had_media) backoff.reset();
+
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) break;
+    }
+    // A lost session is retried at once (a restarted upstream is often
+    // already back); failed attempts back off.
+    auto delay = had_media ? std::chrono::milliseconds(0)
+                 : retry_after_s ? std::chrono::milliseconds(retry_after_s * 1000)
+                                 : backoff.next();
+    GST_WARNING("upstream %s: %s; retrying in %lld ms", config_.url.c_str(), error.c_str(),
+                (long long)delay.count());
+    output_.set_state(UpstreamState::Lost, error, config_.url);
+    if (!sleep(delay)) break;
+  }
+  output_.set_state(UpstreamState::Idle, "", config_.url);
+}
+
+}  // namespace wb

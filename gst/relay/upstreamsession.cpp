@@ -1,0 +1,128 @@
+#include "upstreamsession.h"
+
+#include <gst/webrtc/webrtc.h>
+
+#include "common/debug.h"
+#define GST_CAT_DEFAULT wb_relay_debug
+
+namespace wb {
+
+namespace {
+
+// Payload types of our own offers; any upstream maps them as it likes.
+GstStructure *codec_structure(Codec codec) {
+  switch (codec) {
+    case Codec::H264:
+      return gst_structure_new("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
+                               G_TYPE_STRING, "H264", "clock-rate", G_TYPE_INT, 90000, "payload", G_TYPE_INT,
+                               102, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id",
+                               G_TYPE_STRING, "42e01f", "level-asymmetry-allowed", G_TYPE_STRING, "1",
+                               "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir", G_TYPE_BOOLEAN,
+                               TRUE, nullptr);
+    case Codec::VP8:
+    case Codec::VP9:
+      return gst_structure_new("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
+                               G_TYPE_STRING, codec == Codec::VP8 ? "VP8" : "VP9", "clock-rate", G_TYPE_INT,
+                               90000, "payload", G_TYPE_INT, codec == Codec::VP8 ? 96 : 98,
+                               "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir", G_TYPE_BOOLEAN,
+                               TRUE, nullptr);
+    case Codec::Opus:
+      return gst_structure_new("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name",
+                               G_TYPE_STRING, "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT,
+                               111, "encoding-params", G_TYPE_STRING, "2", nullptr);
+    default:
+      return nullptr;
+  }
+}
+
+void add_recvonly_transceiver(GstElement *webrtc, GstCaps *caps) {
+  GstWebRTCRTPTransceiver *trans = nullptr;
+  g_signal_emit_by_name(webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &trans);
+  if (trans) gst_object_unref(trans);
+}
+
+}  // namespace
+
+UpstreamSession::UpstreamSession(const std::string &name, GstBin *bin, const TransportConfig &config,
+                                 unsigned latency_ms, StateListener on_state, PadListener on_pad)
+    : peer_(name, config), bin_(bin), created_us_(g_get_monotonic_time()) {
+  // The jitter buffer only holds packets while it waits for a missing one;
+  // a relay hop should not wait long, the viewers' own buffers reorder.
+  if (peer_.webrtcbin()) g_object_set(peer_.webrtcbin(), "latency", latency_ms, nullptr);
+  peer_.on_state(std::move(on_state));
+  peer_.on_src_pad(std::move(on_pad));
+}
+
+UpstreamSession::~UpstreamSession() { close(); }
+
+std::string UpstreamSession::make_offer(const std::vector<Codec> &video, bool audio, Deadline deadline,
+                                        std::string *error) {
+  if (!peer_.webrtcbin()) {
+    *error = "webrtcbin is not available (gst-plugins-bad webrtc plugin missing)";
+    return "";
+  }
+  if (!video.empty()) {
+    GstCaps *caps = gst_caps_new_empty();
+    for (Codec c : video) gst_caps_append_structure(caps, codec_structure(c));
+    add_recvonly_transceiver(peer_.webrtcbin(), caps);
+    gst_caps_unref(caps);
+  }
+  if (audio) {
+    GstCaps *caps = gst_caps_new_full(codec_structure(Codec::Opus), nullptr);
+    add_recvonly_transceiver(peer_.webrtcbin(), caps);
+    gst_caps_unref(caps);
+  }
+  peer_.start(bin_);
+  *error = peer_.create_local(GST_WEBRTC_SDP_TYPE_OFFER);
+  if (!error->empty()) return "";
+  if (!peer_.wait_gathering(deadline)) {
+    *error = "ICE gathering did not complete in time";
+    return "";
+  }
+  return peer_.local_sdp();
+}
+
+std::string UpstreamSession::accept_answer(const std::string &answer_sdp) {
+  std::string error = peer_.set_remote(GST_WEBRTC_SDP_TYPE_ANSWER, answer_sdp);
+  if (error.empty()) peer_.watch_incoming();
+  return error;
+}
+
+std::string UpstreamSession::answer(const std::string &offer_sdp, const OfferCheck &check, Deadline deadline,
+                                    std::string *error) {
+  if (!peer_.webrtcbin()) {
+    *error = "webrtcbin is not available (gst-plugins-bad webrtc plugin missing)";
+    return "";
+  }
+  // Receive exactly the codec chosen per m-line (no RTX, RED or FEC, and
+  // never a codec the splice could not continue with). webrtcbin 1.22 pairs
+  // m-lines of a remote offer with unassociated transceivers of the same
+  // kind, in order, so these are made before the offer is applied.
+  for (const auto &choice : check.media) {
+    if (!choice.accepted()) continue;
+    GstCaps *caps = gst_caps_copy(choice.caps.get());
+    gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), nullptr);
+    add_recvonly_transceiver(peer_.webrtcbin(), caps);
+    gst_caps_unref(caps);
+  }
+  peer_.start(bin_);
+  *error = peer_.set_remote(GST_WEBRTC_SDP_TYPE_OFFER, offer_sdp);
+  if (!error->empty()) return "";
+  *error = peer_.create_local(GST_WEBRTC_SDP_TYPE_ANSWER);
+  if (!error->empty()) return "";
+  if (!peer_.wait_gathering(deadline)) {
+    *error = "ICE gathering did not complete in time";
+    return "";
+  }
+  std::string sdp = peer_.local_sdp();
+  if (sdp.empty()) {
+    *error = "webrtcbin has no local description";
+    return "";
+  }
+  peer_.watch_incoming();
+  return repair_answer(sdp, check);
+}
+
+void UpstreamSession::close() { peer_.close(); }
+
+}  // namespace wb

@@ -1,0 +1,52 @@
+// One session with whatever feeds a relay: an upstream WHEP node we pull
+// from (we offer, recvonly), or a WHIP publisher (it offers, we answer).
+// It owns the transport; the RTP pads it produces go to the relay's
+// splices, which outlive it.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peer/peerconnection.h"
+#include "rtp/rtpcodec.h"
+#include "viewer/offer.h"
+
+namespace wb {
+
+class UpstreamSession {
+ public:
+  // pad: an RTP source pad with caps (media=video|audio); webrtcbin thread.
+  using PadListener = std::function<void(GstPad *pad)>;
+  using StateListener = PeerConnection::StateListener;
+  using Deadline = PeerConnection::Deadline;
+
+  UpstreamSession(const std::string &name, GstBin *bin, const TransportConfig &config, unsigned latency_ms,
+                  StateListener on_state, PadListener on_pad);
+  ~UpstreamSession();
+  UpstreamSession(const UpstreamSession &) = delete;
+  UpstreamSession &operator=(const UpstreamSession &) = delete;
+
+  // Pull: a recvonly offer for any of `video` codecs (none: no video m-line)
+  // and Opus audio. Returns the SDP, or "" with *error set.
+  std::string make_offer(const std::vector<Codec> &video, bool audio, Deadline deadline, std::string *error);
+  std::string accept_answer(const std::string &answer_sdp);
+
+  // Ingest: answers a publisher's checked offer, receiving only the chosen
+  // codec per m-line. Returns the SDP, or "" with *error set.
+  std::string answer(const std::string &offer_sdp, const OfferCheck &check, Deadline deadline,
+                     std::string *error);
+
+  gint64 created_us() const { return created_us_; }
+  void close();
+
+ private:
+  PeerConnection peer_;
+  GstBin *bin_;
+  gint64 created_us_;
+};
+
+}  // namespace wb

@@ -1,0 +1,122 @@
+// The built-in HTTP signalling on libsoup 3: a WHEP endpoint for viewers
+// (draft-ietf-wish-whep) with the viewer page, or a WHIP endpoint for a
+// publisher (RFC 9725). It only speaks HTTP: what an offer means is decided
+// by its SessionHandler (the viewers' Audience, or a relay's Ingest), so an
+// application can bring its own signalling through action signals instead.
+#pragma once
+
+#include <glib.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+typedef struct _SoupServer SoupServer;
+typedef struct _SoupServerMessage SoupServerMessage;
+
+namespace wb {
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type;  // empty: no body
+  std::string body;
+  std::map<std::string, std::string> headers;
+};
+
+// What the signalling asks of the viewer manager.
+class SessionHandler {
+ public:
+  virtual ~SessionHandler() = default;
+  // What a POST carried besides the offer.
+  struct JoinRequest {
+    std::string offer;
+    std::string relay_url;  // Broadcast-Relay-Url: the joiner is a relay serving WHEP there
+    std::string node_id;    // Broadcast-Node: the joiner's node id (loop detection)
+  };
+  // Answers an offer: 201 with answer and session id, 307 with a location,
+  // or an error reply. May block for the time a transport takes to answer;
+  // called on a worker thread.
+  struct Join {
+    int status = 0;
+    std::string session_id;
+    std::string answer;
+    std::string error;
+    unsigned retry_after_s = 0;
+    std::string location;  // for 307
+    std::map<std::string, std::string> headers;
+  };
+  virtual Join join(const JoinRequest &request) = 0;
+  virtual bool leave(const std::string &session_id) = 0;
+  // JSON for GET <endpoint>/status; empty: no such resource.
+  virtual std::string status_json() { return {}; }
+};
+
+// What the server serves: the endpoint path ("/whep" or "/whip"), the token
+// a POST must bring (empty: none), ICE servers announced in Link headers,
+// and whether GET / serves the viewer page.
+struct Endpoint {
+  std::string path = "/whep";
+  std::string token;
+  std::vector<std::string> ice_servers;  // stun:/turn: URIs, user:pass@ allowed for turn
+  bool viewer_page = true;
+};
+
+// Link: <uri>; rel="ice-server" values for the endpoint's ICE servers.
+std::vector<std::string> ice_server_links(const std::vector<std::string> &servers);
+
+// How a request is routed, decided from its line and headers alone.
+struct Route {
+  enum class Action { Reply, Page, Join, Leave, Status };
+  Action action = Action::Reply;
+  std::string session_id;  // for Leave
+  HttpReply reply;         // for Reply
+};
+
+constexpr size_t kMaxOfferBytes = 64 * 1024;
+
+Route route_request(const std::string &method, const std::string &path,
+                    const std::string &content_type, size_t body_size,
+                    const Endpoint &endpoint = Endpoint{}, const std::string &authorization = "");
+
+// The reply for a finished join (201 with Location, 307, or the error).
+HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint = Endpoint{});
+
+class SignallingServer {
+ public:
+  SignallingServer(SessionHandler &handler, Endpoint endpoint = Endpoint{});
+  ~SignallingServer();
+  SignallingServer(const SignallingServer &) = delete;
+  SignallingServer &operator=(const SignallingServer &) = delete;
+
+  // Listens on address:port; must run on the thread that iterates `context`
+  // (the server's sources attach to it). port 0 picks a free port.
+  bool start(GMainContext *context, const std::string &address, unsigned port, std::string *error);
+  void stop();
+
+ private:
+  static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
+                         gpointer self);
+  void handle(SoupServerMessage *msg, const char *path);
+  void start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request);
+
+  SessionHandler &handler_;
+  const Endpoint endpoint_;
+  SoupServer *server_ = nullptr;
+  GMainContext *context_ = nullptr;
+  // Completions that arrive after stop() find this false and are dropped.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // stop() waits for answers still being made: they call into the handler.
+  struct JoinsInFlight {
+    std::mutex mutex;
+    std::condition_variable done;
+    unsigned count = 0;
+  };
+  std::shared_ptr<JoinsInFlight> joins_ = std::make_shared<JoinsInFlight>();
+};
+
+}  // namespace wb

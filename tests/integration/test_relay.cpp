@@ -1,0 +1,197 @@
+// Relay trees as separate processes on loopback: a root, relays pulling
+// from it (relaysrc ! broadcastsink), WHIP ingest and push, redirects, and
+// an upstream restart under the viewers' feet.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "support/testsupport.h"
+
+using namespace wbtest;
+
+namespace {
+
+std::string whep(unsigned port) { return "http://127.0.0.1:" + std::to_string(port) + "/whep"; }
+
+std::string root_launch(unsigned port, const std::string &sink_props = "") {
+  return "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+         "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bitrate=500 ! bs.video "
+         "audiotestsrc is-live=true ! opusenc ! bs.audio "
+         "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" +
+         std::to_string(port) + " " + sink_props;
+}
+
+std::string relay_out(unsigned port, const std::string &sink_props = "") {
+  return " broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port) + " " +
+         sink_props + " r.video ! queue ! bs.video r.audio ! queue ! bs.audio";
+}
+
+std::string relay_launch(const std::string &from, unsigned port, const std::string &props = "") {
+  return "relaysrc name=r ice-address=127.0.0.1 location=" + from + " advertise-url=" + whep(port) + " " +
+         props + relay_out(port);
+}
+
+// Offers get 409 until the node has media; a viewer per attempt.
+std::unique_ptr<WhepViewer> watch(const std::string &url, std::chrono::milliseconds timeout = 15000ms) {
+  std::unique_ptr<WhepViewer> viewer;
+  wait_until([&] {
+    viewer = std::make_unique<WhepViewer>();
+    return viewer->connect(url) == 201;
+  }, timeout);
+  return viewer && !viewer->session_url().empty() ? std::move(viewer) : nullptr;
+}
+
+bool decodes_both(const WhepViewer &v, unsigned frames) {
+  return v.video_frames() >= frames && v.audio_frames() >= frames;
+}
+
+struct Node {
+  explicit Node(const std::string &launch) : process(std::make_unique<NodeProcess>(launch)) {}
+  std::unique_ptr<NodeProcess> process;
+};
+
+}  // namespace
+
+TEST(Relay, ChainRootRelayRelayViewersDecodeAndRelaysNeverDecode) {
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
+  NodeProcess root(root_launch(root_port));
+  ASSERT_TRUE(root.wait_ready()) << root.output();
+  NodeProcess relay1(relay_launch(whep(root_port), r1_port));
+  ASSERT_TRUE(relay1.wait_ready()) << relay1.output();
+  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
+  ASSERT_TRUE(relay2.wait_ready()) << relay2.output();
+
+  auto a = watch(whep(r2_port));
+  ASSERT_TRUE(a) << "leaf viewer never got 201 from relay 2";
+  auto b = watch(whep(r2_port));
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(wait_until([&] { return decodes_both(*a, 30) && decodes_both(*b, 30); }, 10000ms))
+      << "video " << a->video_frames() << "/" << b->video_frames() << " audio " << a->audio_frames() << "/"
+      << b->audio_frames();
+  EXPECT_EQ(a->video_width(), 320u);
+
+  for (NodeProcess *relay : {&relay1, &relay2}) {
+    auto elements = relay->elements();
+    ASSERT_FALSE(elements.empty()) << relay->output();
+    bool has_relaysrc = false;
+    for (const auto &e : elements) {
+      // webrtcbin's receive path holds RED/ULPFEC decoders (klass
+      // Codec/Depayloader), which only unwrap FEC and pass RTP on.
+      std::string factory = e.substr(0, e.find(':')), klass = e.substr(e.find(':') + 1);
+      has_relaysrc |= factory == "relaysrc";
+      bool media_codec = klass.find("Video") != std::string::npos || klass.find("Audio") != std::string::npos;
+      EXPECT_FALSE(media_codec && klass.find("Decoder") != std::string::npos) << "a relay decodes: " << e;
+      EXPECT_FALSE(media_codec && klass.find("Encoder") != std::string::npos) << "a relay encodes: " << e;
+      EXPECT_FALSE(factory.size() > 5 && factory.compare(factory.size() - 5, 5, "depay") == 0)
+          << "a relay depayloads: " << e;
+    }
+    EXPECT_TRUE(has_relaysrc);
+  }
+}
+
+TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
+  auto root = std::make_unique<NodeProcess>(root_launch(root_port));
+  ASSERT_TRUE(root->wait_ready());
+  NodeProcess relay1(relay_launch(whep(root_port), r1_port));
+  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
+  ASSERT_TRUE(relay1.wait_ready() && relay2.wait_ready());
+  auto viewer = watch(whep(r2_port));
+  ASSERT_TRUE(viewer);
+  ASSERT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms));
+  const std::string session = viewer->session_url();
+
+  root->kill();
+  // The outage must be visible before it can be said to end.
+  unsigned frames = viewer->video_frames();
+  ASSERT_TRUE(wait_until([&] {
+    unsigned now = viewer->video_frames();
+    bool still = now == frames;
+    frames = now;
+    return still;
+  }, 3000ms)) << "video kept flowing with the root killed";
+  std::this_thread::sleep_for(300ms);  // frames counted while the pipe drained
+  unsigned stalled_at = viewer->video_frames();
+
+  root = std::make_unique<NodeProcess>(root_launch(root_port));
+  ASSERT_TRUE(root->wait_ready()) << root->output();
+  auto back = std::chrono::steady_clock::now();
+  bool resumed = wait_until([&] { return viewer->video_frames() > stalled_at + 5; }, 3000ms);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - back).count();
+  EXPECT_TRUE(resumed) << "leaf viewer did not resume within 3 s of the root coming back";
+  std::printf("leaf video resumed %.0f ms after the root came back\n", ms);
+  unsigned audio = viewer->audio_frames();
+  EXPECT_TRUE(wait_until([&] { return viewer->audio_frames() > audio + 10; }, 3000ms)) << "audio did not resume";
+  // Same session all along: the relay still knows it.
+  EXPECT_EQ(viewer->session_url(), session);
+  EXPECT_EQ(http_request("DELETE", session).status, 200);
+}
+
+TEST(Relay, FullRootRedirectsThirdViewerToItsChildWith307) {
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port();
+  NodeProcess root(root_launch(root_port, "max-viewers=2"));
+  ASSERT_TRUE(root.wait_ready());
+  NodeProcess relay(relay_launch(whep(root_port), r1_port));
+  ASSERT_TRUE(relay.wait_ready());
+  // The child is live once it can serve a viewer itself.
+  ASSERT_TRUE(wait_until([&] { return http_request("GET", whep(r1_port) + "/status").status == 200; }, 5000ms));
+  auto probe = watch(whep(r1_port));
+  ASSERT_TRUE(probe) << "relay never served";
+  probe->disconnect();
+
+  auto v1 = watch(whep(root_port));
+  auto v2 = watch(whep(root_port));
+  ASSERT_TRUE(v1 && v2);
+  EXPECT_EQ(v1->answered_by(), whep(root_port));
+
+  std::string offer = make_offer(WhepViewer::Options{});
+  HttpResponse direct;
+  ASSERT_TRUE(wait_until([&] {
+    direct = http_request("POST", whep(root_port), "application/sdp", offer, {}, false);
+    return direct.status == 307;
+  }, 5000ms)) << "got " << direct.status << ": " << direct.body;
+  EXPECT_EQ(direct.header("location"), whep(r1_port));
+
+  WhepViewer v3;
+  ASSERT_EQ(v3.connect(whep(root_port)), 201) << v3.error();
+  EXPECT_EQ(v3.answered_by(), whep(r1_port));
+  EXPECT_TRUE(wait_until([&] { return decodes_both(v3, 30); }, 10000ms));
+}
+
+TEST(Relay, NodeRefusesARelayFromAboveItWith508) {
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port();
+  NodeProcess root(root_launch(root_port));
+  ASSERT_TRUE(root.wait_ready());
+  NodeProcess relay(relay_launch(whep(root_port), r1_port, "node-id=relayone"));
+  ASSERT_TRUE(relay.wait_ready());
+  ASSERT_TRUE(watch(whep(r1_port)));
+  std::string offer = make_offer(WhepViewer::Options{});
+  // relayone pulling from its own child would close a loop.
+  auto r = http_request("POST", whep(r1_port), "application/sdp", offer,
+                        {{"Broadcast-Node", "relayone"}, {"Broadcast-Relay-Url", "http://127.0.0.1:1/whep"}});
+  EXPECT_EQ(r.status, 508) << r.body;
+  auto ok = http_request("POST", whep(r1_port), "application/sdp", offer, {{"Broadcast-Node", "someoneelse"}});
+  EXPECT_EQ(ok.status, 201) << ok.body;
+}
+
+TEST(Relay, PushToIngestRelayIsWatchedThere) {
+  unsigned whip_port = free_tcp_port(), out_port = free_tcp_port(), root_port = free_tcp_port();
+  std::string whip = "http://127.0.0.1:" + std::to_string(whip_port) + "/whip";
+  NodeProcess ingest("relaysrc name=r ice-address=127.0.0.1 whip-address=127.0.0.1 token=s3cret whip-port=" +
+                     std::to_string(whip_port) + relay_out(out_port));
+  ASSERT_TRUE(ingest.wait_ready()) << ingest.output();
+
+  std::string offer = make_offer(WhepViewer::Options{});
+  EXPECT_EQ(http_request("POST", whip, "application/sdp", offer).status, 401);
+  EXPECT_EQ(http_request("POST", whip, "application/sdp", offer, {{"Authorization", "Bearer nope"}}).status, 401);
+
+  NodeProcess pusher(root_launch(root_port, "push-url=" + whip + " push-token=s3cret"));
+  ASSERT_TRUE(pusher.wait_ready()) << pusher.output();
+  auto viewer = watch(whep(out_port));
+  ASSERT_TRUE(viewer) << "nothing to watch at the ingest relay";
+  EXPECT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms))
+      << viewer->video_frames() << " video, " << viewer->audio_frames() << " audio frames";
+  // One publisher at a time.
+  auto second = http_request("POST", whip, "application/sdp", offer, {{"Authorization", "Bearer s3cret"}});
+  EXPECT_EQ(second.status, 409) << second.body;
+}
