@@ -260,7 +260,11 @@ bool start(GstViewerManager *self) {
   bool ok = false;
   std::string error;
   priv->loop.invoke_sync([&] {
-    priv->server = std::make_unique<SignallingServer>(*priv->audience);
+    Endpoint endpoint;
+    const TransportConfig transport = priv->audience->config().transport;
+    if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
+    for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
+    priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint);
     ok = priv->server->start(priv->loop.context(), settings.address, settings.port, &error);
     if (!ok) priv->server.reset();
   });

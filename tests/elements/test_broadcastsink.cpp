@@ -85,6 +85,35 @@ TEST(Manual, EveryPropertySignalAndPadIsDocumented) {
   }
 }
 
+TEST(Manual, RelaySrcPropertiesAndPadsAreDocumented) {
+  GstElement *e = gst_element_factory_make("relaysrc", nullptr);
+  ASSERT_TRUE(e);
+  for (const char *required : {"location", "whip-port", "whip-address", "token", "advertise-url", "node-id",
+                               "upstream-timeout", "upstream-state", "reconnects", "latency", "ice-address"})
+    EXPECT_TRUE(g_object_class_find_property(G_OBJECT_GET_CLASS(e), required)) << "relaysrc lacks " << required;
+  guint n = 0;
+  GParamSpec **specs = g_object_class_list_properties(G_OBJECT_GET_CLASS(e), &n);
+  for (guint i = 0; i < n; ++i) {
+    const gchar *blurb = g_param_spec_get_blurb(specs[i]);
+    EXPECT_TRUE(blurb && strlen(blurb) > 10) << "relaysrc::" << specs[i]->name;
+  }
+  g_free(specs);
+  for (const char *pad : {"video", "audio"}) {
+    GstPadTemplate *t = gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(e), pad);
+    ASSERT_TRUE(t) << pad;
+    EXPECT_EQ(GST_PAD_TEMPLATE_PRESENCE(t), GST_PAD_SOMETIMES);
+  }
+  // Neither a location nor a WHIP port: a clear error, not a silent source.
+  GstElement *pipeline = gst_pipeline_new(nullptr);
+  gst_bin_add(GST_BIN(pipeline), e);
+  EXPECT_EQ(gst_element_set_state(pipeline, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = gst_bus_timed_pop_filtered(GST_ELEMENT_BUS(pipeline), 0, GST_MESSAGE_ERROR);
+  EXPECT_TRUE(msg);
+  if (msg) gst_message_unref(msg);
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(pipeline);
+}
+
 struct ChainCase {
   const char *launch;
   const char *payloader;

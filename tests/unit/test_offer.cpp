@@ -162,3 +162,19 @@ TEST(Answer, CompleteAnswerIsLeftAlone) {
   EXPECT_NE(repair_answer(answer, check).find("a=fmtp:106 packetization-mode=1;profile-level-id=42e01f"),
             std::string::npos);
 }
+
+TEST(PublisherOffer, SendonlyIsWhatAPublisherOffersAndRecvonlyIsRefused) {
+  std::string sendonly = kChromeLikeOffer;
+  for (size_t at; (at = sendonly.find("a=recvonly")) != std::string::npos;)
+    sendonly.replace(at, 10, "a=sendonly");
+  StreamFormat h264{Codec::H264, "42e01f"}, opus{Codec::Opus, ""};
+  OfferCheck publisher = check_offer(sendonly, h264, opus, Offerer::Publisher);
+  ASSERT_EQ(publisher.status, 0) << publisher.error;
+  EXPECT_EQ(publisher.media[0].payload_type, 106);  // constrained baseline, mode 1
+  EXPECT_EQ(publisher.media[1].payload_type, 111);
+  // The same offer is useless from a viewer, and a recvonly one from a publisher.
+  EXPECT_EQ(check_offer(sendonly, h264, opus).status, 406);
+  OfferCheck wrong_way = check_offer(kChromeLikeOffer, h264, opus, Offerer::Publisher);
+  EXPECT_EQ(wrong_way.status, 406);
+  EXPECT_NE(wrong_way.error.find("does not send"), std::string::npos) << wrong_way.error;
+}

@@ -66,3 +66,49 @@ TEST(WhepRoutes, JoinReplies) {
   EXPECT_EQ(full.headers["Retry-After"], "5");
   EXPECT_NE(full.body.find("full"), std::string::npos);
 }
+
+TEST(WhipRoutes, TokenIsRequiredAndCheckedAs401) {
+  Endpoint whip;
+  whip.path = "/whip";
+  whip.token = "s3cret";
+  whip.viewer_page = false;
+  Route none = route_request("POST", "/whip", "application/sdp", 100, whip, "");
+  EXPECT_EQ(none.reply.status, 401);
+  EXPECT_EQ(none.reply.headers["WWW-Authenticate"], "Bearer");
+  EXPECT_EQ(route_request("POST", "/whip", "application/sdp", 100, whip, "Bearer nope").reply.status, 401);
+  EXPECT_EQ(route_request("POST", "/whip", "application/sdp", 100, whip, "Bearer s3cre").reply.status, 401);
+  EXPECT_EQ(route_request("POST", "/whip", "application/sdp", 100, whip, "Basic s3cret").reply.status, 401);
+  EXPECT_EQ(route_request("POST", "/whip", "application/sdp", 100, whip, "Bearer s3cret").action,
+            Route::Action::Join);
+  // Wrong content type is still 415, whatever the token.
+  EXPECT_EQ(route_request("POST", "/whip", "text/plain", 100, whip, "Bearer s3cret").reply.status, 415);
+  EXPECT_EQ(route_request("DELETE", "/whip/abc", "", 0, whip).action, Route::Action::Leave);
+  EXPECT_EQ(route_request("GET", "/", "", 0, whip).reply.status, 404);
+}
+
+TEST(WhepRoutes, StatusIsAGetOnTheEndpoint) {
+  EXPECT_EQ(route_request("GET", "/whep/status", "", 0).action, Route::Action::Status);
+  EXPECT_EQ(route_request("POST", "/whep/status", "application/sdp", 10).reply.status, 405);
+}
+
+TEST(WhepRoutes, RedirectIs307WithLocation) {
+  SessionHandler::Join redirect;
+  redirect.status = 307;
+  redirect.location = "http://10.0.0.2:8081/whep";
+  HttpReply r = join_reply(redirect);
+  EXPECT_EQ(r.status, 307);
+  EXPECT_EQ(r.headers["Location"], "http://10.0.0.2:8081/whep");
+}
+
+TEST(WhepRoutes, IceServersBecomeLinkHeaders) {
+  auto links = ice_server_links({"stun://stun.example.org:3478", "turn://al%40ice:pa%3Ass@turn.example.org:3478"});
+  ASSERT_EQ(links.size(), 2u);
+  EXPECT_EQ(links[0], "<stun:stun.example.org:3478>; rel=\"ice-server\"");
+  EXPECT_EQ(links[1], "<turn:turn.example.org:3478>; rel=\"ice-server\"; username=\"al@ice\"; "
+                      "credential=\"pa:ss\"; credential-type=\"password\"");
+  Endpoint ep;
+  ep.ice_servers = {"stun://stun.example.org:3478"};
+  SessionHandler::Join ok{201, "abc", "v=0\r\n", "", 0};
+  EXPECT_EQ(join_reply(ok, ep).headers["Link"], links[0]);
+  EXPECT_EQ(route_request("OPTIONS", "/whep", "", 0, ep).reply.headers["Link"], links[0]);
+}
