@@ -140,6 +140,17 @@ struct RelaySrcPrivate : public RelayOutput {
     return splice && splice_attach(splice, pad);
   }
 
+  void expect(const std::vector<std::string> &kinds) override {
+    for (const auto &kind : kinds) splice_for(kind);
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      first = !announced_pads;
+      announced_pads = true;
+    }
+    if (first) gst_element_no_more_pads(GST_ELEMENT(self));
+  }
+
   void unlink_all() override {
     for (WbSplice *s : splices()) splice_detach_all(s);
   }
@@ -208,6 +219,7 @@ struct RelaySrcPrivate : public RelayOutput {
   Settings settings;
   std::map<std::string, WbSplice *> splice_by_kind;  // owned by the bin
   std::string path;
+  bool announced_pads = false;
   UpstreamState state = UpstreamState::Idle;
   std::string upstream_url;
   std::unique_ptr<Puller> puller;
@@ -336,19 +348,35 @@ static GstStateChangeReturn gst_relay_src_change_state(GstElement *element, GstS
 // our output; an upstream that ends is a loss and never reaches viewers.
 static gboolean gst_relay_src_send_event(GstElement *element, GstEvent *event) {
   if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
-    auto *priv = GST_RELAY_SRC(element)->priv;
-    for (WbSplice *s : priv->splices()) splice_send_eos(s);
+    GstRelaySrc *self = GST_RELAY_SRC(element);
+    // End the upstream first: silence after EOS is no loss to reconnect from.
+    stop(self);
+    for (WbSplice *s : self->priv->splices()) splice_send_eos(s);
     gst_event_unref(event);
     return TRUE;
   }
   return GST_ELEMENT_CLASS(gst_relay_src_parent_class)->send_event(element, event);
 }
 
+// A source, whatever its children are: GstBin would take the SINK flag from
+// an upstream session's webrtcbin (and the pipeline would then wait for our
+// EOS message), and drop SOURCE with the last session (and never send us EOS).
+static void keep_source_flags(GstBin *bin) {
+  GST_OBJECT_LOCK(bin);
+  GST_OBJECT_FLAG_UNSET(bin, GST_ELEMENT_FLAG_SINK);
+  GST_OBJECT_FLAG_SET(bin, GST_ELEMENT_FLAG_SOURCE);
+  GST_OBJECT_UNLOCK(bin);
+}
+
+static gboolean gst_relay_src_add_element(GstBin *bin, GstElement *element) {
+  gboolean added = GST_BIN_CLASS(gst_relay_src_parent_class)->add_element(bin, element);
+  keep_source_flags(bin);
+  return added;
+}
+
 static gboolean gst_relay_src_remove_element(GstBin *bin, GstElement *element) {
   gboolean removed = GST_BIN_CLASS(gst_relay_src_parent_class)->remove_element(bin, element);
-  // GstBin drops its SOURCE flag with the last upstream session; without it
-  // the pipeline would not send us its EOS.
-  GST_OBJECT_FLAG_SET(bin, GST_ELEMENT_FLAG_SOURCE);
+  keep_source_flags(bin);
   return removed;
 }
 
@@ -419,6 +447,7 @@ static void gst_relay_src_class_init(GstRelaySrcClass *klass) {
       "reconnects", "Reconnects", "Upstream sessions made after the first one", 0, G_MAXUINT, 0, ro);
   g_object_class_install_properties(gobject_class, N_PROPERTIES, properties);
 
+  GST_BIN_CLASS(klass)->add_element = gst_relay_src_add_element;
   GST_BIN_CLASS(klass)->remove_element = gst_relay_src_remove_element;
   element_class->change_state = gst_relay_src_change_state;
   element_class->send_event = gst_relay_src_send_event;

@@ -1,10 +1,17 @@
 // gst-broadcast: command-line front end for the webrtcbroadcast plugin.
 //
-// Builds a live pipeline (test pattern, V4L2 camera or a user-supplied video
-// branch, plus an optional Opus test tone) that feeds broadcastsink, prints
-// the viewer URL and shows a live status line (uptime, viewers, outgoing
-// bitrate). Hardware H.264 encoders are preferred; if one exists but cannot
-// start, the broadcast is restarted once with x264enc.
+// Three modes, chosen by the first argument:
+//   (none)  broadcast: builds a live pipeline (test pattern, V4L2 camera or a
+//           user-supplied video branch, plus an optional Opus test tone) that
+//           feeds broadcastsink. Hardware H.264 encoders are preferred; if one
+//           exists but cannot start, the broadcast is restarted once with x264enc.
+//   relay   relaysrc pulls a broadcast from an upstream WHEP endpoint and
+//           broadcastsink serves it again, without decoding.
+//   ingest  relaysrc is a WHIP endpoint for one publisher, broadcastsink
+//           serves what it sends (WHIP in, WHEP out).
+// Any mode can also push its stream to a WHIP endpoint (--push). It prints
+// the URLs and shows a live status line (uptime, upstream, viewers, outgoing
+// bitrate).
 //
 // Build: g++ -std=c++17 -Wall -Wextra $(pkg-config --cflags --libs
 //        gstreamer-1.0 glib-2.0 gio-2.0) tools/gst-broadcast.cpp
@@ -30,6 +37,7 @@ GST_DEBUG_CATEGORY_STATIC(gst_broadcast_debug);
 namespace {
 
 constexpr const char *kSinkName = "bs";
+constexpr const char *kRelaySrcName = "rs";
 constexpr const char *kEncoderName = "venc";
 constexpr const char *kVideoSourceName = "vsrc";
 constexpr guint kStartupTimeoutSeconds = 10;  // hardware encoder must produce output by then
@@ -40,7 +48,10 @@ constexpr guint kPlainStatusEverySeconds = 5; // status cadence when stdout is n
 // Command line
 // ---------------------------------------------------------------------------
 
+enum class Mode { Broadcast, Relay, Ingest };
+
 struct Options {
+  Mode mode = Mode::Broadcast;
   gchar *device = nullptr;
   gchar *pipeline = nullptr;
   gchar *codec = nullptr;
@@ -57,6 +68,18 @@ struct Options {
   gchar *turn_servers = nullptr;
   gchar *ice_address = nullptr;
   gboolean no_audio = FALSE;
+  // relay and ingest
+  gchar *from = nullptr;
+  gint whip_port = 0;
+  gchar *whip_address = nullptr;
+  gchar *token = nullptr;
+  gchar *advertise_url = nullptr;
+  gchar *node_id = nullptr;
+  gint latency = -1;           // -1: relaysrc's default
+  gint upstream_timeout = -1;  // -1: relaysrc's default
+  // any mode
+  gchar *push = nullptr;
+  gchar *push_token = nullptr;
 
   ~Options() {
     g_free(device);
@@ -67,11 +90,29 @@ struct Options {
     g_free(stun_server);
     g_free(turn_servers);
     g_free(ice_address);
+    g_free(from);
+    g_free(whip_address);
+    g_free(token);
+    g_free(advertise_url);
+    g_free(node_id);
+    g_free(push);
+    g_free(push_token);
   }
 
   int gop() const { return keyframe_interval > 0 ? keyframe_interval : 2 * fps; }
   const char *listen_address() const { return (address && *address) ? address : "0.0.0.0"; }
+  // One --address is enough to keep a whole ingest node on one interface.
+  const char *whip_listen_address() const { return (whip_address && *whip_address) ? whip_address : listen_address(); }
 };
+
+const char *mode_name(Mode m) {
+  switch (m) {
+    case Mode::Broadcast: return "broadcast";
+    case Mode::Relay: return "relay";
+    case Mode::Ingest: return "ingest";
+  }
+  return "?";
+}
 
 enum class Codec { H264, VP8, VP9 };
 
@@ -107,6 +148,42 @@ bool factory_exists(const char *name) {
   if (!f) return false;
   gst_object_unref(f);
   return true;
+}
+
+// Element classes answer questions about properties before any element is
+// made: a missing feature or a bad value stops the tool before it starts.
+GObjectClass *ref_element_class(const char *factory_name) {
+  GstElementFactory *f = gst_element_factory_find(factory_name);
+  if (!f) return nullptr;
+  auto *loaded = GST_ELEMENT_FACTORY(gst_plugin_feature_load(GST_PLUGIN_FEATURE(f)));
+  gst_object_unref(f);
+  if (!loaded) return nullptr;
+  auto *klass = static_cast<GObjectClass *>(g_type_class_ref(gst_element_factory_get_element_type(loaded)));
+  gst_object_unref(loaded);
+  return klass;
+}
+
+bool factory_has_property(const char *factory_name, const char *property) {
+  GObjectClass *klass = ref_element_class(factory_name);
+  if (!klass) return false;
+  bool found = g_object_class_find_property(klass, property) != nullptr;
+  g_type_class_unref(klass);
+  return found;
+}
+
+// The element's own range, so that the tool follows the plugin's limits.
+bool in_uint_range(const char *factory_name, const char *property, gint value, const char *option) {
+  GObjectClass *klass = ref_element_class(factory_name);
+  if (!klass) return false;
+  GParamSpec *ps = g_object_class_find_property(klass, property);
+  bool ok = true;
+  if (ps && G_IS_PARAM_SPEC_UINT(ps)) {
+    const GParamSpecUInt *range = G_PARAM_SPEC_UINT(ps);
+    ok = value >= 0 && static_cast<guint>(value) >= range->minimum && static_cast<guint>(value) <= range->maximum;
+    if (!ok) g_printerr("%s must be between %u and %u\n", option, range->minimum, range->maximum);
+  }
+  g_type_class_unref(klass);
+  return ok;
 }
 
 bool valid_element_name(const char *s) {
@@ -391,12 +468,24 @@ std::string url_host(const char *address) {
 // Application state
 // ---------------------------------------------------------------------------
 
+struct App;
+
+// A read-only string property that an element notifies from its own threads
+// (relaysrc's upstream-state, broadcastsink's push-state); each change is
+// printed as an event line from the main loop.
+struct StateWatch {
+  App *app = nullptr;
+  const char *label = "";
+  std::string shown;  // last value printed: a change is printed once
+};
+
 struct App {
   Options *opt = nullptr;
   GMainLoop *loop = nullptr;
   GstElement *pipeline = nullptr;
-  GstElement *sink = nullptr;  // owned ref to broadcastsink
-  bool have_encoder = false;   // false with --pipeline
+  GstElement *sink = nullptr;   // owned ref to broadcastsink
+  GstElement *relay = nullptr;  // owned ref to relaysrc (relay and ingest modes)
+  bool have_encoder = false;    // false with --pipeline, relay and ingest
   EncoderChoice enc;
   bool fallback_used = false;
   bool restarting = false;
@@ -407,6 +496,8 @@ struct App {
   guint startup_timeout_id = 0;
   guint eos_timeout_id = 0;
   bool tty = false;
+  StateWatch upstream_watch;
+  StateWatch push_watch;
   // status
   gint64 start_us = 0;
   guint64 last_bytes = 0;
@@ -419,38 +510,49 @@ struct App {
 bool start_pipeline(App *app);
 void teardown_pipeline(App *app);
 
-bool has_property(GObject *obj, const char *name) {
-  return g_object_class_find_property(G_OBJECT_GET_CLASS(obj), name) != nullptr;
+// Property access that tolerates a plugin older or newer than this tool.
+GParamSpec *find_property(GstElement *element, const char *name) {
+  return element ? g_object_class_find_property(G_OBJECT_GET_CLASS(element), name) : nullptr;
 }
 
-void set_sink_uint(App *app, const char *name, guint value) {
-  if (!has_property(G_OBJECT(app->sink), name)) {
-    g_printerr("warning: broadcastsink has no '%s' property, ignored\n", name);
-    return;
-  }
-  g_object_set(app->sink, name, value, nullptr);
+bool has_property_of_type(GstElement *element, const char *name, GType type) {
+  GParamSpec *ps = find_property(element, name);
+  return ps && ps->value_type == type;
 }
 
-void set_sink_string(App *app, const char *name, const char *value) {
-  if (!value) return;
-  if (!has_property(G_OBJECT(app->sink), name)) {
-    g_printerr("warning: broadcastsink has no '%s' property, ignored\n", name);
-    return;
-  }
-  g_object_set(app->sink, name, value, nullptr);
+bool settable(GstElement *element, const char *name) {
+  if (find_property(element, name)) return true;
+  g_printerr("warning: %s has no '%s' property, ignored\n",
+             gst_plugin_feature_get_name(GST_PLUGIN_FEATURE(gst_element_get_factory(element))), name);
+  return false;
 }
 
-bool read_sink_uint(App *app, const char *name, guint *out) {
-  GParamSpec *ps = app->sink ? g_object_class_find_property(G_OBJECT_GET_CLASS(app->sink), name) : nullptr;
-  if (!ps || ps->value_type != G_TYPE_UINT) return false;
-  g_object_get(app->sink, name, out, nullptr);
+void set_uint(GstElement *element, const char *name, guint value) {
+  if (settable(element, name)) g_object_set(element, name, value, nullptr);
+}
+
+void set_string(GstElement *element, const char *name, const char *value) {
+  if (value && settable(element, name)) g_object_set(element, name, value, nullptr);
+}
+
+bool read_uint(GstElement *element, const char *name, guint *out) {
+  if (!has_property_of_type(element, name, G_TYPE_UINT)) return false;
+  g_object_get(element, name, out, nullptr);
   return true;
 }
 
-bool read_sink_uint64(App *app, const char *name, guint64 *out) {
-  GParamSpec *ps = app->sink ? g_object_class_find_property(G_OBJECT_GET_CLASS(app->sink), name) : nullptr;
-  if (!ps || ps->value_type != G_TYPE_UINT64) return false;
-  g_object_get(app->sink, name, out, nullptr);
+bool read_uint64(GstElement *element, const char *name, guint64 *out) {
+  if (!has_property_of_type(element, name, G_TYPE_UINT64)) return false;
+  g_object_get(element, name, out, nullptr);
+  return true;
+}
+
+bool read_string(GstElement *element, const char *name, std::string *out) {
+  if (!has_property_of_type(element, name, G_TYPE_STRING)) return false;
+  gchar *value = nullptr;
+  g_object_get(element, name, &value, nullptr);
+  *out = value ? value : "";
+  g_free(value);
   return true;
 }
 
@@ -485,7 +587,7 @@ gboolean viewer_event_idle(gpointer data) {
   App *app = ev->app;
   guint viewers = 0;
   std::string line = ev->text;
-  if (read_sink_uint(app, "viewer-count", &viewers)) {
+  if (read_uint(app->sink, "viewer-count", &viewers)) {
     line += " (viewers: " + std::to_string(viewers) + ")";
   }
   print_event(app, line);
@@ -508,6 +610,75 @@ void on_viewer_left(GstElement *, const gchar *id, const gchar *reason, gpointer
   std::string text = std::string("viewer left: ") + (id ? id : "?");
   if (reason && *reason) text += std::string(", reason: ") + reason;
   post_viewer_event(static_cast<App *>(user_data), text);
+}
+
+// ---------------------------------------------------------------------------
+// Upstream and push state, relay pads (from the elements' threads too)
+// ---------------------------------------------------------------------------
+
+struct StateChange {
+  StateWatch *watch;
+  std::string value;
+  std::string detail;
+};
+
+gboolean state_change_idle(gpointer data) {
+  auto *change = static_cast<StateChange *>(data);
+  StateWatch *watch = change->watch;
+  // Stopping ends the upstream and the push on purpose: nothing to report.
+  if (change->value != watch->shown && !watch->app->stopping) {
+    watch->shown = change->value;
+    std::string line = std::string(watch->label) + ": " + change->value;
+    if (!change->detail.empty()) line += " (" + change->detail + ")";
+    print_event(watch->app, line);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+// The value is read on the notifying thread: read later from the main loop,
+// quick successive changes (connecting, then live) would show as one.
+void on_state_notify(GstObject *, GstObject *changed, GParamSpec *pspec, gpointer user_data) {
+  if (!GST_IS_ELEMENT(changed)) return;
+  GstElement *element = GST_ELEMENT(changed);
+  auto *change = new StateChange{static_cast<StateWatch *>(user_data), "", ""};
+  read_string(element, pspec->name, &change->value);
+  // Redirects may have led elsewhere than --from: say where it is live.
+  if (change->value == "live") read_string(element, "upstream-url", &change->detail);
+  GST_DEBUG_OBJECT(element, "%s: %s", pspec->name, change->value.c_str());
+  g_idle_add_full(G_PRIORITY_DEFAULT, state_change_idle, change,
+                  [](gpointer p) { delete static_cast<StateChange *>(p); });
+}
+
+// Watched on the pipeline (deep-notify) rather than on the element: a bin that
+// proxies a child's property (broadcastsink's push-state is its
+// viewermanager's) may leave the notification to the child.
+void watch_state(App *app, GstElement *element, const char *property, StateWatch *watch) {
+  if (!has_property_of_type(element, property, G_TYPE_STRING)) return;
+  gchar *signal = g_strconcat("deep-notify::", property, nullptr);
+  g_signal_connect(app->pipeline, signal, G_CALLBACK(on_state_notify), watch);
+  g_free(signal);
+}
+
+// relaysrc adds a pad per medium when the first upstream session brings it:
+// only then is broadcastsink asked for the pad of the same name, so an
+// upstream without audio leaves broadcastsink without an audio input.
+void on_relay_pad_added(GstElement *relay, GstPad *pad, gpointer user_data) {
+  auto *app = static_cast<App *>(user_data);
+  const gchar *medium = GST_PAD_NAME(pad);
+  GST_INFO_OBJECT(relay, "new %s pad, linking it to broadcastsink", medium);
+  GstElement *queue = gst_element_factory_make("queue", nullptr);
+  gst_bin_add(GST_BIN(app->pipeline), queue);
+  GstPad *sink_pad = gst_element_request_pad_simple(app->sink, medium);
+  GstPad *queue_sink = gst_element_get_static_pad(queue, "sink");
+  bool linked = sink_pad && gst_element_link_pads(queue, "src", app->sink, GST_PAD_NAME(sink_pad)) &&
+                gst_element_sync_state_with_parent(queue) &&
+                GST_PAD_LINK_SUCCESSFUL(gst_pad_link(pad, queue_sink));
+  gst_object_unref(queue_sink);
+  if (sink_pad) gst_object_unref(sink_pad);
+  if (!linked) {
+    GST_ELEMENT_ERROR(relay, CORE, PAD, ("Could not link the upstream's %s to broadcastsink", medium),
+                      (nullptr));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -678,9 +849,9 @@ gboolean status_tick(gpointer data) {
     app->last_sample_us = now;
   }
   guint viewers = 0;
-  bool have_viewers = read_sink_uint(app, "viewer-count", &viewers);
+  bool have_viewers = read_uint(app->sink, "viewer-count", &viewers);
   guint64 bytes = 0;
-  bool have_bytes = read_sink_uint64(app, "bytes-sent", &bytes);
+  bool have_bytes = read_uint64(app->sink, "bytes-sent", &bytes);
 
   double bps = 0.0;
   if (have_bytes) {
@@ -692,13 +863,28 @@ gboolean status_tick(gpointer data) {
   }
   app->last_sample_us = now;
 
-  std::string line = "[" + format_uptime(now - app->start_us) + "] viewers: ";
+  std::string line = "[" + format_uptime(now - app->start_us) + "] ";
+  std::string upstream;
+  if (read_string(app->relay, "upstream-state", &upstream)) {
+    line += std::string(app->upstream_watch.label) + ": " + upstream;
+    guint reconnects = 0;
+    if (read_uint(app->relay, "reconnects", &reconnects) && reconnects > 0)
+      line += " (reconnects: " + std::to_string(reconnects) + ")";
+    line += "  ";
+  }
+  line += "viewers: ";
   line += have_viewers ? std::to_string(viewers) : "n/a";
   if (have_viewers && app->opt->max_viewers > 0) line += "/" + std::to_string(app->opt->max_viewers);
+  // Only when there are any: the line must fit a terminal.
+  guint children = 0;
+  if (read_uint(app->sink, "children", &children) && children > 0)
+    line += "  relays: " + std::to_string(children);
+  std::string push;
+  if (app->opt->push && read_string(app->sink, "push-state", &push)) line += "  push: " + push;
   line += "  out: " + (have_bytes ? format_bitrate(bps) : std::string("n/a"));
   if (have_bytes) line += "  sent: " + format_bytes(bytes);
   guint64 kf_requests = 0;
-  if (read_sink_uint64(app, "keyframe-requests", &kf_requests))
+  if (read_uint64(app->sink, "keyframe-requests", &kf_requests))
     line += "  keyframe requests: " + std::to_string(kf_requests);
 
   if (app->tty) {
@@ -718,9 +904,20 @@ gboolean eos_timeout_cb(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
+// relaysrc has no pads until a first upstream (or publisher) came: with no
+// stream to end, EOS would never come back.
+bool nothing_to_drain(App *app) {
+  if (!app->pipeline) return true;
+  if (!app->relay) return false;
+  GST_OBJECT_LOCK(app->relay);
+  bool no_pads = app->relay->numsrcpads == 0;
+  GST_OBJECT_UNLOCK(app->relay);
+  return no_pads;
+}
+
 gboolean on_unix_signal(gpointer data) {
   auto *app = static_cast<App *>(data);
-  if (app->stopping || !app->pipeline || app->restarting) {
+  if (app->stopping || nothing_to_drain(app) || app->restarting) {
     g_main_loop_quit(app->loop);  // second Ctrl-C, or nothing to drain
     return G_SOURCE_CONTINUE;
   }
@@ -738,6 +935,9 @@ gboolean on_unix_signal(gpointer data) {
 
 std::string build_description(App *app) {
   const Options &opt = *app->opt;
+  // relaysrc has no pads until the upstream's media arrives: on_relay_pad_added links them.
+  if (opt.mode != Mode::Broadcast)
+    return std::string("relaysrc name=") + kRelaySrcName + "  broadcastsink name=" + kSinkName;
   std::string d = std::string("broadcastsink name=") + kSinkName + "  ";
   if (opt.pipeline) {
     d += strip(opt.pipeline) + " ! " + kSinkName + ".video";
@@ -749,16 +949,53 @@ std::string build_description(App *app) {
   return d;
 }
 
+std::string http_base(const char *address, int port) {
+  return "http://" + url_host(address) + ":" + std::to_string(port);
+}
+
+// What a relay tells its upstream, which may send viewers there when full.
+std::string advertise_url(const Options &opt) {
+  if (opt.advertise_url) return opt.advertise_url;
+  if (opt.port == 0) return "";
+  return http_base(opt.listen_address(), opt.port) + "/whep";
+}
+
+void configure_relay(App *app) {
+  const Options &opt = *app->opt;
+  GstElement *relay = app->relay;
+  if (opt.mode == Mode::Relay) {
+    set_string(relay, "location", opt.from);
+    set_string(relay, "advertise-url", advertise_url(opt).c_str());
+  } else {
+    set_uint(relay, "whip-port", static_cast<guint>(opt.whip_port));
+    set_string(relay, "whip-address", opt.whip_listen_address());
+  }
+  set_string(relay, "token", opt.token);
+  set_string(relay, "node-id", opt.node_id);
+  set_string(relay, "stun-server", opt.stun_server);
+  set_string(relay, "turn-servers", opt.turn_servers);
+  set_string(relay, "ice-address", opt.ice_address);
+  if (opt.latency >= 0) set_uint(relay, "latency", static_cast<guint>(opt.latency));
+  if (opt.upstream_timeout >= 0) set_uint(relay, "upstream-timeout", static_cast<guint>(opt.upstream_timeout));
+}
+
 void announce(App *app) {
   if (app->announced) return;
   app->announced = true;
   const Options &opt = *app->opt;
-  if (opt.port == 0) {
-    g_print("Broadcasting (HTTP server disabled: --port 0)\n");
-  } else {
-    std::string base = "http://" + url_host(opt.listen_address()) + ":" + std::to_string(opt.port);
-    g_print("Broadcasting at %s/  (WHEP endpoint: %s/whep)\n", base.c_str(), base.c_str());
+  if (opt.mode == Mode::Relay) g_print("Relaying %s\n", opt.from);
+  if (opt.mode == Mode::Ingest) {
+    g_print("WHIP ingest at %s/whip%s\n", http_base(opt.whip_listen_address(), opt.whip_port).c_str(),
+            opt.token && *opt.token ? "  (publishers must send the token)" : "");
   }
+  const char *verb = opt.mode == Mode::Broadcast ? "Broadcasting" : "Serving viewers";
+  if (opt.port == 0) {
+    g_print("%s (HTTP server disabled: --port 0)\n", verb);
+  } else {
+    std::string base = http_base(opt.listen_address(), opt.port);
+    g_print("%s at %s/  (WHEP endpoint: %s/whep)\n", verb, base.c_str(), base.c_str());
+  }
+  if (opt.push) g_print("Pushing to %s\n", opt.push);
   g_print("Press Ctrl-C to stop.\n");
 }
 
@@ -792,12 +1029,22 @@ bool start_pipeline(App *app) {
   }
   g_atomic_int_set(&app->encoder_started, 0);
 
-  set_sink_uint(app, "port", static_cast<guint>(opt.port));
-  set_sink_string(app, "address", opt.listen_address());
-  set_sink_uint(app, "max-viewers", static_cast<guint>(opt.max_viewers));
-  set_sink_string(app, "stun-server", opt.stun_server);
-  set_sink_string(app, "turn-servers", opt.turn_servers);
-  set_sink_string(app, "ice-address", opt.ice_address);
+  set_uint(app->sink, "port", static_cast<guint>(opt.port));
+  set_string(app->sink, "address", opt.listen_address());
+  set_uint(app->sink, "max-viewers", static_cast<guint>(opt.max_viewers));
+  set_string(app->sink, "stun-server", opt.stun_server);
+  set_string(app->sink, "turn-servers", opt.turn_servers);
+  set_string(app->sink, "ice-address", opt.ice_address);
+  set_string(app->sink, "push-url", opt.push);
+  set_string(app->sink, "push-token", opt.push_token);
+  if (opt.push) watch_state(app, app->sink, "push-state", &app->push_watch);
+
+  if (opt.mode != Mode::Broadcast) {
+    app->relay = gst_bin_get_by_name(GST_BIN(pipeline), kRelaySrcName);
+    configure_relay(app);
+    watch_state(app, app->relay, "upstream-state", &app->upstream_watch);
+    g_signal_connect(app->relay, "pad-added", G_CALLBACK(on_relay_pad_added), app);
+  }
 
   if (g_signal_lookup("viewer-joined", G_OBJECT_TYPE(app->sink)))
     g_signal_connect(app->sink, "viewer-joined", G_CALLBACK(on_viewer_joined), app);
@@ -869,10 +1116,17 @@ void teardown_pipeline(App *app) {
   gst_bus_remove_watch(bus);
   gst_object_unref(bus);
   if (app->sink) g_signal_handlers_disconnect_by_data(app->sink, app);
+  if (app->relay) g_signal_handlers_disconnect_by_data(app->relay, app);
+  g_signal_handlers_disconnect_by_data(app->pipeline, &app->upstream_watch);
+  g_signal_handlers_disconnect_by_data(app->pipeline, &app->push_watch);
   gst_element_set_state(app->pipeline, GST_STATE_NULL);
   if (app->sink) {
     gst_object_unref(app->sink);
     app->sink = nullptr;
+  }
+  if (app->relay) {
+    gst_object_unref(app->relay);
+    app->relay = nullptr;
   }
   gst_object_unref(app->pipeline);
   app->pipeline = nullptr;
@@ -893,7 +1147,78 @@ bool validate(const Options &opt) {
   if (opt.max_viewers < 0) fail("--max-viewers must be >= 0");
   if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
   if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
+
+  // An option of another mode would be silently ignored: refuse it.
+  const Options defaults;
+  auto not_in_this_mode = [&](bool given, const char *option) {
+    if (!given) return;
+    g_printerr("%s cannot be used in %s mode\n", option, mode_name(opt.mode));
+    ok = false;
+  };
+  if (opt.mode != Mode::Broadcast) {
+    not_in_this_mode(opt.device, "--device");
+    not_in_this_mode(opt.pipeline, "--pipeline");
+    not_in_this_mode(opt.codec, "--codec");
+    not_in_this_mode(opt.encoder, "--encoder");
+    not_in_this_mode(opt.bitrate != defaults.bitrate, "--bitrate");
+    not_in_this_mode(opt.width != defaults.width, "--width");
+    not_in_this_mode(opt.height != defaults.height, "--height");
+    not_in_this_mode(opt.fps != defaults.fps, "--fps");
+    not_in_this_mode(opt.keyframe_interval != defaults.keyframe_interval, "--keyframe-interval");
+    not_in_this_mode(opt.no_audio, "--no-audio");
+  } else {
+    not_in_this_mode(opt.token, "--token");
+    not_in_this_mode(opt.node_id, "--node-id");
+    not_in_this_mode(opt.latency != defaults.latency, "--latency");
+    not_in_this_mode(opt.upstream_timeout != defaults.upstream_timeout, "--upstream-timeout");
+  }
+  if (opt.mode != Mode::Relay) {
+    not_in_this_mode(opt.from, "--from");
+    not_in_this_mode(opt.advertise_url, "--advertise-url");
+  }
+  if (opt.mode != Mode::Ingest) {
+    not_in_this_mode(opt.whip_port != defaults.whip_port, "--whip-port");
+    not_in_this_mode(opt.whip_address, "--whip-address");
+  }
+
+  auto is_http_url = [](const char *s) { return g_str_has_prefix(s, "http://") || g_str_has_prefix(s, "https://"); };
+  if (opt.mode == Mode::Relay && !opt.from) fail("relay needs --from URL, the upstream's WHEP endpoint");
+  if (opt.from && !is_http_url(opt.from)) fail("--from must be an http:// or https:// URL");
+  if (opt.mode == Mode::Ingest) {
+    if (opt.whip_port < 1 || opt.whip_port > 65535) fail("ingest needs --whip-port between 1 and 65535");
+    else if (opt.whip_port == opt.port) fail("--whip-port and --port must differ");
+  }
+  if (opt.push && !is_http_url(opt.push)) fail("--push must be an http:// or https:// URL");
+  if (opt.push_token && !opt.push) fail("--push-token needs --push");
   return ok;
+}
+
+// Broadcast mode: the encoder, and whether there can be audio.
+bool prepare_broadcast(App *app) {
+  Options *opt = app->opt;
+  if (!opt->no_audio && !factory_exists("opusenc")) {
+    g_printerr("warning: opusenc not found (gstreamer1.0-plugins-base), continuing without audio\n");
+    opt->no_audio = TRUE;
+  }
+
+  if (opt->pipeline) {
+    if (opt->codec || opt->encoder)
+      g_printerr("warning: --codec/--encoder are ignored with --pipeline\n");
+    app->have_encoder = false;
+    g_print("encoder: from --pipeline\n");
+  } else {
+    if (!choose_encoder(*opt, &app->enc)) return false;
+    app->have_encoder = true;
+    g_print("encoder: %s (%s)\n", app->enc.factory.c_str(), app->enc.hardware ? "hardware" : "software");
+    if (app->enc.forced && app->enc.factory != "x264enc" && app->enc.factory != "v4l2h264enc" &&
+        app->enc.factory != "nvv4l2h264enc" && app->enc.factory != "vaapih264enc" &&
+        app->enc.factory != "vp8enc" && app->enc.factory != "vp9enc")
+      g_print("note: no settings known for %s, --bitrate and --keyframe-interval are not applied\n",
+              app->enc.factory.c_str());
+    GST_INFO("video %dx%d@%d, %s %d kbps, keyframe every %d frames", opt->width, opt->height, opt->fps,
+             codec_name(app->enc.codec), opt->bitrate, opt->gop());
+  }
+  return true;
 }
 
 }  // namespace
@@ -944,13 +1269,60 @@ int main(int argc, char **argv) {
        "Comma-separated local IP addresses offered as ICE candidates; loopback addresses are only "
        "used when listed (default: all non-loopback interfaces)",
        "ADDRS"},
+      {"from", 0, 0, G_OPTION_ARG_STRING, &opt.from,
+       "relay: the upstream's WHEP endpoint, e.g. http://root:8080/whep (another gst-broadcast or any "
+       "WHEP server; 307 redirects are followed). Required in relay mode",
+       "URL"},
+      {"advertise-url", 0, 0, G_OPTION_ARG_STRING, &opt.advertise_url,
+       "relay: this node's own WHEP URL, told to the upstream so that it can send viewers here when "
+       "it is full (default: http://ADDRESS:PORT/whep, with 127.0.0.1 for 0.0.0.0; set it when "
+       "viewers come from other machines)",
+       "URL"},
+      {"whip-port", 0, 0, G_OPTION_ARG_INT, &opt.whip_port,
+       "ingest: TCP port of the WHIP endpoint (POST /whip) for one publisher at a time. Required in "
+       "ingest mode, must differ from --port",
+       "PORT"},
+      {"whip-address", 0, 0, G_OPTION_ARG_STRING, &opt.whip_address,
+       "ingest: local address the WHIP endpoint listens on (default: --address, else 0.0.0.0)", "ADDRESS"},
+      {"token", 0, 0, G_OPTION_ARG_STRING, &opt.token,
+       "relay: sent to the upstream as Authorization: Bearer; ingest: publishers must send it, "
+       "else 401 (default: none)",
+       "TOKEN"},
+      {"node-id", 0, 0, G_OPTION_ARG_STRING, &opt.node_id,
+       "relay, ingest: identity of this node in a relay tree, used to refuse loops (default: random)",
+       "ID"},
+      {"latency", 0, 0, G_OPTION_ARG_INT, &opt.latency,
+       "relay, ingest: most time the upstream jitter buffer waits for a missing packet, in ms "
+       "(default: relaysrc's, see gst-inspect-1.0 relaysrc)",
+       "MS"},
+      {"upstream-timeout", 0, 0, G_OPTION_ARG_INT, &opt.upstream_timeout,
+       "relay, ingest: silence after which the upstream counts as lost (a relay then reconnects), "
+       "in ms (default: relaysrc's, see gst-inspect-1.0 relaysrc)",
+       "MS"},
+      {"push", 0, 0, G_OPTION_ARG_STRING, &opt.push,
+       "Also push the stream, as it is, to this WHIP endpoint, e.g. http://ingest:8090/whip of a "
+       "gst-broadcast in ingest mode or any WHIP server; reconnects for as long as it runs "
+       "(default: none)",
+       "URL"},
+      {"push-token", 0, 0, G_OPTION_ARG_STRING, &opt.push_token,
+       "Sent with --push as Authorization: Bearer (default: none)", "TOKEN"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
 
-  GOptionContext *ctx = g_option_context_new("- broadcast live video to browsers over WebRTC");
+  GOptionContext *ctx = g_option_context_new("[relay|ingest] - broadcast live video to browsers over WebRTC");
   g_option_context_set_summary(
       ctx,
       "Without options, broadcasts a moving test pattern (640x360@30) and a 440 Hz tone on port 8080.\n"
-      "Open the printed URL in a browser, or point a WHEP player at the /whep endpoint.");
+      "Open the printed URL in a browser, or point a WHEP player at the /whep endpoint.\n"
+      "\n"
+      "Modes (the first argument):\n"
+      "  (none)  broadcast: encode a source once and serve it to every viewer\n"
+      "  relay   pull a broadcast from an upstream WHEP endpoint (--from) and serve it again, as it\n"
+      "          is: one upstream session feeds all of this node's viewers; reconnects with backoff,\n"
+      "          and the viewers keep their sessions across upstream restarts\n"
+      "  ingest  take a broadcast from one WHIP publisher (--whip-port), e.g. OBS, a browser or\n"
+      "          gst-broadcast --push, and serve it, as it is (WHIP in, WHEP out)\n"
+      "--device, --pipeline, --codec, --encoder, --bitrate, --width, --height, --fps,\n"
+      "--keyframe-interval and --no-audio are for broadcasting only. --push works in every mode.");
   g_option_context_set_description(
       ctx,
       "H.264 encoder selection (first one available is used):\n"
@@ -966,6 +1338,15 @@ int main(int argc, char **argv) {
       "  gst-broadcast --device /dev/video0 --width 1280 --height 720 --bitrate 2000\n"
       "  gst-broadcast --codec vp8 --no-audio --port 9000\n"
       "  gst-broadcast --pipeline \"videotestsrc is-live=true ! videoconvert ! x264enc tune=zerolatency\"\n"
+      "  gst-broadcast relay --from http://root.example.org:8080/whep --port 8081 \\\n"
+      "      --advertise-url http://relay1.example.org:8081/whep\n"
+      "  gst-broadcast ingest --whip-port 8090 --token s3cret --port 8080\n"
+      "  gst-broadcast --port 0 --push http://ingest.example.org:8090/whip --push-token s3cret\n"
+      "\n"
+      "Status line: \"upstream\" (relay) or \"publisher\" (ingest) is idle, connecting, live or\n"
+      "lost, with the number of reconnects once there are any; \"relays\" counts the relays pulling\n"
+      "from this node, once there are any; \"push\" is the state of --push (the same four).\n"
+      "Each change of upstream, publisher or push state is also printed as it happens.\n"
       "\n"
       "Environment:\n"
       "  GST_PLUGIN_PATH  where to find the webrtcbroadcast plugin (e.g. build/gst)\n"
@@ -982,7 +1363,17 @@ int main(int argc, char **argv) {
   }
   g_option_context_free(ctx);
   if (argc > 1) {
-    g_printerr("Unexpected argument '%s'. Try --help.\n", argv[1]);
+    if (!strcmp(argv[1], "relay")) {
+      opt.mode = Mode::Relay;
+    } else if (!strcmp(argv[1], "ingest")) {
+      opt.mode = Mode::Ingest;
+    } else {
+      g_printerr("Unknown mode '%s' (expected relay or ingest). Try --help.\n", argv[1]);
+      return 1;
+    }
+  }
+  if (argc > 2) {
+    g_printerr("Unexpected argument '%s'. Try --help.\n", argv[2]);
     return 1;
   }
   gst_init(nullptr, nullptr);
@@ -997,33 +1388,26 @@ int main(int argc, char **argv) {
                "(e.g. build/gst).\n");
     return 1;
   }
+  if (opt.mode != Mode::Broadcast && !factory_exists("relaysrc")) {
+    g_printerr("The 'relaysrc' element was not found: this webrtcbroadcast plugin cannot relay.\n");
+    return 1;
+  }
+  if (opt.push && !factory_has_property("broadcastsink", "push-url")) {
+    g_printerr("--push: this broadcastsink cannot push (it has no 'push-url' property).\n");
+    return 1;
+  }
+  if ((opt.latency != -1 && !in_uint_range("relaysrc", "latency", opt.latency, "--latency")) ||
+      (opt.upstream_timeout != -1 &&
+       !in_uint_range("relaysrc", "upstream-timeout", opt.upstream_timeout, "--upstream-timeout")))
+    return 1;
 
   App app;
   app.opt = &opt;
   app.tty = isatty(STDOUT_FILENO);
 
-  if (!opt.no_audio && !factory_exists("opusenc")) {
-    g_printerr("warning: opusenc not found (gstreamer1.0-plugins-base), continuing without audio\n");
-    opt.no_audio = TRUE;
-  }
-
-  if (opt.pipeline) {
-    if (opt.codec || opt.encoder)
-      g_printerr("warning: --codec/--encoder are ignored with --pipeline\n");
-    app.have_encoder = false;
-    g_print("encoder: from --pipeline\n");
-  } else {
-    if (!choose_encoder(opt, &app.enc)) return 1;
-    app.have_encoder = true;
-    g_print("encoder: %s (%s)\n", app.enc.factory.c_str(), app.enc.hardware ? "hardware" : "software");
-    if (app.enc.forced && app.enc.factory != "x264enc" && app.enc.factory != "v4l2h264enc" &&
-        app.enc.factory != "nvv4l2h264enc" && app.enc.factory != "vaapih264enc" &&
-        app.enc.factory != "vp8enc" && app.enc.factory != "vp9enc")
-      g_print("note: no settings known for %s, --bitrate and --keyframe-interval are not applied\n",
-              app.enc.factory.c_str());
-    GST_INFO("video %dx%d@%d, %s %d kbps, keyframe every %d frames", opt.width, opt.height, opt.fps,
-             codec_name(app.enc.codec), opt.bitrate, opt.gop());
-  }
+  app.upstream_watch = {&app, opt.mode == Mode::Ingest ? "publisher" : "upstream", ""};
+  app.push_watch = {&app, "push", ""};
+  if (opt.mode == Mode::Broadcast && !prepare_broadcast(&app)) return 1;
 
   app.loop = g_main_loop_new(nullptr, FALSE);
   guint sigint_id = g_unix_signal_add(SIGINT, on_unix_signal, &app);
@@ -1044,7 +1428,7 @@ int main(int argc, char **argv) {
 
   if (app.sink && app.start_us) {
     guint64 bytes = 0;
-    if (read_sink_uint64(&app, "bytes-sent", &bytes)) app.total_bytes = bytes;
+    if (read_uint64(app.sink, "bytes-sent", &bytes)) app.total_bytes = bytes;
   }
   teardown_pipeline(&app);
   if (app.start_us && app.exit_code == 0) {

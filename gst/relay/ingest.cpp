@@ -136,6 +136,7 @@ SessionHandler::Join Ingest::join(const JoinRequest &request) {
     publisher->answered = true;
   }
   output_.set_path(config_.node_id);
+  output_.expect(publisher->session->media());
   output_.set_state(UpstreamState::Live, "publisher " + publisher->id, "");
   GST_INFO("publisher %s answered", publisher->id.c_str());
   result.status = 201;

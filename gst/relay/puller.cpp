@@ -90,8 +90,10 @@ void Puller::run() {
           error = "refusing " + response.url + ": it is below us in the relay tree (a loop)";
         } else {
           error = session->accept_answer(response.body);
-          if (error.empty())
+          if (error.empty()) {
             output_.set_path(path.empty() ? config_.node_id : path + "," + config_.node_id);
+            output_.expect(session->media());
+          }
         }
       } else if (response.status) {
         error = "upstream answered " + std::to_string(response.status) + ": " + response.body;

@@ -5,6 +5,7 @@
 #include <gst/gst.h>
 
 #include <string>
+#include <vector>
 
 #include "rtp/rtpcodec.h"
 
@@ -19,6 +20,10 @@ class RelayOutput {
   // An upstream session's RTP source pad (caps carry media=video|audio);
   // called on a webrtcbin thread. False if it cannot be taken (codec).
   virtual bool link(GstPad *pad) = 0;
+  // The session negotiated these media: their pads appear now, before any
+  // packet, so whatever links downstream (broadcastsink) knows every medium
+  // it will get and admits no viewer before all of them flow.
+  virtual void expect(const std::vector<std::string> &kinds) = 0;
   // The session is gone: drop every link to it.
   virtual void unlink_all() = 0;
   // Monotonic µs of the last packet out, 0 if none ever.

@@ -73,7 +73,7 @@ GstCaps *output_caps(const GstCaps *in, guint8 pt, guint32 ssrc) {
         for (const char *f : session_only)
           if (g_str_equal(name, f)) return FALSE;
         return !g_str_has_prefix(name, "rtcp-fb-") && !g_str_has_prefix(name, "extmap-") &&
-               !g_str_has_prefix(name, "a-");
+               !g_str_has_prefix(name, "a-") && !g_str_has_prefix(name, "ssrc-");
       },
       nullptr);
   gst_structure_set(s, "payload", G_TYPE_INT, int(pt), "ssrc", G_TYPE_UINT, ssrc, nullptr);

@@ -34,6 +34,8 @@ class UpstreamSession {
   // and Opus audio. Returns the SDP, or "" with *error set.
   std::string make_offer(const std::vector<Codec> &video, bool audio, Deadline deadline, std::string *error);
   std::string accept_answer(const std::string &answer_sdp);
+  // Media the negotiation settled on ("video", "audio"), in m-line order.
+  std::vector<std::string> media() const { return media_; }
 
   // Ingest: answers a publisher's checked offer, receiving only the chosen
   // codec per m-line. Returns the SDP, or "" with *error set.
@@ -44,8 +46,15 @@ class UpstreamSession {
   void close();
 
  private:
+  // Only pads of transceivers we made reach the relay: webrtcbin makes its
+  // own for m-lines we refused, and their media must not take over a splice.
+  void add_recvonly_transceiver(GstCaps *caps);
+  struct Ours;
+
   PeerConnection peer_;
+  std::shared_ptr<Ours> ours_;
   GstBin *bin_;
+  std::vector<std::string> media_;
   gint64 created_us_;
 };
 

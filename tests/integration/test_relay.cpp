@@ -195,3 +195,28 @@ TEST(Relay, PushToIngestRelayIsWatchedThere) {
   auto second = http_request("POST", whip, "application/sdp", offer, {{"Authorization", "Bearer s3cret"}});
   EXPECT_EQ(second.status, 409) << second.body;
 }
+
+// The CLI's three modes in one chain: a broadcast pushing (WHIP) to an
+// ingest node, and a relay pulling (WHEP) from that; a viewer of the relay.
+TEST(Relay, CliBroadcastPushesToCliIngestAndCliRelayServesIt) {
+  const char *cli = g_getenv("WB_TEST_CLI");
+  ASSERT_TRUE(cli) << "WB_TEST_CLI is not set";
+  unsigned whip_port = free_tcp_port(), ingest_port = free_tcp_port(), root_port = free_tcp_port(),
+           relay_port = free_tcp_port();
+  std::string whip = "http://127.0.0.1:" + std::to_string(whip_port) + "/whip";
+  const std::vector<std::string> loopback = {"--address", "127.0.0.1", "--ice-address", "127.0.0.1"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), loopback.begin(), loopback.end());
+    return args;
+  };
+  NodeProcess ingest(with({cli, "ingest", "--whip-port", std::to_string(whip_port), "--token", "t0k",
+                           "--port", std::to_string(ingest_port)}));
+  NodeProcess root(with({cli, "--port", std::to_string(root_port), "--push", whip, "--push-token", "t0k"}));
+  NodeProcess relay(with({cli, "relay", "--from", whep(ingest_port), "--port", std::to_string(relay_port)}));
+  auto viewer = watch(whep(relay_port), 20000ms);
+  ASSERT_TRUE(viewer) << "ingest: " << ingest.output() << "\nroot: " << root.output() << "\nrelay: " << relay.output();
+  EXPECT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms))
+      << viewer->video_frames() << " video frames (" << viewer->video_packets() << " packets), "
+      << viewer->audio_frames() << " audio frames";
+  EXPECT_EQ(viewer->video_width(), 640u);
+}

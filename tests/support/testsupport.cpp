@@ -430,9 +430,19 @@ void WhepViewer::count_decoded(GstPad *pad, bool video) {
 
 NodeProcess::NodeProcess(const std::string &launch) {
   const char *node = g_getenv("WB_TEST_NODE");
+  spawn({node ? node : "test-node", launch});
+}
+
+NodeProcess::NodeProcess(const std::vector<std::string> &argv) { spawn(argv); }
+
+void NodeProcess::spawn(const std::vector<std::string> &args) {
+  std::vector<const gchar *> argv;
+  for (const auto &a : args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
   GError *error = nullptr;
-  process_ = g_subprocess_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE),
-                              &error, node ? node : "test-node", launch.c_str(), nullptr);
+  process_ = g_subprocess_newv(argv.data(),
+                               GSubprocessFlags(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE),
+                               &error);
   if (!process_) {
     lines_.push_back(std::string("ERROR ") + (error ? error->message : "spawn failed"));
     g_clear_error(&error);

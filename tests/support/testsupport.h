@@ -131,6 +131,8 @@ class WhepViewer {
 class NodeProcess {
  public:
   explicit NodeProcess(const std::string &launch);
+  // Any program (the gst-broadcast CLI): wait on its HTTP side, not READY.
+  explicit NodeProcess(const std::vector<std::string> &argv);
   ~NodeProcess();
   bool wait_ready(std::chrono::milliseconds timeout = 10000ms);
   // factory:klass of every element in the node's pipeline, recursively.
@@ -139,6 +141,7 @@ class NodeProcess {
   std::string output() const;
 
  private:
+  void spawn(const std::vector<std::string> &argv);
   bool wait_line(const std::string &prefix, std::chrono::milliseconds timeout, std::string *line);
   GSubprocess *process_ = nullptr;
   std::thread reader_;
