@@ -70,6 +70,14 @@ TEST(Relay, ChainRootRelayRelayViewersDecodeAndRelaysNeverDecode) {
       << b->audio_frames();
   EXPECT_EQ(a->video_width(), 320u);
 
+  // The root's GOP is 10 s: a late joiner at the leaf only sees a picture
+  // soon if its keyframe request travels up both hops (as RTCP PLI).
+  auto late = watch(whep(r2_port));
+  ASSERT_TRUE(late);
+  EXPECT_TRUE(wait_until([&] { return late->video_frames() > 0; }, 3000ms))
+      << "a late joiner at the leaf waited for the root's natural keyframe";
+  std::printf("late joiner at the leaf: first frame %.0f ms after its POST\n", late->first_video_frame_ms());
+
   for (NodeProcess *relay : {&relay1, &relay2}) {
     auto elements = relay->elements();
     ASSERT_FALSE(elements.empty()) << relay->output();
