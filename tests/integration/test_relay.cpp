@@ -228,3 +228,59 @@ TEST(Relay, CliBroadcastPushesToCliIngestAndCliRelayServesIt) {
       << viewer->audio_frames() << " audio frames";
   EXPECT_EQ(viewer->video_width(), 640u);
 }
+
+namespace {
+
+unsigned count_webrtcbins(GstElement *bin) {
+  unsigned n = 0;
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(bin));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElementFactory *f = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+    n += f && g_str_equal(GST_OBJECT_NAME(f), "webrtcbin");
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+  return n;
+}
+
+}  // namespace
+
+// In one process, so the leaks tracer (integration-leaks) sees every
+// upstream session the relay made come back.
+TEST(RelayInProcess, UpstreamLossesReleaseEachSessionAndTheViewerResumes) {
+  unsigned root_port = free_tcp_port(), relay_port = free_tcp_port();
+  auto root = std::make_unique<Broadcast>(root_launch(root_port), root_port);
+  ASSERT_TRUE(root->start());
+  Broadcast relay(relay_launch(whep(root_port), relay_port, "upstream-timeout=500"), relay_port);
+  ASSERT_TRUE(relay.start()) << relay.last_error();
+  GstElement *relaysrc = gst_bin_get_by_name(GST_BIN(GST_OBJECT_PARENT(relay.sink())), "r");
+  ASSERT_TRUE(relaysrc);
+  auto viewer = watch(whep(relay_port));
+  ASSERT_TRUE(viewer);
+  ASSERT_TRUE(wait_until([&] { return viewer->video_frames() > 10; }, 10000ms));
+
+  for (int round = 0; round < 3; ++round) {
+    root.reset();  // the root goes away, with its side of the relay's session
+    ASSERT_TRUE(wait_until([&] {
+      gchar *state = nullptr;
+      g_object_get(relaysrc, "upstream-state", &state, nullptr);
+      bool lost = g_strcmp0(state, "live") != 0;
+      g_free(state);
+      return lost;
+    }, 5000ms)) << "round " << round << ": the relay never noticed the loss";
+    unsigned frames = viewer->video_frames();
+    root = std::make_unique<Broadcast>(root_launch(root_port), root_port);
+    ASSERT_TRUE(root->start());
+    EXPECT_TRUE(wait_until([&] { return viewer->video_frames() > frames + 10; }, 10000ms))
+        << "round " << round << ": the relay's viewer did not resume";
+  }
+  guint reconnects = 0;
+  g_object_get(relaysrc, "reconnects", &reconnects, nullptr);
+  EXPECT_GE(reconnects, 3u);
+  // Old upstream sessions are gone, not piling up inside the relay.
+  EXPECT_EQ(count_webrtcbins(relaysrc), 1u);
+  viewer->disconnect();
+  gst_object_unref(relaysrc);
+}
