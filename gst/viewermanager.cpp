@@ -230,6 +230,13 @@ void apply_keyframe_interval(GstViewerManager *self) {
 bool start(GstViewerManager *self) {
   auto *priv = self->priv;
   priv->loop.start("viewermanager");
+  // Loading webrtcbin's plugins (webrtc, dtls, srtp, nice) takes a few
+  // hundred ms: pay it now rather than in the first viewer's answer, which
+  // after a restart is a relay waiting to resume.
+  priv->loop.invoke_async([] {
+    GstElement *warm = gst_element_factory_make("webrtcbin", nullptr);
+    if (warm) gst_object_unref(gst_object_ref_sink(warm));
+  });
   priv->loop.add_timer(500, [self] { self->priv->audience->reap(); });
   Settings settings;
   {
@@ -470,11 +477,14 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   const gchar *kind = GST_PAD_TEMPLATE_NAME_TEMPLATE(templ);
   // The fan-out runs on this queue's thread, not on the encoder's; when the
   // fan-out cannot keep up, old packets go rather than stalling the source.
+  // Its limit is in bytes, not time: after an upstream pause (a relay
+  // reconnecting) the next packet's timestamp would make a time-limited
+  // queue look full and drop the keyframe that ends the pause.
   gchar *queue_name = g_strdup_printf("%s-queue", kind);
   GstElement *queue = gst_element_factory_make("queue", queue_name);
   g_free(queue_name);
-  g_object_set(queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
-               G_GUINT64_CONSTANT(500) * GST_MSECOND, nullptr);
+  g_object_set(queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 1024 * 1024, "max-size-time",
+               G_GUINT64_CONSTANT(0), nullptr);
   gchar *fanout_name = g_strdup_printf("%s-fanout", kind);
   auto *fanout = WB_FANOUT(g_object_new(WB_TYPE_FANOUT, "name", fanout_name, nullptr));
   g_free(fanout_name);

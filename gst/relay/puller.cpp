@@ -5,6 +5,7 @@
 #include "relay/backoff.h"
 #include "relay/upstreamsession.h"
 #include "signalling/httpclient.h"
+#include "tree/children.h"
 
 #include "common/debug.h"
 #define GST_CAT_DEFAULT wb_relay_debug
@@ -43,6 +44,24 @@ Puller::~Puller() {
 bool Puller::sleep(std::chrono::milliseconds delay) {
   std::unique_lock<std::mutex> lock(mutex_);
   return !wake_.wait_for(lock, delay, [this] { return stopping_; });
+}
+
+// Full attempts back off, but an upstream that comes back must not wait out
+// a long delay: a cheap OPTIONS each second ends the wait as soon as its
+// HTTP side answers again.
+bool Puller::wait_backoff(HttpClient &http, std::chrono::milliseconds delay,
+                          const std::map<std::string, std::string> &headers) {
+  const auto step = std::chrono::milliseconds(1000);
+  auto end = Clock::now() + delay;
+  while (Clock::now() + step < end) {
+    if (!sleep(step)) return false;
+    if (http.send("OPTIONS", config_.url, headers).status != 0) {
+      GST_INFO("upstream %s answers again", config_.url.c_str());
+      return true;
+    }
+  }
+  auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+  return sleep(std::max(rest, std::chrono::milliseconds(0)));
 }
 
 void Puller::run() {
@@ -108,19 +127,34 @@ void Puller::run() {
     if (error.empty()) {
       GST_INFO("pulling from %s (session %s)", response.url.c_str(), resource.c_str());
       output_.set_state(UpstreamState::Live, "", response.url);
+      const std::string upstream_path = response.header("broadcast-path");
+      const std::string status_url = response.url + "/status";
       // Silence counts from the answer: a session that never delivers is lost too.
       const gint64 started_us = g_get_monotonic_time();
       const gint64 first_media_grace_us = 3 * G_USEC_PER_SEC;
+      gint64 excused_until = 0;
       while (sleep(std::chrono::milliseconds(100))) {
         gint64 now = g_get_monotonic_time();
         gint64 last = output_.last_media_us();
         if (last > started_us) had_media = true;
-        gint64 since = had_media ? last : started_us + first_media_grace_us;
+        gint64 since = std::max(had_media ? last : started_us + first_media_grace_us, excused_until);
         if (flag->failed) {
           error = "transport failed";
         } else if (now - since > gint64(config_.upstream_timeout.count()) * 1000) {
-          error = had_media ? "no media for " + std::to_string(config_.upstream_timeout.count()) + " ms"
-                            : "no media after the answer";
+          // A relay upstream that lost its own upstream is alive but silent:
+          // our session with it will carry media again once it recovers, so
+          // keep it rather than pile new sessions onto it. The same node
+          // instance (same path) answering its status is that case.
+          NodeStatus status;
+          HttpResponse r = http.send("GET", status_url, headers);
+          if (!upstream_path.empty() && r.status == 200 && parse_node_status(r.body, &status) &&
+              status.path == upstream_path) {
+            excused_until = g_get_monotonic_time();
+            output_.set_state(UpstreamState::Live, "upstream is alive but has no media itself", response.url);
+          } else {
+            error = had_media ? "no media for " + std::to_string(config_.upstream_timeout.count()) + " ms"
+                              : "no media after the answer";
+          }
         }
         if (!error.empty()) break;
       }
@@ -144,7 +178,7 @@ void Puller::run() {
     GST_WARNING("upstream %s: %s; retrying in %lld ms", config_.url.c_str(), error.c_str(),
                 (long long)delay.count());
     output_.set_state(UpstreamState::Lost, error, config_.url);
-    if (!sleep(delay)) break;
+    if (!wait_backoff(http, delay, headers)) break;
   }
   output_.set_state(UpstreamState::Idle, "", config_.url);
 }

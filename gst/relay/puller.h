@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,8 @@
 #include "relay/relayoutput.h"
 
 namespace wb {
+
+class HttpClient;
 
 struct PullConfig {
   std::string url;            // the upstream's WHEP endpoint
@@ -40,6 +43,8 @@ class Puller {
   void run();
   // Wait up to `delay`; false if stopping.
   bool sleep(std::chrono::milliseconds delay);
+  bool wait_backoff(HttpClient &http, std::chrono::milliseconds delay,
+                    const std::map<std::string, std::string> &headers);
 
   RelayOutput &output_;
   const PullConfig config_;

@@ -135,6 +135,36 @@ TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
   EXPECT_EQ(http_request("DELETE", session).status, 200);
 }
 
+// Reconnection attempts back off (1 s doubling), yet a root that comes
+// back after a long outage is noticed within a second; the relay in the
+// middle, alive but silent meanwhile, keeps its viewers' session.
+TEST(Relay, LeafViewersResumeWithin3sOfRootComingBackAfterSixSeconds) {
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
+  auto root = std::make_unique<NodeProcess>(root_launch(root_port));
+  ASSERT_TRUE(root->wait_ready());
+  NodeProcess relay1(relay_launch(whep(root_port), r1_port));
+  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
+  ASSERT_TRUE(relay1.wait_ready() && relay2.wait_ready());
+  auto viewer = watch(whep(r2_port));
+  ASSERT_TRUE(viewer);
+  ASSERT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms));
+
+  root.reset();  // killed
+  auto down = std::chrono::steady_clock::now();
+  // Wait out the outage while checking that nothing flows meanwhile.
+  unsigned frames = viewer->video_frames();
+  EXPECT_FALSE(wait_until([&] { return viewer->video_frames() > frames + 60; }, 6000ms));
+  unsigned stalled_at = viewer->video_frames();
+  root = std::make_unique<NodeProcess>(root_launch(root_port));
+  ASSERT_TRUE(root->wait_ready());
+  auto back = std::chrono::steady_clock::now();
+  bool resumed = wait_until([&] { return viewer->video_frames() > stalled_at + 5; }, 3000ms);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - back).count();
+  EXPECT_TRUE(resumed) << "leaf viewer did not resume within 3 s of the root coming back";
+  std::printf("root down %.1f s; leaf video resumed %.0f ms after it came back\n",
+              std::chrono::duration<double>(back - down).count(), ms);
+}
+
 TEST(Relay, FullRootRedirectsThirdViewerToItsChildWith307) {
   unsigned root_port = free_tcp_port(), r1_port = free_tcp_port();
   NodeProcess root(root_launch(root_port, "max-viewers=2"));

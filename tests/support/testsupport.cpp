@@ -98,6 +98,9 @@ std::string encoder_for(const std::string &video, unsigned gop) {
   return "";
 }
 
+
+}  // namespace
+
 void use_loopback_for_ice(GstElement *webrtc) {
   GstObject *ice = nullptr;
   g_object_get(webrtc, "ice-agent", &ice, nullptr);
@@ -117,8 +120,6 @@ const GstStructure *wait_reply(GstPromise *promise) {
   gst_promise_wait(promise);
   return gst_promise_get_reply(promise);
 }
-
-}  // namespace
 
 Broadcast::Broadcast(const Options &options) {
   port_ = free_tcp_port();

@@ -25,6 +25,12 @@ bool wait_until(const std::function<bool()> &condition, std::chrono::millisecond
 
 unsigned free_tcp_port();
 
+// Test hygiene for a webrtcbin of ours: UPnP and ICE-TCP off, and ICE on
+// 127.0.0.1 (libnice never gathers on loopback by itself).
+void use_loopback_for_ice(GstElement *webrtc);
+// Waits for a webrtcbin promise and returns its reply (may be null).
+const GstStructure *wait_reply(GstPromise *promise);
+
 struct HttpResponse {
   int status = 0;
   std::string url;  // that answered, after redirects
