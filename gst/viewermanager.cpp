@@ -230,12 +230,15 @@ void apply_keyframe_interval(GstViewerManager *self) {
 bool start(GstViewerManager *self) {
   auto *priv = self->priv;
   priv->loop.start("viewermanager");
-  // Loading webrtcbin's plugins (webrtc, dtls, srtp, nice) takes a few
-  // hundred ms: pay it now rather than in the first viewer's answer, which
-  // after a restart is a relay waiting to resume.
+  // Loading webrtcbin's plugins (webrtc, dtls, srtp, nice) and making the
+  // process's DTLS certificate (once, by the first dtlsdec) take a few
+  // hundred ms: pay them now rather than in the first viewer's answer,
+  // which after a restart is a relay waiting to resume.
   priv->loop.invoke_async([] {
-    GstElement *warm = gst_element_factory_make("webrtcbin", nullptr);
-    if (warm) gst_object_unref(gst_object_ref_sink(warm));
+    for (const char *factory : {"webrtcbin", "dtlsdec"}) {
+      GstElement *warm = gst_element_factory_make(factory, nullptr);
+      if (warm) gst_object_unref(gst_object_ref_sink(warm));
+    }
   });
   priv->loop.add_timer(500, [self] { self->priv->audience->reap(); });
   Settings settings;
@@ -617,6 +620,7 @@ static void gst_viewer_manager_init(GstViewerManager *self) {
   };
   callbacks.count_changed = [self] { g_object_notify(G_OBJECT(self), "viewer-count"); };
   callbacks.path = [self] { return node_path(self); };
+  callbacks.instance = [self] { return self->priv->node_id; };
   gchar *uuid = g_uuid_string_random();
   self->priv->node_id = std::string(uuid).substr(0, 8);
   g_free(uuid);

@@ -127,8 +127,12 @@ void Puller::run() {
     if (error.empty()) {
       GST_INFO("pulling from %s (session %s)", response.url.c_str(), resource.c_str());
       output_.set_state(UpstreamState::Live, "", response.url);
-      const std::string upstream_path = response.header("broadcast-path");
+      // Which running node answered: if it is still the one answering its
+      // status later, our session with it still stands.
       const std::string status_url = response.url + "/status";
+      NodeStatus upstream_node;
+      HttpResponse first = http.send("GET", status_url, headers);
+      if (first.status != 200 || !parse_node_status(first.body, &upstream_node)) upstream_node.instance.clear();
       // Silence counts from the answer: a session that never delivers is lost too.
       const gint64 started_us = g_get_monotonic_time();
       const gint64 first_media_grace_us = 3 * G_USEC_PER_SEC;
@@ -143,12 +147,11 @@ void Puller::run() {
         } else if (now - since > gint64(config_.upstream_timeout.count()) * 1000) {
           // A relay upstream that lost its own upstream is alive but silent:
           // our session with it will carry media again once it recovers, so
-          // keep it rather than pile new sessions onto it. The same node
-          // instance (same path) answering its status is that case.
+          // keep it rather than pile new sessions onto it.
           NodeStatus status;
           HttpResponse r = http.send("GET", status_url, headers);
-          if (!upstream_path.empty() && r.status == 200 && parse_node_status(r.body, &status) &&
-              status.path == upstream_path) {
+          if (!upstream_node.instance.empty() && r.status == 200 && parse_node_status(r.body, &status) &&
+              status.instance == upstream_node.instance) {
             excused_until = g_get_monotonic_time();
             output_.set_state(UpstreamState::Live, "upstream is alive but has no media itself", response.url);
           } else {

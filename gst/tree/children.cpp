@@ -18,6 +18,8 @@ std::string node_status_json(const NodeStatus &status) {
   json_builder_begin_object(b);
   json_builder_set_member_name(b, "path");
   json_builder_add_string_value(b, status.path.c_str());
+  json_builder_set_member_name(b, "instance");
+  json_builder_add_string_value(b, status.instance.c_str());
   json_builder_set_member_name(b, "viewers");
   json_builder_add_int_value(b, status.viewers);
   json_builder_set_member_name(b, "max_viewers");
@@ -47,6 +49,7 @@ bool parse_node_status(const std::string &json, NodeStatus *out) {
       out->max_viewers = unsigned(json_object_get_int_member(o, "max_viewers"));
       out->children = unsigned(json_object_get_int_member_with_default(o, "children", 0));
       out->path = json_object_get_string_member_with_default(o, "path", "");
+      out->instance = json_object_get_string_member_with_default(o, "instance", "");
     }
   }
   g_object_unref(parser);

@@ -15,7 +15,8 @@ namespace wb {
 
 // What a node reports about itself on GET <endpoint>/status.
 struct NodeStatus {
-  std::string path;  // node ids from the root down to this node
+  std::string path;      // node ids from the root down to this node
+  std::string instance;  // random per running node: a restart changes it
   unsigned viewers = 0;
   unsigned max_viewers = 0;  // 0: unlimited
   unsigned children = 0;

@@ -66,6 +66,7 @@ unsigned Audience::viewer_count() const {
 std::string Audience::status_json() {
   NodeStatus status;
   status.path = callbacks_.path ? callbacks_.path() : "";
+  status.instance = callbacks_.instance ? callbacks_.instance() : "";
   status.viewers = viewer_count();
   status.max_viewers = config().max_viewers;
   status.children = children_.count();

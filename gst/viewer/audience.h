@@ -42,6 +42,8 @@ class Audience : public SessionHandler {
     std::function<void()> count_changed;
     // Node ids from the root down to this node.
     std::function<std::string()> path;
+    // Random per running node, for GET /status.
+    std::function<std::string()> instance;
   };
   // Relays are admitted beyond max-viewers (each one multiplies capacity),
   // up to this many; further relays are redirected like viewers.
