@@ -9,12 +9,14 @@ using namespace wb;
 TEST(NodeStatus, RoundTripsThroughJson) {
   NodeStatus in;
   in.path = "root1,relay2";
+  in.instance = "a1b2c3d4";
   in.viewers = 7;
   in.max_viewers = 10;
   in.children = 2;
   NodeStatus out;
   ASSERT_TRUE(parse_node_status(node_status_json(in), &out));
   EXPECT_EQ(out.path, "root1,relay2");
+  EXPECT_EQ(out.instance, "a1b2c3d4");
   EXPECT_EQ(out.viewers, 7u);
   EXPECT_EQ(out.max_viewers, 10u);
   EXPECT_EQ(out.children, 2u);
