@@ -196,6 +196,33 @@ TEST(Relay, FullRootRedirectsThirdViewerToItsChildWith307) {
   EXPECT_TRUE(wait_until([&] { return decodes_both(v3, 30); }, 10000ms));
 }
 
+TEST(Relay, FullChildRedirectsFurtherDown) {
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
+  NodeProcess root(root_launch(root_port, "max-viewers=1"));
+  ASSERT_TRUE(root.wait_ready());
+  NodeProcess relay1("relaysrc name=r ice-address=127.0.0.1 location=" + whep(root_port) + " advertise-url=" +
+                     whep(r1_port) + relay_out(r1_port, "max-viewers=1"));
+  ASSERT_TRUE(relay1.wait_ready());
+  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
+  ASSERT_TRUE(relay2.wait_ready());
+  ASSERT_TRUE(watch(whep(r2_port))) << "relay 2 never served";
+
+  auto v1 = watch(whep(root_port));
+  ASSERT_TRUE(v1);
+  EXPECT_EQ(v1->answered_by(), whep(root_port));
+  auto v2 = watch(whep(r1_port));
+  ASSERT_TRUE(v2);
+  EXPECT_EQ(v2->answered_by(), whep(r1_port));
+  // Root and relay 1 are full; relay 1 has a child: root -> relay 1 -> relay 2.
+  std::unique_ptr<WhepViewer> v3;
+  ASSERT_TRUE(wait_until([&] {
+    v3 = std::make_unique<WhepViewer>();
+    return v3->connect(whep(root_port)) == 201;
+  }, 5000ms)) << v3->error();
+  EXPECT_EQ(v3->answered_by(), whep(r2_port));
+  EXPECT_TRUE(wait_until([&] { return decodes_both(*v3, 30); }, 10000ms));
+}
+
 TEST(Relay, NodeRefusesARelayFromAboveItWith508) {
   unsigned root_port = free_tcp_port(), r1_port = free_tcp_port();
   NodeProcess root(root_launch(root_port));
@@ -232,6 +259,37 @@ TEST(Relay, PushToIngestRelayIsWatchedThere) {
   // One publisher at a time.
   auto second = http_request("POST", whip, "application/sdp", offer, {{"Authorization", "Bearer s3cret"}});
   EXPECT_EQ(second.status, 409) << second.body;
+}
+
+// A publisher that goes away is an upstream loss: the ingest's viewers
+// keep their sessions and see the next publisher.
+TEST(Relay, IngestViewersSurviveAPublisherLeavingAndSeeTheNextOne) {
+  unsigned whip_port = free_tcp_port(), out_port = free_tcp_port();
+  std::string whip = "http://127.0.0.1:" + std::to_string(whip_port) + "/whip";
+  NodeProcess ingest("relaysrc name=r ice-address=127.0.0.1 whip-address=127.0.0.1 whip-port=" +
+                     std::to_string(whip_port) + relay_out(out_port));
+  ASSERT_TRUE(ingest.wait_ready());
+  auto publisher = std::make_unique<NodeProcess>(root_launch(free_tcp_port(), "push-url=" + whip));
+  ASSERT_TRUE(publisher->wait_ready());
+  auto viewer = watch(whep(out_port));
+  ASSERT_TRUE(viewer);
+  ASSERT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms));
+  const std::string session = viewer->session_url();
+
+  publisher.reset();  // killed: no DELETE
+  unsigned frames = viewer->video_frames();
+  ASSERT_TRUE(wait_until([&] {
+    unsigned now = viewer->video_frames();
+    bool still = now == frames;
+    frames = now;
+    return still;
+  }, 3000ms));
+  // The next publisher is let in once the silent one is dropped (no 409 forever).
+  publisher = std::make_unique<NodeProcess>(root_launch(free_tcp_port(), "push-url=" + whip));
+  ASSERT_TRUE(publisher->wait_ready());
+  EXPECT_TRUE(wait_until([&] { return viewer->video_frames() > frames + 30; }, 10000ms))
+      << "the ingest's viewer did not see the second publisher";
+  EXPECT_EQ(http_request("DELETE", session).status, 200);
 }
 
 // The CLI's three modes in one chain: a broadcast pushing (WHIP) to an
