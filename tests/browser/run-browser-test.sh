@@ -29,23 +29,8 @@ SCREENSHOT="$ARTIFACTS/browser-screenshot.png"
 say() { echo "[run-browser-test] $*"; }
 
 # (a) dependencies
-if [ ! -d "$SCRIPT_DIR/node_modules/playwright-core" ]; then
-  echo "ERROR: $SCRIPT_DIR/node_modules is missing." >&2
-  echo "ERROR: run 'npm ci' in tests/browser (cd \"$SCRIPT_DIR\" && npm ci) before running this test." >&2
-  exit 1
-fi
-for tool in node gst-launch-1.0 gst-inspect-1.0; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "ERROR: '$tool' not found in PATH" >&2; exit 1; }
-done
-if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  echo "ERROR: ${CHROMIUM_PATH:-/usr/bin/chromium} not found (apt-get install chromium)" >&2
-  exit 1
-fi
-if ! GST_PLUGIN_PATH="$PLUGIN_DIR" gst-inspect-1.0 broadcastsink >/dev/null 2>&1; then
-  echo "ERROR: element 'broadcastsink' not found with GST_PLUGIN_PATH=$PLUGIN_DIR" >&2
-  GST_PLUGIN_PATH="$PLUGIN_DIR" gst-inspect-1.0 broadcastsink 2>&1 | tail -5 >&2
-  exit 1
-fi
+source "$SCRIPT_DIR/lib.sh"
+check_dependencies broadcastsink
 
 # Optional dummy interface, never in the host's real network namespace.
 if [ "${BROWSER_TEST_DUMMY_IF:-0}" = 1 ]; then
@@ -60,29 +45,9 @@ if [ "${BROWSER_TEST_DUMMY_IF:-0}" = 1 ]; then
   fi
 fi
 
-# Free TCP port on 127.0.0.1 (falls back to a pid-derived one).
-PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close();})" 2>/dev/null)
-[ -n "$PORT" ] || PORT=$((18080 + $$ % 1000))
+read -r PORT < <(free_ports 1)
+[ -n "${PORT:-}" ] || PORT=$((18080 + $$ % 1000))
 URL="http://127.0.0.1:$PORT/"
-
-GST_PID=""
-cleanup() {
-  if [ -n "$GST_PID" ] && kill -0 "$GST_PID" 2>/dev/null; then
-    kill -INT "$GST_PID" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$GST_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$GST_PID" 2>/dev/null
-    wait "$GST_PID" 2>/dev/null
-  fi
-  GST_PID=""
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
-print_log() {
-  echo "---- broadcast log ($LOG), last 200 lines ----"
-  tail -n 200 "$LOG" 2>/dev/null
-  echo "---- end of broadcast log ----"
-}
 
 # (b) start the broadcast
 say "starting broadcast on $URL (log: $LOG)"

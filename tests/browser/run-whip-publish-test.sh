@@ -33,58 +33,16 @@ TOKEN=secret
 say() { echo "[run-whip-publish-test] $*"; }
 
 # (a) dependencies
-if [ ! -d "$SCRIPT_DIR/node_modules/playwright-core" ]; then
-  echo "ERROR: $SCRIPT_DIR/node_modules is missing." >&2
-  echo "ERROR: run 'npm ci' in tests/browser (cd \"$SCRIPT_DIR\" && npm ci) before running this test." >&2
-  exit 1
-fi
-for tool in node gst-launch-1.0 gst-inspect-1.0; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "ERROR: '$tool' not found in PATH" >&2; exit 1; }
-done
-if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  echo "ERROR: ${CHROMIUM_PATH:-/usr/bin/chromium} not found (apt-get install chromium)" >&2
-  exit 1
-fi
-for element in relaysrc broadcastsink; do
-  if ! GST_PLUGIN_PATH="$PLUGIN_DIR" gst-inspect-1.0 "$element" >/dev/null 2>&1; then
-    echo "ERROR: element '$element' not found with GST_PLUGIN_PATH=$PLUGIN_DIR" >&2
-    GST_PLUGIN_PATH="$PLUGIN_DIR" gst-inspect-1.0 "$element" 2>&1 | tail -5 >&2
-    exit 1
-  fi
-done
+source "$SCRIPT_DIR/lib.sh"
+check_dependencies relaysrc broadcastsink
 
-# Two distinct free TCP ports on 127.0.0.1 (both sockets held open while choosing).
-read -r WHIP_PORT VIEWER_PORT < <(node -e "
-const net = require('net');
-const a = net.createServer(), b = net.createServer();
-a.listen(0, '127.0.0.1', () => b.listen(0, '127.0.0.1', () => {
-  console.log(a.address().port + ' ' + b.address().port); a.close(); b.close();
-}));" 2>/dev/null)
+read -r WHIP_PORT VIEWER_PORT < <(free_ports 2)
 if [ -z "${WHIP_PORT:-}" ] || [ -z "${VIEWER_PORT:-}" ]; then
   WHIP_PORT=$((19000 + $$ % 1000))
   VIEWER_PORT=$((WHIP_PORT + 1000))
 fi
 WHIP_URL="http://127.0.0.1:$WHIP_PORT/whip"
 VIEWER_URL="http://127.0.0.1:$VIEWER_PORT/"
-
-GST_PID=""
-cleanup() {
-  if [ -n "$GST_PID" ] && kill -0 "$GST_PID" 2>/dev/null; then
-    kill -INT "$GST_PID" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$GST_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$GST_PID" 2>/dev/null
-    wait "$GST_PID" 2>/dev/null
-  fi
-  GST_PID=""
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT TERM
-
-print_log() {
-  echo "---- relay node log ($LOG), last 200 lines ----"
-  tail -n 200 "$LOG" 2>/dev/null
-  echo "---- end of relay node log ----"
-}
 
 # (b) start the relay node: WHIP in, WHEP out
 say "starting relay node: WHIP $WHIP_URL, viewers $VIEWER_URL (log: $LOG)"

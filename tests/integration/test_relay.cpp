@@ -41,6 +41,17 @@ std::unique_ptr<WhepViewer> watch(const std::string &url, std::chrono::milliseco
   return viewer && !viewer->session_url().empty() ? std::move(viewer) : nullptr;
 }
 
+// True once no video frame was decoded between two polls.
+bool wait_video_stalled(const WhepViewer &v) {
+  unsigned frames = v.video_frames();
+  return wait_until([&] {
+    unsigned now = v.video_frames();
+    bool still = now == frames;
+    frames = now;
+    return still;
+  }, 3000ms);
+}
+
 bool decodes_both(const WhepViewer &v, unsigned frames) {
   return v.video_frames() >= frames && v.audio_frames() >= frames;
 }
@@ -111,13 +122,7 @@ TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
 
   root->kill();
   // The outage must be visible before it can be said to end.
-  unsigned frames = viewer->video_frames();
-  ASSERT_TRUE(wait_until([&] {
-    unsigned now = viewer->video_frames();
-    bool still = now == frames;
-    frames = now;
-    return still;
-  }, 3000ms)) << "video kept flowing with the root killed";
+  ASSERT_TRUE(wait_video_stalled(*viewer)) << "video kept flowing with the root killed";
   std::this_thread::sleep_for(300ms);  // frames counted while the pipe drained
   unsigned stalled_at = viewer->video_frames();
 
@@ -277,13 +282,8 @@ TEST(Relay, IngestViewersSurviveAPublisherLeavingAndSeeTheNextOne) {
   const std::string session = viewer->session_url();
 
   publisher.reset();  // killed: no DELETE
+  ASSERT_TRUE(wait_video_stalled(*viewer));
   unsigned frames = viewer->video_frames();
-  ASSERT_TRUE(wait_until([&] {
-    unsigned now = viewer->video_frames();
-    bool still = now == frames;
-    frames = now;
-    return still;
-  }, 3000ms));
   // The next publisher is let in once the silent one is dropped (no 409 forever).
   publisher = std::make_unique<NodeProcess>(root_launch(free_tcp_port(), "push-url=" + whip));
   ASSERT_TRUE(publisher->wait_ready());
