@@ -13,9 +13,14 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
   libnice-dev libsoup-3.0-dev libjson-glib-dev libglib2.0-dev-bin
+  libssl-dev libsrtp2-dev
   libgtest-dev
   iproute2 util-linux curl
 )
+# The benchmark suite compares with Janus and reads JSON with jq.
+if [ "${WB_WITH_BENCH:-0}" = 1 ]; then
+  packages+=(janus jq linux-perf)
+fi
 if [ "${WB_WITH_BROWSER:-1}" = 1 ]; then
   packages+=(chromium)
   # Keep a Node.js that is already there (it may not be Debian's).

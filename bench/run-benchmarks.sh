@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# The benchmark suite, one command: how many viewers one core serves, ours
+# (broadcastsink) side by side with the naive GStreamer way (tee + queue +
+# webrtcbin per viewer, bench/naive-tee.cpp) and Janus's streaming plugin,
+# in the same run, plus this machine's ceiling (bench/srtp-ceiling.cpp).
+#
+#   sudo bash bench/run-benchmarks.sh          # installs, builds, runs, writes docs/BENCHMARKS.md
+#
+# All three servers get the same RTP stream (640x360 30 fps H.264 ~800 kbps
+# + Opus) from one encoder process over loopback UDP, so their CPU is the
+# cost of serving, not of encoding. Server on core 0, load generator and
+# encoder on core 1 (taskset). Everything runs in a private network
+# namespace with only loopback.
+#
+# Environment: COUNTS ("50 100 200 400 800 1600"), HOLD (20 s), RAMP (100
+#   joins/s), SERVERS ("ours naive janus"), OUT (build/bench-results),
+#   DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, CHURN_SECONDS (120).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [ "${WB_BENCH_IN_NETNS:-0}" != 1 ]; then
+  WB_WITH_BROWSER=0 WB_WITH_BENCH=1 bash scripts/install-deps.sh
+  bash scripts/build.sh
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  exec $SUDO unshare --net env WB_BENCH_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+
+B=$ROOT/build
+OUT=${OUT:-$B/bench-results}
+DOC=${DOC:-$ROOT/docs/BENCHMARKS.md}
+COUNTS=${COUNTS:-"50 100 200 400 800 1600"}
+HOLD=${HOLD:-20}
+RAMP=${RAMP:-100}
+SERVERS=${SERVERS:-"ours naive janus"}
+CHURN_SECONDS=${CHURN_SECONDS:-120}
+PORT=18400
+LOAD=$B/tools/gst-broadcast-load
+export GST_PLUGIN_PATH=$B/gst
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/rows.* 2>/dev/null || true
+CLK_TCK=$(getconf CLK_TCK)
+say() { echo "[bench] $*" >&2; }
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- the stream
+start_source() {
+  taskset -c 1 gst-launch-1.0 -q \
+    videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1 \
+    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
+    ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
+    ! udpsink host=127.0.0.1 port=5004 \
+    audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
+    ! udpsink host=127.0.0.1 port=5006 >"$OUT/source.log" 2>&1 &
+  SOURCE_PID=$!
+  PIDS+=("$SOURCE_PID")
+}
+
+# ---------------------------------------------------------------- servers
+JANUS_CONF=""
+prepare_janus() {
+  JANUS_CONF=$(mktemp -d)
+  cp "$ROOT"/bench/janus/*.jcfg "$JANUS_CONF"/
+}
+
+# Starts server $1 on core 0; prints its pid and sets SERVER_URL / LOAD_ARGS.
+start_server() {
+  local name=$1 log="$OUT/server-$1.log"
+  case $name in
+    ours)
+      taskset -c 0 gst-launch-1.0 -q \
+        udpsrc port=5004 caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96" ! queue ! bs.video \
+        udpsrc port=5006 caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111" ! queue ! bs.audio \
+        broadcastsink name=bs port=$PORT address=127.0.0.1 ice-address=127.0.0.1 >"$log" 2>&1 &
+      SERVER_PID=$!
+      LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")
+      READY_URL="http://127.0.0.1:$PORT/"
+      ;;
+    naive)
+      taskset -c 0 "$B/bench/naive-tee" --port $PORT --address 127.0.0.1 --ice-address 127.0.0.1 \
+        --video-port 5004 --audio-port 5006 >"$log" 2>&1 &
+      SERVER_PID=$!
+      LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep" --video-pt 96 --audio-pt 111)
+      READY_URL="http://127.0.0.1:$PORT/whep"
+      ;;
+    janus)
+      taskset -c 0 janus -F "$JANUS_CONF" -C "$JANUS_CONF/janus.jcfg" >"$log" 2>&1 &
+      SERVER_PID=$!
+      LOAD_ARGS=(--janus "http://127.0.0.1:8088/janus" --mount 1)
+      READY_URL="http://127.0.0.1:8088/janus/info"
+      ;;
+  esac
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 100); do
+    curl -s -o /dev/null -m 1 "$READY_URL" && return 0
+    sleep 0.1
+  done
+  say "$name did not come up; see $log"
+  return 1
+}
+
+stop_server() {
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+# One sample a second of the server's CPU ticks, RSS (kB) and threads, with
+# the wall clock in ms, so a run's hold window can be cut out afterwards.
+start_sampler() {
+  local pid=$1 file=$2
+  (
+    while kill -0 "$pid" 2>/dev/null; do
+      read -r -a stat <"/proc/$pid/stat" || break
+      rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+      threads=$(awk '/^Threads/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+      echo "$(date +%s%3N) $((stat[13] + stat[14])) ${rss:-0} ${threads:-0}"
+      sleep 1
+    done
+  ) >"$file" &
+  SAMPLER_PID=$!
+  PIDS+=("$SAMPLER_PID")
+}
+
+# CPU % of one core, peak RSS (kB) and threads within [start_ms, end_ms].
+window_stats() {
+  awk -v s="$2" -v e="$3" -v hz="$CLK_TCK" '
+    $1 >= s && $1 <= e { if (!n++) { t0 = $1; c0 = $2 } t1 = $1; c1 = $2; if ($3 > rss) rss = $3; if ($4 > th) th = $4 }
+    END { if (n < 2 || t1 == t0) print "0 0 0"; else printf "%.1f %d %d\n", 100 * (c1 - c0) / hz / ((t1 - t0) / 1000), rss, th }' "$1"
+}
+
+# Idle cost of a server with its input flowing and no viewer.
+baseline() {
+  local name=$1 samples="$OUT/$1-idle.samples"
+  start_server "$name"
+  start_sampler "$SERVER_PID" "$samples"
+  local t0 t1
+  sleep 2
+  t0=$(date +%s%3N)
+  sleep 8
+  t1=$(date +%s%3N)
+  stop_server
+  window_stats "$samples" "$t0" "$t1"
+}
+
+# ---------------------------------------------------------------- the sweep
+run_point() {
+  local name=$1 n=$2 json="$OUT/$1-$2.json" samples="$OUT/$1-$2.samples"
+  start_server "$name" || return 1
+  start_sampler "$SERVER_PID" "$samples"
+  taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers "$n" --ramp "$RAMP" --hold "$HOLD" --json "$json" \
+    >"$OUT/load-$name-$n.log" 2>&1 || true
+  stop_server
+  [ -s "$json" ] || { say "$name $n: the load generator wrote no JSON"; return 1; }
+  local s e
+  s=$(jq '.window.start_unix_ms' "$json")
+  e=$(jq '.window.end_unix_ms' "$json")
+  read -r cpu rss threads < <(window_stats "$samples" "$s" "$e")
+  jq -r --arg name "$name" --arg cpu "$cpu" --arg rss "$rss" --arg threads "$threads" \
+    '[$name, .requested, .connected, .never_got_media, $cpu, $rss, $threads, .loss_percent,
+      .first_keyframe_ms.median, .first_keyframe_ms.p95, .cpu.window_percent_of_core,
+      .verification.failures] | @tsv' "$json"
+}
+
+# ---------------------------------------------------------------- storm, churn
+# Viewers already watching (the "stayers") while others arrive or come and go.
+run_disturbance() {
+  local name=$1 kind=$2 stay_json="$OUT/$1-$2-stayers.json"
+  start_server "$name" || return 1
+  local stay_hold
+  if [ "$kind" = storm ]; then stay_hold=20; else stay_hold=$((CHURN_SECONDS + 5)); fi
+  taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers 20 --ramp 20 --hold "$stay_hold" --verify 2 \
+    --json "$stay_json" >"$OUT/load-$name-$kind-stayers.log" 2>&1 &
+  local stay_pid=$!
+  sleep 4
+  if [ "$kind" = storm ]; then
+    taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers 500 --ramp 50 --hold 5 --verify 2 \
+      --json "$OUT/$name-storm.json" >"$OUT/load-$name-storm.log" 2>&1 || true
+  else
+    local end=$(( $(date +%s) + CHURN_SECONDS )) i=0
+    while [ "$(date +%s)" -lt "$end" ]; do
+      taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers 20 --ramp 20 --hold 2 --verify 0 \
+        --json "$OUT/$name-churn-$i.json" >"$OUT/load-$name-churn-$i.log" 2>&1 || true
+      i=$((i + 1))
+    done
+  fi
+  wait "$stay_pid" || true
+  stop_server
+  local joined=0
+  if [ "$kind" = storm ]; then
+    joined=$(jq '.connected' "$OUT/$name-storm.json" 2>/dev/null || echo 0)
+  else
+    joined=$(cat "$OUT/$name"-churn-*.json 2>/dev/null | jq -s 'map(.connected) | add // 0')
+  fi
+  jq -r --arg name "$name" --arg kind "$kind" --arg joined "$joined" \
+    '[$name, $kind, $joined, .connected, .loss_percent, .lost, .never_got_media] | @tsv' "$stay_json"
+}
+
+# ---------------------------------------------------------------- run it all
+start_source
+sleep 1
+[[ " $SERVERS " == *" janus "* ]] && prepare_janus
+
+: >"$OUT/rows.tsv"
+: >"$OUT/idle.tsv"
+for server in $SERVERS; do
+  read -r cpu rss threads < <(baseline "$server")
+  echo -e "$server\t$cpu\t$rss\t$threads" >>"$OUT/idle.tsv"
+  say "$server idle: $cpu % CPU, $rss kB, $threads threads"
+  for n in $COUNTS; do
+    row=$(run_point "$server" "$n") || break
+    echo "$row" >>"$OUT/rows.tsv"
+    say "$server $n: $row"
+    loss=$(echo "$row" | cut -f8)
+    cpu=$(echo "$row" | cut -f5)
+    # Past one core or past 0.5 % loss the next step only measures collapse.
+    if awk -v l="$loss" -v c="$cpu" 'BEGIN { exit !(l >= 0.5 || c >= 95) }'; then break; fi
+  done
+done
+
+: >"$OUT/disturbance.tsv"
+for server in $SERVERS; do
+  [ "${SKIP_STORM:-0}" = 1 ] || run_disturbance "$server" storm >>"$OUT/disturbance.tsv" || true
+  [ "${SKIP_CHURN:-0}" = 1 ] || run_disturbance "$server" churn >>"$OUT/disturbance.tsv" || true
+done
+
+CEILING=$(taskset -c 0 "$B/bench/srtp-ceiling" --find-max 2>"$OUT/ceiling.err" | tee "$OUT/ceiling.log" |
+  sed -n 's/^ceiling: \([0-9]*\) viewers.*/\1/p' | tail -1)
+
+bash "$ROOT/bench/write-benchmarks-doc.sh" "$OUT" "${CEILING:-0}" >"$DOC"
+say "wrote $DOC"

@@ -1,0 +1,116 @@
+// The load generator (tools/load) against a real broadcast: its viewers must
+// connect, authenticate every packet, and count exactly what a real
+// decoding webrtcbin viewer receives over the same window.
+#include <gtest/gtest.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "support/testsupport.h"
+
+using namespace wbtest;
+
+namespace {
+
+struct Sample {
+  gint64 unix_ms;
+  unsigned packets;
+};
+
+// The decoding viewer's video packet count at `unix_ms`, interpolated
+// between the samples around it.
+double packets_at(const std::vector<Sample> &samples, gint64 unix_ms) {
+  for (size_t i = 1; i < samples.size(); ++i) {
+    if (samples[i].unix_ms < unix_ms) continue;
+    const Sample &a = samples[i - 1], &b = samples[i];
+    double f = b.unix_ms == a.unix_ms ? 1 : double(unix_ms - a.unix_ms) / double(b.unix_ms - a.unix_ms);
+    return a.packets + f * (double(b.packets) - double(a.packets));
+  }
+  return -1;
+}
+
+JsonObject *member(JsonObject *o, const char *name) { return json_object_get_object_member(o, name); }
+
+}  // namespace
+
+TEST(LoadGenerator, FiveViewersCountWhatADecodingViewerReceives) {
+  const char *load = g_getenv("WB_TEST_LOAD");
+  ASSERT_TRUE(load) << "WB_TEST_LOAD must name build/tools/gst-broadcast-load";
+  Broadcast broadcast(Broadcast::Options{});
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast.url()), 201) << viewer.error();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 10; }, 10000ms));
+
+  // The reference: the decoding viewer's packet count over time.
+  std::mutex mutex;
+  std::vector<Sample> samples;
+  std::atomic<bool> sampling{true};
+  std::thread sampler([&] {
+    while (sampling) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        samples.push_back({g_get_real_time() / 1000, viewer.video_packets()});
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+
+  gchar *json_path = nullptr;
+  int fd = g_file_open_tmp("load-XXXXXX.json", &json_path, nullptr);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  GError *error = nullptr;
+  GSubprocess *process = g_subprocess_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE),
+                                          &error, load, "--url", broadcast.url().c_str(), "--viewers", "5", "--hold",
+                                          "5", "--json", json_path, nullptr);
+  ASSERT_TRUE(process) << error->message;
+  gchar *output = nullptr;
+  g_subprocess_communicate_utf8(process, nullptr, nullptr, &output, nullptr, nullptr);
+  sampling = false;
+  sampler.join();
+  std::cout << output;
+  EXPECT_EQ(g_subprocess_get_exit_status(process), 0);
+  g_free(output);
+  g_object_unref(process);
+
+  JsonParser *parser = json_parser_new();
+  ASSERT_TRUE(json_parser_load_from_file(parser, json_path, nullptr));
+  g_unlink(json_path);
+  g_free(json_path);
+  JsonObject *run = json_node_get_object(json_parser_get_root(parser));
+  EXPECT_EQ(json_object_get_int_member(run, "connected"), 5);
+  EXPECT_EQ(json_object_get_int_member(run, "failed"), 0);
+  EXPECT_EQ(json_object_get_int_member(run, "never_got_media"), 0);
+  EXPECT_EQ(json_object_get_int_member(run, "keyframes_seen"), 5);
+  EXPECT_EQ(json_object_get_int_member(run, "lost"), 0);
+  JsonObject *verification = member(run, "verification");
+  EXPECT_EQ(json_object_get_int_member(verification, "sampled_viewers"), 5);
+  EXPECT_GT(json_object_get_int_member(verification, "packets"), 1000);
+  EXPECT_EQ(json_object_get_int_member(verification, "failures"), 0);
+
+  JsonObject *window = member(run, "window");
+  double seconds = json_object_get_double_member(window, "seconds");
+  ASSERT_GT(seconds, 4.5);
+  double start = packets_at(samples, json_object_get_int_member(window, "start_unix_ms"));
+  double end = packets_at(samples, json_object_get_int_member(window, "end_unix_ms"));
+  ASSERT_GE(start, 0);
+  ASSERT_GT(end, start);
+  double reference = (end - start) / seconds;
+  std::cout << "[ load     ] decoding viewer: " << reference << " video packets/s\n";
+  JsonArray *viewers = json_object_get_array_member(run, "per_viewer");
+  ASSERT_EQ(json_array_get_length(viewers), 5u);
+  for (guint i = 0; i < 5; ++i) {
+    JsonObject *v = json_array_get_object_element(viewers, i);
+    double rate = double(json_object_get_int_member(v, "window_video_packets")) / seconds;
+    std::cout << "[ load     ] generator viewer " << i << ": " << rate << " video packets/s, first keyframe after "
+              << json_object_get_double_member(v, "first_keyframe_ms") << " ms\n";
+    EXPECT_NEAR(rate, reference, reference * 0.05) << "viewer " << i;
+    EXPECT_GE(json_object_get_double_member(v, "first_keyframe_ms"), 0) << "viewer " << i;
+  }
+  g_object_unref(parser);
+}

@@ -1,0 +1,98 @@
+// The one media thread: every viewer's socket on one epoll set, datagrams
+// read in batches with recvmmsg, timers on a heap, and a queue through which
+// signalling threads hand results back. Everything a viewer does runs here,
+// so viewers need no locks.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <string>
+#include <vector>
+
+namespace load {
+
+// Monotonic clock in nanoseconds: every time in the generator is one of these.
+int64_t monotonic_ns();
+constexpr int64_t kMs = 1000000;
+constexpr int64_t kSecond = 1000 * kMs;
+
+// One non-blocking UDP socket bound to address:0, with kernel receive
+// timestamps (so jitter measures the network, not our own scheduling).
+class UdpSocket {
+ public:
+  UdpSocket() = default;
+  UdpSocket(const UdpSocket &) = delete;
+  UdpSocket &operator=(const UdpSocket &) = delete;
+  ~UdpSocket() { close(); }
+  bool open(const std::string &address, std::string *error);
+  void close();
+  int fd() const { return fd_; }
+  uint16_t port() const { return port_; }
+  void send_to(const uint8_t *data, size_t len, const sockaddr_in &to) const;
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+class EventLoop {
+ public:
+  class Receiver {
+   public:
+    virtual ~Receiver() = default;
+    // `data` may be modified in place (SRTP decrypts there). `arrival` is
+    // the kernel's receive time, on the monotonic_ns() clock.
+    virtual void on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int64_t arrival) = 0;
+  };
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop &) = delete;
+  EventLoop &operator=(const EventLoop &) = delete;
+
+  // The receiver must stay alive until unwatch() or the end of run().
+  void watch(const UdpSocket &socket, Receiver *receiver);
+  void unwatch(const UdpSocket &socket);
+  // Runs `fn` on the loop thread at `when` (monotonic_ns), or soon after.
+  void call_at(int64_t when, std::function<void()> fn);
+  // Thread-safe: runs `fn` on the loop thread as soon as it can.
+  void post(std::function<void()> fn);
+  void run();   // until stop()
+  void stop();  // loop thread only
+  // The time at the start of the current iteration: cheap, and the same for
+  // everything handled in one batch.
+  int64_t now() const { return now_; }
+
+ private:
+  struct Timer {
+    int64_t when;
+    uint64_t order;  // FIFO among equal times
+    std::function<void()> fn;
+    bool operator>(const Timer &o) const { return when != o.when ? when > o.when : order > o.order; }
+  };
+  void read_socket(int fd, Receiver *receiver);
+  void run_posted();
+  void run_due_timers();
+  int wait_ms() const;
+
+  int epoll_ = -1;
+  int wakeup_ = -1;  // eventfd: post() was called
+  bool running_ = false;
+  int64_t now_ = 0;
+  int64_t last_round_ = 0;  // when the previous round started handling events
+  int64_t realtime_offset_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC, for kernel timestamps
+  uint64_t timer_order_ = 0;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<Receiver *> receivers_;  // indexed by fd: fds are small and dense
+  struct Batch;                        // recvmmsg buffers, reused for every read
+  std::unique_ptr<Batch> batch_;
+};
+
+}  // namespace load

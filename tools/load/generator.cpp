@@ -1,0 +1,143 @@
+#include "generator.h"
+
+#include <glib.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+
+namespace load {
+
+namespace {
+
+constexpr int64_t kTick = 100 * kMs;
+constexpr int64_t kJoinTimeout = 30 * kSecond;
+constexpr int64_t kLeaveTimeout = 30 * kSecond;
+
+double cpu_seconds(int who) {
+  rusage u;
+  getrusage(who, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+Generator::Generator(EventLoop &loop, Signalling &signalling, const DtlsIdentity &identity,
+                     const GeneratorOptions &options)
+    : loop_(loop), signalling_(signalling), options_(options) {
+  Viewer::Config config{&loop, &identity, options.local_address};
+  // The verified sample is spread over the run: early and late joiners.
+  size_t n = options.viewers;
+  size_t stride = options.verify ? std::max<size_t>(1, n / options.verify) : 0;
+  for (size_t i = 0; i < n; ++i) {
+    bool verify = stride && i % stride == 0 && i / stride < options.verify;
+    viewers_.push_back(std::make_unique<Viewer>(int(i), verify, config));
+  }
+}
+
+RunResult Generator::run(const std::atomic<bool> &stop) {
+  stop_ = &stop;
+  started_at_ = monotonic_ns();
+  last_progress_ = started_at_;
+  for (size_t i = 0; i < viewers_.size(); ++i)
+    loop_.call_at(started_at_ + int64_t(double(i) * kSecond / options_.ramp), [this, i] { join(i); });
+  loop_.call_at(started_at_ + kTick, [this] { tick(); });
+  loop_.run();
+  for (const auto &v : viewers_) result_.viewers.push_back(v->report());
+  result_.cpu_seconds = cpu_seconds(RUSAGE_SELF);
+  return result_;
+}
+
+void Generator::join(size_t i) {
+  if (phase_ != Phase::Ramp) return;  // interrupted
+  ++joined_;
+  Viewer &v = *viewers_[i];
+  if (v.open()) signalling_.join(v);
+}
+
+void Generator::tick() {
+  int64_t now = loop_.now();
+  if (stop_->load() && phase_ != Phase::Leaving) {
+    result_.interrupted = true;
+    if (phase_ == Phase::Holding) end_window();
+    leave_all();
+  }
+  if (phase_ == Phase::Ramp && joined_ == viewers_.size()) phase_ = Phase::Settling;
+  if (phase_ == Phase::Ramp || phase_ == Phase::Settling) {
+    bool all_settled = phase_ == Phase::Settling;
+    for (size_t i = 0; i < joined_; ++i) {
+      Viewer &v = *viewers_[i];
+      if (v.settled(now)) continue;
+      if (now - v.joined_at() > kJoinTimeout) {
+        v.fail("gave up joining after 30 s");
+        continue;
+      }
+      all_settled = false;
+    }
+    if (all_settled) begin_window();
+  } else if (phase_ == Phase::Holding && now - window_start_ >= int64_t(options_.hold_seconds * kSecond)) {
+    end_window();
+    leave_all();
+  }
+  if (phase_ == Phase::Leaving && (left_ == viewers_.size() || now > leave_deadline_)) {
+    if (left_ < viewers_.size()) std::printf("%zu viewers did not finish leaving in time\n", viewers_.size() - left_);
+    loop_.stop();
+    return;
+  }
+  if (now - last_progress_ >= kSecond) print_progress(now);
+  loop_.call_at(now + kTick, [this] { tick(); });
+}
+
+void Generator::begin_window() {
+  phase_ = Phase::Holding;
+  window_start_ = loop_.now();
+  result_.window_start_unix_ms = g_get_real_time() / 1000;
+  window_cpu_start_ = cpu_seconds(RUSAGE_SELF);
+  window_media_cpu_start_ = cpu_seconds(RUSAGE_THREAD);  // we are the loop thread
+  for (auto &v : viewers_) v->begin_window();
+  std::printf("every viewer settled after %.1f s: holding for %.0f s\n", double(window_start_ - started_at_) / kSecond,
+              options_.hold_seconds);
+  std::fflush(stdout);
+}
+
+void Generator::end_window() {
+  result_.window_seconds = double(loop_.now() - window_start_) / kSecond;
+  result_.window_end_unix_ms = g_get_real_time() / 1000;
+  result_.window_cpu_seconds = cpu_seconds(RUSAGE_SELF) - window_cpu_start_;
+  result_.window_media_cpu_seconds = cpu_seconds(RUSAGE_THREAD) - window_media_cpu_start_;
+  for (auto &v : viewers_) v->end_window();
+}
+
+void Generator::leave_all() {
+  phase_ = Phase::Leaving;
+  leave_deadline_ = loop_.now() + kLeaveTimeout;
+  for (auto &v : viewers_) {
+    Viewer *viewer = v.get();
+    viewer->leave();
+    signalling_.leave(*viewer, [this, viewer] {
+      viewer->close();
+      ++left_;
+    });
+  }
+}
+
+void Generator::print_progress(int64_t now) {
+  size_t connected = 0, failed = 0, media = 0;
+  uint64_t packets = 0, lost = 0;
+  for (size_t i = 0; i < joined_; ++i) {
+    const Viewer &v = *viewers_[i];
+    connected += v.state() == Viewer::State::Connected;
+    failed += v.state() == Viewer::State::Failed;
+    media += v.has_media();
+    packets += v.packets();
+    lost += v.lost();
+  }
+  double seconds = double(now - last_progress_) / kSecond;
+  std::printf("[%6.1f s] joined %zu/%zu  connected %zu  failed %zu  with media %zu  %.0f packets/s  lost %llu\n",
+              double(now - started_at_) / kSecond, joined_, viewers_.size(), connected, failed, media,
+              double(packets - progress_packets_) / seconds, static_cast<unsigned long long>(lost));
+  std::fflush(stdout);
+  progress_packets_ = packets;
+  last_progress_ = now;
+}
+
+}  // namespace load

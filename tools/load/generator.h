@@ -1,0 +1,70 @@
+// The run: viewers join at the ramp rate, the hold window starts once every
+// viewer has settled (connected with media, or failed), lasts --hold
+// seconds, then every viewer leaves. Runs on the event loop thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtls.h"
+#include "eventloop.h"
+#include "signalling.h"
+#include "viewer.h"
+
+namespace load {
+
+struct GeneratorOptions {
+  unsigned viewers = 10;
+  double ramp = 50;  // joins per second
+  double hold_seconds = 20;
+  unsigned verify = 10;  // viewers whose every packet is authenticated and decrypted
+  std::string local_address = "127.0.0.1";
+};
+
+struct RunResult {
+  std::vector<ViewerReport> viewers;
+  double window_seconds = 0;  // the hold window, where rates and CPU are measured
+  int64_t window_start_unix_ms = 0;
+  int64_t window_end_unix_ms = 0;
+  double cpu_seconds = 0;                  // the whole process, the whole run
+  double window_cpu_seconds = 0;           // the whole process, during the window
+  double window_media_cpu_seconds = 0;     // the event loop thread, during the window
+  bool interrupted = false;
+};
+
+class Generator {
+ public:
+  Generator(EventLoop &loop, Signalling &signalling, const DtlsIdentity &identity, const GeneratorOptions &options);
+  // Blocks until every viewer has left (or `stop` became true and they left).
+  RunResult run(const std::atomic<bool> &stop);
+
+ private:
+  enum class Phase { Ramp, Settling, Holding, Leaving };
+  void join(size_t i);
+  void tick();
+  void begin_window();
+  void end_window();
+  void leave_all();
+  void print_progress(int64_t now);
+
+  EventLoop &loop_;
+  Signalling &signalling_;
+  GeneratorOptions options_;
+  std::vector<std::unique_ptr<Viewer>> viewers_;
+  const std::atomic<bool> *stop_ = nullptr;
+  Phase phase_ = Phase::Ramp;
+  size_t joined_ = 0;
+  size_t left_ = 0;
+  int64_t started_at_ = 0;
+  int64_t window_start_ = 0;
+  int64_t leave_deadline_ = 0;
+  int64_t last_progress_ = 0;
+  uint64_t progress_packets_ = 0;
+  double window_cpu_start_ = 0;
+  double window_media_cpu_start_ = 0;
+  RunResult result_;
+};
+
+}  // namespace load

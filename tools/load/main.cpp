@@ -1,0 +1,139 @@
+// gst-broadcast-load: many WHEP (or Janus) viewers from one process, each a
+// real WebRTC receiver on the wire (ICE, DTLS-SRTP, RTCP), all on one epoll
+// thread, so that the generator is never what limits a measurement.
+#include <glib.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "dtls.h"
+#include "eventloop.h"
+#include "generator.h"
+#include "janusclient.h"
+#include "report.h"
+#include "signalling.h"
+#include "whepclient.h"
+
+namespace {
+
+// Blocking HTTP calls: enough threads that a slow server answer does not
+// hold up the ramp, few enough to stay out of the media thread's way.
+constexpr unsigned kSignallingThreads = 8;
+constexpr unsigned kHttpTimeoutSeconds = 15;
+
+std::atomic<bool> g_stop{false};
+
+// One socket per viewer, plus room for HTTP connections and the rest.
+void raise_fd_limit(unsigned viewers) {
+  rlimit limit;
+  getrlimit(RLIMIT_NOFILE, &limit);
+  rlim_t want = rlim_t(viewers) + 256;
+  if (limit.rlim_max < want) limit.rlim_max = want;  // works as root
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  getrlimit(RLIMIT_NOFILE, &limit);
+  if (limit.rlim_cur < want)
+    std::fprintf(stderr, "warning: only %llu file descriptors for %u viewers\n",
+                 static_cast<unsigned long long>(limit.rlim_cur), viewers);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr;
+  gint viewers = 10, verify = 10;
+  gint64 mount = 1;
+  gdouble ramp = 50, hold = 20;
+  GOptionEntry entries[] = {
+      {"url", 'u', 0, G_OPTION_ARG_STRING, &url, "WHEP endpoint, e.g. http://127.0.0.1:8080/whep", "URL"},
+      {"viewers", 'n', 0, G_OPTION_ARG_INT, &viewers, "Number of viewers (default: 10)", "N"},
+      {"ramp", 'r', 0, G_OPTION_ARG_DOUBLE, &ramp, "Joins per second (default: 50)", "PER_SECOND"},
+      {"hold", 0, 0, G_OPTION_ARG_DOUBLE, &hold,
+       "Seconds to keep watching once every viewer has joined (connected with media, or failed); rates and CPU "
+       "are measured over this window (default: 20)",
+       "SECONDS"},
+      {"json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the summary and every viewer's numbers as JSON",
+       "FILE"},
+      {"verify", 0, 0, G_OPTION_ARG_INT, &verify,
+       "Authenticate and decrypt every packet (srtp_unprotect) of this many viewers, spread over the run; the "
+       "others only count packets from their clear headers (default: 10)",
+       "N"},
+      {"local-address", 0, 0, G_OPTION_ARG_STRING, &local,
+       "IPv4 address of the viewers' sockets and ICE candidates (default: 127.0.0.1)", "ADDRESS"},
+      {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
+       "Instead of --url: Janus HTTP API root, e.g. http://127.0.0.1:8088/janus (watches a streaming mountpoint)",
+       "URL"},
+      {"mount", 0, 0, G_OPTION_ARG_INT64, &mount, "Janus streaming mountpoint id (default: 1)", "ID"},
+      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
+  GOptionContext *context = g_option_context_new("- simulate many WebRTC viewers of a WHEP (or Janus) broadcast");
+  g_option_context_set_description(
+      context,
+      "Each viewer does real WebRTC on the wire: its own UDP socket, ICE (controlling for WHEP), DTLS 1.2, SRTP,\n"
+      "RTCP receiver reports every second and a PLI on connecting. All viewers share one epoll thread.\n"
+      "Exit status: 0 when every viewer connected and got media and no verified packet failed, 1 otherwise.");
+  g_option_context_add_main_entries(context, entries, nullptr);
+  GError *error = nullptr;
+  if (!g_option_context_parse(context, &argc, &argv, &error)) {
+    std::fprintf(stderr, "%s\n", error->message);
+    return 2;
+  }
+  g_option_context_free(context);
+  if (!url == !janus) {
+    std::fprintf(stderr, "give either --url (WHEP) or --janus (with --mount)\n");
+    return 2;
+  }
+  if (viewers < 1 || ramp <= 0 || hold < 0 || verify < 0) {
+    std::fprintf(stderr, "--viewers must be at least 1, --ramp positive, --hold and --verify not negative\n");
+    return 2;
+  }
+
+  load::GeneratorOptions options;
+  options.viewers = unsigned(viewers);
+  options.ramp = ramp;
+  options.hold_seconds = hold;
+  options.verify = unsigned(verify);
+  if (local) options.local_address = local;
+  raise_fd_limit(options.viewers);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, [](int) { g_stop = true; });
+  signal(SIGTERM, [](int) { g_stop = true; });
+
+  std::string problem;
+  auto identity = load::DtlsIdentity::create(&problem);
+  if (!identity) {
+    std::fprintf(stderr, "%s\n", problem.c_str());
+    return 2;
+  }
+  load::EventLoop loop;
+  load::HttpPool pool(kSignallingThreads, kHttpTimeoutSeconds);
+  std::unique_ptr<load::Signalling> signalling;
+  if (url)
+    signalling = std::make_unique<load::WhepClient>(loop, pool, url);
+  else
+    signalling = std::make_unique<load::JanusClient>(loop, pool, janus, mount);
+  if (!signalling->start(&problem)) {
+    std::fprintf(stderr, "%s\n", problem.c_str());
+    return 2;
+  }
+  std::printf("%u viewers of %s, %.0f joins/s, hold %.0f s, verifying %u\n", options.viewers, url ? url : janus,
+              options.ramp, options.hold_seconds, std::min(options.verify, options.viewers));
+  load::Generator generator(loop, *signalling, *identity, options);
+  load::RunResult result = generator.run(g_stop);
+  pool.stop();  // leaves still in flight (if leaving timed out) finish here
+  signalling->finish();
+
+  load::print_summary(result, options);
+  if (json && !load::write_json(result, options, json, &problem)) std::fprintf(stderr, "--json: %s\n", problem.c_str());
+  g_free(url);
+  g_free(json);
+  g_free(janus);
+  g_free(local);
+  return load::run_succeeded(result) ? 0 : 1;
+}

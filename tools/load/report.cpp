@@ -1,0 +1,258 @@
+#include "report.h"
+
+#include <json-glib/json-glib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <vector>
+
+namespace load {
+
+namespace {
+
+struct Distribution {
+  size_t count = 0;
+  double median = -1;
+  double p95 = -1;
+  double min = -1;
+  double max = -1;
+};
+
+// Over the viewers for which `value` is known (>= 0).
+Distribution distribution(const std::vector<ViewerReport> &viewers, const std::function<double(const ViewerReport &)> &value) {
+  std::vector<double> v;
+  for (const auto &r : viewers)
+    if (value(r) >= 0) v.push_back(value(r));
+  Distribution d;
+  d.count = v.size();
+  if (v.empty()) return d;
+  std::sort(v.begin(), v.end());
+  // Nearest rank: the value at or below which the fraction of samples lies.
+  auto rank = [&](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size() - 1) + 0.5))]; };
+  d.median = rank(0.5);
+  d.p95 = rank(0.95);
+  d.min = v.front();
+  d.max = v.back();
+  return d;
+}
+
+struct Totals {
+  size_t requested = 0, connected = 0, failed = 0, no_media = 0, keyframes = 0;
+  uint64_t packets = 0, bytes = 0, video_packets = 0, audio_packets = 0;
+  int64_t lost = 0;
+  size_t sampled = 0;
+  uint64_t verified = 0, verify_failures = 0;
+  std::map<std::string, size_t> failures;
+  Distribution connect, first_packet, first_keyframe, window_video_pps;
+  double loss_percent() const { return packets + lost ? 100.0 * double(lost) / double(packets + lost) : 0; }
+};
+
+Totals totals(const RunResult &run) {
+  Totals t;
+  t.requested = run.viewers.size();
+  for (const auto &r : run.viewers) {
+    t.connected += r.connected;
+    t.failed += !r.connected;
+    t.no_media += r.connected && r.first_packet_ms < 0;
+    t.keyframes += r.first_keyframe_ms >= 0;
+    t.video_packets += r.video.packets;
+    t.audio_packets += r.audio.packets;
+    t.packets += r.video.packets + r.audio.packets;
+    t.bytes += r.video.bytes + r.audio.bytes;
+    t.lost += r.video.lost + r.audio.lost;
+    if (r.verified) {
+      ++t.sampled;
+      t.verified += r.verified_packets;
+      t.verify_failures += r.verify_failures;
+    }
+    if (!r.failure.empty()) ++t.failures[r.failure];
+  }
+  t.connect = distribution(run.viewers, [](const ViewerReport &r) { return r.connect_ms; });
+  t.first_packet = distribution(run.viewers, [](const ViewerReport &r) { return r.first_packet_ms; });
+  t.first_keyframe = distribution(run.viewers, [](const ViewerReport &r) { return r.first_keyframe_ms; });
+  double window = run.window_seconds;
+  t.window_video_pps = distribution(run.viewers, [window](const ViewerReport &r) {
+    return window > 0 && r.first_packet_ms >= 0 ? double(r.window_video_packets) / window : -1;
+  });
+  return t;
+}
+
+double percent_of_core(double cpu_seconds, double seconds) { return seconds > 0 ? 100.0 * cpu_seconds / seconds : 0; }
+
+void add_distribution(JsonBuilder *b, const char *name, const Distribution &d) {
+  json_builder_set_member_name(b, name);
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "count");
+  json_builder_add_int_value(b, gint64(d.count));
+  for (auto [key, value] : {std::pair{"median", d.median}, {"p95", d.p95}, {"min", d.min}, {"max", d.max}}) {
+    json_builder_set_member_name(b, key);
+    json_builder_add_double_value(b, value);
+  }
+  json_builder_end_object(b);
+}
+
+void add_int(JsonBuilder *b, const char *name, int64_t value) {
+  json_builder_set_member_name(b, name);
+  json_builder_add_int_value(b, value);
+}
+
+void add_double(JsonBuilder *b, const char *name, double value) {
+  json_builder_set_member_name(b, name);
+  json_builder_add_double_value(b, value);
+}
+
+void add_string(JsonBuilder *b, const char *name, const std::string &value) {
+  json_builder_set_member_name(b, name);
+  json_builder_add_string_value(b, value.c_str());
+}
+
+void add_stream(JsonBuilder *b, const char *name, const StreamReport &s) {
+  json_builder_set_member_name(b, name);
+  json_builder_begin_object(b);
+  add_int(b, "packets", int64_t(s.packets));
+  add_int(b, "bytes", int64_t(s.bytes));
+  add_int(b, "lost", s.lost);
+  add_double(b, "jitter_ms", s.jitter_ms);
+  json_builder_end_object(b);
+}
+
+void add_viewer(JsonBuilder *b, const ViewerReport &r) {
+  json_builder_begin_object(b);
+  add_int(b, "index", r.index);
+  add_string(b, "state", r.state);
+  add_string(b, "failure", r.failure);
+  json_builder_set_member_name(b, "connected");
+  json_builder_add_boolean_value(b, r.connected);
+  add_double(b, "connect_ms", r.connect_ms);
+  add_double(b, "first_packet_ms", r.first_packet_ms);
+  add_double(b, "first_keyframe_ms", r.first_keyframe_ms);
+  add_stream(b, "video", r.video);
+  add_stream(b, "audio", r.audio);
+  add_int(b, "window_video_packets", int64_t(r.window_video_packets));
+  json_builder_set_member_name(b, "verified");
+  json_builder_add_boolean_value(b, r.verified);
+  add_int(b, "verified_packets", int64_t(r.verified_packets));
+  add_int(b, "verify_failures", int64_t(r.verify_failures));
+  add_int(b, "rtcp_received", int64_t(r.rtcp_received));
+  add_int(b, "consent_sent", r.consent_sent);
+  add_int(b, "consent_answered", r.consent_answered);
+  json_builder_end_object(b);
+}
+
+}  // namespace
+
+bool run_succeeded(const RunResult &run) {
+  Totals t = totals(run);
+  return t.connected == t.requested && t.no_media == 0 && t.verify_failures == 0 && !run.interrupted;
+}
+
+void print_summary(const RunResult &run, const GeneratorOptions &options) {
+  Totals t = totals(run);
+  auto line = [](const char *name, const Distribution &d) {
+    std::printf("  %-22s median %8.1f ms   p95 %8.1f ms   max %8.1f ms   (%zu viewers)\n", name, d.median, d.p95, d.max,
+                d.count);
+  };
+  std::printf("\n== gst-broadcast-load summary%s ==\n", run.interrupted ? " (interrupted)" : "");
+  std::printf("viewers: requested %zu, connected %zu, failed %zu, never got media %zu\n", t.requested, t.connected,
+              t.failed, t.no_media);
+  for (const auto &f : t.failures) std::printf("  %zu x %s\n", f.second, f.first.c_str());
+  line("connect (POST->DTLS)", t.connect);
+  line("first RTP packet", t.first_packet);
+  line("first full keyframe", t.first_keyframe);
+  std::printf("packets: %llu (video %llu, audio %llu), %.1f MB, lost %lld (%.3f %%)\n",
+              static_cast<unsigned long long>(t.packets), static_cast<unsigned long long>(t.video_packets),
+              static_cast<unsigned long long>(t.audio_packets), double(t.bytes) / 1e6, static_cast<long long>(t.lost),
+              t.loss_percent());
+  if (run.window_seconds > 0) {
+    std::printf("hold window %.1f s: video packets/s per viewer median %.1f (min %.1f, max %.1f)\n", run.window_seconds,
+                t.window_video_pps.median, t.window_video_pps.min, t.window_video_pps.max);
+    double cpu = percent_of_core(run.window_cpu_seconds, run.window_seconds);
+    size_t watching = t.connected - t.no_media;
+    std::printf("generator CPU in the window: %.1f %% of a core (media thread %.1f %%), %.3f %% per viewer with media\n",
+                cpu, percent_of_core(run.window_media_cpu_seconds, run.window_seconds), watching ? cpu / double(watching) : 0);
+  }
+  std::printf("generator CPU, whole run: %.2f s\n", run.cpu_seconds);
+  std::printf("verified (SRTP-authenticated) packets: %llu of %zu sampled viewers, %llu failures (--verify %u)\n",
+              static_cast<unsigned long long>(t.verified), t.sampled, static_cast<unsigned long long>(t.verify_failures),
+              options.verify);
+  std::fflush(stdout);
+}
+
+bool write_json(const RunResult &run, const GeneratorOptions &options, const std::string &path, std::string *error) {
+  Totals t = totals(run);
+  JsonBuilder *b = json_builder_new();
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "options");
+  json_builder_begin_object(b);
+  add_int(b, "viewers", options.viewers);
+  add_double(b, "ramp", options.ramp);
+  add_double(b, "hold", options.hold_seconds);
+  add_int(b, "verify", options.verify);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "interrupted");
+  json_builder_add_boolean_value(b, run.interrupted);
+  add_int(b, "requested", int64_t(t.requested));
+  add_int(b, "connected", int64_t(t.connected));
+  add_int(b, "failed", int64_t(t.failed));
+  add_int(b, "never_got_media", int64_t(t.no_media));
+  add_int(b, "keyframes_seen", int64_t(t.keyframes));
+  add_distribution(b, "connect_ms", t.connect);
+  add_distribution(b, "first_packet_ms", t.first_packet);
+  add_distribution(b, "first_keyframe_ms", t.first_keyframe);
+  add_int(b, "packets", int64_t(t.packets));
+  add_int(b, "video_packets", int64_t(t.video_packets));
+  add_int(b, "audio_packets", int64_t(t.audio_packets));
+  add_int(b, "bytes", int64_t(t.bytes));
+  add_int(b, "lost", t.lost);
+  add_double(b, "loss_percent", t.loss_percent());
+  json_builder_set_member_name(b, "window");
+  json_builder_begin_object(b);
+  add_double(b, "seconds", run.window_seconds);
+  add_int(b, "start_unix_ms", run.window_start_unix_ms);
+  add_int(b, "end_unix_ms", run.window_end_unix_ms);
+  add_distribution(b, "video_packets_per_second_per_viewer", t.window_video_pps);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "cpu");
+  json_builder_begin_object(b);
+  add_double(b, "total_seconds", run.cpu_seconds);
+  double window_percent = percent_of_core(run.window_cpu_seconds, run.window_seconds);
+  add_double(b, "window_percent_of_core", window_percent);
+  add_double(b, "window_media_thread_percent_of_core", percent_of_core(run.window_media_cpu_seconds, run.window_seconds));
+  size_t watching = t.connected - t.no_media;
+  add_double(b, "window_percent_per_viewer", watching ? window_percent / double(watching) : 0);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "verification");
+  json_builder_begin_object(b);
+  add_int(b, "sampled_viewers", int64_t(t.sampled));
+  add_int(b, "packets", int64_t(t.verified));
+  add_int(b, "failures", int64_t(t.verify_failures));
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "failures");
+  json_builder_begin_object(b);
+  for (const auto &f : t.failures) add_int(b, f.first.c_str(), int64_t(f.second));
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "per_viewer");
+  json_builder_begin_array(b);
+  for (const auto &r : run.viewers) add_viewer(b, r);
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+
+  JsonGenerator *gen = json_generator_new();
+  JsonNode *root = json_builder_get_root(b);
+  json_generator_set_root(gen, root);
+  json_generator_set_pretty(gen, TRUE);
+  GError *err = nullptr;
+  bool ok = json_generator_to_file(gen, path.c_str(), &err);
+  if (!ok) {
+    *error = err->message;
+    g_error_free(err);
+  }
+  json_node_unref(root);
+  g_object_unref(gen);
+  g_object_unref(b);
+  return ok;
+}
+
+}  // namespace load

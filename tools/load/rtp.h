@@ -1,0 +1,98 @@
+// What a receiver learns from RTP headers, which SRTP leaves in the clear:
+// counts, losses from sequence gaps, interarrival jitter. And the one thing
+// that needs the (decrypted) payload: where the first H.264 keyframe is.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace load {
+
+// RFC 7983: RTP and RTCP start with 128-191; RTCP packet types put 192-223 in
+// the second byte, where RTP has the marker bit and payload type.
+inline bool looks_like_rtp(const uint8_t *data, size_t len) { return len >= 12 && data[0] >= 128 && data[0] <= 191; }
+inline bool is_rtcp(const uint8_t *data) { return data[1] >= 192 && data[1] <= 223; }
+
+struct RtpHeader {
+  bool marker;
+  uint8_t payload_type;
+  uint16_t seq;
+  uint32_t timestamp;
+  uint32_t ssrc;
+  size_t size;  // fixed header + CSRCs + extension: where the payload starts
+};
+
+// False when the packet is too short for what its header announces.
+bool parse_rtp(const uint8_t *data, size_t len, RtpHeader *header);
+
+// One report block's worth of reception statistics (RFC 3550 6.4.1, A.1,
+// A.3, A.8).
+struct ReceptionReport {
+  uint32_t ssrc;
+  uint8_t fraction_lost;
+  int32_t cumulative_lost;
+  uint32_t highest_seq;  // extended
+  uint32_t jitter;       // timestamp units
+};
+
+class StreamStats {
+ public:
+  explicit StreamStats(uint32_t clock_rate) : clock_rate_(clock_rate) {}
+  // Returns whether the packet directly follows the previous one (no gap,
+  // no reordering), which the keyframe search needs to know.
+  bool on_packet(const RtpHeader &h, size_t bytes, int64_t arrival_ns);
+
+  bool started() const { return packets_ > 0; }
+  uint64_t packets() const { return packets_; }
+  uint64_t bytes() const { return bytes_; }
+  uint32_t ssrc() const { return ssrc_; }
+  // Packets expected from the sequence numbers but never received.
+  int64_t lost() const;
+  double jitter_ms() const { return jitter_ / clock_rate_ * 1000.0; }
+  // The block for our next receiver report; fraction lost since the last one.
+  ReceptionReport report();
+
+ private:
+  int64_t expected() const;
+
+  uint32_t clock_rate_;
+  uint32_t ssrc_ = 0;
+  uint64_t packets_ = 0;
+  uint64_t bytes_ = 0;
+  uint32_t base_seq_ = 0;        // first extended sequence number of this run
+  uint32_t max_seq_ = 0;         // highest extended sequence number
+  int64_t expected_before_ = 0;  // from earlier runs (a sender that jumped)
+  double jitter_ = 0;
+  double last_arrival_ = 0;
+  uint32_t last_timestamp_ = 0;
+  int64_t expected_prior_ = 0;
+  uint64_t received_prior_ = 0;
+};
+
+// Finds the first complete H.264 keyframe: the first packet of an access
+// unit with an IDR slice, through the packet with the marker bit, with no
+// sequence gap. The NAL types are in the encrypted payload, so the viewer
+// decrypts a packet only when wants_payload() says so: the first packets of
+// each access unit until one turns out to be IDR (or not).
+class H264KeyframeSearch {
+ public:
+  // Call for each video packet before looking at its payload.
+  // `in_sequence`: StreamStats::on_packet's answer.
+  void on_header(const RtpHeader &h, bool in_sequence);
+  bool wants_payload() const { return state_ == State::Classifying; }
+  // The decrypted payload, or nullptr when it could not be decrypted.
+  void on_payload(const uint8_t *payload, size_t len);
+  // Call after on_header (and on_payload, if wanted). True once, when the
+  // packet that completes the first keyframe has been seen.
+  bool completes_keyframe(const RtpHeader &h);
+  bool found() const { return state_ == State::Found; }
+
+ private:
+  enum class State { Waiting, Classifying, Collecting, Found };
+  State state_ = State::Classifying;  // the very first packet may start an access unit
+  bool started_ = false;
+  bool last_marker_ = false;
+  uint32_t last_timestamp_ = 0;
+};
+
+}  // namespace load

@@ -1,0 +1,299 @@
+#include "viewer.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+#include "rtcp.h"
+#include "stun.h"
+
+namespace load {
+
+namespace {
+
+constexpr int64_t kReportInterval = 1 * kSecond;
+constexpr int64_t kMediaPatience = 5 * kSecond;  // connected, no packet yet: "never got media"
+
+double ms_since(int64_t from, int64_t to) { return from && to ? double(to - from) / kMs : -1; }
+
+bool looks_like_dtls(const uint8_t *data, size_t len) { return len >= 13 && data[0] >= 20 && data[0] <= 63; }
+
+const char *state_name(Viewer::State s) {
+  switch (s) {
+    case Viewer::State::Idle: return "idle";
+    case Viewer::State::Signalling: return "signalling";
+    case Viewer::State::Ice: return "ice";
+    case Viewer::State::Dtls: return "dtls";
+    case Viewer::State::Connected: return "connected";
+    case Viewer::State::Leaving: return "leaving";
+    case Viewer::State::Failed: return "failed";
+    case Viewer::State::Closed: return "closed";
+  }
+  return "?";
+}
+
+StreamReport stream_report(const StreamStats &s) { return {s.packets(), s.bytes(), s.lost(), s.jitter_ms()}; }
+
+}  // namespace
+
+Viewer::Viewer(int index, bool verify, const Config &config)
+    : index_(index), verify_(verify), config_(config), local_ice_(IceCredentials::random()) {
+  RAND_bytes(reinterpret_cast<unsigned char *>(&local_ssrc_), sizeof local_ssrc_);
+  cname_ = IceCredentials::random().ufrag + IceCredentials::random().ufrag;
+}
+
+Viewer::~Viewer() { close(); }
+
+bool Viewer::open() {
+  opened_at_ = config_.loop->now();
+  std::string error;
+  if (!socket_.open(config_.local_address, &error)) {
+    fail(error);
+    return false;
+  }
+  config_.loop->watch(socket_, this);
+  state_ = State::Signalling;
+  return true;
+}
+
+std::string Viewer::offer() {
+  ice_ = std::make_unique<IceAgent>(IceAgent::Role::Controlling, local_ice_,
+                                    [this](const uint8_t *d, size_t n, const sockaddr_in &to) { send(d, n, to); });
+  LocalTransport local{local_ice_, config_.identity->fingerprint(), config_.local_address, socket_.port()};
+  return write_description(local, whep_offer_media());
+}
+
+void Viewer::on_answer(const std::string &sdp) {
+  if (state_ != State::Signalling) return;  // given up on meanwhile
+  if (negotiate(sdp, false, nullptr)) start_ice();
+}
+
+std::string Viewer::answer(const std::string &offer_sdp) {
+  if (state_ != State::Signalling) return "";
+  // The offerer controls ICE; we answer its nominations.
+  ice_ = std::make_unique<IceAgent>(IceAgent::Role::Controlled, local_ice_,
+                                    [this](const uint8_t *d, size_t n, const sockaddr_in &to) { send(d, n, to); });
+  std::vector<LocalMedia> media;
+  if (!negotiate(offer_sdp, true, &media)) return "";
+  LocalTransport local{local_ice_, config_.identity->fingerprint(), config_.local_address, socket_.port()};
+  return write_description(local, media);
+}
+
+bool Viewer::negotiate(const std::string &sdp, bool is_offer, std::vector<LocalMedia> *answer) {
+  SessionDescription description;
+  std::string error;
+  bool ok = description.parse(sdp, &error) &&
+            (is_offer ? read_offer(description, config_.local_address, &remote_, answer, &error)
+                      : read_answer(description, config_.local_address, &remote_, &error));
+  if (!ok) fail(error);
+  return ok;
+}
+
+void Viewer::start_ice() {
+  if (state_ != State::Signalling) return;
+  state_ = State::Ice;
+  ice_->start(remote_.remote_ice, remote_.remote_candidate, config_.loop->now());
+  reschedule();
+}
+
+void Viewer::start_dtls() {
+  state_ = State::Dtls;
+  dtls_ = std::make_unique<DtlsClient>(*config_.identity, remote_.remote_fingerprint, [this](const uint8_t *d, size_t n) {
+    send(d, n, ice_->remote_address());
+  });
+  dtls_->start(config_.loop->now());
+}
+
+void Viewer::dtls_done(int64_t arrival) {
+  std::string error;
+  if (!srtp_in_.create(SrtpSession::Direction::Inbound, dtls_->keys().server, &error) ||
+      !srtp_out_.create(SrtpSession::Direction::Outbound, dtls_->keys().client, &error)) {
+    fail(error);
+    return;
+  }
+  state_ = State::Connected;
+  // The server's Finished and its first media often share one read batch:
+  // kernel arrival times keep them in order.
+  connected_at_ = arrival;
+  // Like a browser: ask for a keyframe at once, then report every second.
+  pli_pending_ = remote_.video_pt >= 0;
+  send_rtcp(pli_pending_ && remote_.video_ssrc != 0);
+  next_report_ = connected_at_ + kReportInterval;
+}
+
+void Viewer::fail(const std::string &why) {
+  if (state_ == State::Leaving) {
+    close();  // the server let go first, as it may on DELETE or detach
+    return;
+  }
+  if (state_ == State::Failed || state_ == State::Closed) return;
+  failure_ = why;
+  shut_down(State::Failed);
+}
+
+void Viewer::leave() {
+  if (state_ != State::Failed && state_ != State::Closed) state_ = State::Leaving;
+}
+
+void Viewer::close() {
+  if (state_ != State::Failed && state_ != State::Closed) shut_down(State::Closed);
+}
+
+void Viewer::shut_down(State final_state) {
+  state_ = final_state;
+  ++timer_generation_;        // cancels our pending timer
+  if (dtls_) dtls_->close();  // close_notify, as a browser closing the tab
+  if (socket_.fd() >= 0) {
+    config_.loop->unwatch(socket_);
+    socket_.close();
+  }
+}
+
+bool Viewer::settled(int64_t now) const {
+  switch (state_) {
+    case State::Failed:
+    case State::Closed:
+      return true;
+    case State::Connected:
+      return media_flowing() || now - connected_at_ > kMediaPatience;
+    default:
+      return false;
+  }
+}
+
+void Viewer::on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int64_t arrival) {
+  // RFC 7983 demultiplexing by the first byte.
+  if (stun::looks_like_stun(data, len)) {
+    stun::Message message;
+    if (!ice_ || !message.parse(data, len)) return;
+    ice_->on_stun(message, from, config_.loop->now());
+    if (state_ == State::Ice && ice_->connected()) start_dtls();
+    reschedule();
+  } else if (looks_like_dtls(data, len)) {
+    if (!dtls_) return;
+    dtls_->on_datagram(data, len, config_.loop->now());
+    if (dtls_->failed())
+      fail(dtls_->failure());
+    else if (state_ == State::Dtls && dtls_->connected())
+      dtls_done(arrival);
+    reschedule();
+  } else if (looks_like_rtp(data, len) && state_ == State::Connected) {
+    if (is_rtcp(data))
+      ++rtcp_received_;  // the server's sender reports; encrypted, and we do not need them
+    else
+      on_rtp(data, len, arrival);
+  }
+}
+
+void Viewer::on_rtp(uint8_t *data, size_t len, int64_t arrival) {
+  RtpHeader h;
+  if (!parse_rtp(data, len, &h)) return;
+  if (!first_packet_at_) first_packet_at_ = arrival;
+  if (h.payload_type == remote_.video_pt) {
+    bool in_sequence = video_.on_packet(h, len, arrival);
+    if (pli_pending_ && !remote_.video_ssrc) {  // not announced: now we know it
+      remote_.video_ssrc = h.ssrc;
+      send_rtcp(true);
+    }
+    keyframe_.on_header(h, in_sequence);
+    bool for_keyframe = keyframe_.wants_payload();
+    if (verify_ || for_keyframe) {
+      size_t plain = len;
+      bool ok = decrypt(data, &plain);
+      if (for_keyframe)
+        keyframe_.on_payload(ok && plain > h.size ? data + h.size : nullptr, ok && plain > h.size ? plain - h.size : 0);
+    }
+    if (keyframe_.completes_keyframe(h)) first_keyframe_at_ = arrival;
+  } else if (h.payload_type == remote_.audio_pt) {
+    audio_.on_packet(h, len, arrival);
+    if (verify_) {
+      size_t plain = len;
+      decrypt(data, &plain);
+    }
+  }
+}
+
+bool Viewer::decrypt(uint8_t *data, size_t *len) {
+  bool ok = srtp_in_.unprotect_rtp(data, len);
+  if (verify_) ++(ok ? verified_packets_ : verify_failures_);
+  return ok;
+}
+
+void Viewer::send_rtcp(bool with_pli) {
+  std::vector<ReceptionReport> blocks;
+  if (video_.started()) blocks.push_back(video_.report());
+  if (audio_.started()) blocks.push_back(audio_.report());
+  RtcpCompound rtcp(local_ssrc_);
+  rtcp.receiver_report(blocks);
+  rtcp.sdes_cname(cname_);
+  if (with_pli) {
+    rtcp.pli(remote_.video_ssrc);
+    pli_pending_ = false;
+  }
+  uint8_t buf[1500];
+  size_t len = rtcp.bytes().size();
+  if (len + SrtpSession::kRtcpTrailer > sizeof buf) return;
+  std::copy(rtcp.bytes().begin(), rtcp.bytes().end(), buf);
+  if (srtp_out_.protect_rtcp(buf, &len)) send(buf, len, ice_->remote_address());
+}
+
+void Viewer::service() {
+  int64_t now = config_.loop->now();
+  if (ice_) ice_->on_timer(now);
+  if (ice_ && ice_->failed()) {
+    fail(ice_->failure());
+    return;
+  }
+  if (dtls_ && state_ == State::Dtls) {
+    dtls_->on_timer(now);
+    if (dtls_->failed()) {
+      fail(dtls_->failure());
+      return;
+    }
+  }
+  if (state_ == State::Connected && now >= next_report_) {
+    send_rtcp(false);
+    next_report_ = now + kReportInterval;
+  }
+  reschedule();
+}
+
+void Viewer::reschedule() {
+  if (state_ == State::Failed || state_ == State::Closed) return;
+  int64_t next = std::min(ice_ ? ice_->next_deadline() : INT64_MAX, next_report_);
+  if (dtls_ && state_ == State::Dtls) next = std::min(next, dtls_->next_deadline());
+  // A pending timer that fires no later will do: service() re-arms.
+  if (next == INT64_MAX || next >= timer_at_) return;
+  timer_at_ = next;
+  uint64_t generation = ++timer_generation_;
+  config_.loop->call_at(next, [this, generation] {
+    if (generation != timer_generation_) return;  // replaced or cancelled
+    timer_at_ = INT64_MAX;
+    service();
+  });
+}
+
+ViewerReport Viewer::report() const {
+  ViewerReport r;
+  r.index = index_;
+  r.state = state_name(state_);
+  r.failure = failure_;
+  r.connected = connected_at_ != 0;
+  r.connect_ms = ms_since(signalling_started_, connected_at_);
+  r.first_packet_ms = ms_since(signalling_started_, first_packet_at_);
+  r.first_keyframe_ms = ms_since(signalling_started_, first_keyframe_at_);
+  r.video = stream_report(video_);
+  r.audio = stream_report(audio_);
+  r.window_video_packets = window_video_packets_;
+  r.verified = verify_;
+  r.verified_packets = verified_packets_;
+  r.verify_failures = verify_failures_;
+  r.rtcp_received = rtcp_received_;
+  if (ice_) {
+    r.consent_sent = ice_->consent_sent();
+    r.consent_answered = ice_->consent_answered();
+  }
+  return r;
+}
+
+}  // namespace load

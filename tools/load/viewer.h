@@ -1,0 +1,143 @@
+// One simulated viewer: a socket, an ICE agent, a DTLS client, SRTP, and
+// reception statistics. Behaves on the wire like a browser that receives
+// and does not render: answers and sends STUN checks, sends RTCP receiver
+// reports and a PLI. Counts every packet from its clear header; decrypts
+// every packet only when it is one of the verified sample, and otherwise
+// only the few it needs to find the first keyframe.
+// Lives on the event loop thread; signalling reaches it through the loop.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dtls.h"
+#include "eventloop.h"
+#include "ice.h"
+#include "rtp.h"
+#include "sdp.h"
+#include "srtp.h"
+
+namespace load {
+
+struct StreamReport {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  int64_t lost = 0;
+  double jitter_ms = 0;
+};
+
+// What a viewer saw, for the summary. Times in ms from the first signalling
+// request, -1 when it never happened.
+struct ViewerReport {
+  int index = 0;
+  std::string state;
+  std::string failure;
+  bool connected = false;  // DTLS completed at some point
+  double connect_ms = -1;
+  double first_packet_ms = -1;
+  double first_keyframe_ms = -1;
+  StreamReport video, audio;
+  uint64_t window_video_packets = 0;  // during the hold window
+  bool verified = false;
+  uint64_t verified_packets = 0;
+  uint64_t verify_failures = 0;
+  uint64_t rtcp_received = 0;
+  unsigned consent_sent = 0;
+  unsigned consent_answered = 0;
+};
+
+class Viewer : public EventLoop::Receiver {
+ public:
+  struct Config {
+    EventLoop *loop;
+    const DtlsIdentity *identity;
+    std::string local_address;
+  };
+  enum class State { Idle, Signalling, Ice, Dtls, Connected, Leaving, Failed, Closed };
+
+  Viewer(int index, bool verify, const Config &config);
+  ~Viewer() override;
+  int index() const { return index_; }
+  State state() const { return state_; }
+
+  // Joining, in this order. False/empty: the viewer failed (see report()).
+  bool open();
+  // WHEP: we offer, the server answers.
+  std::string offer();
+  void on_answer(const std::string &sdp);
+  // Janus: the server offers, we answer, then start ICE once it has our answer.
+  std::string answer(const std::string &offer_sdp);
+  void start_ice();
+  // When the first signalling request left: every time is measured from it.
+  void signalling_started(int64_t when) { signalling_started_ = when; }
+  void fail(const std::string &why);
+  // Leaving: from now on the server ending the session is expected, not a
+  // failure. Then close(): close_notify, no more timers, socket closed.
+  // Stats stay.
+  void leave();
+  void close();
+
+  // Done joining: failed, or connected and receiving every negotiated
+  // medium (or waited 5 s for that).
+  bool settled(int64_t now) const;
+  bool media_flowing() const {
+    return (remote_.video_pt < 0 || video_.started()) && (remote_.audio_pt < 0 || audio_.started());
+  }
+  bool has_media() const { return first_packet_at_ != 0; }
+  int64_t joined_at() const { return opened_at_; }
+  uint64_t packets() const { return video_.packets() + audio_.packets(); }
+  uint64_t lost() const { return uint64_t(video_.lost() + audio_.lost()); }
+  void begin_window() { window_start_packets_ = video_.packets(); }
+  void end_window() { window_video_packets_ = video_.packets() - window_start_packets_; }
+  ViewerReport report() const;
+
+  void on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int64_t arrival) override;
+
+ private:
+  void send(const uint8_t *data, size_t len, const sockaddr_in &to) { socket_.send_to(data, len, to); }
+  void shut_down(State final_state);
+  bool negotiate(const std::string &sdp, bool is_offer, std::vector<LocalMedia> *answer);
+  void start_dtls();
+  void dtls_done(int64_t arrival);
+  void on_rtp(uint8_t *data, size_t len, int64_t arrival);
+  bool decrypt(uint8_t *data, size_t *len);
+  void send_rtcp(bool with_pli);
+  void service();     // runs whatever timer is due
+  void reschedule();  // arms the loop timer for our next deadline
+
+  const int index_;
+  const bool verify_;
+  Config config_;
+  State state_ = State::Idle;
+  std::string failure_;
+  UdpSocket socket_;
+  IceCredentials local_ice_;
+  std::unique_ptr<IceAgent> ice_;
+  std::unique_ptr<DtlsClient> dtls_;
+  SrtpSession srtp_in_;
+  SrtpSession srtp_out_;
+  Negotiated remote_;
+  uint32_t local_ssrc_;
+  std::string cname_;
+  bool pli_pending_ = false;  // sent as soon as the video SSRC is known
+
+  StreamStats video_{90000};
+  StreamStats audio_{48000};
+  H264KeyframeSearch keyframe_;
+  uint64_t verified_packets_ = 0;
+  uint64_t verify_failures_ = 0;
+  uint64_t rtcp_received_ = 0;
+  uint64_t window_start_packets_ = 0;
+  uint64_t window_video_packets_ = 0;
+
+  int64_t opened_at_ = 0;
+  int64_t signalling_started_ = 0;
+  int64_t connected_at_ = 0;
+  int64_t first_packet_at_ = 0;
+  int64_t first_keyframe_at_ = 0;
+  int64_t next_report_ = INT64_MAX;
+  int64_t timer_at_ = INT64_MAX;  // when our pending loop timer fires
+  uint64_t timer_generation_ = 0;
+};
+
+}  // namespace load
