@@ -38,10 +38,15 @@
 // video sink pad's transceiver, left without a transport stream, hits
 // "_connect_input_stream: assertion failed: (trans->stream)" (gstwebrtcbin.c).
 // Browsers choose their own PTs, so a naive server works with a browser only
-// when the PTs happen to agree or the SDP is munged.
+// when the PTs happen to agree or the SDP is munged. So that a benchmark fails
+// loudly instead, an offer without H264 on PT 96 in its video m-line and OPUS
+// on PT 111 in its audio m-line is answered 406 before any webrtcbin exists
+// (--any-pt skips that check, to see webrtcbin's own behaviour above).
 //
-// Usage: naive-tee [--port 8080] [--address 127.0.0.1] [--ice-address 127.0.0.1]
-//                  [--video-port 5004] [--audio-port 5006]
+// Usage: naive-tee [--port 8080] [--address 127.0.0.1] [--ice-address IP]...
+//                  [--video-port 5004] [--audio-port 5006] [--any-pt]
+// (--ice-address may repeat; without it libnice gathers on its own interface
+// list, which never includes loopback: pass 127.0.0.1 in a netns.)
 // Prints one line "READY" once the pipeline plays and HTTP is listening.
 #include <gst/gst.h>
 #include <gst/sdp/sdp.h>
@@ -67,6 +72,7 @@ struct Options {
   std::vector<std::string> ice_addresses;
   int video_port = 5004;
   int audio_port = 5006;
+  bool any_pt = false;
 };
 
 struct Viewer {
@@ -153,6 +159,25 @@ void destroy_viewer(Viewer *v) {
   delete v;
 }
 
+// True when the offer's video m-line maps PT 96 to H264 and its audio m-line
+// PT 111 to OPUS: the payload types our packets carry.
+bool offer_uses_our_pts(const GstSDPMessage *sdp, std::string *error) {
+  bool video = false, audio = false;
+  for (guint i = 0; i < gst_sdp_message_medias_len(sdp); ++i) {
+    const GstSDPMedia *media = gst_sdp_message_get_media(sdp, i);
+    const char *kind = gst_sdp_media_get_media(media);
+    for (guint j = 0; j < gst_sdp_media_attributes_len(media); ++j) {
+      const GstSDPAttribute *attr = gst_sdp_media_get_attribute(media, j);
+      if (g_strcmp0(attr->key, "rtpmap") != 0 || !attr->value) continue;
+      if (g_strcmp0(kind, "video") == 0 && g_ascii_strncasecmp(attr->value, "96 H264/", 8) == 0) video = true;
+      if (g_strcmp0(kind, "audio") == 0 && g_ascii_strncasecmp(attr->value, "111 OPUS/", 9) == 0) audio = true;
+    }
+  }
+  if (!video || !audio)
+    *error = "naive-tee does not rewrite payload types: offer H264 as PT 96 and OPUS as PT 111";
+  return video && audio;
+}
+
 // Returns the HTTP status; fills `answer` or `error`.
 int add_viewer(const std::string &offer_text, std::string *id, std::string *answer, std::string *error) {
   GstSDPMessage *sdp = nullptr;
@@ -162,6 +187,10 @@ int add_viewer(const std::string &offer_text, std::string *id, std::string *answ
     gst_sdp_message_free(sdp);
     *error = "bad SDP";
     return 400;
+  }
+  if (!opt.any_pt && !offer_uses_our_pts(sdp, error)) {
+    gst_sdp_message_free(sdp);
+    return 406;
   }
   auto *v = new Viewer;
   v->id = std::to_string(next_id++);
@@ -294,7 +323,7 @@ gboolean on_signal(gpointer) {
 void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--port 8080] [--address 127.0.0.1] [--ice-address IP]... "
-          "[--video-port 5004] [--audio-port 5006]\n",
+          "[--video-port 5004] [--audio-port 5006] [--any-pt]\n",
           argv0);
   exit(2);
 }
@@ -314,6 +343,7 @@ int main(int argc, char **argv) {
     else if (a == "--ice-address") opt.ice_addresses.push_back(value());
     else if (a == "--video-port") opt.video_port = atoi(value().c_str());
     else if (a == "--audio-port") opt.audio_port = atoi(value().c_str());
+    else if (a == "--any-pt") opt.any_pt = true;
     else usage(argv[0]);
   }
   std::string launch =
