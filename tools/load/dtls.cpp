@@ -158,7 +158,8 @@ void DtlsClient::advance(int64_t now) {
 
 void DtlsClient::update_deadline(int64_t now) {
   timeval tv;
-  if (DTLSv1_get_timeout(ssl_, &tv)) deadline_ = now + int64_t(tv.tv_sec) * kSecond + int64_t(tv.tv_usec) * 1000;
+  deadline_ = DTLSv1_get_timeout(ssl_, &tv) ? now + int64_t(tv.tv_sec) * kSecond + int64_t(tv.tv_usec) * 1000
+                                            : INT64_MAX;  // no flight of ours waiting for an answer
 }
 
 void DtlsClient::on_timer(int64_t now) {

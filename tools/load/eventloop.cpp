@@ -1,12 +1,12 @@
 #include "eventloop.h"
 
 #include <arpa/inet.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -21,10 +21,14 @@ int64_t clock_ns(clockid_t clock) {
   return int64_t(ts.tv_sec) * kSecond + ts.tv_nsec;
 }
 
-// Rounds are at least kCoalesce apart (see run()); a socket gets a few
-// packets per round, and kBatch covers most bursts (a keyframe).
-constexpr int64_t kCoalesce = 5 * kMs;
-constexpr unsigned kBatch = 32;
+// Media sockets are read every kBatchPeriod: waking up for every packet of
+// every viewer (a context switch, a syscall and an epoll round each) costs
+// several times more than handling it. Kernel timestamps keep arrival times
+// exact; only our replies to the server (STUN consent, RTCP) wait up to this
+// long, which is nothing next to their own timeouts. 20 ms is ~4 packets
+// per read at 800 kbps, well within a socket's receive buffer.
+constexpr int64_t kBatchPeriod = 20 * kMs;
+constexpr unsigned kBatch = 32;  // most bursts (a keyframe) in one recvmmsg
 constexpr size_t kMaxDatagram = 2048;
 constexpr int kMaxEvents = 1024;
 
@@ -78,25 +82,27 @@ struct EventLoop::Batch {
 
 EventLoop::EventLoop() : batch_(std::make_unique<Batch>()) {
   for (unsigned i = 0; i < kBatch; ++i) {
-    batch_->iov[i] = {batch_->data[i], kMaxDatagram};
+    batch_->iov[i].iov_base = batch_->data[i];
     msghdr &h = batch_->messages[i].msg_hdr;
     h.msg_name = &batch_->from[i];
     h.msg_iov = &batch_->iov[i];
     h.msg_iovlen = 1;
     h.msg_control = batch_->control[i];
   }
-  epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  prompt_ = epoll_create1(EPOLL_CLOEXEC);
+  batched_ = epoll_create1(EPOLL_CLOEXEC);
   wakeup_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = wakeup_;
-  epoll_ctl(epoll_, EPOLL_CTL_ADD, wakeup_, &ev);
+  epoll_ctl(prompt_, EPOLL_CTL_ADD, wakeup_, &ev);
   now_ = monotonic_ns();
 }
 
 EventLoop::~EventLoop() {
   ::close(wakeup_);
-  ::close(epoll_);
+  ::close(batched_);
+  ::close(prompt_);
 }
 
 void EventLoop::watch(const UdpSocket &socket, Receiver *receiver) {
@@ -108,11 +114,21 @@ void EventLoop::watch(const UdpSocket &socket, Receiver *receiver) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
   ev.data.fd = fd;
-  epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+  epoll_ctl(prompt_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void EventLoop::read_in_batches(const UdpSocket &socket) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.fd = socket.fd();
+  epoll_ctl(prompt_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+  epoll_ctl(batched_, EPOLL_CTL_ADD, socket.fd(), &ev);  // reports data already waiting
 }
 
 void EventLoop::unwatch(const UdpSocket &socket) {
-  epoll_ctl(epoll_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+  // In one of the two sets; removing it from the other fails harmlessly.
+  epoll_ctl(prompt_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+  epoll_ctl(batched_, EPOLL_CTL_DEL, socket.fd(), nullptr);
   receivers_[socket.fd()] = nullptr;
 }
 
@@ -132,40 +148,46 @@ void EventLoop::post(std::function<void()> fn) {
 void EventLoop::stop() { running_ = false; }
 
 int EventLoop::wait_ms() const {
-  if (timers_.empty()) return 100;
-  int64_t wait = timers_.top().when - monotonic_ns();
+  int64_t next = next_batch_;
+  if (!timers_.empty()) next = std::min(next, timers_.top().when);
+  int64_t wait = next - monotonic_ns();
   if (wait <= 0) return 0;
-  return int((wait + kMs - 1) / kMs);  // round up: never wake before the timer
+  return int((wait + kMs - 1) / kMs);  // round up: never wake before it is due
 }
 
 void EventLoop::run() {
   running_ = true;
   epoll_event events[kMaxEvents];
-  bool busy = false;
   while (running_) {
-    // Every viewer's packets arrive all the time, and waking up once per
-    // packet (a context switch each) costs far more than handling it. So
-    // after a round with socket events, let packets queue in the socket
-    // buffers for the rest of kCoalesce and read them in batches. Kernel
-    // timestamps keep arrival times exact; only our replies wait longer.
-    if (busy) {
-      int64_t until = last_round_ + kCoalesce;
-      timespec ts{time_t(until / kSecond), long(until % kSecond)};
-      if (monotonic_ns() < until) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
-    }
-    int n = epoll_wait(epoll_, events, kMaxEvents, wait_ms());
-    now_ = last_round_ = monotonic_ns();
+    int n = epoll_wait(prompt_, events, kMaxEvents, wait_ms());
+    now_ = monotonic_ns();
     realtime_offset_ = clock_ns(CLOCK_REALTIME) - now_;
-    busy = n > 0;
-    for (int i = 0; i < n; ++i) {
-      int fd = events[i].data.fd;
-      if (fd == wakeup_) {
-        run_posted();
-      } else if (Receiver *receiver = receivers_[fd]) {
-        read_socket(fd, receiver);
-      }
+    handle(events, n);
+    if (now_ >= next_batch_) {
+      read_batched();
+      next_batch_ = now_ + kBatchPeriod;
     }
     run_due_timers();
+  }
+}
+
+void EventLoop::read_batched() {
+  epoll_event events[kMaxEvents];
+  int n;
+  do {  // ready sockets beyond kMaxEvents stay queued for the next call
+    n = epoll_wait(batched_, events, kMaxEvents, 0);
+    handle(events, n);
+  } while (n == kMaxEvents);
+}
+
+void EventLoop::handle(const epoll_event *events, int n) {
+  for (int i = 0; i < n; ++i) {
+    int fd = events[i].data.fd;
+    if (fd == wakeup_) {
+      run_posted();
+    } else if (Receiver *receiver = receivers_[fd]) {
+      read_socket(fd, receiver);
+    }
   }
 }
 
@@ -173,11 +195,14 @@ void EventLoop::read_socket(int fd, Receiver *receiver) {
   Batch &b = *batch_;
   int n;
   do {  // until a short batch: the socket is drained, and the edge re-armed
+    size_t room = receiver->wants_whole_datagrams() ? kMaxDatagram : kHeadBytes;
     for (unsigned i = 0; i < kBatch; ++i) {  // the kernel shrinks these to what it wrote
+      b.iov[i].iov_len = room;
       b.messages[i].msg_hdr.msg_namelen = sizeof b.from[i];
       b.messages[i].msg_hdr.msg_controllen = sizeof b.control[i];
     }
-    n = recvmmsg(fd, b.messages, kBatch, MSG_DONTWAIT, nullptr);
+    // MSG_TRUNC: msg_len is the datagram's length even when only its head was copied.
+    n = recvmmsg(fd, b.messages, kBatch, MSG_DONTWAIT | MSG_TRUNC, nullptr);
     for (int i = 0; i < n; ++i) {
       int64_t arrival = now_;
       msghdr &h = b.messages[i].msg_hdr;
@@ -188,7 +213,8 @@ void EventLoop::read_socket(int fd, Receiver *receiver) {
           arrival = int64_t(ts.tv_sec) * kSecond + ts.tv_nsec - realtime_offset_;
         }
       }
-      receiver->on_datagram(b.data[i], b.messages[i].msg_len, b.from[i], arrival);
+      size_t wire_len = b.messages[i].msg_len;
+      receiver->on_datagram(b.data[i], std::min(wire_len, room), wire_len, b.from[i], arrival);
       // A receiver may stop watching while handling a datagram.
       if (receivers_[fd] != receiver) return;
     }

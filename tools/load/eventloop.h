@@ -1,10 +1,11 @@
-// The one media thread: every viewer's socket on one epoll set, datagrams
-// read in batches with recvmmsg, timers on a heap, and a queue through which
+// The one media thread: every viewer's socket on epoll, datagrams read in
+// batches with recvmmsg, timers on a heap, and a queue through which
 // signalling threads hand results back. Everything a viewer does runs here,
 // so viewers need no locks.
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/epoll.h>
 
 #include <cstdint>
 #include <functional>
@@ -45,10 +46,18 @@ class EventLoop {
   class Receiver {
    public:
     virtual ~Receiver() = default;
-    // `data` may be modified in place (SRTP decrypts there). `arrival` is
-    // the kernel's receive time, on the monotonic_ns() clock.
-    virtual void on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int64_t arrival) = 0;
+    // Whether the next datagrams are needed whole. If not, only their first
+    // kHeadBytes are copied in: media headers are in the clear, and copying
+    // every media packet to user space is the largest single cost of
+    // receiving it.
+    virtual bool wants_whole_datagrams() const = 0;
+    // `data` holds `len` bytes of a `wire_len`-byte datagram, and may be
+    // modified in place (SRTP decrypts there). `arrival` is the kernel's
+    // receive time, on the monotonic_ns() clock.
+    virtual void on_datagram(uint8_t *data, size_t len, size_t wire_len, const sockaddr_in &from,
+                             int64_t arrival) = 0;
   };
+  static constexpr size_t kHeadBytes = 256;  // RTP header, extensions, a NAL header or two; STUN, DTLS alerts
 
   EventLoop();
   ~EventLoop();
@@ -56,7 +65,12 @@ class EventLoop {
   EventLoop &operator=(const EventLoop &) = delete;
 
   // The receiver must stay alive until unwatch() or the end of run().
+  // Its datagrams are handled as soon as they arrive (handshakes: our
+  // replies are part of what is measured)...
   void watch(const UdpSocket &socket, Receiver *receiver);
+  // ...until it only receives media: then they are read in batches, every
+  // kBatchPeriod, which costs a fraction of waking up for each packet.
+  void read_in_batches(const UdpSocket &socket);
   void unwatch(const UdpSocket &socket);
   // Runs `fn` on the loop thread at `when` (monotonic_ns), or soon after.
   void call_at(int64_t when, std::function<void()> fn);
@@ -75,16 +89,19 @@ class EventLoop {
     std::function<void()> fn;
     bool operator>(const Timer &o) const { return when != o.when ? when > o.when : order > o.order; }
   };
+  void handle(const epoll_event *events, int n);
   void read_socket(int fd, Receiver *receiver);
+  void read_batched();
   void run_posted();
   void run_due_timers();
   int wait_ms() const;
 
-  int epoll_ = -1;
-  int wakeup_ = -1;  // eventfd: post() was called
+  int prompt_ = -1;   // epoll: sockets handled at once, and the wakeup fd
+  int batched_ = -1;  // epoll: sockets read every kBatchPeriod
+  int wakeup_ = -1;   // eventfd: post() was called
   bool running_ = false;
   int64_t now_ = 0;
-  int64_t last_round_ = 0;  // when the previous round started handling events
+  int64_t next_batch_ = 0;
   int64_t realtime_offset_ = 0;  // CLOCK_REALTIME - CLOCK_MONOTONIC, for kernel timestamps
   uint64_t timer_order_ = 0;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;

@@ -108,7 +108,7 @@ void H264KeyframeSearch::on_payload(const uint8_t *payload, size_t len) {
       state_ = State::Waiting;
     return state_ != State::Classifying;
   };
-  if (!payload || len < 1) {
+  if (len < 1) {
     state_ = State::Waiting;
     return;
   }

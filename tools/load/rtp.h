@@ -46,6 +46,8 @@ class StreamStats {
   uint64_t packets() const { return packets_; }
   uint64_t bytes() const { return bytes_; }
   uint32_t ssrc() const { return ssrc_; }
+  // Extended (32-bit, counting wraps) number of the highest packet so far.
+  uint32_t highest_seq() const { return max_seq_; }
   // Packets expected from the sequence numbers but never received.
   int64_t lost() const;
   double jitter_ms() const { return jitter_ / clock_rate_ * 1000.0; }
@@ -72,15 +74,15 @@ class StreamStats {
 // Finds the first complete H.264 keyframe: the first packet of an access
 // unit with an IDR slice, through the packet with the marker bit, with no
 // sequence gap. The NAL types are in the encrypted payload, so the viewer
-// decrypts a packet only when wants_payload() says so: the first packets of
-// each access unit until one turns out to be IDR (or not).
+// decrypts the head of a packet only when wants_payload() says so: the first
+// packets of each access unit until one turns out to be IDR (or not).
 class H264KeyframeSearch {
  public:
   // Call for each video packet before looking at its payload.
   // `in_sequence`: StreamStats::on_packet's answer.
   void on_header(const RtpHeader &h, bool in_sequence);
   bool wants_payload() const { return state_ == State::Classifying; }
-  // The decrypted payload, or nullptr when it could not be decrypted.
+  // The decrypted start of the payload (at least the first NAL headers).
   void on_payload(const uint8_t *payload, size_t len);
   // Call after on_header (and on_payload, if wanted). True once, when the
   // packet that completes the first keyframe has been seen.

@@ -1,5 +1,7 @@
 #include "srtp.h"
 
+#include <algorithm>
+#include <cstring>
 #include <mutex>
 
 namespace load {
@@ -51,6 +53,50 @@ bool SrtpSession::protect_rtcp(uint8_t *data, size_t *len) {
   if (srtp_protect_rtcp(session_, data, &n) != srtp_err_status_ok) return false;
   *len = size_t(n);
   return true;
+}
+
+SrtpPayloadPeek::~SrtpPayloadPeek() { EVP_CIPHER_CTX_free(aes_); }
+
+void SrtpPayloadPeek::block(const uint8_t in[16], uint8_t out[16]) {
+  int n = 0;
+  EVP_EncryptUpdate(aes_, out, &n, in, 16);
+}
+
+bool SrtpPayloadPeek::create(const uint8_t *key_salt) {
+  aes_ = EVP_CIPHER_CTX_new();
+  if (!aes_ || !EVP_EncryptInit_ex(aes_, EVP_aes_128_ecb(), nullptr, key_salt, nullptr)) return false;
+  EVP_CIPHER_CTX_set_padding(aes_, 0);
+  // The PRF input for a label: the master salt with the label XORed into its
+  // eighth byte (key_id = label || index DIV kdr, which is 0), then a 16-bit
+  // block counter.
+  auto derive = [&](uint8_t label, uint8_t out[16]) {
+    uint8_t x[16] = {};
+    std::memcpy(x, key_salt + 16, 14);
+    x[7] ^= label;
+    block(x, out);
+  };
+  uint8_t session_key[16], salt_block[16];
+  derive(0x00, session_key);  // SRTP encryption key
+  derive(0x02, salt_block);   // SRTP salting key: its first 14 bytes
+  std::memcpy(session_salt_, salt_block, sizeof session_salt_);
+  return EVP_EncryptInit_ex(aes_, nullptr, nullptr, session_key, nullptr) == 1;
+}
+
+void SrtpPayloadPeek::decrypt_head(uint32_t ssrc, uint64_t index, const uint8_t *payload, size_t len,
+                                   uint8_t *out) {
+  // Counter block: the session salt, XORed with the SSRC at bytes 4-7 and
+  // the 48-bit packet index at bytes 8-13; bytes 14-15 count blocks.
+  uint8_t counter[16] = {};
+  std::memcpy(counter, session_salt_, sizeof session_salt_);
+  for (int i = 0; i < 4; ++i) counter[4 + i] ^= uint8_t(ssrc >> (24 - 8 * i));
+  for (int i = 0; i < 6; ++i) counter[8 + i] ^= uint8_t(index >> (40 - 8 * i));
+  len = std::min(len, kBytes);
+  for (size_t at = 0; at < len; at += 16) {
+    counter[15] = uint8_t(at / 16);
+    uint8_t keystream[16];
+    block(counter, keystream);
+    for (size_t i = at; i < std::min(len, at + 16); ++i) out[i] = payload[i] ^ keystream[i - at];
+  }
 }
 
 }  // namespace load

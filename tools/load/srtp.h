@@ -1,8 +1,10 @@
 // One libsrtp2 session (AES_CM_128_HMAC_SHA1_80, the profile DTLS agreed):
 // inbound to authenticate and decrypt what the server sends, outbound to
-// protect our RTCP.
+// protect our RTCP. And a way to read the first bytes of a payload without
+// either.
 #pragma once
 
+#include <openssl/evp.h>
 #include <srtp2/srtp.h>
 
 #include <cstdint>
@@ -31,6 +33,32 @@ class SrtpSession {
 
  private:
   srtp_t session_ = nullptr;
+};
+
+// The AES-CM keystream of one SRTP sender (RFC 3711 4.1.1), to decrypt the
+// first bytes of a payload: enough for NAL unit headers (also those inside
+// a STAP-A after SPS and PPS), at the cost of a few AES blocks instead of a
+// whole srtp_unprotect. Nothing is authenticated: this only tells where
+// keyframes are; SrtpSession verifies packets.
+class SrtpPayloadPeek {
+ public:
+  static constexpr size_t kBytes = 64;
+  static constexpr size_t kAuthTag = 10;  // HMAC-SHA1-80 at the end of each packet
+  SrtpPayloadPeek() = default;
+  SrtpPayloadPeek(const SrtpPayloadPeek &) = delete;
+  SrtpPayloadPeek &operator=(const SrtpPayloadPeek &) = delete;
+  ~SrtpPayloadPeek();
+  // Derives the session key and salt (RFC 3711 4.3.1, key derivation rate 0)
+  // from the 16-byte master key and 14-byte master salt.
+  bool create(const uint8_t *key_salt);
+  // The first min(len, kBytes) bytes of the payload of packet `index`
+  // (rollover counter << 16 | sequence number) from `ssrc`, decrypted into `out`.
+  void decrypt_head(uint32_t ssrc, uint64_t index, const uint8_t *payload, size_t len, uint8_t *out);
+
+ private:
+  void block(const uint8_t in[16], uint8_t out[16]);  // AES-128 with the current key
+  EVP_CIPHER_CTX *aes_ = nullptr;
+  uint8_t session_salt_[14] = {};
 };
 
 }  // namespace load

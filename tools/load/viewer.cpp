@@ -111,10 +111,15 @@ void Viewer::dtls_done(int64_t arrival) {
     fail(error);
     return;
   }
+  if (!peek_.create(dtls_->keys().server)) {
+    fail("SRTP: no AES for the keyframe search");
+    return;
+  }
   state_ = State::Connected;
   // The server's Finished and its first media often share one read batch:
   // kernel arrival times keep them in order.
   connected_at_ = arrival;
+  config_.loop->read_in_batches(socket_);  // media only from now on
   // Like a browser: ask for a keyframe at once, then report every second.
   pli_pending_ = remote_.video_pt >= 0;
   send_rtcp(pli_pending_ && remote_.video_ssrc != 0);
@@ -161,16 +166,18 @@ bool Viewer::settled(int64_t now) const {
   }
 }
 
-void Viewer::on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int64_t arrival) {
+void Viewer::on_datagram(uint8_t *data, size_t len, size_t wire_len, const sockaddr_in &from, int64_t arrival) {
   // RFC 7983 demultiplexing by the first byte.
   if (stun::looks_like_stun(data, len)) {
     stun::Message message;
-    if (!ice_ || !message.parse(data, len)) return;
+    if (!ice_ || len < wire_len || !message.parse(data, len)) return;
     ice_->on_stun(message, from, config_.loop->now());
     if (state_ == State::Ice && ice_->connected()) start_dtls();
     reschedule();
   } else if (looks_like_dtls(data, len)) {
-    if (!dtls_) return;
+    // Cut short only once connected: a retransmission of the server's last
+    // handshake flight, which needs no answer.
+    if (!dtls_ || len < wire_len) return;
     dtls_->on_datagram(data, len, config_.loop->now());
     if (dtls_->failed())
       fail(dtls_->failure());
@@ -181,42 +188,39 @@ void Viewer::on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int
     if (is_rtcp(data))
       ++rtcp_received_;  // the server's sender reports; encrypted, and we do not need them
     else
-      on_rtp(data, len, arrival);
+      on_rtp(data, len, wire_len, arrival);
   }
 }
 
-void Viewer::on_rtp(uint8_t *data, size_t len, int64_t arrival) {
+void Viewer::on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival) {
   RtpHeader h;
   if (!parse_rtp(data, len, &h)) return;
   if (!first_packet_at_) first_packet_at_ = arrival;
   if (h.payload_type == remote_.video_pt) {
-    bool in_sequence = video_.on_packet(h, len, arrival);
+    bool in_sequence = video_.on_packet(h, wire_len, arrival);
     if (pli_pending_ && !remote_.video_ssrc) {  // not announced: now we know it
       remote_.video_ssrc = h.ssrc;
       send_rtcp(true);
     }
     keyframe_.on_header(h, in_sequence);
-    bool for_keyframe = keyframe_.wants_payload();
-    if (verify_ || for_keyframe) {
-      size_t plain = len;
-      bool ok = decrypt(data, &plain);
-      if (for_keyframe)
-        keyframe_.on_payload(ok && plain > h.size ? data + h.size : nullptr, ok && plain > h.size ? plain - h.size : 0);
+    if (keyframe_.wants_payload()) {
+      // The search follows packets in sequence only: this one is the highest.
+      size_t end = std::min(len, wire_len - std::min(wire_len, SrtpPayloadPeek::kAuthTag));
+      size_t payload = end > h.size ? end - h.size : 0;
+      uint8_t head[SrtpPayloadPeek::kBytes];
+      peek_.decrypt_head(h.ssrc, video_.highest_seq(), data + h.size, payload, head);
+      keyframe_.on_payload(head, std::min(payload, SrtpPayloadPeek::kBytes));
     }
     if (keyframe_.completes_keyframe(h)) first_keyframe_at_ = arrival;
+    if (verify_) verify(data, len);
   } else if (h.payload_type == remote_.audio_pt) {
-    audio_.on_packet(h, len, arrival);
-    if (verify_) {
-      size_t plain = len;
-      decrypt(data, &plain);
-    }
+    audio_.on_packet(h, wire_len, arrival);
+    if (verify_) verify(data, len);
   }
 }
 
-bool Viewer::decrypt(uint8_t *data, size_t *len) {
-  bool ok = srtp_in_.unprotect_rtp(data, len);
-  if (verify_) ++(ok ? verified_packets_ : verify_failures_);
-  return ok;
+void Viewer::verify(uint8_t *data, size_t len) {
+  ++(srtp_in_.unprotect_rtp(data, &len) ? verified_packets_ : verify_failures_);
 }
 
 void Viewer::send_rtcp(bool with_pli) {
@@ -260,8 +264,10 @@ void Viewer::service() {
 
 void Viewer::reschedule() {
   if (state_ == State::Failed || state_ == State::Closed) return;
-  int64_t next = std::min(ice_ ? ice_->next_deadline() : INT64_MAX, next_report_);
-  if (dtls_ && state_ == State::Dtls) next = std::min(next, dtls_->next_deadline());
+  // Only deadlines of what this state does: a stale one would fire forever.
+  int64_t next = ice_ ? ice_->next_deadline() : INT64_MAX;
+  if (state_ == State::Dtls) next = std::min(next, dtls_->next_deadline());
+  if (state_ == State::Connected) next = std::min(next, next_report_);
   // A pending timer that fires no later will do: service() re-arms.
   if (next == INT64_MAX || next >= timer_at_) return;
   timer_at_ = next;

@@ -3,7 +3,8 @@
 // and does not render: answers and sends STUN checks, sends RTCP receiver
 // reports and a PLI. Counts every packet from its clear header; decrypts
 // every packet only when it is one of the verified sample, and otherwise
-// only the few it needs to find the first keyframe.
+// only the first bytes of the few packets that tell where the first
+// keyframe is.
 // Lives on the event loop thread; signalling reaches it through the loop.
 #pragma once
 
@@ -91,7 +92,10 @@ class Viewer : public EventLoop::Receiver {
   void end_window() { window_video_packets_ = video_.packets() - window_start_packets_; }
   ViewerReport report() const;
 
-  void on_datagram(uint8_t *data, size_t len, const sockaddr_in &from, int64_t arrival) override;
+  // Whole datagrams while handshaking and for the verified sample; else
+  // the head is enough (see on_rtp()).
+  bool wants_whole_datagrams() const override { return verify_ || state_ != State::Connected; }
+  void on_datagram(uint8_t *data, size_t len, size_t wire_len, const sockaddr_in &from, int64_t arrival) override;
 
  private:
   void send(const uint8_t *data, size_t len, const sockaddr_in &to) { socket_.send_to(data, len, to); }
@@ -99,8 +103,8 @@ class Viewer : public EventLoop::Receiver {
   bool negotiate(const std::string &sdp, bool is_offer, std::vector<LocalMedia> *answer);
   void start_dtls();
   void dtls_done(int64_t arrival);
-  void on_rtp(uint8_t *data, size_t len, int64_t arrival);
-  bool decrypt(uint8_t *data, size_t *len);
+  void on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival);
+  void verify(uint8_t *data, size_t len);
   void send_rtcp(bool with_pli);
   void service();     // runs whatever timer is due
   void reschedule();  // arms the loop timer for our next deadline
@@ -116,6 +120,7 @@ class Viewer : public EventLoop::Receiver {
   std::unique_ptr<DtlsClient> dtls_;
   SrtpSession srtp_in_;
   SrtpSession srtp_out_;
+  SrtpPayloadPeek peek_;  // for the keyframe search
   Negotiated remote_;
   uint32_t local_ssrc_;
   std::string cname_;
