@@ -56,7 +56,8 @@ awk -F'\t' -v ceiling="$CEILING" 'NR == FNR { icpu[$1] = $2; next }
   END {
     for (i = 1; i <= k; i++) {
       s = names[i]; vpc = per[s] > 0 ? 100 / per[s] : 0
-      printf "| %s | %d | %.3f | %.0f | %s |\n", s, best[s], per[s], vpc, ceiling > 0 ? sprintf("%.1fx below", ceiling / (vpc > 0 ? vpc : 1)) : "n/a"
+      vs = (ceiling > 0) ? sprintf("%.1fx below", ceiling / (vpc > 0 ? vpc : 1)) : "n/a"
+      printf "| %s | %d | %.3f | %.0f | %s |\n", s, best[s], per[s], vpc, vs
     }
   }' "$OUT/idle.tsv" "$OUT/rows.tsv"
 
