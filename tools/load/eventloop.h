@@ -48,8 +48,7 @@ class EventLoop {
     virtual ~Receiver() = default;
     // Whether the next datagrams are needed whole. If not, only their first
     // kHeadBytes are copied in: media headers are in the clear, and copying
-    // every media packet to user space is the largest single cost of
-    // receiving it.
+    // whole media packets to user space is a large part of receiving them.
     virtual bool wants_whole_datagrams() const = 0;
     // `data` holds `len` bytes of a `wire_len`-byte datagram, and may be
     // modified in place (SRTP decrypts there). `arrival` is the kernel's

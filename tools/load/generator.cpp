@@ -67,8 +67,8 @@ void Generator::tick() {
     for (size_t i = 0; i < joined_; ++i) {
       Viewer &v = *viewers_[i];
       if (v.settled(now)) continue;
-      if (now - v.joined_at() > kJoinTimeout) {
-        v.fail("gave up joining after 30 s");
+      if (v.joining() && now - v.joined_at() > kJoinTimeout) {
+        v.fail("gave up joining after 30 s, waiting for " + v.waiting_for());
         continue;
       }
       all_settled = false;

@@ -134,12 +134,10 @@ void JanusClient::join(Viewer &viewer) {
 
 void JanusClient::attach_and_watch(SoupSession *session, Viewer &viewer) {
   int64_t sent = monotonic_ns();
+  loop_.post([&viewer, sent] { viewer.signalling_started(sent); });
   JanusReply attached = post(session, session_url_, request("attach"));
   if (!attached.ok) {
-    loop_.post([&viewer, sent, attached] {
-      viewer.signalling_started(sent);
-      viewer.fail("Janus attach: " + attached.error);
-    });
+    loop_.post([&viewer, attached] { viewer.fail("Janus attach: " + attached.error); });
     return;
   }
   int64_t handle = attached.id;
@@ -147,10 +145,7 @@ void JanusClient::attach_and_watch(SoupSession *session, Viewer &viewer) {
     std::lock_guard<std::mutex> lock(handles_mutex_);
     handles_[handle] = &viewer;
   }
-  loop_.post([this, &viewer, sent, handle] {
-    viewer.signalling_started(sent);
-    handle_of_[viewer.index()] = handle;
-  });
+  loop_.post([this, &viewer, handle] { handle_of_[viewer.index()] = handle; });
   // Janus acks at once; its offer comes as an event on the long poll.
   JanusReply watching = post(session, session_url_ + "/" + std::to_string(handle), request("message", "watch", mount_));
   if (!watching.ok) loop_.post([&viewer, watching] { viewer.fail("Janus watch: " + watching.error); });

@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
               options.ramp, options.hold_seconds, std::min(options.verify, options.viewers));
   load::Generator generator(loop, *signalling, *identity, options);
   load::RunResult result = generator.run(g_stop);
-  pool.stop();  // leaves still in flight (if leaving timed out) finish here
+  pool.stop();  // if leaving timed out: requests in flight end here, queued ones are dropped
   signalling->finish();
 
   load::print_summary(result, options);

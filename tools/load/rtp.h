@@ -87,7 +87,6 @@ class H264KeyframeSearch {
   // Call after on_header (and on_payload, if wanted). True once, when the
   // packet that completes the first keyframe has been seen.
   bool completes_keyframe(const RtpHeader &h);
-  bool found() const { return state_ == State::Found; }
 
  private:
   enum class State { Waiting, Classifying, Collecting, Found };

@@ -138,6 +138,10 @@ bool read_transport(const SessionDescription &d, const std::string &prefer, Nego
     *error = "SDP: no sha-256 fingerprint";
     return false;
   }
+  if (m->setup == "active") {  // we are always the DTLS client
+    *error = "SDP: a=setup:active, but so are we";
+    return false;
+  }
   if (!pick_candidate(d, prefer, &out->remote_candidate)) {
     *error = "SDP: no IPv4 UDP host candidate";
     return false;
@@ -251,10 +255,7 @@ bool read_answer(const SessionDescription &answer, const std::string &prefer, Ne
     out->video_pt = choose_payload_type(*v, "h264");
     if (!v->ssrcs.empty()) out->video_ssrc = v->ssrcs.front();
   }
-  if (const SdpMedia *a = find_kind(answer, "audio")) {
-    out->audio_pt = choose_payload_type(*a, "opus");
-    if (!a->ssrcs.empty()) out->audio_ssrc = a->ssrcs.front();
-  }
+  if (const SdpMedia *a = find_kind(answer, "audio")) out->audio_pt = choose_payload_type(*a, "opus");
   if (out->video_pt < 0 && out->audio_pt < 0) {
     *error = "SDP: the answer accepts neither H.264 video nor Opus audio";
     return false;
@@ -273,7 +274,7 @@ bool read_offer(const SessionDescription &offer, const std::string &prefer, Nego
     local.formats = m.formats;
     bool video = m.kind == "video" && out->video_pt < 0;
     bool audio = m.kind == "audio" && out->audio_pt < 0;
-    int pt = m.port == 0 ? -1 : choose_payload_type(m, video ? "h264" : audio ? "opus" : "");
+    int pt = m.port != 0 && (video || audio) ? choose_payload_type(m, video ? "h264" : "opus") : -1;
     if (pt < 0) {
       local.rejected = true;
       answer->push_back(local);
@@ -285,7 +286,7 @@ bool read_offer(const SessionDescription &offer, const std::string &prefer, Nego
     if (fmtp != m.fmtp.end()) local.fmtp = fmtp->second;
     local.video_feedback = video;
     (video ? out->video_pt : out->audio_pt) = pt;
-    if (!m.ssrcs.empty()) (video ? out->video_ssrc : out->audio_ssrc) = m.ssrcs.front();
+    if (video && !m.ssrcs.empty()) out->video_ssrc = m.ssrcs.front();
     answer->push_back(local);
   }
   if (out->video_pt < 0 && out->audio_pt < 0) {

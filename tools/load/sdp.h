@@ -50,8 +50,7 @@ struct Negotiated {
   std::string remote_fingerprint;  // sha-256
   int video_pt = -1;
   int audio_pt = -1;
-  uint32_t video_ssrc = 0;  // 0: not announced; learnt from the first packet
-  uint32_t audio_ssrc = 0;
+  uint32_t video_ssrc = 0;  // for our PLI; 0: not announced, learnt from the first packet
 };
 
 // Our side of the description.

@@ -10,6 +10,7 @@ void HttpPool::stop() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
+    jobs_.clear();
   }
   wake_.notify_all();
   for (auto &t : threads_) t.join();

@@ -24,8 +24,9 @@ class HttpPool {
   HttpPool(unsigned threads, unsigned timeout_seconds);
   ~HttpPool() { stop(); }
   void submit(Job job);
-  // Runs what is queued, then joins the threads. Jobs refer to the
-  // signalling and the viewers: stop the pool while those still live.
+  // Drops what is still queued (requests the run has given up on), waits
+  // for those in flight. Jobs refer to the signalling and the viewers: stop
+  // the pool while those still live.
   void stop();
 
  private:

@@ -25,7 +25,6 @@ class SrtpSession {
 
   // `key_salt`: 16-byte master key then 14-byte master salt.
   bool create(Direction direction, const uint8_t *key_salt, std::string *error);
-  bool active() const { return session_ != nullptr; }
   // In place; `len` becomes the plain length. False when authentication
   // (or replay protection) rejects the packet.
   bool unprotect_rtp(uint8_t *data, size_t *len);

@@ -81,6 +81,9 @@ class Viewer : public EventLoop::Receiver {
   // Done joining: failed, or connected and receiving every negotiated
   // medium (or waited 5 s for that).
   bool settled(int64_t now) const;
+  // Signalling, ICE or DTLS still under way, and what it waits for.
+  bool joining() const { return state_ == State::Signalling || state_ == State::Ice || state_ == State::Dtls; }
+  std::string waiting_for() const;
   bool media_flowing() const {
     return (remote_.video_pt < 0 || video_.started()) && (remote_.audio_pt < 0 || audio_.started());
   }

@@ -15,6 +15,7 @@ void WhepClient::join(Viewer &viewer) {
   std::string offer = viewer.offer();
   pool_.submit([this, &viewer, offer](SoupSession *session) {
     int64_t sent = monotonic_ns();
+    loop_.post([&viewer, sent] { viewer.signalling_started(sent); });
     HttpReply reply;
     std::string target = endpoint_;
     // A full node sends us on to a relay with 307: POST the same offer there.
@@ -23,8 +24,7 @@ void WhepClient::join(Viewer &viewer) {
       if ((reply.status != 307 && reply.status != 308) || reply.location.empty()) break;
       target = reply.location;
     }
-    loop_.post([this, &viewer, sent, reply] {
-      viewer.signalling_started(sent);
+    loop_.post([this, &viewer, reply] {
       if (reply.status != 201) {
         viewer.fail("WHEP POST: " + reply.describe());
         return;
