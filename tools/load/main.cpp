@@ -63,7 +63,8 @@ int main(int argc, char **argv) {
        "FILE"},
       {"verify", 0, 0, G_OPTION_ARG_INT, &verify,
        "Authenticate and decrypt every packet (srtp_unprotect) of this many viewers, spread over the run; the "
-       "others only count packets from their clear headers (default: 10)",
+       "others count packets from their clear headers, and decrypt only the first bytes of the few that show "
+       "where the first keyframe is (default: 10)",
        "N"},
       {"local-address", 0, 0, G_OPTION_ARG_STRING, &local,
        "IPv4 address of the viewers' sockets and ICE candidates (default: 127.0.0.1)", "ADDRESS"},
@@ -77,7 +78,8 @@ int main(int argc, char **argv) {
       context,
       "Each viewer does real WebRTC on the wire: its own UDP socket, ICE (controlling for WHEP), DTLS 1.2, SRTP,\n"
       "RTCP receiver reports every second and a PLI on connecting. All viewers share one epoll thread.\n"
-      "Exit status: 0 when every viewer connected and got media and no verified packet failed, 1 otherwise.");
+      "Exit status: 0 when every viewer connected and got media and no verified packet failed, 1 otherwise,\n"
+      "2 for bad options.");
   g_option_context_add_main_entries(context, entries, nullptr);
   GError *error = nullptr;
   if (!g_option_context_parse(context, &argc, &argv, &error)) {
