@@ -104,46 +104,14 @@ class TapViewer {
 
   int connect() {
     gst_element_set_state(pipeline_, GST_STATE_PLAYING);
-    auto add = [&](const std::string &caps_str) {
-      GstCaps *caps = gst_caps_from_string(caps_str.c_str());
-      GstWebRTCRTPTransceiver *trans = nullptr;
-      g_signal_emit_by_name(webrtc_, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps,
-                            &trans);
-      gst_caps_unref(caps);
-      if (trans) gst_object_unref(trans);
-    };
-    add("application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=" + std::to_string(kVideoPt) +
-        ",packetization-mode=(string)1,profile-level-id=(string)42e01f,level-asymmetry-allowed=(string)1");
-    add("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,encoding-params=(string)2,payload=" +
-        std::to_string(kAudioPt));
-    GstPromise *promise = gst_promise_new();
-    g_signal_emit_by_name(webrtc_, "create-offer", nullptr, promise);
-    const GstStructure *reply = wait_reply(promise);
-    GstWebRTCSessionDescription *offer = nullptr;
-    if (reply) gst_structure_get(reply, "offer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &offer, nullptr);
-    gst_promise_unref(promise);
-    if (!offer) {
+    WhepViewer::Options options;
+    options.video_pt = kVideoPt;
+    options.audio_pt = kAudioPt;
+    std::string sdp = make_offer_with(webrtc_, options);
+    if (sdp.empty()) {
       error_ = "no offer";
       return 0;
     }
-    promise = gst_promise_new();
-    g_signal_emit_by_name(webrtc_, "set-local-description", offer, promise);
-    wait_reply(promise);
-    gst_promise_unref(promise);
-    gst_webrtc_session_description_free(offer);
-    wait_until(
-        [&] {
-          GstWebRTCICEGatheringState state;
-          g_object_get(webrtc_, "ice-gathering-state", &state, nullptr);
-          return state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE;
-        },
-        5000ms);
-    GstWebRTCSessionDescription *local = nullptr;
-    g_object_get(webrtc_, "local-description", &local, nullptr);
-    gchar *text = gst_sdp_message_as_text(local->sdp);
-    std::string sdp(text);
-    g_free(text);
-    gst_webrtc_session_description_free(local);
 
     connect_us_ = g_get_monotonic_time();
     HttpResponse response = http_request("POST", url_, "application/sdp", sdp);
@@ -160,9 +128,9 @@ class TapViewer {
     gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(response.body.data()), response.body.size(),
                                  answer_sdp);
     GstWebRTCSessionDescription *answer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_ANSWER, answer_sdp);
-    promise = gst_promise_new();
+    GstPromise *promise = gst_promise_new();
     g_signal_emit_by_name(webrtc_, "set-remote-description", answer, promise);
-    reply = wait_reply(promise);
+    const GstStructure *reply = wait_reply(promise);
     if (reply && gst_structure_has_field(reply, "error")) error_ = "answer refused";
     gst_promise_unref(promise);
     gst_webrtc_session_description_free(answer);

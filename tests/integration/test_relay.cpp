@@ -108,16 +108,30 @@ TEST(Relay, ChainRootRelayRelayViewersDecodeAndRelaysNeverDecode) {
   }
 }
 
-TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
+// root -> relay1 -> relay2, each its own process, and a viewer of relay2
+// decoding both media.
+struct LeafOfChain {
   unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
-  auto root = std::make_unique<NodeProcess>(root_launch(root_port));
-  ASSERT_TRUE(root->wait_ready());
-  NodeProcess relay1(relay_launch(whep(root_port), r1_port));
-  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
-  ASSERT_TRUE(relay1.wait_ready() && relay2.wait_ready());
-  auto viewer = watch(whep(r2_port));
-  ASSERT_TRUE(viewer);
-  ASSERT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms));
+  std::unique_ptr<NodeProcess> root, relay1, relay2;
+  std::unique_ptr<WhepViewer> viewer;
+
+  bool start() {
+    root = std::make_unique<NodeProcess>(root_launch(root_port));
+    if (!root->wait_ready()) return false;
+    relay1 = std::make_unique<NodeProcess>(relay_launch(whep(root_port), r1_port));
+    relay2 = std::make_unique<NodeProcess>(relay_launch(whep(r1_port), r2_port));
+    if (!relay1->wait_ready() || !relay2->wait_ready()) return false;
+    viewer = watch(whep(r2_port));
+    return viewer && wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms);
+  }
+};
+
+TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
+  LeafOfChain chain;
+  ASSERT_TRUE(chain.start());
+  unsigned root_port = chain.root_port;
+  auto &root = chain.root;
+  auto &viewer = chain.viewer;
   const std::string session = viewer->session_url();
 
   root->kill();
@@ -144,15 +158,11 @@ TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
 // back after a long outage is noticed within a second; the relay in the
 // middle, alive but silent meanwhile, keeps its viewers' session.
 TEST(Relay, LeafViewersResumeWithin3sOfRootComingBackAfterSixSeconds) {
-  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
-  auto root = std::make_unique<NodeProcess>(root_launch(root_port));
-  ASSERT_TRUE(root->wait_ready());
-  NodeProcess relay1(relay_launch(whep(root_port), r1_port));
-  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
-  ASSERT_TRUE(relay1.wait_ready() && relay2.wait_ready());
-  auto viewer = watch(whep(r2_port));
-  ASSERT_TRUE(viewer);
-  ASSERT_TRUE(wait_until([&] { return decodes_both(*viewer, 30); }, 10000ms));
+  LeafOfChain chain;
+  ASSERT_TRUE(chain.start());
+  unsigned root_port = chain.root_port;
+  auto &root = chain.root;
+  auto &viewer = chain.viewer;
 
   root.reset();  // killed
   auto down = std::chrono::steady_clock::now();

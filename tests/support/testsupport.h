@@ -155,6 +155,10 @@ class NodeProcess {
   std::vector<std::string> lines_;
 };
 
+// Adds recvonly transceivers for `options` to `webrtc` (in a playing
+// pipeline), makes the offer, applies it and waits for every candidate.
+std::string make_offer_with(GstElement *webrtc, const WhepViewer::Options &options);
+
 // An SDP offer from a throwaway webrtcbin, for signalling tests.
 std::string make_offer(const WhepViewer::Options &options);
 
