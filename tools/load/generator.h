@@ -21,6 +21,8 @@ struct GeneratorOptions {
   double hold_seconds = 20;
   unsigned verify = 10;  // viewers whose every packet is authenticated and decrypted
   std::string local_address = "127.0.0.1";
+  int video_pt = 102;  // what Chrome offers for H.264 mode 1 42e01f
+  int audio_pt = 111;
 };
 
 struct RunResult {

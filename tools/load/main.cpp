@@ -48,7 +48,7 @@ void raise_fd_limit(unsigned viewers) {
 
 int main(int argc, char **argv) {
   gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr;
-  gint viewers = 10, verify = 10;
+  gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111;
   gint64 mount = 1;
   gdouble ramp = 50, hold = 20;
   GOptionEntry entries[] = {
@@ -68,6 +68,11 @@ int main(int argc, char **argv) {
        "N"},
       {"local-address", 0, 0, G_OPTION_ARG_STRING, &local,
        "IPv4 address of the viewers' sockets and ICE candidates (default: 127.0.0.1)", "ADDRESS"},
+      {"video-pt", 0, 0, G_OPTION_ARG_INT, &video_pt,
+       "Payload type of H.264 in our WHEP offers (default: 102, as Chrome); servers that cannot remap payload "
+       "types (the naive bench server) need their own",
+       "PT"},
+      {"audio-pt", 0, 0, G_OPTION_ARG_INT, &audio_pt, "Payload type of Opus in our WHEP offers (default: 111)", "PT"},
       {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
        "Instead of --url: Janus HTTP API root, e.g. http://127.0.0.1:8088/janus (watches a streaming mountpoint)",
        "URL"},
@@ -91,6 +96,11 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "give either --url (WHEP) or --janus (with --mount)\n");
     return 2;
   }
+  auto dynamic_pt = [](int pt) { return pt >= 96 && pt <= 127; };
+  if (!dynamic_pt(video_pt) || !dynamic_pt(audio_pt) || video_pt == audio_pt) {
+    std::fprintf(stderr, "--video-pt and --audio-pt must be two different dynamic payload types (96-127)\n");
+    return 2;
+  }
   if (viewers < 1 || ramp <= 0 || hold < 0 || verify < 0) {
     std::fprintf(stderr, "--viewers must be at least 1, --ramp positive, --hold and --verify not negative\n");
     return 2;
@@ -102,6 +112,8 @@ int main(int argc, char **argv) {
   options.hold_seconds = hold;
   options.verify = unsigned(verify);
   if (local) options.local_address = local;
+  options.video_pt = video_pt;
+  options.audio_pt = audio_pt;
   raise_fd_limit(options.viewers);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, [](int) { g_stop = true; });

@@ -232,18 +232,18 @@ std::string write_description(const LocalTransport &local, const std::vector<Loc
   return s.str();
 }
 
-std::vector<LocalMedia> whep_offer_media() {
+std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt) {
   LocalMedia video;
   video.kind = "video";
   video.mid = "0";
-  video.pt = 102;
+  video.pt = video_pt;
   video.rtpmap = "H264/90000";
   video.fmtp = kH264Fmtp;
   video.video_feedback = true;
   LocalMedia audio;
   audio.kind = "audio";
   audio.mid = "1";
-  audio.pt = 111;
+  audio.pt = audio_pt;
   audio.rtpmap = "opus/48000/2";
   audio.fmtp = "minptime=10;useinbandfec=1";
   return {video, audio};

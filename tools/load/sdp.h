@@ -75,9 +75,9 @@ struct LocalMedia {
 
 std::string write_description(const LocalTransport &local, const std::vector<LocalMedia> &media);
 
-// The WHEP offer: recvonly H.264 (PT 102, packetization-mode=1, 42e01f) and
-// Opus (PT 111), bundled, rtcp-mux.
-std::vector<LocalMedia> whep_offer_media();
+// The WHEP offer: recvonly H.264 (packetization-mode=1, 42e01f) and Opus,
+// bundled, rtcp-mux, with the payload types given (a browser's are 102/111).
+std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt);
 
 // Reads the server's answer to our offer. `prefer_address`: the candidate
 // address to pick when the server offers several.

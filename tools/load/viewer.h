@@ -53,6 +53,8 @@ class Viewer : public EventLoop::Receiver {
     EventLoop *loop;
     const DtlsIdentity *identity;
     std::string local_address;
+    int video_pt;  // in our WHEP offers
+    int audio_pt;
   };
   enum class State { Idle, Signalling, Ice, Dtls, Connected, Leaving, Failed, Closed };
 
