@@ -13,7 +13,8 @@
 # namespace with only loopback.
 #
 # Environment: COUNTS ("50 100 150 200 300 400 600 800 1200 1600 2400"), HOLD (20 s), RAMP (100
-#   joins/s), SERVERS ("ours naive janus"), OUT (build/bench-results),
+#   joins/s), SERVERS ("ours ours-webrtcbin naive janus"; ours-webrtcbin is
+#   broadcastsink with direct-send=false, every packet through webrtcbin), OUT (build/bench-results),
 #   DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, CHURN_SECONDS (120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ DOC=${DOC:-$ROOT/docs/BENCHMARKS.md}
 COUNTS=${COUNTS:-"50 100 150 200 300 400 600 800 1200 1600 2400"}
 HOLD=${HOLD:-20}
 RAMP=${RAMP:-100}
-SERVERS=${SERVERS:-"ours naive janus"}
+SERVERS=${SERVERS:-"ours ours-webrtcbin naive janus"}
 CHURN_SECONDS=${CHURN_SECONDS:-120}
 PORT=18400
 LOAD=$B/tools/gst-broadcast-load
@@ -82,11 +83,13 @@ prepare_janus() {
 start_server() {
   local name=$1 log="$OUT/server-$1.log"
   case $name in
-    ours)
+    ours|ours-webrtcbin)
+      local direct=true
+      [ "$name" = ours ] || direct=false
       taskset -c 0 gst-launch-1.0 -q \
         udpsrc port=5004 caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96" ! queue ! bs.video \
         udpsrc port=5006 caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111" ! queue ! bs.audio \
-        broadcastsink name=bs port=$PORT address=127.0.0.1 ice-address=127.0.0.1 >"$log" 2>&1 &
+        broadcastsink name=bs port=$PORT address=127.0.0.1 ice-address=127.0.0.1 direct-send=$direct >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")
       READY_URL="http://127.0.0.1:$PORT/"

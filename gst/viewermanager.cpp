@@ -115,6 +115,17 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "A viewer whose transport has not connected, or from which nothing was received, for this "
       "many milliseconds is removed",
       1000, 600000, 8000, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
+      "direct-send", "Direct send",
+      "Once a viewer's webrtcbin has connected, protect (SRTP) and send its media straight from the "
+      "fan-out thread on the socket ICE selected, instead of through webrtcbin's per-viewer element "
+      "chain; webrtcbin keeps ICE, DTLS and incoming RTCP. Viewers on a relayed (TURN) pair always "
+      "go through webrtcbin. Applies to viewers that connect after a change",
+      TRUE, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_DIRECT_VIEWERS] = g_param_spec_uint(
+      "direct-viewers", "Direct viewers",
+      "Viewers (relays included) whose media the fan-out protects and sends itself (see direct-send)",
+      0, G_MAXUINT, 0, ro);
   specs[PROP_VIEWER_COUNT] =
       g_param_spec_uint("viewer-count", "Viewer count", "Viewers currently connected or connecting",
                         0, G_MAXUINT, 0, ro);
@@ -391,6 +402,9 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_VIEWER_TIMEOUT:
       config.viewer_timeout = std::chrono::milliseconds(g_value_get_uint(value));
       break;
+    case PROP_DIRECT_SEND:
+      config.direct_send = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -429,6 +443,12 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_VIEWER_TIMEOUT:
       g_value_set_uint(value, guint(config.viewer_timeout.count()));
+      break;
+    case PROP_DIRECT_SEND:
+      g_value_set_boolean(value, config.direct_send);
+      break;
+    case PROP_DIRECT_VIEWERS:
+      g_value_set_uint(value, priv->audience->direct_count());
       break;
     case PROP_VIEWER_COUNT:
       g_value_set_uint(value, priv->audience->count());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "keyframes/keyframerequests.h"
+#include "transport/srtpsender.h"
 
 GST_DEBUG_CATEGORY_STATIC(wb_fanout_debug);
 #define GST_CAT_DEFAULT wb_fanout_debug
@@ -30,6 +31,10 @@ struct Branch {
   const uint32_t ssrc;
   std::atomic<bool> started{false};
   std::atomic<bool> has_keyframe{false};
+  // Set before `started`, then only read by the streaming thread: when set,
+  // packets bypass the pad (and the viewer's webrtcbin) entirely.
+  std::unique_ptr<wb::SrtpSender> direct;
+  gint64 shown_to_pad_us = 0;  // direct branches: see deliver()
 };
 
 using BranchList = std::vector<std::shared_ptr<Branch>>;
@@ -39,6 +44,8 @@ struct Packet {
   GstBuffer *buffer = nullptr;
   guint header_len = 0;
   bool starts_keyframe = false;
+  GstMapInfo map = GST_MAP_INFO_INIT;  // the whole packet, for direct branches
+  bool mapped = false;
 };
 
 struct FanoutState {
@@ -144,6 +151,20 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
   st.packets_in += packets.size();
   if (any_keyframe) st.keyframes.keyframe_sent();
 
+  // Direct branches read the packets as plain bytes: map each once.
+  std::vector<wb::RtpPacketRef> refs;
+  bool any_direct = false;
+  for (const auto &branch : *branches)
+    any_direct |= branch->started.load(std::memory_order_acquire) && branch->direct;
+  if (any_direct) {
+    refs.reserve(packets.size());
+    for (auto &pkt : packets) {
+      if (!pkt.header_len) continue;
+      pkt.mapped = gst_buffer_map(pkt.buffer, &pkt.map, GST_MAP_READ);
+      if (pkt.mapped) refs.push_back({pkt.map.data, pkt.map.size, pkt.header_len});
+    }
+  }
+
   bool waiting = false;
   uint64_t bytes = 0;
   for (const auto &branch : *branches) {
@@ -159,6 +180,22 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       }
       GST_DEBUG_OBJECT(self, "branch %s: keyframe, starting delivery", GST_PAD_NAME(branch->pad));
       branch->has_keyframe.store(true, std::memory_order_relaxed);
+    }
+    if (branch->direct) {
+      // refs skips unmappable packets, so count from its end.
+      size_t skip = 0;
+      for (size_t i = 0; i < first; ++i) skip += packets[i].mapped;
+      bytes += branch->direct->send(refs.data() + skip, refs.size() - skip, branch->pt, branch->ssrc);
+      // The viewer's webrtcbin writes the RTCP sender reports a browser
+      // needs for lip sync from the packets it sees: show it one a second.
+      // It sends the very same SRTP packet again, which the viewer drops as
+      // a replay.
+      gint64 now = g_get_monotonic_time();
+      if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len) {
+        branch->shown_to_pad_us = now;
+        gst_pad_push(branch->pad, branch_packet(packets[first], headers.data() + header_offsets[first], *branch));
+      }
+      continue;
     }
     GstBufferList *list = gst_buffer_list_new_sized(packets.size() - first);
     for (size_t i = first; i < packets.size(); ++i) {
@@ -177,6 +214,8 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       gst_pad_push_list(branch->pad, list);
     }
   }
+  for (auto &pkt : packets)
+    if (pkt.mapped) gst_buffer_unmap(pkt.buffer, &pkt.map);
   st.bytes_out += bytes;
   if (wb::codec_is_video(codec) && st.keyframes.due(KeyframeRequests::Clock::now(), waiting))
     send_keyframe_request(self);
@@ -377,9 +416,10 @@ GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t
   return pad;
 }
 
-void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad) {
+void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<SrtpSender> direct) {
   auto branch = find_branch(fanout, branch_pad);
-  if (!branch) return;
+  if (!branch || branch->started.load()) return;
+  branch->direct = std::move(direct);
   branch->started.store(true, std::memory_order_release);
   if (codec_is_video(fanout_get_codec(fanout)) &&
       fanout->state->keyframes.request(KeyframeRequests::Clock::now()))

@@ -16,9 +16,11 @@
 #include <gst/gst.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "rtp/rtpcodec.h"
+#include "transport/srtpsender.h"
 
 G_BEGIN_DECLS
 #define WB_TYPE_FANOUT (wb_fanout_get_type())
@@ -47,8 +49,10 @@ Codec fanout_get_codec(WbFanout *fanout);
 GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t payload_type,
                           uint32_t ssrc);
 // Starts delivery to a branch: it drops packets until a keyframe starts, and
-// a keyframe is requested for it.
-void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad);
+// a keyframe is requested for it. With `direct`, the fan-out protects and
+// sends the branch's packets itself and pushes none on its pad; the pad
+// stays linked for caps and for keyframe requests coming back. Once only.
+void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<SrtpSender> direct = nullptr);
 // Whether the branch has received a keyframe (its viewer can decode).
 bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad);
 void fanout_remove_branch(WbFanout *fanout, GstPad *branch_pad);

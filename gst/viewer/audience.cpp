@@ -63,6 +63,13 @@ unsigned Audience::viewer_count() const {
   return unsigned(sessions_.size()) - relays;
 }
 
+unsigned Audience::direct_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  unsigned direct = 0;
+  for (const auto &s : sessions_) direct += s.second->sends_direct();
+  return direct;
+}
+
 std::string Audience::status_json() {
   NodeStatus status;
   status.path = callbacks_.path ? callbacks_.path() : "";
@@ -150,7 +157,7 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
     if (!full.empty()) return redirect_or_refuse(request, full);
     std::weak_ptr<bool> alive = alive_;
     session = std::make_shared<ViewerSession>(
-        id, bin_, config.transport,
+        id, bin_, config.transport, config.direct_send,
         [this, alive](const std::string &sid, GstWebRTCPeerConnectionState state) {
           auto guard = alive.lock();
           if (guard && *guard) on_transport_state(sid, state);

@@ -27,6 +27,7 @@ struct AudienceConfig {
   TransportConfig transport;
   std::chrono::milliseconds viewer_timeout{8000};
   std::chrono::milliseconds answer_timeout{5000};
+  bool direct_send = true;  // see ViewerSession::start_media
 };
 
 class Audience : public SessionHandler {
@@ -65,6 +66,7 @@ class Audience : public SessionHandler {
   void reap();
   unsigned count() const;
   unsigned viewer_count() const;  // sessions that are not relays
+  unsigned direct_count() const;  // sessions whose media the fan-out sends itself
   unsigned children() const { return children_.count(); }
 
  private:

@@ -5,9 +5,13 @@
 
 namespace wb {
 
-ViewerSession::ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
+ViewerSession::ViewerSession(std::string id, GstBin *parent, const TransportConfig &config, bool direct_send,
                              StateListener listener)
-    : id_(id), parent_(parent), peer_("viewer-" + id, config), created_us_(g_get_monotonic_time()) {
+    : id_(id),
+      parent_(parent),
+      peer_("viewer-" + id, config),
+      direct_send_(direct_send),
+      created_us_(g_get_monotonic_time()) {
   peer_.on_state([id, listener = std::move(listener)](GstWebRTCPeerConnectionState state) {
     if (listener) listener(id, state);
   });
@@ -66,7 +70,21 @@ void ViewerSession::start_media() {
   ViewerState expected = ViewerState::Negotiating;
   if (!state_.compare_exchange_strong(expected, ViewerState::Connected)) return;
   peer_.watch_incoming();
-  for (const auto &b : branches_) fanout_start_branch(b.fanout, b.pad);
+  std::string why = "direct-send is off";
+  std::shared_ptr<DirectRoute> route = direct_send_ ? DirectRoute::open(peer_.webrtcbin(), &why) : nullptr;
+  std::vector<std::unique_ptr<SrtpSender>> senders;
+  for (size_t i = 0; route && i < branches_.size(); ++i) {
+    senders.push_back(SrtpSender::create(route, &why));
+    if (!senders.back()) route.reset();
+  }
+  if (route) {
+    GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->describe().c_str());
+    sends_direct_.store(true);
+  } else {
+    GST_INFO("viewer %s: sending through webrtcbin: %s", id_.c_str(), why.c_str());
+  }
+  for (size_t i = 0; i < branches_.size(); ++i)
+    fanout_start_branch(branches_[i].fanout, branches_[i].pad, route ? std::move(senders[i]) : nullptr);
 }
 
 bool ViewerSession::has_keyframe() const {

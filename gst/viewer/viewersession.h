@@ -17,6 +17,7 @@
 
 #include "fanout/fanout.h"
 #include "peer/peerconnection.h"
+#include "transport/directroute.h"
 #include "viewer/offer.h"
 
 namespace wb {
@@ -34,7 +35,8 @@ class ViewerSession {
     std::string error;
   };
 
-  ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
+  // `direct_send`: see start_media().
+  ViewerSession(std::string id, GstBin *parent, const TransportConfig &config, bool direct_send,
                 StateListener listener);
   ~ViewerSession();
   ViewerSession(const ViewerSession &) = delete;
@@ -47,7 +49,11 @@ class ViewerSession {
                    std::chrono::milliseconds timeout);
 
   // Transport connected: start delivery (each branch waits for a keyframe).
+  // With direct send, and when webrtcbin can give a direct route (keys and
+  // a non-relayed pair), the fan-out sends this viewer's media itself;
+  // otherwise it goes through webrtcbin. The choice is made here, once.
   void start_media();
+  bool sends_direct() const { return sends_direct_.load(); }
   // Releases branches and the webrtcbin. Idempotent; not on a webrtcbin thread.
   void close();
 
@@ -69,6 +75,8 @@ class ViewerSession {
   GstBin *parent_;
   PeerConnection peer_;
   std::vector<Branch> branches_;
+  const bool direct_send_;
+  std::atomic<bool> sends_direct_{false};
   std::atomic<ViewerState> state_{ViewerState::Negotiating};
   gint64 created_us_;
   std::mutex mutex_;

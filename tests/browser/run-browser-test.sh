@@ -51,7 +51,8 @@ URL="http://127.0.0.1:$PORT/"
 
 # (b) start the broadcast
 say "starting broadcast on $URL (log: $LOG)"
-GST_PLUGIN_PATH="$PLUGIN_DIR" gst-launch-1.0 -e \
+GST_PLUGIN_PATH="$PLUGIN_DIR" GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}broadcastviewer:4" GST_DEBUG_NO_COLOR=1 \
+  gst-launch-1.0 -e \
   videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
   ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 \
   ! video/x-h264,profile=constrained-baseline ! bs.video \
@@ -100,6 +101,12 @@ if [ $rc -ne 0 ]; then
   print_log
 else
   cleanup
+  # Chromium's media must have gone the direct way (direct-send is the default).
+  if ! grep -q "direct send, " "$LOG"; then
+    echo "FAIL: the browser's media was not sent directly:"
+    grep "sending through webrtcbin" "$LOG" || true
+    rc=1
+  fi
 fi
 
 # (e) done

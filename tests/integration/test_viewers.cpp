@@ -66,6 +66,42 @@ TEST(Viewers, FiveViewersAllDecodeVideoAndAudio) {
   }, 2000ms));
 }
 
+// Direct send is the default; with it off every packet goes through the
+// viewer's webrtcbin. Either way the viewer decodes, and gets the RTCP
+// sender reports (webrtcbin writes them in direct mode too, from the one
+// packet a second it is shown) that a browser needs for lip sync.
+class SendPath : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
+  bool direct = GetParam();
+  Broadcast::Options options;
+  options.extra_sink_props = std::string("direct-send=") + (direct ? "true" : "false");
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  std::vector<std::unique_ptr<WhepViewer>> viewers;
+  for (int i = 0; i < 2; ++i) {
+    viewers.push_back(std::make_unique<WhepViewer>());
+    ASSERT_EQ(viewers.back()->connect(broadcast->url()), 201) << viewers.back()->error();
+  }
+  for (auto &v : viewers) {
+    EXPECT_TRUE(wait_until([&] { return v->video_frames() > 30 && v->audio_frames() > 30; }, 15000ms))
+        << "video " << v->video_frames() << " audio " << v->audio_frames();
+    EXPECT_EQ(v->video_gaps(), 0u);
+  }
+  guint direct_viewers = 99;
+  g_object_get(broadcast->sink(), "direct-viewers", &direct_viewers, nullptr);
+  EXPECT_EQ(direct_viewers, direct ? 2u : 0u);
+  // rtpsession's first report comes within its (randomised) 5 s interval.
+  for (auto &v : viewers)
+    EXPECT_TRUE(wait_until([&] { return v->sender_reports_seen() == 2; }, 12000ms))
+        << "sender reports for " << v->sender_reports_seen() << " of 2 streams";
+}
+
+INSTANTIATE_TEST_SUITE_P(Viewers, SendPath, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return std::string(info.param ? "Direct" : "ThroughWebrtcbin");
+                         });
+
 TEST(Viewers, LateJoinerDecodesFirstFrameWithinOneSecond) {
   // A 10 s GOP: the picture must come from a keyframe requested on join.
   Broadcast::Options options;

@@ -342,6 +342,27 @@ void WhepViewer::vanish() {
   gst_element_set_state(pipeline_, GST_STATE_NULL);
 }
 
+unsigned WhepViewer::sender_reports_seen() {
+  if (!webrtc_) return 0;
+  GstPromise *promise = gst_promise_new();
+  g_signal_emit_by_name(webrtc_, "get-stats", nullptr, promise);
+  const GstStructure *reply = wait_reply(promise);
+  unsigned streams = 0;
+  for (int i = 0; reply && i < gst_structure_n_fields(reply); ++i) {
+    const GValue *value = gst_structure_get_value(reply, gst_structure_nth_field_name(reply, i));
+    if (!GST_VALUE_HOLDS_STRUCTURE(value)) continue;
+    const GstStructure *stats = gst_value_get_structure(value);
+    GstWebRTCStatsType type;
+    double remote_timestamp = 0;  // stays 0 for a source that never sent a report
+    if (gst_structure_get(stats, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, nullptr) &&
+        type == GST_WEBRTC_STATS_REMOTE_OUTBOUND_RTP &&
+        gst_structure_get_double(stats, "remote-timestamp", &remote_timestamp) && remote_timestamp > 0)
+      ++streams;
+  }
+  gst_promise_unref(promise);
+  return streams;
+}
+
 double WhepViewer::first_video_frame_ms() const {
   gint64 us = first_video_us_.load();
   if (us < 0) return -1;

@@ -110,6 +110,9 @@ class WhepViewer {
   unsigned video_width() const { return video_width_.load(); }
   unsigned video_gaps() const { return video_gaps_.load(); }
   unsigned video_packets() const { return video_packets_.load(); }
+  // Streams for which an RTCP sender report arrived (webrtcbin's
+  // remote-outbound-rtp stats): what a browser needs for lip sync.
+  unsigned sender_reports_seen();
 
  private:
   static void on_pad_added(GstElement *webrtc, GstPad *pad, WhepViewer *self);

@@ -40,7 +40,7 @@ Distribution distribution(const std::vector<ViewerReport> &viewers, const std::f
 
 struct Totals {
   size_t requested = 0, connected = 0, failed = 0, no_media = 0, keyframes = 0;
-  uint64_t packets = 0, bytes = 0, video_packets = 0, audio_packets = 0;
+  uint64_t packets = 0, bytes = 0, video_packets = 0, audio_packets = 0, duplicates = 0;
   int64_t lost = 0;
   size_t sampled = 0;
   uint64_t verified = 0, verify_failures = 0;
@@ -62,6 +62,7 @@ Totals totals(const RunResult &run) {
     t.packets += r.video.packets + r.audio.packets;
     t.bytes += r.video.bytes + r.audio.bytes;
     t.lost += r.video.lost + r.audio.lost;
+    t.duplicates += r.duplicates;
     if (r.verified) {
       ++t.sampled;
       t.verified += r.verified_packets;
@@ -136,6 +137,7 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   add_int(b, "verified_packets", int64_t(r.verified_packets));
   add_int(b, "verify_failures", int64_t(r.verify_failures));
   add_int(b, "rtcp_received", int64_t(r.rtcp_received));
+  add_int(b, "duplicates", int64_t(r.duplicates));
   add_int(b, "consent_sent", r.consent_sent);
   add_int(b, "consent_answered", r.consent_answered);
   json_builder_end_object(b);
@@ -161,10 +163,10 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   line("connect (POST->DTLS)", t.connect);
   line("first RTP packet", t.first_packet);
   line("first full keyframe", t.first_keyframe);
-  std::printf("packets: %llu (video %llu, audio %llu), %.1f MB, lost %lld (%.3f %%)\n",
+  std::printf("packets: %llu (video %llu, audio %llu), %.1f MB, lost %lld (%.3f %%), duplicates dropped %llu\n",
               static_cast<unsigned long long>(t.packets), static_cast<unsigned long long>(t.video_packets),
               static_cast<unsigned long long>(t.audio_packets), double(t.bytes) / 1e6, static_cast<long long>(t.lost),
-              t.loss_percent());
+              t.loss_percent(), static_cast<unsigned long long>(t.duplicates));
   if (run.window_seconds > 0) {
     std::printf("hold window %.1f s: video packets/s per viewer median %.1f (min %.1f, max %.1f)\n", run.window_seconds,
                 t.window_video_pps.median, t.window_video_pps.min, t.window_video_pps.max);
@@ -207,6 +209,7 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_int(b, "bytes", int64_t(t.bytes));
   add_int(b, "lost", t.lost);
   add_double(b, "loss_percent", t.loss_percent());
+  add_int(b, "duplicates", int64_t(t.duplicates));
   json_builder_set_member_name(b, "window");
   json_builder_begin_object(b);
   add_double(b, "seconds", run.window_seconds);

@@ -41,6 +41,7 @@ bool StreamStats::on_packet(const RtpHeader &h, size_t bytes, int64_t arrival_ns
   if (packets_ == 1) {
     ssrc_ = h.ssrc;
     base_seq_ = max_seq_ = h.seq;
+    recent_ = 1;
     last_arrival_ = arrival;
     last_timestamp_ = h.timestamp;
     return true;
@@ -54,13 +55,25 @@ bool StreamStats::on_packet(const RtpHeader &h, size_t bytes, int64_t arrival_ns
   uint16_t delta = uint16_t(h.seq - uint16_t(max_seq_));
   if (delta > 0 && delta < kMaxDropout) {
     max_seq_ += delta;  // 32-bit extended: wraps of the 16-bit number count as cycles
+    recent_ = (delta < 64 ? recent_ << delta : 0) | 1;
     return delta == 1;
   }
-  if (delta == 0 || delta >= uint16_t(65536 - kMaxMisorder)) return false;  // duplicate or late
+  if (delta == 0 || delta >= uint16_t(65536 - kMaxMisorder)) {  // duplicate or late
+    uint16_t back = uint16_t(uint16_t(max_seq_) - h.seq);
+    if (back < 64) recent_ |= uint64_t(1) << back;
+    return false;
+  }
   // A jump: the sender restarted its numbering. Close this run and start anew.
   expected_before_ += int64_t(max_seq_ - base_seq_) + 1;
   base_seq_ = max_seq_ = (max_seq_ & 0xFFFF0000u) | h.seq;
+  recent_ = 1;
   return false;
+}
+
+bool StreamStats::is_duplicate(const RtpHeader &h) const {
+  if (!packets_ || h.ssrc != ssrc_) return false;
+  uint16_t back = uint16_t(uint16_t(max_seq_) - h.seq);
+  return back < 64 && (recent_ >> back) & 1;
 }
 
 int64_t StreamStats::expected() const {

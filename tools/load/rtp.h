@@ -41,6 +41,9 @@ class StreamStats {
   // Returns whether the packet directly follows the previous one (no gap,
   // no reordering), which the keyframe search needs to know.
   bool on_packet(const RtpHeader &h, size_t bytes, int64_t arrival_ns);
+  // A packet already received (among the last 64): a receiver's SRTP replay
+  // check drops it before anything counts it, and so do we.
+  bool is_duplicate(const RtpHeader &h) const;
 
   bool started() const { return packets_ > 0; }
   uint64_t packets() const { return packets_; }
@@ -63,6 +66,7 @@ class StreamStats {
   uint64_t bytes_ = 0;
   uint32_t base_seq_ = 0;        // first extended sequence number of this run
   uint32_t max_seq_ = 0;         // highest extended sequence number
+  uint64_t recent_ = 0;          // bit n: max_seq_ - n was received
   int64_t expected_before_ = 0;  // from earlier runs (a sender that jumped)
   double jitter_ = 0;
   double last_arrival_ = 0;

@@ -205,6 +205,13 @@ void Viewer::on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival)
   RtpHeader h;
   if (!parse_rtp(data, len, &h)) return;
   if (!first_packet_at_) first_packet_at_ = arrival;
+  StreamStats *stream = h.payload_type == remote_.video_pt   ? &video_
+                        : h.payload_type == remote_.audio_pt ? &audio_
+                                                             : nullptr;
+  if (stream && stream->is_duplicate(h)) {
+    ++duplicates_;
+    return;
+  }
   if (h.payload_type == remote_.video_pt) {
     bool in_sequence = video_.on_packet(h, wire_len, arrival);
     if (pli_pending_ && !remote_.video_ssrc) {  // not announced: now we know it
@@ -304,6 +311,7 @@ ViewerReport Viewer::report() const {
   r.verified_packets = verified_packets_;
   r.verify_failures = verify_failures_;
   r.rtcp_received = rtcp_received_;
+  r.duplicates = duplicates_;
   if (ice_) {
     r.consent_sent = ice_->consent_sent();
     r.consent_answered = ice_->consent_answered();

@@ -43,6 +43,7 @@ struct ViewerReport {
   uint64_t verified_packets = 0;
   uint64_t verify_failures = 0;
   uint64_t rtcp_received = 0;
+  uint64_t duplicates = 0;  // dropped, as SRTP replay protection would
   unsigned consent_sent = 0;
   unsigned consent_answered = 0;
 };
@@ -137,6 +138,7 @@ class Viewer : public EventLoop::Receiver {
   uint64_t verified_packets_ = 0;
   uint64_t verify_failures_ = 0;
   uint64_t rtcp_received_ = 0;
+  uint64_t duplicates_ = 0;
   uint64_t window_start_packets_ = 0;
   uint64_t window_video_packets_ = 0;
 
