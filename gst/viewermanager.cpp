@@ -18,6 +18,7 @@
 
 #include "common/controlloop.h"
 #include "common/debug.h"
+#include "common/fdlimit.h"
 #include "common/strings.h"
 #include "fanout/fanout.h"
 #include "push/pusher.h"
@@ -240,6 +241,7 @@ void apply_keyframe_interval(GstViewerManager *self) {
 
 bool start(GstViewerManager *self) {
   auto *priv = self->priv;
+  GST_DEBUG_OBJECT(self, "open-file limit %lu", wb::raise_open_file_limit());
   priv->loop.start("viewermanager");
   // Loading webrtcbin's plugins (webrtc, dtls, srtp, nice) and making the
   // process's DTLS certificate (once, by the first dtlsdec) take a few
