@@ -178,7 +178,7 @@ run_point() {
   jq -r --arg name "$name" --arg cpu "$cpu" --arg rss "$rss" --arg threads "$threads" \
     '[$name, .requested, .connected, .never_got_media, $cpu, $rss, $threads, .loss_percent,
       .first_keyframe_ms.median, .first_keyframe_ms.p95, .cpu.window_percent_of_core,
-      .verification.failures] | @tsv' "$json"
+      .verification.failures, (.answer_ms.median // -1), (.answer_ms.p95 // -1)] | @tsv' "$json"
 }
 
 # ---------------------------------------------------------------- storm, churn
@@ -205,14 +205,20 @@ run_disturbance() {
   fi
   wait "$stay_pid" || true
   stop_server
-  local joined=0
+  local joined=0 answer="-1 -1" keyframe="-1 -1"
   if [ "$kind" = storm ]; then
     joined=$(jq '.connected' "$OUT/$name-storm.json" 2>/dev/null || echo 0)
+    answer=$(jq -r '"\(.answer_ms.p95 // -1) \(.answer_ms.max // -1)"' "$OUT/$name-storm.json" 2>/dev/null || echo "-1 -1")
+    keyframe=$(jq -r '"\(.first_keyframe_ms.median // -1) \(.first_keyframe_ms.p95 // -1)"' "$OUT/$name-storm.json" 2>/dev/null || echo "-1 -1")
   else
     joined=$(cat "$OUT/$name"-churn-*.json 2>/dev/null | jq -s 'map(.connected) | add // 0')
   fi
-  jq -r --arg name "$name" --arg kind "$kind" --arg joined "$joined" \
-    '[$name, $kind, $joined, .connected, .loss_percent, .lost, .never_got_media] | @tsv' "$stay_json"
+  read -r answer_p95 answer_max <<<"$answer"
+  read -r keyframe_p50 keyframe_p95 <<<"$keyframe"
+  jq -r --arg name "$name" --arg kind "$kind" --arg joined "$joined" --arg ap95 "$answer_p95" --arg amax "$answer_max" \
+    --arg kp50 "$keyframe_p50" --arg kp95 "$keyframe_p95" \
+    '[$name, $kind, $joined, .connected, .loss_percent, .lost, .never_got_media, $ap95, $amax, $kp50, $kp95] | @tsv' \
+    "$stay_json"
 }
 
 # ---------------------------------------------------------------- run it all

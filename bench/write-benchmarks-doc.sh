@@ -17,6 +17,14 @@ cat <<EOF
 Measured $(date -u +%Y-%m-%d) on $(nproc) cores (${cpu_model}), $(uname -r), commit \`${commit}\`${dirty},
 by \`bench/run-benchmarks.sh\` (one command: installs, builds, runs all of this, writes this file).
 
+Servers, all fed the same stream:
+- **ours**: \`broadcastsink\` as shipped (direct send: the fan-out SRTP-protects and \`sendmmsg\`s each
+  viewer's packets itself on the socket ICE selected; webrtcbin keeps ICE, DTLS and RTCP);
+- **ours-webrtcbin**: \`broadcastsink direct-send=false\`, every packet through the viewer's webrtcbin
+  (the data path before direct send);
+- **naive**: \`bench/naive-tee.cpp\`, one \`tee\` per medium and a \`queue\` + webrtcbin per viewer;
+- **janus**: Janus's streaming plugin (Debian's \`janus\`), one RTP mountpoint.
+
 Method: one encoder process sends the same RTP stream (640x360 30 fps H.264 ~800 kbps + Opus) over
 loopback UDP to the server under test, so every server's CPU is the cost of serving only. The
 server runs on core 0, the load generator (\`gst-broadcast-load\`: real ICE, DTLS-SRTP, RTCP
@@ -33,15 +41,16 @@ awk -F'\t' '{ printf "| %s | %s | %.1f | %s |\n", $1, $2, $3 / 1024, $4 }' "$OUT
 
 cat <<'EOF'
 
-| server | viewers | connected | no media | server CPU % of a core | CPU % per viewer | RSS MB | RSS MB per viewer | threads | threads per viewer | loss % | first keyframe p50 / p95 ms | generator CPU % | verify failures |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|
+| server | viewers | connected | no media | server CPU % of a core | CPU % per viewer | RSS MB | RSS MB per viewer | threads | threads per viewer | loss % | answer p50 / p95 ms | first keyframe p50 / p95 ms | generator CPU % | verify failures |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|
 EOF
 awk -F'\t' 'NR == FNR { icpu[$1] = $2; irss[$1] = $3; ith[$1] = $4; next }
   {
     n = $3 > 0 ? $3 : 1
-    printf "| %s | %d | %d | %d | %.1f | %.3f | %.1f | %.3f | %d | %.2f | %.3f | %.0f / %.0f | %.1f | %d |\n",
+    answer = ($13 != "" && $13 >= 0) ? sprintf("%.0f / %.0f", $13, $14) : "n/a"
+    printf "| %s | %d | %d | %d | %.1f | %.3f | %.1f | %.3f | %d | %.2f | %.3f | %s | %.0f / %.0f | %.1f | %d |\n",
       $1, $2, $3, $4, $5, ($5 - icpu[$1]) / n, $6 / 1024, ($6 - irss[$1]) / 1024 / n, $7, ($7 - ith[$1]) / n,
-      $8, $9, $10, $11, $12
+      $8, answer, $9, $10, $11, $12
   }' "$OUT/idle.tsv" "$OUT/rows.tsv"
 
 cat <<'EOF'
@@ -72,11 +81,17 @@ sendmmsg to loopback sockets) reached **${CEILING} viewers per core** of this st
 Twenty viewers watch first (the "stayers"); then 500 viewers join at 50 per second (storm), or
 batches of 20 viewers join and leave for the churn duration (churn). Loss is what the stayers saw.
 
-| server | run | viewers that came and went | stayers connected | stayers' loss % | stayers' lost packets | stayers without media |
-|---|---|---:|---:|---:|---:|---:|
+The storm's newcomers' answer time (POST to SDP answer; for Janus, the watch request to its offer)
+and first complete keyframe are in the last columns.
+
+| server | run | viewers that came and went | stayers connected | stayers' loss % | stayers' lost packets | stayers without media | newcomers' answer p95 / max ms | newcomers' first keyframe p50 / p95 ms |
+|---|---|---:|---:|---:|---:|---:|---|---|
 EOF
 if [ -s "$OUT/disturbance.tsv" ]; then
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %.3f | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$OUT/disturbance.tsv"
+  awk -F'\t' '{
+    answer = ($8 != "" && $8 >= 0) ? sprintf("%.0f / %.0f", $8, $9) : "-"
+    keyframe = ($10 != "" && $10 >= 0) ? sprintf("%.0f / %.0f", $10, $11) : "-"
+    printf "| %s | %s | %s | %s | %.3f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, answer, keyframe }' "$OUT/disturbance.tsv"
 fi
 cat <<'EOF'
 

@@ -45,7 +45,7 @@ struct Totals {
   size_t sampled = 0;
   uint64_t verified = 0, verify_failures = 0;
   std::map<std::string, size_t> failures;
-  Distribution connect, first_packet, first_keyframe, window_video_pps;
+  Distribution answer, connect, first_packet, first_keyframe, window_video_pps;
   double loss_percent() const { return packets + lost ? 100.0 * double(lost) / double(packets + lost) : 0; }
 };
 
@@ -70,6 +70,7 @@ Totals totals(const RunResult &run) {
     }
     if (!r.failure.empty()) ++t.failures[r.failure];
   }
+  t.answer = distribution(run.viewers, [](const ViewerReport &r) { return r.answer_ms; });
   t.connect = distribution(run.viewers, [](const ViewerReport &r) { return r.connect_ms; });
   t.first_packet = distribution(run.viewers, [](const ViewerReport &r) { return r.first_packet_ms; });
   t.first_keyframe = distribution(run.viewers, [](const ViewerReport &r) { return r.first_keyframe_ms; });
@@ -126,6 +127,7 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   add_string(b, "failure", r.failure);
   json_builder_set_member_name(b, "connected");
   json_builder_add_boolean_value(b, r.connected);
+  add_double(b, "answer_ms", r.answer_ms);
   add_double(b, "connect_ms", r.connect_ms);
   add_double(b, "first_packet_ms", r.first_packet_ms);
   add_double(b, "first_keyframe_ms", r.first_keyframe_ms);
@@ -160,6 +162,7 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   std::printf("viewers: requested %zu, connected %zu, failed %zu, never got media %zu\n", t.requested, t.connected,
               t.failed, t.no_media);
   for (const auto &f : t.failures) std::printf("  %zu x %s\n", f.second, f.first.c_str());
+  line("answer (POST->SDP)", t.answer);
   line("connect (POST->DTLS)", t.connect);
   line("first RTP packet", t.first_packet);
   line("first full keyframe", t.first_keyframe);
@@ -200,6 +203,7 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_int(b, "failed", int64_t(t.failed));
   add_int(b, "never_got_media", int64_t(t.no_media));
   add_int(b, "keyframes_seen", int64_t(t.keyframes));
+  add_distribution(b, "answer_ms", t.answer);
   add_distribution(b, "connect_ms", t.connect);
   add_distribution(b, "first_packet_ms", t.first_packet);
   add_distribution(b, "first_keyframe_ms", t.first_keyframe);

@@ -65,11 +65,13 @@ std::string Viewer::offer() {
 
 void Viewer::on_answer(const std::string &sdp) {
   if (state_ != State::Signalling) return;  // given up on meanwhile
+  answered_at_ = config_.loop->now();
   if (negotiate(sdp, false, nullptr)) start_ice();
 }
 
 std::string Viewer::answer(const std::string &offer_sdp) {
   if (state_ != State::Signalling) return "";
+  answered_at_ = config_.loop->now();  // Janus: its offer is the server's answer to our watch request
   // The offerer controls ICE; we answer its nominations.
   ice_ = std::make_unique<IceAgent>(IceAgent::Role::Controlled, local_ice_,
                                     [this](const uint8_t *d, size_t n, const sockaddr_in &to) { send(d, n, to); });
@@ -301,6 +303,7 @@ ViewerReport Viewer::report() const {
   r.state = state_name(state_);
   r.failure = failure_;
   r.connected = connected_at_ != 0;
+  r.answer_ms = ms_since(signalling_started_, answered_at_);
   r.connect_ms = ms_since(signalling_started_, connected_at_);
   r.first_packet_ms = ms_since(signalling_started_, first_packet_at_);
   r.first_keyframe_ms = ms_since(signalling_started_, first_keyframe_at_);

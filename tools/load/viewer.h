@@ -34,6 +34,7 @@ struct ViewerReport {
   std::string state;
   std::string failure;
   bool connected = false;  // DTLS completed at some point
+  double answer_ms = -1;  // signalling: our request to the server's SDP
   double connect_ms = -1;
   double first_packet_ms = -1;
   double first_keyframe_ms = -1;
@@ -144,6 +145,7 @@ class Viewer : public EventLoop::Receiver {
 
   int64_t opened_at_ = 0;
   int64_t signalling_started_ = 0;
+  int64_t answered_at_ = 0;
   int64_t connected_at_ = 0;
   int64_t first_packet_at_ = 0;
   int64_t first_keyframe_at_ = 0;
