@@ -11,6 +11,7 @@
  */
 #include "viewermanager.h"
 
+#include <atomic>
 #include <gst/webrtc/webrtc.h>
 
 #include <memory>
@@ -61,6 +62,7 @@ struct ViewerManagerPrivate {
   Pusher::State push_state = Pusher::State::Idle;
   std::string node_id;        // ours, when we are the root
   std::string upstream_path;  // from a relaysrc upstream of us
+  std::atomic<bool> stream_start_forwarded{false};
 };
 
 struct _GstViewerManager {
@@ -561,9 +563,40 @@ static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
   }
 }
 
+// Messages whose handling costs O(viewers) each, posted O(viewers) times,
+// made a viewer's cost grow with the audience (benchmark: 0.31 % of a core
+// per viewer at 50 viewers, 0.49 % at 200; the profile showed the
+// application thread busy in latency queries long after the joins):
+// - LATENCY: every joining webrtcbin posts a few; each makes the pipeline
+//   query the latency of every sink, i.e. of every viewer. Nothing in this
+//   bin syncs to the clock (webrtcbin's sinks have sync=false), so the
+//   answer never changes: dropped.
+// - STREAM_START: a funnel inside each webrtcbin re-sends its sticky events
+//   at every switch between its inputs, and the transport's sink posts one
+//   each time; GstBin checks each against all of its children. The first
+//   tells the pipeline the broadcast started; the rest are dropped.
+// - STATE_CHANGED of our children (our own is posted to our parent, not
+//   through here): about 90 per joining viewer, from webrtcbin's threads.
+//   The pipeline's bus queues messages in a lock-free queue whose writers
+//   spin on each other; with hundreds of threads on one core, a join storm
+//   once left the control thread spinning there for most of a second.
+static void gst_viewer_manager_handle_message(GstBin *bin, GstMessage *message) {
+  GstViewerManager *self = GST_VIEWER_MANAGER(bin);
+  bool drop = GST_MESSAGE_TYPE(message) == GST_MESSAGE_LATENCY ||
+              GST_MESSAGE_TYPE(message) == GST_MESSAGE_STATE_CHANGED ||
+              (GST_MESSAGE_TYPE(message) == GST_MESSAGE_STREAM_START &&
+               self->priv->stream_start_forwarded.exchange(true));
+  if (drop) {
+    gst_message_unref(message);
+    return;
+  }
+  GST_BIN_CLASS(gst_viewer_manager_parent_class)->handle_message(bin, message);
+}
+
 static GstStateChangeReturn gst_viewer_manager_change_state(GstElement *element,
                                                            GstStateChange transition) {
   GstViewerManager *self = GST_VIEWER_MANAGER(element);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) self->priv->stream_start_forwarded = false;
   if (transition == GST_STATE_CHANGE_NULL_TO_READY && !start(self)) {
     stop(self);
     return GST_STATE_CHANGE_FAILURE;
@@ -617,6 +650,7 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
                                    G_CALLBACK(remove_viewer));
   GST_BIN_CLASS(klass)->remove_element = gst_viewer_manager_remove_element;
+  GST_BIN_CLASS(klass)->handle_message = gst_viewer_manager_handle_message;
   element_class->request_new_pad = gst_viewer_manager_request_new_pad;
   element_class->release_pad = gst_viewer_manager_release_pad;
   element_class->change_state = gst_viewer_manager_change_state;

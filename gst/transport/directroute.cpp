@@ -15,11 +15,9 @@ namespace {
 
 // Values of srtpenc's GstSrtpCipherType / GstSrtpAuthType enums.
 constexpr int kCipherAes128Icm = 1;
-constexpr int kCipherAes128Gcm = 3;
-constexpr int kCipherAes256Gcm = 4;
-constexpr int kAuthNull = 0;
 constexpr int kAuthSha1_32 = 1;
 constexpr int kAuthSha1_80 = 2;
+constexpr size_t kMasterKeyAndSalt = 30;
 
 // The elements webrtcbin made for its one (bundled) transport, found by
 // factory; more than one of a kind means an unbundled session.
@@ -65,27 +63,17 @@ void find_transport_elements(GstElement *webrtcbin, TransportElements *out) {
   gst_iterator_free(it);
 }
 
-bool read_profile(GstElement *srtpenc, SrtpProfile *out, size_t *key_len) {
+bool read_profile(GstElement *srtpenc, SrtpProfile *out) {
   gint cipher = 0, auth = 0;
   g_object_get(srtpenc, "rtp-cipher", &cipher, "rtp-auth", &auth, nullptr);
   if (cipher == kCipherAes128Icm && auth == kAuthSha1_80) *out = SrtpProfile::Aes128CmSha1_80;
   else if (cipher == kCipherAes128Icm && auth == kAuthSha1_32) *out = SrtpProfile::Aes128CmSha1_32;
-  else if (cipher == kCipherAes128Gcm && auth == kAuthNull) *out = SrtpProfile::AeadAes128Gcm;
-  else if (cipher == kCipherAes256Gcm && auth == kAuthNull) *out = SrtpProfile::AeadAes256Gcm;
   else return false;
-  // Master key plus salt: 16 + 14 for AES-CM, 16 + 12 and 32 + 12 for GCM.
-  *key_len = *out == SrtpProfile::AeadAes128Gcm ? 28 : *out == SrtpProfile::AeadAes256Gcm ? 44 : 30;
   return true;
 }
 
 const char *profile_name(SrtpProfile profile) {
-  switch (profile) {
-    case SrtpProfile::Aes128CmSha1_80: return "AES_CM_128_HMAC_SHA1_80";
-    case SrtpProfile::Aes128CmSha1_32: return "AES_CM_128_HMAC_SHA1_32";
-    case SrtpProfile::AeadAes128Gcm: return "AEAD_AES_128_GCM";
-    case SrtpProfile::AeadAes256Gcm: return "AEAD_AES_256_GCM";
-  }
-  return "?";
+  return profile == SrtpProfile::Aes128CmSha1_80 ? "AES_CM_128_HMAC_SHA1_80" : "AES_CM_128_HMAC_SHA1_32";
 }
 
 }  // namespace
@@ -103,8 +91,8 @@ std::shared_ptr<DirectRoute> DirectRoute::open(GstElement *webrtcbin, std::strin
   }
 
   std::shared_ptr<DirectRoute> route(new DirectRoute());
-  size_t key_len = 0;
-  if (!read_profile(elements.srtpenc, &route->profile_, &key_len)) {
+  size_t key_len = kMasterKeyAndSalt;
+  if (!read_profile(elements.srtpenc, &route->profile_)) {
     *why = "DTLS agreed an SRTP profile the direct path does not implement";
     return nullptr;
   }

@@ -15,8 +15,9 @@
 
 namespace wb {
 
-// The SRTP protection profiles DTLS-SRTP can agree (RFC 5764, RFC 7714).
-enum class SrtpProfile { Aes128CmSha1_80, Aes128CmSha1_32, AeadAes128Gcm, AeadAes256Gcm };
+// The SRTP protection profiles of RFC 5764 that the direct path implements
+// (GStreamer 1.22's DTLS offers only these two; AEAD-GCM stays on webrtcbin).
+enum class SrtpProfile { Aes128CmSha1_80, Aes128CmSha1_32 };
 
 class DirectRoute {
  public:
@@ -36,7 +37,7 @@ class DirectRoute {
   const sockaddr_storage &remote() const { return remote_; }
   socklen_t remote_len() const { return remote_len_; }
   SrtpProfile profile() const { return profile_; }
-  // Our sending master key followed by its salt.
+  // Our sending master key (16 bytes) followed by its salt (14).
   const std::vector<uint8_t> &master_key() const { return master_key_; }
   std::string describe() const;
 

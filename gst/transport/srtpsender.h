@@ -2,10 +2,8 @@
 // context (keys from the viewer's DirectRoute) and sends a batch with one
 // sendmmsg on the viewer's ICE socket. Runs on the fan-out's streaming
 // thread; each branch has its own context because audio and video are
-// delivered by different threads.
+// delivered by different threads (and each is one SSRC).
 #pragma once
-
-#include <srtp2/srtp.h>
 
 #include <atomic>
 #include <cstddef>
@@ -14,6 +12,7 @@
 #include <string>
 
 #include "transport/directroute.h"
+#include "transport/srtpcontext.h"
 
 namespace wb {
 
@@ -27,7 +26,6 @@ struct RtpPacketRef {
 class SrtpSender {
  public:
   static std::unique_ptr<SrtpSender> create(std::shared_ptr<DirectRoute> route, std::string *why);
-  ~SrtpSender();
   SrtpSender(const SrtpSender &) = delete;
   SrtpSender &operator=(const SrtpSender &) = delete;
 
@@ -42,7 +40,7 @@ class SrtpSender {
   explicit SrtpSender(std::shared_ptr<DirectRoute> route) : route_(std::move(route)) {}
 
   std::shared_ptr<DirectRoute> route_;
-  srtp_t session_ = nullptr;
+  std::unique_ptr<SrtpContext> srtp_;
   std::atomic<uint64_t> dropped_{0};
 };
 

@@ -1,0 +1,122 @@
+// SHA-1's low-level API is deprecated in OpenSSL 3 but is the only one that
+// lets a pre-keyed HMAC state be copied by value for each packet.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include "srtpcontext.h"
+
+#include <cstring>
+
+namespace wb {
+
+namespace {
+
+constexpr uint8_t kLabelEncryption = 0x00;
+constexpr uint8_t kLabelAuthentication = 0x01;
+constexpr uint8_t kLabelSalt = 0x02;
+constexpr size_t kAuthKeyLength = 20;
+
+// RFC 3711 4.3.1 with a key derivation rate of 0: AES-CM keystream under the
+// master key, from the master salt with the label XORed in at byte 7.
+bool derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out, size_t length) {
+  uint8_t iv[16] = {};
+  memcpy(iv, master_salt, SrtpContext::kMasterSaltLength);
+  iv[7] ^= label;
+  uint8_t zeros[32] = {};
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int n = 0;
+  bool ok = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nullptr, master_key, iv) == 1 &&
+            EVP_EncryptUpdate(ctx, out, &n, zeros, int(length)) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  return ok;
+}
+
+}  // namespace
+
+std::unique_ptr<SrtpContext> SrtpContext::create(const uint8_t *master_key, const uint8_t *master_salt,
+                                                 size_t tag_length) {
+  if (tag_length != 10 && tag_length != 4) return nullptr;
+  std::unique_ptr<SrtpContext> c(new SrtpContext());
+  c->tag_length_ = tag_length;
+  uint8_t session_key[kMasterKeyLength];
+  uint8_t auth_key[kAuthKeyLength];
+  if (!derive(master_key, master_salt, kLabelEncryption, session_key, sizeof session_key) ||
+      !derive(master_key, master_salt, kLabelAuthentication, auth_key, sizeof auth_key) ||
+      !derive(master_key, master_salt, kLabelSalt, c->session_salt_, sizeof c->session_salt_))
+    return nullptr;
+  c->cipher_ = EVP_CIPHER_CTX_new();
+  if (!c->cipher_ || EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) != 1)
+    return nullptr;
+  uint8_t pad[SHA_CBLOCK];
+  memset(pad, 0x36, sizeof pad);
+  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
+  SHA1_Init(&c->hmac_inner_);
+  SHA1_Update(&c->hmac_inner_, pad, sizeof pad);
+  memset(pad, 0x5c, sizeof pad);
+  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
+  SHA1_Init(&c->hmac_outer_);
+  SHA1_Update(&c->hmac_outer_, pad, sizeof pad);
+  OPENSSL_cleanse(session_key, sizeof session_key);
+  OPENSSL_cleanse(auth_key, sizeof auth_key);
+  OPENSSL_cleanse(pad, sizeof pad);
+  return c;
+}
+
+SrtpContext::~SrtpContext() {
+  EVP_CIPHER_CTX_free(cipher_);
+  OPENSSL_cleanse(&hmac_inner_, sizeof hmac_inner_);
+  OPENSSL_cleanse(&hmac_outer_, sizeof hmac_outer_);
+}
+
+// RFC 3711 3.3.1 and appendix A, for a sender: the counter goes up when the
+// sequence number wraps; a packet from just before a wrap keeps the old one.
+uint32_t SrtpContext::rollover_for(uint16_t seq) {
+  if (!started_) {
+    started_ = true;
+    highest_seq_ = seq;
+    return rollover_;
+  }
+  int16_t ahead = int16_t(uint16_t(seq - highest_seq_));
+  if (ahead > 0) {
+    if (seq < highest_seq_) ++rollover_;
+    highest_seq_ = seq;
+    return rollover_;
+  }
+  return seq > highest_seq_ && rollover_ > 0 ? rollover_ - 1 : rollover_;
+}
+
+bool SrtpContext::protect(uint8_t *packet, size_t *length, size_t header_length) {
+  size_t len = *length;
+  if (len < 12 || header_length < 12 || header_length > len) return false;
+  uint16_t seq = uint16_t(packet[2] << 8 | packet[3]);
+  uint32_t roc = rollover_for(seq);
+
+  // IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16), index = ROC << 16 | SEQ.
+  uint8_t iv[16] = {};
+  memcpy(iv, session_salt_, sizeof session_salt_);
+  for (int i = 0; i < 4; ++i) iv[4 + i] ^= packet[8 + i];
+  iv[8] ^= uint8_t(roc >> 24);
+  iv[9] ^= uint8_t(roc >> 16);
+  iv[10] ^= uint8_t(roc >> 8);
+  iv[11] ^= uint8_t(roc);
+  iv[12] ^= packet[2];
+  iv[13] ^= packet[3];
+  int n = 0;
+  if (EVP_EncryptInit_ex(cipher_, nullptr, nullptr, nullptr, iv) != 1 ||
+      EVP_EncryptUpdate(cipher_, packet + header_length, &n, packet + header_length, int(len - header_length)) != 1)
+    return false;
+
+  // Tag = HMAC-SHA1(auth key, packet || ROC), truncated.
+  uint8_t roc_bytes[4] = {uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc)};
+  uint8_t digest[SHA_DIGEST_LENGTH];
+  SHA_CTX sha = hmac_inner_;
+  SHA1_Update(&sha, packet, len);
+  SHA1_Update(&sha, roc_bytes, sizeof roc_bytes);
+  SHA1_Final(digest, &sha);
+  sha = hmac_outer_;
+  SHA1_Update(&sha, digest, sizeof digest);
+  SHA1_Final(digest, &sha);
+  memcpy(packet + len, digest, tag_length_);
+  *length = len + tag_length_;
+  return true;
+}
+
+}  // namespace wb

@@ -1,0 +1,57 @@
+// SRTP protection of one outgoing RTP stream (RFC 3711), AES-128 counter
+// mode with HMAC-SHA1 authentication, on OpenSSL.
+//
+// Not libsrtp: Debian's libsrtp2 is built on NSS, which creates and destroys
+// a PKCS#11 context for every packet and looks keys up in tables that grow
+// with every viewer's key, so a viewer's cost grew with the audience
+// (profile in docs/per-viewer-cost.md). Here the AES key schedule and the
+// HMAC's inner and outer hash states are computed once per key, and a packet
+// costs one counter-mode pass and two SHA-1 finishes.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace wb {
+
+class SrtpContext {
+ public:
+  static constexpr size_t kMasterKeyLength = 16;
+  static constexpr size_t kMasterSaltLength = 14;
+  static constexpr size_t kMaxTagLength = 10;
+
+  // `tag_length`: 10 (AES_CM_128_HMAC_SHA1_80) or 4 (_32). nullptr if
+  // OpenSSL cannot set up AES-128-CTR.
+  static std::unique_ptr<SrtpContext> create(const uint8_t *master_key, const uint8_t *master_salt,
+                                             size_t tag_length);
+  ~SrtpContext();
+  SrtpContext(const SrtpContext &) = delete;
+  SrtpContext &operator=(const SrtpContext &) = delete;
+
+  // Encrypts the payload of the RTP packet in `packet` (`*length` bytes, the
+  // header `header_length` of them) in place and appends the tag, which
+  // needs tag_length() writable bytes after the packet. One SSRC per context:
+  // the rollover counter follows that stream's sequence numbers.
+  bool protect(uint8_t *packet, size_t *length, size_t header_length);
+
+  size_t tag_length() const { return tag_length_; }
+
+ private:
+  SrtpContext() = default;
+  uint32_t rollover_for(uint16_t seq);
+
+  EVP_CIPHER_CTX *cipher_ = nullptr;  // AES-128-CTR with the session key
+  uint8_t session_salt_[kMasterSaltLength] = {};
+  SHA_CTX hmac_inner_{};  // SHA-1 after (auth key ^ ipad)
+  SHA_CTX hmac_outer_{};  // SHA-1 after (auth key ^ opad)
+  size_t tag_length_ = kMaxTagLength;
+  bool started_ = false;
+  uint16_t highest_seq_ = 0;
+  uint32_t rollover_ = 0;
+};
+
+}  // namespace wb
