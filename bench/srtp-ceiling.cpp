@@ -28,7 +28,10 @@
 // sender does not also pay for waking it on every packet.
 //
 // libsrtp2 is the system's (Debian 12: 2.5.0 built against NSS, the same one
-// GStreamer's srtpenc uses), so the crypto is on equal terms with the servers.
+// GStreamer's srtpenc uses), so the crypto is on equal terms with webrtcbin.
+// --openssl protects with broadcastsink's own SRTP instead (SrtpContext,
+// gst/transport/srtpcontext.cpp, OpenSSL; byte-identical output): the
+// ceiling for what our direct send does per packet.
 //
 // The machine may be shared: each run reports the CPU other processes used
 // meanwhile (others_cpu, % of one core, from /proc/stat); runs start only
@@ -66,10 +69,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "transport/srtpcontext.h"
 
 namespace {
 
@@ -92,6 +98,7 @@ struct Options {
   double target = 95;  // % of one core, for --find-max
   double step_seconds = 4;
   double noise = 10;  // % of one core used by other processes that voids a run
+  bool openssl = false;  // SrtpContext instead of libsrtp2
 };
 
 Options opt;
@@ -181,6 +188,7 @@ void die(const char *what) {
 
 struct Viewer {
   srtp_t session = nullptr;
+  std::shared_ptr<wb::SrtpContext> context[2];  // with --openssl, one per SSRC
   uint32_t ssrc[2];
   uint16_t seq_offset[2];
   uint8_t pt[2];
@@ -211,6 +219,8 @@ void add_viewers(int n) {
       fprintf(stderr, "srtp_create failed\n");
       exit(1);
     }
+    if (opt.openssl)
+      for (auto &c : v.context) c = wb::SrtpContext::create(key, key + wb::SrtpContext::kMasterKeyLength, 10);
     for (int m = 0; m < 2; ++m) {
       v.ssrc[m] = rng();
       v.seq_offset[m] = uint16_t(rng());
@@ -323,7 +333,16 @@ struct Sender {
       uint32_t ssrc = htonl(v.ssrc[media]);
       memcpy(out + 8, &ssrc, 4);
       int out_len = len;
-      if (srtp_protect(v.session, out, &out_len) != srtp_err_status_ok) {
+      if (opt.openssl) {
+        size_t header = 12 + 4 * size_t(out[0] & 0x0f);
+        if ((out[0] & 0x10) && size_t(len) >= header + 4) header += 4 + 4 * size_t(out[header + 2] << 8 | out[header + 3]);
+        size_t protected_len = size_t(len);
+        if (!v.context[media]->protect(out, &protected_len, header)) {
+          ++protect_errors;
+          continue;
+        }
+        out_len = int(protected_len);
+      } else if (srtp_protect(v.session, out, &out_len) != srtp_err_status_ok) {
         ++protect_errors;
         continue;
       }
@@ -582,7 +601,7 @@ void usage(const char *argv0) {
           "usage: %s --viewers N [--seconds S] [--raw] | --find-max\n"
           "  [--video-port P --audio-port P]  read the RTP stream instead of synthesising it\n"
           "  [--video-size 1200] [--audio-size 1200] [--video-pps 75] [--audio-pps 50] [--fps 30]\n"
-          "  [--batch 64] [--sender-cpu 0] [--receiver-cpu 1] [--target 95] [--step-seconds 4]\n"
+          "  [--batch 64] [--sender-cpu 0] [--receiver-cpu 1] [--target 95] [--step-seconds 4] [--openssl]\n"
           "  [--noise 10]  a run during which other processes used more than this %% of a core is repeated\n",
           argv0);
   exit(2);
@@ -614,6 +633,7 @@ int main(int argc, char **argv) {
     else if (a == "--target") opt.target = value();
     else if (a == "--step-seconds") opt.step_seconds = value();
     else if (a == "--noise") opt.noise = value();
+    else if (a == "--openssl") opt.openssl = true;
     else usage(argv[0]);
   }
   if (!opt.find_max && opt.viewers <= 0) usage(argv[0]);
