@@ -250,7 +250,10 @@ for server in $SERVERS; do
 done
 
 # Twice: with Debian's libsrtp2 (NSS, as webrtcbin's srtpenc) and with the
-# OpenSSL SRTP our direct send uses.
+# OpenSSL SRTP our direct send uses. The encoder stops first: the ceiling
+# waits for a quiet machine and would otherwise count it as noise.
+kill "$SOURCE_PID" 2>/dev/null || true
+wait "$SOURCE_PID" 2>/dev/null || true
 CEILING=$(taskset -c 0 "$B/bench/srtp-ceiling" --find-max 2>"$OUT/ceiling.err" | tee "$OUT/ceiling.log" |
   sed -n 's/^ceiling: \([0-9]*\) viewers.*/\1/p' | tail -1)
 CEILING_OPENSSL=$(taskset -c 0 "$B/bench/srtp-ceiling" --find-max --openssl 2>"$OUT/ceiling-openssl.err" |
