@@ -17,18 +17,11 @@ mkdir -p "$out"
 export GST_PLUGIN_PATH=$PWD/build/gst
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-taskset -c 1 gst-launch-1.0 -q \
-  videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1 \
-  ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
-  ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
-  ! udpsink host=127.0.0.1 port=5004 \
-  audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
-  ! udpsink host=127.0.0.1 port=5006 >"$out/source.log" 2>&1 &
-pids+=($!)
-taskset -c 0 gst-launch-1.0 -q \
-  udpsrc port=5004 caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96" ! queue ! bs.video \
-  udpsrc port=5006 caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111" ! queue ! bs.audio \
-  broadcastsink name=bs port=18400 address=127.0.0.1 ice-address=127.0.0.1 >"$out/server.log" 2>&1 &
+. bench/stream.sh
+start_stream "$out/source.log"
+pids+=("$SOURCE_PID")
+ours_launch 18400
+taskset -c 0 gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$out/server.log" 2>&1 &
 server=$!
 pids+=("$server")
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18400/ && break; sleep 0.1; done

@@ -15,7 +15,7 @@
 # Environment: COUNTS ("50 100 150 200 300 400 600 800 1200 1600 2400"), HOLD (20 s), RAMP (100
 #   joins/s), SERVERS ("ours ours-webrtcbin naive janus"; ours-webrtcbin is
 #   broadcastsink with direct-send=false, every packet through webrtcbin), OUT (build/bench-results),
-#   DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, CHURN_SECONDS (120).
+#   DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, SKIP_CEILING=1, CHURN_SECONDS (120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -52,15 +52,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------- the stream
+. "$ROOT/bench/stream.sh"
 start_source() {
-  taskset -c 1 gst-launch-1.0 -q \
-    videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1 \
-    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
-    ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
-    ! udpsink host=127.0.0.1 port=5004 \
-    audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
-    ! udpsink host=127.0.0.1 port=5006 >"$OUT/source.log" 2>&1 &
-  SOURCE_PID=$!
+  start_stream "$OUT/source.log"
   PIDS+=("$SOURCE_PID")
 }
 
@@ -86,10 +80,8 @@ start_server() {
     ours|ours-webrtcbin)
       local direct=true
       [ "$name" = ours ] || direct=false
-      taskset -c 0 gst-launch-1.0 -q \
-        udpsrc port=5004 caps="application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96" ! queue ! bs.video \
-        udpsrc port=5006 caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111" ! queue ! bs.audio \
-        broadcastsink name=bs port=$PORT address=127.0.0.1 ice-address=127.0.0.1 direct-send=$direct >"$log" 2>&1 &
+      ours_launch "$PORT" direct-send=$direct
+      taskset -c 0 gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")
       READY_URL="http://127.0.0.1:$PORT/"
@@ -254,10 +246,13 @@ done
 # waits for a quiet machine and would otherwise count it as noise.
 kill "$SOURCE_PID" 2>/dev/null || true
 wait "$SOURCE_PID" 2>/dev/null || true
+CEILING=0 CEILING_OPENSSL=0
+if [ "${SKIP_CEILING:-0}" != 1 ]; then
 CEILING=$(taskset -c 0 "$B/bench/srtp-ceiling" --find-max 2>"$OUT/ceiling.err" | tee "$OUT/ceiling.log" |
   sed -n 's/^ceiling: \([0-9]*\) viewers.*/\1/p' | tail -1)
 CEILING_OPENSSL=$(taskset -c 0 "$B/bench/srtp-ceiling" --find-max --openssl 2>"$OUT/ceiling-openssl.err" |
   tee "$OUT/ceiling-openssl.log" | sed -n 's/^ceiling: \([0-9]*\) viewers.*/\1/p' | tail -1)
+fi
 
 bash "$ROOT/bench/write-benchmarks-doc.sh" "$OUT" "${CEILING:-0}" "${CEILING_OPENSSL:-0}" >"$DOC"
 say "wrote $DOC"

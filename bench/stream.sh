@@ -1,0 +1,29 @@
+# The benchmarks' shared test stream, sourced by run-benchmarks.sh and
+# profile-fanout.sh so that every measurement serves the same input:
+# 640x360 30 fps H.264 ~800 kbps (2 s GOP) on UDP 5004 and Opus on 5006,
+# RTP over loopback, from an encoder process of its own on core 1.
+
+# Starts the encoder in the background, logging to $1; sets SOURCE_PID.
+start_stream() {
+  taskset -c 1 gst-launch-1.0 -q \
+    videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1 \
+    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
+    ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
+    ! udpsink host=127.0.0.1 port=5004 \
+    audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
+    ! udpsink host=127.0.0.1 port=5006 >"$1" 2>&1 &
+  SOURCE_PID=$!
+}
+
+# Sets OURS_LAUNCH to the gst-launch-1.0 arguments of a broadcastsink serving
+# that stream on HTTP port $1 (extra broadcastsink properties after it).
+ours_launch() {
+  local port=$1
+  shift
+  OURS_LAUNCH=(
+    udpsrc port=5004 'caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96'
+    ! queue ! bs.video
+    udpsrc port=5006 'caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111'
+    ! queue ! bs.audio
+    broadcastsink name=bs port="$port" address=127.0.0.1 ice-address=127.0.0.1 "$@")
+}
