@@ -573,13 +573,17 @@ static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
 //   answer never changes: dropped.
 // - STREAM_START: a funnel inside each webrtcbin re-sends its sticky events
 //   at every switch between its inputs, and the transport's sink posts one
-//   each time; GstBin checks each against all of its children. The first
-//   tells the pipeline the broadcast started; the rest are dropped.
+//   each time (about one per viewer every two seconds, counted with 30
+//   viewers); GstBin keeps and checks each against its children. The first
+//   tells the pipeline the broadcast started; the rest are dropped. Dropping
+//   them alone made no difference we could measure; LATENCY was the cost.
 // - STATE_CHANGED of our children (our own is posted to our parent, not
-//   through here): about 90 per joining viewer, from webrtcbin's threads.
-//   The pipeline's bus queues messages in a lock-free queue whose writers
-//   spin on each other; with hundreds of threads on one core, a join storm
-//   once left the control thread spinning there for most of a second.
+//   through here): thousands per minute of joins and leaves, from
+//   webrtcbin's threads, that nobody above reads. The pipeline's bus queues
+//   messages in a lock-free queue whose writers spin on each other; with
+//   hundreds of threads on one core, one profiled join of 200 viewers had
+//   the control thread spinning there for 63 % of 8 s (seen once, not
+//   reproduced). Dropping them is a precaution against that.
 static void gst_viewer_manager_handle_message(GstBin *bin, GstMessage *message) {
   GstViewerManager *self = GST_VIEWER_MANAGER(bin);
   bool drop = GST_MESSAGE_TYPE(message) == GST_MESSAGE_LATENCY ||

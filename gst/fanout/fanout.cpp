@@ -167,6 +167,7 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
 
   bool waiting = false;
   uint64_t bytes = 0;
+  const gint64 now = any_direct ? g_get_monotonic_time() : 0;
   for (const auto &branch : *branches) {
     if (!branch->started.load(std::memory_order_acquire)) continue;
     size_t first = 0;
@@ -190,7 +191,6 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       // needs for lip sync from the packets it sees: show it one a second.
       // It sends the very same SRTP packet again, which the viewer drops as
       // a replay.
-      gint64 now = g_get_monotonic_time();
       if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len) {
         branch->shown_to_pad_us = now;
         gst_pad_push(branch->pad, branch_packet(packets[first], headers.data() + header_offsets[first], *branch));

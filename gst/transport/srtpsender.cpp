@@ -5,7 +5,6 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
 #include "common/debug.h"
 #define GST_CAT_DEFAULT wb_viewer_debug
@@ -62,10 +61,7 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t paylo
       slot[10] = uint8_t(ssrc >> 8);
       slot[11] = uint8_t(ssrc);
       size_t len = p.size;
-      if (!srtp_->protect(slot, &len, p.header_len)) {
-        dropped_.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
+      if (!srtp_->protect(slot, &len, p.header_len)) continue;  // only a malformed packet fails
       s.iov[n] = {slot, len};
       mmsghdr &m = s.msgs[n];
       memset(&m, 0, sizeof m);
@@ -83,11 +79,9 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t paylo
       for (int i = 0; i < r; ++i) bytes += s.msgs[sent + size_t(i)].msg_len;
       sent += size_t(r);
     }
-    if (sent < n) {
-      dropped_.fetch_add(n - sent, std::memory_order_relaxed);
+    if (sent < n)
       GST_LOG("direct send to %s: %zu of %zu packets dropped (%s)", route.describe().c_str(), n - sent, n,
               g_strerror(errno));
-    }
   }
   return bytes;
 }

@@ -5,7 +5,6 @@
 // delivered by different threads (and each is one SSRC).
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -34,14 +33,11 @@ class SrtpSender {
   // congested network would. Returns the bytes handed to the kernel.
   size_t send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc);
 
-  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-
  private:
   explicit SrtpSender(std::shared_ptr<DirectRoute> route) : route_(std::move(route)) {}
 
   std::shared_ptr<DirectRoute> route_;
   std::unique_ptr<SrtpContext> srtp_;
-  std::atomic<uint64_t> dropped_{0};
 };
 
 }  // namespace wb
