@@ -118,9 +118,20 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "A viewer whose transport has not connected, or from which nothing was received, for this "
       "many milliseconds is removed",
       1000, 600000, 8000, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_ICE_LITE] = g_param_spec_boolean(
+      "ice-lite", "ICE-lite",
+      "Serve viewers from one shared UDP port (see ice-lite-port) as an ICE-lite peer with our own "
+      "DTLS-SRTP: no webrtcbin, socket or thread per viewer, and the fan-out sends every viewer's media. "
+      "Offers it cannot serve (media not bundled, RTCP not multiplexed, a fingerprint other than "
+      "sha-256) get a webrtcbin of their own, as with ice-lite off. Applies to viewers that join after a change",
+      TRUE, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_ICE_LITE_PORT] = g_param_spec_uint(
+      "ice-lite-port", "ICE-lite port",
+      "UDP port of the shared ICE-lite port, on every ice-address (0 = one the system picks)", 0, 65535, 0,
+      flags);
   specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
       "direct-send", "Direct send",
-      "Once a viewer's webrtcbin has connected, protect (SRTP) and send its media straight from the "
+      "Viewers with a webrtcbin of their own (see ice-lite): once it has connected, protect (SRTP) and send its media straight from the "
       "fan-out thread on the socket ICE selected, instead of through webrtcbin's per-viewer element "
       "chain; webrtcbin keeps ICE, DTLS and incoming RTCP. Viewers on a relayed (TURN) pair always "
       "go through webrtcbin. Applies to viewers that connect after a change",
@@ -409,6 +420,12 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_DIRECT_SEND:
       config.direct_send = g_value_get_boolean(value);
       break;
+    case PROP_ICE_LITE:
+      config.ice_lite = g_value_get_boolean(value);
+      break;
+    case PROP_ICE_LITE_PORT:
+      config.ice_lite_port = uint16_t(g_value_get_uint(value));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -450,6 +467,12 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_DIRECT_SEND:
       g_value_set_boolean(value, config.direct_send);
+      break;
+    case PROP_ICE_LITE:
+      g_value_set_boolean(value, config.ice_lite);
+      break;
+    case PROP_ICE_LITE_PORT:
+      g_value_set_uint(value, config.ice_lite_port);
       break;
     case PROP_DIRECT_VIEWERS:
       g_value_set_uint(value, priv->audience->direct_count());

@@ -117,6 +117,27 @@ GstBuffer *branch_packet(const Packet &pkt, const guint8 *header, const Branch &
   return out;
 }
 
+// When, on the monotonic clock, the first sample of `buffer` was taken:
+// its running time on the pipeline clock, seen from now. Audio and video
+// mapped this way keep their sync in the viewers' sender reports. `now`
+// when the buffer has no timestamp or the element no clock.
+gint64 sampled_time_us(WbFanout *self, GstBuffer *buffer, gint64 now) {
+  GstClockTime pts = GST_BUFFER_PTS(buffer);
+  GstClock *clock = GST_CLOCK_TIME_IS_VALID(pts) ? gst_element_get_clock(GST_ELEMENT(self)) : nullptr;
+  if (!clock) return now;
+  GstClockTime running;
+  {
+    std::lock_guard<std::mutex> lock(self->state->lock);
+    running = gst_segment_to_running_time(&self->state->segment, GST_FORMAT_TIME, pts);
+  }
+  GstClockTime clock_now = gst_clock_get_time(clock);
+  gst_object_unref(clock);
+  if (!GST_CLOCK_TIME_IS_VALID(running) || !GST_CLOCK_TIME_IS_VALID(clock_now)) return now;
+  GstClockTimeDiff age = GstClockTimeDiff(clock_now) -
+                         GstClockTimeDiff(running + gst_element_get_base_time(GST_ELEMENT(self)));
+  return now - age / GstClockTimeDiff(GST_USECOND);
+}
+
 void deliver(WbFanout *self, std::vector<Packet> &packets) {
   FanoutState &st = *self->state;
   std::shared_ptr<const BranchList> branches;
@@ -156,18 +177,19 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
   bool any_direct = false;
   for (const auto &branch : *branches)
     any_direct |= branch->started.load(std::memory_order_acquire) && branch->direct;
+  const gint64 now = any_direct ? g_get_monotonic_time() : 0;
   if (any_direct) {
+    const gint64 sampled_us = sampled_time_us(self, packets.front().buffer, now);
     refs.reserve(packets.size());
     for (auto &pkt : packets) {
       if (!pkt.header_len) continue;
       pkt.mapped = gst_buffer_map(pkt.buffer, &pkt.map, GST_MAP_READ);
-      if (pkt.mapped) refs.push_back({pkt.map.data, pkt.map.size, pkt.header_len});
+      if (pkt.mapped) refs.push_back({pkt.map.data, pkt.map.size, pkt.header_len, sampled_us});
     }
   }
 
   bool waiting = false;
   uint64_t bytes = 0;
-  const gint64 now = any_direct ? g_get_monotonic_time() : 0;
   for (const auto &branch : *branches) {
     if (!branch->started.load(std::memory_order_acquire)) continue;
     size_t first = 0;
@@ -187,11 +209,13 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       size_t skip = 0;
       for (size_t i = 0; i < first; ++i) skip += packets[i].mapped;
       bytes += branch->direct->send(refs.data() + skip, refs.size() - skip, branch->pt, branch->ssrc);
-      // The viewer's webrtcbin writes the RTCP sender reports a browser
+      // A viewer's webrtcbin writes the RTCP sender reports a browser
       // needs for lip sync from the packets it sees: show it one a second.
       // It sends the very same SRTP packet again, which the viewer drops as
-      // a replay.
-      if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len) {
+      // a replay. (A branch linked to nothing has a transport that writes
+      // its own reports.)
+      if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len &&
+          gst_pad_is_linked(branch->pad)) {
         branch->shown_to_pad_us = now;
         gst_pad_push(branch->pad, branch_packet(packets[first], headers.data() + header_offsets[first], *branch));
       }
@@ -391,7 +415,7 @@ GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t
   gst_pad_set_query_function(pad, src_query);
   gst_pad_set_active(pad, TRUE);
   gst_element_add_pad(GST_ELEMENT(fanout), pad);
-  if (GST_PAD_LINK_FAILED(gst_pad_link(pad, peer))) {
+  if (peer && GST_PAD_LINK_FAILED(gst_pad_link(pad, peer))) {
     GST_WARNING_OBJECT(fanout, "could not link branch to %" GST_PTR_FORMAT, peer);
     gst_pad_set_active(pad, FALSE);
     gst_element_remove_pad(GST_ELEMENT(fanout), pad);
@@ -424,6 +448,11 @@ void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<S
   if (codec_is_video(fanout_get_codec(fanout)) &&
       fanout->state->keyframes.request(KeyframeRequests::Clock::now()))
     send_keyframe_request(fanout);
+}
+
+void fanout_request_keyframe(WbFanout *fanout) {
+  GST_DEBUG_OBJECT(fanout, "keyframe request from a viewer's transport");
+  if (fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
 }
 
 bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad) {

@@ -42,7 +42,8 @@ GstCaps *fanout_get_stream_caps(WbFanout *fanout);
 Codec fanout_get_codec(WbFanout *fanout);
 
 // Creates a branch whose packets carry `payload_type` and `ssrc`, with
-// `caps` announced downstream, and links it to `peer`. Sticky events are
+// `caps` announced downstream, and links it to `peer` (nullptr: to nothing,
+// for a transport fed only by a direct sender). Sticky events are
 // sent at once so the transport knows its caps before it answers an offer;
 // packets only flow after fanout_start_branch(). Returns the branch's
 // source pad (owned by the fan-out; do not unref) or nullptr.
@@ -53,6 +54,9 @@ GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t
 // sends the branch's packets itself and pushes none on its pad; the pad
 // stays linked for caps and for keyframe requests coming back. Once only.
 void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<SrtpSender> direct = nullptr);
+// A viewer's transport asks for a keyframe (RTCP PLI/FIR): coalesced with
+// every other request like the upstream events of linked branches.
+void fanout_request_keyframe(WbFanout *fanout);
 // Whether the branch has received a keyframe (its viewer can decode).
 bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad);
 void fanout_remove_branch(WbFanout *fanout, GstPad *branch_pad);

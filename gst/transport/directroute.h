@@ -13,11 +13,9 @@
 #include <string>
 #include <vector>
 
-namespace wb {
+#include "transport/srtpcontext.h"
 
-// The SRTP protection profiles of RFC 5764 that the direct path implements
-// (GStreamer 1.22's DTLS offers only these two; AEAD-GCM stays on webrtcbin).
-enum class SrtpProfile { Aes128CmSha1_80, Aes128CmSha1_32 };
+namespace wb {
 
 class DirectRoute {
  public:

@@ -14,13 +14,17 @@ constexpr uint8_t kLabelAuthentication = 0x01;
 constexpr uint8_t kLabelSalt = 0x02;
 constexpr size_t kAuthKeyLength = 20;
 
-// RFC 3711 4.3.1 with a key derivation rate of 0: AES-CM keystream under the
-// master key, from the master salt with the label XORed in at byte 7.
-bool derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out, size_t length) {
+}  // namespace
+
+// AES-CM keystream under the master key, from the master salt with the label
+// XORed in at byte 7.
+bool srtp_derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out,
+                 size_t length) {
   uint8_t iv[16] = {};
   memcpy(iv, master_salt, SrtpContext::kMasterSaltLength);
   iv[7] ^= label;
   uint8_t zeros[32] = {};
+  if (length > sizeof zeros) return false;
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int n = 0;
   bool ok = ctx && EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nullptr, master_key, iv) == 1 &&
@@ -29,8 +33,6 @@ bool derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label
   return ok;
 }
 
-}  // namespace
-
 std::unique_ptr<SrtpContext> SrtpContext::create(const uint8_t *master_key, const uint8_t *master_salt,
                                                  size_t tag_length) {
   if (tag_length != 10 && tag_length != 4) return nullptr;
@@ -38,9 +40,9 @@ std::unique_ptr<SrtpContext> SrtpContext::create(const uint8_t *master_key, cons
   c->tag_length_ = tag_length;
   uint8_t session_key[kMasterKeyLength];
   uint8_t auth_key[kAuthKeyLength];
-  if (!derive(master_key, master_salt, kLabelEncryption, session_key, sizeof session_key) ||
-      !derive(master_key, master_salt, kLabelAuthentication, auth_key, sizeof auth_key) ||
-      !derive(master_key, master_salt, kLabelSalt, c->session_salt_, sizeof c->session_salt_))
+  if (!srtp_derive(master_key, master_salt, kLabelEncryption, session_key, sizeof session_key) ||
+      !srtp_derive(master_key, master_salt, kLabelAuthentication, auth_key, sizeof auth_key) ||
+      !srtp_derive(master_key, master_salt, kLabelSalt, c->session_salt_, sizeof c->session_salt_))
     return nullptr;
   c->cipher_ = EVP_CIPHER_CTX_new();
   if (!c->cipher_ || EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) != 1)

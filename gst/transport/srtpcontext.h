@@ -18,6 +18,11 @@
 
 namespace wb {
 
+// The SRTP protection profiles of RFC 5764 that we implement (GStreamer
+// 1.22's DTLS offers only these two).
+enum class SrtpProfile { Aes128CmSha1_80, Aes128CmSha1_32 };
+
+
 class SrtpContext {
  public:
   static constexpr size_t kMasterKeyLength = 16;
@@ -53,5 +58,11 @@ class SrtpContext {
   uint16_t highest_seq_ = 0;
   uint32_t rollover_ = 0;
 };
+
+// RFC 3711 4.3.1 with a key derivation rate of 0: `length` bytes (at most
+// 32) of session key, authentication key or salt for `label` (0x00-0x02
+// SRTP, 0x03-0x05 SRTCP) from the 16-byte master key and 14-byte salt.
+bool srtp_derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out,
+                 size_t length);
 
 }  // namespace wb

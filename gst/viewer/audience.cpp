@@ -43,7 +43,27 @@ Audience::~Audience() {
 
 void Audience::configure(const AudienceConfig &config) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // Viewers already on the port keep it (they hold it); new ones get a port
+  // that matches the new settings.
+  if (config.ice_lite != config_.ice_lite || config.ice_lite_port != config_.ice_lite_port ||
+      config.transport.ice_addresses != config_.transport.ice_addresses) {
+    lite_port_.reset();
+    lite_port_error_.clear();
+  }
   config_ = config;
+}
+
+std::shared_ptr<IceLitePort> Audience::lite_port_locked() {
+  if (!config_.ice_lite || !lite_port_error_.empty()) return lite_port_;
+  if (!lite_port_) {
+    IceLitePort::Config port_config;
+    port_config.addresses = config_.transport.ice_addresses;
+    port_config.port = config_.ice_lite_port;
+    lite_port_ = IceLitePort::open(port_config, &lite_port_error_);
+    if (!lite_port_)
+      GST_WARNING("ICE-lite port: %s; every viewer gets a webrtcbin of its own", lite_port_error_.c_str());
+  }
+  return lite_port_;
 }
 
 AudienceConfig Audience::config() const {
@@ -157,7 +177,7 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
     if (!full.empty()) return redirect_or_refuse(request, full);
     std::weak_ptr<bool> alive = alive_;
     session = std::make_shared<ViewerSession>(
-        id, bin_, config.transport, config.direct_send,
+        id, bin_, config.transport, lite_port_locked(), config.direct_send,
         [this, alive](const std::string &sid, GstWebRTCPeerConnectionState state) {
           auto guard = alive.lock();
           if (guard && *guard) on_transport_state(sid, state);

@@ -28,6 +28,8 @@ struct AudienceConfig {
   std::chrono::milliseconds viewer_timeout{8000};
   std::chrono::milliseconds answer_timeout{5000};
   bool direct_send = true;  // see ViewerSession::start_media
+  bool ice_lite = true;     // serve viewers from the shared ICE-lite port
+  uint16_t ice_lite_port = 0;
 };
 
 class Audience : public SessionHandler {
@@ -74,6 +76,9 @@ class Audience : public SessionHandler {
   Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
   void on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state);
   std::shared_ptr<ViewerSession> find(const std::string &id) const;
+  // The shared port for new viewers, opened on first use; null when
+  // ice-lite is off or it cannot be opened. With mutex_ held.
+  std::shared_ptr<IceLitePort> lite_port_locked();
 
   GstBin *bin_;
   ControlLoop &loop_;
@@ -85,6 +90,8 @@ class Audience : public SessionHandler {
   std::map<std::string, bool> is_relay_;  // by session id
   Children children_;
   unsigned joins_in_flight_ = 0;
+  std::shared_ptr<IceLitePort> lite_port_;
+  std::string lite_port_error_;  // why it could not be opened with the current config
   // Cleared on destruction; transport callbacks that arrive late check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

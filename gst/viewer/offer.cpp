@@ -52,14 +52,8 @@ bool rtpmap_of(const GstSDPMedia *media, int pt, std::string &name, int &clock_r
 }
 
 std::string fmtp_of(const GstSDPMedia *media, int pt) {
-  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
-    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
-    if (g_strcmp0(a->key, "fmtp") != 0 || !a->value) continue;
-    char *end = nullptr;
-    long p = strtol(a->value, &end, 10);
-    if (p == pt && end && *end == ' ') return std::string(end + 1);
-  }
-  return {};
+  auto values = sdp_values_for_pt(media, "fmtp", pt);
+  return values.empty() ? std::string() : values.front();
 }
 
 std::string fmtp_param(const std::string &fmtp, const std::string &key) {
@@ -112,6 +106,18 @@ std::string describe_offer_codecs(const GstSDPMedia *media) {
 }
 
 }  // namespace
+
+std::vector<std::string> sdp_values_for_pt(const GstSDPMedia *media, const char *key, int pt) {
+  std::vector<std::string> out;
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+    const GstSDPAttribute *a = gst_sdp_media_get_attribute(media, i);
+    if (g_strcmp0(a->key, key) != 0 || !a->value) continue;
+    char *end = nullptr;
+    long p = strtol(a->value, &end, 10);
+    if (p == pt && end && *end == ' ') out.emplace_back(end + 1);
+  }
+  return out;
+}
 
 OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
                        Offerer offerer) {

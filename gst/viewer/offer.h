@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gst/gst.h>
+#include <gst/sdp/sdp.h>
 
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ enum class Offerer { Viewer, Publisher };
 
 OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
                        Offerer offerer = Offerer::Viewer);
+
+// What follows "a=<key>:<pt> " in each such attribute of `media` (fmtp,
+// rtcp-fb, rtpmap), in order.
+std::vector<std::string> sdp_values_for_pt(const GstSDPMedia *media, const char *key, int pt);
 
 // Puts back what 1.22 leaves out of H.264 answers (profile-level-id,
 // packetization-mode, level-asymmetry-allowed) for each accepted m-line.

@@ -5,22 +5,123 @@
 
 namespace wb {
 
-ViewerSession::ViewerSession(std::string id, GstBin *parent, const TransportConfig &config, bool direct_send,
-                             StateListener listener)
-    : id_(id),
-      parent_(parent),
-      peer_("viewer-" + id, config),
-      direct_send_(direct_send),
-      created_us_(g_get_monotonic_time()) {
-  peer_.on_state([id, listener = std::move(listener)](GstWebRTCPeerConnectionState state) {
-    if (listener) listener(id, state);
-  });
+namespace {
+
+GstWebRTCPeerConnectionState as_peer_state(LiteTransport::State state) {
+  switch (state) {
+    case LiteTransport::State::Connected:
+      return GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED;
+    case LiteTransport::State::Failed:
+      return GST_WEBRTC_PEER_CONNECTION_STATE_FAILED;
+    case LiteTransport::State::Closed:
+      return GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED;
+    default:
+      return GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTING;
+  }
 }
+
+// A reference to the fan-out that the transport's feedback handler may
+// outlive the session with.
+std::shared_ptr<WbFanout> hold(WbFanout *fanout) {
+  if (!fanout) return nullptr;
+  gst_object_ref(fanout);
+  return std::shared_ptr<WbFanout>(fanout, [](WbFanout *f) { gst_object_unref(f); });
+}
+
+}  // namespace
+
+ViewerSession::ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
+                             std::shared_ptr<IceLitePort> lite_port, bool direct_send, StateListener listener)
+    : id_(std::move(id)),
+      parent_(parent),
+      config_(config),
+      listener_(std::move(listener)),
+      lite_port_(std::move(lite_port)),
+      direct_send_(direct_send),
+      created_us_(g_get_monotonic_time()) {}
 
 ViewerSession::~ViewerSession() { close(); }
 
+std::string ViewerSession::add_branches(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
+                                        const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs) {
+  ssrcs->assign(offer.media.size(), 0);
+  for (const auto &choice : offer.media) {
+    if (!choice.accepted()) continue;
+    WbFanout *fanout = choice.kind == "video" ? video : audio;
+    if (!fanout) continue;
+    GstCaps *caps = gst_caps_copy(choice.caps.get());
+    guint ssrc = g_random_int();
+    gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT, ssrc, nullptr);
+    gint clock_rate = 0;
+    gst_structure_get_int(gst_caps_get_structure(caps, 0), "clock-rate", &clock_rate);
+    GstPad *sink = sink_for();
+    GstPad *branch = fanout_add_branch(fanout, sink, caps, uint8_t(choice.payload_type), ssrc);
+    gst_caps_unref(caps);
+    if (sink) gst_object_unref(sink);
+    if (!branch) return "could not link " + choice.kind + " to the viewer's transport";
+    branches_.push_back({fanout, branch, ssrc, uint32_t(clock_rate)});
+    (*ssrcs)[choice.mline] = ssrc;
+  }
+  return {};
+}
+
 ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, const OfferCheck &offer,
                                                WbFanout *video, WbFanout *audio, std::chrono::milliseconds timeout) {
+  if (lite_port_) {
+    LiteOffer lite = read_lite_offer(offer_sdp, offer);
+    if (lite.problem.empty()) return negotiate_lite(offer_sdp, offer, lite, video, audio);
+    GST_INFO("viewer %s: not on the ICE-lite port (%s); answering with a webrtcbin", id_.c_str(),
+             lite.problem.c_str());
+  }
+  return negotiate_webrtcbin(offer_sdp, offer, video, audio, timeout);
+}
+
+ViewerSession::Answer ViewerSession::negotiate_lite(const std::string &offer_sdp, const OfferCheck &offer,
+                                                    const LiteOffer &lite, WbFanout *video, WbFanout *audio) {
+  Answer result;
+  LiteTransport::Listener listener;
+  listener.state = [id = id_, on_state = listener_](LiteTransport::State state) {
+    if (on_state) on_state(id, as_peer_state(state));
+  };
+  std::vector<uint32_t> ssrcs;
+  std::string error = add_branches(offer, video, audio, [] { return nullptr; }, &ssrcs);
+  uint32_t video_ssrc = 0;
+  for (const auto &b : branches_)
+    if (b.fanout == video) video_ssrc = b.ssrc;
+  listener.feedback = [video = hold(video), video_ssrc](const rtcp::Feedback &feedback) {
+    bool wants_picture = false;
+    for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == video_ssrc;
+    for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == video_ssrc;
+    if (wants_picture && video) fanout_request_keyframe(video.get());
+  };
+  if (!error.empty()) {
+    result.status = 500;
+    result.error = error;
+    return result;
+  }
+  lite_ = lite_port_->add(lite.we_are_dtls_server ? DtlsRole::Server : DtlsRole::Client, lite.remote_fingerprint,
+                          std::move(listener));
+  LiteAnswerParams params;
+  params.ice_ufrag = lite_->local_ufrag();
+  params.ice_pwd = lite_->local_pwd();
+  params.fingerprint = lite_port_->fingerprint();
+  params.dtls_server = lite.we_are_dtls_server;
+  for (const auto &c : lite_port_->candidates()) params.candidates.emplace_back(c.address, c.port);
+  params.cname = lite_->cname();
+  params.ssrcs = ssrcs;
+  result.sdp = write_lite_answer(offer_sdp, offer, params);
+  if (result.sdp.empty()) {
+    result.status = 400;
+    result.error = "malformed SDP offer";
+    return result;
+  }
+  GST_INFO("viewer %s answered on the ICE-lite port (ufrag %s)", id_.c_str(), lite_->local_ufrag().c_str());
+  return result;
+}
+
+ViewerSession::Answer ViewerSession::negotiate_webrtcbin(const std::string &offer_sdp, const OfferCheck &offer,
+                                                         WbFanout *video, WbFanout *audio,
+                                                         std::chrono::milliseconds timeout) {
   Answer result;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto fail = [&](int status, std::string error) {
@@ -28,39 +129,31 @@ ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, con
     result.error = std::move(error);
     return result;
   };
-  if (!peer_.webrtcbin()) return fail(500, "webrtcbin is not available (gst-plugins-bad webrtc plugin missing)");
-  peer_.start(parent_);
+  peer_ = std::make_unique<PeerConnection>("viewer-" + id_, config_);
+  peer_->on_state([id = id_, on_state = listener_](GstWebRTCPeerConnectionState state) {
+    if (on_state) on_state(id, state);
+  });
+  if (!peer_->webrtcbin()) return fail(500, "webrtcbin is not available (gst-plugins-bad webrtc plugin missing)");
+  peer_->start(parent_);
 
   // Caps (with payload type and SSRC) must reach webrtcbin before it answers,
   // or the answer carries no a=ssrc and the wrong payload types.
-  for (const auto &choice : offer.media) {
-    if (!choice.accepted()) continue;
-    WbFanout *fanout = choice.kind == "video" ? video : audio;
-    if (!fanout) continue;
-    GstCaps *caps = gst_caps_copy(choice.caps.get());
-    guint ssrc = g_random_int();
-    gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT,
-                        ssrc, nullptr);
-    GstPad *sink = gst_element_request_pad_simple(peer_.webrtcbin(), "sink_%u");
-    GstPad *branch = sink ? fanout_add_branch(fanout, sink, caps, uint8_t(choice.payload_type), ssrc)
-                          : nullptr;
-    gst_caps_unref(caps);
-    if (sink) gst_object_unref(sink);
-    if (!branch) return fail(500, "could not link " + choice.kind + " to the viewer's transport");
-    branches_.push_back({fanout, branch});
-  }
+  std::vector<uint32_t> ssrcs;
+  std::string error = add_branches(
+      offer, video, audio, [this] { return gst_element_request_pad_simple(peer_->webrtcbin(), "sink_%u"); }, &ssrcs);
+  if (!error.empty()) return fail(500, error);
 
-  std::string error = peer_.set_remote(GST_WEBRTC_SDP_TYPE_OFFER, offer_sdp);
+  error = peer_->set_remote(GST_WEBRTC_SDP_TYPE_OFFER, offer_sdp);
   if (!error.empty()) return fail(400, "offer refused by webrtcbin: " + error);
-  error = peer_.create_local(GST_WEBRTC_SDP_TYPE_ANSWER);
+  error = peer_->create_local(GST_WEBRTC_SDP_TYPE_ANSWER);
   if (!error.empty()) return fail(400, error);
   // WHEP answers carry every candidate (no trickle).
-  if (!peer_.wait_gathering(deadline)) return fail(504, "ICE gathering did not complete in time");
-  std::string answer = peer_.local_sdp();
+  if (!peer_->wait_gathering(deadline)) return fail(504, "ICE gathering did not complete in time");
+  std::string answer = peer_->local_sdp();
   if (answer.empty()) return fail(500, "webrtcbin has no local description");
   result.sdp = repair_answer(answer, offer);
-  peer_.watch_incoming();
-  GST_INFO("viewer %s answered", id_.c_str());
+  peer_->watch_incoming();
+  GST_INFO("viewer %s answered with a webrtcbin", id_.c_str());
   return result;
 }
 
@@ -69,13 +162,45 @@ void ViewerSession::start_media() {
   if (closed_) return;
   ViewerState expected = ViewerState::Negotiating;
   if (!state_.compare_exchange_strong(expected, ViewerState::Connected)) return;
-  peer_.watch_incoming();
+  if (lite_)
+    start_lite_media();
+  else if (peer_)
+    start_webrtcbin_media();
+}
+
+void ViewerSession::start_lite_media() {
+  const UdpTarget target = lite_->media_target();
+  const SrtpKeyMaterial keys = lite_->keys();
+  for (const auto &b : branches_) {
+    std::string why;
+    auto sender = SrtpSender::create(target, keys.local, keys.profile, &why);
+    if (!sender) {
+      GST_ERROR("viewer %s: no sender: %s", id_.c_str(), why.c_str());
+      continue;
+    }
+    lite_->add_sent_stream({b.ssrc, b.clock_rate, sender->counters()});
+    fanout_start_branch(b.fanout, b.pad, std::move(sender));
+  }
+  sends_direct_.store(true);
+  GST_INFO("viewer %s: direct send, %s", id_.c_str(), target.description.c_str());
+}
+
+void ViewerSession::start_webrtcbin_media() {
+  peer_->watch_incoming();
   std::string why = "direct-send is off";
-  std::shared_ptr<DirectRoute> route = direct_send_ ? DirectRoute::open(peer_.webrtcbin(), &why) : nullptr;
+  std::shared_ptr<DirectRoute> route = direct_send_ ? DirectRoute::open(peer_->webrtcbin(), &why) : nullptr;
   std::vector<std::unique_ptr<SrtpSender>> senders;
-  for (size_t i = 0; route && i < branches_.size(); ++i) {
-    senders.push_back(SrtpSender::create(route, &why));
-    if (!senders.back()) route.reset();
+  if (route) {
+    UdpTarget target;
+    target.fd = route->fd();
+    target.remote = route->remote();
+    target.remote_len = route->remote_len();
+    target.description = route->describe();
+    target.owner = route;
+    for (size_t i = 0; route && i < branches_.size(); ++i) {
+      senders.push_back(SrtpSender::create(target, route->master_key().data(), route->profile(), &why));
+      if (!senders.back()) route.reset();
+    }
   }
   if (route) {
     GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->describe().c_str());
@@ -85,6 +210,11 @@ void ViewerSession::start_media() {
   }
   for (size_t i = 0; i < branches_.size(); ++i)
     fanout_start_branch(branches_[i].fanout, branches_[i].pad, route ? std::move(senders[i]) : nullptr);
+}
+
+gint64 ViewerSession::last_heard_us() const {
+  if (lite_) return lite_->last_heard_us();
+  return peer_ ? peer_->last_heard_us() : created_us_;
 }
 
 bool ViewerSession::has_keyframe() const {
@@ -103,7 +233,8 @@ void ViewerSession::close() {
   state_.store(ViewerState::Closed);
   for (const auto &b : branches_) fanout_remove_branch(b.fanout, b.pad);
   branches_.clear();
-  peer_.close();
+  if (lite_) lite_port_->remove(lite_);
+  if (peer_) peer_->close();
   GST_INFO("viewer %s closed", id_.c_str());
 }
 

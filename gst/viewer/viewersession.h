@@ -1,4 +1,5 @@
-// One viewer: its webrtcbin, its fan-out branches, and everything else it
+// One viewer: its transport (a place on the shared ICE-lite port, or a
+// webrtcbin of its own), its fan-out branches, and everything else it
 // holds. The session owns all of its resources and releases them in
 // close(), in one place.
 #pragma once
@@ -18,6 +19,8 @@
 #include "fanout/fanout.h"
 #include "peer/peerconnection.h"
 #include "transport/directroute.h"
+#include "transport/iceliteport.h"
+#include "viewer/liteanswer.h"
 #include "viewer/offer.h"
 
 namespace wb {
@@ -35,23 +38,26 @@ class ViewerSession {
     std::string error;
   };
 
+  // `lite_port`: serve the viewer from that shared port when its offer
+  // allows (else, and when null, through a webrtcbin of its own).
   // `direct_send`: see start_media().
-  ViewerSession(std::string id, GstBin *parent, const TransportConfig &config, bool direct_send,
-                StateListener listener);
+  ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
+                std::shared_ptr<IceLitePort> lite_port, bool direct_send, StateListener listener);
   ~ViewerSession();
   ViewerSession(const ViewerSession &) = delete;
   ViewerSession &operator=(const ViewerSession &) = delete;
 
-  // Builds the transport and answers the checked offer, linking one fan-out
-  // branch per accepted medium (fanouts[kind]). Blocks up to `timeout`;
-  // must not run on a webrtcbin thread.
+  // Builds the transport and answers the checked offer, adding one fan-out
+  // branch per accepted medium. The choice of transport is made here, once.
+  // Blocks up to `timeout`; must not run on a webrtcbin thread.
   Answer negotiate(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video, WbFanout *audio,
                    std::chrono::milliseconds timeout);
 
   // Transport connected: start delivery (each branch waits for a keyframe).
-  // With direct send, and when webrtcbin can give a direct route (keys and
-  // a non-relayed pair), the fan-out sends this viewer's media itself;
-  // otherwise it goes through webrtcbin. The choice is made here, once.
+  // On the ICE-lite port the fan-out always sends the media itself. On a
+  // webrtcbin, with direct send, and when webrtcbin can give a direct route
+  // (keys and a non-relayed pair), the fan-out sends it too; otherwise it
+  // goes through webrtcbin. The choice is made here, once.
   void start_media();
   bool sends_direct() const { return sends_direct_.load(); }
   // Releases branches and the webrtcbin. Idempotent; not on a webrtcbin thread.
@@ -61,19 +67,37 @@ class ViewerSession {
   ViewerState state() const { return state_.load(); }
   // Monotonic time (µs) of the last packet received from the viewer, or of
   // the answer if nothing came yet.
-  gint64 last_heard_us() const { return peer_.last_heard_us(); }
+  gint64 last_heard_us() const;
   gint64 created_us() const { return created_us_; }
   bool has_keyframe() const;
+  bool on_lite_port() const { return lite_ != nullptr; }
 
  private:
   struct Branch {
     WbFanout *fanout;
     GstPad *pad;  // owned by the fan-out
+    uint32_t ssrc;
+    uint32_t clock_rate;
   };
+
+  Answer negotiate_lite(const std::string &offer_sdp, const OfferCheck &offer, const LiteOffer &lite,
+                        WbFanout *video, WbFanout *audio);
+  Answer negotiate_webrtcbin(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video,
+                             WbFanout *audio, std::chrono::milliseconds timeout);
+  // Adds a branch per accepted medium, linked to `sink_for(kind)` (or to
+  // nothing when it returns null); "" when all went well.
+  std::string add_branches(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
+                           const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs);
+  void start_lite_media();
+  void start_webrtcbin_media();
 
   const std::string id_;
   GstBin *parent_;
-  PeerConnection peer_;
+  const TransportConfig config_;
+  StateListener listener_;
+  std::shared_ptr<IceLitePort> lite_port_;
+  std::shared_ptr<LiteTransport> lite_;   // the ICE-lite path
+  std::unique_ptr<PeerConnection> peer_;  // the webrtcbin path
   std::vector<Branch> branches_;
   const bool direct_send_;
   std::atomic<bool> sends_direct_{false};

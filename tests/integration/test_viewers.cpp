@@ -66,18 +66,30 @@ TEST(Viewers, FiveViewersAllDecodeVideoAndAudio) {
   }, 2000ms));
 }
 
-// Direct send is the default; with it off every packet goes through the
-// viewer's webrtcbin. Either way the viewer decodes, and gets the RTCP
-// sender reports (webrtcbin writes them in direct mode too, from the one
-// packet a second it is shown) that a browser needs for lip sync.
-class SendPath : public ::testing::TestWithParam<bool> {};
+// Three ways a viewer's media leaves: from the shared ICE-lite port (the
+// default), sent directly on its own webrtcbin's socket (ice-lite off), or
+// through its webrtcbin (direct-send off too). Each way the viewer decodes,
+// and gets the RTCP sender reports a browser needs for lip sync: we write
+// them on the ICE-lite port; webrtcbin writes them otherwise (in direct mode
+// from the one packet a second it is shown).
+struct SendPathCase {
+  const char *name;
+  const char *props;
+  bool direct;
+  bool element_per_viewer;
+};
+
+class SendPath : public ::testing::TestWithParam<SendPathCase> {};
 
 TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
-  bool direct = GetParam();
+  const SendPathCase &param = GetParam();
   Broadcast::Options options;
-  options.extra_sink_props = std::string("direct-send=") + (direct ? "true" : "false");
+  options.extra_sink_props = param.props;
   auto broadcast = start_broadcast(options);
   ASSERT_TRUE(broadcast);
+  GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
+  ASSERT_TRUE(manager);
+  const guint children = manager->numchildren;
   std::vector<std::unique_ptr<WhepViewer>> viewers;
   for (int i = 0; i < 2; ++i) {
     viewers.push_back(std::make_unique<WhepViewer>());
@@ -90,16 +102,22 @@ TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
   }
   guint direct_viewers = 99;
   g_object_get(broadcast->sink(), "direct-viewers", &direct_viewers, nullptr);
-  EXPECT_EQ(direct_viewers, direct ? 2u : 0u);
+  EXPECT_EQ(direct_viewers, param.direct ? 2u : 0u);
+  EXPECT_EQ(manager->numchildren, children + (param.element_per_viewer ? 2u : 0u));
+  gst_object_unref(manager);
   // rtpsession's first report comes within its (randomised) 5 s interval.
   for (auto &v : viewers)
     EXPECT_TRUE(wait_until([&] { return v->sender_reports_seen() == 2; }, 12000ms))
         << "sender reports for " << v->sender_reports_seen() << " of 2 streams";
 }
 
-INSTANTIATE_TEST_SUITE_P(Viewers, SendPath, ::testing::Values(true, false),
-                         [](const ::testing::TestParamInfo<bool> &info) {
-                           return std::string(info.param ? "Direct" : "ThroughWebrtcbin");
+INSTANTIATE_TEST_SUITE_P(Viewers, SendPath,
+                         ::testing::Values(SendPathCase{"IceLite", "", true, false},
+                                           SendPathCase{"Direct", "ice-lite=false", true, true},
+                                           SendPathCase{"ThroughWebrtcbin", "ice-lite=false direct-send=false",
+                                                        false, true}),
+                         [](const ::testing::TestParamInfo<SendPathCase> &info) {
+                           return std::string(info.param.name);
                          });
 
 TEST(Viewers, LateJoinerDecodesFirstFrameWithinOneSecond) {
@@ -276,7 +294,8 @@ TEST(Viewers, ResourcesComeBackAfterViewersLeave) {
     WhepViewer v;
     ASSERT_EQ(v.connect(broadcast->url()), 201);
     ASSERT_TRUE(wait_until([&] { return v.video_frames() > 0; }, 5000ms));
-    EXPECT_EQ(manager->numchildren, children + 1);
+    // On the shared ICE-lite port a viewer is no element of the bin.
+    EXPECT_EQ(manager->numchildren, children);
     v.disconnect();
   }
   EXPECT_TRUE(wait_until([&] { return broadcast->viewer_count() == 0; }, 5000ms));

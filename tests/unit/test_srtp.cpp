@@ -9,21 +9,27 @@
 #include <random>
 #include <vector>
 
+#include "transport/srtcpcontext.h"
 #include "transport/srtpcontext.h"
 
 namespace {
 
 struct Reference {
   srtp_t session = nullptr;
-  explicit Reference(const std::vector<uint8_t> &key_and_salt, size_t tag) {
+  // `tag`: the RTP tag length. RTCP is always HMAC-SHA1-80, as DTLS-SRTP
+  // peers set it up for either profile (libsrtp's
+  // srtp_crypto_policy_set_from_profile_for_rtcp).
+  Reference(const std::vector<uint8_t> &key_and_salt, size_t tag, srtp_ssrc_type_t direction = ssrc_any_outbound,
+            bool encrypt_rtcp = true) {
     static bool initialised = srtp_init() == srtp_err_status_ok;
     EXPECT_TRUE(initialised);
     srtp_policy_t policy;
     memset(&policy, 0, sizeof policy);
     if (tag == 10) srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
     else srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
-    srtp_crypto_policy_set_rtcp_default(&policy.rtcp);
-    policy.ssrc.type = ssrc_any_outbound;
+    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
+    if (!encrypt_rtcp) policy.rtcp.sec_serv = sec_serv_auth;
+    policy.ssrc.type = direction;
     policy.key = const_cast<unsigned char *>(key_and_salt.data());
     policy.window_size = 128;
     EXPECT_EQ(srtp_create(&session, &policy), srtp_err_status_ok);
@@ -97,4 +103,200 @@ TEST(Srtp, RefusesAnUnknownTagLengthAndAShortPacket) {
   uint8_t packet[32] = {0x80};
   size_t length = 8;
   EXPECT_FALSE(ours->protect(packet, &length, 12));
+}
+
+// SRTCP (gst/transport/srtcpcontext.cpp) against libsrtp2 both ways: the
+// viewer's libsrtp must accept our sender reports, we must accept its
+// receiver reports and feedback.
+namespace {
+
+std::vector<uint8_t> make_key(std::mt19937 &rng) {
+  std::vector<uint8_t> key(30);
+  for (auto &b : key) b = uint8_t(rng());
+  return key;
+}
+
+// A receiver report with `words` 32-bit words after the header: a sender
+// SSRC, then random bytes (the content is opaque to SRTCP).
+std::vector<uint8_t> make_rtcp(std::mt19937 &rng, uint32_t ssrc, size_t words) {
+  std::vector<uint8_t> p(4 + 4 * words);
+  p[0] = 0x80;
+  p[1] = 201;
+  p[2] = uint8_t(words >> 8);
+  p[3] = uint8_t(words);
+  for (int i = 0; i < 4; ++i) p[4 + i] = uint8_t(ssrc >> (24 - 8 * i));
+  for (size_t i = 8; i < p.size(); ++i) p[i] = uint8_t(rng());
+  return p;
+}
+
+std::vector<uint8_t> ours_protect(wb::SrtcpContext &ours, const std::vector<uint8_t> &plain) {
+  std::vector<uint8_t> out(plain.size() + wb::SrtcpContext::kTrailer);
+  memcpy(out.data(), plain.data(), plain.size());
+  size_t length = plain.size();
+  EXPECT_TRUE(ours.protect(out.data(), &length));
+  out.resize(length);
+  return out;
+}
+
+std::vector<uint8_t> libsrtp_protect(Reference &reference, const std::vector<uint8_t> &plain) {
+  std::vector<uint8_t> out(plain.size() + SRTP_MAX_TRAILER_LEN + 4);
+  memcpy(out.data(), plain.data(), plain.size());
+  int length = int(plain.size());
+  EXPECT_EQ(srtp_protect_rtcp(reference.session, out.data(), &length), srtp_err_status_ok);
+  out.resize(size_t(length));
+  return out;
+}
+
+bool ours_unprotect(wb::SrtcpContext &ours, std::vector<uint8_t> packet, std::vector<uint8_t> *plain = nullptr) {
+  size_t length = packet.size();
+  if (!ours.unprotect(packet.data(), &length)) return false;
+  packet.resize(length);
+  if (plain) *plain = packet;
+  return true;
+}
+
+uint32_t trailer_index(const std::vector<uint8_t> &protected_packet) {
+  const uint8_t *t = protected_packet.data() + protected_packet.size() - wb::SrtcpContext::kTrailer;
+  return uint32_t(t[0]) << 24 | uint32_t(t[1]) << 16 | uint32_t(t[2]) << 8 | t[3];
+}
+
+void expect_srtcp_same_as_libsrtp(size_t rtp_tag) {
+  std::mt19937 rng(99 + rtp_tag);
+  auto key = make_key(rng);
+  uint32_t ssrc = rng();
+  Reference theirs(key, rtp_tag);
+  auto ours = wb::SrtcpContext::create(key.data());
+  ASSERT_TRUE(ours);
+  for (uint32_t i = 1; i <= 100; ++i) {
+    auto plain = make_rtcp(rng, ssrc, 1 + rng() % 60);
+    auto mine = ours_protect(*ours, plain);
+    auto reference = libsrtp_protect(theirs, plain);
+    ASSERT_EQ(mine.size(), plain.size() + wb::SrtcpContext::kTrailer);
+    ASSERT_EQ(mine, reference) << "packet " << i;
+    EXPECT_EQ(trailer_index(mine), 0x80000000 | i);
+  }
+}
+
+// libsrtp's inbound session checks ours, we check libsrtp's outbound one.
+void expect_round_trips(size_t rtp_tag) {
+  std::mt19937 rng(7 + rtp_tag);
+  auto key = make_key(rng);
+  uint32_t ssrc = rng();
+  Reference their_receiver(key, rtp_tag, ssrc_any_inbound);
+  Reference their_sender(key, rtp_tag, ssrc_any_outbound);
+  auto our_sender = wb::SrtcpContext::create(key.data());
+  auto our_receiver = wb::SrtcpContext::create(key.data());
+  ASSERT_TRUE(our_sender && our_receiver);
+  for (int i = 0; i < 50; ++i) {
+    auto plain = make_rtcp(rng, ssrc, 1 + rng() % 60);
+
+    auto packet = ours_protect(*our_sender, plain);
+    int length = int(packet.size());
+    ASSERT_EQ(srtp_unprotect_rtcp(their_receiver.session, packet.data(), &length), srtp_err_status_ok) << i;
+    packet.resize(size_t(length));
+    EXPECT_EQ(packet, plain) << i;
+
+    std::vector<uint8_t> decrypted;
+    ASSERT_TRUE(ours_unprotect(*our_receiver, libsrtp_protect(their_sender, plain), &decrypted)) << i;
+    EXPECT_EQ(decrypted, plain) << i;
+  }
+}
+
+}  // namespace
+
+TEST(Srtcp, MatchesLibsrtp) { expect_srtcp_same_as_libsrtp(10); }
+// DTLS-SRTP's _32 profile shortens only the RTP tag.
+TEST(Srtcp, MatchesLibsrtpWhenRtpTagIs32) { expect_srtcp_same_as_libsrtp(4); }
+TEST(Srtcp, RoundTripsWithLibsrtp) { expect_round_trips(10); }
+TEST(Srtcp, RoundTripsWithLibsrtpWhenRtpTagIs32) { expect_round_trips(4); }
+
+TEST(Srtcp, AcceptsAnUnencryptedPacket) {
+  std::mt19937 rng(5);
+  auto key = make_key(rng);
+  Reference theirs(key, 10, ssrc_any_outbound, false);
+  auto ours = wb::SrtcpContext::create(key.data());
+  ASSERT_TRUE(ours);
+  auto plain = make_rtcp(rng, 42, 10);
+  auto packet = libsrtp_protect(theirs, plain);
+  EXPECT_EQ(trailer_index(packet) & 0x80000000, 0u);
+  EXPECT_EQ(0, memcmp(packet.data(), plain.data(), plain.size()));
+  std::vector<uint8_t> decrypted;
+  ASSERT_TRUE(ours_unprotect(*ours, packet, &decrypted));
+  EXPECT_EQ(decrypted, plain);
+}
+
+TEST(Srtcp, RejectsAFlippedBit) {
+  std::mt19937 rng(11);
+  auto key = make_key(rng);
+  auto sender = wb::SrtcpContext::create(key.data());
+  auto receiver = wb::SrtcpContext::create(key.data());
+  ASSERT_TRUE(sender && receiver);
+  auto packet = ours_protect(*sender, make_rtcp(rng, 1234, 12));
+  struct Bit {
+    size_t byte;
+    uint8_t mask;
+  };
+  size_t trailer = packet.size() - wb::SrtcpContext::kTrailer;
+  // Header, sender SSRC, encrypted body, E flag, index, tag.
+  for (Bit bit : {Bit{1, 0x01}, Bit{5, 0x10}, Bit{20, 0x04}, Bit{trailer, 0x80}, Bit{trailer + 3, 0x01},
+                  Bit{packet.size() - 1, 0x80}}) {
+    auto bad = packet;
+    bad[bit.byte] ^= bit.mask;
+    EXPECT_FALSE(ours_unprotect(*receiver, bad)) << "byte " << bit.byte;
+  }
+  // Nothing rejected entered the replay window.
+  EXPECT_TRUE(ours_unprotect(*receiver, packet));
+}
+
+TEST(Srtcp, RejectsAReplay) {
+  std::mt19937 rng(13);
+  auto key = make_key(rng);
+  auto sender = wb::SrtcpContext::create(key.data());
+  auto receiver = wb::SrtcpContext::create(key.data());
+  ASSERT_TRUE(sender && receiver);
+  std::vector<std::vector<uint8_t>> sent;
+  for (int i = 0; i < 100; ++i) sent.push_back(ours_protect(*sender, make_rtcp(rng, 77, 6)));
+
+  EXPECT_TRUE(ours_unprotect(*receiver, sent[0]));
+  EXPECT_FALSE(ours_unprotect(*receiver, sent[0]));
+  // Late but new, within the window: accepted once.
+  EXPECT_TRUE(ours_unprotect(*receiver, sent[10]));
+  EXPECT_TRUE(ours_unprotect(*receiver, sent[5]));
+  EXPECT_FALSE(ours_unprotect(*receiver, sent[5]));
+  EXPECT_FALSE(ours_unprotect(*receiver, sent[10]));
+  // Index 100 puts index 36 (sent[35]) 64 behind: too old to tell.
+  EXPECT_TRUE(ours_unprotect(*receiver, sent[99]));
+  EXPECT_FALSE(ours_unprotect(*receiver, sent[35]));
+  EXPECT_TRUE(ours_unprotect(*receiver, sent[36]));
+}
+
+// libsrtp (and so a browser) counts an index per sender SSRC: its second
+// SSRC's first packet has index 1 again and is no replay.
+TEST(Srtcp, EachSenderSsrcHasItsOwnIndex) {
+  std::mt19937 rng(17);
+  auto key = make_key(rng);
+  Reference theirs(key, 10);
+  auto ours = wb::SrtcpContext::create(key.data());
+  ASSERT_TRUE(ours);
+  for (int i = 0; i < 3; ++i) {
+    for (uint32_t ssrc : {1u, 2u}) {
+      auto packet = libsrtp_protect(theirs, make_rtcp(rng, ssrc, 4));
+      EXPECT_EQ(trailer_index(packet), 0x80000000u | uint32_t(i + 1));
+      EXPECT_TRUE(ours_unprotect(*ours, packet)) << "ssrc " << ssrc << " packet " << i;
+      EXPECT_FALSE(ours_unprotect(*ours, packet)) << "ssrc " << ssrc << " packet " << i;
+    }
+  }
+}
+
+TEST(Srtcp, RefusesShortPackets) {
+  uint8_t key[30] = {};
+  auto ours = wb::SrtcpContext::create(key);
+  ASSERT_TRUE(ours);
+  uint8_t packet[64] = {0x80, 201};
+  size_t length = 4;
+  EXPECT_FALSE(ours->protect(packet, &length));
+  length = 8 + wb::SrtcpContext::kTrailer - 1;
+  EXPECT_FALSE(ours->unprotect(packet, &length));
+  length = 0;
+  EXPECT_FALSE(ours->unprotect(packet, &length));
 }

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "dtls.h"
 #include "eventloop.h"
 #include "signalling.h"
+#include "transport/dtls.h"
 #include "viewer.h"
 
 namespace load {
@@ -38,7 +38,8 @@ struct RunResult {
 
 class Generator {
  public:
-  Generator(EventLoop &loop, Signalling &signalling, const DtlsIdentity &identity, const GeneratorOptions &options);
+  Generator(EventLoop &loop, Signalling &signalling, std::shared_ptr<wb::DtlsIdentity> identity,
+            const GeneratorOptions &options);
   // Blocks until every viewer has left (or `stop` became true and they left).
   RunResult run(const std::atomic<bool> &stop);
 

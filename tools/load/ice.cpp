@@ -41,31 +41,31 @@ void IceAgent::start(const IceCredentials &remote, const sockaddr_in &candidate,
   state_ = State::Checking;
   checks_started_ = now;
   rto_ = kFirstRto;
-  pending_ = stun::random_transaction();
+  pending_ = wb::stun::random_transaction();
   send_check(role_ == Role::Controlling);
   deadline_ = now + rto_;
 }
 
 void IceAgent::send_check(bool nominate) {
-  stun::Writer w(stun::kBindingRequest, pending_);
-  w.add_string(stun::kUsername, remote_.ufrag + ":" + local_.ufrag);
-  w.add_u32(stun::kPriority, kCheckPriority);
-  w.add_u64(role_ == Role::Controlling ? stun::kIceControlling : stun::kIceControlled, tie_breaker_);
+  wb::stun::Writer w(wb::stun::kBindingRequest, pending_);
+  w.add_string(wb::stun::kUsername, remote_.ufrag + ":" + local_.ufrag);
+  w.add_u32(wb::stun::kPriority, kCheckPriority);
+  w.add_u64(role_ == Role::Controlling ? wb::stun::kIceControlling : wb::stun::kIceControlled, tie_breaker_);
   // Aggressive nomination: the one pair we have is the one we want.
-  if (nominate) w.add(stun::kUseCandidate, nullptr, 0);
+  if (nominate) w.add(wb::stun::kUseCandidate, nullptr, 0);
   const auto &bytes = w.finish(remote_.pwd);
   send_(bytes.data(), bytes.size(), remote_address_);
 }
 
-void IceAgent::answer(const stun::Message &request, const sockaddr_in &from) {
-  stun::Writer w(stun::kBindingSuccess, request.transaction());
+void IceAgent::answer(const wb::stun::Message &request, const sockaddr_in &from) {
+  wb::stun::Writer w(wb::stun::kBindingSuccess, request.transaction());
   w.add_xor_mapped_address(from);
   const auto &bytes = w.finish(local_.pwd);
   send_(bytes.data(), bytes.size(), from);
 }
 
-void IceAgent::on_stun(const stun::Message &message, const sockaddr_in &from, int64_t now) {
-  if (message.type() == stun::kBindingRequest) {
+void IceAgent::on_stun(const wb::stun::Message &message, const sockaddr_in &from, int64_t now) {
+  if (message.type() == wb::stun::kBindingRequest) {
     // Only checks meant for us (USERNAME "ours:theirs", signed with our pwd).
     std::string user = message.username();
     if (user.compare(0, local_.ufrag.size() + 1, local_.ufrag + ":") == 0 && message.integrity_ok(local_.pwd))
@@ -73,12 +73,12 @@ void IceAgent::on_stun(const stun::Message &message, const sockaddr_in &from, in
     return;
   }
   if (message.transaction() != pending_ || state_ == State::Idle || state_ == State::Failed) return;
-  if (message.type() == stun::kBindingError) {
+  if (message.type() == wb::stun::kBindingError) {
     last_error_ = message.error_code();  // e.g. 401 while the peer does not know us yet: keep trying
     return;
   }
-  if (message.type() != stun::kBindingSuccess || !message.integrity_ok(remote_.pwd)) return;
-  pending_ = stun::random_transaction();  // a late duplicate must not count twice
+  if (message.type() != wb::stun::kBindingSuccess || !message.integrity_ok(remote_.pwd)) return;
+  pending_ = wb::stun::random_transaction();  // a late duplicate must not count twice
   last_consent_reply_ = now;
   if (state_ == State::Checking) {
     state_ = State::Connected;
@@ -108,7 +108,7 @@ void IceAgent::on_timer(int64_t now) {
       deadline_ = INT64_MAX;
       return;
     }
-    pending_ = stun::random_transaction();
+    pending_ = wb::stun::random_transaction();
     send_check(false);
     ++consent_sent_;
     deadline_ = now + kConsentInterval;

@@ -11,7 +11,7 @@
 #include <functional>
 #include <string>
 
-#include "stun.h"
+#include "transport/stun.h"
 
 namespace load {
 
@@ -30,7 +30,7 @@ class IceAgent {
   const IceCredentials &local() const { return local_; }
 
   void start(const IceCredentials &remote, const sockaddr_in &candidate, int64_t now);
-  void on_stun(const stun::Message &message, const sockaddr_in &from, int64_t now);
+  void on_stun(const wb::stun::Message &message, const sockaddr_in &from, int64_t now);
   // Retransmits a check or sends a consent check when due.
   void on_timer(int64_t now);
   int64_t next_deadline() const { return deadline_; }
@@ -45,7 +45,7 @@ class IceAgent {
  private:
   enum class State { Idle, Checking, Connected, Failed };
   void send_check(bool nominate);
-  void answer(const stun::Message &request, const sockaddr_in &from);
+  void answer(const wb::stun::Message &request, const sockaddr_in &from);
 
   Role role_;
   IceCredentials local_;
@@ -55,7 +55,7 @@ class IceAgent {
   std::string failure_;
   sockaddr_in remote_address_{};
   uint64_t tie_breaker_;
-  stun::TransactionId pending_{};  // the check or consent request we wait on
+  wb::stun::TransactionId pending_{};  // the check or consent request we wait on
   int64_t checks_started_ = 0;
   int64_t rto_ = 0;                // current retransmission timeout
   int64_t deadline_ = INT64_MAX;

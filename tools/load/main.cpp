@@ -9,12 +9,12 @@
 #include <cstdio>
 #include <memory>
 
-#include "dtls.h"
 #include "eventloop.h"
 #include "generator.h"
 #include "janusclient.h"
 #include "report.h"
 #include "signalling.h"
+#include "transport/dtls.h"
 #include "whepclient.h"
 
 namespace {
@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
   signal(SIGTERM, [](int) { g_stop = true; });
 
   std::string problem;
-  auto identity = load::DtlsIdentity::create(&problem);
+  auto identity = wb::DtlsIdentity::create(&problem);
   if (!identity) {
     std::fprintf(stderr, "%s\n", problem.c_str());
     return 2;
@@ -138,7 +138,7 @@ int main(int argc, char **argv) {
   }
   std::printf("%u viewers of %s, %.0f joins/s, hold %.0f s, verifying %u\n", options.viewers, url ? url : janus,
               options.ramp, options.hold_seconds, std::min(options.verify, options.viewers));
-  load::Generator generator(loop, *signalling, *identity, options);
+  load::Generator generator(loop, *signalling, identity, options);
   load::RunResult result = generator.run(g_stop);
   pool.stop();  // if leaving timed out: requests in flight end here, queued ones are dropped
   signalling->finish();

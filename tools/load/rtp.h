@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "transport/rtcp.h"
+
 namespace load {
 
 // RFC 7983: RTP and RTCP start with 128-191; RTCP packet types put 192-223 in
@@ -26,14 +28,9 @@ struct RtpHeader {
 bool parse_rtp(const uint8_t *data, size_t len, RtpHeader *header);
 
 // One report block's worth of reception statistics (RFC 3550 6.4.1, A.1,
-// A.3, A.8).
-struct ReceptionReport {
-  uint32_t ssrc;
-  uint8_t fraction_lost;
-  int32_t cumulative_lost;
-  uint32_t highest_seq;  // extended
-  uint32_t jitter;       // timestamp units
-};
+// A.3, A.8). LSR and DLSR stay 0, "no sender report seen": the server's
+// sender reports are encrypted and we do not decrypt them.
+using ReceptionReport = wb::rtcp::ReportBlock;
 
 class StreamStats {
  public:

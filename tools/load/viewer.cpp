@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "rtcp.h"
-#include "stun.h"
+#include "transport/rtcp.h"
+#include "transport/stun.h"
 
 namespace load {
 
@@ -100,23 +100,29 @@ void Viewer::start_ice() {
 
 void Viewer::start_dtls() {
   state_ = State::Dtls;
-  dtls_ = std::make_unique<DtlsClient>(*config_.identity, remote_.remote_fingerprint, [this](const uint8_t *d, size_t n) {
-    send(d, n, ice_->remote_address());
-  });
+  dtls_ = std::make_unique<wb::DtlsEndpoint>(
+      config_.identity, wb::DtlsRole::Client, remote_.remote_fingerprint,
+      [this](const uint8_t *d, size_t n) { send(d, n, ice_->remote_address()); });
   dtls_->start(config_.loop->now());
 }
 
 void Viewer::dtls_done(int64_t arrival) {
+  // We offer both profiles (the DTLS code is shared with the server side),
+  // but SrtpSession and the peek assume the 80-bit tag.
+  if (dtls_->keys().profile != wb::SrtpProfile::Aes128CmSha1_80) {
+    fail("DTLS: the server chose SRTP_AES128_CM_SHA1_32, which the load generator does not implement");
+    return;
+  }
   std::string error;
   // An inbound libsrtp2 session only for the verified sample: Debian's
   // libsrtp2 does its crypto with NSS, whose cost per call grows with the
   // number of live sessions (our RTCP pays for every one of them).
-  if ((verify_ && !srtp_in_.create(SrtpSession::Direction::Inbound, dtls_->keys().server, &error)) ||
-      !srtp_out_.create(SrtpSession::Direction::Outbound, dtls_->keys().client, &error)) {
+  if ((verify_ && !srtp_in_.create(SrtpSession::Direction::Inbound, dtls_->keys().remote, &error)) ||
+      !srtp_out_.create(SrtpSession::Direction::Outbound, dtls_->keys().local, &error)) {
     fail(error);
     return;
   }
-  if (!peek_.create(dtls_->keys().server)) {
+  if (!peek_.create(dtls_->keys().remote)) {
     fail("SRTP: no AES for the keyframe search");
     return;
   }
@@ -179,8 +185,8 @@ std::string Viewer::waiting_for() const {
 
 void Viewer::on_datagram(uint8_t *data, size_t len, size_t wire_len, const sockaddr_in &from, int64_t arrival) {
   // RFC 7983 demultiplexing by the first byte.
-  if (stun::looks_like_stun(data, len)) {
-    stun::Message message;
+  if (wb::stun::looks_like_stun(data, len)) {
+    wb::stun::Message message;
     if (!ice_ || len < wire_len || !message.parse(data, len)) return;
     ice_->on_stun(message, from, config_.loop->now());
     if (state_ == State::Ice && ice_->connected()) start_dtls();
@@ -245,7 +251,7 @@ void Viewer::send_rtcp(bool with_pli) {
   std::vector<ReceptionReport> blocks;
   if (video_.started()) blocks.push_back(video_.report());
   if (audio_.started()) blocks.push_back(audio_.report());
-  RtcpCompound rtcp(local_ssrc_);
+  wb::rtcp::Compound rtcp(local_ssrc_);
   rtcp.receiver_report(blocks);
   rtcp.sdes_cname(cname_);
   if (with_pli) {

@@ -11,12 +11,12 @@
 #include <memory>
 #include <string>
 
-#include "dtls.h"
 #include "eventloop.h"
 #include "ice.h"
 #include "rtp.h"
 #include "sdp.h"
 #include "srtp.h"
+#include "transport/dtls.h"
 
 namespace load {
 
@@ -53,7 +53,7 @@ class Viewer : public EventLoop::Receiver {
  public:
   struct Config {
     EventLoop *loop;
-    const DtlsIdentity *identity;
+    std::shared_ptr<wb::DtlsIdentity> identity;
     std::string local_address;
     int video_pt;  // in our WHEP offers
     int audio_pt;
@@ -124,7 +124,7 @@ class Viewer : public EventLoop::Receiver {
   UdpSocket socket_;
   IceCredentials local_ice_;
   std::unique_ptr<IceAgent> ice_;
-  std::unique_ptr<DtlsClient> dtls_;
+  std::unique_ptr<wb::DtlsEndpoint> dtls_;
   SrtpSession srtp_in_;
   SrtpSession srtp_out_;
   SrtpPayloadPeek peek_;  // for the keyframe search

@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-namespace load {
+namespace wb {
 namespace stun {
 
 namespace {
@@ -93,6 +93,16 @@ void Writer::add_xor_mapped_address(const sockaddr_in &address) {
   add(kXorMappedAddress, v, sizeof v);
 }
 
+void Writer::add_error_code(int code, const std::string &reason) {
+  // The hundreds (class) and the rest (number) are separate fields; the
+  // reason is not NUL-terminated.
+  std::vector<uint8_t> v(4 + reason.size(), 0);
+  v[2] = uint8_t((code / 100) & 0x7);
+  v[3] = uint8_t(code % 100);
+  std::memcpy(v.data() + 4, reason.data(), reason.size());
+  add(kErrorCode, v.data(), v.size());
+}
+
 void Writer::set_length(size_t body_len) { write16(&buf_[2], uint16_t(body_len)); }
 
 const std::vector<uint8_t> &Writer::finish(const std::string &key) {
@@ -102,10 +112,19 @@ const std::vector<uint8_t> &Writer::finish(const std::string &key) {
   uint8_t mac[20];
   hmac_sha1(key, buf_.data(), before_mi, mac);
   add(kMessageIntegrity, mac, sizeof mac);
+  add_fingerprint();
+  return buf_;
+}
+
+const std::vector<uint8_t> &Writer::finish_without_integrity() {
+  add_fingerprint();
+  return buf_;
+}
+
+void Writer::add_fingerprint() {
   size_t before_fp = buf_.size();
   set_length(before_fp - kHeaderLen + kFingerprintLen);
   add_u32(kFingerprint, crc32(buf_.data(), before_fp) ^ kFingerprintXor);
-  return buf_;
 }
 
 bool Message::parse(const uint8_t *data, size_t len) {
@@ -116,7 +135,11 @@ bool Message::parse(const uint8_t *data, size_t len) {
   len_ = len;
   type_ = read16(data);
   std::memcpy(transaction_.data(), data + 8, transaction_.size());
-  // Walk the attributes once: they must tile the body exactly.
+  // Walk the attributes once: they must tile the body exactly. ICE requires
+  // FINGERPRINT (RFC 8445 7): without it, a datagram that merely starts like
+  // STUN, or a real one with a bit flipped after MESSAGE-INTEGRITY, would
+  // pass.
+  bool fingerprinted = false;
   size_t at = kHeaderLen;
   while (at + 4 <= len) {
     size_t alen = read16(data + at + 2);
@@ -125,10 +148,11 @@ bool Message::parse(const uint8_t *data, size_t len) {
     if (read16(data + at) == kFingerprint) {
       if (alen != 4 || next != len) return false;
       if ((crc32(data, at) ^ kFingerprintXor) != read32(data + at + 4)) return false;
+      fingerprinted = true;
     }
     at = next;
   }
-  return at == len;
+  return at == len && fingerprinted;
 }
 
 const uint8_t *Message::find(Attribute type, size_t *len) const {
@@ -157,6 +181,17 @@ int Message::error_code() const {
   return (v[2] & 0x7) * 100 + v[3];
 }
 
+bool Message::xor_mapped_address(sockaddr_in *address) const {
+  size_t len = 0;
+  const uint8_t *v = find(kXorMappedAddress, &len);
+  if (!v || len != 8 || v[1] != 0x01) return false;  // IPv6 is 20 bytes, family 0x02
+  *address = sockaddr_in{};
+  address->sin_family = AF_INET;
+  address->sin_port = htons(uint16_t(read16(v + 2) ^ (kMagicCookie >> 16)));
+  address->sin_addr.s_addr = htonl(read32(v + 4) ^ kMagicCookie);
+  return true;
+}
+
 bool Message::integrity_ok(const std::string &key) const {
   size_t len = 0;
   const uint8_t *mac = find(kMessageIntegrity, &len);
@@ -172,4 +207,4 @@ bool Message::integrity_ok(const std::string &key) const {
 }
 
 }  // namespace stun
-}  // namespace load
+}  // namespace wb

@@ -4,19 +4,24 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <strings.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "eventloop.h"
-
-namespace load {
+namespace wb {
 
 namespace {
 
+constexpr int64_t kMs = 1000000;
+constexpr int64_t kSecond = 1000 * kMs;
+
 // Datagrams we send stay below any path MTU on the way (loopback or not).
 constexpr size_t kMtu = 1200;
-constexpr char kSrtpProfile[] = "SRTP_AES128_CM_SHA1_80";
+// The two GStreamer's DTLS offers. An OpenSSL server takes the first of its
+// own list that the client also offers, so _80 wins when both sides have it.
+constexpr char kSrtpProfiles[] = "SRTP_AES128_CM_SHA1_80:SRTP_AES128_CM_SHA1_32";
 constexpr char kExporterLabel[] = "EXTRACTOR-dtls_srtp";
 // Handshake retransmission: first after 250 ms (OpenSSL's default is 1 s,
 // which would dominate connect times on any loss), doubling up to 4 s.
@@ -55,8 +60,8 @@ X509 *self_signed(EVP_PKEY *key) {
   X509_gmtime_adj(X509_getm_notBefore(cert), -24 * 3600);  // tolerate clock skew
   X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600);
   X509_NAME *name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char *>("gst-broadcast-load"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("webrtcbroadcast"),
+                             -1, -1, 0);
   X509_set_issuer_name(cert, name);
   X509_set_pubkey(cert, key);
   if (!X509_sign(cert, key, EVP_sha256())) {
@@ -72,7 +77,7 @@ unsigned retransmit_timeout(SSL *, unsigned previous_us) {
 
 }  // namespace
 
-std::unique_ptr<DtlsIdentity> DtlsIdentity::create(std::string *error) {
+std::shared_ptr<DtlsIdentity> DtlsIdentity::create(std::string *error) {
   EVP_PKEY *key = EVP_EC_gen("P-256");
   X509 *cert = key ? self_signed(key) : nullptr;
   if (!cert) {
@@ -80,32 +85,48 @@ std::unique_ptr<DtlsIdentity> DtlsIdentity::create(std::string *error) {
     EVP_PKEY_free(key);
     return nullptr;
   }
-  std::unique_ptr<DtlsIdentity> id(new DtlsIdentity);
+  std::shared_ptr<DtlsIdentity> id(new DtlsIdentity);
   id->fingerprint_ = sha256_fingerprint(cert);
-  SSL_CTX *ctx = SSL_CTX_new(DTLS_client_method());
+  // Either role: each endpoint picks its own with SSL_set_connect_state or
+  // SSL_set_accept_state.
+  SSL_CTX *ctx = SSL_CTX_new(DTLS_method());
   id->ctx_ = ctx;
   bool ok = ctx && SSL_CTX_set_min_proto_version(ctx, DTLS1_2_VERSION) &&
             SSL_CTX_set_max_proto_version(ctx, DTLS1_2_VERSION) && SSL_CTX_use_certificate(ctx, cert) &&
             SSL_CTX_use_PrivateKey(ctx, key) &&
-            SSL_CTX_set_tlsext_use_srtp(ctx, kSrtpProfile) == 0;  // this one returns 0 on success
+            SSL_CTX_set_tlsext_use_srtp(ctx, kSrtpProfiles) == 0;  // this one returns 0 on success
   X509_free(cert);
   EVP_PKEY_free(key);
   if (!ok) {
     *error = "DTLS context: " + openssl_error();
     return nullptr;
   }
+  // Every association is new (fresh ICE credentials, fresh fingerprints):
+  // a server-side session cache would only grow, under a lock every thread
+  // takes, and tickets would cost a message and a key for nothing.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
   // Peers' certificates are self-signed: they are checked against the SDP
-  // fingerprint after the handshake, not against a CA. Asking for it makes
-  // OpenSSL insist that the server sends one.
+  // fingerprint after the handshake, not against a CA. Asking for one makes
+  // OpenSSL insist that the peer sends it, in both roles (a server does not
+  // request a client certificate otherwise).
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, [](int, X509_STORE_CTX *) { return 1; });
   return id;
 }
 
 DtlsIdentity::~DtlsIdentity() { SSL_CTX_free(ctx_); }
 
-DtlsClient::DtlsClient(const DtlsIdentity &identity, std::string remote_fingerprint, Send send)
-    : remote_fingerprint_(std::move(remote_fingerprint)), send_(std::move(send)) {
-  ssl_ = SSL_new(identity.context());
+DtlsEndpoint::DtlsEndpoint(std::shared_ptr<DtlsIdentity> identity, DtlsRole role, std::string remote_fingerprint,
+                           Send send)
+    : identity_(std::move(identity)),
+      role_(role),
+      remote_fingerprint_(std::move(remote_fingerprint)),
+      send_(std::move(send)) {
+  ssl_ = SSL_new(identity_->context());
+  if (!ssl_) {
+    fail("DTLS: " + openssl_error());
+    return;
+  }
   in_ = BIO_new(BIO_s_mem());
   out_ = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(in_, -1);  // empty means "would block", not EOF
@@ -113,38 +134,59 @@ DtlsClient::DtlsClient(const DtlsIdentity &identity, std::string remote_fingerpr
   SSL_set_options(ssl_, SSL_OP_NO_QUERY_MTU);  // a memory BIO has no MTU to ask
   SSL_set_mtu(ssl_, kMtu);
   DTLS_set_timer_cb(ssl_, retransmit_timeout);
-  SSL_set_connect_state(ssl_);
+  if (role_ == DtlsRole::Client)
+    SSL_set_connect_state(ssl_);
+  else
+    SSL_set_accept_state(ssl_);
 }
 
-DtlsClient::~DtlsClient() { SSL_free(ssl_); }
+DtlsEndpoint::~DtlsEndpoint() { SSL_free(ssl_); }
 
-void DtlsClient::start(int64_t now) {
-  started_ = now;
-  advance(now);
+void DtlsEndpoint::start(int64_t now_ns) {
+  if (state_ != State::Idle) return;
+  state_ = State::Handshaking;
+  started_ = now_ns;
+  advance(now_ns);
 }
 
-void DtlsClient::on_datagram(const uint8_t *data, size_t len, int64_t now) {
+void DtlsEndpoint::on_datagram(const uint8_t *data, size_t len, int64_t now_ns) {
+  if (state_ == State::Idle) start(now_ns);
   if (state_ == State::Failed || state_ == State::Closed) return;
   BIO_write(in_, data, int(len));
   if (state_ == State::Handshaking) {
-    advance(now);
+    advance(now_ns);
     return;
   }
   // After the handshake only alerts and retransmitted handshake records
-  // arrive (media is SRTP, not DTLS application data).
+  // arrive (media is SRTP, not DTLS application data). Reading them lets
+  // OpenSSL answer a retransmitted final flight with its own.
   uint8_t sink[2048];
-  int n = SSL_read(ssl_, sink, sizeof sink);
-  if (n <= 0 && SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN) fail("DTLS: the server closed the connection");
+  int n;
+  // SSL_get_error() reads this thread's error queue, which other endpoints
+  // on the thread share: it must start empty.
+  ERR_clear_error();
+  while ((n = SSL_read(ssl_, sink, sizeof sink)) > 0) continue;  // no use for application data
+  int err = SSL_get_error(ssl_, n);
+  ERR_clear_error();
+  if (err == SSL_ERROR_ZERO_RETURN) fail(std::string("DTLS: the ") + peer() + " closed the connection");
   flush();
 }
 
-void DtlsClient::advance(int64_t now) {
+void DtlsEndpoint::advance(int64_t now_ns) {
+  ERR_clear_error();
   int r = SSL_do_handshake(ssl_);
-  flush();
+  flush();  // also a fatal alert OpenSSL wrote before giving up
   if (r == 1) {
     if (finish_handshake()) {
       state_ = State::Connected;
       deadline_ = INT64_MAX;
+    } else {
+      // The peer may already have our Finished and think it is connected:
+      // close_notify spares it waiting for media until consent runs out.
+      ERR_clear_error();
+      SSL_shutdown(ssl_);
+      ERR_clear_error();
+      flush();
     }
     return;
   }
@@ -153,72 +195,93 @@ void DtlsClient::advance(int64_t now) {
     fail("DTLS handshake: " + openssl_error());
     return;
   }
-  update_deadline(now);
+  update_deadline(now_ns);
 }
 
-void DtlsClient::update_deadline(int64_t now) {
+void DtlsEndpoint::update_deadline(int64_t now_ns) {
   timeval tv;
-  deadline_ = DTLSv1_get_timeout(ssl_, &tv) ? now + int64_t(tv.tv_sec) * kSecond + int64_t(tv.tv_usec) * 1000
-                                            : INT64_MAX;  // no flight of ours waiting for an answer
+  // No timer: no flight of ours waits for an answer (a server before the
+  // ClientHello); the give-up time still applies.
+  int64_t retransmit = DTLSv1_get_timeout(ssl_, &tv)
+                           ? now_ns + int64_t(tv.tv_sec) * kSecond + int64_t(tv.tv_usec) * 1000
+                           : INT64_MAX;
+  deadline_ = std::min(retransmit, started_ + kHandshakeGiveUp);
 }
 
-void DtlsClient::on_timer(int64_t now) {
-  if (state_ != State::Handshaking || now < deadline_) return;
-  if (now - started_ > kHandshakeGiveUp || DTLSv1_handle_timeout(ssl_) < 0) {
+void DtlsEndpoint::on_timer(int64_t now_ns) {
+  if (state_ != State::Handshaking || now_ns < deadline_) return;
+  ERR_clear_error();
+  if (now_ns - started_ >= kHandshakeGiveUp || DTLSv1_handle_timeout(ssl_) < 0) {
     fail("DTLS: handshake timed out");
     return;
   }
   flush();
-  update_deadline(now);
+  update_deadline(now_ns);
 }
 
-bool DtlsClient::finish_handshake() {
+bool DtlsEndpoint::finish_handshake() {
   X509 *cert = SSL_get1_peer_certificate(ssl_);
   if (!cert) {
-    fail("DTLS: the server sent no certificate");
+    fail(std::string("DTLS: the ") + peer() + " sent no certificate");
     return false;
   }
   std::string seen = sha256_fingerprint(cert);
   X509_free(cert);
+  // The only thing that authenticates the peer: whoever signalled the SDP
+  // vouches for this certificate. The message stays the same for every
+  // endpoint, so that reports can count failures by message.
   if (strcasecmp(seen.c_str(), remote_fingerprint_.c_str()) != 0) {
-    fail("DTLS: the server's certificate does not match the fingerprint in its SDP");
+    fail(std::string("DTLS: the ") + peer() + "'s certificate does not match the fingerprint in its SDP");
     return false;
   }
-  SRTP_PROTECTION_PROFILE *profile = SSL_get_selected_srtp_profile(ssl_);
-  if (!profile || std::strcmp(profile->name, kSrtpProfile) != 0) {
+  const SRTP_PROTECTION_PROFILE *profile = SSL_get_selected_srtp_profile(ssl_);
+  if (!profile) {
     fail("DTLS: no SRTP profile negotiated");
     return false;
   }
+  if (profile->id == SRTP_AES128_CM_SHA1_80) {
+    keys_.profile = SrtpProfile::Aes128CmSha1_80;
+  } else if (profile->id == SRTP_AES128_CM_SHA1_32) {
+    keys_.profile = SrtpProfile::Aes128CmSha1_32;
+  } else {
+    fail(std::string("DTLS: unexpected SRTP profile ") + profile->name);
+    return false;
+  }
   // Layout (RFC 5764 4.2): client key, server key, client salt, server salt.
+  // Both profiles use 128-bit keys and 112-bit salts.
   uint8_t block[2 * SrtpKeyMaterial::kKeySalt];
   if (SSL_export_keying_material(ssl_, block, sizeof block, kExporterLabel, sizeof kExporterLabel - 1, nullptr, 0,
                                  0) != 1) {
     fail("DTLS: keying material export failed");
     return false;
   }
-  std::memcpy(keys_.client, block, 16);
-  std::memcpy(keys_.server, block + 16, 16);
-  std::memcpy(keys_.client + 16, block + 32, 14);
-  std::memcpy(keys_.server + 16, block + 46, 14);
+  uint8_t *client = role_ == DtlsRole::Client ? keys_.local : keys_.remote;
+  uint8_t *server = role_ == DtlsRole::Client ? keys_.remote : keys_.local;
+  std::memcpy(client, block, 16);
+  std::memcpy(server, block + 16, 16);
+  std::memcpy(client + 16, block + 32, 14);
+  std::memcpy(server + 16, block + 46, 14);
   return true;
 }
 
-void DtlsClient::fail(const std::string &why) {
+void DtlsEndpoint::fail(const std::string &why) {
   state_ = State::Failed;
   failure_ = why;
   deadline_ = INT64_MAX;
 }
 
-void DtlsClient::close() {
+void DtlsEndpoint::close() {
   if (state_ == State::Connected) {
+    ERR_clear_error();
     SSL_shutdown(ssl_);
+    ERR_clear_error();
     flush();
   }
-  state_ = State::Closed;
+  if (state_ != State::Failed) state_ = State::Closed;  // a failure stays readable
   deadline_ = INT64_MAX;
 }
 
-void DtlsClient::flush() {
+void DtlsEndpoint::flush() {
   // OpenSSL writes one record per BIO_write and the memory BIO concatenates
   // them: cut them apart again at record boundaries (13-byte header, length
   // in bytes 11-12) and pack whole records into datagrams up to the MTU.
@@ -238,4 +301,4 @@ void DtlsClient::flush() {
   if (bytes.size() > start) send_(bytes.data() + start, bytes.size() - start);
 }
 
-}  // namespace load
+}  // namespace wb

@@ -1,6 +1,7 @@
 // STUN (RFC 5389) as ICE uses it (RFC 8445): Binding requests and responses
 // with short-term credentials. Only what a WebRTC peer needs: no long-term
-// auth, no TURN attributes.
+// auth, no TURN attributes. Shared by the plugin's ICE-lite transport and the
+// load generator's full ICE agent.
 #pragma once
 
 #include <netinet/in.h>
@@ -10,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace load {
+namespace wb {
 
 namespace stun {
 
@@ -47,18 +48,25 @@ class Writer {
   void add_u32(Attribute type, uint32_t value);
   void add_u64(Attribute type, uint64_t value);
   void add_xor_mapped_address(const sockaddr_in &address);
+  // ERROR-CODE (RFC 5389 15.6): `code` 300-699, `reason` a short UTF-8 phrase.
+  void add_error_code(int code, const std::string &reason);
   // Appends MESSAGE-INTEGRITY (HMAC-SHA1 keyed with `key`) then FINGERPRINT.
   const std::vector<uint8_t> &finish(const std::string &key);
+  // Appends FINGERPRINT only: for an error answering a request whose
+  // credentials we could not check (RFC 5389 10.1.2), no key can sign it.
+  const std::vector<uint8_t> &finish_without_integrity();
 
  private:
   void set_length(size_t body_len);
+  void add_fingerprint();
   std::vector<uint8_t> buf_;
 };
 
 // A received message: header fields and a view of its attributes.
 class Message {
  public:
-  // False when it is not a well-formed STUN message with a valid FINGERPRINT.
+  // False when it is not a well-formed STUN message ending in a valid
+  // FINGERPRINT.
   bool parse(const uint8_t *data, size_t len);
   uint16_t type() const { return type_; }
   const TransactionId &transaction() const { return transaction_; }
@@ -66,6 +74,8 @@ class Message {
   const uint8_t *find(Attribute type, size_t *len) const;
   std::string username() const;
   int error_code() const;  // 0 when absent
+  // XOR-MAPPED-ADDRESS, when present and IPv4.
+  bool xor_mapped_address(sockaddr_in *address) const;
   // Checks MESSAGE-INTEGRITY against `key` (a short-term password).
   bool integrity_ok(const std::string &key) const;
 
@@ -79,4 +89,4 @@ class Message {
 TransactionId random_transaction();
 
 }  // namespace stun
-}  // namespace load
+}  // namespace wb

@@ -1,0 +1,260 @@
+#include "iceliteport.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "common/debug.h"
+#define GST_CAT_DEFAULT wb_viewer_debug
+
+namespace wb {
+
+namespace {
+
+constexpr int kTickMs = 50;
+constexpr unsigned kBatch = 32;
+constexpr size_t kDatagram = 2048;
+// One socket carries every viewer's media: a keyframe for a thousand
+// viewers is tens of megabytes in flight on a real NIC. Root may go past
+// net.core.wmem_max; others get what it allows.
+constexpr int kSendBuffer = 32 * 1024 * 1024;
+constexpr int kReceiveBuffer = 4 * 1024 * 1024;
+
+int64_t monotonic_ns() { return g_get_monotonic_time() * 1000; }
+
+// ICE's ice-char set (RFC 8839 5.4), from a strong random source: the
+// password is what authenticates the viewer's checks.
+std::string random_ice_string(size_t len) {
+  static const char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+  std::array<unsigned char, 64> bytes;
+  RAND_bytes(bytes.data(), int(len));
+  std::string s(len, 'a');
+  for (size_t i = 0; i < len; ++i) s[i] = kChars[bytes[i] % 64];
+  return s;
+}
+
+std::vector<std::string> interface_addresses() {
+  std::vector<std::string> out;
+  ifaddrs *list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs *i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    if (!(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(i->ifa_addr)->sin_addr, text, sizeof text);
+    out.push_back(text);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+void set_buffer(int fd, int force_option, int option, int size) {
+  if (setsockopt(fd, SOL_SOCKET, force_option, &size, sizeof size) != 0)
+    setsockopt(fd, SOL_SOCKET, option, &size, sizeof size);
+}
+
+}  // namespace
+
+PortSocket::~PortSocket() { ::close(fd); }
+
+std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string *why) {
+  std::shared_ptr<IceLitePort> port(new IceLitePort());
+  port->identity_ = DtlsIdentity::create(why);
+  if (!port->identity_) return nullptr;
+  std::vector<std::string> addresses = config.addresses.empty() ? interface_addresses() : config.addresses;
+  uint16_t port_number = config.port;
+  std::string failures;
+  for (const auto &address : addresses) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(port_number);
+    if (inet_pton(AF_INET, address.c_str(), &local.sin_addr) != 1) {
+      failures += " " + address + " (not an IPv4 address)";
+      continue;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local) != 0) {
+      failures += " " + address + ":" + std::to_string(port_number) + " (" + g_strerror(errno) + ")";
+      if (fd >= 0) ::close(fd);
+      continue;
+    }
+    set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, kSendBuffer);
+    set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, kReceiveBuffer);
+    socklen_t len = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&local), &len);
+    // Every address on the one port the first bind got: one number for
+    // firewalls to open.
+    port_number = ntohs(local.sin_port);
+    port->sockets_.push_back(std::make_shared<PortSocket>(fd, local));
+    port->candidates_.push_back({address, port_number});
+  }
+  if (port->sockets_.empty()) {
+    *why = addresses.empty() ? "no IPv4 address to bind (set ice-address)" : "could not bind:" + failures;
+    return nullptr;
+  }
+  if (!failures.empty()) GST_WARNING("ICE-lite port: could not bind%s", failures.c_str());
+  port->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (port->wake_fd_ < 0) {
+    *why = std::string("eventfd: ") + g_strerror(errno);
+    return nullptr;
+  }
+  port->thread_ = std::thread([p = port.get()] { p->run(); });
+  GST_INFO("ICE-lite port on %zu address(es), port %u", port->sockets_.size(), unsigned(port_number));
+  return port;
+}
+
+IceLitePort::~IceLitePort() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    if (write(wake_fd_, &one, sizeof one) < 0) GST_WARNING("ICE-lite port: cannot wake its thread");
+    thread_.join();
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto &t : by_ufrag_) t.second->close();
+}
+
+IceLitePort::AddressKey IceLitePort::key_of(const sockaddr_in &from, const PortSocket &socket) {
+  return AddressKey(from.sin_addr.s_addr, from.sin_port, socket.fd);
+}
+
+std::shared_ptr<LiteTransport> IceLitePort::add(DtlsRole role, std::string remote_fingerprint,
+                                                LiteTransport::Listener listener) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string ufrag;
+  do {
+    ufrag = random_ice_string(8);
+  } while (by_ufrag_.count(ufrag));
+  auto transport = std::make_shared<LiteTransport>(ufrag, random_ice_string(24), identity_, role,
+                                                   std::move(remote_fingerprint), std::move(listener));
+  by_ufrag_[ufrag] = transport;
+  return transport;
+}
+
+void IceLitePort::remove(const std::shared_ptr<LiteTransport> &transport) {
+  if (!transport) return;
+  {
+    std::lock_guard<std::mutex> dispatching(dispatch_mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    by_ufrag_.erase(transport->local_ufrag());
+    auto at = address_of_.find(transport.get());
+    if (at != address_of_.end()) {
+      by_address_.erase(at->second);
+      address_of_.erase(at);
+    }
+  }
+  transport->close();
+}
+
+size_t IceLitePort::transports() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return by_ufrag_.size();
+}
+
+void IceLitePort::run() {
+  std::vector<pollfd> fds;
+  for (const auto &s : sockets_) fds.push_back({s->fd, POLLIN, 0});
+  fds.push_back({wake_fd_, POLLIN, 0});
+  int64_t next_tick = monotonic_ns();
+  for (;;) {
+    int64_t wait_ms = std::max<int64_t>(0, (next_tick - monotonic_ns()) / 1000000);
+    int ready = poll(fds.data(), fds.size(), int(wait_ms));
+    if (ready < 0 && errno != EINTR) {
+      GST_ERROR("ICE-lite port: poll: %s", g_strerror(errno));
+      return;
+    }
+    if (fds.back().revents) return;
+    std::lock_guard<std::mutex> dispatching(dispatch_mutex_);
+    int64_t now = monotonic_ns();
+    for (size_t i = 0; i < sockets_.size(); ++i)
+      if (fds[i].revents & POLLIN) read_socket(sockets_[i], now);
+    if (now >= next_tick) {
+      tick(now);
+      next_tick = now + kTickMs * 1000000LL;
+    }
+  }
+}
+
+void IceLitePort::read_socket(const std::shared_ptr<PortSocket> &socket, int64_t now_ns) {
+  static thread_local std::array<std::array<uint8_t, kDatagram>, kBatch> buffers;
+  std::array<iovec, kBatch> iov;
+  std::array<sockaddr_in, kBatch> from;
+  std::array<mmsghdr, kBatch> msgs;
+  // A bounded number of rounds, so a flood cannot starve the timers.
+  for (int round = 0; round < 8; ++round) {
+    for (unsigned i = 0; i < kBatch; ++i) {
+      iov[i] = {buffers[i].data(), kDatagram};
+      memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(socket->fd, msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;
+    for (int i = 0; i < n; ++i)
+      if (msgs[i].msg_hdr.msg_namelen == sizeof(sockaddr_in) && !(msgs[i].msg_hdr.msg_flags & MSG_TRUNC))
+        dispatch(socket, buffers[i].data(), msgs[i].msg_len, from[i], now_ns);
+    if (unsigned(n) < kBatch) return;
+  }
+}
+
+void IceLitePort::dispatch(const std::shared_ptr<PortSocket> &socket, const uint8_t *data, size_t len,
+                           const sockaddr_in &from, int64_t now_ns) {
+  std::shared_ptr<LiteTransport> transport;
+  if (stun::looks_like_stun(data, len)) {
+    stun::Message message;
+    // A lite agent sends no checks, so only requests concern it.
+    if (!message.parse(data, len) || message.type() != stun::kBindingRequest) return;
+    std::string user = message.username();
+    std::string ufrag = user.substr(0, user.find(':'));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = by_ufrag_.find(ufrag);
+      if (it != by_ufrag_.end()) transport = it->second;
+    }
+    if (!transport) {
+      GST_LOG("ICE-lite port: check for unknown ufrag '%s'", ufrag.c_str());
+      return;
+    }
+    if (!transport->on_binding_request(message, from, socket, now_ns)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!by_ufrag_.count(ufrag)) return;  // removed meanwhile
+    auto old = address_of_.find(transport.get());
+    if (old != address_of_.end()) by_address_.erase(old->second);
+    AddressKey key = key_of(from, *socket);
+    // An address belongs to one viewer: a newer claim wins.
+    auto previous = by_address_.find(key);
+    if (previous != by_address_.end()) address_of_.erase(previous->second.get());
+    by_address_[key] = transport;
+    address_of_[transport.get()] = key;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = by_address_.find(key_of(from, *socket));
+    if (it != by_address_.end()) transport = it->second;
+  }
+  if (transport) transport->on_datagram(data, len, now_ns);
+}
+
+void IceLitePort::tick(int64_t now_ns) {
+  std::vector<std::shared_ptr<LiteTransport>> all;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    all.reserve(by_ufrag_.size());
+    for (const auto &t : by_ufrag_) all.push_back(t.second);
+  }
+  for (const auto &t : all) t->on_tick(now_ns);
+}
+
+}  // namespace wb

@@ -1,0 +1,91 @@
+// The shared UDP port of ICE-lite viewers: one socket per local address
+// for every viewer, and one thread that reads them all and keeps their
+// timers. A datagram finds its viewer the way single-port servers do: a
+// STUN check by the ufrag in its USERNAME, anything else by the address
+// the viewer nominated. A viewer then costs no socket, no thread and no
+// element, and media for every viewer leaves through the same socket.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "transport/dtls.h"
+#include "transport/litetransport.h"
+
+namespace wb {
+
+// One bound socket of the port: the host candidate viewers reach.
+struct PortSocket {
+  explicit PortSocket(int descriptor, sockaddr_in address) : fd(descriptor), local(address) {}
+  ~PortSocket();
+  PortSocket(const PortSocket &) = delete;
+  PortSocket &operator=(const PortSocket &) = delete;
+  const int fd;
+  const sockaddr_in local;
+};
+
+class IceLitePort {
+ public:
+  struct Config {
+    // IPv4 addresses to bind and announce; empty: every non-loopback IPv4
+    // address that is up.
+    std::vector<std::string> addresses;
+    uint16_t port = 0;  // 0: one the system picks (the same on every address)
+  };
+  struct Candidate {
+    std::string address;
+    uint16_t port;
+  };
+
+  // nullptr with the reason in `why` when no address could be bound.
+  static std::shared_ptr<IceLitePort> open(const Config &config, std::string *why);
+  ~IceLitePort();
+  IceLitePort(const IceLitePort &) = delete;
+  IceLitePort &operator=(const IceLitePort &) = delete;
+
+  // A transport with fresh ICE credentials, reachable from now on.
+  std::shared_ptr<LiteTransport> add(DtlsRole role, std::string remote_fingerprint,
+                                     LiteTransport::Listener listener);
+  // Closes the transport and forgets it: once this returns, none of its
+  // listener's callbacks runs any more.
+  void remove(const std::shared_ptr<LiteTransport> &transport);
+
+  const std::vector<Candidate> &candidates() const { return candidates_; }
+  const std::string &fingerprint() const { return identity_->fingerprint(); }
+  size_t transports() const;
+
+ private:
+  IceLitePort() = default;
+  void run();
+  void read_socket(const std::shared_ptr<PortSocket> &socket, int64_t now_ns);
+  void dispatch(const std::shared_ptr<PortSocket> &socket, const uint8_t *data, size_t len,
+                const sockaddr_in &from, int64_t now_ns);
+  void tick(int64_t now_ns);
+
+  using AddressKey = std::tuple<uint32_t, uint16_t, int>;  // remote address, port, socket
+  static AddressKey key_of(const sockaddr_in &from, const PortSocket &socket);
+
+  std::shared_ptr<DtlsIdentity> identity_;
+  std::vector<std::shared_ptr<PortSocket>> sockets_;
+  std::vector<Candidate> candidates_;
+  int wake_fd_ = -1;  // eventfd: stop the thread
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<LiteTransport>> by_ufrag_;
+  std::map<AddressKey, std::shared_ptr<LiteTransport>> by_address_;
+  std::map<const LiteTransport *, AddressKey> address_of_;
+  // Held by the thread while it calls into transports: remove() waits on
+  // it, so no callback of a removed transport runs after remove() returns.
+  std::mutex dispatch_mutex_;
+  std::thread thread_;
+};
+
+}  // namespace wb

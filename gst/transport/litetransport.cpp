@@ -1,0 +1,237 @@
+#include "litetransport.h"
+
+#include <arpa/inet.h>
+#include <glib.h>
+#include <openssl/rand.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstring>
+
+#include "common/debug.h"
+#include "transport/iceliteport.h"
+#define GST_CAT_DEFAULT wb_viewer_debug
+
+namespace wb {
+
+namespace {
+
+constexpr int64_t kReportIntervalNs = 1000000000;
+// Room for any RTCP compound a viewer sends us, and for ours plus the
+// SRTCP trailer.
+constexpr size_t kRtcpBuffer = 1500;
+
+std::string random_cname() {
+  std::array<unsigned char, 12> bytes;
+  RAND_bytes(bytes.data(), int(bytes.size()));
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char b : bytes) {
+    s += kHex[b >> 4];
+    s += kHex[b & 15];
+  }
+  return s;
+}
+
+std::string describe(const sockaddr_in &address) {
+  char text[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
+  return std::string(text) + ":" + std::to_string(ntohs(address.sin_port));
+}
+
+}  // namespace
+
+LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, std::shared_ptr<DtlsIdentity> identity,
+                             DtlsRole role, std::string remote_fingerprint, Listener listener)
+    : local_ufrag_(std::move(local_ufrag)),
+      local_pwd_(std::move(local_pwd)),
+      cname_(random_cname()),
+      listener_(std::move(listener)),
+      dtls_(std::make_unique<DtlsEndpoint>(std::move(identity), role, std::move(remote_fingerprint),
+                                           [this](const uint8_t *data, size_t len) { send_locked(data, len); })),
+      last_heard_us_(g_get_monotonic_time()) {}
+
+LiteTransport::~LiteTransport() = default;
+
+void LiteTransport::send_locked(const uint8_t *data, size_t len) {
+  if (!socket_) return;
+  // A full send buffer drops this datagram as the network would; DTLS and
+  // RTCP recover from a lost packet.
+  sendto(socket_->fd, data, len, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&remote_), sizeof remote_);
+}
+
+bool LiteTransport::on_binding_request(const stun::Message &request, const sockaddr_in &from,
+                                       const std::shared_ptr<PortSocket> &socket, int64_t now_ns) {
+  if (!request.integrity_ok(local_pwd_)) {
+    GST_LOG("viewer ufrag %s: check from %s fails integrity", local_ufrag_.c_str(), describe(from).c_str());
+    return false;
+  }
+  State previous, now;
+  bool moved = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    previous = state_.load();
+    if (previous == State::Closed || previous == State::Failed) return false;
+    last_heard_us_.store(now_ns / 1000);
+    stun::Writer reply(stun::kBindingSuccess, request.transaction());
+    reply.add_xor_mapped_address(from);
+    const auto &bytes = reply.finish(local_pwd_);
+    sendto(socket->fd, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&from),
+           sizeof from);
+    // A lite agent takes the pair the controlling agent nominates; until it
+    // does, the first pair that checked out, so DTLS can start at once.
+    size_t ignored;
+    const bool nominating = request.find(stun::kUseCandidate, &ignored) != nullptr;
+    const bool same = socket_ == socket && remote_.sin_addr.s_addr == from.sin_addr.s_addr &&
+                      remote_.sin_port == from.sin_port;
+    if ((nominating || !nominated_) && !same) {
+      GST_INFO("viewer ufrag %s: %s pair %s", local_ufrag_.c_str(), nominating ? "nominated" : "first",
+               describe(from).c_str());
+      socket_ = socket;
+      remote_ = from;
+      moved = true;
+    }
+    nominated_ |= nominating;
+    if (!dtls_started_) {
+      dtls_started_ = true;
+      dtls_->start(now_ns);
+    }
+    now = update_state_locked();
+  }
+  notify(previous, now, nullptr);
+  return moved;
+}
+
+void LiteTransport::on_datagram(const uint8_t *data, size_t len, int64_t now_ns) {
+  if (len < 1) return;
+  State previous, now;
+  rtcp::Feedback feedback;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    previous = state_.load();
+    if (previous == State::Closed || previous == State::Failed) return;
+    const uint8_t first = data[0];
+    if (first >= 20 && first <= 63) {  // RFC 7983: DTLS
+      last_heard_us_.store(now_ns / 1000);
+      dtls_->on_datagram(data, len, now_ns);
+    } else if (first >= 128 && first <= 191 && len >= 8 && data[1] >= 192 && data[1] <= 223) {
+      // RTCP (RFC 5761 4): the viewer's reports and feedback. Anything it
+      // sends as RTP is not for a broadcast.
+      if (!rtcp_in_ || len > kRtcpBuffer) return;
+      uint8_t plain[kRtcpBuffer];
+      memcpy(plain, data, len);
+      handle_rtcp_locked(plain, len, now_ns, &feedback);
+    }
+    now = update_state_locked();
+  }
+  notify(previous, now, &feedback);
+}
+
+void LiteTransport::handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns, rtcp::Feedback *feedback) {
+  if (!rtcp_in_->unprotect(data, &len)) {
+    GST_LOG("viewer ufrag %s: SRTCP packet rejected", local_ufrag_.c_str());
+    return;
+  }
+  last_heard_us_.store(now_ns / 1000);
+  if (!rtcp::parse(data, len, feedback))
+    GST_LOG("viewer ufrag %s: malformed RTCP compound", local_ufrag_.c_str());
+}
+
+void LiteTransport::on_tick(int64_t now_ns) {
+  State previous, now;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    previous = state_.load();
+    if (previous == State::Closed || previous == State::Failed) return;
+    if (dtls_started_ && now_ns >= dtls_->next_deadline()) dtls_->on_timer(now_ns);
+    now = update_state_locked();
+    if (now == State::Connected && !streams_.empty() && now_ns >= next_report_ns_) {
+      send_reports_locked(now_ns);
+      next_report_ns_ = now_ns + kReportIntervalNs;
+    }
+  }
+  notify(previous, now, nullptr);
+}
+
+// Called with the lock held after anything that may move DTLS along.
+LiteTransport::State LiteTransport::update_state_locked() {
+  State state = state_.load();
+  if (state == State::New && dtls_->connected()) {
+    const SrtpKeyMaterial &keys = dtls_->keys();
+    rtcp_out_ = SrtcpContext::create(keys.local);
+    rtcp_in_ = SrtcpContext::create(keys.remote);
+    if (rtcp_out_ && rtcp_in_) {
+      state = State::Connected;
+      GST_INFO("viewer ufrag %s: DTLS connected", local_ufrag_.c_str());
+    } else {
+      state = State::Failed;
+      GST_WARNING("viewer ufrag %s: SRTCP could not be set up", local_ufrag_.c_str());
+    }
+  } else if (state == State::New && dtls_->failed()) {
+    GST_INFO("viewer ufrag %s: DTLS failed: %s", local_ufrag_.c_str(), dtls_->failure().c_str());
+    state = State::Failed;
+  }
+  state_.store(state);
+  return state;
+}
+
+void LiteTransport::send_reports_locked(int64_t now_ns) {
+  const int64_t now_us = now_ns / 1000;
+  const uint64_t ntp = rtcp::ntp_from_unix_us(g_get_real_time());
+  for (const auto &stream : streams_) {
+    SentCounters::Snapshot sent = stream.counters->snapshot();
+    if (!sent.any) continue;
+    // The RTP time of "now": the last packet's, moved on by the time since
+    // its sample was taken.
+    const int64_t elapsed_us = now_us - sent.sampled_us;
+    const uint32_t rtp_now = sent.rtp_time + uint32_t(elapsed_us * int64_t(stream.clock_rate) / 1000000);
+    rtcp::Compound report(stream.ssrc);
+    report.sender_report(ntp, rtp_now, sent.packets, sent.octets);
+    report.sdes_cname(cname_);
+    const auto &bytes = report.bytes();
+    if (bytes.size() + SrtcpContext::kTrailer > kRtcpBuffer) continue;
+    uint8_t packet[kRtcpBuffer];
+    memcpy(packet, bytes.data(), bytes.size());
+    size_t len = bytes.size();
+    if (rtcp_out_->protect(packet, &len)) send_locked(packet, len);
+  }
+}
+
+void LiteTransport::notify(State previous, State now, const rtcp::Feedback *feedback) {
+  if (previous != now && listener_.state) listener_.state(now);
+  if (feedback && listener_.feedback &&
+      (!feedback->pli.empty() || !feedback->fir.empty() || !feedback->nacks.empty() || !feedback->reports.empty()))
+    listener_.feedback(*feedback);
+}
+
+UdpTarget LiteTransport::media_target() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  UdpTarget target;
+  if (!socket_) return target;
+  target.fd = socket_->fd;
+  memcpy(&target.remote, &remote_, sizeof remote_);
+  target.remote_len = sizeof remote_;
+  target.description = "ICE-lite " + describe(socket_->local) + " -> " + describe(remote_);
+  target.owner = socket_;
+  return target;
+}
+
+SrtpKeyMaterial LiteTransport::keys() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dtls_->keys();
+}
+
+void LiteTransport::add_sent_stream(SentStream stream) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  streams_.push_back(std::move(stream));
+  next_report_ns_ = 0;  // the first report as soon as there is something to say
+}
+
+void LiteTransport::close() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state_.load() == State::Closed) return;
+  if (dtls_->connected()) dtls_->close();
+  state_.store(State::Closed);
+}
+
+}  // namespace wb

@@ -1,0 +1,101 @@
+// One viewer's transport on the shared ICE-lite port: it answers the
+// viewer's connectivity checks (ICE-lite, RFC 8445 2.5), runs DTLS-SRTP
+// over the address the viewer nominated, reads the viewer's RTCP (keyframe
+// requests, receiver reports) and writes the RTCP sender reports for the
+// streams the fan-out sends it. It owns no socket and no thread: the port
+// feeds it datagrams and ticks, on the port's thread.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "transport/dtls.h"
+#include "transport/rtcp.h"
+#include "transport/srtcpcontext.h"
+#include "transport/srtpsender.h"
+#include "transport/stun.h"
+
+namespace wb {
+
+struct PortSocket;
+
+class LiteTransport {
+ public:
+  enum class State { New, Connected, Failed, Closed };
+  // Both run on the port's thread, never under the transport's lock.
+  struct Listener {
+    std::function<void(State)> state;
+    std::function<void(const rtcp::Feedback &)> feedback;
+  };
+  // One stream the fan-out sends directly: what its sender reports describe.
+  struct SentStream {
+    uint32_t ssrc;
+    uint32_t clock_rate;
+    std::shared_ptr<SentCounters> counters;
+  };
+
+  LiteTransport(std::string local_ufrag, std::string local_pwd, std::shared_ptr<DtlsIdentity> identity,
+                DtlsRole role, std::string remote_fingerprint, Listener listener);
+  ~LiteTransport();
+  LiteTransport(const LiteTransport &) = delete;
+  LiteTransport &operator=(const LiteTransport &) = delete;
+
+  const std::string &local_ufrag() const { return local_ufrag_; }
+  const std::string &local_pwd() const { return local_pwd_; }
+  const std::string &cname() const { return cname_; }
+
+  // Port thread. A check for us (the port matched the ufrag): answers it if
+  // its integrity holds. Returns true when the viewer nominated `from` as
+  // the address to use from now on.
+  bool on_binding_request(const stun::Message &request, const sockaddr_in &from,
+                          const std::shared_ptr<PortSocket> &socket, int64_t now_ns);
+  // Port thread. A datagram from the nominated address: DTLS or SRTCP.
+  void on_datagram(const uint8_t *data, size_t len, int64_t now_ns);
+  // Port thread, a few times a second: DTLS retransmission, sender reports.
+  void on_tick(int64_t now_ns);
+
+  State state() const { return state_.load(); }
+  // Where media goes and the key that protects it; only once connected.
+  UdpTarget media_target() const;
+  SrtpKeyMaterial keys() const;
+  // Streams to describe in sender reports from now on.
+  void add_sent_stream(SentStream stream);
+  // Monotonic µs of the last authenticated packet from the viewer.
+  int64_t last_heard_us() const { return last_heard_us_.load(); }
+  // Sends close_notify and stops answering. Idempotent, any thread.
+  void close();
+
+ private:
+  void send_locked(const uint8_t *data, size_t len);
+  void handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns, rtcp::Feedback *feedback);
+  void send_reports_locked(int64_t now_ns);
+  State update_state_locked();
+  void notify(State previous, State now, const rtcp::Feedback *feedback);
+
+  const std::string local_ufrag_;
+  const std::string local_pwd_;
+  const std::string cname_;
+  const Listener listener_;
+
+  mutable std::mutex mutex_;
+  std::shared_ptr<PortSocket> socket_;  // where the nominated address reached us
+  sockaddr_in remote_{};
+  bool nominated_ = false;
+  std::unique_ptr<DtlsEndpoint> dtls_;
+  bool dtls_started_ = false;
+  std::unique_ptr<SrtcpContext> rtcp_out_;
+  std::unique_ptr<SrtcpContext> rtcp_in_;
+  std::vector<SentStream> streams_;
+  int64_t next_report_ns_ = 0;
+  std::atomic<State> state_{State::New};
+  std::atomic<int64_t> last_heard_us_;
+};
+
+}  // namespace wb

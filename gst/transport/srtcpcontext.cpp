@@ -1,0 +1,159 @@
+// SHA-1's low-level API is deprecated in OpenSSL 3 but is the only one that
+// lets a pre-keyed HMAC state be copied by value for each packet.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include "srtcpcontext.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "srtpcontext.h"
+
+namespace wb {
+
+namespace {
+
+constexpr uint8_t kLabelEncryption = 0x03;
+constexpr uint8_t kLabelAuthentication = 0x04;
+constexpr uint8_t kLabelSalt = 0x05;
+constexpr size_t kAuthKeyLength = 20;
+constexpr size_t kTagLength = 10;
+constexpr size_t kIndexLength = 4;
+constexpr size_t kClearHeader = 8;  // RTCP header and sender SSRC
+constexpr uint32_t kEncryptedFlag = 0x80000000;
+constexpr uint32_t kMaxIndex = 0x7FFFFFFF;
+
+uint32_t read32(const uint8_t *p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
+}  // namespace
+
+std::unique_ptr<SrtcpContext> SrtcpContext::create(const uint8_t *key_salt) {
+  const uint8_t *master_key = key_salt;
+  const uint8_t *master_salt = key_salt + SrtpContext::kMasterKeyLength;
+  std::unique_ptr<SrtcpContext> c(new SrtcpContext());
+  uint8_t session_key[SrtpContext::kMasterKeyLength];
+  uint8_t auth_key[kAuthKeyLength];
+  if (!srtp_derive(master_key, master_salt, kLabelEncryption, session_key, sizeof session_key) ||
+      !srtp_derive(master_key, master_salt, kLabelAuthentication, auth_key, sizeof auth_key) ||
+      !srtp_derive(master_key, master_salt, kLabelSalt, c->session_salt_, sizeof c->session_salt_))
+    return nullptr;
+  c->cipher_ = EVP_CIPHER_CTX_new();
+  bool ok = c->cipher_ && EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) == 1;
+  OPENSSL_cleanse(session_key, sizeof session_key);
+  if (!ok) return nullptr;
+  uint8_t pad[SHA_CBLOCK];
+  memset(pad, 0x36, sizeof pad);
+  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
+  SHA1_Init(&c->hmac_inner_);
+  SHA1_Update(&c->hmac_inner_, pad, sizeof pad);
+  memset(pad, 0x5c, sizeof pad);
+  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
+  SHA1_Init(&c->hmac_outer_);
+  SHA1_Update(&c->hmac_outer_, pad, sizeof pad);
+  OPENSSL_cleanse(auth_key, sizeof auth_key);
+  OPENSSL_cleanse(pad, sizeof pad);
+  return c;
+}
+
+SrtcpContext::~SrtcpContext() {
+  EVP_CIPHER_CTX_free(cipher_);
+  OPENSSL_cleanse(&hmac_inner_, sizeof hmac_inner_);
+  OPENSSL_cleanse(&hmac_outer_, sizeof hmac_outer_);
+}
+
+// IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16), the 31-bit SRTCP index
+// standing where SRTP has its 48-bit packet index.
+bool SrtcpContext::crypt(uint8_t *packet, size_t length, uint32_t index) {
+  uint8_t iv[16] = {};
+  memcpy(iv, session_salt_, sizeof session_salt_);
+  for (int i = 0; i < 4; ++i) iv[4 + i] ^= packet[4 + i];
+  iv[10] ^= uint8_t(index >> 24);
+  iv[11] ^= uint8_t(index >> 16);
+  iv[12] ^= uint8_t(index >> 8);
+  iv[13] ^= uint8_t(index);
+  int n = 0;
+  return EVP_EncryptInit_ex(cipher_, nullptr, nullptr, nullptr, iv) == 1 &&
+         EVP_EncryptUpdate(cipher_, packet + kClearHeader, &n, packet + kClearHeader,
+                           int(length - kClearHeader)) == 1;
+}
+
+// HMAC-SHA1 over the packet as sent, E|index included.
+void SrtcpContext::authenticate(const uint8_t *packet, size_t length, uint8_t *digest) const {
+  SHA_CTX sha = hmac_inner_;
+  SHA1_Update(&sha, packet, length);
+  SHA1_Final(digest, &sha);
+  sha = hmac_outer_;
+  SHA1_Update(&sha, digest, SHA_DIGEST_LENGTH);
+  SHA1_Final(digest, &sha);
+}
+
+bool SrtcpContext::protect(uint8_t *packet, size_t *length) {
+  size_t len = *length;
+  if (len < kClearHeader || index_ >= kMaxIndex) return false;
+  uint32_t index = index_ + 1;
+  if (!crypt(packet, len, index)) return false;
+  index_ = index;
+  uint32_t e_index = kEncryptedFlag | index;
+  for (int i = 0; i < 4; ++i) packet[len + i] = uint8_t(e_index >> (24 - 8 * i));
+  uint8_t digest[SHA_DIGEST_LENGTH];
+  authenticate(packet, len + kIndexLength, digest);
+  memcpy(packet + len + kIndexLength, digest, kTagLength);
+  *length = len + kTrailer;
+  return true;
+}
+
+bool SrtcpContext::unprotect(uint8_t *packet, size_t *length) {
+  size_t len = *length;
+  if (len < kClearHeader + kTrailer) return false;
+  size_t plain = len - kTrailer;
+  uint32_t e_index = read32(packet + plain);
+  uint32_t index = e_index & kMaxIndex;
+  uint32_t ssrc = read32(packet + 4);
+
+  if (const ReplayWindow *w = find_window(ssrc); w && index <= w->highest) {
+    uint32_t behind = w->highest - index;
+    if (behind >= 64 || (w->seen >> behind & 1)) return false;
+  }
+  uint8_t digest[SHA_DIGEST_LENGTH];
+  authenticate(packet, plain + kIndexLength, digest);
+  if (CRYPTO_memcmp(digest, packet + plain + kIndexLength, kTagLength) != 0) return false;
+  if ((e_index & kEncryptedFlag) && !crypt(packet, plain, index)) return false;
+  accept(ssrc, index);
+  *length = plain;
+  return true;
+}
+
+const SrtcpContext::ReplayWindow *SrtcpContext::find_window(uint32_t ssrc) const {
+  for (const auto &w : windows_)
+    if (w.ssrc == ssrc) return &w;
+  return nullptr;
+}
+
+void SrtcpContext::accept(uint32_t ssrc, uint32_t index) {
+  ++accepted_;
+  auto w = std::find_if(windows_.begin(), windows_.end(), [ssrc](const ReplayWindow &x) { return x.ssrc == ssrc; });
+  if (w == windows_.end()) {
+    // Only an authenticated packet gets here, so only the peer can make us
+    // track more SSRCs, and it cannot make us track many.
+    ReplayWindow fresh{ssrc, index, 1, accepted_};
+    if (windows_.size() < kMaxSenders) {
+      windows_.push_back(fresh);
+    } else {
+      *std::min_element(windows_.begin(), windows_.end(), [](const ReplayWindow &a, const ReplayWindow &b) {
+        return a.last_used < b.last_used;
+      }) = fresh;
+    }
+    return;
+  }
+  w->last_used = accepted_;
+  if (index > w->highest) {
+    uint32_t ahead = index - w->highest;
+    w->seen = ahead >= 64 ? 1 : w->seen << ahead | 1;
+    w->highest = index;
+  } else {
+    w->seen |= uint64_t(1) << (w->highest - index);
+  }
+}
+
+}  // namespace wb

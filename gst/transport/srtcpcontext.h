@@ -1,0 +1,72 @@
+// SRTCP (RFC 3711 3.4) for one direction of a DTLS-SRTP session,
+// AES-128 counter mode with HMAC-SHA1-80, on OpenSSL like SrtpContext and
+// for the same reason: the key schedule and the HMAC's inner and outer hash
+// states are computed once per key, not per packet.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace wb {
+
+class SrtcpContext {
+ public:
+  static constexpr size_t kTrailer = 4 + 10;  // E|index + 80-bit tag
+
+  // `key_salt`: the 16-byte master key then the 14-byte master salt, as
+  // DTLS-SRTP exports them. Both DTLS-SRTP profiles (AES_CM_128_HMAC_SHA1_80
+  // and _32) authenticate SRTCP with 80 bits (RFC 5764 4.1.2; libsrtp's
+  // policy for either), hence no tag length. nullptr if OpenSSL cannot set up
+  // AES-128-CTR.
+  static std::unique_ptr<SrtcpContext> create(const uint8_t *key_salt);
+  ~SrtcpContext();
+  SrtcpContext(const SrtcpContext &) = delete;
+  SrtcpContext &operator=(const SrtcpContext &) = delete;
+
+  // Encrypts all but the first 8 bytes (header and sender SSRC) of the
+  // compound packet in place and appends E=1|index and the tag, which needs
+  // kTrailer writable bytes after `*length`. The index goes up by one per
+  // packet from 1 (as libsrtp's does), whatever the sender SSRC; false once
+  // it would pass 2^31 - 1, when the key must be renegotiated.
+  bool protect(uint8_t *packet, size_t *length);
+
+  // Checks the tag (in constant time) and the index against the packets
+  // already accepted, decrypts if E is set, and sets `*length` to the plain
+  // compound's length. False on a bad tag, a replay or a packet too short
+  // for the trailer; only packets that pass enter the replay window.
+  bool unprotect(uint8_t *packet, size_t *length);
+
+ private:
+  // A receiver's replay window (RFC 3711 3.3.2) per sender SSRC: libsrtp,
+  // which browsers use, counts a separate SRTCP index for each SSRC it
+  // sends RTCP from, so one window over all of them would take the second
+  // SSRC's packets for replays of the first's.
+  struct ReplayWindow {
+    uint32_t ssrc;
+    uint32_t highest;  // highest index accepted
+    uint64_t seen;     // bit n: index highest - n was accepted
+    uint64_t last_used;
+  };
+  static constexpr size_t kMaxSenders = 16;
+
+  SrtcpContext() = default;
+  bool crypt(uint8_t *packet, size_t length, uint32_t index);
+  void authenticate(const uint8_t *packet, size_t length, uint8_t *digest) const;
+  const ReplayWindow *find_window(uint32_t ssrc) const;
+  void accept(uint32_t ssrc, uint32_t index);
+
+  EVP_CIPHER_CTX *cipher_ = nullptr;  // AES-128-CTR with the session key
+  uint8_t session_salt_[14] = {};
+  SHA_CTX hmac_inner_{};  // SHA-1 after (auth key ^ ipad)
+  SHA_CTX hmac_outer_{};  // SHA-1 after (auth key ^ opad)
+  uint32_t index_ = 0;    // the last one sent
+  std::vector<ReplayWindow> windows_;
+  uint64_t accepted_ = 0;  // packets accepted so far: the clock for evicting windows
+};
+
+}  // namespace wb

@@ -1,0 +1,151 @@
+#include "liteanswer.h"
+
+#include <gst/sdp/sdp.h>
+
+#include <algorithm>
+#include <sstream>
+
+namespace wb {
+
+namespace {
+
+struct SdpMessage {
+  GstSDPMessage *msg = nullptr;
+  ~SdpMessage() {
+    if (msg) gst_sdp_message_free(msg);
+  }
+  bool parse(const std::string &text) {
+    return gst_sdp_message_new(&msg) == GST_SDP_OK &&
+           gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(text.data()), text.size(), msg) ==
+               GST_SDP_OK;
+  }
+};
+
+const char *media_or_session(const GstSDPMessage *msg, const GstSDPMedia *media, const char *key) {
+  const char *v = gst_sdp_media_get_attribute_val(media, key);
+  return v ? v : gst_sdp_message_get_attribute_val(msg, key);
+}
+
+std::vector<std::string> bundle_group(const GstSDPMessage *msg) {
+  for (guint i = 0; i < gst_sdp_message_attributes_len(msg); ++i) {
+    const GstSDPAttribute *a = gst_sdp_message_get_attribute(msg, i);
+    if (g_strcmp0(a->key, "group") != 0 || !a->value) continue;
+    std::istringstream words(a->value);
+    std::string semantics, mid;
+    words >> semantics;
+    if (semantics != "BUNDLE") continue;
+    std::vector<std::string> mids;
+    while (words >> mid) mids.push_back(mid);
+    return mids;
+  }
+  return {};
+}
+
+// The feedback we honour: picture loss and full intra requests. NACK is
+// left out of answers: nothing retransmits yet.
+bool feedback_we_honour(const std::string &value) { return value == "nack pli" || value == "ccm fir"; }
+
+}  // namespace
+
+LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check) {
+  LiteOffer result;
+  SdpMessage sdp;
+  if (!sdp.parse(offer_sdp)) {
+    result.problem = "unreadable SDP";
+    return result;
+  }
+  std::vector<std::string> bundle = bundle_group(sdp.msg);
+  std::string setup;
+  unsigned accepted = 0;
+  for (const auto &choice : check.media) {
+    if (!choice.accepted()) continue;
+    ++accepted;
+    const GstSDPMedia *media = gst_sdp_message_get_media(sdp.msg, choice.mline);
+    if (!media) continue;
+    if (!gst_sdp_media_get_attribute_val(media, "rtcp-mux") && !gst_sdp_message_get_attribute_val(sdp.msg, "rtcp-mux")) {
+      result.problem = "m-line " + std::to_string(choice.mline) + " does not multiplex RTCP (no a=rtcp-mux)";
+      return result;
+    }
+    if (accepted > 1 && std::find(bundle.begin(), bundle.end(), choice.mid) == bundle.end()) {
+      result.problem = "the media are not in one BUNDLE group";
+      return result;
+    }
+    const char *fingerprint = media_or_session(sdp.msg, media, "fingerprint");
+    std::string fp = fingerprint ? fingerprint : "";
+    auto space = fp.find(' ');
+    if (space == std::string::npos || g_ascii_strcasecmp(fp.substr(0, space).c_str(), "sha-256") != 0) {
+      result.problem = "the DTLS fingerprint is not sha-256";
+      return result;
+    }
+    result.remote_fingerprint = fp.substr(space + 1);
+    const char *s = media_or_session(sdp.msg, media, "setup");
+    setup = s ? s : "actpass";
+  }
+  if (setup == "passive") {
+    result.we_are_dtls_server = false;
+  } else if (setup != "actpass" && setup != "active") {
+    result.problem = "a=setup:" + setup + " leaves no DTLS role for us";
+  }
+  return result;
+}
+
+std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &check, const LiteAnswerParams &params) {
+  SdpMessage offer;
+  if (!offer.parse(offer_sdp)) return {};
+  std::ostringstream out;
+  // Bundled only if the offer asked for it (one accepted m-line may not).
+  std::string bundle;
+  if (!bundle_group(offer.msg).empty())
+    for (const auto &choice : check.media)
+      if (choice.accepted()) bundle += " " + choice.mid;
+  out << "v=0\r\n"
+      << "o=- " << g_random_int() << g_random_int_range(0, 1000000) << " 2 IN IP4 0.0.0.0\r\n"
+      << "s=-\r\n"
+      << "t=0 0\r\n"
+      << (bundle.empty() ? "" : "a=group:BUNDLE" + bundle + "\r\n")
+      << "a=ice-lite\r\n"
+      << "a=msid-semantic: WMS broadcast\r\n";
+  for (const auto &choice : check.media) {
+    const GstSDPMedia *media = gst_sdp_message_get_media(offer.msg, choice.mline);
+    const char *proto = gst_sdp_media_get_proto(media) ? gst_sdp_media_get_proto(media) : "UDP/TLS/RTP/SAVPF";
+    if (!choice.accepted()) {
+      const char *format = gst_sdp_media_formats_len(media) ? gst_sdp_media_get_format(media, 0) : "0";
+      out << "m=" << choice.kind << " 0 " << proto << " " << format << "\r\n"
+          << "c=IN IP4 0.0.0.0\r\n";
+      if (!choice.mid.empty()) out << "a=mid:" << choice.mid << "\r\n";
+      out << "a=inactive\r\n";
+      continue;
+    }
+    const int pt = choice.payload_type;
+    const uint32_t ssrc = choice.mline < params.ssrcs.size() ? params.ssrcs[choice.mline] : 0;
+    out << "m=" << choice.kind << " 9 " << proto << " " << pt << "\r\n"
+        << "c=IN IP4 0.0.0.0\r\n"
+        << "a=mid:" << choice.mid << "\r\n"
+        << "a=ice-ufrag:" << params.ice_ufrag << "\r\n"
+        << "a=ice-pwd:" << params.ice_pwd << "\r\n"
+        << "a=fingerprint:sha-256 " << params.fingerprint << "\r\n"
+        << "a=setup:" << (params.dtls_server ? "passive" : "active") << "\r\n"
+        << "a=sendonly\r\n"
+        << "a=rtcp-mux\r\n";
+    for (const auto &rtpmap : sdp_values_for_pt(media, "rtpmap", pt)) out << "a=rtpmap:" << pt << " " << rtpmap << "\r\n";
+    if (choice.codec == Codec::H264) {
+      out << "a=fmtp:" << pt << " level-asymmetry-allowed=1;packetization-mode=1;profile-level-id="
+          << (choice.profile_level_id.empty() ? "42e01f" : choice.profile_level_id) << "\r\n";
+    } else {
+      for (const auto &fmtp : sdp_values_for_pt(media, "fmtp", pt)) out << "a=fmtp:" << pt << " " << fmtp << "\r\n";
+    }
+    for (const auto &fb : sdp_values_for_pt(media, "rtcp-fb", pt))
+      if (feedback_we_honour(fb)) out << "a=rtcp-fb:" << pt << " " << fb << "\r\n";
+    const std::string track = choice.kind + "-" + std::to_string(ssrc);
+    out << "a=msid:broadcast " << track << "\r\n"
+        << "a=ssrc:" << ssrc << " cname:" << params.cname << "\r\n"
+        << "a=ssrc:" << ssrc << " msid:broadcast " << track << "\r\n";
+    unsigned foundation = 1;
+    for (const auto &c : params.candidates)
+      out << "a=candidate:" << foundation++ << " 1 udp 2130706431 " << c.first << " " << c.second << " typ host\r\n";
+    out << "a=end-of-candidates\r\n";
+  }
+  return out.str();
+}
+
+}  // namespace wb

@@ -1,0 +1,39 @@
+// The SDP side of ICE-lite viewers: whether an offer can be served from the
+// shared port, and the answer we write for it ourselves (no webrtcbin).
+// Pure functions of SDP text, unit-tested without a pipeline.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "viewer/offer.h"
+
+namespace wb {
+
+struct LiteOffer {
+  std::string problem;  // empty: the offer can be served over ICE-lite
+  std::string remote_fingerprint;  // sha-256 hex pairs
+  bool we_are_dtls_server = true;  // the offer says actpass or active
+};
+
+// An ICE-lite viewer has one transport for all its media, multiplexed with
+// its RTCP, and proves its DTLS certificate with a sha-256 fingerprint.
+LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check);
+
+struct LiteAnswerParams {
+  std::string ice_ufrag;
+  std::string ice_pwd;
+  std::string fingerprint;  // ours, sha-256
+  bool dtls_server = true;
+  std::vector<std::pair<std::string, uint16_t>> candidates;  // host address, port
+  std::string cname;
+  std::vector<uint32_t> ssrcs;  // per m-line of the offer; used for accepted ones
+};
+
+// The answer: every m-line of the offer in order, the accepted ones
+// bundled, sendonly, with the chosen payload type, and our SSRC; the others
+// rejected with port 0.
+std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &check, const LiteAnswerParams &params);
+
+}  // namespace wb
