@@ -13,8 +13,9 @@
 # namespace with only loopback.
 #
 # Environment: COUNTS ("50 100 150 200 300 400 600 800 1200 1600 2400"), HOLD (20 s), RAMP (100
-#   joins/s), SERVERS ("ours ours-webrtcbin naive janus"; ours-webrtcbin is
-#   broadcastsink with direct-send=false, every packet through webrtcbin), OUT (build/bench-results),
+#   joins/s), SERVERS ("ours ours-direct ours-webrtcbin naive janus"; ours-direct is broadcastsink
+#   with ice-lite=false, a webrtcbin per viewer whose media the fan-out sends; ours-webrtcbin also
+#   has direct-send=false, every packet through webrtcbin), OUT (build/bench-results),
 #   DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, SKIP_CEILING=1, CHURN_SECONDS (120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ DOC=${DOC:-$ROOT/docs/BENCHMARKS.md}
 COUNTS=${COUNTS:-"50 100 150 200 300 400 600 800 1200 1600 2400"}
 HOLD=${HOLD:-20}
 RAMP=${RAMP:-100}
-SERVERS=${SERVERS:-"ours ours-webrtcbin naive janus"}
+SERVERS=${SERVERS:-"ours ours-direct ours-webrtcbin naive janus"}
 CHURN_SECONDS=${CHURN_SECONDS:-120}
 PORT=18400
 LOAD=$B/tools/gst-broadcast-load
@@ -77,10 +78,11 @@ prepare_janus() {
 start_server() {
   local name=$1 log="$OUT/server-$1.log"
   case $name in
-    ours|ours-webrtcbin)
-      local direct=true
-      [ "$name" = ours ] || direct=false
-      ours_launch "$PORT" direct-send=$direct
+    ours|ours-direct|ours-webrtcbin)
+      local props=()
+      [ "$name" = ours ] || props+=(ice-lite=false)
+      [ "$name" = ours-webrtcbin ] && props+=(direct-send=false)
+      ours_launch "$PORT" "${props[@]}"
       taskset -c 0 gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")

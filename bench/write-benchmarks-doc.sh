@@ -21,10 +21,13 @@ Measured $(date -u +%Y-%m-%d) on $(nproc) cores (${cpu_model}), $(uname -r), com
 by \`bench/run-benchmarks.sh\` (one command: installs, builds, runs all of this, writes this file).
 
 Servers, all fed the same stream:
-- **ours**: \`broadcastsink\` as shipped (direct send: the fan-out SRTP-protects and \`sendmmsg\`s each
-  viewer's packets itself on the socket ICE selected; webrtcbin keeps ICE, DTLS and RTCP);
-- **ours-webrtcbin**: \`broadcastsink direct-send=false\`, every packet through the viewer's webrtcbin
-  (the data path before direct send);
+- **ours**: \`broadcastsink\` as shipped: every viewer on one shared UDP port as an ICE-lite peer with
+  our own DTLS-SRTP and RTCP, no webrtcbin per viewer; the fan-out SRTP-protects and \`sendmmsg\`s
+  each viewer's packets itself;
+- **ours-direct**: \`broadcastsink ice-lite=false\`: a webrtcbin per viewer negotiates (ICE, DTLS,
+  RTCP) and the fan-out sends the media itself on the socket ICE selected;
+- **ours-webrtcbin**: \`broadcastsink ice-lite=false direct-send=false\`, every packet through the
+  viewer's webrtcbin (the data path before direct send);
 - **naive**: \`bench/naive-tee.cpp\`, one \`tee\` per medium and a \`queue\` + webrtcbin per viewer;
 - **janus**: Janus's streaming plugin (Debian's \`janus\`), one RTP mountpoint.
 
