@@ -190,6 +190,7 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
 
   bool waiting = false;
   uint64_t bytes = 0;
+  wb::SendBatch &batch = wb::SendBatch::for_this_thread();
   for (const auto &branch : *branches) {
     if (!branch->started.load(std::memory_order_acquire)) continue;
     size_t first = 0;
@@ -208,7 +209,7 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       // refs skips unmappable packets, so count from its end.
       size_t skip = 0;
       for (size_t i = 0; i < first; ++i) skip += packets[i].mapped;
-      bytes += branch->direct->send(refs.data() + skip, refs.size() - skip, branch->pt, branch->ssrc);
+      bytes += branch->direct->send(refs.data() + skip, refs.size() - skip, branch->pt, branch->ssrc, batch);
       // A viewer's webrtcbin writes the RTCP sender reports a browser
       // needs for lip sync from the packets it sees: show it one a second.
       // It sends the very same SRTP packet again, which the viewer drops as
@@ -238,6 +239,7 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       gst_pad_push_list(branch->pad, list);
     }
   }
+  if (any_direct) batch.flush();
   for (auto &pkt : packets)
     if (pkt.mapped) gst_buffer_unmap(pkt.buffer, &pkt.map);
   st.bytes_out += bytes;

@@ -16,22 +16,78 @@ namespace {
 
 // Room for any RTP packet our payloaders make plus the SRTP tag.
 constexpr size_t kSlotSize = 1500 + SrtpContext::kMaxTagLength;
-// A video frame rarely spans more packets; longer lists go in several calls.
-constexpr size_t kBatch = 64;
-
-struct Scratch {
-  std::array<std::array<uint8_t, kSlotSize>, kBatch> slots;
-  std::array<iovec, kBatch> iov;
-  std::array<mmsghdr, kBatch> msgs;
-};
-
-// One per streaming thread: senders on the same thread never interleave.
-Scratch &scratch() {
-  thread_local std::unique_ptr<Scratch> s = std::make_unique<Scratch>();
-  return *s;
-}
+// A few video frames for a hundred viewers: few enough syscalls that their
+// fixed cost disappears, little enough memory per streaming thread (400 KB).
+constexpr size_t kBatch = 256;
 
 }  // namespace
+
+struct SendBatch::Slots {
+  std::array<std::array<uint8_t, kSlotSize>, kBatch> data;
+  std::array<iovec, kBatch> iov;
+  std::array<mmsghdr, kBatch> msgs;
+  std::array<int, kBatch> fds;
+  std::array<const std::string *, kBatch> descriptions;
+};
+
+SendBatch::SendBatch() : slots_(std::make_unique<Slots>()) {}
+SendBatch::~SendBatch() = default;
+
+SendBatch &SendBatch::for_this_thread() {
+  thread_local SendBatch batch;
+  return batch;
+}
+
+uint8_t *SendBatch::next_slot() {
+  if (count_ == kBatch) flush();
+  return slots_->data[count_].data();
+}
+
+size_t SendBatch::slot_size() { return kSlotSize; }
+
+void SendBatch::commit(size_t length, const UdpTarget &target) {
+  Slots &s = *slots_;
+  s.iov[count_] = {s.data[count_].data(), length};
+  mmsghdr &m = s.msgs[count_];
+  memset(&m, 0, sizeof m);
+  m.msg_hdr.msg_name = const_cast<sockaddr_storage *>(&target.remote);
+  m.msg_hdr.msg_namelen = target.remote_len;
+  m.msg_hdr.msg_iov = &s.iov[count_];
+  m.msg_hdr.msg_iovlen = 1;
+  s.fds[count_] = target.fd;
+  s.descriptions[count_] = &target.description;
+  ++count_;
+}
+
+void SendBatch::flush() {
+  Slots &s = *slots_;
+  size_t at = 0;
+  while (at < count_) {
+    // Consecutive packets for one socket (on the ICE-lite port: every
+    // viewer's) go in one call.
+    size_t end = at + 1;
+    while (end < count_ && s.fds[end] == s.fds[at]) ++end;
+    while (at < end) {
+      int r = sendmmsg(s.fds[at], &s.msgs[at], unsigned(end - at), MSG_DONTWAIT);
+      if (r > 0) {
+        at += size_t(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+        // Only this packet's destination is at fault: skip it.
+        GST_LOG("direct send to %s: %s", s.descriptions[at]->c_str(), g_strerror(errno));
+        ++at;
+        continue;
+      }
+      // A full send buffer drops the rest for this socket, as a congested
+      // network would.
+      GST_LOG("direct send: %zu packets dropped (%s)", end - at, g_strerror(errno));
+      at = end;
+    }
+  }
+  count_ = 0;
+}
 
 void SentCounters::record(uint32_t packets, uint32_t octets, uint32_t rtp_time, int64_t sampled_us) {
   std::lock_guard<std::mutex> lock(lock_);
@@ -59,57 +115,32 @@ std::unique_ptr<SrtpSender> SrtpSender::create(UdpTarget target, const uint8_t *
   return sender;
 }
 
-size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc) {
-  Scratch &s = scratch();
-  const UdpTarget &route = target_;
+size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc,
+                        SendBatch &batch) {
   size_t bytes = 0;
-  uint32_t payload_octets = 0, packets_sent = 0;
-  const RtpPacketRef *last = count ? packets + count - 1 : nullptr;
-  while (count > 0) {
-    size_t n = 0;
-    for (; n < kBatch && count > 0; ++packets, --count) {
-      const RtpPacketRef &p = *packets;
-      if (p.size + SrtpContext::kMaxTagLength > kSlotSize || p.header_len < 12) continue;
-      uint8_t *slot = s.slots[n].data();
-      memcpy(slot, p.data, p.size);
-      slot[1] = uint8_t((slot[1] & 0x80) | (payload_type & 0x7f));
-      slot[8] = uint8_t(ssrc >> 24);
-      slot[9] = uint8_t(ssrc >> 16);
-      slot[10] = uint8_t(ssrc >> 8);
-      slot[11] = uint8_t(ssrc);
-      size_t len = p.size;
-      if (!srtp_->protect(slot, &len, p.header_len)) continue;  // only a malformed packet fails
-      s.iov[n] = {slot, len};
-      mmsghdr &m = s.msgs[n];
-      memset(&m, 0, sizeof m);
-      m.msg_hdr.msg_name = const_cast<sockaddr_storage *>(&route.remote);
-      m.msg_hdr.msg_namelen = route.remote_len;
-      m.msg_hdr.msg_iov = &s.iov[n];
-      m.msg_hdr.msg_iovlen = 1;
-      ++n;
-    }
-    size_t sent = 0;
-    while (sent < n) {
-      int r = sendmmsg(route.fd, &s.msgs[sent], unsigned(n - sent), MSG_DONTWAIT);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) break;
-      for (int i = 0; i < r; ++i) {
-        size_t len = s.msgs[sent + size_t(i)].msg_len;
-        bytes += len;
-        payload_octets += uint32_t(len);
-      }
-      packets_sent += unsigned(r);
-      sent += size_t(r);
-    }
-    if (sent < n)
-      GST_LOG("direct send to %s: %zu of %zu packets dropped (%s)", route.description.c_str(), n - sent, n,
-              g_strerror(errno));
+  uint32_t queued = 0, payload_octets = 0;
+  const RtpPacketRef *last = nullptr;
+  for (size_t i = 0; i < count; ++i) {
+    const RtpPacketRef &p = packets[i];
+    if (p.size + SrtpContext::kMaxTagLength > SendBatch::slot_size() || p.header_len < 12) continue;
+    uint8_t *slot = batch.next_slot();
+    memcpy(slot, p.data, p.size);
+    slot[1] = uint8_t((slot[1] & 0x80) | (payload_type & 0x7f));
+    slot[8] = uint8_t(ssrc >> 24);
+    slot[9] = uint8_t(ssrc >> 16);
+    slot[10] = uint8_t(ssrc >> 8);
+    slot[11] = uint8_t(ssrc);
+    size_t len = p.size;
+    if (!srtp_->protect(slot, &len, p.header_len)) continue;  // only a malformed packet fails
+    batch.commit(len, target_);
+    bytes += len;
+    payload_octets += uint32_t(p.size - p.header_len);
+    ++queued;
+    last = &p;
   }
-  if (last && packets_sent) {
-    // RFC 3550 counts payload octets only; headers and tags are not media.
-    const uint32_t overhead = uint32_t(last->header_len + srtp_->tag_length());
+  if (last) {
     const uint8_t *h = last->data;
-    counters_->record(packets_sent, payload_octets - std::min(payload_octets, packets_sent * overhead),
+    counters_->record(queued, payload_octets,
                       uint32_t(h[4]) << 24 | uint32_t(h[5]) << 16 | uint32_t(h[6]) << 8 | h[7], last->sampled_us);
   }
   return bytes;

@@ -1,5 +1,5 @@
 // One branch's direct sender: protects the branch's RTP with its own SRTP
-// context and sends a batch with one sendmmsg to the viewer's address. Runs
+// context and queues it, for the viewer's address, in the thread's batch. Runs
 // on the fan-out's streaming thread; each branch has its own context because
 // audio and video are delivered by different threads (and each is one SSRC).
 #pragma once
@@ -55,6 +55,34 @@ class SentCounters {
   Snapshot now_;
 };
 
+// Packets protected for any number of viewers, sent with as few sendmmsg
+// calls as possible: consecutive packets for one socket go in one call, so
+// on the shared ICE-lite port a frame for a hundred viewers costs one
+// syscall, not a hundred. One per streaming thread; the fan-out flushes it
+// after each delivery (and it flushes itself when full).
+class SendBatch {
+ public:
+  static SendBatch &for_this_thread();
+  ~SendBatch();
+  SendBatch(const SendBatch &) = delete;
+  SendBatch &operator=(const SendBatch &) = delete;
+
+  // Where the next packet is built (slot_size() bytes); commit() queues it.
+  uint8_t *next_slot();
+  static size_t slot_size();
+  // `target` must live until the next flush() (senders outlive a delivery).
+  void commit(size_t length, const UdpTarget &target);
+  // A full socket buffer drops the rest of that socket's packets in this
+  // batch, as a congested network would.
+  void flush();
+
+ private:
+  SendBatch();
+  struct Slots;
+  std::unique_ptr<Slots> slots_;
+  size_t count_ = 0;
+};
+
 class SrtpSender {
  public:
   // `key_salt`: our sending master key (16 bytes) and salt (14).
@@ -63,10 +91,9 @@ class SrtpSender {
   SrtpSender(const SrtpSender &) = delete;
   SrtpSender &operator=(const SrtpSender &) = delete;
 
-  // Sends copies of `packets` rewritten to `payload_type` and `ssrc`. A full
-  // socket buffer drops the rest of this batch for this viewer only, like a
-  // congested network would. Returns the bytes handed to the kernel.
-  size_t send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc);
+  // Queues protected copies of `packets`, rewritten to `payload_type` and
+  // `ssrc`, in `batch`. Returns the bytes queued.
+  size_t send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc, SendBatch &batch);
 
   const std::shared_ptr<SentCounters> &counters() const { return counters_; }
 

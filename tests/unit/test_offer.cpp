@@ -1,6 +1,7 @@
 // Offer checks and answer repair: pure SDP in, decisions out.
 #include <gtest/gtest.h>
 
+#include "viewer/liteanswer.h"
 #include "viewer/offer.h"
 
 using namespace wb;
@@ -177,4 +178,77 @@ TEST(PublisherOffer, SendonlyIsWhatAPublisherOffersAndRecvonlyIsRefused) {
   OfferCheck wrong_way = check_offer(kChromeLikeOffer, h264, opus, Offerer::Publisher);
   EXPECT_EQ(wrong_way.status, 406);
   EXPECT_NE(wrong_way.error.find("does not send"), std::string::npos) << wrong_way.error;
+}
+
+// ICE-lite: which offers the shared port serves, and the answer we write.
+TEST(LiteOffer, BundledMuxedSha256OfferIsServedAsDtlsServer) {
+  OfferCheck check = check_offer(kChromeLikeOffer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  LiteOffer lite = read_lite_offer(kChromeLikeOffer, check);
+  EXPECT_EQ(lite.problem, "");
+  EXPECT_TRUE(lite.we_are_dtls_server);  // no a=setup: actpass
+  EXPECT_EQ(lite.remote_fingerprint.substr(0, 5), "AA:BB");
+}
+
+TEST(LiteOffer, PassiveOfferMakesUsTheDtlsClient) {
+  std::string offer = replace_all(kChromeLikeOffer, "a=rtcp-mux\r\n", "a=rtcp-mux\r\na=setup:passive\r\n");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  EXPECT_FALSE(read_lite_offer(offer, check).we_are_dtls_server);
+}
+
+TEST(LiteOffer, UnbundledOrUnmuxedOrSha1OffersAreNotServed) {
+  std::string unbundled = replace_all(kChromeLikeOffer, "a=group:BUNDLE 0 1\r\n", "");
+  OfferCheck check = check_offer(unbundled, h264("42e01f"), opus());
+  EXPECT_NE(read_lite_offer(unbundled, check).problem.find("BUNDLE"), std::string::npos);
+
+  std::string unmuxed = replace_all(kChromeLikeOffer, "a=rtcp-mux\r\n", "");
+  check = check_offer(unmuxed, h264("42e01f"), opus());
+  EXPECT_NE(read_lite_offer(unmuxed, check).problem.find("rtcp-mux"), std::string::npos);
+
+  std::string sha1 = replace_all(kChromeLikeOffer, "sha-256", "sha-1");
+  check = check_offer(sha1, h264("42e01f"), opus());
+  EXPECT_NE(read_lite_offer(sha1, check).problem.find("sha-256"), std::string::npos);
+
+  // One accepted medium needs no bundle.
+  check = check_offer(unbundled, h264("42e01f"), StreamFormat{});
+  EXPECT_EQ(read_lite_offer(unbundled, check).problem, "");
+}
+
+TEST(LiteAnswer, AnswersEveryMlineWithOurTransportAndChoice) {
+  std::string offer = replace_all(kChromeLikeOffer, "m=audio", "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+                                                               "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+                                                               "a=mid:2\r\nm=audio");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  LiteAnswerParams params;
+  params.ice_ufrag = "uFrg";
+  params.ice_pwd = "0123456789abcdefghijklmn";
+  params.fingerprint = "11:22";
+  params.candidates = {{"127.0.0.1", 40000}};
+  params.cname = "cname1";
+  params.ssrcs = {1111, 0, 3333};
+  std::string answer = write_lite_answer(offer, check, params);
+
+  GstSDPMessage *msg = nullptr;
+  ASSERT_EQ(gst_sdp_message_new(&msg), GST_SDP_OK);
+  ASSERT_EQ(gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer.data()), answer.size(), msg), GST_SDP_OK);
+  ASSERT_EQ(gst_sdp_message_medias_len(msg), 3u);
+  EXPECT_STREQ(gst_sdp_message_get_attribute_val(msg, "group"), "BUNDLE 0 1");
+  EXPECT_NE(gst_sdp_message_get_attribute_val(msg, "ice-lite"), nullptr);
+  const GstSDPMedia *video = gst_sdp_message_get_media(msg, 0);
+  EXPECT_STREQ(gst_sdp_media_get_format(video, 0), "106");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "setup"), "passive");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "ice-ufrag"), "uFrg");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "fingerprint"), "sha-256 11:22");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "candidate"), "1 1 udp 2130706431 127.0.0.1 40000 typ host");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "ssrc"), "1111 cname:cname1");
+  EXPECT_NE(gst_sdp_media_get_attribute_val(video, "sendonly"), nullptr);
+  std::string fmtp = gst_sdp_media_get_attribute_val(video, "fmtp");
+  EXPECT_NE(fmtp.find("packetization-mode=1"), std::string::npos);
+  EXPECT_NE(fmtp.find("profile-level-id=42e01f"), std::string::npos);
+  EXPECT_EQ(gst_sdp_media_get_port(gst_sdp_message_get_media(msg, 1)), 0u);  // the data channel
+  const GstSDPMedia *audio = gst_sdp_message_get_media(msg, 2);
+  EXPECT_STREQ(gst_sdp_media_get_format(audio, 0), "111");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "fmtp"), "111 minptime=10;useinbandfec=1");
+  gst_sdp_message_free(msg);
 }
