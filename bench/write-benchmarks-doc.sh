@@ -31,6 +31,8 @@ Servers, all fed the same stream:
 - **naive**: \`bench/naive-tee.cpp\`, one \`tee\` per medium and a \`queue\` + webrtcbin per viewer;
 - **janus**: Janus's streaming plugin (Debian's \`janus\`), one RTP mountpoint.
 
+Servers in this run: $(cut -f1 "$OUT/idle.tsv" | paste -sd, - | sed 's/,/, /g') (\`SERVERS\`).
+
 Method: one encoder process sends the same RTP stream (640x360 30 fps H.264 ~800 kbps + Opus) over
 loopback UDP to the server under test, so every server's CPU is the cost of serving only. The
 server runs on core 0, the load generator (\`gst-broadcast-load\`: real ICE, DTLS-SRTP, RTCP

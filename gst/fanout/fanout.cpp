@@ -215,10 +215,10 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       // It sends the very same SRTP packet again, which the viewer drops as
       // a replay. (A branch linked to nothing has a transport that writes
       // its own reports.)
-      if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len &&
-          gst_pad_is_linked(branch->pad)) {
+      if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len) {
         branch->shown_to_pad_us = now;
-        gst_pad_push(branch->pad, branch_packet(packets[first], headers.data() + header_offsets[first], *branch));
+        if (gst_pad_is_linked(branch->pad))
+          gst_pad_push(branch->pad, branch_packet(packets[first], headers.data() + header_offsets[first], *branch));
       }
       continue;
     }

@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -161,6 +162,7 @@ size_t IceLitePort::transports() const {
 }
 
 void IceLitePort::run() {
+  pthread_setname_np(pthread_self(), "ice-lite-port");
   std::vector<pollfd> fds;
   for (const auto &s : sockets_) fds.push_back({s->fd, POLLIN, 0});
   fds.push_back({wake_fd_, POLLIN, 0});
