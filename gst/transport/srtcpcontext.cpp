@@ -8,8 +8,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "srtpcontext.h"
-
 namespace wb {
 
 namespace {
@@ -42,25 +40,12 @@ std::unique_ptr<SrtcpContext> SrtcpContext::create(const uint8_t *key_salt) {
   bool ok = c->cipher_ && EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) == 1;
   OPENSSL_cleanse(session_key, sizeof session_key);
   if (!ok) return nullptr;
-  uint8_t pad[SHA_CBLOCK];
-  memset(pad, 0x36, sizeof pad);
-  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
-  SHA1_Init(&c->hmac_inner_);
-  SHA1_Update(&c->hmac_inner_, pad, sizeof pad);
-  memset(pad, 0x5c, sizeof pad);
-  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
-  SHA1_Init(&c->hmac_outer_);
-  SHA1_Update(&c->hmac_outer_, pad, sizeof pad);
+  c->hmac_.set_key(auth_key, sizeof auth_key);
   OPENSSL_cleanse(auth_key, sizeof auth_key);
-  OPENSSL_cleanse(pad, sizeof pad);
   return c;
 }
 
-SrtcpContext::~SrtcpContext() {
-  EVP_CIPHER_CTX_free(cipher_);
-  OPENSSL_cleanse(&hmac_inner_, sizeof hmac_inner_);
-  OPENSSL_cleanse(&hmac_outer_, sizeof hmac_outer_);
-}
+SrtcpContext::~SrtcpContext() { EVP_CIPHER_CTX_free(cipher_); }
 
 // IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16), the 31-bit SRTCP index
 // standing where SRTP has its 48-bit packet index.
@@ -80,12 +65,7 @@ bool SrtcpContext::crypt(uint8_t *packet, size_t length, uint32_t index) {
 
 // HMAC-SHA1 over the packet as sent, E|index included.
 void SrtcpContext::authenticate(const uint8_t *packet, size_t length, uint8_t *digest) const {
-  SHA_CTX sha = hmac_inner_;
-  SHA1_Update(&sha, packet, length);
-  SHA1_Final(digest, &sha);
-  sha = hmac_outer_;
-  SHA1_Update(&sha, digest, SHA_DIGEST_LENGTH);
-  SHA1_Final(digest, &sha);
+  hmac_.digest(packet, length, nullptr, 0, digest);
 }
 
 bool SrtcpContext::protect(uint8_t *packet, size_t *length) {

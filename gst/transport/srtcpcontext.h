@@ -12,6 +12,8 @@
 #include <memory>
 #include <vector>
 
+#include "transport/srtpcontext.h"
+
 namespace wb {
 
 class SrtcpContext {
@@ -62,8 +64,7 @@ class SrtcpContext {
 
   EVP_CIPHER_CTX *cipher_ = nullptr;  // AES-128-CTR with the session key
   uint8_t session_salt_[14] = {};
-  SHA_CTX hmac_inner_{};  // SHA-1 after (auth key ^ ipad)
-  SHA_CTX hmac_outer_{};  // SHA-1 after (auth key ^ opad)
+  PrekeyedHmacSha1 hmac_;
   uint32_t index_ = 0;    // the last one sent
   std::vector<ReplayWindow> windows_;
   uint64_t accepted_ = 0;  // packets accepted so far: the clock for evicting windows

@@ -47,25 +47,41 @@ std::unique_ptr<SrtpContext> SrtpContext::create(const uint8_t *master_key, cons
   c->cipher_ = EVP_CIPHER_CTX_new();
   if (!c->cipher_ || EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) != 1)
     return nullptr;
-  uint8_t pad[SHA_CBLOCK];
-  memset(pad, 0x36, sizeof pad);
-  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
-  SHA1_Init(&c->hmac_inner_);
-  SHA1_Update(&c->hmac_inner_, pad, sizeof pad);
-  memset(pad, 0x5c, sizeof pad);
-  for (size_t i = 0; i < kAuthKeyLength; ++i) pad[i] ^= auth_key[i];
-  SHA1_Init(&c->hmac_outer_);
-  SHA1_Update(&c->hmac_outer_, pad, sizeof pad);
+  c->hmac_.set_key(auth_key, sizeof auth_key);
   OPENSSL_cleanse(session_key, sizeof session_key);
   OPENSSL_cleanse(auth_key, sizeof auth_key);
-  OPENSSL_cleanse(pad, sizeof pad);
   return c;
 }
 
-SrtpContext::~SrtpContext() {
-  EVP_CIPHER_CTX_free(cipher_);
-  OPENSSL_cleanse(&hmac_inner_, sizeof hmac_inner_);
-  OPENSSL_cleanse(&hmac_outer_, sizeof hmac_outer_);
+SrtpContext::~SrtpContext() { EVP_CIPHER_CTX_free(cipher_); }
+
+PrekeyedHmacSha1::~PrekeyedHmacSha1() {
+  OPENSSL_cleanse(&inner_, sizeof inner_);
+  OPENSSL_cleanse(&outer_, sizeof outer_);
+}
+
+void PrekeyedHmacSha1::set_key(const uint8_t *key, size_t length) {
+  uint8_t pad[SHA_CBLOCK];
+  memset(pad, 0x36, sizeof pad);
+  for (size_t i = 0; i < length; ++i) pad[i] ^= key[i];
+  SHA1_Init(&inner_);
+  SHA1_Update(&inner_, pad, sizeof pad);
+  memset(pad, 0x5c, sizeof pad);
+  for (size_t i = 0; i < length; ++i) pad[i] ^= key[i];
+  SHA1_Init(&outer_);
+  SHA1_Update(&outer_, pad, sizeof pad);
+  OPENSSL_cleanse(pad, sizeof pad);
+}
+
+void PrekeyedHmacSha1::digest(const uint8_t *a, size_t a_length, const uint8_t *b, size_t b_length,
+                              uint8_t *digest) const {
+  SHA_CTX sha = inner_;
+  SHA1_Update(&sha, a, a_length);
+  if (b_length) SHA1_Update(&sha, b, b_length);
+  SHA1_Final(digest, &sha);
+  sha = outer_;
+  SHA1_Update(&sha, digest, SHA_DIGEST_LENGTH);
+  SHA1_Final(digest, &sha);
 }
 
 // RFC 3711 3.3.1 and appendix A, for a sender: the counter goes up when the
@@ -109,13 +125,7 @@ bool SrtpContext::protect(uint8_t *packet, size_t *length, size_t header_length)
   // Tag = HMAC-SHA1(auth key, packet || ROC), truncated.
   uint8_t roc_bytes[4] = {uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc)};
   uint8_t digest[SHA_DIGEST_LENGTH];
-  SHA_CTX sha = hmac_inner_;
-  SHA1_Update(&sha, packet, len);
-  SHA1_Update(&sha, roc_bytes, sizeof roc_bytes);
-  SHA1_Final(digest, &sha);
-  sha = hmac_outer_;
-  SHA1_Update(&sha, digest, sizeof digest);
-  SHA1_Final(digest, &sha);
+  hmac_.digest(packet, len, roc_bytes, sizeof roc_bytes, digest);
   memcpy(packet + len, digest, tag_length_);
   *length = len + tag_length_;
   return true;

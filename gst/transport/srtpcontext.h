@@ -23,6 +23,23 @@ namespace wb {
 enum class SrtpProfile { Aes128CmSha1_80, Aes128CmSha1_32 };
 
 
+// HMAC-SHA1 with the key's inner and outer pads hashed once: a packet
+// costs copying two SHA-1 states and two finishes. Used by SRTP and SRTCP.
+class PrekeyedHmacSha1 {
+ public:
+  PrekeyedHmacSha1() = default;
+  ~PrekeyedHmacSha1();
+  PrekeyedHmacSha1(const PrekeyedHmacSha1 &) = delete;
+  PrekeyedHmacSha1 &operator=(const PrekeyedHmacSha1 &) = delete;
+  void set_key(const uint8_t *key, size_t length);  // length <= SHA_CBLOCK
+  // HMAC of `a` followed by `b` (b may be empty) into `digest` (20 bytes).
+  void digest(const uint8_t *a, size_t a_length, const uint8_t *b, size_t b_length, uint8_t *digest) const;
+
+ private:
+  SHA_CTX inner_{};  // SHA-1 after (key ^ ipad)
+  SHA_CTX outer_{};  // SHA-1 after (key ^ opad)
+};
+
 class SrtpContext {
  public:
   static constexpr size_t kMasterKeyLength = 16;
@@ -51,8 +68,7 @@ class SrtpContext {
 
   EVP_CIPHER_CTX *cipher_ = nullptr;  // AES-128-CTR with the session key
   uint8_t session_salt_[kMasterSaltLength] = {};
-  SHA_CTX hmac_inner_{};  // SHA-1 after (auth key ^ ipad)
-  SHA_CTX hmac_outer_{};  // SHA-1 after (auth key ^ opad)
+  PrekeyedHmacSha1 hmac_;
   size_t tag_length_ = kMaxTagLength;
   bool started_ = false;
   uint16_t highest_seq_ = 0;
