@@ -156,11 +156,6 @@ void IceLitePort::remove(const std::shared_ptr<LiteTransport> &transport) {
   transport->close();
 }
 
-size_t IceLitePort::transports() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return by_ufrag_.size();
-}
-
 void IceLitePort::run() {
   pthread_setname_np(pthread_self(), "ice-lite-port");
   std::vector<pollfd> fds;

@@ -60,7 +60,6 @@ class IceLitePort {
 
   const std::vector<Candidate> &candidates() const { return candidates_; }
   const std::string &fingerprint() const { return identity_->fingerprint(); }
-  size_t transports() const;
 
  private:
   IceLitePort() = default;

@@ -12,10 +12,6 @@ namespace wb {
 
 namespace {
 
-constexpr uint8_t kLabelEncryption = 0x03;
-constexpr uint8_t kLabelAuthentication = 0x04;
-constexpr uint8_t kLabelSalt = 0x05;
-constexpr size_t kAuthKeyLength = 20;
 constexpr size_t kTagLength = 10;
 constexpr size_t kIndexLength = 4;
 constexpr size_t kClearHeader = 8;  // RTCP header and sender SSRC
@@ -27,45 +23,33 @@ uint32_t read32(const uint8_t *p) { return uint32_t(p[0]) << 24 | uint32_t(p[1])
 }  // namespace
 
 std::unique_ptr<SrtcpContext> SrtcpContext::create(const uint8_t *key_salt) {
-  const uint8_t *master_key = key_salt;
-  const uint8_t *master_salt = key_salt + SrtpContext::kMasterKeyLength;
   std::unique_ptr<SrtcpContext> c(new SrtcpContext());
-  uint8_t session_key[SrtpContext::kMasterKeyLength];
-  uint8_t auth_key[kAuthKeyLength];
-  if (!srtp_derive(master_key, master_salt, kLabelEncryption, session_key, sizeof session_key) ||
-      !srtp_derive(master_key, master_salt, kLabelAuthentication, auth_key, sizeof auth_key) ||
-      !srtp_derive(master_key, master_salt, kLabelSalt, c->session_salt_, sizeof c->session_salt_))
+  if (!c->keys_.derive(key_salt, key_salt + SrtpContext::kMasterKeyLength, SrtpSessionKeys::Stream::Rtcp))
     return nullptr;
-  c->cipher_ = EVP_CIPHER_CTX_new();
-  bool ok = c->cipher_ && EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) == 1;
-  OPENSSL_cleanse(session_key, sizeof session_key);
-  if (!ok) return nullptr;
-  c->hmac_.set_key(auth_key, sizeof auth_key);
-  OPENSSL_cleanse(auth_key, sizeof auth_key);
   return c;
 }
 
-SrtcpContext::~SrtcpContext() { EVP_CIPHER_CTX_free(cipher_); }
+SrtcpContext::~SrtcpContext() = default;
 
 // IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16), the 31-bit SRTCP index
 // standing where SRTP has its 48-bit packet index.
 bool SrtcpContext::crypt(uint8_t *packet, size_t length, uint32_t index) {
   uint8_t iv[16] = {};
-  memcpy(iv, session_salt_, sizeof session_salt_);
+  memcpy(iv, keys_.salt(), SrtpSessionKeys::kSaltLength);
   for (int i = 0; i < 4; ++i) iv[4 + i] ^= packet[4 + i];
   iv[10] ^= uint8_t(index >> 24);
   iv[11] ^= uint8_t(index >> 16);
   iv[12] ^= uint8_t(index >> 8);
   iv[13] ^= uint8_t(index);
   int n = 0;
-  return EVP_EncryptInit_ex(cipher_, nullptr, nullptr, nullptr, iv) == 1 &&
-         EVP_EncryptUpdate(cipher_, packet + kClearHeader, &n, packet + kClearHeader,
+  return EVP_EncryptInit_ex(keys_.cipher(), nullptr, nullptr, nullptr, iv) == 1 &&
+         EVP_EncryptUpdate(keys_.cipher(), packet + kClearHeader, &n, packet + kClearHeader,
                            int(length - kClearHeader)) == 1;
 }
 
 // HMAC-SHA1 over the packet as sent, E|index included.
 void SrtcpContext::authenticate(const uint8_t *packet, size_t length, uint8_t *digest) const {
-  hmac_.digest(packet, length, nullptr, 0, digest);
+  keys_.hmac().digest(packet, length, nullptr, 0, digest);
 }
 
 bool SrtcpContext::protect(uint8_t *packet, size_t *length) {

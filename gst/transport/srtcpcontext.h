@@ -62,9 +62,7 @@ class SrtcpContext {
   const ReplayWindow *find_window(uint32_t ssrc) const;
   void accept(uint32_t ssrc, uint32_t index);
 
-  EVP_CIPHER_CTX *cipher_ = nullptr;  // AES-128-CTR with the session key
-  uint8_t session_salt_[14] = {};
-  PrekeyedHmacSha1 hmac_;
+  SrtpSessionKeys keys_;
   uint32_t index_ = 0;    // the last one sent
   std::vector<ReplayWindow> windows_;
   uint64_t accepted_ = 0;  // packets accepted so far: the clock for evicting windows

@@ -9,17 +9,12 @@ namespace wb {
 
 namespace {
 
-constexpr uint8_t kLabelEncryption = 0x00;
-constexpr uint8_t kLabelAuthentication = 0x01;
-constexpr uint8_t kLabelSalt = 0x02;
 constexpr size_t kAuthKeyLength = 20;
 
-}  // namespace
-
-// AES-CM keystream under the master key, from the master salt with the label
-// XORed in at byte 7.
-bool srtp_derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out,
-                 size_t length) {
+// RFC 3711 4.3.1 with a key derivation rate of 0: AES-CM keystream under the
+// master key, from the master salt with the label XORed in at byte 7.
+bool derive_bytes(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out,
+                  size_t length) {
   uint8_t iv[16] = {};
   memcpy(iv, master_salt, SrtpContext::kMasterSaltLength);
   iv[7] ^= label;
@@ -33,27 +28,37 @@ bool srtp_derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t 
   return ok;
 }
 
+}  // namespace
+
+SrtpSessionKeys::~SrtpSessionKeys() { EVP_CIPHER_CTX_free(cipher_); }
+
+bool SrtpSessionKeys::derive(const uint8_t *master_key, const uint8_t *master_salt, Stream stream) {
+  const uint8_t first_label = stream == Stream::Rtp ? 0x00 : 0x03;
+  uint8_t session_key[SrtpContext::kMasterKeyLength];
+  uint8_t auth_key[kAuthKeyLength];
+  bool ok = derive_bytes(master_key, master_salt, first_label, session_key, sizeof session_key) &&
+            derive_bytes(master_key, master_salt, uint8_t(first_label + 1), auth_key, sizeof auth_key) &&
+            derive_bytes(master_key, master_salt, uint8_t(first_label + 2), salt_, sizeof salt_);
+  if (ok) {
+    cipher_ = EVP_CIPHER_CTX_new();
+    ok = cipher_ && EVP_EncryptInit_ex(cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) == 1;
+    hmac_.set_key(auth_key, sizeof auth_key);
+  }
+  OPENSSL_cleanse(session_key, sizeof session_key);
+  OPENSSL_cleanse(auth_key, sizeof auth_key);
+  return ok;
+}
+
 std::unique_ptr<SrtpContext> SrtpContext::create(const uint8_t *master_key, const uint8_t *master_salt,
                                                  size_t tag_length) {
   if (tag_length != 10 && tag_length != 4) return nullptr;
   std::unique_ptr<SrtpContext> c(new SrtpContext());
   c->tag_length_ = tag_length;
-  uint8_t session_key[kMasterKeyLength];
-  uint8_t auth_key[kAuthKeyLength];
-  if (!srtp_derive(master_key, master_salt, kLabelEncryption, session_key, sizeof session_key) ||
-      !srtp_derive(master_key, master_salt, kLabelAuthentication, auth_key, sizeof auth_key) ||
-      !srtp_derive(master_key, master_salt, kLabelSalt, c->session_salt_, sizeof c->session_salt_))
-    return nullptr;
-  c->cipher_ = EVP_CIPHER_CTX_new();
-  if (!c->cipher_ || EVP_EncryptInit_ex(c->cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) != 1)
-    return nullptr;
-  c->hmac_.set_key(auth_key, sizeof auth_key);
-  OPENSSL_cleanse(session_key, sizeof session_key);
-  OPENSSL_cleanse(auth_key, sizeof auth_key);
+  if (!c->keys_.derive(master_key, master_salt, SrtpSessionKeys::Stream::Rtp)) return nullptr;
   return c;
 }
 
-SrtpContext::~SrtpContext() { EVP_CIPHER_CTX_free(cipher_); }
+SrtpContext::~SrtpContext() = default;
 
 PrekeyedHmacSha1::~PrekeyedHmacSha1() {
   OPENSSL_cleanse(&inner_, sizeof inner_);
@@ -109,7 +114,7 @@ bool SrtpContext::protect(uint8_t *packet, size_t *length, size_t header_length)
 
   // IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16), index = ROC << 16 | SEQ.
   uint8_t iv[16] = {};
-  memcpy(iv, session_salt_, sizeof session_salt_);
+  memcpy(iv, keys_.salt(), SrtpSessionKeys::kSaltLength);
   for (int i = 0; i < 4; ++i) iv[4 + i] ^= packet[8 + i];
   iv[8] ^= uint8_t(roc >> 24);
   iv[9] ^= uint8_t(roc >> 16);
@@ -118,14 +123,14 @@ bool SrtpContext::protect(uint8_t *packet, size_t *length, size_t header_length)
   iv[12] ^= packet[2];
   iv[13] ^= packet[3];
   int n = 0;
-  if (EVP_EncryptInit_ex(cipher_, nullptr, nullptr, nullptr, iv) != 1 ||
-      EVP_EncryptUpdate(cipher_, packet + header_length, &n, packet + header_length, int(len - header_length)) != 1)
+  if (EVP_EncryptInit_ex(keys_.cipher(), nullptr, nullptr, nullptr, iv) != 1 ||
+      EVP_EncryptUpdate(keys_.cipher(), packet + header_length, &n, packet + header_length, int(len - header_length)) != 1)
     return false;
 
   // Tag = HMAC-SHA1(auth key, packet || ROC), truncated.
   uint8_t roc_bytes[4] = {uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc)};
   uint8_t digest[SHA_DIGEST_LENGTH];
-  hmac_.digest(packet, len, roc_bytes, sizeof roc_bytes, digest);
+  keys_.hmac().digest(packet, len, roc_bytes, sizeof roc_bytes, digest);
   memcpy(packet + len, digest, tag_length_);
   *length = len + tag_length_;
   return true;

@@ -40,6 +40,29 @@ class PrekeyedHmacSha1 {
   SHA_CTX outer_{};  // SHA-1 after (key ^ opad)
 };
 
+// The session keys of one SRTP or SRTCP stream (RFC 3711 4.3.1, key
+// derivation rate 0), derived once from a master key and salt: AES-128-CTR
+// keyed with the session key, the pre-keyed HMAC, and the session salt.
+class SrtpSessionKeys {
+ public:
+  enum class Stream { Rtp, Rtcp };  // derivation labels 0x00-0x02 or 0x03-0x05
+  static constexpr size_t kSaltLength = 14;
+  SrtpSessionKeys() = default;
+  ~SrtpSessionKeys();
+  SrtpSessionKeys(const SrtpSessionKeys &) = delete;
+  SrtpSessionKeys &operator=(const SrtpSessionKeys &) = delete;
+  // `master_key`: 16 bytes, `master_salt`: 14. False if OpenSSL fails.
+  bool derive(const uint8_t *master_key, const uint8_t *master_salt, Stream stream);
+  EVP_CIPHER_CTX *cipher() const { return cipher_; }
+  const uint8_t *salt() const { return salt_; }
+  const PrekeyedHmacSha1 &hmac() const { return hmac_; }
+
+ private:
+  EVP_CIPHER_CTX *cipher_ = nullptr;
+  uint8_t salt_[kSaltLength] = {};
+  PrekeyedHmacSha1 hmac_;
+};
+
 class SrtpContext {
  public:
   static constexpr size_t kMasterKeyLength = 16;
@@ -66,19 +89,11 @@ class SrtpContext {
   SrtpContext() = default;
   uint32_t rollover_for(uint16_t seq);
 
-  EVP_CIPHER_CTX *cipher_ = nullptr;  // AES-128-CTR with the session key
-  uint8_t session_salt_[kMasterSaltLength] = {};
-  PrekeyedHmacSha1 hmac_;
+  SrtpSessionKeys keys_;
   size_t tag_length_ = kMaxTagLength;
   bool started_ = false;
   uint16_t highest_seq_ = 0;
   uint32_t rollover_ = 0;
 };
-
-// RFC 3711 4.3.1 with a key derivation rate of 0: `length` bytes (at most
-// 32) of session key, authentication key or salt for `label` (0x00-0x02
-// SRTP, 0x03-0x05 SRTCP) from the 16-byte master key and 14-byte salt.
-bool srtp_derive(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out,
-                 size_t length);
 
 }  // namespace wb

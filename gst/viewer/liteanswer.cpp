@@ -9,23 +9,6 @@ namespace wb {
 
 namespace {
 
-struct SdpMessage {
-  GstSDPMessage *msg = nullptr;
-  ~SdpMessage() {
-    if (msg) gst_sdp_message_free(msg);
-  }
-  bool parse(const std::string &text) {
-    return gst_sdp_message_new(&msg) == GST_SDP_OK &&
-           gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(text.data()), text.size(), msg) ==
-               GST_SDP_OK;
-  }
-};
-
-const char *media_or_session(const GstSDPMessage *msg, const GstSDPMedia *media, const char *key) {
-  const char *v = gst_sdp_media_get_attribute_val(media, key);
-  return v ? v : gst_sdp_message_get_attribute_val(msg, key);
-}
-
 std::vector<std::string> bundle_group(const GstSDPMessage *msg) {
   for (guint i = 0; i < gst_sdp_message_attributes_len(msg); ++i) {
     const GstSDPAttribute *a = gst_sdp_message_get_attribute(msg, i);
@@ -49,7 +32,7 @@ bool feedback_we_honour(const std::string &value) { return value == "nack pli" |
 
 LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check) {
   LiteOffer result;
-  SdpMessage sdp;
+  ParsedSdp sdp;
   if (!sdp.parse(offer_sdp)) {
     result.problem = "unreadable SDP";
     return result;
@@ -70,7 +53,7 @@ LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check)
       result.problem = "the media are not in one BUNDLE group";
       return result;
     }
-    const char *fingerprint = media_or_session(sdp.msg, media, "fingerprint");
+    const char *fingerprint = sdp_media_or_session_attribute(sdp.msg, media, "fingerprint");
     std::string fp = fingerprint ? fingerprint : "";
     auto space = fp.find(' ');
     if (space == std::string::npos || g_ascii_strcasecmp(fp.substr(0, space).c_str(), "sha-256") != 0) {
@@ -78,7 +61,7 @@ LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check)
       return result;
     }
     result.remote_fingerprint = fp.substr(space + 1);
-    const char *s = media_or_session(sdp.msg, media, "setup");
+    const char *s = sdp_media_or_session_attribute(sdp.msg, media, "setup");
     setup = s ? s : "actpass";
   }
   if (setup == "passive") {
@@ -90,7 +73,7 @@ LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check)
 }
 
 std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &check, const LiteAnswerParams &params) {
-  SdpMessage offer;
+  ParsedSdp offer;
   if (!offer.parse(offer_sdp)) return {};
   std::ostringstream out;
   // Bundled only if the offer asked for it (one accepted m-line may not).

@@ -10,24 +10,6 @@ namespace wb {
 
 namespace {
 
-struct SdpMessagePtr {
-  GstSDPMessage *msg = nullptr;
-  ~SdpMessagePtr() {
-    if (msg) gst_sdp_message_free(msg);
-  }
-};
-
-bool parse_sdp(const std::string &text, SdpMessagePtr &out) {
-  if (gst_sdp_message_new(&out.msg) != GST_SDP_OK) return false;
-  return gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(text.data()), text.size(),
-                                      out.msg) == GST_SDP_OK;
-}
-
-const char *attr(const GstSDPMessage *msg, const GstSDPMedia *media, const char *key) {
-  const char *v = gst_sdp_media_get_attribute_val(media, key);
-  return v ? v : gst_sdp_message_get_attribute_val(msg, key);
-}
-
 bool has_attr(const GstSDPMedia *media, const char *key) {
   for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i)
     if (g_strcmp0(gst_sdp_media_get_attribute(media, i)->key, key) == 0) return true;
@@ -107,6 +89,21 @@ std::string describe_offer_codecs(const GstSDPMedia *media) {
 
 }  // namespace
 
+ParsedSdp::~ParsedSdp() {
+  if (msg) gst_sdp_message_free(msg);
+}
+
+bool ParsedSdp::parse(const std::string &text) {
+  if (!msg && gst_sdp_message_new(&msg) != GST_SDP_OK) return false;
+  return gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(text.data()), text.size(), msg) ==
+         GST_SDP_OK;
+}
+
+const char *sdp_media_or_session_attribute(const GstSDPMessage *msg, const GstSDPMedia *media, const char *key) {
+  const char *v = gst_sdp_media_get_attribute_val(media, key);
+  return v ? v : gst_sdp_message_get_attribute_val(msg, key);
+}
+
 std::vector<std::string> sdp_values_for_pt(const GstSDPMedia *media, const char *key, int pt) {
   std::vector<std::string> out;
   for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
@@ -123,8 +120,8 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
                        Offerer offerer) {
   const bool viewer = offerer == Offerer::Viewer;
   OfferCheck check;
-  SdpMessagePtr msg;
-  if (sdp.empty() || !parse_sdp(sdp, msg) || gst_sdp_message_medias_len(msg.msg) == 0) {
+  ParsedSdp msg;
+  if (sdp.empty() || !msg.parse(sdp) || gst_sdp_message_medias_len(msg.msg) == 0) {
     check.status = 400;
     check.error = "malformed SDP: not an SDP offer with media sections";
     return check;
@@ -137,8 +134,8 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
     choice.kind = gst_sdp_media_get_media(media) ? gst_sdp_media_get_media(media) : "";
     const char *mid = gst_sdp_media_get_attribute_val(media, "mid");
     choice.mid = mid ? mid : "";
-    if (!attr(msg.msg, media, "ice-ufrag") || !attr(msg.msg, media, "ice-pwd") ||
-        !attr(msg.msg, media, "fingerprint")) {
+    auto session_or_media = [&](const char *key) { return sdp_media_or_session_attribute(msg.msg, media, key); };
+    if (!session_or_media("ice-ufrag") || !session_or_media("ice-pwd") || !session_or_media("fingerprint")) {
       check.status = 400;
       check.error = "malformed SDP: m-line " + std::to_string(i) +
                     " lacks ICE credentials or a DTLS fingerprint";
@@ -205,8 +202,8 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
 }
 
 std::string repair_answer(const std::string &answer_sdp, const OfferCheck &offer) {
-  SdpMessagePtr msg;
-  if (!parse_sdp(answer_sdp, msg)) return answer_sdp;
+  ParsedSdp msg;
+  if (!msg.parse(answer_sdp)) return answer_sdp;
   for (const auto &choice : offer.media) {
     if (!choice.accepted() || choice.codec != Codec::H264) continue;
     if (choice.mline >= gst_sdp_message_medias_len(msg.msg)) continue;

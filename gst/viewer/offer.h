@@ -50,6 +50,19 @@ enum class Offerer { Viewer, Publisher };
 OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
                        Offerer offerer = Offerer::Viewer);
 
+// SDP text parsed into a GstSDPMessage, freed with the holder.
+struct ParsedSdp {
+  GstSDPMessage *msg = nullptr;
+  ParsedSdp() = default;
+  ~ParsedSdp();
+  ParsedSdp(const ParsedSdp &) = delete;
+  ParsedSdp &operator=(const ParsedSdp &) = delete;
+  bool parse(const std::string &text);
+};
+
+// An attribute of the m-line, or of the session when the m-line has none.
+const char *sdp_media_or_session_attribute(const GstSDPMessage *msg, const GstSDPMedia *media, const char *key);
+
 // What follows "a=<key>:<pt> " in each such attribute of `media` (fmtp,
 // rtcp-fb, rtpmap), in order.
 std::vector<std::string> sdp_values_for_pt(const GstSDPMedia *media, const char *key, int pt);

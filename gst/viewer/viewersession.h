@@ -70,7 +70,6 @@ class ViewerSession {
   gint64 last_heard_us() const;
   gint64 created_us() const { return created_us_; }
   bool has_keyframe() const;
-  bool on_lite_port() const { return lite_ != nullptr; }
 
  private:
   struct Branch {
