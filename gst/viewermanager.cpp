@@ -149,6 +149,11 @@ std::vector<GParamSpec *> viewer_param_specs() {
   specs[PROP_KEYFRAME_REQUESTS] = g_param_spec_uint64(
       "keyframe-requests", "Keyframe requests",
       "Keyframe requests sent upstream so far (after coalescing)", 0, G_MAXUINT64, 0, ro);
+  specs[PROP_RETRANSMISSIONS] = g_param_spec_uint64(
+      "retransmissions", "Retransmissions",
+      "RTP packets sent again to viewers that reported them lost (RTCP NACK, when the viewer negotiated it), "
+      "from each stream's shared history of its last 1024 packets (all viewers)",
+      0, G_MAXUINT64, 0, ro);
   specs[PROP_PUSH_URL] = g_param_spec_string(
       "push-url", "WHIP push URL",
       "Also push the broadcast to this WHIP endpoint (a relay in ingest mode, an SFU or CDN); "
@@ -496,12 +501,15 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       g_value_set_string(value, priv->upstream_path.empty() ? priv->node_id.c_str() : priv->upstream_path.c_str());
       break;
     case PROP_BYTES_SENT:
-    case PROP_KEYFRAME_REQUESTS: {
+    case PROP_KEYFRAME_REQUESTS:
+    case PROP_RETRANSMISSIONS: {
       guint64 total = 0;
       for (MediaInput *in : {&priv->video, &priv->audio}) {
         if (!in->fanout) continue;
         FanoutStats stats = fanout_get_stats(in->fanout);
-        total += prop_id == PROP_BYTES_SENT ? stats.bytes_out : stats.keyframe_requests_sent;
+        total += prop_id == PROP_BYTES_SENT          ? stats.bytes_out
+                 : prop_id == PROP_KEYFRAME_REQUESTS ? stats.keyframe_requests_sent
+                                                     : stats.packets_retransmitted;
       }
       g_value_set_uint64(value, total);
       break;

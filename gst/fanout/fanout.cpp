@@ -3,11 +3,13 @@
 #include <gst/rtp/gstrtpbuffer.h>
 #include <gst/video/video-event.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
 
+#include "fanout/packethistory.h"
 #include "keyframes/keyframerequests.h"
 #include "transport/srtpsender.h"
 
@@ -35,7 +37,27 @@ struct Branch {
   // packets bypass the pad (and the viewer's webrtcbin) entirely.
   std::unique_ptr<wb::SrtpSender> direct;
   gint64 shown_to_pad_us = 0;  // direct branches: see deliver()
+
+  // Sequence numbers the viewer reported lost (NACK), from its transport's
+  // thread, for the streaming thread: only that thread may use the direct
+  // sender's SRTP context and the history, so it answers at its next
+  // delivery.
+  std::mutex nack_lock;
+  std::vector<uint16_t> nacked;
+  std::atomic<bool> has_nacks{false};
+  // Streaming thread only.
+  uint16_t last_seq = 0;   // the newest packet sent to the branch
+  uint32_t delivered = 0;  // packets sent to the branch, for retransmit()
+  gint64 budget_start_us = 0;
+  unsigned budget_used = 0;
 };
+
+// Retransmissions per branch and second at most: a NACK names up to 17
+// packets, so without a bound one viewer could make us send far more than
+// the stream (800 kbps video is ~100 packets a second).
+constexpr unsigned kMaxRetransmitsPerSecond = 200;
+// NACKed packets a branch may have waiting.
+constexpr size_t kMaxPendingNacks = 512;
 
 using BranchList = std::vector<std::shared_ptr<Branch>>;
 
@@ -61,6 +83,10 @@ struct FanoutState {
   KeyframeRequests keyframes;
   std::atomic<uint64_t> packets_in{0};
   std::atomic<uint64_t> bytes_out{0};
+  // Streaming thread only: see deliver() and retransmit().
+  wb::PacketHistory history;
+  std::atomic<uint64_t> retransmitted{0};
+  std::atomic<uint64_t> nacked_not_kept{0};
 };
 
 }  // namespace
@@ -138,6 +164,45 @@ gint64 sampled_time_us(WbFanout *self, GstBuffer *buffer, gint64 now) {
   return now - age / GstClockTimeDiff(GST_USECOND);
 }
 
+// Answers a direct branch's NACKs from the shared history, through its
+// sender. Returns the bytes queued. Streaming thread.
+uint64_t retransmit(WbFanout *self, Branch &branch, wb::SendBatch &batch, gint64 now) {
+  FanoutState &st = *self->state;
+  std::vector<uint16_t> seqs;
+  {
+    std::lock_guard<std::mutex> lock(branch.nack_lock);
+    seqs.swap(branch.nacked);
+    branch.has_nacks.store(false, std::memory_order_relaxed);
+  }
+  if (now - branch.budget_start_us >= G_USEC_PER_SEC) {
+    branch.budget_start_us = now;
+    branch.budget_used = 0;
+  }
+  std::vector<wb::RtpPacketRef> found;
+  uint64_t not_kept = 0, over_budget = 0;
+  for (uint16_t seq : seqs) {
+    // Only what this branch was sent: not what came before its keyframe.
+    if (uint16_t(branch.last_seq - seq) >= branch.delivered) continue;
+    const wb::RtpPacketRef *packet = st.history.find(seq);
+    if (!packet) {
+      ++not_kept;
+    } else if (branch.budget_used >= kMaxRetransmitsPerSecond) {
+      ++over_budget;
+    } else {
+      ++branch.budget_used;
+      found.push_back(*packet);
+    }
+  }
+  if (not_kept || over_budget)
+    GST_DEBUG_OBJECT(self, "branch %s: %" G_GUINT64_FORMAT " NACKed packets no longer kept, %" G_GUINT64_FORMAT
+                     " over the retransmission budget", GST_PAD_NAME(branch.pad), not_kept, over_budget);
+  st.nacked_not_kept += not_kept;
+  st.retransmitted += found.size();
+  if (found.empty()) return 0;
+  GST_LOG_OBJECT(self, "branch %s: retransmitting %zu packets", GST_PAD_NAME(branch.pad), found.size());
+  return branch.direct->send(found.data(), found.size(), branch.pt, branch.ssrc, batch);
+}
+
 void deliver(WbFanout *self, std::vector<Packet> &packets) {
   FanoutState &st = *self->state;
   std::shared_ptr<const BranchList> branches;
@@ -172,20 +237,21 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
   st.packets_in += packets.size();
   if (any_keyframe) st.keyframes.keyframe_sent();
 
-  // Direct branches read the packets as plain bytes: map each once.
+  // Direct branches and the history read the packets as plain bytes: map
+  // each once.
   std::vector<wb::RtpPacketRef> refs;
   bool any_direct = false;
   for (const auto &branch : *branches)
     any_direct |= branch->started.load(std::memory_order_acquire) && branch->direct;
-  const gint64 now = any_direct ? g_get_monotonic_time() : 0;
-  if (any_direct) {
-    const gint64 sampled_us = sampled_time_us(self, packets.front().buffer, now);
-    refs.reserve(packets.size());
-    for (auto &pkt : packets) {
-      if (!pkt.header_len) continue;
-      pkt.mapped = gst_buffer_map(pkt.buffer, &pkt.map, GST_MAP_READ);
-      if (pkt.mapped) refs.push_back({pkt.map.data, pkt.map.size, pkt.header_len, sampled_us});
-    }
+  const gint64 now = g_get_monotonic_time();
+  const gint64 sampled_us = sampled_time_us(self, packets.front().buffer, now);
+  refs.reserve(packets.size());
+  for (auto &pkt : packets) {
+    if (!pkt.header_len) continue;
+    pkt.mapped = gst_buffer_map(pkt.buffer, &pkt.map, GST_MAP_READ);
+    if (!pkt.mapped) continue;
+    refs.push_back({pkt.map.data, pkt.map.size, pkt.header_len, sampled_us});
+    st.history.record(refs.back());
   }
 
   bool waiting = false;
@@ -204,6 +270,13 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
       }
       GST_DEBUG_OBJECT(self, "branch %s: keyframe, starting delivery", GST_PAD_NAME(branch->pad));
       branch->has_keyframe.store(true, std::memory_order_relaxed);
+    }
+    // Before the new packets, so these stay the last the sender counted.
+    if (branch->has_nacks.load(std::memory_order_acquire)) bytes += retransmit(self, *branch, batch, now);
+    for (size_t i = first; i < packets.size(); ++i) {
+      if (!packets[i].mapped) continue;
+      branch->last_seq = uint16_t(packets[i].map.data[2] << 8 | packets[i].map.data[3]);
+      ++branch->delivered;
     }
     if (branch->direct) {
       // refs skips unmappable packets, so count from its end.
@@ -457,6 +530,18 @@ void fanout_request_keyframe(WbFanout *fanout) {
   if (fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
 }
 
+void fanout_retransmit(WbFanout *fanout, GstPad *branch_pad, const std::vector<uint16_t> &seqs) {
+  auto branch = find_branch(fanout, branch_pad);
+  // `direct` is set before `started` and never changes after.
+  if (!branch || seqs.empty() || !branch->started.load(std::memory_order_acquire) || !branch->direct) return;
+  std::lock_guard<std::mutex> lock(branch->nack_lock);
+  const size_t room = kMaxPendingNacks - std::min(kMaxPendingNacks, branch->nacked.size());
+  if (seqs.size() > room)
+    GST_DEBUG_OBJECT(fanout, "branch %s: %zu NACKs dropped", GST_PAD_NAME(branch_pad), seqs.size() - room);
+  branch->nacked.insert(branch->nacked.end(), seqs.begin(), seqs.begin() + std::min(seqs.size(), room));
+  branch->has_nacks.store(true, std::memory_order_release);
+}
+
 bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad) {
   auto branch = find_branch(fanout, branch_pad);
   return branch && branch->has_keyframe.load();
@@ -497,6 +582,8 @@ FanoutStats fanout_get_stats(WbFanout *fanout) {
   stats.bytes_out = st.bytes_out.load();
   stats.keyframe_requests_received = st.keyframes.requests_received();
   stats.keyframe_requests_sent = st.keyframes.requests_sent_upstream();
+  stats.packets_retransmitted = st.retransmitted.load();
+  stats.nacked_not_kept = st.nacked_not_kept.load();
   stats.branches = unsigned(snapshot(fanout)->size());
   return stats;
 }

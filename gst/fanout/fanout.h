@@ -11,6 +11,10 @@
 // Keyframe requests from branches (upstream GstForceKeyUnit events, sent by
 // a viewer's RTCP PLI/FIR) and joins go through one KeyframeRequests policy
 // and leave the sink pad as at most one request per min interval.
+//
+// The last packets of the stream are kept once, in a PacketHistory, so a
+// viewer's NACK is answered with the very packet again (same sequence
+// number; no RTX stream) by that viewer's direct sender.
 #pragma once
 
 #include <gst/gst.h>
@@ -18,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "rtp/rtpcodec.h"
 #include "transport/srtpsender.h"
@@ -34,6 +39,8 @@ struct FanoutStats {
   uint64_t bytes_out = 0;
   uint64_t keyframe_requests_received = 0;
   uint64_t keyframe_requests_sent = 0;
+  uint64_t packets_retransmitted = 0;  // answers to viewers' NACKs
+  uint64_t nacked_not_kept = 0;        // NACKed packets the history no longer had
   unsigned branches = 0;
 };
 
@@ -57,6 +64,12 @@ void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<S
 // A viewer's transport asks for a keyframe (RTCP PLI/FIR): coalesced with
 // every other request like the upstream events of linked branches.
 void fanout_request_keyframe(WbFanout *fanout);
+// A viewer's transport reports packets of this direct branch lost (RTCP
+// NACK): they are sent again from the fan-out's shared history of the
+// stream at its next delivery (on the streaming thread, which owns the
+// branch's SRTP context), within a budget per second. Any thread. (A
+// viewer with a webrtcbin of its own is answered without NACK.)
+void fanout_retransmit(WbFanout *fanout, GstPad *branch_pad, const std::vector<uint16_t> &seqs);
 // Whether the branch has received a keyframe (its viewer can decode).
 bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad);
 void fanout_remove_branch(WbFanout *fanout, GstPad *branch_pad);

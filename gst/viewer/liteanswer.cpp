@@ -24,9 +24,11 @@ std::vector<std::string> bundle_group(const GstSDPMessage *msg) {
   return {};
 }
 
-// The feedback we honour: picture loss and full intra requests. NACK is
-// left out of answers: nothing retransmits yet.
-bool feedback_we_honour(const std::string &value) { return value == "nack pli" || value == "ccm fir"; }
+// The feedback we honour: picture loss and full intra requests go to the
+// fan-out's keyframe policy, generic NACK to its packet history.
+bool feedback_we_honour(const std::string &value) {
+  return value == "nack" || value == "nack pli" || value == "ccm fir";
+}
 
 }  // namespace
 

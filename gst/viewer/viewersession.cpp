@@ -20,13 +20,22 @@ GstWebRTCPeerConnectionState as_peer_state(LiteTransport::State state) {
   }
 }
 
-// A reference to the fan-out that the transport's feedback handler may
-// outlive the session with.
-std::shared_ptr<WbFanout> hold(WbFanout *fanout) {
-  if (!fanout) return nullptr;
-  gst_object_ref(fanout);
-  return std::shared_ptr<WbFanout>(fanout, [](WbFanout *f) { gst_object_unref(f); });
+// A reference that the transport's feedback handler may outlive the
+// session with.
+template <typename T>
+std::shared_ptr<T> hold(T *object) {
+  if (!object) return nullptr;
+  gst_object_ref(object);
+  return std::shared_ptr<T>(object, [](T *o) { gst_object_unref(o); });
 }
+
+// What a viewer's feedback acts on: one of its branches.
+struct FeedbackTarget {
+  std::shared_ptr<WbFanout> fanout;
+  std::shared_ptr<GstPad> pad;
+  uint32_t ssrc;
+  bool video;
+};
 
 }  // namespace
 
@@ -85,14 +94,17 @@ ViewerSession::Answer ViewerSession::negotiate_lite(const std::string &offer_sdp
   };
   std::vector<uint32_t> ssrcs;
   std::string error = add_branches(offer, video, audio, [] { return nullptr; }, &ssrcs);
-  uint32_t video_ssrc = 0;
-  for (const auto &b : branches_)
-    if (b.fanout == video) video_ssrc = b.ssrc;
-  listener.feedback = [video = hold(video), video_ssrc](const rtcp::Feedback &feedback) {
-    bool wants_picture = false;
-    for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == video_ssrc;
-    for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == video_ssrc;
-    if (wants_picture && video) fanout_request_keyframe(video.get());
+  std::vector<FeedbackTarget> targets;
+  for (const auto &b : branches_) targets.push_back({hold(b.fanout), hold(b.pad), b.ssrc, b.fanout == video});
+  listener.feedback = [targets = std::move(targets)](const rtcp::Feedback &feedback) {
+    for (const auto &target : targets) {
+      bool wants_picture = false;
+      for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == target.ssrc;
+      for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == target.ssrc;
+      if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get());
+      for (const auto &nack : feedback.nacks)
+        if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.pad.get(), nack.seqs);
+    }
   };
   if (!error.empty()) {
     result.status = 500;

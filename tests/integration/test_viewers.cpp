@@ -120,6 +120,51 @@ INSTANTIATE_TEST_SUITE_P(Viewers, SendPath,
                            return std::string(info.param.name);
                          });
 
+struct NackCase {
+  const char *name;
+  bool viewer_nacks;
+};
+
+class Nack : public ::testing::TestWithParam<NackCase> {};
+
+// 4 % of the video is lost on the way to a viewer on the ICE-lite port. A
+// viewer that negotiated NACK gets every lost packet again from the
+// fan-out's history (its jitter buffer lets nothing through with a gap);
+// one that did not gets nothing again, and the loss shows.
+TEST_P(Nack, LostVideoPacketsComeAgainOnlyWhenTheViewerAsks) {
+  const NackCase &param = GetParam();
+  Broadcast::Options options;
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  WhepViewer::Options viewer_options;
+  viewer_options.nack = param.viewer_nacks;
+  viewer_options.drop_video_seq_every = 25;
+  WhepViewer viewer(viewer_options);
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201) << viewer.error();
+  EXPECT_EQ(viewer.answer().find(" nack\r\n") != std::string::npos, param.viewer_nacks) << viewer.answer();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_dropped() >= 10 && viewer.video_frames() > 60; }, 20000ms))
+      << "dropped " << viewer.video_dropped() << " frames " << viewer.video_frames();
+  // Far enough past the last drop that its fate is known either way.
+  const unsigned seen = viewer.video_packets();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_packets() > seen + 60; }, 10000ms));
+  const unsigned dropped = viewer.video_dropped();
+  guint64 retransmissions = 0;
+  g_object_get(broadcast->sink(), "retransmissions", &retransmissions, nullptr);
+  std::cout << "[ nack     ] dropped " << dropped << ", gaps after the jitter buffer " << viewer.video_gaps()
+            << ", retransmissions " << retransmissions << "\n";
+  if (param.viewer_nacks) {
+    EXPECT_EQ(viewer.video_gaps(), 0u);
+    EXPECT_GE(retransmissions, 10u);
+  } else {
+    EXPECT_GE(viewer.video_gaps(), 8u);
+    EXPECT_EQ(retransmissions, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Viewers, Nack,
+                         ::testing::Values(NackCase{"Negotiated", true}, NackCase{"NotNegotiated", false}),
+                         [](const ::testing::TestParamInfo<NackCase> &info) { return std::string(info.param.name); });
+
 TEST(Viewers, LateJoinerDecodesFirstFrameWithinOneSecond) {
   // A 10 s GOP: the picture must come from a keyframe requested on join.
   Broadcast::Options options;

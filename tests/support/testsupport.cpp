@@ -221,6 +221,10 @@ WhepViewer::WhepViewer(const Options &options) : options_(options) {
   webrtc_ = gst_element_factory_make("webrtcbin", nullptr);
   g_object_set(webrtc_, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, nullptr);
   use_loopback_for_ice(webrtc_);
+  // GStreamer's rtpsession holds a NACK back to RFC 4585's early-feedback
+  // timing, often for a few hundred ms (a browser sends it at once): the
+  // jitter buffer must wait that long for the answer.
+  if (options.nack) g_object_set(webrtc_, "latency", 1000u, nullptr);
   gst_bin_add(GST_BIN(pipeline_), webrtc_);
   g_signal_connect(webrtc_, "pad-added", G_CALLBACK(on_pad_added), this);
 }
@@ -231,11 +235,15 @@ WhepViewer::~WhepViewer() {
 }
 
 std::string make_offer_with(GstElement *webrtc, const WhepViewer::Options &options) {
-  auto add = [&](const std::string &caps_str) {
+  auto add = [&](const std::string &caps_str, bool nack) {
     GstCaps *caps = gst_caps_from_string(caps_str.c_str());
     GstWebRTCRTPTransceiver *trans = nullptr;
     g_signal_emit_by_name(webrtc, "add-transceiver", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &trans);
     gst_caps_unref(caps);
+    // The jitter buffer asks for what is missing; rtpsession sends the NACK.
+    // (webrtcbin 1.22 sets a bundled jitter buffer's do-retransmission from
+    // each transceiver in turn, the last one winning: so on all of them.)
+    if (trans && nack) g_object_set(trans, "do-nack", TRUE, nullptr);
     if (trans) gst_object_unref(trans);
   };
   if (!options.video_codec.empty()) {
@@ -243,11 +251,13 @@ std::string make_offer_with(GstElement *webrtc, const WhepViewer::Options &optio
                        ",payload=" + std::to_string(options.video_pt);
     if (options.video_codec == "H264")
       caps += ",packetization-mode=(string)1,profile-level-id=(string)42e01f,level-asymmetry-allowed=(string)1";
-    add(caps);
+    if (options.nack) caps += ",rtcp-fb-nack=(boolean)true";
+    add(caps, options.nack);
   }
   if (options.audio)
     add("application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,encoding-params=(string)2,payload=" +
-        std::to_string(options.audio_pt));
+            std::to_string(options.audio_pt),
+        options.nack);
   GstPromise *promise = gst_promise_new();
   g_signal_emit_by_name(webrtc, "create-offer", nullptr, promise);
   const GstStructure *reply = wait_reply(promise);
@@ -328,7 +338,46 @@ int WhepViewer::connect(const std::string &endpoint) {
   if (reply && gst_structure_has_field(reply, "error")) error_ = "answer refused";
   gst_promise_unref(promise);
   gst_webrtc_session_description_free(answer);
+  if (options_.drop_video_seq_every) drop_on_the_way_in();
   return response.status;
+}
+
+// Network loss, made in the viewer: a probe where libnice hands webrtcbin
+// what arrived, before SRTP and the jitter buffer. A packet is only dropped
+// the first time, so its retransmission gets through.
+void WhepViewer::drop_on_the_way_in() {
+  GstIterator *it = gst_bin_iterate_recurse(GST_BIN(webrtc_));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *element = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory *factory = gst_element_get_factory(element);
+    if (factory && g_strcmp0(GST_OBJECT_NAME(factory), "nicesrc") == 0) {
+      GstPad *src = gst_element_get_static_pad(element, "src");
+      gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER,
+                        +[](GstPad *, GstPadProbeInfo *info, gpointer data) {
+                          auto *v = static_cast<WhepViewer *>(data);
+                          GstMapInfo map;
+                          GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+                          if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return GST_PAD_PROBE_OK;
+                          bool drop = false;
+                          if (map.size >= 12 && (map.data[0] & 0xc0) == 0x80 &&
+                              (map.data[1] & 0x7f) == v->options_.video_pt) {
+                            guint16 seq = guint16(map.data[2] << 8 | map.data[3]);
+                            std::lock_guard<std::mutex> lock(v->dropped_lock_);
+                            drop = seq % v->options_.drop_video_seq_every == 0 && v->dropped_seqs_.insert(seq).second;
+                          }
+                          gst_buffer_unmap(buffer, &map);
+                          if (!drop) return GST_PAD_PROBE_OK;
+                          v->video_dropped_++;
+                          return GST_PAD_PROBE_DROP;
+                        },
+                        this, nullptr);
+      gst_object_unref(src);
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
 }
 
 void WhepViewer::disconnect(bool send_delete) {

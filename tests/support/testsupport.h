@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -87,6 +88,10 @@ class WhepViewer {
     int audio_pt = 109;
     bool audio = true;
     bool decode = true;  // false: count RTP packets only (cheap, for load)
+    bool nack = false;   // offer generic NACK and ask for lost video packets
+    // Loss on the way in: the first arrival of every video packet whose
+    // sequence number is a multiple of this is dropped before SRTP (0: none).
+    unsigned drop_video_seq_every = 0;
   };
   WhepViewer();
   explicit WhepViewer(const Options &options);
@@ -110,6 +115,8 @@ class WhepViewer {
   unsigned video_width() const { return video_width_.load(); }
   unsigned video_gaps() const { return video_gaps_.load(); }
   unsigned video_packets() const { return video_packets_.load(); }
+  // Video packets dropped on the way in (see Options::drop_video_seq_every).
+  unsigned video_dropped() const { return video_dropped_.load(); }
   // Streams for which an RTCP sender report arrived (webrtcbin's
   // remote-outbound-rtp stats): what a browser needs for lip sync.
   unsigned sender_reports_seen();
@@ -117,6 +124,7 @@ class WhepViewer {
  private:
   static void on_pad_added(GstElement *webrtc, GstPad *pad, WhepViewer *self);
   void count_decoded(GstPad *pad, bool video);
+  void drop_on_the_way_in();
 
   Options options_;
   GstElement *pipeline_ = nullptr;
@@ -132,6 +140,9 @@ class WhepViewer {
   std::atomic<unsigned> video_width_{0};
   std::atomic<unsigned> video_gaps_{0};
   std::atomic<unsigned> video_packets_{0};
+  std::atomic<unsigned> video_dropped_{0};
+  std::mutex dropped_lock_;
+  std::set<guint16> dropped_seqs_;
   std::atomic<guint64> last_video_pts_{GST_CLOCK_TIME_NONE};
 };
 

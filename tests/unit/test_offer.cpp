@@ -252,3 +252,35 @@ TEST(LiteAnswer, AnswersEveryMlineWithOurTransportAndChoice) {
   EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "fmtp"), "111 minptime=10;useinbandfec=1");
   gst_sdp_message_free(msg);
 }
+
+TEST(LiteAnswer, HonoursOnlyTheFeedbackWeAnswerAndNoRtx) {
+  std::string offer = replace_all(kChromeLikeOffer, "a=rtpmap:106 H264/90000\r\n",
+                                  "a=rtpmap:106 H264/90000\r\n"
+                                  "a=rtcp-fb:106 goog-remb\r\na=rtcp-fb:106 transport-cc\r\n"
+                                  "a=rtcp-fb:106 ccm fir\r\na=rtcp-fb:106 nack\r\na=rtcp-fb:106 nack pli\r\n"
+                                  "a=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=106\r\n");
+  offer = replace_all(offer, "96 97 102 103 106 127", "96 97 102 103 106 107 127");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  LiteAnswerParams params;
+  params.ice_ufrag = "uFrg";
+  params.ice_pwd = "0123456789abcdefghijklmn";
+  params.fingerprint = "11:22";
+  params.candidates = {{"127.0.0.1", 40000}};
+  params.cname = "cname1";
+  params.ssrcs = {1111, 3333};
+  std::string answer = write_lite_answer(offer, check, params);
+  // Retransmissions go out as the original packets (RFC 4585 generic
+  // NACK), so no RTX payload type is answered.
+  EXPECT_NE(answer.find("m=video 9 UDP/TLS/RTP/SAVPF 106\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=rtcp-fb:106 nack\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=rtcp-fb:106 nack pli\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=rtcp-fb:106 ccm fir\r\n"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("goog-remb"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("transport-cc"), std::string::npos) << answer;
+  EXPECT_EQ(answer.find("rtx"), std::string::npos) << answer;
+
+  // Not offered, not answered: the viewer will not NACK.
+  std::string plain = write_lite_answer(kChromeLikeOffer, check_offer(kChromeLikeOffer, h264("42e01f"), opus()), params);
+  EXPECT_EQ(plain.find("nack"), std::string::npos) << plain;
+}
