@@ -222,6 +222,12 @@ gboolean remove_viewer(GstBroadcastSink *self, const gchar *id) {
   return found;
 }
 
+GstStructure *get_viewer_stats(GstBroadcastSink *self, const gchar *id) {
+  GstStructure *result = nullptr;
+  g_signal_emit_by_name(self->manager, "get-viewer-stats", id, &result);
+  return result;
+}
+
 }  // namespace
 
 static GstPad *gst_broadcast_sink_request_new_pad(GstElement *element, GstPadTemplate *templ,
@@ -302,7 +308,7 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
   auto specs = wb::viewer_param_specs();
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
   signals = wb::install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
-                                       G_CALLBACK(remove_viewer));
+                                       G_CALLBACK(remove_viewer), G_CALLBACK(get_viewer_stats));
   element_class->request_new_pad = gst_broadcast_sink_request_new_pad;
   element_class->release_pad = gst_broadcast_sink_release_pad;
   element_class->change_state = gst_broadcast_sink_change_state;
@@ -322,10 +328,7 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WebRTC broadcast sink", "Sink/Network/WebRTC",
       "Payloads encoded video/audio once and broadcasts it to many WebRTC viewers (WHEP server, "
-      "viewer page, shared fan-out)"
-      " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, "
-      "id, answer, error}; remove-viewer (id) -> gboolean; viewer-joined (id) when a viewer's "
-      "transport connects; viewer-left (id, reason) when a joined viewer is gone",
+      "viewer page, shared fan-out)" WB_VIEWER_SIGNALS_DOC,
       "webrtcbroadcast developers");
 }
 

@@ -7,7 +7,8 @@
  * webrtcbin (bundle-policy=max-bundle) fed by the fan-out: payload type and
  * SSRC rewritten per viewer, delivery gated until a keyframe, keyframe
  * requests coalesced. Viewers join through the built-in WHEP server
- * (`port`) or the `add-viewer` action signal.
+ * (`port`) or the `add-viewer` action signal; `get-viewer-stats` reports
+ * on one of them.
  */
 #include "viewermanager.h"
 
@@ -177,7 +178,8 @@ std::vector<GParamSpec *> viewer_param_specs() {
   return specs;
 }
 
-ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer) {
+ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
+                                       GCallback get_viewer_stats) {
   ViewerSignalIds ids;
   /**
    * GstViewerManager::viewer-joined:
@@ -217,6 +219,20 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
   g_signal_new_class_handler("remove-viewer", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                              remove_viewer, nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1,
                              G_TYPE_STRING);
+  /**
+   * GstViewerManager::get-viewer-stats:
+   * @id: a session id from add-viewer, viewer-joined or a WHEP resource URL
+   *
+   * Action signal: what is known of one viewer's transport and streams, for
+   * monitoring. Returns a new GstStructure "viewer-stats" (free it), or
+   * NULL for an unknown id. Fields: see WB_VIEWER_SIGNALS_DOC (shown by
+   * gst-inspect-1.0). Viewers with a webrtcbin of their own report id,
+   * path, state and sends-direct only: the rest would wait on webrtcbin.
+   * Cheap; any thread.
+   */
+  g_signal_new_class_handler("get-viewer-stats", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             get_viewer_stats, nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 1,
+                             G_TYPE_STRING);
   return ids;
 }
 
@@ -248,6 +264,11 @@ gboolean remove_viewer(GstViewerManager *self, const gchar *id) {
   // Removal must not run on a webrtcbin thread; the control loop is safe.
   self->priv->loop.invoke_sync([&] { found = self->priv->audience->remove(id, "removed by application"); });
   return found;
+}
+
+GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
+  if (!id) return nullptr;
+  return self->priv->audience->viewer_stats(id);
 }
 
 void apply_keyframe_interval(GstViewerManager *self) {
@@ -683,7 +704,7 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   auto specs = viewer_param_specs();
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
   signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
-                                   G_CALLBACK(remove_viewer));
+                                   G_CALLBACK(remove_viewer), G_CALLBACK(get_viewer_stats));
   GST_BIN_CLASS(klass)->remove_element = gst_viewer_manager_remove_element;
   GST_BIN_CLASS(klass)->handle_message = gst_viewer_manager_handle_message;
   element_class->request_new_pad = gst_viewer_manager_request_new_pad;
@@ -694,10 +715,7 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WebRTC viewer manager", "Sink/Network/WebRTC",
       "Serves an RTP broadcast to many WebRTC viewers (WHEP server, one transport per viewer, "
-      "shared fan-out)"
-      " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, "
-      "id, answer, error}; remove-viewer (id) -> gboolean; viewer-joined (id) when a viewer's "
-      "transport connects; viewer-left (id, reason) when a joined viewer is gone",
+      "shared fan-out)" WB_VIEWER_SIGNALS_DOC,
       "webrtcbroadcast developers");
 }
 

@@ -40,16 +40,34 @@ enum ViewerProperty : guint {
   N_VIEWER_PROPERTIES
 };
 
+// The signals in both elements' descriptions: gst-inspect-1.0 lists a
+// signal's types but not its documentation.
+#define WB_VIEWER_SIGNALS_DOC                                                                                        \
+  " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, id, answer, error}; "      \
+  "remove-viewer (id) -> gboolean; "                                                                                 \
+  "get-viewer-stats (id) -> GstStructure viewer-stats, NULL for an unknown id: id, path (ice-lite or webrtcbin), "   \
+  "state (negotiating, connected or closed), sends-direct (boolean); on the ICE-lite path also transport-state "     \
+  "(new, connected, failed or closed), remote-address (ip:port media goes to), and, counted from the connection "  \
+  "on as guint64: rtcp-received (SRTCP packets that authenticated), srtcp-rejected, pli-received, fir-received "     \
+  "(FIR entries), nack-received (NACK packets), nacked-packets (sequence numbers they ask for); and per stream "     \
+  "once media starts, prefixed video- or audio-: ssrc, packets-sent and octets-sent (uint, payload octets, both "    \
+  "wrapping at 2^32 as in RTCP sender reports), reports-received (uint, receiver report blocks about the stream), " \
+  "and from the latest block (0 before one): fraction-lost (double, 0..1), packets-lost (int, cumulative), "        \
+  "highest-seq (uint, extended), jitter (uint, RTP clock units), jitter-ms (double), rtt-ms (double, RFC 3550 "     \
+  "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports); "         \
+  "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone"
+
 // Fresh param specs (one set per class that installs them).
 std::vector<GParamSpec *> viewer_param_specs();
 
-// Registers add-viewer / remove-viewer / viewer-joined / viewer-left on a
-// class; returns the ids {joined, left}. Handlers of the action signals are
-// the given callbacks.
+// Registers add-viewer / remove-viewer / get-viewer-stats / viewer-joined /
+// viewer-left on a class; returns the ids {joined, left}. Handlers of the
+// action signals are the given callbacks.
 struct ViewerSignalIds {
   guint joined;
   guint left;
 };
-ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer);
+ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
+                                       GCallback get_viewer_stats);
 
 }  // namespace wb

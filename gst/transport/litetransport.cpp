@@ -129,12 +129,30 @@ void LiteTransport::on_datagram(const uint8_t *data, size_t len, int64_t now_ns)
 
 void LiteTransport::handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns, rtcp::Feedback *feedback) {
   if (!rtcp_in_->unprotect(data, &len)) {
+    ++rtcp_counts_.rejected;
     GST_LOG("viewer ufrag %s: SRTCP packet rejected", local_ufrag_.c_str());
     return;
   }
+  ++rtcp_counts_.received;
   last_heard_us_.store(now_ns / 1000);
-  if (!rtcp::parse(data, len, feedback))
+  if (rtcp::parse(data, len, feedback))
+    count_feedback_locked(*feedback);
+  else
     GST_LOG("viewer ufrag %s: malformed RTCP compound", local_ufrag_.c_str());
+}
+
+void LiteTransport::count_feedback_locked(const rtcp::Feedback &feedback) {
+  rtcp_counts_.pli += feedback.pli.size();
+  rtcp_counts_.fir += feedback.fir.size();
+  rtcp_counts_.nack_packets += feedback.nacks.size();
+  for (const auto &nack : feedback.nacks) rtcp_counts_.nacked_seqs += nack.seqs.size();
+  if (feedback.reports.empty()) return;
+  // LSR echoes the NTP time of one of our sender reports: the round trip
+  // needs the arrival time on that same clock.
+  const uint64_t arrival_ntp = rtcp::ntp_from_unix_us(g_get_real_time());
+  for (const auto &report : feedback.reports)
+    for (auto &stream : streams_)
+      if (stream.sent.ssrc == report.block.ssrc) stream.reception.add(report.block, arrival_ntp);
 }
 
 void LiteTransport::on_tick(int64_t now_ns) {
@@ -178,7 +196,8 @@ LiteTransport::State LiteTransport::update_state_locked() {
 void LiteTransport::send_reports_locked(int64_t now_ns) {
   const int64_t now_us = now_ns / 1000;
   const uint64_t ntp = rtcp::ntp_from_unix_us(g_get_real_time());
-  for (const auto &stream : streams_) {
+  for (const Stream &entry : streams_) {
+    const SentStream &stream = entry.sent;
     SentCounters::Snapshot sent = stream.counters->snapshot();
     if (!sent.any) continue;
     // The RTP time of "now": the last packet's, moved on by the time since
@@ -223,8 +242,36 @@ SrtpKeyMaterial LiteTransport::keys() const {
 
 void LiteTransport::add_sent_stream(SentStream stream) {
   std::lock_guard<std::mutex> lock(mutex_);
-  streams_.push_back(std::move(stream));
+  streams_.push_back({std::move(stream), {}});
   next_report_ns_ = 0;  // the first report as soon as there is something to say
+}
+
+LiteTransport::Stats LiteTransport::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Stats stats;
+  stats.state = state_.load();
+  if (socket_) stats.remote_address = describe(remote_);
+  stats.rtcp = rtcp_counts_;
+  for (const auto &stream : streams_) {
+    const SentCounters::Snapshot sent = stream.sent.counters->snapshot();
+    stats.streams.push_back(
+        {stream.sent.ssrc, stream.sent.clock_rate, sent.packets, sent.octets, stream.reception});
+  }
+  return stats;
+}
+
+const char *LiteTransport::state_name(State state) {
+  switch (state) {
+    case State::New:
+      return "new";
+    case State::Connected:
+      return "connected";
+    case State::Failed:
+      return "failed";
+    case State::Closed:
+      return "closed";
+  }
+  return "unknown";
 }
 
 void LiteTransport::close() {

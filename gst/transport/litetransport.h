@@ -40,6 +40,30 @@ class LiteTransport {
     uint32_t clock_rate;
     std::shared_ptr<SentCounters> counters;
   };
+  // What came in as RTCP, counted from the connection on.
+  struct RtcpCounts {
+    uint64_t received = 0;      // SRTCP packets that authenticated
+    uint64_t rejected = 0;      // SRTCP packets that did not (forged, or keys out of step)
+    uint64_t pli = 0;           // PLI packets
+    uint64_t fir = 0;           // FIR entries
+    uint64_t nack_packets = 0;  // generic NACK packets
+    uint64_t nacked_seqs = 0;   // sequence numbers those ask for, repeats included
+  };
+  struct StreamStats {
+    uint32_t ssrc = 0;
+    uint32_t clock_rate = 0;
+    // As in our sender reports: both wrap at 2^32 (RFC 3550 6.4.1).
+    uint32_t packets_sent = 0;
+    uint32_t octets_sent = 0;  // payload octets
+    rtcp::Reception reception;
+  };
+  struct Stats {
+    State state = State::New;
+    std::string remote_address;  // "ip:port" media goes to; empty before the first check
+    RtcpCounts rtcp;
+    std::vector<StreamStats> streams;  // in the order they were added
+  };
+  static const char *state_name(State state);
 
   LiteTransport(std::string local_ufrag, std::string local_pwd, std::shared_ptr<DtlsIdentity> identity,
                 DtlsRole role, std::string remote_fingerprint, Listener listener);
@@ -67,6 +91,8 @@ class LiteTransport {
   SrtpKeyMaterial keys() const;
   // Streams to describe in sender reports from now on.
   void add_sent_stream(SentStream stream);
+  // A consistent snapshot; any thread.
+  Stats stats() const;
   // Monotonic µs of the last authenticated packet from the viewer.
   int64_t last_heard_us() const { return last_heard_us_.load(); }
   // Sends close_notify and stops answering. Idempotent, any thread.
@@ -78,6 +104,12 @@ class LiteTransport {
   void send_reports_locked(int64_t now_ns);
   State update_state_locked();
   void notify(State previous, State now, const rtcp::Feedback *feedback);
+  void count_feedback_locked(const rtcp::Feedback &feedback);
+
+  struct Stream {
+    SentStream sent;
+    rtcp::Reception reception;
+  };
 
   const std::string local_ufrag_;
   const std::string local_pwd_;
@@ -92,7 +124,8 @@ class LiteTransport {
   bool dtls_started_ = false;
   std::unique_ptr<SrtcpContext> rtcp_out_;
   std::unique_ptr<SrtcpContext> rtcp_in_;
-  std::vector<SentStream> streams_;
+  std::vector<Stream> streams_;
+  RtcpCounts rtcp_counts_;
   int64_t next_report_ns_ = 0;
   std::atomic<State> state_{State::New};
   std::atomic<int64_t> last_heard_us_;

@@ -197,6 +197,22 @@ uint64_t ntp_from_unix_us(int64_t unix_us) {
   return ntp_seconds << 32 | (uint64_t(micros) << 32) / 1000000;
 }
 
+int64_t round_trip(const ReportBlock &block, uint64_t arrival_ntp) {
+  if (block.lsr == 0) return -1;
+  // Modulo 2^32 like the fields themselves, so the middle 32 bits wrapping
+  // (every 18 hours) between our report and its echo costs nothing; a
+  // difference past half the range is a negative one.
+  const uint32_t rtt = uint32_t(arrival_ntp >> 16) - block.lsr - block.dlsr;
+  return rtt & 0x80000000u ? -1 : int64_t(rtt);
+}
+
+void Reception::add(const ReportBlock &block, uint64_t arrival_ntp) {
+  ++reports;
+  latest = block;
+  const int64_t measured = round_trip(block, arrival_ntp);
+  if (measured >= 0) rtt = measured;
+}
+
 bool parse(const uint8_t *data, size_t len, Feedback *out) {
   clear(out);
   if (read_compound(data, len, out)) return true;

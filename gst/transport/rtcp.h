@@ -50,6 +50,24 @@ class Compound {
 // in microseconds since 1970.
 uint64_t ntp_from_unix_us(int64_t unix_us);
 
+// RFC 3550 6.4.1: the round trip a report block about one of our streams
+// measures, in 1/65536 s: the middle 32 bits of `arrival_ntp` (the NTP time
+// the block arrived, on the clock our sender reports use) less LSR less
+// DLSR. -1 when the block has no LSR (no sender report of ours had reached
+// the receiver yet) or when the result is negative, which a block echoing
+// one of our reports cannot give.
+int64_t round_trip(const ReportBlock &block, uint64_t arrival_ntp);
+
+// What the receiver of one of our streams has told us about it.
+struct Reception {
+  uint32_t reports = 0;  // blocks received about the stream
+  ReportBlock latest;    // the last to arrive
+  int64_t rtt = -1;      // the last round trip measured (see round_trip()); -1: none yet
+  // A block about the stream, arrived at `arrival_ntp`. A block without LSR
+  // keeps the round trip measured before.
+  void add(const ReportBlock &block, uint64_t arrival_ntp);
+};
+
 // What a media sender must act on in the compound packets it receives.
 struct Feedback {
   std::vector<uint32_t> pli;  // media SSRCs asking for a picture (PSFB fmt 1)

@@ -90,6 +90,11 @@ unsigned Audience::direct_count() const {
   return direct;
 }
 
+GstStructure *Audience::viewer_stats(const std::string &session_id) const {
+  auto session = find(session_id);
+  return session ? session->stats() : nullptr;
+}
+
 std::string Audience::status_json() {
   NodeStatus status;
   status.path = callbacks_.path ? callbacks_.path() : "";

@@ -70,6 +70,8 @@ class Audience : public SessionHandler {
   unsigned viewer_count() const;  // sessions that are not relays
   unsigned direct_count() const;  // sessions whose media the fan-out sends itself
   unsigned children() const { return children_.count(); }
+  // ViewerSession::stats() of a session; null for an unknown id. Any thread.
+  GstStructure *viewer_stats(const std::string &session_id) const;
 
  private:
   // 307 to a child with room, or 503: what a full node answers.

@@ -250,4 +250,66 @@ void ViewerSession::close() {
   GST_INFO("viewer %s closed", id_.c_str());
 }
 
+namespace {
+
+const char *state_name(ViewerState state) {
+  switch (state) {
+    case ViewerState::Negotiating:
+      return "negotiating";
+    case ViewerState::Connected:
+      return "connected";
+    case ViewerState::Closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+// One sent stream's fields, each name prefixed with its kind ("video-...").
+void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTransport::StreamStats &stream) {
+  const rtcp::Reception &heard = stream.reception;
+  const rtcp::ReportBlock &block = heard.latest;
+  auto field = [&kind](const char *name) { return kind + "-" + name; };
+  const double jitter_ms = stream.clock_rate ? block.jitter * 1000.0 / stream.clock_rate : -1.0;
+  const double rtt_ms = heard.rtt >= 0 ? heard.rtt * 1000.0 / 65536.0 : -1.0;
+  gst_structure_set(s, field("ssrc").c_str(), G_TYPE_UINT, stream.ssrc,
+                    field("packets-sent").c_str(), G_TYPE_UINT, stream.packets_sent,
+                    field("octets-sent").c_str(), G_TYPE_UINT, stream.octets_sent,
+                    field("reports-received").c_str(), G_TYPE_UINT, heard.reports,
+                    field("fraction-lost").c_str(), G_TYPE_DOUBLE, block.fraction_lost / 256.0,
+                    field("packets-lost").c_str(), G_TYPE_INT, block.cumulative_lost,
+                    field("highest-seq").c_str(), G_TYPE_UINT, block.highest_seq,
+                    field("jitter").c_str(), G_TYPE_UINT, block.jitter,
+                    field("jitter-ms").c_str(), G_TYPE_DOUBLE, jitter_ms,
+                    field("rtt-ms").c_str(), G_TYPE_DOUBLE, rtt_ms, nullptr);
+}
+
+}  // namespace
+
+GstStructure *ViewerSession::stats() {
+  GstStructure *s = gst_structure_new("viewer-stats",
+                                      "id", G_TYPE_STRING, id_.c_str(),
+                                      "path", G_TYPE_STRING, lite_ ? "ice-lite" : "webrtcbin",
+                                      "state", G_TYPE_STRING, state_name(state()),
+                                      "sends-direct", G_TYPE_BOOLEAN, gboolean(sends_direct()), nullptr);
+  // A session's id is handed out only once negotiate() has returned, so
+  // lite_ and branches_ no longer change, but for close() emptying
+  // branches_, which it does only after setting closed_ under this lock.
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!lite_ || closed_) return s;
+  const LiteTransport::Stats lite = lite_->stats();
+  gst_structure_set(s, "transport-state", G_TYPE_STRING, LiteTransport::state_name(lite.state),
+                    "remote-address", G_TYPE_STRING, lite.remote_address.c_str(),
+                    "rtcp-received", G_TYPE_UINT64, lite.rtcp.received,
+                    "srtcp-rejected", G_TYPE_UINT64, lite.rtcp.rejected,
+                    "pli-received", G_TYPE_UINT64, lite.rtcp.pli,
+                    "fir-received", G_TYPE_UINT64, lite.rtcp.fir,
+                    "nack-received", G_TYPE_UINT64, lite.rtcp.nack_packets,
+                    "nacked-packets", G_TYPE_UINT64, lite.rtcp.nacked_seqs, nullptr);
+  for (const auto &stream : lite.streams)
+    for (const auto &b : branches_)
+      if (b.ssrc == stream.ssrc)
+        set_stream_fields(s, codec_is_video(fanout_get_codec(b.fanout)) ? "video" : "audio", stream);
+  return s;
+}
+
 }  // namespace wb

@@ -70,6 +70,10 @@ class ViewerSession {
   gint64 last_heard_us() const;
   gint64 created_us() const { return created_us_; }
   bool has_keyframe() const;
+  // A "viewer-stats" structure (transfer full) with the fields documented
+  // on viewermanager's get-viewer-stats. Any thread; cheap: it takes locks
+  // held only briefly and never waits for webrtcbin.
+  GstStructure *stats();
 
  private:
   struct Branch {

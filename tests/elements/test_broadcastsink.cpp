@@ -77,10 +77,28 @@ TEST(Manual, EveryPropertySignalAndPadIsDocumented) {
       EXPECT_TRUE(blurb && strlen(blurb) > 10) << name << "::" << specs[i]->name;
     }
     g_free(specs);
-    for (const char *signal : {"add-viewer", "remove-viewer", "viewer-joined", "viewer-left"})
+    const std::string description =
+        gst_element_class_get_metadata(GST_ELEMENT_GET_CLASS(e), GST_ELEMENT_METADATA_DESCRIPTION);
+    for (const char *signal : {"add-viewer", "remove-viewer", "get-viewer-stats", "viewer-joined", "viewer-left"}) {
       EXPECT_NE(g_signal_lookup(signal, G_OBJECT_TYPE(e)), 0u) << name << " lacks signal " << signal;
+      EXPECT_NE(description.find(signal), std::string::npos) << name << " does not describe " << signal;
+    }
     EXPECT_TRUE(gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(e), "video"));
     EXPECT_TRUE(gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(e), "audio"));
+    gst_object_unref(e);
+  }
+}
+
+TEST(ViewerStats, UnknownIdGivesNull) {
+  for (const char *name : {"broadcastsink", "viewermanager"}) {
+    GstElement *e = gst_element_factory_make(name, nullptr);
+    ASSERT_TRUE(e) << name;
+    for (const char *id : {"0123456789abcdef0123456789abcdef", "", static_cast<const char *>(nullptr)}) {
+      GstStructure *stats = nullptr;
+      g_signal_emit_by_name(e, "get-viewer-stats", id, &stats);
+      EXPECT_EQ(stats, nullptr) << name << " has stats for " << (id ? id : "NULL");
+      if (stats) gst_structure_free(stats);
+    }
     gst_object_unref(e);
   }
 }

@@ -23,6 +23,46 @@ std::unique_ptr<Broadcast> start_broadcast(Broadcast::Options options = {}) {
   return b;
 }
 
+// The session id a WHEP resource URL ends with.
+std::string viewer_id(const WhepViewer &viewer) {
+  const std::string &url = viewer.session_url();
+  return url.substr(url.rfind('/') + 1);
+}
+
+using Stats = std::unique_ptr<GstStructure, decltype(&gst_structure_free)>;
+
+Stats viewer_stats(GstElement *element, const std::string &id) {
+  GstStructure *stats = nullptr;
+  g_signal_emit_by_name(element, "get-viewer-stats", id.c_str(), &stats);
+  return Stats(stats, gst_structure_free);
+}
+
+// A field of the stats, or what a missing one reads as.
+std::string text(const Stats &stats, const char *field) {
+  const gchar *value = stats ? gst_structure_get_string(stats.get(), field) : nullptr;
+  return value ? value : "(none)";
+}
+guint64 count(const Stats &stats, const char *field) {
+  guint64 value = 0;
+  if (stats && !gst_structure_get_uint64(stats.get(), field, &value)) {
+    guint small = 0;
+    if (gst_structure_get_uint(stats.get(), field, &small)) value = small;
+  }
+  return value;
+}
+double number(const Stats &stats, const char *field) {
+  double value = -2;  // neither a measure nor "unknown" (-1)
+  if (stats) gst_structure_get_double(stats.get(), field, &value);
+  return value;
+}
+std::string describe(const Stats &stats) {
+  if (!stats) return "no stats";
+  gchar *s = gst_structure_to_string(stats.get());
+  std::string result = s;
+  g_free(s);
+  return result;
+}
+
 unsigned thread_count() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -105,6 +145,15 @@ TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
   EXPECT_EQ(direct_viewers, param.direct ? 2u : 0u);
   EXPECT_EQ(manager->numchildren, children + (param.element_per_viewer ? 2u : 0u));
   gst_object_unref(manager);
+  for (auto &v : viewers) {
+    Stats stats = viewer_stats(broadcast->sink(), viewer_id(*v));
+    EXPECT_EQ(text(stats, "path"), param.element_per_viewer ? "webrtcbin" : "ice-lite") << describe(stats);
+    EXPECT_EQ(text(stats, "state"), "connected") << describe(stats);
+    // What we count ourselves exists only where the fan-out sends directly
+    // to a transport of ours.
+    EXPECT_EQ(stats && gst_structure_has_field(stats.get(), "video-packets-sent"), !param.element_per_viewer)
+        << describe(stats);
+  }
   // rtpsession's first report comes within its (randomised) 5 s interval.
   for (auto &v : viewers)
     EXPECT_TRUE(wait_until([&] { return v->sender_reports_seen() == 2; }, 12000ms))
@@ -164,6 +213,56 @@ TEST_P(Nack, LostVideoPacketsComeAgainOnlyWhenTheViewerAsks) {
 INSTANTIATE_TEST_SUITE_P(Viewers, Nack,
                          ::testing::Values(NackCase{"Negotiated", true}, NackCase{"NotNegotiated", false}),
                          [](const ::testing::TestParamInfo<NackCase> &info) { return std::string(info.param.name); });
+
+// get-viewer-stats on the ICE-lite path: what we sent a real viewer, and
+// what its receiver reports (webrtcbin's rtpsession sends them) say.
+TEST(Viewers, StatsShowWhatWasSentAndTheViewersReceiverReports) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201) << viewer.error();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 10 && viewer.audio_frames() > 10; }, 10000ms))
+      << "video " << viewer.video_frames() << " audio " << viewer.audio_frames();
+  const std::string id = viewer_id(viewer);
+  // A round trip needs a receiver report sent after one of our sender
+  // reports (one a second) arrived; rtpsession reports every 5 s or so,
+  // randomised, the first one sooner.
+  Stats stats(nullptr, gst_structure_free);
+  EXPECT_TRUE(wait_until([&] {
+    stats = viewer_stats(broadcast->sink(), id);
+    return number(stats, "video-rtt-ms") >= 0 && number(stats, "audio-rtt-ms") >= 0;
+  }, 20000ms)) << describe(stats);
+  ASSERT_TRUE(stats);
+  std::cout << "[ stats    ] " << describe(stats) << "\n";
+  EXPECT_EQ(text(stats, "id"), id);
+  EXPECT_EQ(text(stats, "path"), "ice-lite");
+  EXPECT_EQ(text(stats, "state"), "connected");
+  EXPECT_EQ(text(stats, "transport-state"), "connected");
+  EXPECT_EQ(text(stats, "remote-address").rfind("127.0.0.1:", 0), 0u) << describe(stats);
+  EXPECT_GT(count(stats, "rtcp-received"), 0u);
+  EXPECT_EQ(count(stats, "srtcp-rejected"), 0u);
+  for (const std::string kind : {"video", "audio"}) {
+    auto field = [&](const char *name) { return kind + "-" + name; };
+    SCOPED_TRACE(kind + ": " + describe(stats));
+    EXPECT_GT(count(stats, field("packets-sent").c_str()), 0u);
+    EXPECT_GT(count(stats, field("octets-sent").c_str()), count(stats, field("packets-sent").c_str()));
+    EXPECT_GT(count(stats, field("reports-received").c_str()), 0u);
+    EXPECT_GT(count(stats, field("highest-seq").c_str()), 0u);
+    const double lost = number(stats, field("fraction-lost").c_str());
+    EXPECT_TRUE(lost >= 0 && lost <= 1) << lost;
+    EXPECT_TRUE(gst_structure_has_field_typed(stats.get(), field("packets-lost").c_str(), G_TYPE_INT));
+    EXPECT_GE(number(stats, field("jitter-ms").c_str()), 0);
+    EXPECT_LT(number(stats, field("rtt-ms").c_str()), 1000) << "loopback";
+  }
+  // The numbers move on.
+  const guint64 sent = count(stats, "video-packets-sent");
+  EXPECT_TRUE(wait_until([&] { return count(viewer_stats(broadcast->sink(), id), "video-packets-sent") > sent; },
+                         2000ms));
+  EXPECT_FALSE(viewer_stats(broadcast->sink(), "0123456789abcdef0123456789abcdef"));
+  viewer.disconnect();
+  EXPECT_TRUE(wait_until([&] { return !viewer_stats(broadcast->sink(), id); }, 2000ms))
+      << "a viewer that left has no stats";
+}
 
 TEST(Viewers, LateJoinerDecodesFirstFrameWithinOneSecond) {
   // A 10 s GOP: the picture must come from a keyframe requested on join.

@@ -332,3 +332,78 @@ TEST(Rtcp, SurvivesGarbage) {
     for (const auto &nack : f.nacks) EXPECT_LE(nack.seqs.size(), 17 * v.size() / 4);
   }
 }
+
+// RFC 3550 6.4.1's own example (figure 2): our SR left at 46853.125 s
+// (LSR 0xb705:2000), the receiver held it 5.250 s (DLSR 0x0005:4000) and its
+// report arrived at 46864.500 s (0xb710:8000): 6.125 s (0x0006:2000).
+TEST(Rtcp, RoundTripIsTheRfcExample) {
+  ReportBlock block;
+  block.lsr = 0xb7052000;
+  block.dlsr = 0x00054000;
+  const uint64_t arrival = uint64_t(0x1234b7108000abcd);  // only the middle 32 bits count
+  EXPECT_EQ(wb::rtcp::round_trip(block, arrival), 0x00062000);
+}
+
+TEST(Rtcp, RoundTripNeedsLsrAndIsNeverNegative) {
+  ReportBlock block;
+  block.dlsr = 0x10000;
+  EXPECT_EQ(wb::rtcp::round_trip(block, uint64_t(0x00200000) << 16), -1) << "no LSR: no SR of ours reached it";
+  block.lsr = 0x00200000;
+  // Arrived "before" the SR it echoes plus the time held: not our report.
+  EXPECT_EQ(wb::rtcp::round_trip(block, uint64_t(0x00200000) << 16), -1);
+  EXPECT_EQ(wb::rtcp::round_trip(block, uint64_t(0x00210000) << 16), 0);
+}
+
+TEST(Rtcp, RoundTripAcrossTheWrapOfTheMiddleBits) {
+  ReportBlock block;
+  block.lsr = 0xFFFF8000;  // half a second before the middle 32 bits wrap
+  block.dlsr = 0x00004000;
+  EXPECT_EQ(wb::rtcp::round_trip(block, uint64_t(0x00002000) << 16), 0x6000);  // 0.375 s
+}
+
+// The round trip against the clock our sender reports use, as the
+// transport does it: an SR "sent" 300 ms ago, held 100 ms.
+TEST(Rtcp, RoundTripFromOurNtpClock) {
+  const int64_t now_us = 1700000000'000000;
+  ReportBlock block;
+  block.lsr = uint32_t(wb::rtcp::ntp_from_unix_us(now_us - 300000) >> 16);
+  block.dlsr = 6554;  // 100 ms in 1/65536 s
+  const int64_t rtt = wb::rtcp::round_trip(block, wb::rtcp::ntp_from_unix_us(now_us));
+  EXPECT_NEAR(rtt * 1000.0 / 65536, 200.0, 0.1);
+}
+
+TEST(Rtcp, ReceptionKeepsTheLatestBlockAndRoundTrip) {
+  wb::rtcp::Reception reception;
+  EXPECT_EQ(reception.reports, 0u);
+  EXPECT_EQ(reception.rtt, -1);
+  ReportBlock first;
+  first.ssrc = 7;
+  first.highest_seq = 100;
+  first.fraction_lost = 64;
+  first.cumulative_lost = 3;
+  first.jitter = 90;
+  const uint64_t arrival = uint64_t(0x00030000) << 16;
+  reception.add(first, arrival);  // before any SR of ours: no LSR
+  EXPECT_EQ(reception.reports, 1u);
+  EXPECT_EQ(reception.latest.highest_seq, 100u);
+  EXPECT_EQ(reception.rtt, -1);
+
+  ReportBlock second = first;
+  second.highest_seq = 200;
+  second.cumulative_lost = -1;  // duplicates can make it negative
+  second.lsr = 0x00020000;
+  second.dlsr = 0x00008000;
+  reception.add(second, arrival);
+  EXPECT_EQ(reception.reports, 2u);
+  EXPECT_EQ(reception.latest.highest_seq, 200u);
+  EXPECT_EQ(reception.latest.cumulative_lost, -1);
+  EXPECT_EQ(reception.rtt, 0x8000);  // 0.5 s
+
+  ReportBlock third = second;
+  third.highest_seq = 300;
+  third.lsr = 0;  // cannot happen after one with LSR, but must not forget the round trip
+  reception.add(third, arrival);
+  EXPECT_EQ(reception.reports, 3u);
+  EXPECT_EQ(reception.latest.highest_seq, 300u);
+  EXPECT_EQ(reception.rtt, 0x8000);
+}
