@@ -90,6 +90,8 @@ bool LiteTransport::on_binding_request(const stun::Message &request, const socka
       socket_ = socket;
       remote_ = from;
       moved = true;
+      // Media follows: a viewer may nominate another pair after it connected.
+      if (media_route_) media_route_->move_to(target_locked());
     }
     nominated_ |= nominating;
     if (!dtls_started_) {
@@ -223,8 +225,7 @@ void LiteTransport::notify(State previous, State now, const rtcp::Feedback *feed
     listener_.feedback(*feedback);
 }
 
-UdpTarget LiteTransport::media_target() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+UdpTarget LiteTransport::target_locked() const {
   UdpTarget target;
   if (!socket_) return target;
   target.fd = socket_->fd;
@@ -233,6 +234,12 @@ UdpTarget LiteTransport::media_target() const {
   target.description = "ICE-lite " + describe(socket_->local) + " -> " + describe(remote_);
   target.owner = socket_;
   return target;
+}
+
+std::shared_ptr<MediaRoute> LiteTransport::media_route() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!media_route_ && socket_) media_route_ = std::make_shared<MediaRoute>(target_locked());
+  return media_route_;
 }
 
 SrtpKeyMaterial LiteTransport::keys() const {

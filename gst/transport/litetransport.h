@@ -86,8 +86,9 @@ class LiteTransport {
   void on_tick(int64_t now_ns);
 
   State state() const { return state_.load(); }
-  // Where media goes and the key that protects it; only once connected.
-  UdpTarget media_target() const;
+  // Where media goes (following the viewer's nominations from now on) and
+  // the key that protects it; only once connected. Any thread.
+  std::shared_ptr<MediaRoute> media_route();
   SrtpKeyMaterial keys() const;
   // Streams to describe in sender reports from now on.
   void add_sent_stream(SentStream stream);
@@ -100,6 +101,7 @@ class LiteTransport {
 
  private:
   void send_locked(const uint8_t *data, size_t len);
+  UdpTarget target_locked() const;
   void handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns, rtcp::Feedback *feedback);
   void send_reports_locked(int64_t now_ns);
   State update_state_locked();
@@ -119,6 +121,7 @@ class LiteTransport {
   mutable std::mutex mutex_;
   std::shared_ptr<PortSocket> socket_;  // where the nominated address reached us
   sockaddr_in remote_{};
+  std::shared_ptr<MediaRoute> media_route_;  // once asked for
   bool nominated_ = false;
   std::unique_ptr<DtlsEndpoint> dtls_;
   bool dtls_started_ = false;

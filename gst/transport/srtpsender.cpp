@@ -103,10 +103,29 @@ SentCounters::Snapshot SentCounters::snapshot() const {
   return now_;
 }
 
-std::unique_ptr<SrtpSender> SrtpSender::create(UdpTarget target, const uint8_t *key_salt, SrtpProfile profile,
-                                               std::string *why) {
+void MediaRoute::move_to(UdpTarget target) {
+  std::lock_guard<std::mutex> lock(lock_);
+  target_ = std::move(target);
+  moves_.fetch_add(1, std::memory_order_release);
+}
+
+UdpTarget MediaRoute::current() const {
+  std::lock_guard<std::mutex> lock(lock_);
+  return target_;
+}
+
+void MediaRoute::refresh(uint64_t *seen, UdpTarget *target) const {
+  const uint64_t moves = moves_.load(std::memory_order_acquire);
+  if (moves == *seen) return;
+  std::lock_guard<std::mutex> lock(lock_);
+  *target = target_;
+  *seen = moves_.load(std::memory_order_relaxed);
+}
+
+std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute> route, const uint8_t *key_salt,
+                                               SrtpProfile profile, std::string *why) {
   size_t tag = profile == SrtpProfile::Aes128CmSha1_80 ? 10 : 4;
-  std::unique_ptr<SrtpSender> sender(new SrtpSender(std::move(target)));
+  std::unique_ptr<SrtpSender> sender(new SrtpSender(std::move(route)));
   sender->srtp_ = SrtpContext::create(key_salt, key_salt + SrtpContext::kMasterKeyLength, tag);
   if (!sender->srtp_) {
     *why = "OpenSSL could not set up AES-128-CTR";
@@ -117,6 +136,7 @@ std::unique_ptr<SrtpSender> SrtpSender::create(UdpTarget target, const uint8_t *
 
 size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc,
                         SendBatch &batch) {
+  route_->refresh(&route_seen_, &target_);
   size_t bytes = 0;
   uint32_t queued = 0, payload_octets = 0;
   const RtpPacketRef *last = nullptr;

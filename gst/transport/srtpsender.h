@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -35,6 +36,27 @@ struct UdpTarget {
   // Whatever keeps `fd` open (a duplicated descriptor, a shared port): held
   // by every sender using it, so a send racing a removal hits a live socket.
   std::shared_ptr<const void> owner;
+};
+
+// Where a viewer's media goes, shared by its senders and its transport:
+// the transport may move it (an ICE-lite viewer nominating another pair
+// after it connected) and each sender picks the move up at its next send.
+class MediaRoute {
+ public:
+  explicit MediaRoute(UdpTarget target) : target_(std::move(target)) {}
+  MediaRoute(const MediaRoute &) = delete;
+  MediaRoute &operator=(const MediaRoute &) = delete;
+
+  void move_to(UdpTarget target);
+  UdpTarget current() const;
+  // Replaces `*target` when the route moved since `*seen`. Cheap when it
+  // did not: what a sender asks before every send.
+  void refresh(uint64_t *seen, UdpTarget *target) const;
+
+ private:
+  mutable std::mutex lock_;
+  UdpTarget target_;
+  std::atomic<uint64_t> moves_{0};
 };
 
 // What one sender has sent, for the sender reports a transport writes.
@@ -86,8 +108,8 @@ class SendBatch {
 class SrtpSender {
  public:
   // `key_salt`: our sending master key (16 bytes) and salt (14).
-  static std::unique_ptr<SrtpSender> create(UdpTarget target, const uint8_t *key_salt, SrtpProfile profile,
-                                            std::string *why);
+  static std::unique_ptr<SrtpSender> create(std::shared_ptr<const MediaRoute> route, const uint8_t *key_salt,
+                                            SrtpProfile profile, std::string *why);
   SrtpSender(const SrtpSender &) = delete;
   SrtpSender &operator=(const SrtpSender &) = delete;
 
@@ -98,9 +120,13 @@ class SrtpSender {
   const std::shared_ptr<SentCounters> &counters() const { return counters_; }
 
  private:
-  explicit SrtpSender(UdpTarget target) : target_(std::move(target)) {}
+  explicit SrtpSender(std::shared_ptr<const MediaRoute> route) : route_(std::move(route)) {}
 
-  const UdpTarget target_;
+  const std::shared_ptr<const MediaRoute> route_;
+  // The streaming thread's copy of the route, changed in place: packets
+  // already batched for it go where it points when the batch is flushed.
+  UdpTarget target_;
+  uint64_t route_seen_ = ~uint64_t(0);
   std::unique_ptr<SrtpContext> srtp_;
   std::shared_ptr<SentCounters> counters_ = std::make_shared<SentCounters>();
 };

@@ -181,11 +181,11 @@ void ViewerSession::start_media() {
 }
 
 void ViewerSession::start_lite_media() {
-  const UdpTarget target = lite_->media_target();
+  const std::shared_ptr<MediaRoute> route = lite_->media_route();
   const SrtpKeyMaterial keys = lite_->keys();
   for (const auto &b : branches_) {
     std::string why;
-    auto sender = SrtpSender::create(target, keys.local, keys.profile, &why);
+    auto sender = route ? SrtpSender::create(route, keys.local, keys.profile, &why) : nullptr;
     if (!sender) {
       GST_ERROR("viewer %s: no sender: %s", id_.c_str(), why.c_str());
       continue;
@@ -194,7 +194,7 @@ void ViewerSession::start_lite_media() {
     fanout_start_branch(b.fanout, b.pad, std::move(sender));
   }
   sends_direct_.store(true);
-  GST_INFO("viewer %s: direct send, %s", id_.c_str(), target.description.c_str());
+  if (route) GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->current().description.c_str());
 }
 
 void ViewerSession::start_webrtcbin_media() {
@@ -203,14 +203,16 @@ void ViewerSession::start_webrtcbin_media() {
   std::shared_ptr<DirectRoute> route = direct_send_ ? DirectRoute::open(peer_->webrtcbin(), &why) : nullptr;
   std::vector<std::unique_ptr<SrtpSender>> senders;
   if (route) {
+    // DirectRoute read webrtcbin's selected pair once: this route stays.
     UdpTarget target;
     target.fd = route->fd();
     target.remote = route->remote();
     target.remote_len = route->remote_len();
     target.description = route->describe();
     target.owner = route;
+    auto fixed = std::make_shared<const MediaRoute>(std::move(target));
     for (size_t i = 0; route && i < branches_.size(); ++i) {
-      senders.push_back(SrtpSender::create(target, route->master_key().data(), route->profile(), &why));
+      senders.push_back(SrtpSender::create(fixed, route->master_key().data(), route->profile(), &why));
       if (!senders.back()) route.reset();
     }
   }
