@@ -43,8 +43,11 @@
 // on PT 111 in its audio m-line is answered 406 before any webrtcbin exists
 // (--any-pt skips that check, to see webrtcbin's own behaviour above).
 //
+// VIDEO ONLY (--no-audio): no audio udpsrc, tee or queues at all; the offer
+// needs only H264 on PT 96, and webrtcbin answers its audio m-line inactive.
+//
 // Usage: naive-tee [--port 8080] [--address 127.0.0.1] [--ice-address IP]...
-//                  [--video-port 5004] [--audio-port 5006] [--any-pt]
+//                  [--video-port 5004] [--audio-port 5006] [--no-audio] [--any-pt]
 // (--ice-address may repeat; without it libnice gathers on its own interface
 // list, which never includes loopback: pass 127.0.0.1 in a netns.)
 // Prints one line "READY" once the pipeline plays and HTTP is listening.
@@ -72,6 +75,7 @@ struct Options {
   std::vector<std::string> ice_addresses;
   int video_port = 5004;
   int audio_port = 5006;
+  bool audio = true;
   bool any_pt = false;
 };
 
@@ -90,7 +94,7 @@ struct Viewer {
 Options opt;
 GstElement *pipeline = nullptr;
 GstElement *vtee = nullptr;
-GstElement *atee = nullptr;
+GstElement *atee = nullptr;  // none with --no-audio
 std::map<std::string, Viewer *> viewers;
 unsigned next_id = 1;
 GMainLoop *loop = nullptr;
@@ -151,16 +155,18 @@ void unlink_branch(GstElement *tee, GstPad *tee_pad, GstElement *queue) {
 
 void destroy_viewer(Viewer *v) {
   unlink_branch(vtee, v->vtee_pad, v->vqueue);
-  unlink_branch(atee, v->atee_pad, v->aqueue);
+  if (atee) unlink_branch(atee, v->atee_pad, v->aqueue);
   for (GstElement *e : {v->webrtc, v->vqueue, v->aqueue}) {
+    if (!e) continue;
     gst_element_set_state(e, GST_STATE_NULL);
     gst_bin_remove(GST_BIN(pipeline), e);
   }
   delete v;
 }
 
-// True when the offer's video m-line maps PT 96 to H264 and its audio m-line
-// PT 111 to OPUS: the payload types our packets carry.
+// True when the offer's video m-line maps PT 96 to H264 and (unless
+// --no-audio) its audio m-line PT 111 to OPUS: the payload types our packets
+// carry.
 bool offer_uses_our_pts(const GstSDPMessage *sdp, std::string *error) {
   bool video = false, audio = false;
   for (guint i = 0; i < gst_sdp_message_medias_len(sdp); ++i) {
@@ -173,9 +179,9 @@ bool offer_uses_our_pts(const GstSDPMessage *sdp, std::string *error) {
       if (g_strcmp0(kind, "audio") == 0 && g_ascii_strncasecmp(attr->value, "111 OPUS/", 9) == 0) audio = true;
     }
   }
-  if (!video || !audio)
-    *error = "naive-tee does not rewrite payload types: offer H264 as PT 96 and OPUS as PT 111";
-  return video && audio;
+  bool ok = video && (audio || !opt.audio);
+  if (!ok) *error = "naive-tee does not rewrite payload types: offer H264 as PT 96 and OPUS as PT 111";
+  return ok;
 }
 
 // Returns the HTTP status; fills `answer` or `error`.
@@ -196,7 +202,7 @@ int add_viewer(const std::string &offer_text, std::string *id, std::string *answ
   v->id = std::to_string(next_id++);
   v->webrtc = gst_element_factory_make("webrtcbin", ("viewer" + v->id).c_str());
   v->vqueue = gst_element_factory_make("queue", nullptr);
-  v->aqueue = gst_element_factory_make("queue", nullptr);
+  if (atee) v->aqueue = gst_element_factory_make("queue", nullptr);
   g_object_set(v->webrtc, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, nullptr);
   configure_ice(v->webrtc);
   g_signal_connect(v->webrtc, "notify::ice-gathering-state", G_CALLBACK(+[](GstElement *w, GParamSpec *, gpointer d) {
@@ -209,14 +215,17 @@ int add_viewer(const std::string &offer_text, std::string *id, std::string *answ
                      viewer->cond.notify_all();
                    }),
                    v);
-  gst_bin_add_many(GST_BIN(pipeline), v->vqueue, v->aqueue, v->webrtc, nullptr);
+  gst_bin_add_many(GST_BIN(pipeline), v->vqueue, v->webrtc, nullptr);
   link_queue(v->vqueue, v->webrtc);
-  link_queue(v->aqueue, v->webrtc);
+  if (atee) {
+    gst_bin_add(GST_BIN(pipeline), v->aqueue);
+    link_queue(v->aqueue, v->webrtc);
+  }
   gst_element_sync_state_with_parent(v->webrtc);
   gst_element_sync_state_with_parent(v->vqueue);
-  gst_element_sync_state_with_parent(v->aqueue);
+  if (atee) gst_element_sync_state_with_parent(v->aqueue);
   v->vtee_pad = link_tee(vtee, v->vqueue);
-  v->atee_pad = link_tee(atee, v->aqueue);
+  if (atee) v->atee_pad = link_tee(atee, v->aqueue);
 
   GstWebRTCSessionDescription *offer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, sdp);
   GstPromise *promise = gst_promise_new();
@@ -323,7 +332,7 @@ gboolean on_signal(gpointer) {
 void usage(const char *argv0) {
   fprintf(stderr,
           "usage: %s [--port 8080] [--address 127.0.0.1] [--ice-address IP]... "
-          "[--video-port 5004] [--audio-port 5006] [--any-pt]\n",
+          "[--video-port 5004] [--audio-port 5006] [--no-audio] [--any-pt]\n",
           argv0);
   exit(2);
 }
@@ -343,16 +352,18 @@ int main(int argc, char **argv) {
     else if (a == "--ice-address") opt.ice_addresses.push_back(value());
     else if (a == "--video-port") opt.video_port = atoi(value().c_str());
     else if (a == "--audio-port") opt.audio_port = atoi(value().c_str());
+    else if (a == "--no-audio") opt.audio = false;
     else if (a == "--any-pt") opt.any_pt = true;
     else usage(argv[0]);
   }
   std::string launch =
       "udpsrc port=" + std::to_string(opt.video_port) +
       " caps=\"application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96\""
-      " ! tee name=vtee allow-not-linked=true "
-      "udpsrc port=" + std::to_string(opt.audio_port) +
-      " caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111\""
-      " ! tee name=atee allow-not-linked=true";
+      " ! tee name=vtee allow-not-linked=true";
+  if (opt.audio)
+    launch += " udpsrc port=" + std::to_string(opt.audio_port) +
+              " caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111\""
+              " ! tee name=atee allow-not-linked=true";
   GError *err = nullptr;
   pipeline = gst_parse_launch(launch.c_str(), &err);
   if (!pipeline) {
@@ -360,7 +371,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   vtee = gst_bin_get_by_name(GST_BIN(pipeline), "vtee");
-  atee = gst_bin_get_by_name(GST_BIN(pipeline), "atee");
+  if (opt.audio) atee = gst_bin_get_by_name(GST_BIN(pipeline), "atee");
   GstBus *bus = gst_element_get_bus(pipeline);
   gst_bus_add_watch(bus, on_bus, nullptr);
   gst_object_unref(bus);
@@ -397,7 +408,7 @@ int main(int argc, char **argv) {
   viewers.clear();
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(vtee);
-  gst_object_unref(atee);
+  if (atee) gst_object_unref(atee);
   gst_object_unref(pipeline);
   g_main_loop_unref(loop);
   return 0;

@@ -20,7 +20,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 . bench/stream.sh
 start_stream "$out/source.log"
 pids+=("$SOURCE_PID")
-ours_launch 18400
+ours_launch 18400 av
 taskset -c 0 gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$out/server.log" 2>&1 &
 server=$!
 pids+=("$server")

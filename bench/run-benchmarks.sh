@@ -6,17 +6,26 @@
 #
 #   sudo bash bench/run-benchmarks.sh          # installs, builds, runs, writes docs/BENCHMARKS.md
 #
-# All three servers get the same RTP stream (640x360 30 fps H.264 ~800 kbps
+# All servers get the same RTP stream (640x360 30 fps H.264 ~800 kbps
 # + Opus) from one encoder process over loopback UDP, so their CPU is the
-# cost of serving, not of encoding. Server on core 0, load generator and
-# encoder on core 1 (taskset). Everything runs in a private network
-# namespace with only loopback.
+# cost of serving, not of encoding. The sweep runs once per entry of MEDIA:
+# "video" serves video only (no audio pad, tee, mountpoint stream: the Opus
+# on port 5006 goes unread), "av" audio + video. Server on core 0, load
+# generator and encoder on core 1 (taskset). Everything runs in a private
+# network namespace with only loopback.
+#
+# Then the first-keyframe step: broadcastsink with the encoder in its own
+# pipeline, so that keyframe requests reach it, and viewers joining one by one.
 #
 # Environment: COUNTS ("50 100 150 200 300 400 600 800 1200 1600 2400"), HOLD (20 s), RAMP (100
 #   joins/s), SERVERS ("ours ours-direct ours-webrtcbin naive janus"; ours-direct is broadcastsink
 #   with ice-lite=false, a webrtcbin per viewer whose media the fan-out sends; ours-webrtcbin also
-#   has direct-send=false, every packet through webrtcbin), OUT (build/bench-results),
-#   DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, SKIP_CEILING=1, CHURN_SECONDS (120).
+#   has direct-send=false, every packet through webrtcbin), MEDIA ("video av": the sweep for each,
+#   in this order; storm and churn run with av if it is listed, else video), OUT
+#   (build/bench-results), DOC (docs/BENCHMARKS.md), SKIP_STORM=1, SKIP_CHURN=1, SKIP_KEYFRAME=1,
+#   SKIP_CEILING=1, CHURN_SECONDS (120).
+#   A short trial: COUNTS="50 100" HOLD=5 SERVERS="ours janus" MEDIA="video av" SKIP_STORM=1
+#   SKIP_CHURN=1 SKIP_CEILING=1 OUT=/tmp/bench-try DOC=/tmp/bench-try/BENCHMARKS.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,12 +45,17 @@ COUNTS=${COUNTS:-"50 100 150 200 300 400 600 800 1200 1600 2400"}
 HOLD=${HOLD:-20}
 RAMP=${RAMP:-100}
 SERVERS=${SERVERS:-"ours ours-direct ours-webrtcbin naive janus"}
+MEDIA=${MEDIA:-"video av"}
+for media in $MEDIA; do
+  case $media in video|av) ;; *) echo "MEDIA: video and/or av, not $media" >&2; exit 2 ;; esac
+done
+if [[ " $MEDIA " == *" av "* ]]; then DISTURB_MEDIA=av; else DISTURB_MEDIA=video; fi
 CHURN_SECONDS=${CHURN_SECONDS:-120}
 PORT=18400
 LOAD=$B/tools/gst-broadcast-load
 export GST_PLUGIN_PATH=$B/gst
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/rows.* 2>/dev/null || true
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.tsv "$OUT"/*.samples 2>/dev/null || true
 CLK_TCK=$(getconf CLK_TCK)
 say() { echo "[bench] $*" >&2; }
 
@@ -64,9 +78,14 @@ JANUS_CONF=""
 # Janus never gathers ICE candidates on loopback (bench/janus/README.md):
 # inside this namespace it gets 192.0.2.1 and the generator 192.0.2.2, both
 # on a veth whose traffic, between local addresses, never leaves the host.
+# One configuration folder per MEDIA: the video-only mountpoint binds the
+# same port as the audio + video one, so they cannot be in one config.
 prepare_janus() {
   JANUS_CONF=$(mktemp -d)
-  cp "$ROOT"/bench/janus/*.jcfg "$JANUS_CONF"/
+  mkdir "$JANUS_CONF/av" "$JANUS_CONF/video"
+  cp "$ROOT"/bench/janus/*.jcfg "$JANUS_CONF/av/"
+  cp "$ROOT"/bench/janus/*.jcfg "$JANUS_CONF/video/"
+  cp "$ROOT"/bench/janus/video-only/*.jcfg "$JANUS_CONF/video/"
   ip link show jv0 >/dev/null 2>&1 || ip link add jv0 type veth peer name jv1
   ip addr replace 192.0.2.1/32 dev jv0
   ip addr replace 192.0.2.2/32 dev jv0
@@ -74,40 +93,50 @@ prepare_janus() {
   ip link set jv0 up
 }
 
-# Starts server $1 on core 0; prints its pid and sets SERVER_URL / LOAD_ARGS.
+# Starts server $1 serving media $2 (video or av) on core 0; sets
+# SERVER_PID and LOAD_ARGS. The generator always offers audio and video, as a
+# browser would: a video-only server rejects the audio m-line.
 start_server() {
-  local name=$1 log="$OUT/server-$1.log"
+  local name=$1 media=$2 log="$OUT/server-$2-$1.log"
   case $name in
     ours|ours-direct|ours-webrtcbin)
       local props=()
       [ "$name" = ours ] || props+=(ice-lite=false)
       [ "$name" = ours-webrtcbin ] && props+=(direct-send=false)
-      ours_launch "$PORT" "${props[@]}"
+      ours_launch "$PORT" "$media" "${props[@]}"
       taskset -c 0 gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")
       READY_URL="http://127.0.0.1:$PORT/"
       ;;
     naive)
+      local audio=(--audio-port 5006)
+      [ "$media" = video ] && audio=(--no-audio)
       taskset -c 0 "$B/bench/naive-tee" --port $PORT --address 127.0.0.1 --ice-address 127.0.0.1 \
-        --video-port 5004 --audio-port 5006 >"$log" 2>&1 &
+        --video-port 5004 "${audio[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep" --video-pt 96 --audio-pt 111)
       READY_URL="http://127.0.0.1:$PORT/whep"
       ;;
     janus)
-      taskset -c 0 janus -F "$JANUS_CONF" -C "$JANUS_CONF/janus.jcfg" >"$log" 2>&1 &
+      local mount=1
+      [ "$media" = video ] && mount=2
+      taskset -c 0 janus -F "$JANUS_CONF/$media" -C "$JANUS_CONF/$media/janus.jcfg" >"$log" 2>&1 &
       SERVER_PID=$!
-      LOAD_ARGS=(--janus "http://127.0.0.1:8088/janus" --mount 1 --local-address 192.0.2.2)
+      LOAD_ARGS=(--janus "http://127.0.0.1:8088/janus" --mount "$mount" --local-address 192.0.2.2)
       READY_URL="http://127.0.0.1:8088/janus/info"
       ;;
   esac
   PIDS+=("$SERVER_PID")
+  wait_ready "$READY_URL" "$name" "$log"
+}
+
+wait_ready() {
   for _ in $(seq 100); do
-    curl -s -o /dev/null -m 1 "$READY_URL" && return 0
+    curl -s -o /dev/null -m 1 "$1" && return 0
     sleep 0.1
   done
-  say "$name did not come up; see $log"
+  say "$2 did not come up; see $3"
   return 1
 }
 
@@ -142,10 +171,10 @@ window_stats() {
     END { if (n < 2 || t1 == t0) print "0 0 0"; else printf "%.1f %d %d\n", 100 * (c1 - c0) / hz / ((t1 - t0) / 1000), rss, th }' "$1"
 }
 
-# Idle cost of a server with its input flowing and no viewer.
+# Idle cost of server $1 serving media $2 with its input flowing and no viewer.
 baseline() {
-  local name=$1 samples="$OUT/$1-idle.samples"
-  start_server "$name"
+  local name=$1 media=$2 samples="$OUT/$2-$1-idle.samples"
+  start_server "$name" "$media"
   start_sampler "$SERVER_PID" "$samples"
   local t0 t1
   sleep 2
@@ -157,14 +186,15 @@ baseline() {
 }
 
 # ---------------------------------------------------------------- the sweep
+# Server $1, media $2, $3 viewers.
 run_point() {
-  local name=$1 n=$2 json="$OUT/$1-$2.json" samples="$OUT/$1-$2.samples"
-  start_server "$name" || return 1
+  local name=$1 media=$2 n=$3 json="$OUT/$2-$1-$3.json" samples="$OUT/$2-$1-$3.samples"
+  start_server "$name" "$media" || return 1
   start_sampler "$SERVER_PID" "$samples"
   taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers "$n" --ramp "$RAMP" --hold "$HOLD" --json "$json" \
-    >"$OUT/load-$name-$n.log" 2>&1 || true
+    >"$OUT/load-$media-$name-$n.log" 2>&1 || true
   stop_server
-  [ -s "$json" ] || { say "$name $n: the load generator wrote no JSON"; return 1; }
+  [ -s "$json" ] || { say "$media $name $n: the load generator wrote no JSON"; return 1; }
   local s e
   s=$(jq '.window.start_unix_ms' "$json")
   e=$(jq '.window.end_unix_ms' "$json")
@@ -178,22 +208,23 @@ run_point() {
 # ---------------------------------------------------------------- storm, churn
 # Viewers already watching (the "stayers") while others arrive or come and go.
 run_disturbance() {
-  local name=$1 kind=$2 stay_json="$OUT/$1-$2-stayers.json"
-  start_server "$name" || return 1
+  local name=$1 kind=$2 media=$DISTURB_MEDIA
+  local stay_json="$OUT/$media-$name-$kind-stayers.json" prefix="$OUT/$media-$name"
+  start_server "$name" "$media" || return 1
   local stay_hold
   if [ "$kind" = storm ]; then stay_hold=20; else stay_hold=$((CHURN_SECONDS + 5)); fi
   taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers 20 --ramp 20 --hold "$stay_hold" --verify 2 \
-    --json "$stay_json" >"$OUT/load-$name-$kind-stayers.log" 2>&1 &
+    --json "$stay_json" >"$OUT/load-$media-$name-$kind-stayers.log" 2>&1 &
   local stay_pid=$!
   sleep 4
   if [ "$kind" = storm ]; then
     taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers 500 --ramp 50 --hold 5 --verify 2 \
-      --json "$OUT/$name-storm.json" >"$OUT/load-$name-storm.log" 2>&1 || true
+      --json "$prefix-storm.json" >"$OUT/load-$media-$name-storm.log" 2>&1 || true
   else
     local end=$(( $(date +%s) + CHURN_SECONDS )) i=0
     while [ "$(date +%s)" -lt "$end" ]; do
       taskset -c 1 "$LOAD" "${LOAD_ARGS[@]}" --viewers 20 --ramp 20 --hold 2 --verify 0 \
-        --json "$OUT/$name-churn-$i.json" >"$OUT/load-$name-churn-$i.log" 2>&1 || true
+        --json "$prefix-churn-$i.json" >"$OUT/load-$media-$name-churn-$i.log" 2>&1 || true
       i=$((i + 1))
     done
   fi
@@ -201,18 +232,56 @@ run_disturbance() {
   stop_server
   local joined=0 answer="-1 -1" keyframe="-1 -1"
   if [ "$kind" = storm ]; then
-    joined=$(jq '.connected' "$OUT/$name-storm.json" 2>/dev/null || echo 0)
-    answer=$(jq -r '"\(.answer_ms.p95 // -1) \(.answer_ms.max // -1)"' "$OUT/$name-storm.json" 2>/dev/null || echo "-1 -1")
-    keyframe=$(jq -r '"\(.first_keyframe_ms.median // -1) \(.first_keyframe_ms.p95 // -1)"' "$OUT/$name-storm.json" 2>/dev/null || echo "-1 -1")
+    joined=$(jq '.connected' "$prefix-storm.json" 2>/dev/null || echo 0)
+    answer=$(jq -r '"\(.answer_ms.p95 // -1) \(.answer_ms.max // -1)"' "$prefix-storm.json" 2>/dev/null || echo "-1 -1")
+    keyframe=$(jq -r '"\(.first_keyframe_ms.median // -1) \(.first_keyframe_ms.p95 // -1)"' "$prefix-storm.json" 2>/dev/null || echo "-1 -1")
   else
-    joined=$(cat "$OUT/$name"-churn-*.json 2>/dev/null | jq -s 'map(.connected) | add // 0')
+    joined=$(cat "$prefix"-churn-*.json 2>/dev/null | jq -s 'map(.connected) | add // 0')
   fi
   read -r answer_p95 answer_max <<<"$answer"
   read -r keyframe_p50 keyframe_p95 <<<"$keyframe"
-  jq -r --arg name "$name" --arg kind "$kind" --arg joined "$joined" --arg ap95 "$answer_p95" --arg amax "$answer_max" \
-    --arg kp50 "$keyframe_p50" --arg kp95 "$keyframe_p95" \
-    '[$name, $kind, $joined, .connected, .loss_percent, .lost, .never_got_media, $ap95, $amax, $kp50, $kp95] | @tsv' \
+  jq -r --arg name "$name" --arg kind "$kind" --arg media "$media" --arg joined "$joined" \
+    --arg ap95 "$answer_p95" --arg amax "$answer_max" --arg kp50 "$keyframe_p50" --arg kp95 "$keyframe_p95" \
+    '[$name, $kind, $media, $joined, .connected, .loss_percent, .lost, .never_got_media, $ap95, $amax, $kp50, $kp95] | @tsv' \
     "$stay_json"
+}
+
+# ---------------------------------------------------------------- first keyframe
+# In the sweep the encoder is another process, which keyframe requests cannot
+# reach: a new viewer waits for the next natural keyframe (2 s GOP). Here
+# broadcastsink encodes in its own pipeline, as it is deployed, so a join or a
+# PLI reaches x264enc as a force-key-unit event (coalesced: at most one per
+# keyframe-min-interval). Video only: the keyframe is all this step measures.
+# KEYFRAME_STAYERS watch; then KEYFRAME_JOINERS join one by one,
+# KEYFRAME_RATE per second.
+KEYFRAME_MIN_INTERVAL=1000 KEYFRAME_STAYERS=20 KEYFRAME_JOINERS=50 KEYFRAME_RATE=2
+run_keyframe_step() {
+  local log="$OUT/server-keyframe.log" url="http://127.0.0.1:$PORT/whep"
+  taskset -c 0 gst-launch-1.0 -q "${VIDEO_SOURCE[@]}" ! bs.video \
+    broadcastsink name=bs port="$PORT" address=127.0.0.1 ice-address=127.0.0.1 \
+    keyframe-min-interval="$KEYFRAME_MIN_INTERVAL" >"$log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_ready "http://127.0.0.1:$PORT/" "broadcastsink with its encoder" "$log" || return 1
+  # Long enough to outlast the joiners: their ramp, settling and hold.
+  local stay_hold=$(( KEYFRAME_JOINERS / KEYFRAME_RATE + 20 ))
+  taskset -c 1 "$LOAD" --url "$url" --viewers "$KEYFRAME_STAYERS" --ramp 20 --hold "$stay_hold" --verify 2 \
+    --json "$OUT/keyframe-stayers.json" >"$OUT/load-keyframe-stayers.log" 2>&1 &
+  local stay_pid=$!
+  sleep 4
+  taskset -c 1 "$LOAD" --url "$url" --viewers "$KEYFRAME_JOINERS" --ramp "$KEYFRAME_RATE" --hold 2 --verify 2 \
+    --json "$OUT/keyframe.json" >"$OUT/load-keyframe.log" 2>&1 || true
+  wait "$stay_pid" || true
+  stop_server
+  [ -s "$OUT/keyframe.json" ] || { say "keyframe step: the load generator wrote no JSON"; return 1; }
+  local stayers_loss
+  stayers_loss=$(jq '.loss_percent // -1' "$OUT/keyframe-stayers.json" 2>/dev/null || echo -1)
+  jq -r --arg interval "$KEYFRAME_MIN_INTERVAL" --arg stayers "$KEYFRAME_STAYERS" --arg rate "$KEYFRAME_RATE" \
+    --arg stayers_loss "$stayers_loss" \
+    '[$interval, $stayers, $rate, .requested, .connected, .keyframes_seen,
+      .first_keyframe_ms.median, .first_keyframe_ms.p95, .first_keyframe_ms.max,
+      .first_keyframe_after_answer_ms.median, .first_keyframe_after_answer_ms.p95,
+      .first_keyframe_after_answer_ms.max, .answer_ms.p95, $stayers_loss] | @tsv' "$OUT/keyframe.json"
 }
 
 # ---------------------------------------------------------------- run it all
@@ -220,20 +289,22 @@ start_source
 sleep 1
 [[ " $SERVERS " == *" janus "* ]] && prepare_janus
 
-: >"$OUT/rows.tsv"
-: >"$OUT/idle.tsv"
-for server in $SERVERS; do
-  read -r cpu rss threads < <(baseline "$server")
-  echo -e "$server\t$cpu\t$rss\t$threads" >>"$OUT/idle.tsv"
-  say "$server idle: $cpu % CPU, $rss kB, $threads threads"
-  for n in $COUNTS; do
-    row=$(run_point "$server" "$n") || break
-    echo "$row" >>"$OUT/rows.tsv"
-    say "$server $n: $row"
-    loss=$(echo "$row" | cut -f8)
-    cpu=$(echo "$row" | cut -f5)
-    # Past one core or past 0.5 % loss the next step only measures collapse.
-    if awk -v l="$loss" -v c="$cpu" 'BEGIN { exit !(l >= 0.5 || c >= 95) }'; then break; fi
+for media in $MEDIA; do
+  : >"$OUT/rows-$media.tsv"
+  : >"$OUT/idle-$media.tsv"
+  for server in $SERVERS; do
+    read -r cpu rss threads < <(baseline "$server" "$media")
+    echo -e "$server\t$cpu\t$rss\t$threads" >>"$OUT/idle-$media.tsv"
+    say "$media $server idle: $cpu % CPU, $rss kB, $threads threads"
+    for n in $COUNTS; do
+      row=$(run_point "$server" "$media" "$n") || break
+      echo "$row" >>"$OUT/rows-$media.tsv"
+      say "$media $server $n: $row"
+      loss=$(echo "$row" | cut -f8)
+      cpu=$(echo "$row" | cut -f5)
+      # Past one core or past 0.5 % loss the next step only measures collapse.
+      if awk -v l="$loss" -v c="$cpu" 'BEGIN { exit !(l >= 0.5 || c >= 95) }'; then break; fi
+    done
   done
 done
 
@@ -243,11 +314,19 @@ for server in $SERVERS; do
   [ "${SKIP_CHURN:-0}" = 1 ] || run_disturbance "$server" churn >>"$OUT/disturbance.tsv" || true
 done
 
-# Twice: with Debian's libsrtp2 (NSS, as webrtcbin's srtpenc) and with the
-# OpenSSL SRTP our direct send uses. The encoder stops first: the ceiling
-# waits for a quiet machine and would otherwise count it as noise.
+# The encoder stops first: the keyframe step encodes by itself, and the
+# ceiling waits for a quiet machine and would otherwise count it as noise.
 kill "$SOURCE_PID" 2>/dev/null || true
 wait "$SOURCE_PID" 2>/dev/null || true
+
+: >"$OUT/keyframe.tsv"
+if [ "${SKIP_KEYFRAME:-0}" != 1 ]; then
+  run_keyframe_step >"$OUT/keyframe.tsv" || true
+  say "keyframe: $(cat "$OUT/keyframe.tsv")"
+fi
+
+# Twice: with Debian's libsrtp2 (NSS, as webrtcbin's srtpenc) and with the
+# OpenSSL SRTP our direct send uses.
 CEILING=0 CEILING_OPENSSL=0
 if [ "${SKIP_CEILING:-0}" != 1 ]; then
 CEILING=$(taskset -c 0 "$B/bench/srtp-ceiling" --find-max 2>"$OUT/ceiling.err" | tee "$OUT/ceiling.log" |

@@ -3,12 +3,18 @@
 # 640x360 30 fps H.264 ~800 kbps (2 s GOP) on UDP 5004 and Opus on 5006,
 # RTP over loopback, from an encoder process of its own on core 1.
 
+# The picture and its encoding, also used where the encoder runs inside the
+# server's pipeline (run-benchmarks.sh's keyframe step), so both encode alike.
+VIDEO_SOURCE=(videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1
+  ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60
+  ! video/x-h264,profile=constrained-baseline)
+
 # Starts the encoder in the background, logging to $1; sets SOURCE_PID.
+# Always audio and video: a video-only server simply does not read 5006, so
+# every server in a run gets the same input.
 start_stream() {
   taskset -c 1 gst-launch-1.0 -q \
-    videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1 \
-    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
-    ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
+    "${VIDEO_SOURCE[@]}" ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
     ! udpsink host=127.0.0.1 port=5004 \
     audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
     ! udpsink host=127.0.0.1 port=5006 >"$1" 2>&1 &
@@ -16,14 +22,16 @@ start_stream() {
 }
 
 # Sets OURS_LAUNCH to the gst-launch-1.0 arguments of a broadcastsink serving
-# that stream on HTTP port $1 (extra broadcastsink properties after it).
+# that stream on HTTP port $1, audio and video ($2 = av) or video only ($2 =
+# video: no audio pad at all), extra broadcastsink properties after them.
 ours_launch() {
-  local port=$1
-  shift
+  local port=$1 media=$2
+  shift 2
   OURS_LAUNCH=(
     udpsrc port=5004 'caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96'
-    ! queue ! bs.video
+    ! queue ! bs.video)
+  [ "$media" = video ] || OURS_LAUNCH+=(
     udpsrc port=5006 'caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111'
-    ! queue ! bs.audio
-    broadcastsink name=bs port="$port" address=127.0.0.1 ice-address=127.0.0.1 "$@")
+    ! queue ! bs.audio)
+  OURS_LAUNCH+=(broadcastsink name=bs port="$port" address=127.0.0.1 ice-address=127.0.0.1 "$@")
 }

@@ -45,7 +45,7 @@ struct Totals {
   size_t sampled = 0;
   uint64_t verified = 0, verify_failures = 0;
   std::map<std::string, size_t> failures;
-  Distribution answer, connect, first_packet, first_keyframe, window_video_pps;
+  Distribution answer, connect, first_packet, first_keyframe, first_keyframe_after_answer, window_video_pps;
   double loss_percent() const { return packets + lost ? 100.0 * double(lost) / double(packets + lost) : 0; }
 };
 
@@ -74,6 +74,8 @@ Totals totals(const RunResult &run) {
   t.connect = distribution(run.viewers, [](const ViewerReport &r) { return r.connect_ms; });
   t.first_packet = distribution(run.viewers, [](const ViewerReport &r) { return r.first_packet_ms; });
   t.first_keyframe = distribution(run.viewers, [](const ViewerReport &r) { return r.first_keyframe_ms; });
+  t.first_keyframe_after_answer =
+      distribution(run.viewers, [](const ViewerReport &r) { return r.first_keyframe_after_answer_ms; });
   double window = run.window_seconds;
   t.window_video_pps = distribution(run.viewers, [window](const ViewerReport &r) {
     return window > 0 && r.first_packet_ms >= 0 ? double(r.window_video_packets) / window : -1;
@@ -131,6 +133,7 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   add_double(b, "connect_ms", r.connect_ms);
   add_double(b, "first_packet_ms", r.first_packet_ms);
   add_double(b, "first_keyframe_ms", r.first_keyframe_ms);
+  add_double(b, "first_keyframe_after_answer_ms", r.first_keyframe_after_answer_ms);
   add_stream(b, "video", r.video);
   add_stream(b, "audio", r.audio);
   add_int(b, "window_video_packets", int64_t(r.window_video_packets));
@@ -166,6 +169,7 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   line("connect (POST->DTLS)", t.connect);
   line("first RTP packet", t.first_packet);
   line("first full keyframe", t.first_keyframe);
+  line("  after the answer", t.first_keyframe_after_answer);
   std::printf("packets: %llu (video %llu, audio %llu), %.1f MB, lost %lld (%.3f %%), duplicates dropped %llu\n",
               static_cast<unsigned long long>(t.packets), static_cast<unsigned long long>(t.video_packets),
               static_cast<unsigned long long>(t.audio_packets), double(t.bytes) / 1e6, static_cast<long long>(t.lost),
@@ -207,6 +211,7 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_distribution(b, "connect_ms", t.connect);
   add_distribution(b, "first_packet_ms", t.first_packet);
   add_distribution(b, "first_keyframe_ms", t.first_keyframe);
+  add_distribution(b, "first_keyframe_after_answer_ms", t.first_keyframe_after_answer);
   add_int(b, "packets", int64_t(t.packets));
   add_int(b, "video_packets", int64_t(t.video_packets));
   add_int(b, "audio_packets", int64_t(t.audio_packets));

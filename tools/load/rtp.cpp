@@ -112,11 +112,14 @@ void H264KeyframeSearch::on_header(const RtpHeader &h, bool in_sequence) {
 }
 
 void H264KeyframeSearch::on_payload(const uint8_t *payload, size_t len) {
-  // One NAL type decides: an IDR slice (5) makes this a keyframe, any other
-  // slice (1-4) makes it not one; parameter sets, SEI and the like do not tell.
+  // One NAL type decides: an IDR slice (5) makes this a keyframe (a decodable
+  // one only after SPS and PPS), any other slice (1-4) makes it not one;
+  // parameter sets, SEI and the like do not tell.
   auto decide = [this](uint8_t type) {
+    have_sps_ |= type == 7;
+    have_pps_ |= type == 8;
     if (type == 5)
-      state_ = State::Collecting;
+      state_ = have_sps_ && have_pps_ ? State::Collecting : State::Waiting;
     else if (type >= 1 && type <= 4)
       state_ = State::Waiting;
     return state_ != State::Classifying;

@@ -72,9 +72,12 @@ class StreamStats {
   uint64_t received_prior_ = 0;
 };
 
-// Finds the first complete H.264 keyframe: the first packet of an access
+// Finds the first decodable H.264 keyframe: the first packet of an access
 // unit with an IDR slice, through the packet with the marker bit, with no
-// sequence gap. The NAL types are in the encrypted payload, so the viewer
+// sequence gap, once an SPS and a PPS have been seen (a decoder cannot start
+// without them; senders with config-interval=-1 put them in every IDR's
+// access unit, where the search sees them). The NAL types are in the
+// encrypted payload, so the viewer
 // decrypts the head of a packet only when wants_payload() says so: the first
 // packets of each access unit until one turns out to be IDR (or not).
 class H264KeyframeSearch {
@@ -92,6 +95,8 @@ class H264KeyframeSearch {
  private:
   enum class State { Waiting, Classifying, Collecting, Found };
   State state_ = State::Classifying;  // the very first packet may start an access unit
+  bool have_sps_ = false;
+  bool have_pps_ = false;
   bool started_ = false;
   bool last_marker_ = false;
   uint32_t last_timestamp_ = 0;

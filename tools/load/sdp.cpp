@@ -71,6 +71,8 @@ void parse_attribute(const std::string &line, SdpMedia *m) {
     if (space == std::string::npos) return;
     int pt = std::atoi(value.c_str());
     (name == "rtpmap" ? m->rtpmap : m->fmtp)[pt] = value.substr(space + 1);
+  } else if (name == "sendrecv" || name == "sendonly" || name == "recvonly" || name == "inactive") {
+    m->direction = name;
   } else if (name == "ssrc") {
     uint32_t ssrc = uint32_t(std::strtoul(value.c_str(), nullptr, 10));
     if (std::find(m->ssrcs.begin(), m->ssrcs.end(), ssrc) == m->ssrcs.end()) m->ssrcs.push_back(ssrc);
@@ -195,6 +197,7 @@ bool SessionDescription::parse(const std::string &text, std::string *error) {
       m.fingerprint = session.fingerprint;
     }
     if (m.setup.empty()) m.setup = session.setup;
+    if (m.direction.empty()) m.direction = session.direction;
   }
   return true;
 }
@@ -251,11 +254,16 @@ std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt) {
 
 bool read_answer(const SessionDescription &answer, const std::string &prefer, Negotiated *out, std::string *error) {
   if (!read_transport(answer, prefer, out, error)) return false;
-  if (const SdpMedia *v = find_kind(answer, "video")) {
+  // A server without the medium rejects its m-line (port 0) or, as webrtcbin
+  // does, answers it inactive with the codec still listed: nothing will come.
+  auto sends = [](const SdpMedia *m) {
+    return m && m->port != 0 && m->direction != "inactive" && m->direction != "recvonly";
+  };
+  if (const SdpMedia *v = find_kind(answer, "video"); sends(v)) {
     out->video_pt = choose_payload_type(*v, "h264");
     if (!v->ssrcs.empty()) out->video_ssrc = v->ssrcs.front();
   }
-  if (const SdpMedia *a = find_kind(answer, "audio")) out->audio_pt = choose_payload_type(*a, "opus");
+  if (const SdpMedia *a = find_kind(answer, "audio"); sends(a)) out->audio_pt = choose_payload_type(*a, "opus");
   if (out->video_pt < 0 && out->audio_pt < 0) {
     *error = "SDP: the answer accepts neither H.264 video nor Opus audio";
     return false;

@@ -32,6 +32,7 @@ struct SdpMedia {
   std::map<int, std::string> rtpmap;  // "H264/90000"
   std::map<int, std::string> fmtp;
   std::vector<uint32_t> ssrcs;
+  std::string direction;  // sendrecv, sendonly, recvonly, inactive; empty: none given (sendrecv)
   // Transport attributes, with session-level values filled in when the
   // media section has none.
   std::string ufrag, pwd, fingerprint_algorithm, fingerprint, setup;

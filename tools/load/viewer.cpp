@@ -313,6 +313,7 @@ ViewerReport Viewer::report() const {
   r.connect_ms = ms_since(signalling_started_, connected_at_);
   r.first_packet_ms = ms_since(signalling_started_, first_packet_at_);
   r.first_keyframe_ms = ms_since(signalling_started_, first_keyframe_at_);
+  r.first_keyframe_after_answer_ms = ms_since(answered_at_, first_keyframe_at_);
   r.video = stream_report(video_);
   r.audio = stream_report(audio_);
   r.window_video_packets = window_video_packets_;

@@ -38,6 +38,9 @@ struct ViewerReport {
   double connect_ms = -1;
   double first_packet_ms = -1;
   double first_keyframe_ms = -1;
+  // From the server's SDP (WHEP answer, Janus offer): what the server's
+  // keyframe handling alone takes, without the signalling round trip.
+  double first_keyframe_after_answer_ms = -1;
   StreamReport video, audio;
   uint64_t window_video_packets = 0;  // during the hold window
   bool verified = false;
