@@ -254,7 +254,7 @@ run_disturbance() {
 # keyframe-min-interval). Video only: the keyframe is all this step measures.
 # KEYFRAME_STAYERS watch; then KEYFRAME_JOINERS join one by one,
 # KEYFRAME_RATE per second.
-KEYFRAME_MIN_INTERVAL=1000 KEYFRAME_STAYERS=20 KEYFRAME_JOINERS=50 KEYFRAME_RATE=2
+KEYFRAME_MIN_INTERVAL=250 KEYFRAME_STAYERS=20 KEYFRAME_JOINERS=50 KEYFRAME_RATE=5
 run_keyframe_step() {
   local log="$OUT/server-keyframe.log" url="http://127.0.0.1:$PORT/whep"
   taskset -c 0 gst-launch-1.0 -q "${VIDEO_SOURCE[@]}" ! bs.video \

@@ -44,7 +44,7 @@ struct MediaInput {
 struct Settings {
   guint port = 0;
   std::string address = "0.0.0.0";
-  guint keyframe_min_interval_ms = 1000;
+  guint keyframe_min_interval_ms = 250;
   std::string push_url;
   std::string push_token;
 };
@@ -107,8 +107,9 @@ std::vector<GParamSpec *> viewer_param_specs() {
   specs[PROP_KEYFRAME_MIN_INTERVAL] = g_param_spec_uint(
       "keyframe-min-interval", "Keyframe min interval",
       "Least time between two keyframe requests sent upstream, in milliseconds: joins and "
-      "viewers' PLI/FIR within it are coalesced into one request",
-      0, 60000, 1000, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      "viewers' PLI/FIR within it are coalesced into one request. A new viewer waits at most this long "
+      "(plus the encoder's latency) for its first picture; each request costs a keyframe's bitrate",
+      0, 60000, 250, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_ICE_ADDRESS] = g_param_spec_string(
       "ice-address", "ICE addresses",
       "Comma-separated local IP addresses offered as ICE candidates (empty = every non-loopback "

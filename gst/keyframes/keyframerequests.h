@@ -15,7 +15,7 @@ class KeyframeRequests {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit KeyframeRequests(std::chrono::milliseconds min_interval = std::chrono::milliseconds(1000))
+  explicit KeyframeRequests(std::chrono::milliseconds min_interval = std::chrono::milliseconds(250))
       : min_interval_(min_interval) {}
 
   void set_min_interval(std::chrono::milliseconds interval);

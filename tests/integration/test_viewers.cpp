@@ -335,6 +335,7 @@ TEST(Viewers, ViewerWhoseIceNeverConnectsIsRemovedWithinTenSeconds) {
 TEST(Viewers, ManyJoinsAtOnceCauseNoKeyframeStorm) {
   Broadcast::Options options;
   options.gop = 600;
+  options.extra_sink_props = "keyframe-min-interval=1000";
   auto broadcast = start_broadcast(options);
   ASSERT_TRUE(broadcast);
   guint64 before = 0;
