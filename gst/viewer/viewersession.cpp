@@ -287,7 +287,7 @@ void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTrans
 
 }  // namespace
 
-GstStructure *ViewerSession::stats() {
+GstStructure *ViewerSession::stats() const {
   GstStructure *s = gst_structure_new("viewer-stats",
                                       "id", G_TYPE_STRING, id_.c_str(),
                                       "path", G_TYPE_STRING, lite_ ? "ice-lite" : "webrtcbin",

@@ -73,7 +73,7 @@ class ViewerSession {
   // A "viewer-stats" structure (transfer full) with the fields documented
   // on viewermanager's get-viewer-stats. Any thread; cheap: it takes locks
   // held only briefly and never waits for webrtcbin.
-  GstStructure *stats();
+  GstStructure *stats() const;
 
  private:
   struct Branch {
@@ -106,7 +106,7 @@ class ViewerSession {
   std::atomic<bool> sends_direct_{false};
   std::atomic<ViewerState> state_{ViewerState::Negotiating};
   gint64 created_us_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   bool closed_ = false;
 };
 
