@@ -53,6 +53,18 @@ std::string replace_all(std::string s, const std::string &from, const std::strin
   return s;
 }
 
+// Our side of an ICE-lite answer, as the port would fill it in.
+LiteAnswerParams lite_params(std::vector<uint32_t> ssrcs) {
+  LiteAnswerParams params;
+  params.ice_ufrag = "uFrg";
+  params.ice_pwd = "0123456789abcdefghijklmn";
+  params.fingerprint = "11:22";
+  params.candidates = {{"127.0.0.1", 40000}};
+  params.cname = "cname1";
+  params.ssrcs = std::move(ssrcs);
+  return params;
+}
+
 }  // namespace
 
 TEST(Offer, PicksTheH264PayloadTypeMatchingOurProfile) {
@@ -220,13 +232,7 @@ TEST(LiteAnswer, AnswersEveryMlineWithOurTransportAndChoice) {
                                                                "a=mid:2\r\nm=audio");
   OfferCheck check = check_offer(offer, h264("42e01f"), opus());
   ASSERT_EQ(check.status, 0) << check.error;
-  LiteAnswerParams params;
-  params.ice_ufrag = "uFrg";
-  params.ice_pwd = "0123456789abcdefghijklmn";
-  params.fingerprint = "11:22";
-  params.candidates = {{"127.0.0.1", 40000}};
-  params.cname = "cname1";
-  params.ssrcs = {1111, 0, 3333};
+  LiteAnswerParams params = lite_params({1111, 0, 3333});
   std::string answer = write_lite_answer(offer, check, params);
 
   GstSDPMessage *msg = nullptr;
@@ -262,13 +268,7 @@ TEST(LiteAnswer, HonoursOnlyTheFeedbackWeAnswerAndNoRtx) {
   offer = replace_all(offer, "96 97 102 103 106 127", "96 97 102 103 106 107 127");
   OfferCheck check = check_offer(offer, h264("42e01f"), opus());
   ASSERT_EQ(check.status, 0) << check.error;
-  LiteAnswerParams params;
-  params.ice_ufrag = "uFrg";
-  params.ice_pwd = "0123456789abcdefghijklmn";
-  params.fingerprint = "11:22";
-  params.candidates = {{"127.0.0.1", 40000}};
-  params.cname = "cname1";
-  params.ssrcs = {1111, 3333};
+  LiteAnswerParams params = lite_params({1111, 3333});
   std::string answer = write_lite_answer(offer, check, params);
   // Retransmissions go out as the original packets (RFC 4585 generic
   // NACK), so no RTX payload type is answered.
