@@ -103,10 +103,15 @@ SentCounters::Snapshot SentCounters::snapshot() const {
   return now_;
 }
 
+namespace {
+// Moves of every route so far.
+std::atomic<uint64_t> route_moves{0};
+}  // namespace
+
 void MediaRoute::move_to(UdpTarget target) {
   std::lock_guard<std::mutex> lock(lock_);
   target_ = std::move(target);
-  moves_.fetch_add(1, std::memory_order_release);
+  route_moves.fetch_add(1, std::memory_order_release);
 }
 
 UdpTarget MediaRoute::current() const {
@@ -115,11 +120,11 @@ UdpTarget MediaRoute::current() const {
 }
 
 void MediaRoute::refresh(uint64_t *seen, UdpTarget *target) const {
-  const uint64_t moves = moves_.load(std::memory_order_acquire);
+  const uint64_t moves = route_moves.load(std::memory_order_acquire);
   if (moves == *seen) return;
   std::lock_guard<std::mutex> lock(lock_);
   *target = target_;
-  *seen = moves_.load(std::memory_order_relaxed);
+  *seen = moves;
 }
 
 std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute> route, const uint8_t *key_salt,

@@ -49,14 +49,15 @@ class MediaRoute {
 
   void move_to(UdpTarget target);
   UdpTarget current() const;
-  // Replaces `*target` when the route moved since `*seen`. Cheap when it
-  // did not: what a sender asks before every send.
+  // Replaces `*target` when any route moved since `*seen`: what a sender
+  // asks before every send. Routes rarely move, so the answer is almost
+  // always one read of a counter shared by all routes (in every core's
+  // cache), not of this route (a cache miss per viewer).
   void refresh(uint64_t *seen, UdpTarget *target) const;
 
  private:
   mutable std::mutex lock_;
   UdpTarget target_;
-  std::atomic<uint64_t> moves_{0};
 };
 
 // What one sender has sent, for the sender reports a transport writes.
