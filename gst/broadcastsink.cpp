@@ -5,8 +5,8 @@
  * Broadcasts one encoded stream to many WebRTC viewers. Each input is parsed
  * and payloaded once (H.264, VP8, VP9, Opus; already-payloaded RTP passes
  * through untouched) and handed to an internal viewermanager, which shares
- * it with one webrtcbin per viewer: a viewer costs encryption and sending,
- * never encoding. Viewers join with WHEP (`POST /whep` on `port`) or the
+ * it with every viewer (on one shared ICE-lite UDP port): a viewer costs
+ * encryption and sending, never encoding. Viewers join with WHEP (`POST /whep` on `port`) or the
  * `add-viewer` action signal; the page at `/` plays the broadcast.
  *
  * ## Example launch line

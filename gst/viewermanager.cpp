@@ -3,10 +3,11 @@
  * @title: viewermanager
  *
  * Serves one broadcast, given as RTP (already payloaded, for example by
- * broadcastsink or a relay), to many WebRTC viewers. Each viewer gets its own
- * webrtcbin (bundle-policy=max-bundle) fed by the fan-out: payload type and
- * SSRC rewritten per viewer, delivery gated until a keyframe, keyframe
- * requests coalesced. Viewers join through the built-in WHEP server
+ * broadcastsink or a relay), to many WebRTC viewers. Each viewer is served
+ * from one shared UDP port as an ICE-lite peer (see ice-lite; offers the port
+ * cannot serve get a webrtcbin of their own), fed by the fan-out: payload
+ * type and SSRC rewritten per viewer, delivery gated until a keyframe,
+ * keyframe requests coalesced, lost packets resent from one shared history. Viewers join through the built-in WHEP server
  * (`port`) or the `add-viewer` action signal; `get-viewer-stats` reports
  * on one of them.
  */

@@ -1,5 +1,6 @@
 // viewermanager: a bin that serves already-payloaded RTP to many WebRTC
-// viewers (one webrtcbin each), with its WHEP server and action signals.
+// viewers (on the shared ICE-lite port, or a webrtcbin each), with its WHEP
+// server and action signals.
 #pragma once
 
 #include <gst/gst.h>
