@@ -243,8 +243,10 @@ void deliver(WbFanout *self, std::vector<Packet> &packets) {
   bool any_direct = false;
   for (const auto &branch : *branches)
     any_direct |= branch->started.load(std::memory_order_acquire) && branch->direct;
-  const gint64 now = g_get_monotonic_time();
-  const gint64 sampled_us = sampled_time_us(self, packets.front().buffer, now);
+  // Only direct senders (and their retransmissions, which only they make)
+  // need the time and the sample time: not the webrtcbin-only path.
+  const gint64 now = any_direct ? g_get_monotonic_time() : 0;
+  const gint64 sampled_us = any_direct ? sampled_time_us(self, packets.front().buffer, now) : 0;
   refs.reserve(packets.size());
   for (auto &pkt : packets) {
     if (!pkt.header_len) continue;
