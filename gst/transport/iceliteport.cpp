@@ -70,6 +70,7 @@ PortSocket::~PortSocket() { ::close(fd); }
 std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string *why) {
   std::shared_ptr<IceLitePort> port(new IceLitePort());
   port->identity_ = DtlsIdentity::create(why);
+  port->timing_ = config.timing;
   if (!port->identity_) return nullptr;
   std::vector<std::string> addresses = config.addresses.empty() ? interface_addresses() : config.addresses;
   uint16_t port_number = config.port;
@@ -128,15 +129,15 @@ IceLitePort::AddressKey IceLitePort::key_of(const sockaddr_in &from, const PortS
   return AddressKey(from.sin_addr.s_addr, from.sin_port, socket.fd);
 }
 
-std::shared_ptr<LiteTransport> IceLitePort::add(DtlsRole role, std::string remote_fingerprint,
-                                                LiteTransport::Listener listener) {
+std::shared_ptr<LiteTransport> IceLitePort::add(LiteTransport::RemoteIce remote, DtlsRole role,
+                                                std::string remote_fingerprint, LiteTransport::Listener listener) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string ufrag;
   do {
     ufrag = random_ice_string(8);
   } while (by_ufrag_.count(ufrag));
-  auto transport = std::make_shared<LiteTransport>(ufrag, random_ice_string(24), identity_, role,
-                                                   std::move(remote_fingerprint), std::move(listener));
+  auto transport = std::make_shared<LiteTransport>(ufrag, random_ice_string(24), std::move(remote), identity_, role,
+                                                   std::move(remote_fingerprint), std::move(listener), timing_);
   by_ufrag_[ufrag] = transport;
   return transport;
 }
@@ -147,11 +148,7 @@ void IceLitePort::remove(const std::shared_ptr<LiteTransport> &transport) {
     std::lock_guard<std::mutex> dispatching(dispatch_mutex_);
     std::lock_guard<std::mutex> lock(mutex_);
     by_ufrag_.erase(transport->local_ufrag());
-    auto at = address_of_.find(transport.get());
-    if (at != address_of_.end()) {
-      by_address_.erase(at->second);
-      address_of_.erase(at);
-    }
+    forget_locked(transport.get());
   }
   transport->close();
 }
@@ -205,43 +202,95 @@ void IceLitePort::read_socket(const std::shared_ptr<PortSocket> &socket, int64_t
   }
 }
 
+void IceLitePort::forget_locked(const LiteTransport *transport) {
+  auto at = address_of_.find(transport);
+  if (at != address_of_.end()) {
+    by_address_.erase(at->second);
+    address_of_.erase(at);
+  }
+  auto probe = probe_of_.find(transport);
+  if (probe != probe_of_.end()) {
+    by_probe_.erase(probe->second);
+    probe_of_.erase(probe);
+  }
+}
+
+void IceLitePort::claim_locked(const std::shared_ptr<LiteTransport> &transport, const AddressKey &key) {
+  forget_locked(transport.get());
+  // A failed or closed viewer may still hold it until it is removed.
+  auto previous = by_address_.find(key);
+  if (previous != by_address_.end()) address_of_.erase(previous->second.get());
+  by_address_[key] = transport;
+  address_of_[transport.get()] = key;
+}
+
 void IceLitePort::dispatch(const std::shared_ptr<PortSocket> &socket, const uint8_t *data, size_t len,
                            const sockaddr_in &from, int64_t now_ns) {
-  std::shared_ptr<LiteTransport> transport;
   if (stun::looks_like_stun(data, len)) {
     stun::Message message;
-    // A lite agent sends no checks, so only requests concern it.
-    if (!message.parse(data, len) || message.type() != stun::kBindingRequest) return;
-    std::string user = message.username();
-    std::string ufrag = user.substr(0, user.find(':'));
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = by_ufrag_.find(ufrag);
-      if (it != by_ufrag_.end()) transport = it->second;
-    }
-    if (!transport) {
-      GST_LOG("ICE-lite port: check for unknown ufrag '%s'", ufrag.c_str());
-      return;
-    }
-    if (!transport->on_binding_request(message, from, socket, now_ns)) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!by_ufrag_.count(ufrag)) return;  // removed meanwhile
-    auto old = address_of_.find(transport.get());
-    if (old != address_of_.end()) by_address_.erase(old->second);
-    AddressKey key = key_of(from, *socket);
-    // An address belongs to one viewer: a newer claim wins.
-    auto previous = by_address_.find(key);
-    if (previous != by_address_.end()) address_of_.erase(previous->second.get());
-    by_address_[key] = transport;
-    address_of_[transport.get()] = key;
+    if (message.parse(data, len)) on_stun(socket, message, from, now_ns);
     return;
   }
+  std::shared_ptr<LiteTransport> transport;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = by_address_.find(key_of(from, *socket));
     if (it != by_address_.end()) transport = it->second;
   }
   if (transport) transport->on_datagram(data, len, now_ns);
+}
+
+// A check finds its viewer by the ufrag it names; an answer to one of ours
+// by the address it comes from (the viewer's, or one being probed).
+void IceLitePort::on_stun(const std::shared_ptr<PortSocket> &socket, const stun::Message &message,
+                          const sockaddr_in &from, int64_t now_ns) {
+  const AddressKey key = key_of(from, *socket);
+  std::shared_ptr<LiteTransport> transport;
+  if (message.type() == stun::kBindingSuccess) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto held = by_address_.find(key);
+      auto probed = by_probe_.find(key);
+      if (held != by_address_.end()) transport = held->second;
+      else if (probed != by_probe_.end()) transport = probed->second;
+    }
+    if (!transport || !transport->on_binding_response(message, from, socket, now_ns)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (by_ufrag_.count(transport->local_ufrag())) claim_locked(transport, key);
+    return;
+  }
+  if (message.type() != stun::kBindingRequest) return;
+  const std::string user = message.username();
+  const std::string ufrag = user.substr(0, user.find(':'));
+  bool taken = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = by_ufrag_.find(ufrag);
+    if (it != by_ufrag_.end()) transport = it->second;
+    auto held = by_address_.find(key);
+    // An address belongs to one live viewer; no one else's check takes it.
+    taken = transport && held != by_address_.end() && held->second != transport &&
+            held->second->state() != LiteTransport::State::Failed &&
+            held->second->state() != LiteTransport::State::Closed;
+  }
+  if (!transport) {
+    GST_LOG("ICE-lite port: check for unknown ufrag '%s'", ufrag.c_str());
+    return;
+  }
+  const LiteTransport::Check check = transport->on_binding_request(message, from, socket, taken, now_ns);
+  if (check != LiteTransport::Check::Moved && check != LiteTransport::Check::Probing) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!by_ufrag_.count(ufrag)) return;  // removed meanwhile
+  if (check == LiteTransport::Check::Moved) {
+    claim_locked(transport, key);
+    return;
+  }
+  auto old = probe_of_.find(transport.get());
+  if (old != probe_of_.end()) by_probe_.erase(old->second);
+  auto other = by_probe_.find(key);
+  if (other != by_probe_.end()) probe_of_.erase(other->second.get());
+  by_probe_[key] = transport;
+  probe_of_[transport.get()] = key;
 }
 
 void IceLitePort::tick(int64_t now_ns) {

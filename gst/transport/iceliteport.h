@@ -39,6 +39,7 @@ class IceLitePort {
     // address that is up.
     std::vector<std::string> addresses;
     uint16_t port = 0;  // 0: one the system picks (the same on every address)
+    ConsentTiming timing;
   };
   struct Candidate {
     std::string address;
@@ -52,7 +53,7 @@ class IceLitePort {
   IceLitePort &operator=(const IceLitePort &) = delete;
 
   // A transport with fresh ICE credentials, reachable from now on.
-  std::shared_ptr<LiteTransport> add(DtlsRole role, std::string remote_fingerprint,
+  std::shared_ptr<LiteTransport> add(LiteTransport::RemoteIce remote, DtlsRole role, std::string remote_fingerprint,
                                      LiteTransport::Listener listener);
   // Closes the transport and forgets it: once this returns, none of its
   // listener's callbacks runs any more.
@@ -68,9 +69,15 @@ class IceLitePort {
   void dispatch(const std::shared_ptr<PortSocket> &socket, const uint8_t *data, size_t len,
                 const sockaddr_in &from, int64_t now_ns);
   void tick(int64_t now_ns);
+  void on_stun(const std::shared_ptr<PortSocket> &socket, const stun::Message &message, const sockaddr_in &from,
+               int64_t now_ns);
 
   using AddressKey = std::tuple<uint32_t, uint16_t, int>;  // remote address, port, socket
   static AddressKey key_of(const sockaddr_in &from, const PortSocket &socket);
+  // Port thread, mutex_ held: `transport` now owns `key` (its old address
+  // and any probe are forgotten).
+  void claim_locked(const std::shared_ptr<LiteTransport> &transport, const AddressKey &key);
+  void forget_locked(const LiteTransport *transport);
 
   std::shared_ptr<DtlsIdentity> identity_;
   std::vector<std::shared_ptr<PortSocket>> sockets_;
@@ -81,6 +88,11 @@ class IceLitePort {
   std::map<std::string, std::shared_ptr<LiteTransport>> by_ufrag_;
   std::map<AddressKey, std::shared_ptr<LiteTransport>> by_address_;
   std::map<const LiteTransport *, AddressKey> address_of_;
+  // Addresses a viewer nominated and we are checking: their answers come
+  // from there before anything else does.
+  std::map<AddressKey, std::shared_ptr<LiteTransport>> by_probe_;
+  std::map<const LiteTransport *, AddressKey> probe_of_;
+  ConsentTiming timing_;
   // Held by the thread while it calls into transports: remove() waits on
   // it, so no callback of a removed transport runs after remove() returns.
   std::mutex dispatch_mutex_;

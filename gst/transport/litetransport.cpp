@@ -39,14 +39,28 @@ std::string describe(const sockaddr_in &address) {
   return std::string(text) + ":" + std::to_string(ntohs(address.sin_port));
 }
 
+uint64_t random_tie_breaker() {
+  uint64_t value = 0;
+  RAND_bytes(reinterpret_cast<unsigned char *>(&value), sizeof value);
+  return value;
+}
+
+bool same_address(const sockaddr_in &a, const sockaddr_in &b) {
+  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+}
+
 }  // namespace
 
-LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, std::shared_ptr<DtlsIdentity> identity,
-                             DtlsRole role, std::string remote_fingerprint, Listener listener)
+LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, RemoteIce remote,
+                             std::shared_ptr<DtlsIdentity> identity, DtlsRole role, std::string remote_fingerprint,
+                             Listener listener, ConsentTiming timing)
     : local_ufrag_(std::move(local_ufrag)),
       local_pwd_(std::move(local_pwd)),
+      remote_ice_(std::move(remote)),
       cname_(random_cname()),
       listener_(std::move(listener)),
+      timing_(timing),
+      tie_breaker_(random_tie_breaker()),
       dtls_(std::make_unique<DtlsEndpoint>(std::move(identity), role, std::move(remote_fingerprint),
                                            [this](const uint8_t *data, size_t len) { send_locked(data, len); })),
       last_heard_us_(g_get_monotonic_time()) {}
@@ -60,48 +74,154 @@ void LiteTransport::send_locked(const uint8_t *data, size_t len) {
   sendto(socket_->fd, data, len, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&remote_), sizeof remote_);
 }
 
-bool LiteTransport::on_binding_request(const stun::Message &request, const sockaddr_in &from,
-                                       const std::shared_ptr<PortSocket> &socket, int64_t now_ns) {
+LiteTransport::Check LiteTransport::on_binding_request(const stun::Message &request, const sockaddr_in &from,
+                                                       const std::shared_ptr<PortSocket> &socket, bool taken,
+                                                       int64_t now_ns) {
   if (!request.integrity_ok(local_pwd_)) {
     GST_LOG("viewer ufrag %s: check from %s fails integrity", local_ufrag_.c_str(), describe(from).c_str());
-    return false;
+    return Check::Ignored;
   }
   State previous, now;
-  bool moved = false;
+  Check result = Check::Answered;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     previous = state_.load();
-    if (previous == State::Closed || previous == State::Failed) return false;
+    if (previous == State::Closed || previous == State::Failed) return Check::Ignored;
     last_heard_us_.store(now_ns / 1000);
     stun::Writer reply(stun::kBindingSuccess, request.transaction());
     reply.add_xor_mapped_address(from);
     const auto &bytes = reply.finish(local_pwd_);
     sendto(socket->fd, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&from),
            sizeof from);
-    // A lite agent takes the pair the controlling agent nominates; until it
-    // does, the first pair that checked out, so DTLS can start at once.
     size_t ignored;
     const bool nominating = request.find(stun::kUseCandidate, &ignored) != nullptr;
-    const bool same = socket_ == socket && remote_.sin_addr.s_addr == from.sin_addr.s_addr &&
-                      remote_.sin_port == from.sin_port;
-    if ((nominating || !nominated_) && !same) {
-      GST_INFO("viewer ufrag %s: %s pair %s", local_ufrag_.c_str(), nominating ? "nominated" : "first",
+    const bool current = socket_ == socket && same_address(remote_, from);
+    if (taken && !current) {
+      GST_INFO("viewer ufrag %s: %s is another viewer's address; not taken", local_ufrag_.c_str(),
                describe(from).c_str());
-      socket_ = socket;
-      remote_ = from;
-      moved = true;
-      // Media follows: a viewer may nominate another pair after it connected.
-      if (media_route_) media_route_->move_to(target_locked());
+    } else if (!socket_) {
+      // The first pair that checked out, so DTLS can start at once. The
+      // handshake itself proves the address: it cannot complete unless
+      // the viewer receives our flights there.
+      GST_INFO("viewer ufrag %s: first pair %s", local_ufrag_.c_str(), describe(from).c_str());
+      move_locked(socket, from, now_ns);
+      result = Check::Moved;
+    } else if ((nominating || !nominated_) && !current) {
+      // A lite agent takes the pair the controlling agent nominates, but
+      // only once that address answers a check of ours.
+      const bool probing = probe_.active && probe_.socket == socket && same_address(probe_.to, from);
+      if (!probing) {
+        GST_INFO("viewer ufrag %s: %s pair %s; checking it before media moves", local_ufrag_.c_str(),
+                 nominating ? "nominated" : "another", describe(from).c_str());
+        start_check_locked(&probe_, socket, from, now_ns);
+      }
+      result = Check::Probing;
     }
-    nominated_ |= nominating;
-    if (!dtls_started_) {
+    nominated_ |= nominating && !taken;
+    if (!dtls_started_ && socket_) {
       dtls_started_ = true;
       dtls_->start(now_ns);
     }
     now = update_state_locked();
   }
   notify(previous, now, nullptr);
-  return moved;
+  return result;
+}
+
+bool LiteTransport::on_binding_response(const stun::Message &response, const sockaddr_in &from,
+                                        const std::shared_ptr<PortSocket> &socket, int64_t now_ns) {
+  if (response.type() != stun::kBindingSuccess) return false;
+  std::lock_guard<std::mutex> lock(mutex_);
+  const State state = state_.load();
+  if (state == State::Closed || state == State::Failed) return false;
+  auto answers = [&](const OutgoingCheck &check) {
+    return check.active && check.id == response.transaction() && check.socket == socket &&
+           same_address(check.to, from);
+  };
+  // Integrity last: it is the costly test, and only the viewer's own agent
+  // can sign with its password.
+  if (answers(probe_) && response.integrity_ok(remote_ice_.pwd)) {
+    GST_INFO("viewer ufrag %s: %s answered our check; media moves there", local_ufrag_.c_str(),
+             describe(from).c_str());
+    probe_.active = false;
+    move_locked(socket, from, now_ns);
+    return true;
+  }
+  if (answers(consent_) && response.integrity_ok(remote_ice_.pwd)) {
+    consent_.active = false;
+    consent_expires_ns_ = now_ns + timing_.consent_timeout_ns;
+    ++consent_answers_;
+    GST_LOG("viewer ufrag %s: consent from %s", local_ufrag_.c_str(), describe(from).c_str());
+  }
+  return false;
+}
+
+void LiteTransport::move_locked(const std::shared_ptr<PortSocket> &socket, const sockaddr_in &to, int64_t now_ns) {
+  socket_ = socket;
+  remote_ = to;
+  // The address just proved itself; the consent clock restarts there.
+  consent_.active = false;
+  consent_expires_ns_ = now_ns + timing_.consent_timeout_ns;
+  next_consent_ns_ = next_consent_check_ns(now_ns);
+  // Media follows: a viewer may nominate another pair after it connected.
+  if (media_route_) media_route_->move_to(target_locked());
+}
+
+void LiteTransport::start_check_locked(OutgoingCheck *check, const std::shared_ptr<PortSocket> &socket,
+                                       const sockaddr_in &to, int64_t now_ns) {
+  check->active = true;
+  check->socket = socket;
+  check->to = to;
+  check->id = stun::random_transaction();
+  check->sent = 0;
+  send_check_locked(check, now_ns);
+}
+
+// RFC 8445 7.1.1 and 7.2.2: USERNAME "theirs:ours", signed with their
+// password; we are the controlled agent.
+void LiteTransport::send_check_locked(OutgoingCheck *check, int64_t now_ns) {
+  stun::Writer request(stun::kBindingRequest, check->id);
+  request.add_string(stun::kUsername, remote_ice_.ufrag + ":" + local_ufrag_);
+  request.add_u32(stun::kPriority, 0x6e7f1eff);  // a host candidate's, as ours are
+  request.add_u64(stun::kIceControlled, tie_breaker_);
+  const auto &bytes = request.finish(remote_ice_.pwd);
+  sendto(check->socket->fd, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&check->to),
+         sizeof check->to);
+  ++check->sent;
+  check->next_ns = now_ns + timing_.probe_interval_ns;
+}
+
+int64_t LiteTransport::next_consent_check_ns(int64_t now_ns) const {
+  // RFC 7675 5.1: randomized, so checks of many viewers do not fall together.
+  uint32_t r = 0;
+  RAND_bytes(reinterpret_cast<unsigned char *>(&r), sizeof r);
+  const double factor = 0.8 + 0.4 * (double(r) / 4294967296.0);
+  return now_ns + int64_t(double(timing_.consent_interval_ns) * factor);
+}
+
+// On every tick once an address is in use: a new consent check when one is
+// due, the probe's retransmissions, and the verdict when consent ran out.
+void LiteTransport::keep_consent_locked(int64_t now_ns) {
+  if (probe_.active && now_ns >= probe_.next_ns) {
+    if (probe_.sent >= timing_.probe_tries) {
+      GST_INFO("viewer ufrag %s: %s never answered our check; media stays at %s", local_ufrag_.c_str(),
+               describe(probe_.to).c_str(), describe(remote_).c_str());
+      probe_.active = false;
+    } else {
+      send_check_locked(&probe_, now_ns);
+    }
+  }
+  if (now_ns >= consent_expires_ns_) {
+    GST_INFO("viewer ufrag %s: no consent from %s for %" G_GINT64_FORMAT " ms; sending stops",
+             local_ufrag_.c_str(), describe(remote_).c_str(), timing_.consent_timeout_ns / 1000000);
+    consent_lost_ = true;
+    return;
+  }
+  // One check in flight at a time; a lost one is replaced by the next.
+  if (now_ns >= next_consent_ns_) {
+    start_check_locked(&consent_, socket_, remote_, now_ns);
+    next_consent_ns_ = next_consent_check_ns(now_ns);
+  }
 }
 
 void LiteTransport::on_datagram(const uint8_t *data, size_t len, int64_t now_ns) {
@@ -164,6 +284,7 @@ void LiteTransport::on_tick(int64_t now_ns) {
     previous = state_.load();
     if (previous == State::Closed || previous == State::Failed) return;
     if (dtls_started_ && now_ns >= dtls_->next_deadline()) dtls_->on_timer(now_ns);
+    if (socket_) keep_consent_locked(now_ns);
     now = update_state_locked();
     if (now == State::Connected && !streams_.empty() && now_ns >= next_report_ns_) {
       send_reports_locked(now_ns);
@@ -176,7 +297,12 @@ void LiteTransport::on_tick(int64_t now_ns) {
 // Called with the lock held after anything that may move DTLS along.
 LiteTransport::State LiteTransport::update_state_locked() {
   State state = state_.load();
-  if (state == State::New && dtls_->connected()) {
+  if (consent_lost_ && (state == State::New || state == State::Connected)) {
+    state = State::Failed;
+    // Senders pick this up at their next packet: nothing more leaves for
+    // an address that stopped consenting.
+    if (media_route_) media_route_->move_to(UdpTarget{});
+  } else if (state == State::New && dtls_->connected()) {
     const SrtpKeyMaterial &keys = dtls_->keys();
     rtcp_out_ = SrtcpContext::create(keys.local);
     rtcp_in_ = SrtcpContext::create(keys.remote);
@@ -238,7 +364,7 @@ UdpTarget LiteTransport::target_locked() const {
 
 std::shared_ptr<MediaRoute> LiteTransport::media_route() {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!media_route_ && socket_) media_route_ = std::make_shared<MediaRoute>(target_locked());
+  if (!media_route_ && socket_ && !consent_lost_) media_route_ = std::make_shared<MediaRoute>(target_locked());
   return media_route_;
 }
 
@@ -259,6 +385,7 @@ LiteTransport::Stats LiteTransport::stats() const {
   stats.state = state_.load();
   if (socket_) stats.remote_address = describe(remote_);
   stats.rtcp = rtcp_counts_;
+  stats.consent_answers = consent_answers_;
   for (const auto &stream : streams_) {
     const SentCounters::Snapshot sent = stream.sent.counters->snapshot();
     stats.streams.push_back(

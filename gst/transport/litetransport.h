@@ -4,6 +4,14 @@
 // requests, receiver reports) and writes the RTCP sender reports for the
 // streams the fan-out sends it. It owns no socket and no thread: the port
 // feeds it datagrams and ticks, on the port's thread.
+//
+// A check's source address proves nothing: a viewer knows its own ICE
+// password and can forge any source. So media only goes where a check of
+// ours, signed with the viewer's password, was answered: the first address
+// is proven by the DTLS handshake completing over it, every later one by
+// our check before anything moves there, and the current one again every
+// few seconds (consent freshness, RFC 7675). Without a fresh answer the
+// transport fails and sends nothing more.
 #pragma once
 
 #include <netinet/in.h>
@@ -26,9 +34,32 @@ namespace wb {
 
 struct PortSocket;
 
+// Consent freshness (RFC 7675 5.1): a check every `consent_interval`
+// (randomized by +-20 %), and no answer for `consent_timeout` ends the
+// transport. A newly nominated address is checked every `probe_interval`,
+// `probe_tries` times at most, before media moves there.
+struct ConsentTiming {
+  int64_t consent_interval_ns = 5000000000LL;
+  int64_t consent_timeout_ns = 30000000000LL;
+  int64_t probe_interval_ns = 200000000LL;
+  unsigned probe_tries = 5;
+};
+
 class LiteTransport {
  public:
   enum class State { New, Connected, Failed, Closed };
+  // What the viewer's offer said of its ICE agent: our checks carry these.
+  struct RemoteIce {
+    std::string ufrag;
+    std::string pwd;
+  };
+  // What a check did (on_binding_request).
+  enum class Check {
+    Ignored,   // not answered: bad integrity, or the transport has ended
+    Answered,  // answered; nothing moves
+    Probing,   // answered; the source is being probed (on_binding_response moves it)
+    Moved,     // the first address: DTLS and, once connected, media go there
+  };
   // Both run on the port's thread, never under the transport's lock.
   struct Listener {
     std::function<void(State)> state;
@@ -61,12 +92,13 @@ class LiteTransport {
     State state = State::New;
     std::string remote_address;  // "ip:port" media goes to; empty before the first check
     RtcpCounts rtcp;
+    uint64_t consent_answers = 0;  // our consent checks the viewer answered
     std::vector<StreamStats> streams;  // in the order they were added
   };
   static const char *state_name(State state);
 
-  LiteTransport(std::string local_ufrag, std::string local_pwd, std::shared_ptr<DtlsIdentity> identity,
-                DtlsRole role, std::string remote_fingerprint, Listener listener);
+  LiteTransport(std::string local_ufrag, std::string local_pwd, RemoteIce remote, std::shared_ptr<DtlsIdentity> identity,
+                DtlsRole role, std::string remote_fingerprint, Listener listener, ConsentTiming timing = ConsentTiming{});
   ~LiteTransport();
   LiteTransport(const LiteTransport &) = delete;
   LiteTransport &operator=(const LiteTransport &) = delete;
@@ -76,10 +108,14 @@ class LiteTransport {
   const std::string &cname() const { return cname_; }
 
   // Port thread. A check for us (the port matched the ufrag): answers it if
-  // its integrity holds. Returns true when the viewer nominated `from` as
-  // the address to use from now on.
-  bool on_binding_request(const stun::Message &request, const sockaddr_in &from,
-                          const std::shared_ptr<PortSocket> &socket, int64_t now_ns);
+  // its integrity holds. `taken`: another live viewer holds `from`, which
+  // then never becomes ours.
+  Check on_binding_request(const stun::Message &request, const sockaddr_in &from,
+                           const std::shared_ptr<PortSocket> &socket, bool taken, int64_t now_ns);
+  // Port thread. An answer to one of our checks, from `from`. True when it
+  // proved a newly nominated address: media moves there now.
+  bool on_binding_response(const stun::Message &response, const sockaddr_in &from,
+                           const std::shared_ptr<PortSocket> &socket, int64_t now_ns);
   // Port thread. A datagram from the nominated address: DTLS or SRTCP.
   void on_datagram(const uint8_t *data, size_t len, int64_t now_ns);
   // Port thread, a few times a second: DTLS retransmission, sender reports.
@@ -100,6 +136,21 @@ class LiteTransport {
   void close();
 
  private:
+  // One check of ours in flight: to prove a new address, or consent.
+  struct OutgoingCheck {
+    bool active = false;
+    std::shared_ptr<PortSocket> socket;
+    sockaddr_in to{};
+    stun::TransactionId id{};
+    unsigned sent = 0;
+    int64_t next_ns = 0;
+  };
+  void start_check_locked(OutgoingCheck *check, const std::shared_ptr<PortSocket> &socket, const sockaddr_in &to,
+                          int64_t now_ns);
+  void send_check_locked(OutgoingCheck *check, int64_t now_ns);
+  void move_locked(const std::shared_ptr<PortSocket> &socket, const sockaddr_in &to, int64_t now_ns);
+  void keep_consent_locked(int64_t now_ns);
+  int64_t next_consent_check_ns(int64_t now_ns) const;
   void send_locked(const uint8_t *data, size_t len);
   UdpTarget target_locked() const;
   void handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns, rtcp::Feedback *feedback);
@@ -115,14 +166,23 @@ class LiteTransport {
 
   const std::string local_ufrag_;
   const std::string local_pwd_;
+  const RemoteIce remote_ice_;
   const std::string cname_;
   const Listener listener_;
+  const ConsentTiming timing_;
+  const uint64_t tie_breaker_;
 
   mutable std::mutex mutex_;
   std::shared_ptr<PortSocket> socket_;  // where the nominated address reached us
   sockaddr_in remote_{};
   std::shared_ptr<MediaRoute> media_route_;  // once asked for
   bool nominated_ = false;
+  OutgoingCheck probe_;    // a nominated address media may move to once it answers
+  OutgoingCheck consent_;  // the current address, asked again and again
+  int64_t next_consent_ns_ = 0;
+  int64_t consent_expires_ns_ = 0;
+  uint64_t consent_answers_ = 0;
+  bool consent_lost_ = false;
   std::unique_ptr<DtlsEndpoint> dtls_;
   bool dtls_started_ = false;
   std::unique_ptr<SrtcpContext> rtcp_out_;

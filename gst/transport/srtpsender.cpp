@@ -142,6 +142,7 @@ std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute>
 size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc,
                         SendBatch &batch) {
   route_->refresh(&route_seen_, &target_);
+  if (target_.fd < 0) return 0;  // the route was withdrawn (consent lost)
   size_t bytes = 0;
   uint32_t queued = 0, payload_octets = 0;
   const RtpPacketRef *last = nullptr;

@@ -65,6 +65,10 @@ LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check)
     result.remote_fingerprint = fp.substr(space + 1);
     const char *s = sdp_media_or_session_attribute(sdp.msg, media, "setup");
     setup = s ? s : "actpass";
+    const char *ufrag = sdp_media_or_session_attribute(sdp.msg, media, "ice-ufrag");
+    const char *pwd = sdp_media_or_session_attribute(sdp.msg, media, "ice-pwd");
+    result.ice_ufrag = ufrag ? ufrag : "";
+    result.ice_pwd = pwd ? pwd : "";
   }
   if (setup == "passive") {
     result.we_are_dtls_server = false;

@@ -15,6 +15,8 @@ struct LiteOffer {
   std::string problem;  // empty: the offer can be served over ICE-lite
   std::string remote_fingerprint;  // sha-256 hex pairs
   bool we_are_dtls_server = true;  // the offer says actpass or active
+  std::string ice_ufrag;  // the viewer's: our consent checks carry them
+  std::string ice_pwd;
 };
 
 // An ICE-lite viewer has one transport for all its media, multiplexed with

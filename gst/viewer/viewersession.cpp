@@ -111,7 +111,7 @@ ViewerSession::Answer ViewerSession::negotiate_lite(const std::string &offer_sdp
     result.error = error;
     return result;
   }
-  lite_ = lite_port_->add(lite.we_are_dtls_server ? DtlsRole::Server : DtlsRole::Client, lite.remote_fingerprint,
+  lite_ = lite_port_->add({lite.ice_ufrag, lite.ice_pwd}, lite.we_are_dtls_server ? DtlsRole::Server : DtlsRole::Client, lite.remote_fingerprint,
                           std::move(listener));
   LiteAnswerParams params;
   params.ice_ufrag = lite_->local_ufrag();
@@ -306,7 +306,8 @@ GstStructure *ViewerSession::stats() const {
                     "pli-received", G_TYPE_UINT64, lite.rtcp.pli,
                     "fir-received", G_TYPE_UINT64, lite.rtcp.fir,
                     "nack-received", G_TYPE_UINT64, lite.rtcp.nack_packets,
-                    "nacked-packets", G_TYPE_UINT64, lite.rtcp.nacked_seqs, nullptr);
+                    "nacked-packets", G_TYPE_UINT64, lite.rtcp.nacked_seqs,
+                    "consent-answers", G_TYPE_UINT64, lite.consent_answers, nullptr);
   for (const auto &stream : lite.streams)
     for (const auto &b : branches_)
       if (b.ssrc == stream.ssrc)

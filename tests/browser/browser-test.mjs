@@ -184,6 +184,24 @@ async function main() {
   if (!(audioPackets > 0)) problems.push(`no audio packets received (packetsReceived=${audioPackets})`);
   if (problems.length) return fail(problems.join('; '));
 
+  // Media stops for a viewer that does not answer our consent checks
+  // (RFC 7675): Chromium must answer them on the selected pair. The first
+  // goes out 4-6 s after the first connectivity check.
+  const consentDeadline = Date.now() + 10_000;
+  let pair = null;
+  while (Date.now() < consentDeadline) {
+    pair = await page.evaluate(async () => {
+      const report = await window.whep.pc.getStats();
+      let selected = null;
+      report.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') selected = { requestsReceived: s.requestsReceived ?? 0, responsesSent: s.responsesSent ?? 0 }; });
+      return selected;
+    });
+    if (pair && pair.responsesSent > 0) break;
+    await sleep(250);
+  }
+  log(`selected pair: ${JSON.stringify(pair)}`);
+  if (!pair || !(pair.responsesSent > 0)) return fail(`Chromium answered none of our consent checks in 10 s (${JSON.stringify(pair)})`);
+
   finished = true;
   clearTimeout(overall);
   console.log(`PASS: video ${dims.w}x${dims.h}, framesDecoded ${framesBefore} -> ${framesAfter}, audio packets ${audioPackets}`);

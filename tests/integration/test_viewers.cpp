@@ -232,6 +232,12 @@ TEST(Viewers, StatsShowWhatWasSentAndTheViewersReceiverReports) {
     stats = viewer_stats(broadcast->sink(), id);
     return number(stats, "video-rtt-ms") >= 0 && number(stats, "audio-rtt-ms") >= 0;
   }, 20000ms)) << describe(stats);
+  // libnice answers our consent checks (RFC 7675; the first goes out 4-6 s
+  // after the first check): without them the viewer would be cut off at 30 s.
+  EXPECT_TRUE(wait_until([&] {
+    stats = viewer_stats(broadcast->sink(), id);
+    return count(stats, "consent-answers") > 0;
+  }, 10000ms)) << describe(stats);
   ASSERT_TRUE(stats);
   std::cout << "[ stats    ] " << describe(stats) << "\n";
   EXPECT_EQ(text(stats, "id"), id);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
+#include <thread>
 #include <cstring>
 #include <ctime>
 #include <vector>
@@ -68,13 +70,15 @@ bool same(const sockaddr_storage &a, const sockaddr_in &b) {
 
 const char kServerUfrag[] = "srvU";
 const char kServerPwd[] = "server-password-0123456789";
+const char kViewerUfrag[] = "viewerU";
+const char kViewerPwd[] = "viewer-password-9876543210";
 
 // A connectivity check from the viewer (the controlling agent).
 stun::Message check(bool nominate, std::vector<uint8_t> *storage) {
   stun::TransactionId id{};
   for (auto &b : id) b = uint8_t(rand());
   stun::Writer w(stun::kBindingRequest, id);
-  w.add_string(stun::kUsername, std::string(kServerUfrag) + ":viewerU");
+  w.add_string(stun::kUsername, std::string(kServerUfrag) + ":" + kViewerUfrag);
   w.add_u32(stun::kPriority, 1000);
   w.add_u64(stun::kIceControlling, 42);
   if (nominate) w.add(stun::kUseCandidate, nullptr, 0);
@@ -84,69 +88,284 @@ stun::Message check(bool nominate, std::vector<uint8_t> *storage) {
   return message;
 }
 
-}  // namespace
+// What the viewer's agent answers to a check of ours it can verify
+// (signed with `key`: its own password, or a forger's guess).
+std::vector<uint8_t> answer_to(const stun::Message &request, const sockaddr_in &from, const std::string &key) {
+  stun::Writer w(stun::kBindingSuccess, request.transaction());
+  w.add_xor_mapped_address(from);
+  return w.finish(key);
+}
 
-TEST(LiteTransport, MediaFollowsANominationAfterConnecting) {
-  debug_init();
-  std::string error;
-  auto server_id = DtlsIdentity::create(&error);
-  auto viewer_id = DtlsIdentity::create(&error);
-  ASSERT_TRUE(server_id && viewer_id) << error;
-
-  Udp port_udp, first, second;
-  auto socket = std::make_shared<PortSocket>(dup(port_udp.fd), port_udp.address);
-  LiteTransport transport(kServerUfrag, kServerPwd, server_id, DtlsRole::Server, viewer_id->fingerprint(), {});
-
-  std::vector<uint8_t> storage;
-  ASSERT_TRUE(transport.on_binding_request(check(true, &storage), first.address, socket, now_ns()));
-  // The check is answered from the port's socket.
-  ASSERT_FALSE(first.receive(1000).empty());
-
-  DtlsEndpoint viewer(viewer_id, DtlsRole::Client, server_id->fingerprint(),
-                      [&](const uint8_t *d, size_t n) { first.send_to(port_udp.address, d, n); });
-  viewer.start(now_ns());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while ((transport.state() != LiteTransport::State::Connected || !viewer.connected()) &&
-         std::chrono::steady_clock::now() < deadline) {
-    auto to_port = port_udp.receive(5);
-    if (!to_port.empty()) transport.on_datagram(to_port.data(), to_port.size(), now_ns());
-    auto to_viewer = first.receive(5);
-    if (!to_viewer.empty()) viewer.on_datagram(to_viewer.data(), to_viewer.size(), now_ns());
-    transport.on_tick(now_ns());
-    if (now_ns() >= viewer.next_deadline()) viewer.on_timer(now_ns());
+// Our check as the viewer at `at` receives it, if one arrives within `ms`.
+bool receive_check(const Udp &at, int ms, std::vector<uint8_t> *storage, stun::Message *message) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    *storage = at.receive(10);
+    if (storage->empty() || !message->parse(storage->data(), storage->size())) continue;
+    if (message->type() == stun::kBindingRequest) return true;
   }
-  ASSERT_EQ(transport.state(), LiteTransport::State::Connected);
-  ASSERT_TRUE(viewer.connected());
+  return false;
+}
 
-  auto route = transport.media_route();
-  ASSERT_TRUE(route);
-  EXPECT_TRUE(same(route->current().remote, first.address));
-  auto sender = SrtpSender::create(route, transport.keys().local, transport.keys().profile, &error);
-  ASSERT_TRUE(sender) << error;
-  std::vector<uint8_t> rtp(200, 0);
-  rtp[0] = 0x80;
-  rtp[1] = 96;
-  auto send_one = [&](uint16_t seq) {
+ConsentTiming fast_timing() {
+  ConsentTiming timing;
+  timing.consent_interval_ns = 200000000;
+  timing.consent_timeout_ns = 1000000000;
+  timing.probe_interval_ns = 50000000;
+  timing.probe_tries = 3;
+  return timing;
+}
+
+// A transport on `port_udp` whose viewer connected from `first` over
+// real DTLS, and a sender of SRTP along its media route.
+struct Connected {
+  std::shared_ptr<DtlsIdentity> server_id, viewer_id;
+  Udp port_udp, first;
+  std::shared_ptr<PortSocket> socket;
+  std::unique_ptr<LiteTransport> transport;
+  std::unique_ptr<DtlsEndpoint> viewer;
+  std::shared_ptr<MediaRoute> route;
+  std::unique_ptr<SrtpSender> sender;
+  std::vector<uint8_t> rtp = std::vector<uint8_t>(200, 0);
+
+  void connect(ConsentTiming timing = ConsentTiming{}) {
+    debug_init();
+    std::string error;
+    server_id = DtlsIdentity::create(&error);
+    viewer_id = DtlsIdentity::create(&error);
+    ASSERT_TRUE(server_id && viewer_id) << error;
+    socket = std::make_shared<PortSocket>(dup(port_udp.fd), port_udp.address);
+    transport = std::make_unique<LiteTransport>(kServerUfrag, kServerPwd, LiteTransport::RemoteIce{kViewerUfrag, kViewerPwd},
+                                                server_id, DtlsRole::Server, viewer_id->fingerprint(),
+                                                LiteTransport::Listener{}, timing);
+    std::vector<uint8_t> storage;
+    ASSERT_EQ(transport->on_binding_request(check(true, &storage), first.address, socket, false, now_ns()),
+              LiteTransport::Check::Moved);
+    // The check is answered from the port's socket.
+    ASSERT_FALSE(first.receive(1000).empty());
+
+    viewer = std::make_unique<DtlsEndpoint>(viewer_id, DtlsRole::Client, server_id->fingerprint(),
+                                            [this](const uint8_t *d, size_t n) { first.send_to(port_udp.address, d, n); });
+    viewer->start(now_ns());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((transport->state() != LiteTransport::State::Connected || !viewer->connected()) &&
+           std::chrono::steady_clock::now() < deadline) {
+      auto to_port = port_udp.receive(5);
+      if (!to_port.empty()) transport->on_datagram(to_port.data(), to_port.size(), now_ns());
+      auto to_viewer = first.receive(5);
+      if (!to_viewer.empty() && to_viewer[0] >= 20) viewer->on_datagram(to_viewer.data(), to_viewer.size(), now_ns());
+      transport->on_tick(now_ns());
+      if (now_ns() >= viewer->next_deadline()) viewer->on_timer(now_ns());
+    }
+    ASSERT_EQ(transport->state(), LiteTransport::State::Connected);
+    ASSERT_TRUE(viewer->connected());
+    route = transport->media_route();
+    ASSERT_TRUE(route);
+    EXPECT_TRUE(same(route->current().remote, first.address));
+    sender = SrtpSender::create(route, transport->keys().local, transport->keys().profile, &error);
+    ASSERT_TRUE(sender) << error;
+    rtp[0] = 0x80;
+    rtp[1] = 96;
+  }
+  void send_one(uint16_t seq) {
     rtp[2] = uint8_t(seq >> 8);
     rtp[3] = uint8_t(seq);
     RtpPacketRef ref{rtp.data(), rtp.size(), 12, 0};
     SendBatch &batch = SendBatch::for_this_thread();
     sender->send(&ref, 1, 96, 1234, batch);
     batch.flush();
-  };
-  send_one(1);
-  EXPECT_EQ(first.receive(1000).size(), 200u + 10u);  // the SRTP tag
+  }
+  // The next SRTP packet (not STUN) arriving at `at` within `ms`.
+  std::vector<uint8_t> media_at(const Udp &at, int ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto got = at.receive(10);
+      if (!got.empty() && got[0] >= 128) return got;
+    }
+    return {};
+  }
+  ~Connected() {
+    if (transport) transport->close();
+  }
+};
 
-  // The viewer nominates a pair from another address: media moves with it.
-  ASSERT_TRUE(transport.on_binding_request(check(true, &storage), second.address, socket, now_ns()));
-  EXPECT_TRUE(same(route->current().remote, second.address));
-  second.receive(1000);  // the check's answer
-  send_one(2);
-  auto moved = second.receive(1000);
+}  // namespace
+
+TEST(LiteTransport, MediaFollowsANominationOnceTheNewAddressAnswersOurCheck) {
+  Connected c;
+  ASSERT_NO_FATAL_FAILURE(c.connect());
+  c.send_one(1);
+  EXPECT_EQ(c.media_at(c.first, 1000).size(), 200u + 10u);  // the SRTP tag
+
+  // The viewer nominates a pair from another address: it is answered and
+  // checked, and media stays where it was until that address answers.
+  Udp second;
+  std::vector<uint8_t> storage, ours;
+  EXPECT_EQ(c.transport->on_binding_request(check(true, &storage), second.address, c.socket, false, now_ns()),
+            LiteTransport::Check::Probing);
+  EXPECT_TRUE(same(c.route->current().remote, c.first.address));
+  stun::Message probe;
+  ASSERT_TRUE(receive_check(second, 1000, &ours, &probe));
+  EXPECT_EQ(probe.username(), std::string(kViewerUfrag) + ":" + kServerUfrag);
+  EXPECT_TRUE(probe.integrity_ok(kViewerPwd));
+  size_t len;
+  EXPECT_TRUE(probe.find(stun::kIceControlled, &len));
+
+  // An answer signed with anything but the viewer's password moves nothing.
+  auto forged = answer_to(probe, c.port_udp.address, "not-the-viewer-password");
+  stun::Message forged_message;
+  ASSERT_TRUE(forged_message.parse(forged.data(), forged.size()));
+  EXPECT_FALSE(c.transport->on_binding_response(forged_message, second.address, c.socket, now_ns()));
+  // Nor does the right answer from another address.
+  auto genuine = answer_to(probe, c.port_udp.address, kViewerPwd);
+  stun::Message answer;
+  ASSERT_TRUE(answer.parse(genuine.data(), genuine.size()));
+  EXPECT_FALSE(c.transport->on_binding_response(answer, c.first.address, c.socket, now_ns()));
+  c.send_one(2);
+  EXPECT_EQ(c.media_at(c.first, 1000).size(), 210u);
+
+  EXPECT_TRUE(c.transport->on_binding_response(answer, second.address, c.socket, now_ns()));
+  EXPECT_TRUE(same(c.route->current().remote, second.address));
+  c.send_one(3);
+  auto moved = c.media_at(second, 1000);
   EXPECT_EQ(moved.size(), 210u);
-  EXPECT_EQ(moved.size() > 3 ? moved[3] : 0, 2);
+  EXPECT_EQ(moved.size() > 3 ? moved[3] : 0, 3);
   // A check from the old pair without USE-CANDIDATE is answered but moves nothing.
-  EXPECT_FALSE(transport.on_binding_request(check(false, &storage), first.address, socket, now_ns()));
-  EXPECT_TRUE(same(route->current().remote, second.address));
-  transport.close();
+  EXPECT_EQ(c.transport->on_binding_request(check(false, &storage), c.first.address, c.socket, false, now_ns()),
+            LiteTransport::Check::Answered);
+  EXPECT_TRUE(same(c.route->current().remote, second.address));
+}
+
+// A viewer forging the source of a nominating check (RFC 8445 checks prove
+// nothing about their source) must not turn the node into a reflector: the
+// forged address gets our few checks and never a media packet.
+TEST(LiteTransport, ANominationFromAnAddressThatDoesNotAnswerMovesNothing) {
+  Connected c;
+  ASSERT_NO_FATAL_FAILURE(c.connect(fast_timing()));
+  Udp victim;
+  std::vector<uint8_t> storage;
+  EXPECT_EQ(c.transport->on_binding_request(check(true, &storage), victim.address, c.socket, false, now_ns()),
+            LiteTransport::Check::Probing);
+  unsigned checks = 0, media = 0, other = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(600);
+  uint16_t seq = 10;
+  while (std::chrono::steady_clock::now() < until) {
+    c.transport->on_tick(now_ns());
+    c.send_one(seq++);
+    for (auto got = c.first.receive(5); !got.empty(); got = c.first.receive(0)) {
+      // Keep consent at the real address.
+      stun::Message m;
+      if (m.parse(got.data(), got.size()) && m.type() == stun::kBindingRequest) {
+        auto reply = answer_to(m, c.port_udp.address, kViewerPwd);
+        stun::Message r;
+        r.parse(reply.data(), reply.size());
+        c.transport->on_binding_response(r, c.first.address, c.socket, now_ns());
+      }
+    }
+    for (auto got = victim.receive(0); !got.empty(); got = victim.receive(0)) {
+      stun::Message m;
+      if (m.parse(got.data(), got.size()) && m.type() == stun::kBindingRequest) ++checks;
+      else if (got[0] >= 128) ++media;
+      else ++other;
+    }
+  }
+  EXPECT_EQ(media, 0u);
+  EXPECT_EQ(checks, fast_timing().probe_tries);
+  EXPECT_EQ(other, 1u);  // the answer to the forged check itself
+  EXPECT_TRUE(same(c.route->current().remote, c.first.address));
+  EXPECT_EQ(c.transport->state(), LiteTransport::State::Connected);
+  c.send_one(seq);
+  EXPECT_EQ(c.media_at(c.first, 1000).size(), 210u);
+}
+
+// RFC 7675: a viewer that stops answering our consent checks stops getting
+// media within the consent timeout, and the transport fails.
+TEST(LiteTransport, MediaStopsWhenConsentIsNotRefreshed) {
+  Connected c;
+  ASSERT_NO_FATAL_FAILURE(c.connect(fast_timing()));
+  // Answering: still connected after three timeouts' worth of time.
+  unsigned answered = 0;
+  auto run_for = [&](int ms, bool answer) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until && c.transport->state() == LiteTransport::State::Connected) {
+      c.transport->on_tick(now_ns());
+      for (auto got = c.first.receive(5); !got.empty(); got = c.first.receive(0)) {
+        stun::Message m;
+        if (!answer || !m.parse(got.data(), got.size()) || m.type() != stun::kBindingRequest) continue;
+        auto reply = answer_to(m, c.port_udp.address, kViewerPwd);
+        stun::Message r;
+        r.parse(reply.data(), reply.size());
+        c.transport->on_binding_response(r, c.first.address, c.socket, now_ns());
+        ++answered;
+      }
+    }
+  };
+  run_for(3000, true);
+  EXPECT_EQ(c.transport->state(), LiteTransport::State::Connected);
+  EXPECT_GE(answered, 8u);
+  c.send_one(1);
+  EXPECT_EQ(c.media_at(c.first, 1000).size(), 210u);
+
+  const auto silent_from = std::chrono::steady_clock::now();
+  run_for(3000, false);
+  EXPECT_EQ(c.transport->state(), LiteTransport::State::Failed);
+  const auto waited = std::chrono::steady_clock::now() - silent_from;
+  EXPECT_LT(waited, std::chrono::milliseconds(1500));
+  EXPECT_GE(waited, std::chrono::milliseconds(700));
+  c.send_one(2);
+  EXPECT_TRUE(c.media_at(c.first, 300).empty());
+}
+
+// An address a live viewer holds is never handed to another viewer's check,
+// even one with valid credentials of its own.
+TEST(IceLitePort, AnAddressAnotherViewerHoldsIsNotTaken) {
+  debug_init();
+  std::string why;
+  IceLitePort::Config config;
+  config.addresses = {"127.0.0.1"};
+  auto port = IceLitePort::open(config, &why);
+  ASSERT_TRUE(port) << why;
+  sockaddr_in port_address{};
+  port_address.sin_family = AF_INET;
+  port_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  port_address.sin_port = htons(port->candidates()[0].port);
+  std::string error;
+  auto viewer_id = DtlsIdentity::create(&error);
+  auto a = port->add({"viewerA", "password-of-viewer-a-000"}, DtlsRole::Server, viewer_id->fingerprint(), {});
+  auto b = port->add({"viewerB", "password-of-viewer-b-000"}, DtlsRole::Server, viewer_id->fingerprint(), {});
+
+  auto send_check = [&](const Udp &from, const LiteTransport &to, const char *their_ufrag) {
+    stun::Writer w(stun::kBindingRequest, stun::random_transaction());
+    w.add_string(stun::kUsername, to.local_ufrag() + ":" + their_ufrag);
+    w.add_u64(stun::kIceControlling, 1);
+    w.add(stun::kUseCandidate, nullptr, 0);
+    const auto &bytes = w.finish(to.local_pwd());
+    from.send_to(port_address, bytes.data(), bytes.size());
+  };
+  auto wait_for = [](const std::function<bool()> &done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return done();
+  };
+  Udp shared;
+  send_check(shared, *a, "viewerA");
+  ASSERT_TRUE(wait_for([&] { return a->stats().remote_address == "127.0.0.1:" + std::to_string(ntohs(shared.address.sin_port)); }));
+  // B's own valid check from A's address: answered, never taken.
+  send_check(shared, *b, "viewerB");
+  unsigned answers = 0;
+  ASSERT_TRUE(wait_for([&] {
+    for (auto got = shared.receive(5); !got.empty(); got = shared.receive(0)) {
+      stun::Message m;
+      if (m.parse(got.data(), got.size()) && m.type() == stun::kBindingSuccess) ++answers;
+    }
+    return answers >= 2;
+  }));
+  EXPECT_EQ(b->stats().remote_address, "");
+  EXPECT_EQ(a->stats().remote_address, "127.0.0.1:" + std::to_string(ntohs(shared.address.sin_port)));
+  // Once A is gone, the address is free for B.
+  port->remove(a);
+  send_check(shared, *b, "viewerB");
+  EXPECT_TRUE(wait_for([&] { return !b->stats().remote_address.empty(); }));
+  port->remove(b);
 }
