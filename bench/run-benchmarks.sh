@@ -101,7 +101,7 @@ start_server() {
   case $name in
     ours|ours-direct|ours-webrtcbin)
       local props=()
-      [ "$name" = ours ] || props+=(ice-lite=false)
+      [ "$name" = ours ] || props+=(ice-lite=false max-pending-webrtcbin=0)
       [ "$name" = ours-webrtcbin ] && props+=(direct-send=false)
       ours_launch "$PORT" "$media" "${props[@]}"
       taskset -c 0 gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
@@ -258,7 +258,7 @@ KEYFRAME_MIN_INTERVAL=250 KEYFRAME_STAYERS=20 KEYFRAME_JOINERS=50 KEYFRAME_RATE=
 run_keyframe_step() {
   local log="$OUT/server-keyframe.log" url="http://127.0.0.1:$PORT/whep"
   taskset -c 0 gst-launch-1.0 -q "${VIDEO_SOURCE[@]}" ! bs.video \
-    broadcastsink name=bs port="$PORT" address=127.0.0.1 ice-address=127.0.0.1 \
+    broadcastsink name=bs port="$PORT" address=127.0.0.1 ice-address=127.0.0.1 offers-per-second=0 \
     keyframe-min-interval="$KEYFRAME_MIN_INTERVAL" >"$log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")

@@ -33,5 +33,8 @@ ours_launch() {
   [ "$media" = video ] || OURS_LAUNCH+=(
     udpsrc port=5006 'caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111'
     ! queue ! bs.audio)
-  OURS_LAUNCH+=(broadcastsink name=bs port="$port" address=127.0.0.1 ice-address=127.0.0.1 "$@")
+  # Every generator viewer comes from 127.0.0.1: the per-address offer rate
+  # and the pending cap, meant for strangers, are off.
+  OURS_LAUNCH+=(broadcastsink name=bs port="$port" address=127.0.0.1 ice-address=127.0.0.1
+    offers-per-second=0 max-pending-viewers=0 "$@")
 }

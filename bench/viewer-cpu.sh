@@ -16,7 +16,7 @@ taskset -c 0 gst-launch-1.0 -q \
   ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
   ! video/x-h264,profile=constrained-baseline ! bs.video \
   audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! bs.audio \
-  broadcastsink name=bs port=$port address=127.0.0.1 ice-address=127.0.0.1 >/dev/null 2>&1 &
+  broadcastsink name=bs port=$port address=127.0.0.1 ice-address=127.0.0.1 offers-per-second=0 max-pending-viewers=0 >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done

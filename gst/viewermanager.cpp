@@ -48,6 +48,7 @@ struct Settings {
   guint keyframe_min_interval_ms = 250;
   std::string push_url;
   std::string push_token;
+  HttpLimits http;
 };
 
 }  // namespace
@@ -177,6 +178,31 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "Node ids from the root of the relay tree down to this node (sent as Broadcast-Path; a node "
       "refuses, with 508, relays from above it)",
       nullptr, ro);
+  specs[PROP_MAX_PENDING_VIEWERS] = g_param_spec_uint(
+      "max-pending-viewers", "Max pending viewers",
+      "Most viewers whose transport has not connected yet (each holds a session until viewer-timeout); "
+      "further offers get 503 with Retry-After (0 = unlimited)",
+      0, G_MAXUINT, AudienceConfig::kDefaultMaxPending, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_MAX_PENDING_WEBRTCBIN] = g_param_spec_uint(
+      "max-pending-webrtcbin", "Max pending webrtcbin viewers",
+      "Of the pending viewers, most with a webrtcbin of their own (offers the ICE-lite port cannot serve, "
+      "or ice-lite off; each costs about 8 threads until it connects or times out); further such offers "
+      "get 503 with Retry-After (0 = unlimited)",
+      0, G_MAXUINT, AudienceConfig::kDefaultMaxPendingWebrtcbin, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_OFFERS_PER_SECOND] = g_param_spec_uint(
+      "offers-per-second", "Offers per second",
+      "Offers (POST) per second the WHEP server takes from one IP address, in bursts of twice that; "
+      "further ones get 429 with Retry-After (0 = unlimited)",
+      0, G_MAXUINT, HttpLimits::kDefaultOffersPerSecond, flags);
+  specs[PROP_HTTP_REQUEST_TIMEOUT] = g_param_spec_uint(
+      "http-request-timeout", "HTTP request timeout",
+      "Seconds an HTTP client has to send its whole request (headers and body) once connected; "
+      "then the connection is closed (0 = no limit)",
+      0, 3600, HttpLimits::kDefaultRequestTimeoutS, flags);
+  specs[PROP_MAX_HTTP_CONNECTIONS] = g_param_spec_uint(
+      "max-http-connections", "Max HTTP connections",
+      "Most HTTP connections open at once; further ones are closed at once (0 = unlimited). Every reply "
+      "closes its connection", 0, G_MAXUINT, HttpLimits::kDefaultMaxConnections, flags);
   return specs;
 }
 
@@ -253,7 +279,9 @@ GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
     join.status = 503;
     join.error = "viewermanager is not running";
   } else {
-    join = self->priv->audience->join({offer ? offer : "", "", ""});
+    SessionHandler::JoinRequest request;
+    request.offer = offer ? offer : "";
+    join = self->priv->audience->join(request);
   }
   return gst_structure_new("viewer", "status", G_TYPE_INT, join.status, "id", G_TYPE_STRING,
                            join.session_id.c_str(), "answer", G_TYPE_STRING, join.answer.c_str(),
@@ -328,7 +356,7 @@ bool start(GstViewerManager *self) {
     const TransportConfig transport = priv->audience->config().transport;
     if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
     for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
-    priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint);
+    priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint, settings.http);
     ok = priv->server->start(priv->loop.context(), settings.address, settings.port, &error);
     if (!ok) priv->server.reset();
   });
@@ -433,6 +461,22 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_MAX_VIEWERS:
       config.max_viewers = g_value_get_uint(value);
       break;
+    case PROP_MAX_PENDING_VIEWERS:
+      config.max_pending = g_value_get_uint(value);
+      break;
+    case PROP_MAX_PENDING_WEBRTCBIN:
+      config.max_pending_webrtcbin = g_value_get_uint(value);
+      break;
+    case PROP_OFFERS_PER_SECOND:
+    case PROP_HTTP_REQUEST_TIMEOUT:
+    case PROP_MAX_HTTP_CONNECTIONS: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      HttpLimits &http = priv->settings.http;
+      (prop_id == PROP_OFFERS_PER_SECOND      ? http.offers_per_second
+       : prop_id == PROP_HTTP_REQUEST_TIMEOUT ? http.request_timeout_s
+                                              : http.max_connections) = g_value_get_uint(value);
+      return;
+    }
     case PROP_STUN_SERVER:
       config.transport.stun_server = str ? str : "";
       break;
@@ -479,6 +523,21 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_MAX_VIEWERS:
       g_value_set_uint(value, config.max_viewers);
+      break;
+    case PROP_MAX_PENDING_VIEWERS:
+      g_value_set_uint(value, config.max_pending);
+      break;
+    case PROP_MAX_PENDING_WEBRTCBIN:
+      g_value_set_uint(value, config.max_pending_webrtcbin);
+      break;
+    case PROP_OFFERS_PER_SECOND:
+      g_value_set_uint(value, priv->settings.http.offers_per_second);
+      break;
+    case PROP_HTTP_REQUEST_TIMEOUT:
+      g_value_set_uint(value, priv->settings.http.request_timeout_s);
+      break;
+    case PROP_MAX_HTTP_CONNECTIONS:
+      g_value_set_uint(value, priv->settings.http.max_connections);
       break;
     case PROP_STUN_SERVER:
       g_value_set_string(value, config.transport.stun_server.empty() ? nullptr

@@ -64,6 +64,12 @@ struct Options {
   gint port = 8080;
   gchar *address = nullptr;
   gint max_viewers = 0;
+  // -1: broadcastsink's default (see gst-inspect-1.0 broadcastsink)
+  gint max_pending = -1;
+  gint max_pending_webrtcbin = -1;
+  gint offers_per_second = -1;
+  gint http_timeout = -1;
+  gint max_http_connections = -1;
   gchar *stun_server = nullptr;
   gchar *turn_servers = nullptr;
   gchar *ice_address = nullptr;
@@ -1032,6 +1038,12 @@ bool start_pipeline(App *app) {
   set_uint(app->sink, "port", static_cast<guint>(opt.port));
   set_string(app->sink, "address", opt.listen_address());
   set_uint(app->sink, "max-viewers", static_cast<guint>(opt.max_viewers));
+  const std::pair<const char *, gint> limits[] = {
+      {"max-pending-viewers", opt.max_pending},         {"max-pending-webrtcbin", opt.max_pending_webrtcbin},
+      {"offers-per-second", opt.offers_per_second},     {"http-request-timeout", opt.http_timeout},
+      {"max-http-connections", opt.max_http_connections}};
+  for (const auto &limit : limits)
+    if (limit.second >= 0) set_uint(app->sink, limit.first, static_cast<guint>(limit.second));
   set_string(app->sink, "stun-server", opt.stun_server);
   set_string(app->sink, "turn-servers", opt.turn_servers);
   set_string(app->sink, "ice-address", opt.ice_address);
@@ -1145,6 +1157,10 @@ bool validate(const Options &opt) {
   if (opt.fps < 1 || opt.fps > 240) fail("--fps must be between 1 and 240");
   if (opt.keyframe_interval < 0) fail("--keyframe-interval must be >= 0");
   if (opt.max_viewers < 0) fail("--max-viewers must be >= 0");
+  if (opt.max_pending < -1 || opt.max_pending_webrtcbin < -1 || opt.offers_per_second < -1 ||
+      opt.max_http_connections < -1)
+    fail("--max-pending, --max-pending-webrtcbin, --offers-per-second and --max-http-connections must be >= 0");
+  if (opt.http_timeout < -1 || opt.http_timeout > 3600) fail("--http-timeout must be between 0 and 3600");
   if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
   if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
 
@@ -1259,6 +1275,24 @@ int main(int argc, char **argv) {
        "Local address the HTTP server listens on (default: 0.0.0.0, all interfaces)", "ADDRESS"},
       {"max-viewers", 'm', 0, G_OPTION_ARG_INT, &opt.max_viewers,
        "Maximum number of simultaneous viewers, 0 = unlimited (default: 0)", "N"},
+      {"max-pending", 0, 0, G_OPTION_ARG_INT, &opt.max_pending,
+       "Most viewers connecting at once (offer answered, transport not connected yet); further offers "
+       "get 503, 0 = unlimited (default: 200)",
+       "N"},
+      {"max-pending-webrtcbin", 0, 0, G_OPTION_ARG_INT, &opt.max_pending_webrtcbin,
+       "Of those, most with a webrtcbin of their own (offers the shared ICE-lite port cannot serve), "
+       "0 = unlimited (default: 8)",
+       "N"},
+      {"offers-per-second", 0, 0, G_OPTION_ARG_INT, &opt.offers_per_second,
+       "Offers per second taken from one IP address (bursts of twice that); further ones get 429, "
+       "0 = unlimited (default: 20)",
+       "N"},
+      {"http-timeout", 0, 0, G_OPTION_ARG_INT, &opt.http_timeout,
+       "Seconds an HTTP client has to send its whole request before its connection is closed, "
+       "0 = no limit (default: 10)",
+       "SECONDS"},
+      {"max-http-connections", 0, 0, G_OPTION_ARG_INT, &opt.max_http_connections,
+       "Most HTTP connections open at once; further ones are closed, 0 = unlimited (default: 1024)", "N"},
       {"stun-server", 0, 0, G_OPTION_ARG_STRING, &opt.stun_server,
        "STUN server for viewers' ICE, stun://host:port, e.g. stun://stun.l.google.com:19302 "
        "(default: none)",

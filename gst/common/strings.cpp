@@ -1,5 +1,8 @@
 #include "strings.h"
 
+#include <glib.h>
+#include <openssl/rand.h>
+
 #include <sstream>
 
 namespace wb {
@@ -20,6 +23,21 @@ std::string join_list(const std::vector<std::string> &items) {
   std::string out;
   for (const auto &i : items) out += (out.empty() ? "" : ",") + i;
   return out;
+}
+
+std::string random_hex(size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  // RAND_bytes only fails when the CSPRNG cannot be seeded: no id is better
+  // than a guessable one.
+  if (RAND_bytes(raw.data(), int(raw.size())) != 1) g_error("OpenSSL's random generator failed");
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes * 2);
+  for (unsigned char b : raw) {
+    hex += kHex[b >> 4];
+    hex += kHex[b & 15];
+  }
+  return hex;
 }
 
 }  // namespace wb

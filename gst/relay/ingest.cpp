@@ -6,6 +6,7 @@
 #include "viewer/offer.h"
 
 #include "common/debug.h"
+#include "common/strings.h"
 #define GST_CAT_DEFAULT wb_relay_debug
 
 namespace wb {
@@ -18,15 +19,6 @@ struct Ingest::Publisher {
 };
 
 namespace {
-
-std::string new_id() {
-  gchar *uuid = g_uuid_string_random();
-  std::string id;
-  for (const char *c = uuid; *c; ++c)
-    if (*c != '-') id += *c;
-  g_free(uuid);
-  return id;
-}
 
 // The publisher's offer, checked for the codecs we can relay: the one our
 // viewers already get, or else H.264 (any browser decodes it), VP8, VP9.
@@ -107,7 +99,7 @@ SessionHandler::Join Ingest::join(const JoinRequest &request) {
     result.error = check.error;
     return result;
   }
-  publisher->id = new_id();
+  publisher->id = random_hex(kSessionIdBytes);
   auto failed = publisher->failed;
   publisher->session = std::make_unique<UpstreamSession>(
       "publisher" + std::to_string(++sessions_), output_.bin(), config_.transport, config_.latency_ms,

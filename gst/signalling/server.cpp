@@ -3,8 +3,8 @@
 #include <gio/gio.h>
 #include <libsoup/soup.h>
 
-#include <thread>
 
+#include "common/workers.h"
 #include "signalling/viewerpage.h"
 
 #include "common/debug.h"
@@ -51,6 +51,13 @@ bool token_matches(const std::string &token, const std::string &authorization) {
   unsigned char diff = given.size() != token.size();
   for (size_t i = 0; i < given.size() && i < token.size(); ++i) diff |= given[i] ^ token[i];
   return diff == 0;
+}
+
+HttpReply unauthorized(const std::string &authorization) {
+  HttpReply r = error_reply(401, authorization.empty() ? "this endpoint needs Authorization: Bearer <token>"
+                                                       : "wrong token");
+  r.headers["WWW-Authenticate"] = "Bearer";
+  return r;
 }
 
 void add_links(std::map<std::string, std::string> &h, const Endpoint &endpoint) {
@@ -117,15 +124,17 @@ Route route_request(const std::string &method, const std::string &path,
     } else if (body_size > kMaxOfferBytes) {
       route.reply = error_reply(413, "offer larger than " + std::to_string(kMaxOfferBytes) + " bytes");
     } else if (!endpoint.token.empty() && !token_matches(endpoint.token, authorization)) {
-      route.reply = error_reply(401, authorization.empty() ? "this endpoint needs Authorization: Bearer <token>"
-                                                           : "wrong token");
-      route.reply.headers["WWW-Authenticate"] = "Bearer";
+      route.reply = unauthorized(authorization);
     } else {
       route.action = Route::Action::Join;
     }
   } else if (path.compare(0, base.size() + 1, base + "/") == 0 && path.size() > base.size() + 1) {
     route.session_id = path.substr(base.size() + 1);
-    if (method == "DELETE") route.action = Route::Action::Leave;
+    // Ending a session takes the credentials starting it took: the id alone
+    // is not enough where a token guards the endpoint.
+    if (method == "DELETE" && !endpoint.token.empty() && !token_matches(endpoint.token, authorization))
+      route.reply = unauthorized(authorization);
+    else if (method == "DELETE") route.action = Route::Action::Leave;
     else if (method == "OPTIONS") route.reply.status = 204;
     else route.reply = method_not_allowed("DELETE, OPTIONS");
   } else {
@@ -161,23 +170,51 @@ namespace {
 void send_reply(SoupServerMessage *msg, const HttpReply &reply) {
   SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
   for (const auto &h : reply.headers) soup_message_headers_replace(headers, h.first.c_str(), h.second.c_str());
+  soup_message_headers_replace(headers, "Connection", "close");
   soup_server_message_set_status(msg, reply.status, nullptr);
   if (!reply.content_type.empty())
     soup_server_message_set_response(msg, reply.content_type.c_str(), SOUP_MEMORY_COPY,
                                      reply.body.data(), reply.body.size());
 }
 
+// Ends a connection we will not serve: the client sees it closed, and
+// libsoup, reading end-of-file, lets it go.
+void drop_connection(SoupServerMessage *msg) {
+  GSocket *socket = soup_server_message_get_socket(msg);
+  if (socket) g_socket_shutdown(socket, TRUE, TRUE, nullptr);
+}
+
+std::string remote_host(SoupServerMessage *msg) {
+  const char *host = soup_server_message_get_remote_host(msg);
+  return host ? host : "";
+}
+
 }  // namespace
 
-SignallingServer::SignallingServer(SessionHandler &handler, Endpoint endpoint)
-    : handler_(handler), endpoint_(std::move(endpoint)) {}
+// One client connection (with Connection: close, one request), from its
+// first byte to its end: the clock its request must finish within.
+struct SignallingServer::Connection {
+  SignallingServer *server;
+  SoupServerMessage *msg;
+  GSource *deadline = nullptr;
+  bool complete = false;
+};
+
+SignallingServer::SignallingServer(SessionHandler &handler, Endpoint endpoint, HttpLimits limits)
+    : handler_(handler),
+      endpoint_(std::move(endpoint)),
+      limits_(limits),
+      offers_(limits.offers_per_second, 2.0 * limits.offers_per_second) {}
 
 SignallingServer::~SignallingServer() { stop(); }
 
 bool SignallingServer::start(GMainContext *context, const std::string &address, unsigned port,
                        std::string *error) {
   context_ = context;
+  workers_ = std::make_unique<Workers>("whep-answer", kJoinWorkers, kMaxQueuedJoins);
   server_ = soup_server_new("server-header", "webrtcbroadcast ", nullptr);
+  g_signal_connect(server_, "request-started", G_CALLBACK(on_request_started), this);
+  soup_server_add_early_handler(server_, nullptr, on_early, this, nullptr);
   soup_server_add_handler(server_, nullptr, on_request, this, nullptr);
   GInetAddress *inet = g_inet_address_new_from_string(address.c_str());
   if (!inet) {
@@ -202,17 +239,113 @@ bool SignallingServer::start(GMainContext *context, const std::string &address, 
 }
 
 void SignallingServer::stop() {
-  {
-    std::unique_lock<std::mutex> lock(joins_->mutex);
-    joins_->done.wait(lock, [this] { return joins_->count == 0; });
-  }
+  // Offers not yet taken by a worker are dropped; those being answered
+  // finish first (they call into the handler).
+  workers_.reset();
   *alive_ = false;
   alive_ = std::make_shared<bool>(true);
+  for (auto &c : connections_) {
+    g_object_weak_unref(G_OBJECT(c.first), on_message_gone, c.second.get());
+    if (c.second->deadline) {
+      g_source_destroy(c.second->deadline);
+      g_source_unref(c.second->deadline);
+    }
+  }
+  connections_.clear();
   if (server_) {
     soup_server_disconnect(server_);
     g_object_unref(server_);
     server_ = nullptr;
   }
+}
+
+// A new connection's first message, before any byte of its request.
+void SignallingServer::on_request_started(SoupServer *, SoupServerMessage *msg, gpointer data) {
+  auto *self = static_cast<SignallingServer *>(data);
+  if (self->limits_.max_connections && self->connections_.size() >= self->limits_.max_connections) {
+    GST_INFO("%u HTTP connections open: closing a new one from %s", self->limits_.max_connections,
+             remote_host(msg).c_str());
+    drop_connection(msg);
+    return;
+  }
+  auto connection = std::make_unique<Connection>(Connection{self, msg});
+  if (self->limits_.request_timeout_s) {
+    connection->deadline = g_timeout_source_new_seconds(self->limits_.request_timeout_s);
+    g_source_set_callback(
+        connection->deadline,
+        +[](gpointer data) -> gboolean {
+          auto *c = static_cast<Connection *>(data);
+          if (!c->complete) {
+            GST_INFO("no complete request from %s within %u s: closing", remote_host(c->msg).c_str(),
+                     c->server->limits_.request_timeout_s);
+            drop_connection(c->msg);
+          }
+          return G_SOURCE_REMOVE;
+        },
+        connection.get(), nullptr);
+    g_source_attach(connection->deadline, self->context_);
+  }
+  g_signal_connect(msg, "got-chunk", G_CALLBACK(on_chunk), self);
+  g_object_weak_ref(G_OBJECT(msg), on_message_gone, connection.get());
+  self->connections_[msg] = std::move(connection);
+}
+
+void SignallingServer::on_message_gone(gpointer data, GObject *msg) {
+  auto *c = static_cast<Connection *>(data);
+  if (c->deadline) {
+    g_source_destroy(c->deadline);
+    g_source_unref(c->deadline);
+  }
+  c->server->connections_.erase(reinterpret_cast<SoupServerMessage *>(msg));
+}
+
+Route SignallingServer::route(SoupServerMessage *msg, const char *path, size_t body_size) {
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers(msg);
+  const char *ctype = soup_message_headers_get_one(headers, "Content-Type");
+  const char *auth = soup_message_headers_get_one(headers, "Authorization");
+  return route_request(soup_server_message_get_method(msg), path, ctype ? ctype : "", body_size, endpoint_,
+                       auth ? auth : "");
+}
+
+// Headers read, body not yet: whatever can be refused is refused now, so a
+// body we would not read is never kept (a refused request's body is read
+// and dropped as it comes; the request deadline bounds how long).
+void SignallingServer::on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
+                                gpointer data) {
+  auto *self = static_cast<SignallingServer *>(data);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers(msg);
+  SoupMessageBody *body = soup_server_message_get_request_body(msg);
+  const goffset declared = soup_message_headers_get_encoding(headers) == SOUP_ENCODING_CONTENT_LENGTH
+                               ? soup_message_headers_get_content_length(headers)
+                               : 0;
+  Route route = self->route(msg, path, size_t(declared));
+  if (route.action != Route::Action::Join) {
+    // Nothing but an offer has a body we read.
+    soup_message_body_set_accumulate(body, FALSE);
+    if (route.action == Route::Action::Reply) send_reply(msg, route.reply);
+    return;
+  }
+  unsigned retry_after = 1;
+  if (!self->offers_.allow(remote_host(msg), g_get_monotonic_time(), &retry_after)) {
+    GST_INFO("offers from %s: more than %u a second", remote_host(msg).c_str(), self->limits_.offers_per_second);
+    HttpReply r = error_reply(429, "too many offers from " + remote_host(msg) + "; retry later");
+    r.headers["Retry-After"] = std::to_string(retry_after);
+    add_cors(r.headers);
+    soup_message_body_set_accumulate(body, FALSE);
+    send_reply(msg, r);
+  }
+}
+
+// An offer without Content-Length (chunked) is refused as soon as it grows
+// past the limit, not once it has all arrived.
+void SignallingServer::on_chunk(SoupServerMessage *msg, GBytes *, gpointer) {
+  SoupMessageBody *body = soup_server_message_get_request_body(msg);
+  if (soup_server_message_get_status(msg) != 0 || size_t(body->length) <= kMaxOfferBytes) return;
+  HttpReply r = error_reply(413, "offer larger than " + std::to_string(kMaxOfferBytes) + " bytes");
+  add_cors(r.headers);
+  send_reply(msg, r);
+  soup_message_body_set_accumulate(body, FALSE);
+  soup_message_body_truncate(body);
 }
 
 void SignallingServer::on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
@@ -221,15 +354,13 @@ void SignallingServer::on_request(SoupServer *, SoupServerMessage *msg, const ch
 }
 
 void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
-  const char *method = soup_server_message_get_method(msg);
-  SoupMessageHeaders *req_headers = soup_server_message_get_request_headers(msg);
-  const char *ctype = soup_message_headers_get_one(req_headers, "Content-Type");
+  auto connection = connections_.find(msg);
+  if (connection != connections_.end()) connection->second->complete = true;
   SoupMessageBody *body = soup_server_message_get_request_body(msg);
   size_t body_size = body ? size_t(body->length) : 0;
-  GST_DEBUG("%s %s (%zu bytes)", method, path, body_size);
+  GST_DEBUG("%s %s (%zu bytes)", soup_server_message_get_method(msg), path, body_size);
 
-  const char *auth = soup_message_headers_get_one(req_headers, "Authorization");
-  Route route = route_request(method, path, ctype ? ctype : "", body_size, endpoint_, auth ? auth : "");
+  Route route = this->route(msg, path, body_size);
   switch (route.action) {
     case Route::Action::Reply:
       send_reply(msg, route.reply);
@@ -267,45 +398,50 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       SessionHandler::JoinRequest request;
       request.offer.assign(data ? data : "", size);
       g_bytes_unref(bytes);
+      SoupMessageHeaders *req_headers = soup_server_message_get_request_headers(msg);
       const char *relay = soup_message_headers_get_one(req_headers, "Broadcast-Relay-Url");
       const char *node = soup_message_headers_get_one(req_headers, "Broadcast-Node");
       request.relay_url = relay ? relay : "";
       request.node_id = node ? node : "";
+      request.remote_address = remote_host(msg);
       start_join(msg, std::move(request));
       return;
     }
   }
 }
 
-// Answering an offer waits on the viewer's transport; the HTTP thread stays
-// free for other requests meanwhile.
+// Answering an offer waits on the viewer's transport: one of a few workers
+// does it, and the HTTP thread stays free for other requests meanwhile.
 void SignallingServer::start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request) {
-  soup_server_message_pause(msg);
-  g_object_ref(msg);
-  std::weak_ptr<bool> alive = alive_;
-  GMainContext *context = g_main_context_ref(context_);
-  SessionHandler *handler = &handler_;
-  std::shared_ptr<JoinsInFlight> joins = joins_;
-  {
-    std::lock_guard<std::mutex> lock(joins->mutex);
-    ++joins->count;
-  }
-  const Endpoint *endpoint = &endpoint_;
-  std::thread([=, request = std::move(request)]() {
-    auto *reply = new HttpReply(join_reply(handler->join(request), *endpoint));
-    {
-      std::lock_guard<std::mutex> lock(joins->mutex);
-      --joins->count;
-      joins->done.notify_all();
+  struct Job {
+    SoupServerMessage *msg;
+    std::weak_ptr<bool> alive;
+    GMainContext *context;
+    Job(SoupServerMessage *m, std::weak_ptr<bool> a, GMainContext *c)
+        : msg(SOUP_SERVER_MESSAGE(g_object_ref(m))), alive(std::move(a)), context(g_main_context_ref(c)) {}
+    // A job dropped unrun (the server stopping) lets its message go on the
+    // server's thread, the only one libsoup objects may be touched on.
+    ~Job() {
+      if (msg) g_main_context_invoke_full(context, G_PRIORITY_DEFAULT, +[](gpointer) -> gboolean { return G_SOURCE_REMOVE; },
+                                          msg, g_object_unref);
+      g_main_context_unref(context);
     }
+  };
+  auto job = std::make_shared<Job>(msg, alive_, context_);
+  SessionHandler *handler = &handler_;
+  const Endpoint *endpoint = &endpoint_;
+  soup_server_message_pause(msg);
+  const bool queued = workers_->post([job, handler, endpoint, request = std::move(request)]() {
+    auto *reply = new HttpReply(join_reply(handler->join(request), *endpoint));
     struct Done {
       SoupServerMessage *msg;
       HttpReply *reply;
       std::weak_ptr<bool> alive;
     };
-    auto *done = new Done{msg, reply, alive};
+    auto *done = new Done{job->msg, reply, job->alive};
+    job->msg = nullptr;  // Done owns the reference now
     g_main_context_invoke_full(
-        context, G_PRIORITY_DEFAULT,
+        job->context, G_PRIORITY_DEFAULT,
         +[](gpointer data) -> gboolean {
           auto *d = static_cast<Done *>(data);
           auto alive_now = d->alive.lock();
@@ -322,8 +458,14 @@ void SignallingServer::start_join(SoupServerMessage *msg, SessionHandler::JoinRe
           delete d->reply;
           delete d;
         });
-    g_main_context_unref(context);
-  }).detach();
+  });
+  if (queued) return;
+  soup_server_message_unpause(msg);
+  GST_INFO("%zu offers waiting to be answered: refusing one from %s", kMaxQueuedJoins, remote_host(msg).c_str());
+  HttpReply r = error_reply(503, "too many offers being answered; retry shortly");
+  r.headers["Retry-After"] = "1";
+  add_cors(r.headers);
+  send_reply(msg, r);
 }
 
 }  // namespace wb

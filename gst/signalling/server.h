@@ -5,7 +5,7 @@
 // application can bring its own signalling through action signals instead.
 #pragma once
 
-#include <glib.h>
+#include <glib-object.h>
 
 #include <condition_variable>
 #include <cstddef>
@@ -16,10 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "signalling/ratelimit.h"
+
 typedef struct _SoupServer SoupServer;
 typedef struct _SoupServerMessage SoupServerMessage;
 
 namespace wb {
+
+class Workers;
 
 struct HttpReply {
   int status = 200;
@@ -37,6 +41,7 @@ class SessionHandler {
     std::string offer;
     std::string relay_url;  // Broadcast-Relay-Url: the joiner is a relay serving WHEP there
     std::string node_id;    // Broadcast-Node: the joiner's node id (loop detection)
+    std::string remote_address;  // the HTTP client's IP
   };
   // Answers an offer: 201 with answer and session id, 307 with a location,
   // or an error reply. May block for the time a transport takes to answer;
@@ -77,7 +82,29 @@ struct Route {
   HttpReply reply;         // for Reply
 };
 
+// What one HTTP server lets a visitor do; the defaults of every node.
+struct HttpLimits {
+  static constexpr unsigned kDefaultMaxConnections = 1024;
+  static constexpr unsigned kDefaultRequestTimeoutS = 10;
+  static constexpr unsigned kDefaultOffersPerSecond = 20;
+  // Open connections at most; further ones are closed at once (0: no cap).
+  unsigned max_connections = kDefaultMaxConnections;
+  // A connection whose request (headers and body) is not complete within
+  // this is closed (slowloris).
+  unsigned request_timeout_s = kDefaultRequestTimeoutS;
+  // Offers (POST) per second from one IP address, in bursts of twice that;
+  // beyond, 429 with Retry-After (0: no limit).
+  unsigned offers_per_second = kDefaultOffersPerSecond;
+};
+
+// Offers being answered at once, and waiting for a worker: beyond, 503.
+constexpr unsigned kJoinWorkers = 4;
+constexpr size_t kMaxQueuedJoins = 64;
+
 constexpr size_t kMaxOfferBytes = 64 * 1024;
+// A session id is the only credential a DELETE needs (with no token set):
+// 128 random bits.
+constexpr size_t kSessionIdBytes = 16;
 
 Route route_request(const std::string &method, const std::string &path,
                     const std::string &content_type, size_t body_size,
@@ -86,9 +113,13 @@ Route route_request(const std::string &method, const std::string &path,
 // The reply for a finished join (201 with Location, 307, or the error).
 HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint = Endpoint{});
 
+// Every reply says "Connection: close": libsoup 3.2 (Debian 12) never
+// closes a kept-alive connection that the client closes while idle (fixed
+// in 3.3.0), one descriptor lost per such connection. A WHEP viewer makes
+// two or three requests in its life, so keep-alive buys nothing here.
 class SignallingServer {
  public:
-  SignallingServer(SessionHandler &handler, Endpoint endpoint = Endpoint{});
+  SignallingServer(SessionHandler &handler, Endpoint endpoint = Endpoint{}, HttpLimits limits = HttpLimits{});
   ~SignallingServer();
   SignallingServer(const SignallingServer &) = delete;
   SignallingServer &operator=(const SignallingServer &) = delete;
@@ -99,24 +130,28 @@ class SignallingServer {
   void stop();
 
  private:
+  struct Connection;
+  static void on_request_started(SoupServer *, SoupServerMessage *msg, gpointer self);
+  static void on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer self);
   static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
                          gpointer self);
+  static void on_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer self);
+  static void on_message_gone(gpointer connection, GObject *msg);
+  Route route(SoupServerMessage *msg, const char *path, size_t body_size);
   void handle(SoupServerMessage *msg, const char *path);
   void start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request);
 
   SessionHandler &handler_;
   const Endpoint endpoint_;
+  const HttpLimits limits_;
   SoupServer *server_ = nullptr;
   GMainContext *context_ = nullptr;
+  // The server's thread only (libsoup emits everything there).
+  std::map<SoupServerMessage *, std::unique_ptr<Connection>> connections_;
+  RateLimit offers_;
+  std::unique_ptr<Workers> workers_;
   // Completions that arrive after stop() find this false and are dropped.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  // stop() waits for answers still being made: they call into the handler.
-  struct JoinsInFlight {
-    std::mutex mutex;
-    std::condition_variable done;
-    unsigned count = 0;
-  };
-  std::shared_ptr<JoinsInFlight> joins_ = std::make_shared<JoinsInFlight>();
 };
 
 }  // namespace wb

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/debug.h"
+#include "common/strings.h"
 #include "transport/iceliteport.h"
 #define GST_CAT_DEFAULT wb_viewer_debug
 
@@ -20,18 +21,6 @@ constexpr int64_t kReportIntervalNs = 1000000000;
 // Room for any RTCP compound a viewer sends us, and for ours plus the
 // SRTCP trailer.
 constexpr size_t kRtcpBuffer = 1500;
-
-std::string random_cname() {
-  std::array<unsigned char, 12> bytes;
-  RAND_bytes(bytes.data(), int(bytes.size()));
-  static const char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned char b : bytes) {
-    s += kHex[b >> 4];
-    s += kHex[b & 15];
-  }
-  return s;
-}
 
 std::string describe(const sockaddr_in &address) {
   char text[INET_ADDRSTRLEN] = "?";
@@ -57,7 +46,7 @@ LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, Rem
     : local_ufrag_(std::move(local_ufrag)),
       local_pwd_(std::move(local_pwd)),
       remote_ice_(std::move(remote)),
-      cname_(random_cname()),
+      cname_(random_hex(12)),
       listener_(std::move(listener)),
       timing_(timing),
       tie_breaker_(random_tie_breaker()),

@@ -1,6 +1,7 @@
 #include "audience.h"
 
 #include "common/debug.h"
+#include "common/strings.h"
 
 #define GST_CAT_DEFAULT wb_viewer_debug
 
@@ -18,15 +19,6 @@ StreamFormat stream_format(WbFanout *fanout) {
   if (plid) format.h264_profile_level_id = plid;
   gst_caps_unref(caps);
   return format;
-}
-
-std::string new_session_id() {
-  gchar *uuid = g_uuid_string_random();
-  std::string id;
-  for (const char *c = uuid; *c; ++c)
-    if (*c != '-') id += *c;
-  g_free(uuid);
-  return id;
 }
 
 }  // namespace
@@ -105,6 +97,16 @@ std::string Audience::status_json() {
   return node_status_json(status);
 }
 
+unsigned Audience::pending_locked(unsigned *webrtcbin) const {
+  unsigned pending = 0;
+  for (const auto &s : sessions_) {
+    if (s.second->state() != ViewerState::Negotiating) continue;
+    ++pending;
+    if (webrtcbin) *webrtcbin += s.second->uses_webrtcbin();
+  }
+  return pending;
+}
+
 SessionHandler::Join Audience::redirect_or_refuse(const JoinRequest &request, const std::string &why) {
   Join result;
   std::string child = children_.pick(request.node_id);
@@ -166,7 +168,7 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
               m.accepted() ? ("payload type " + std::to_string(m.payload_type)).c_str() : m.reason.c_str());
 
   AudienceConfig config;
-  std::string id = new_session_id();
+  std::string id = random_hex(kSessionIdBytes);
   std::shared_ptr<ViewerSession> session;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -180,6 +182,15 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
     else if (!relay && config.max_viewers && viewers >= config.max_viewers)
       full = "this broadcast is full (max-viewers " + std::to_string(config.max_viewers) + ")";
     if (!full.empty()) return redirect_or_refuse(request, full);
+    if (config.max_pending && pending_locked(nullptr) >= config.max_pending) {
+      GST_INFO("%u viewers connecting: refusing an offer from %s", config.max_pending,
+               request.remote_address.c_str());
+      result.status = 503;
+      result.error = "too many viewers are connecting at once (max-pending-viewers " +
+                     std::to_string(config.max_pending) + "); retry shortly";
+      result.retry_after_s = 2;
+      return result;
+    }
     std::weak_ptr<bool> alive = alive_;
     session = std::make_shared<ViewerSession>(
         id, bin_, config.transport, lite_port_locked(), config.direct_send,
@@ -193,7 +204,16 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
   }
   if (callbacks_.count_changed) callbacks_.count_changed();
 
-  auto answer = session->negotiate(offer_sdp, check, inputs.video, inputs.audio, config.answer_timeout);
+  auto admit_webrtcbin = [this, &config, raw = session.get()] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unsigned webrtcbin = 0;
+    pending_locked(&webrtcbin);
+    if (config.max_pending_webrtcbin && webrtcbin >= config.max_pending_webrtcbin) return false;
+    raw->mark_webrtcbin();
+    return true;
+  };
+  auto answer = session->negotiate(offer_sdp, check, inputs.video, inputs.audio, config.answer_timeout,
+                                   admit_webrtcbin);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     --joins_in_flight_;
@@ -204,6 +224,7 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
     remove(id, answer.error);
     result.status = answer.status;
     result.error = answer.error;
+    if (answer.status == 503) result.retry_after_s = 2;
     return result;
   }
   GST_INFO("viewer %s answered in %.1f ms", id.c_str(), (g_get_monotonic_time() - started_us) / 1000.0);

@@ -23,7 +23,15 @@
 namespace wb {
 
 struct AudienceConfig {
+  static constexpr unsigned kDefaultMaxPending = 200;
+  static constexpr unsigned kDefaultMaxPendingWebrtcbin = 8;
   unsigned max_viewers = 0;  // 0: unlimited
+  // Sessions whose transport has not connected yet: what an offer costs
+  // before the viewer proved anything but that it can POST (0: unlimited).
+  unsigned max_pending = kDefaultMaxPending;
+  // Of those, the ones with a webrtcbin of their own (about 8 threads and
+  // a few sockets each) (0: unlimited).
+  unsigned max_pending_webrtcbin = kDefaultMaxPendingWebrtcbin;
   TransportConfig transport;
   std::chrono::milliseconds viewer_timeout{8000};
   std::chrono::milliseconds answer_timeout{5000};
@@ -74,6 +82,9 @@ class Audience : public SessionHandler {
   GstStructure *viewer_stats(const std::string &session_id) const;
 
  private:
+  // Sessions not connected yet (of them with a webrtcbin, in `webrtcbin`).
+  // With mutex_ held.
+  unsigned pending_locked(unsigned *webrtcbin) const;
   // 307 to a child with room, or 503: what a full node answers.
   Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
   void on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state);

@@ -75,12 +75,19 @@ std::string ViewerSession::add_branches(const OfferCheck &offer, WbFanout *video
 }
 
 ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, const OfferCheck &offer,
-                                               WbFanout *video, WbFanout *audio, std::chrono::milliseconds timeout) {
+                                               WbFanout *video, WbFanout *audio, std::chrono::milliseconds timeout,
+                                               const std::function<bool()> &admit_webrtcbin) {
   if (lite_port_) {
     LiteOffer lite = read_lite_offer(offer_sdp, offer);
     if (lite.problem.empty()) return negotiate_lite(offer_sdp, offer, lite, video, audio);
     GST_INFO("viewer %s: not on the ICE-lite port (%s); answering with a webrtcbin", id_.c_str(),
              lite.problem.c_str());
+  }
+  if (!admit_webrtcbin()) {
+    Answer busy;
+    busy.status = 503;
+    busy.error = "too many viewers with a transport of their own (webrtcbin) are connecting; retry shortly";
+    return busy;
   }
   return negotiate_webrtcbin(offer_sdp, offer, video, audio, timeout);
 }

@@ -50,8 +50,10 @@ class ViewerSession {
   // Builds the transport and answers the checked offer, adding one fan-out
   // branch per accepted medium. The choice of transport is made here, once.
   // Blocks up to `timeout`; must not run on a webrtcbin thread.
+  // `admit_webrtcbin` is asked before a webrtcbin is built (each costs
+  // threads and sockets); false answers 503.
   Answer negotiate(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video, WbFanout *audio,
-                   std::chrono::milliseconds timeout);
+                   std::chrono::milliseconds timeout, const std::function<bool()> &admit_webrtcbin);
 
   // Transport connected: start delivery (each branch waits for a keyframe).
   // On the ICE-lite port the fan-out always sends the media itself. On a
@@ -60,6 +62,11 @@ class ViewerSession {
   // goes through webrtcbin. The choice is made here, once.
   void start_media();
   bool sends_direct() const { return sends_direct_.load(); }
+  // Whether the viewer has (or is about to get) a webrtcbin of its own. The
+  // audience marks it when it admits one, under its own lock, so that
+  // concurrent admissions count each other.
+  bool uses_webrtcbin() const { return webrtcbin_.load(); }
+  void mark_webrtcbin() { webrtcbin_.store(true); }
   // Releases branches and the webrtcbin. Idempotent; not on a webrtcbin thread.
   void close();
 
@@ -104,6 +111,7 @@ class ViewerSession {
   std::vector<Branch> branches_;
   const bool direct_send_;
   std::atomic<bool> sends_direct_{false};
+  std::atomic<bool> webrtcbin_{false};
   std::atomic<ViewerState> state_{ViewerState::Negotiating};
   gint64 created_us_;
   mutable std::mutex mutex_;

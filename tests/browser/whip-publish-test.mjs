@@ -12,7 +12,7 @@
 //   4. the relay's own viewer page (broadcastsink's WHEP server) decodes the published video
 //      (framesDecoded grows by more than 30 in the window, frameWidth > 0) and receives audio
 //      (inbound-rtp audio packetsReceived grows);
-//   5. DELETE of the publisher's session (the Location URL) gets 200.
+//   5. DELETE of the publisher's session (the Location URL) gets 401 without the token, 200 with it.
 // Exit status 0 = PASS, 1 = FAIL. WHIP_TEST_VERBOSE=1 also prints the offer and answer SDPs.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
@@ -113,7 +113,7 @@ window.t = {
     return out;
   },
   close(name) { const pc = this.pcs[name]; if (pc) pc.close(); },
-  async del(url) { const r = await fetch(url, { method: 'DELETE' }); return { status: r.status, body: await r.text() }; },
+  async del(url, auth) { const r = await fetch(url, { method: 'DELETE', headers: auth ? { Authorization: auth } : {} }); return { status: r.status, body: await r.text() }; },
 };
 </script></body></html>`;
 
@@ -351,14 +351,18 @@ async function main() {
   if (problems.length) return fail(problems.join('; '));
 
   // (5) the publisher leaves
-  const del = await withTimeout(pubPage.evaluate(([u]) => window.t.del(u), [sessionUrl]), 10_000, 'DELETE');
+  // Ending the session takes the token starting it took (the id alone does not).
+  const anonymous = await withTimeout(pubPage.evaluate(([u]) => window.t.del(u), [sessionUrl]), 10_000, 'DELETE');
+  log(`(5) DELETE ${sessionUrl} without the token -> ${anonymous.status}`);
+  if (anonymous.status !== 401) return fail(`DELETE without the token: expected 401, got ${anonymous.status}: ${anonymous.body.trim()}`);
+  const del = await withTimeout(pubPage.evaluate(([u, a]) => window.t.del(u, a), [sessionUrl, `Bearer ${token}`]), 10_000, 'DELETE');
   log(`(5) DELETE ${sessionUrl} -> ${del.status}`);
   if (del.status !== 200) return fail(`DELETE of the publisher session: expected 200, got ${del.status}: ${del.body.trim()}`);
   await pubPage.evaluate(() => window.t.close('main'));
 
   finished = true;
   clearTimeout(overall);
-  console.log(`PASS: 401/401 without/wrong token, 201 publish, 409 second publisher, viewer ${after.video.codec} ${after.video.frameWidth}x${after.video.frameHeight} +${frames} frames in ${GROWTH_WINDOW_MS / 1000} s, audio +${audioAfter - audioBefore} packets, DELETE 200`);
+  console.log(`PASS: 401/401 without/wrong token, 201 publish, 409 second publisher, viewer ${after.video.codec} ${after.video.frameWidth}x${after.video.frameHeight} +${frames} frames in ${GROWTH_WINDOW_MS / 1000} s, audio +${audioAfter - audioBefore} packets, DELETE 401 without the token, 200 with it`);
   await cleanup();
   process.exit(0);
 }

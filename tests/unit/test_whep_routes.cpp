@@ -82,7 +82,10 @@ TEST(WhipRoutes, TokenIsRequiredAndCheckedAs401) {
             Route::Action::Join);
   // Wrong content type is still 415, whatever the token.
   EXPECT_EQ(route_request("POST", "/whip", "text/plain", 100, whip, "Bearer s3cret").reply.status, 415);
-  EXPECT_EQ(route_request("DELETE", "/whip/abc", "", 0, whip).action, Route::Action::Leave);
+  // Anyone who saw a session id must not be able to end a live publisher.
+  EXPECT_EQ(route_request("DELETE", "/whip/abc", "", 0, whip).reply.status, 401);
+  EXPECT_EQ(route_request("DELETE", "/whip/abc", "", 0, whip, "Bearer nope").reply.status, 401);
+  EXPECT_EQ(route_request("DELETE", "/whip/abc", "", 0, whip, "Bearer s3cret").action, Route::Action::Leave);
   EXPECT_EQ(route_request("GET", "/", "", 0, whip).reply.status, 404);
 }
 
