@@ -140,6 +140,14 @@ bool build_chain(GstBroadcastSink *self, Input *input, const GstCaps *caps) {
                       (nullptr));
     return false;
   }
+  if (!input->manager_pad) {  // it ended once before it had caps
+    input->manager_pad = gst_element_request_pad_simple(self->manager, kind);
+    if (!input->manager_pad) {
+      for (GstElement *made : chain) gst_object_unref(gst_object_ref_sink(made));
+      GST_ELEMENT_ERROR(self, CORE, PAD, ("Cannot serve %s again", kind), (nullptr));
+      return false;
+    }
+  }
   for (GstElement *e : chain) gst_object_ref_sink(e);
   GstPad *first_sink = nullptr;
   if (chain.empty()) {
@@ -161,8 +169,39 @@ bool build_chain(GstBroadcastSink *self, Input *input, const GstCaps *caps) {
   return true;
 }
 
+// An input that ends before it ever had caps carries nothing (a relaysrc
+// whose upstream lacks that medium): its viewermanager pad goes, so viewers
+// are not kept waiting for it. On another thread: releasing sets elements
+// to NULL.
+void release_unused_input(GstElement *element, gpointer kind) {
+  GstBroadcastSink *self = GST_BROADCAST_SINK(element);
+  GstPad *manager_pad = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(*self->lock);
+    Input *input = g_str_equal(static_cast<const gchar *>(kind), "video") ? self->video : self->audio;
+    if (input->ghost && input->media_type.empty()) std::swap(manager_pad, input->manager_pad);
+  }
+  if (!manager_pad) return;
+  GST_INFO_OBJECT(self, "%s ended without media: viewers are served without it", static_cast<const gchar *>(kind));
+  gst_element_release_request_pad(self->manager, manager_pad);
+  gst_object_unref(manager_pad);
+}
+
 gboolean input_event(GstPad *pad, GstObject *parent, GstEvent *event) {
   GstBroadcastSink *self = GST_BROADCAST_SINK(parent);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    bool unused;
+    {
+      std::lock_guard<std::mutex> lock(*self->lock);
+      Input *input = input_of(self, pad);
+      unused = input && input->media_type.empty() && input->manager_pad;
+    }
+    if (unused) {
+      gst_element_call_async(GST_ELEMENT(self), release_unused_input, g_strdup(GST_PAD_NAME(pad)), g_free);
+      gst_event_unref(event);
+      return TRUE;
+    }
+  }
   if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
     GstCaps *caps;
     gst_event_parse_caps(event, &caps);
@@ -266,6 +305,7 @@ static void gst_broadcast_sink_release_pad(GstElement *element, GstPad *pad) {
     }
     gst_object_unref(e);
   }
+  if (!released.manager_pad) return;  // given back already: the input ended unused
   if (GST_OBJECT_PARENT(self->manager) == GST_OBJECT(self))
     gst_element_release_request_pad(self->manager, released.manager_pad);
   gst_object_unref(released.manager_pad);

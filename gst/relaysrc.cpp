@@ -11,7 +11,9 @@
  * is a WHIP server for one publisher. Either way the streams continue
  * across upstream sessions (same SSRC, continuous sequence numbers), so
  * the viewers downstream keep their sessions through an upstream restart,
- * and their keyframe requests reach the upstream as RTCP PLI.
+ * and their keyframe requests reach the upstream as RTCP PLI. The media
+ * are those of the first upstream session: a medium it lacks gets a pad
+ * that ends at once (EOS), and broadcastsink serves its viewers without it.
  *
  * |[
  * gst-launch-1.0 relaysrc location=http://root:8080/whep advertise-url=http://me:8081/whep name=r \
@@ -22,6 +24,7 @@
 
 #include <gst/webrtc/webrtc.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -136,19 +139,48 @@ struct RelaySrcPrivate : public RelayOutput {
       GST_WARNING_OBJECT(self, "ignoring upstream pad %s without a medium", GST_PAD_NAME(pad));
       return false;
     }
+    if (!carries(kind)) {
+      GST_INFO_OBJECT(self, "ignoring upstream %s: this relay's %s pad has ended", GST_PAD_NAME(pad), kind.c_str());
+      return false;
+    }
     WbSplice *splice = splice_for(kind);
     return splice && splice_attach(splice, pad);
   }
 
   void expect(const std::vector<std::string> &kinds) override {
-    for (const auto &kind : kinds) splice_for(kind);
     bool first;
     {
       std::lock_guard<std::mutex> lock(mutex);
       first = !announced_pads;
       announced_pads = true;
+      if (first) carried = kinds;
     }
-    if (first) gst_element_no_more_pads(GST_ELEMENT(self));
+    for (const auto &kind : kinds)
+      if (carries(kind)) splice_for(kind);
+    if (!first) return;
+    for (const char *kind : {"video", "audio"})
+      if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) end_pad(kind);
+    gst_element_no_more_pads(GST_ELEMENT(self));
+  }
+
+  bool carries(const std::string &kind) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    return !announced_pads || std::find(carried.begin(), carried.end(), kind) != carried.end();
+  }
+
+  // A launch line links both pads, and broadcastsink's request pad for a
+  // medium exists before anything flows: without an end it would keep every
+  // viewer waiting (409) for a medium the upstream does not have.
+  void end_pad(const char *kind) {
+    GstPadTemplate *templ = gst_element_class_get_pad_template(GST_ELEMENT_GET_CLASS(self), kind);
+    GstPad *pad = gst_pad_new_from_template(templ, kind);
+    gst_pad_set_active(pad, TRUE);
+    gst_element_add_pad(GST_ELEMENT(self), pad);
+    gchar *stream_id = gst_pad_create_stream_id(pad, GST_ELEMENT(self), kind);
+    gst_pad_push_event(pad, gst_event_new_stream_start(stream_id));
+    g_free(stream_id);
+    gst_pad_push_event(pad, gst_event_new_eos());
+    GST_INFO_OBJECT(self, "the upstream has no %s: %s pad ended", kind, kind);
   }
 
   void unlink_all() override {
@@ -220,6 +252,7 @@ struct RelaySrcPrivate : public RelayOutput {
   std::map<std::string, WbSplice *> splice_by_kind;  // owned by the bin
   std::string path;
   bool announced_pads = false;
+  std::vector<std::string> carried;  // the first session's media
   UpstreamState state = UpstreamState::Idle;
   std::string upstream_url;
   std::unique_ptr<Puller> puller;

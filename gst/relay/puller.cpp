@@ -48,7 +48,9 @@ bool Puller::sleep(std::chrono::milliseconds delay) {
 
 // Full attempts back off, but an upstream that comes back must not wait out
 // a long delay: a cheap OPTIONS each second ends the wait as soon as its
-// HTTP side answers again.
+// HTTP side answers again. Only for an upstream that did not answer: one
+// whose answers were the failure answers OPTIONS too, and would be retried
+// every second.
 bool Puller::wait_backoff(HttpClient &http, std::chrono::milliseconds delay,
                           const std::map<std::string, std::string> &headers) {
   const auto step = std::chrono::milliseconds(1000);
@@ -89,15 +91,18 @@ void Puller::run() {
         },
         [this](GstPad *pad) { output_.link(pad); });
 
-    // Once viewers watch one codec, only that codec can continue.
+    // Once viewers watch one codec, only that codec can continue; a medium
+    // the relay does not carry is not asked for.
     std::vector<Codec> video;
     Codec established = output_.codec("video");
-    if (established != Codec::Unknown) video = {established};
+    if (!output_.carries("video")) video = {};
+    else if (established != Codec::Unknown) video = {established};
     else video = {Codec::H264, Codec::VP8, Codec::VP9};
 
     std::string error;
     unsigned retry_after_s = 0;
-    std::string offer = session->make_offer(video, true, Clock::now() + std::chrono::seconds(5), &error);
+    bool unreachable = false;
+    std::string offer = session->make_offer(video, output_.carries("audio"), Clock::now() + std::chrono::seconds(5), &error);
     HttpResponse response;
     std::string resource;
     if (!offer.empty()) {
@@ -120,6 +125,7 @@ void Puller::run() {
         retry_after_s = response.retry_after_s();
       } else {
         error = "upstream unreachable: " + response.error;
+        unreachable = true;
       }
     }
 
@@ -162,8 +168,10 @@ void Puller::run() {
         if (!error.empty()) break;
       }
       if (error.empty()) error = "relay stopped";
-      if (!resource.empty()) http.send("DELETE", resource, headers);
     }
+    // Also a session whose answer we refused: the upstream would otherwise
+    // hold it until it times out, one per attempt.
+    if (!resource.empty()) http.send("DELETE", resource, headers);
     session->close();
     output_.unlink_all();
     session.reset();
@@ -178,10 +186,10 @@ void Puller::run() {
     auto delay = had_media ? std::chrono::milliseconds(0)
                  : retry_after_s ? std::chrono::milliseconds(retry_after_s * 1000)
                                  : backoff.next();
-    GST_WARNING("upstream %s: %s; retrying in %lld ms", config_.url.c_str(), error.c_str(),
-                (long long)delay.count());
+    GST_WARNING("upstream %s: %s; retrying in %lld ms%s", config_.url.c_str(), error.c_str(),
+                (long long)delay.count(), unreachable ? " (sooner once it answers)" : "");
     output_.set_state(UpstreamState::Lost, error, config_.url);
-    if (!wait_backoff(http, delay, headers)) break;
+    if (!(unreachable ? wait_backoff(http, delay, headers) : sleep(delay))) break;
   }
   output_.set_state(UpstreamState::Idle, "", config_.url);
 }

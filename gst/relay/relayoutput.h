@@ -22,8 +22,13 @@ class RelayOutput {
   virtual bool link(GstPad *pad) = 0;
   // The session negotiated these media: their pads appear now, before any
   // packet, so whatever links downstream (broadcastsink) knows every medium
-  // it will get and admits no viewer before all of them flow.
+  // it will get and admits no viewer before all of them flow. The first
+  // session's media are the relay's for good: a pad for a medium it lacks
+  // ends at once.
   virtual void expect(const std::vector<std::string> &kinds) = 0;
+  // Whether `kind` is worth asking upstream for: until the first session
+  // settled the media, any.
+  virtual bool carries(const std::string &kind) = 0;
   // The session is gone: drop every link to it.
   virtual void unlink_all() = 0;
   // Monotonic µs of the last packet out, 0 if none ever.

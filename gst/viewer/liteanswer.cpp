@@ -3,6 +3,7 @@
 #include <gst/sdp/sdp.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 namespace wb {
@@ -83,10 +84,19 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
   if (!offer.parse(offer_sdp)) return {};
   std::ostringstream out;
   // Bundled only if the offer asked for it (one accepted m-line may not).
+  // webrtcbin 1.22 as the offerer has ICE only for the m-line its offer
+  // tagged (the first of its group) and takes the bundle's transport from
+  // the first of the answer's: with that m-line rejected, no media would
+  // flow. So it stays in the group, inactive, when we have nothing for it.
+  const std::vector<std::string> offered_bundle = bundle_group(offer.msg);
+  const auto holds_bundle = [&](const MediaChoice &choice) {
+    return choice.accepted() || (!offered_bundle.empty() && choice.mid == offered_bundle.front() &&
+                                 (choice.kind == "video" || choice.kind == "audio"));
+  };
   std::string bundle;
-  if (!bundle_group(offer.msg).empty())
+  if (!offered_bundle.empty())
     for (const auto &choice : check.media)
-      if (choice.accepted()) bundle += " " + choice.mid;
+      if (holds_bundle(choice)) bundle += " " + choice.mid;
   out << "v=0\r\n"
       << "o=- " << g_random_int() << g_random_int_range(0, 1000000) << " 2 IN IP4 0.0.0.0\r\n"
       << "s=-\r\n"
@@ -94,27 +104,48 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
       << (bundle.empty() ? "" : "a=group:BUNDLE" + bundle + "\r\n")
       << "a=ice-lite\r\n"
       << "a=msid-semantic: WMS broadcast\r\n";
+  const auto transport = [&] {
+    out << "a=ice-ufrag:" << params.ice_ufrag << "\r\n"
+        << "a=ice-pwd:" << params.ice_pwd << "\r\n"
+        << "a=fingerprint:sha-256 " << params.fingerprint << "\r\n"
+        << "a=setup:" << (params.dtls_server ? "passive" : "active") << "\r\n";
+  };
+  const auto candidates = [&] {
+    unsigned foundation = 1;
+    for (const auto &c : params.candidates)
+      out << "a=candidate:" << foundation++ << " 1 udp 2130706431 " << c.first << " " << c.second << " typ host\r\n";
+    out << "a=end-of-candidates\r\n";
+  };
   for (const auto &choice : check.media) {
     const GstSDPMedia *media = gst_sdp_message_get_media(offer.msg, choice.mline);
     const char *proto = gst_sdp_media_get_proto(media) ? gst_sdp_media_get_proto(media) : "UDP/TLS/RTP/SAVPF";
     if (!choice.accepted()) {
+      // Even a rejected section carries our transport and one offered
+      // codec: webrtcbin 1.22 refuses the whole answer if any section lacks
+      // ICE credentials, a fingerprint or a setup role, and werift throws on
+      // a section without an rtpmap.
+      const bool in_bundle = !bundle.empty() && holds_bundle(choice);
       const char *format = gst_sdp_media_formats_len(media) ? gst_sdp_media_get_format(media, 0) : "0";
-      out << "m=" << choice.kind << " 0 " << proto << " " << format << "\r\n"
+      out << "m=" << choice.kind << (in_bundle ? " 9 " : " 0 ") << proto << " " << format << "\r\n"
           << "c=IN IP4 0.0.0.0\r\n";
       if (!choice.mid.empty()) out << "a=mid:" << choice.mid << "\r\n";
+      transport();
       out << "a=inactive\r\n";
+      if (in_bundle) out << "a=rtcp-mux\r\n";
+      const int offered_pt = g_ascii_isdigit(format[0]) ? atoi(format) : -1;
+      if (offered_pt >= 0)
+        for (const auto &rtpmap : sdp_values_for_pt(media, "rtpmap", offered_pt))
+          out << "a=rtpmap:" << offered_pt << " " << rtpmap << "\r\n";
+      if (in_bundle) candidates();
       continue;
     }
     const int pt = choice.payload_type;
     const uint32_t ssrc = choice.mline < params.ssrcs.size() ? params.ssrcs[choice.mline] : 0;
     out << "m=" << choice.kind << " 9 " << proto << " " << pt << "\r\n"
         << "c=IN IP4 0.0.0.0\r\n"
-        << "a=mid:" << choice.mid << "\r\n"
-        << "a=ice-ufrag:" << params.ice_ufrag << "\r\n"
-        << "a=ice-pwd:" << params.ice_pwd << "\r\n"
-        << "a=fingerprint:sha-256 " << params.fingerprint << "\r\n"
-        << "a=setup:" << (params.dtls_server ? "passive" : "active") << "\r\n"
-        << "a=sendonly\r\n"
+        << "a=mid:" << choice.mid << "\r\n";
+    transport();
+    out << "a=sendonly\r\n"
         << "a=rtcp-mux\r\n";
     for (const auto &rtpmap : sdp_values_for_pt(media, "rtpmap", pt)) out << "a=rtpmap:" << pt << " " << rtpmap << "\r\n";
     if (choice.codec == Codec::H264) {
@@ -129,10 +160,7 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
     out << "a=msid:broadcast " << track << "\r\n"
         << "a=ssrc:" << ssrc << " cname:" << params.cname << "\r\n"
         << "a=ssrc:" << ssrc << " msid:broadcast " << track << "\r\n";
-    unsigned foundation = 1;
-    for (const auto &c : params.candidates)
-      out << "a=candidate:" << foundation++ << " 1 udp 2130706431 " << c.first << " " << c.second << " typ host\r\n";
-    out << "a=end-of-candidates\r\n";
+    candidates();
   }
   return out.str();
 }

@@ -35,7 +35,9 @@ struct LiteAnswerParams {
 
 // The answer: every m-line of the offer in order, the accepted ones
 // bundled, sendonly, with the chosen payload type, and our SSRC; the others
-// rejected with port 0.
+// rejected with port 0 (the first of the offer's BUNDLE group: kept in the
+// group, inactive), yet with our transport attributes and the first offered
+// codec.
 std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &check, const LiteAnswerParams &params);
 
 }  // namespace wb

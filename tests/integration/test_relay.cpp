@@ -2,7 +2,10 @@
 // from it (relaysrc ! broadcastsink), WHIP ingest and push, redirects, and
 // an upstream restart under the viewers' feet.
 #include <gtest/gtest.h>
+#include <gst/sdp/sdp.h>
+#include <libsoup/soup.h>
 
+#include <atomic>
 #include <memory>
 
 #include "support/testsupport.h"
@@ -13,12 +16,16 @@ namespace {
 
 std::string whep(unsigned port) { return "http://127.0.0.1:" + std::to_string(port) + "/whep"; }
 
-std::string root_launch(unsigned port, const std::string &sink_props = "") {
-  return "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
-         "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bitrate=500 ! bs.video "
-         "audiotestsrc is-live=true ! opusenc ! bs.audio "
-         "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" +
-         std::to_string(port) + " " + sink_props;
+enum class Media { Both, VideoOnly, AudioOnly };
+
+std::string root_launch(unsigned port, const std::string &sink_props = "", Media media = Media::Both) {
+  std::string launch;
+  if (media != Media::AudioOnly)
+    launch += "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+              "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bitrate=500 ! bs.video ";
+  if (media != Media::VideoOnly) launch += "audiotestsrc is-live=true ! opusenc ! bs.audio ";
+  return launch + "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port) +
+         " " + sink_props;
 }
 
 std::string relay_out(unsigned port, const std::string &sink_props = "") {
@@ -56,9 +63,88 @@ bool decodes_both(const WhepViewer &v, unsigned frames) {
   return v.video_frames() >= frames && v.audio_frames() >= frames;
 }
 
-struct Node {
-  explicit Node(const std::string &launch) : process(std::make_unique<NodeProcess>(launch)) {}
-  std::unique_ptr<NodeProcess> process;
+// The kind of each m-line of an answer that will carry media (neither
+// rejected nor inactive), in order.
+std::vector<std::string> media_answered(const std::string &sdp_text) {
+  std::vector<std::string> kinds;
+  GstSDPMessage *sdp = nullptr;
+  gst_sdp_message_new(&sdp);
+  gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(sdp_text.data()), sdp_text.size(), sdp);
+  for (guint i = 0; i < gst_sdp_message_medias_len(sdp); ++i) {
+    const GstSDPMedia *m = gst_sdp_message_get_media(sdp, i);
+    if (gst_sdp_media_get_port(m) != 0 && !gst_sdp_media_get_attribute_val(m, "inactive"))
+      kinds.push_back(gst_sdp_media_get_media(m) ? gst_sdp_media_get_media(m) : "");
+  }
+  gst_sdp_message_free(sdp);
+  return kinds;
+}
+
+// A WHEP endpoint on loopback that answers every offer 201 with SDP no
+// WebRTC peer can use, counting what it is sent. Its own thread and context.
+class UnusableUpstream {
+ public:
+  UnusableUpstream() {
+    context_ = g_main_context_new();
+    loop_ = g_main_loop_new(context_, FALSE);
+    g_main_context_push_thread_default(context_);
+    server_ = soup_server_new(nullptr, nullptr);
+    soup_server_add_handler(server_, "/whep", &UnusableUpstream::handle, this, nullptr);
+    GError *error = nullptr;
+    port_ = free_tcp_port();
+    listening_ = soup_server_listen_local(server_, port_, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
+    if (error) g_error_free(error);
+    g_main_context_pop_thread_default(context_);
+    thread_ = std::thread([this] {
+      g_main_context_push_thread_default(context_);
+      g_main_loop_run(loop_);
+      g_main_context_pop_thread_default(context_);
+    });
+  }
+  ~UnusableUpstream() {
+    g_main_loop_quit(loop_);
+    thread_.join();
+    g_object_unref(server_);
+    g_main_loop_unref(loop_);
+    g_main_context_unref(context_);
+  }
+  bool listening() const { return listening_; }
+  std::string url() const { return whep(port_); }
+  unsigned posts() const { return posts_.load(); }
+  unsigned deletes() const { return deletes_.load(); }
+
+ private:
+  static void handle(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer data) {
+    auto *self = static_cast<UnusableUpstream *>(data);
+    const char *method = soup_server_message_get_method(msg);
+    if (g_str_equal(method, "POST")) {
+      unsigned n = ++self->posts_;
+      // Parses as SDP, but its section has no ICE credentials nor a DTLS
+      // fingerprint: webrtcbin refuses it.
+      static const char answer[] =
+          "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+          "m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
+          "a=rtpmap:102 H264/90000\r\n";
+      soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Location",
+                                   ("/whep/" + std::to_string(n)).c_str());
+      soup_server_message_set_response(msg, "application/sdp", SOUP_MEMORY_STATIC, answer, sizeof answer - 1);
+      soup_server_message_set_status(msg, 201, nullptr);
+    } else if (g_str_equal(method, "DELETE") && g_str_has_prefix(path, "/whep/")) {
+      ++self->deletes_;
+      soup_server_message_set_status(msg, 200, nullptr);
+    } else if (g_str_equal(method, "OPTIONS")) {
+      soup_server_message_set_status(msg, 204, nullptr);
+    } else {
+      soup_server_message_set_status(msg, 404, nullptr);
+    }
+  }
+
+  GMainContext *context_;
+  GMainLoop *loop_;
+  SoupServer *server_;
+  unsigned port_ = 0;
+  bool listening_ = false;
+  std::thread thread_;
+  std::atomic<unsigned> posts_{0}, deletes_{0};
 };
 
 }  // namespace
@@ -152,6 +238,52 @@ TEST(Relay, LeafViewersResumeWithin3sOfRootRestartWithoutNewSessions) {
   // Same session all along: the relay still knows it.
   EXPECT_EQ(viewer->session_url(), session);
   EXPECT_EQ(http_request("DELETE", session).status, 200);
+}
+
+// A root with one medium: each relay offers both and is answered one, then
+// answers its own viewers (who offer both) with that one alone.
+void chain_of_one_medium_decodes_at_the_leaf(Media media) {
+  const bool video = media == Media::VideoOnly;
+  unsigned root_port = free_tcp_port(), r1_port = free_tcp_port(), r2_port = free_tcp_port();
+  NodeProcess root(root_launch(root_port, "", media));
+  ASSERT_TRUE(root.wait_ready()) << root.output();
+  NodeProcess relay1(relay_launch(whep(root_port), r1_port));
+  ASSERT_TRUE(relay1.wait_ready()) << relay1.output();
+  NodeProcess relay2(relay_launch(whep(r1_port), r2_port));
+  ASSERT_TRUE(relay2.wait_ready()) << relay2.output();
+
+  auto leaf = watch(whep(r2_port));
+  ASSERT_TRUE(leaf) << "leaf viewer never got 201 from relay 2";
+  EXPECT_EQ(leaf->error(), "") << leaf->answer();
+  EXPECT_EQ(media_answered(leaf->answer()), std::vector<std::string>{video ? "video" : "audio"}) << leaf->answer();
+  if (video) {
+    EXPECT_TRUE(wait_until([&] { return leaf->video_frames() >= 30; }, 10000ms)) << leaf->video_frames();
+    EXPECT_EQ(leaf->video_width(), 320u);
+  } else {
+    EXPECT_TRUE(wait_until([&] { return leaf->audio_frames() >= 30; }, 10000ms)) << leaf->audio_frames();
+  }
+}
+
+TEST(Relay, VideoOnlyRootDecodesAtTheLeafOfTwoRelays) { chain_of_one_medium_decodes_at_the_leaf(Media::VideoOnly); }
+
+TEST(Relay, AudioOnlyRootDecodesAtTheLeafOfTwoRelays) { chain_of_one_medium_decodes_at_the_leaf(Media::AudioOnly); }
+
+// An upstream that answers, but with SDP the relay cannot use, is not a
+// returning upstream: the relay's attempts follow the backoff (1, 2, 4, 8,
+// 16 s: at most 5 in the 25 s from the first) instead of one a second.
+TEST(Relay, UpstreamAnsweringUnusableSdpIsRetriedWithBackoff) {
+  UnusableUpstream upstream;
+  ASSERT_TRUE(upstream.listening());
+  NodeProcess relay(relay_launch(upstream.url(), free_tcp_port()));
+  ASSERT_TRUE(relay.wait_ready()) << relay.output();
+  ASSERT_TRUE(wait_until([&] { return upstream.posts() > 0; }, 10000ms)) << "the relay never offered";
+  std::this_thread::sleep_for(25s);  // the window whose attempts are counted
+  unsigned posts = upstream.posts();
+  EXPECT_GE(posts, 2u) << "the relay stopped trying";
+  EXPECT_LE(posts, 5u) << "the relay did not back off";
+  // Each refused session is ended upstream rather than left to time out.
+  EXPECT_TRUE(wait_until([&] { return upstream.deletes() >= posts; }, 5000ms))
+      << upstream.deletes() << " DELETEs for " << posts << " sessions";
 }
 
 // Reconnection attempts back off (1 s doubling), yet a root that comes

@@ -259,6 +259,59 @@ TEST(LiteAnswer, AnswersEveryMlineWithOurTransportAndChoice) {
   gst_sdp_message_free(msg);
 }
 
+// webrtcbin 1.22 refuses a whole answer in which any section, rejected or
+// not, lacks ICE credentials, a fingerprint or a setup role; werift throws
+// on a section without an rtpmap.
+TEST(LiteAnswer, RejectedSectionKeepsOurTransportAndTheOfferedCodec) {
+  OfferCheck check = check_offer(kChromeLikeOffer, h264("42e01f"), StreamFormat{});
+  ASSERT_EQ(check.status, 0) << check.error;
+  std::string answer = write_lite_answer(kChromeLikeOffer, check, lite_params({1111, 3333}));
+
+  GstSDPMessage *msg = nullptr;
+  ASSERT_EQ(gst_sdp_message_new(&msg), GST_SDP_OK);
+  ASSERT_EQ(gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer.data()), answer.size(), msg), GST_SDP_OK);
+  ASSERT_EQ(gst_sdp_message_medias_len(msg), 2u);
+  EXPECT_STREQ(gst_sdp_message_get_attribute_val(msg, "group"), "BUNDLE 0");
+  const GstSDPMedia *audio = gst_sdp_message_get_media(msg, 1);
+  EXPECT_EQ(gst_sdp_media_get_port(audio), 0u);
+  EXPECT_STREQ(gst_sdp_media_get_format(audio, 0), "111");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "mid"), "1");
+  EXPECT_NE(gst_sdp_media_get_attribute_val(audio, "inactive"), nullptr);
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "ice-ufrag"), "uFrg");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "ice-pwd"), "0123456789abcdefghijklmn");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "fingerprint"), "sha-256 11:22");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "setup"), "passive");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(audio, "rtpmap"), "111 opus/48000/2");
+  EXPECT_EQ(gst_sdp_media_get_attribute_val(audio, "candidate"), nullptr);
+  EXPECT_EQ(gst_sdp_media_get_attribute_val(audio, "ssrc"), nullptr);
+  gst_sdp_message_free(msg);
+}
+
+// webrtcbin 1.22 as the offerer has ICE only for the first m-line of its
+// BUNDLE group: rejecting that one would leave the others without transport.
+TEST(LiteAnswer, UnservedFirstSectionOfTheBundleStaysInItInactive) {
+  OfferCheck check = check_offer(kChromeLikeOffer, StreamFormat{}, opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  std::string answer = write_lite_answer(kChromeLikeOffer, check, lite_params({1111, 3333}));
+
+  GstSDPMessage *msg = nullptr;
+  ASSERT_EQ(gst_sdp_message_new(&msg), GST_SDP_OK);
+  ASSERT_EQ(gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer.data()), answer.size(), msg), GST_SDP_OK);
+  EXPECT_STREQ(gst_sdp_message_get_attribute_val(msg, "group"), "BUNDLE 0 1");
+  const GstSDPMedia *video = gst_sdp_message_get_media(msg, 0);
+  EXPECT_EQ(gst_sdp_media_get_port(video), 9u);
+  EXPECT_NE(gst_sdp_media_get_attribute_val(video, "inactive"), nullptr);
+  EXPECT_EQ(gst_sdp_media_get_attribute_val(video, "sendonly"), nullptr);
+  EXPECT_STREQ(gst_sdp_media_get_format(video, 0), "96");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "rtpmap"), "96 VP8/90000");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "ice-ufrag"), "uFrg");
+  EXPECT_STREQ(gst_sdp_media_get_attribute_val(video, "candidate"), "1 1 udp 2130706431 127.0.0.1 40000 typ host");
+  EXPECT_EQ(gst_sdp_media_get_attribute_val(video, "ssrc"), nullptr);
+  const GstSDPMedia *audio = gst_sdp_message_get_media(msg, 1);
+  EXPECT_NE(gst_sdp_media_get_attribute_val(audio, "sendonly"), nullptr);
+  gst_sdp_message_free(msg);
+}
+
 TEST(LiteAnswer, HonoursOnlyTheFeedbackWeAnswerAndNoRtx) {
   std::string offer = replace_all(kChromeLikeOffer, "a=rtpmap:106 H264/90000\r\n",
                                   "a=rtpmap:106 H264/90000\r\n"
