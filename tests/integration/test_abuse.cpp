@@ -20,21 +20,15 @@ using namespace wbtest;
 
 namespace {
 
-unsigned open_descriptors() {
+unsigned entries(const char *directory) {
   unsigned n = 0;
-  DIR *dir = opendir("/proc/self/fd");
+  DIR *dir = opendir(directory);
   while (dir && readdir(dir)) ++n;
   if (dir) closedir(dir);
   return n;
 }
-
-unsigned threads() {
-  unsigned n = 0;
-  DIR *dir = opendir("/proc/self/task");
-  while (dir && readdir(dir)) ++n;
-  if (dir) closedir(dir);
-  return n;
-}
+unsigned open_descriptors() { return entries("/proc/self/fd"); }
+unsigned threads() { return entries("/proc/self/task"); }
 
 long rss_kb() {
   std::ifstream status("/proc/self/status");
@@ -89,29 +83,11 @@ struct Raw {
   }
 };
 
-class Abuse : public ::testing::Test {
+class Abuse : public WatchedBroadcast {
  protected:
-  void start(const std::string &props) {
-    Broadcast::Options options;
-    options.extra_sink_props = props;
-    broadcast_ = std::make_unique<Broadcast>(options);
-    ASSERT_TRUE(broadcast_->start()) << broadcast_->last_error();
-    ASSERT_TRUE(broadcast_->wait_media_flowing());
-    ASSERT_EQ(watcher_.connect(broadcast_->url()), 201) << watcher_.error();
-    ASSERT_TRUE(wait_until([&] { return watcher_.video_frames() > 5; }, 5000ms));
-  }
   void TearDown() override {
-    if (!broadcast_) return;
-    // Whatever was thrown at the server, the watcher is still served.
-    unsigned frames = watcher_.video_frames();
-    unsigned gaps = watcher_.video_gaps();
-    EXPECT_TRUE(wait_until([&] { return watcher_.video_frames() > frames + 15; }, 3000ms));
-    EXPECT_EQ(watcher_.video_gaps(), gaps);
+    if (broadcast_) expect_watcher_served();
   }
-  std::string url(const std::string &path = "/whep") { return broadcast_->url(path); }
-
-  std::unique_ptr<Broadcast> broadcast_;
-  WhepViewer watcher_;
 };
 
 }  // namespace

@@ -8,30 +8,15 @@
 
 using namespace wbtest;
 
-class BadInput : public ::testing::Test {
+class BadInput : public WatchedBroadcast {
  protected:
-  void SetUp() override {
-    Broadcast::Options options;
-    options.extra_sink_props = "max-viewers=2";
-    broadcast_ = std::make_unique<Broadcast>(options);
-    ASSERT_TRUE(broadcast_->start()) << broadcast_->last_error();
-    ASSERT_TRUE(broadcast_->wait_media_flowing());
-    ASSERT_EQ(watcher_.connect(broadcast_->url()), 201) << watcher_.error();
-    ASSERT_TRUE(wait_until([&] { return watcher_.video_frames() > 5; }, 5000ms));
-  }
+  void SetUp() override { start("max-viewers=2"); }
   void TearDown() override {
     // Whatever was thrown at the server, the watcher is still served.
-    unsigned frames = watcher_.video_frames();
-    unsigned gaps = watcher_.video_gaps();
-    EXPECT_TRUE(wait_until([&] { return watcher_.video_frames() > frames + 15; }, 3000ms));
-    EXPECT_EQ(watcher_.video_gaps(), gaps);
+    expect_watcher_served();
     EXPECT_EQ(broadcast_->viewer_count(), 1u);
     EXPECT_TRUE(broadcast_->last_error().empty()) << broadcast_->last_error();
   }
-  std::string url(const std::string &path = "/whep") { return broadcast_->url(path); }
-
-  std::unique_ptr<Broadcast> broadcast_;
-  WhepViewer watcher_;
 };
 
 TEST_F(BadInput, WrongContentTypeIs415) {

@@ -596,4 +596,21 @@ std::vector<std::string> NodeProcess::elements() {
   return out;
 }
 
+void WatchedBroadcast::start(const std::string &sink_props) {
+  Broadcast::Options options;
+  options.extra_sink_props = sink_props;
+  broadcast_ = std::make_unique<Broadcast>(options);
+  ASSERT_TRUE(broadcast_->start()) << broadcast_->last_error();
+  ASSERT_TRUE(broadcast_->wait_media_flowing());
+  ASSERT_EQ(watcher_.connect(broadcast_->url()), 201) << watcher_.error();
+  ASSERT_TRUE(wait_until([&] { return watcher_.video_frames() > 5; }, 5000ms));
+}
+
+void WatchedBroadcast::expect_watcher_served() {
+  unsigned frames = watcher_.video_frames();
+  unsigned gaps = watcher_.video_gaps();
+  EXPECT_TRUE(wait_until([&] { return watcher_.video_frames() > frames + 15; }, 3000ms));
+  EXPECT_EQ(watcher_.video_gaps(), gaps);
+}
+
 }  // namespace wbtest

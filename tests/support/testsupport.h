@@ -4,6 +4,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <gtest/gtest.h>
 #include <gst/gst.h>
 
 #include <atomic>
@@ -175,5 +176,18 @@ std::string make_offer_with(GstElement *webrtc, const WhepViewer::Options &optio
 
 // An SDP offer from a throwaway webrtcbin, for signalling tests.
 std::string make_offer(const WhepViewer::Options &options);
+
+// A broadcast with one viewer watching, for tests that throw bad input at
+// it: whatever they do, the watcher must still be served.
+class WatchedBroadcast : public ::testing::Test {
+ protected:
+  void start(const std::string &sink_props);
+  // The watcher decodes on without a gap.
+  void expect_watcher_served();
+  std::string url(const std::string &path = "/whep") { return broadcast_->url(path); }
+
+  std::unique_ptr<Broadcast> broadcast_;
+  WhepViewer watcher_;
+};
 
 }  // namespace wbtest
