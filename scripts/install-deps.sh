@@ -15,6 +15,7 @@ packages=(
   libnice-dev libsoup-3.0-dev libjson-glib-dev libglib2.0-dev-bin
   libssl-dev libsrtp2-dev
   libgtest-dev
+  clang libclang-rt-14-dev
   iproute2 util-linux curl
 )
 # The benchmark suite compares with Janus and reads JSON with jq.

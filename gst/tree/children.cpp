@@ -36,6 +36,37 @@ std::string node_status_json(const NodeStatus &status) {
   return out;
 }
 
+namespace {
+
+// json-glib's getters log a critical for a member of another type (and its
+// integers are 64-bit): the JSON comes from whatever answers at a node's
+// URL, so each member is checked before it is read.
+bool read_count(JsonObject *o, const char *name, bool required, unsigned *out) {
+  JsonNode *n = json_object_get_member(o, name);
+  if (!n) {
+    *out = 0;
+    return !required;
+  }
+  if (JSON_NODE_TYPE(n) != JSON_NODE_VALUE || json_node_get_value_type(n) != G_TYPE_INT64) return false;
+  gint64 v = json_node_get_int(n);
+  if (v < 0 || v > G_MAXUINT) return false;
+  *out = unsigned(v);
+  return true;
+}
+
+bool read_text(JsonObject *o, const char *name, std::string *out) {
+  JsonNode *n = json_object_get_member(o, name);
+  if (!n) {
+    out->clear();
+    return true;
+  }
+  if (JSON_NODE_TYPE(n) != JSON_NODE_VALUE || json_node_get_value_type(n) != G_TYPE_STRING) return false;
+  *out = json_node_get_string(n);
+  return true;
+}
+
+}  // namespace
+
 bool parse_node_status(const std::string &json, NodeStatus *out) {
   JsonParser *parser = json_parser_new();
   bool ok = json_parser_load_from_data(parser, json.data(), gssize(json.size()), nullptr);
@@ -43,14 +74,11 @@ bool parse_node_status(const std::string &json, NodeStatus *out) {
   ok = root && JSON_NODE_HOLDS_OBJECT(root);
   if (ok) {
     JsonObject *o = json_node_get_object(root);
-    ok = json_object_has_member(o, "viewers") && json_object_has_member(o, "max_viewers");
-    if (ok) {
-      out->viewers = unsigned(json_object_get_int_member(o, "viewers"));
-      out->max_viewers = unsigned(json_object_get_int_member(o, "max_viewers"));
-      out->children = unsigned(json_object_get_int_member_with_default(o, "children", 0));
-      out->path = json_object_get_string_member_with_default(o, "path", "");
-      out->instance = json_object_get_string_member_with_default(o, "instance", "");
-    }
+    NodeStatus status;
+    ok = read_count(o, "viewers", true, &status.viewers) && read_count(o, "max_viewers", true, &status.max_viewers) &&
+         read_count(o, "children", false, &status.children) && read_text(o, "path", &status.path) &&
+         read_text(o, "instance", &status.instance);
+    if (ok) *out = std::move(status);
   }
   g_object_unref(parser);
   return ok;

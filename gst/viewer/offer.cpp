@@ -121,6 +121,13 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
   const bool viewer = offerer == Offerer::Viewer;
   OfferCheck check;
   ParsedSdp msg;
+  // SDP is UTF-8 (RFC 8866 5.3); GStreamer warns about any other string
+  // that reaches caps (an fmtp value, say) and drops it.
+  if (!g_utf8_validate(sdp.data(), gssize(sdp.size()), nullptr)) {
+    check.status = 400;
+    check.error = "malformed SDP: not UTF-8";
+    return check;
+  }
   if (sdp.empty() || !msg.parse(sdp) || gst_sdp_message_medias_len(msg.msg) == 0) {
     check.status = 400;
     check.error = "malformed SDP: not an SDP offer with media sections";

@@ -116,6 +116,16 @@ TEST(Offer, GarbageIs400) {
   EXPECT_EQ(check_offer("v=0\r\ns=-\r\n", h264("42e01f"), opus()).status, 400);
 }
 
+// Found by tests/fuzz/offer_fuzzer: an fmtp value that is not UTF-8 made
+// GStreamer warn (fatal under G_DEBUG=fatal-warnings) while reading caps.
+TEST(Offer, NotUtf8Is400) {
+  std::string offer = replace_all(kChromeLikeOffer, "profile-level-id=42e01f", "profile-level-id=42e0\xff");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  EXPECT_EQ(check.status, 400);
+  EXPECT_NE(check.error.find("UTF-8"), std::string::npos);
+  EXPECT_EQ(check_offer(std::string(kChromeLikeOffer) + std::string(1, '\0'), h264("42e01f"), opus()).status, 400);
+}
+
 TEST(Offer, MissingIceCredentialsIs400) {
   std::string offer = replace_all(kChromeLikeOffer, "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "");
   OfferCheck check = check_offer(offer, h264("42e01f"), opus());

@@ -30,6 +30,24 @@ TEST(NodeStatus, RejectsWhatIsNotAStatus) {
   EXPECT_FALSE(parse_node_status("{\"viewers\": 1}", &out));
 }
 
+// Found by tests/fuzz/node_status_fuzzer: members of another type made
+// json-glib log criticals (fatal under G_DEBUG=fatal-criticals).
+TEST(NodeStatus, RejectsMembersOfAnotherTypeOrRange) {
+  NodeStatus out;
+  out.viewers = 7;
+  EXPECT_FALSE(parse_node_status("{\"viewers\": [1], \"max_viewers\": 1}", &out));
+  EXPECT_FALSE(parse_node_status("{\"viewers\": \"1\", \"max_viewers\": 1}", &out));
+  EXPECT_FALSE(parse_node_status("{\"viewers\": 1, \"max_viewers\": -1}", &out));
+  EXPECT_FALSE(parse_node_status("{\"viewers\": 1, \"max_viewers\": 4294967296}", &out));
+  EXPECT_FALSE(parse_node_status("{\"viewers\": 1, \"max_viewers\": 1, \"children\": null}", &out));
+  EXPECT_FALSE(parse_node_status("{\"viewers\": 1, \"max_viewers\": 1, \"path\": 5}", &out));
+  EXPECT_EQ(out.viewers, 7u);  // untouched
+  ASSERT_TRUE(parse_node_status("{\"viewers\": 1, \"max_viewers\": 4294967295}", &out));
+  EXPECT_EQ(out.max_viewers, 4294967295u);
+  EXPECT_EQ(out.children, 0u);
+  EXPECT_EQ(out.path, "");
+}
+
 TEST(Backoff, DoublesFromOneSecondToThirtyAndResets) {
   Backoff b;
   std::vector<long> seen;
