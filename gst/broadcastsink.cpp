@@ -389,6 +389,13 @@ static void gst_broadcast_sink_init(GstBroadcastSink *self) {
                              g_signal_emit(s, signals.left, 0, id, reason);
                            }),
                            self);
+  g_signal_connect_swapped(self->manager, "authorize",
+                           G_CALLBACK(+[](GstBroadcastSink *s, const gchar *method, const gchar *path,
+                                          const gchar *authorization, const gchar *remote) -> gboolean {
+                             return wb::emit_authorize(GST_ELEMENT(s), signals.authorize, method, path,
+                                                       authorization, remote);
+                           }),
+                           self);
   g_signal_connect_swapped(self->manager, "notify::viewer-count",
                            G_CALLBACK(+[](GstBroadcastSink *s) { g_object_notify(G_OBJECT(s), "viewer-count"); }),
                            self);

@@ -48,6 +48,7 @@ struct Settings {
   guint keyframe_min_interval_ms = 250;
   std::string push_url;
   std::string push_token;
+  std::string viewer_token;
   HttpLimits http;
 };
 
@@ -203,7 +204,22 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "max-http-connections", "Max HTTP connections",
       "Most HTTP connections open at once; further ones are closed at once (0 = unlimited). Every reply "
       "closes its connection", 0, G_MAXUINT, HttpLimits::kDefaultMaxConnections, flags);
+  specs[PROP_VIEWER_TOKEN] = g_param_spec_string(
+      "viewer-token", "Viewer token",
+      "Viewers must send Authorization: Bearer <this> with their offer (POST) and DELETE, else 401 with "
+      "WWW-Authenticate; the viewer page takes it from its URL fragment, #token=... (default: anyone may watch). "
+      "For tokens of your own (JWT, sessions) connect to the authorize signal instead",
+      nullptr, flags);
   return specs;
+}
+
+bool emit_authorize(GstElement *element, guint signal_id, const std::string &method, const std::string &path,
+                    const std::string &authorization, const std::string &remote_address) {
+  if (!g_signal_has_handler_pending(element, signal_id, 0, FALSE)) return true;
+  gboolean allow = FALSE;
+  g_signal_emit(element, signal_id, 0, method.c_str(), path.c_str(), authorization.c_str(), remote_address.c_str(),
+                &allow);
+  return allow;
 }
 
 ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
@@ -226,6 +242,21 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
    */
   ids.left = g_signal_new("viewer-left", type, G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
                           G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /**
+   * GstViewerManager::authorize:
+   * @method: "POST" (an offer) or "DELETE" (the end of a session)
+   * @path: the request's path, e.g. /whep or /whep/<id>
+   * @authorization: the Authorization header ("" when absent)
+   * @remote_address: the client's IP address
+   *
+   * Lets an application check its own credentials (JWT, sessions) before a
+   * WHEP request is read. Emitted on the HTTP server's thread: answer
+   * quickly. Return FALSE to refuse (401 without an Authorization header,
+   * else 403). Not connected: every request is allowed (see viewer-token).
+   */
+  ids.authorize = g_signal_new("authorize", type, G_SIGNAL_RUN_LAST, 0, g_signal_accumulator_first_wins, nullptr,
+                               nullptr, G_TYPE_BOOLEAN, 4, G_TYPE_STRING, G_TYPE_STRING, G_TYPE_STRING,
+                               G_TYPE_STRING);
   /**
    * GstViewerManager::add-viewer:
    * @offer: the viewer's SDP offer (recvonly or sendrecv)
@@ -354,6 +385,7 @@ bool start(GstViewerManager *self) {
   priv->loop.invoke_sync([&] {
     Endpoint endpoint;
     const TransportConfig transport = priv->audience->config().transport;
+    endpoint.token = settings.viewer_token;
     if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
     for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
     priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint, settings.http);
@@ -448,6 +480,11 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_PUSH_TOKEN: {
       std::lock_guard<std::mutex> lock(priv->lock);
       priv->settings.push_token = str ? str : "";
+      return;
+    }
+    case PROP_VIEWER_TOKEN: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.viewer_token = str ? str : "";
       return;
     }
     case PROP_KEYFRAME_MIN_INTERVAL: {
@@ -572,6 +609,9 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_PUSH_TOKEN:
       g_value_set_string(value, priv->settings.push_token.empty() ? nullptr : priv->settings.push_token.c_str());
+      break;
+    case PROP_VIEWER_TOKEN:
+      g_value_set_string(value, priv->settings.viewer_token.empty() ? nullptr : priv->settings.viewer_token.c_str());
       break;
     case PROP_PUSH_STATE:
       g_value_set_string(value, Pusher::state_name(priv->push_state));
@@ -791,6 +831,9 @@ static void gst_viewer_manager_init(GstViewerManager *self) {
   callbacks.count_changed = [self] { g_object_notify(G_OBJECT(self), "viewer-count"); };
   callbacks.path = [self] { return node_path(self); };
   callbacks.instance = [self] { return self->priv->node_id; };
+  callbacks.authorize = [self](const SessionHandler::Access &a) {
+    return emit_authorize(GST_ELEMENT(self), signals.authorize, a.method, a.path, a.authorization, a.remote_address);
+  };
   gchar *uuid = g_uuid_string_random();
   self->priv->node_id = std::string(uuid).substr(0, 8);
   g_free(uuid);

@@ -5,6 +5,7 @@
 
 #include <gst/gst.h>
 
+#include <string>
 #include <vector>
 
 G_BEGIN_DECLS
@@ -43,6 +44,7 @@ enum ViewerProperty : guint {
   PROP_OFFERS_PER_SECOND,
   PROP_HTTP_REQUEST_TIMEOUT,
   PROP_MAX_HTTP_CONNECTIONS,
+  PROP_VIEWER_TOKEN,
   N_VIEWER_PROPERTIES
 };
 
@@ -62,7 +64,9 @@ enum ViewerProperty : guint {
   "and from the latest block (0 before one): fraction-lost (double, 0..1), packets-lost (int, cumulative), "        \
   "highest-seq (uint, extended), jitter (uint, RTP clock units), jitter-ms (double), rtt-ms (double, RFC 3550 "     \
   "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports); "         \
-  "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone"
+  "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \
+  "authorize (method, path, authorization, remote-address) -> gboolean, on the HTTP thread before a WHEP POST or " \
+  "DELETE is read (FALSE: 401 without an Authorization header, else 403; no handler: allowed)"
 
 // Fresh param specs (one set per class that installs them).
 std::vector<GParamSpec *> viewer_param_specs();
@@ -73,7 +77,12 @@ std::vector<GParamSpec *> viewer_param_specs();
 struct ViewerSignalIds {
   guint joined;
   guint left;
+  guint authorize;
 };
+// Emits `authorize` on `element` (viewermanager or broadcastsink): allowed
+// when no handler is connected.
+bool emit_authorize(GstElement *element, guint signal_id, const std::string &method, const std::string &path,
+                    const std::string &authorization, const std::string &remote_address);
 ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
                                        GCallback get_viewer_stats);
 

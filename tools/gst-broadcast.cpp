@@ -86,6 +86,7 @@ struct Options {
   // any mode
   gchar *push = nullptr;
   gchar *push_token = nullptr;
+  gchar *viewer_token = nullptr;
 
   ~Options() {
     g_free(device);
@@ -103,6 +104,7 @@ struct Options {
     g_free(node_id);
     g_free(push);
     g_free(push_token);
+    g_free(viewer_token);
   }
 
   int gop() const { return keyframe_interval > 0 ? keyframe_interval : 2 * fps; }
@@ -1049,6 +1051,7 @@ bool start_pipeline(App *app) {
   set_string(app->sink, "ice-address", opt.ice_address);
   set_string(app->sink, "push-url", opt.push);
   set_string(app->sink, "push-token", opt.push_token);
+  set_string(app->sink, "viewer-token", opt.viewer_token);
   if (opt.push) watch_state(app, app->sink, "push-state", &app->push_watch);
 
   if (opt.mode != Mode::Broadcast) {
@@ -1338,6 +1341,10 @@ int main(int argc, char **argv) {
        "gst-broadcast in ingest mode or any WHIP server; reconnects for as long as it runs "
        "(default: none)",
        "URL"},
+      {"viewer-token", 0, 0, G_OPTION_ARG_STRING, &opt.viewer_token,
+       "Only viewers sending Authorization: Bearer TOKEN may watch (401 otherwise); share the page as "
+       "http://HOST:PORT/#token=TOKEN (default: anyone may watch)",
+       "TOKEN"},
       {"push-token", 0, 0, G_OPTION_ARG_STRING, &opt.push_token,
        "Sent with --push as Authorization: Bearer (default: none)", "TOKEN"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};

@@ -25,6 +25,12 @@ std::string join_list(const std::vector<std::string> &items) {
   return out;
 }
 
+bool secrets_equal(const std::string &a, const std::string &b) {
+  unsigned char diff = a.size() != b.size();
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) diff |= a[i] ^ b[i];
+  return diff == 0;
+}
+
 std::string random_hex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
   // RAND_bytes only fails when the CSPRNG cannot be seeded: no id is better

@@ -13,4 +13,8 @@ std::string join_list(const std::vector<std::string> &items);
 // works as a credential (a WHEP/WHIP session id is all a DELETE needs).
 std::string random_hex(size_t bytes);
 
+// Compares two secrets in a time that depends on their lengths only, not
+// on where they differ.
+bool secrets_equal(const std::string &a, const std::string &b);
+
 }  // namespace wb

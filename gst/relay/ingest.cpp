@@ -137,13 +137,15 @@ SessionHandler::Join Ingest::join(const JoinRequest &request) {
   return result;
 }
 
-bool Ingest::leave(const std::string &session_id) {
+// The WHIP token, checked by the server for POST and DELETE alike, is the
+// one credential here.
+SessionHandler::Leave Ingest::leave(const std::string &session_id, const std::string &) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!publisher_ || publisher_->id != session_id) return false;
+    if (!publisher_ || publisher_->id != session_id) return Leave::Unknown;
   }
   end_publisher("publisher left (DELETE)");
-  return true;
+  return Leave::Left;
 }
 
 void Ingest::end_publisher(const std::string &reason) {

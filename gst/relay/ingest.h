@@ -39,7 +39,7 @@ class Ingest : public SessionHandler {
   void stop();
 
   Join join(const JoinRequest &request) override;
-  bool leave(const std::string &session_id) override;
+  Leave leave(const std::string &session_id, const std::string &authorization) override;
 
  private:
   struct Publisher;

@@ -4,6 +4,7 @@
 #include <libsoup/soup.h>
 
 
+#include "common/strings.h"
 #include "common/workers.h"
 #include "signalling/viewerpage.h"
 
@@ -46,11 +47,7 @@ bool token_matches(const std::string &token, const std::string &authorization) {
   if (authorization.size() <= scheme.size() ||
       g_ascii_strncasecmp(authorization.c_str(), scheme.c_str(), scheme.size()) != 0)
     return false;
-  std::string given = authorization.substr(scheme.size());
-  // Compare in constant time: the token is a secret.
-  unsigned char diff = given.size() != token.size();
-  for (size_t i = 0; i < given.size() && i < token.size(); ++i) diff |= given[i] ^ token[i];
-  return diff == 0;
+  return secrets_equal(authorization.substr(scheme.size()), token);
 }
 
 HttpReply unauthorized(const std::string &authorization) {
@@ -319,6 +316,17 @@ void SignallingServer::on_early(SoupServer *, SoupServerMessage *msg, const char
                                ? soup_message_headers_get_content_length(headers)
                                : 0;
   Route route = self->route(msg, path, size_t(declared));
+  if (route.action == Route::Action::Join || route.action == Route::Action::Leave) {
+    const char *auth = soup_message_headers_get_one(headers, "Authorization");
+    SessionHandler::Access access{soup_server_message_get_method(msg), path, auth ? auth : "", remote_host(msg)};
+    if (!self->handler_.authorize(access)) {
+      GST_INFO("%s %s from %s: not authorized", access.method.c_str(), path, access.remote_address.c_str());
+      route.action = Route::Action::Reply;
+      route.reply = access.authorization.empty() ? unauthorized("")
+                                                 : error_reply(403, "these credentials do not allow this");
+      add_cors(route.reply.headers);
+    }
+  }
   if (route.action != Route::Action::Join) {
     // Nothing but an offer has a body we read.
     soup_message_body_set_accumulate(body, FALSE);
@@ -374,10 +382,19 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       return;
     }
     case Route::Action::Leave: {
-      bool known = handler_.leave(route.session_id);
+      const char *auth = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
       HttpReply r;
-      if (known) r.status = 200;
-      else r = HttpReply{404, "text/plain; charset=utf-8", "unknown session: " + route.session_id + "\n", {}};
+      switch (handler_.leave(route.session_id, auth ? auth : "")) {
+        case SessionHandler::Leave::Left:
+          r.status = 200;
+          break;
+        case SessionHandler::Leave::Unknown:
+          r = error_reply(404, "unknown session: " + route.session_id);
+          break;
+        case SessionHandler::Leave::OtherCredentials:
+          r = error_reply(403, "this session was started with other credentials");
+          break;
+      }
       add_cors(r.headers);
       send_reply(msg, r);
       return;
@@ -404,6 +421,8 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       request.relay_url = relay ? relay : "";
       request.node_id = node ? node : "";
       request.remote_address = remote_host(msg);
+      const char *auth = soup_message_headers_get_one(req_headers, "Authorization");
+      request.authorization = auth ? auth : "";
       start_join(msg, std::move(request));
       return;
     }

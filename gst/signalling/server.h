@@ -42,6 +42,7 @@ class SessionHandler {
     std::string relay_url;  // Broadcast-Relay-Url: the joiner is a relay serving WHEP there
     std::string node_id;    // Broadcast-Node: the joiner's node id (loop detection)
     std::string remote_address;  // the HTTP client's IP
+    std::string authorization;   // the Authorization header, if any
   };
   // Answers an offer: 201 with answer and session id, 307 with a location,
   // or an error reply. May block for the time a transport takes to answer;
@@ -56,7 +57,19 @@ class SessionHandler {
     std::map<std::string, std::string> headers;
   };
   virtual Join join(const JoinRequest &request) = 0;
-  virtual bool leave(const std::string &session_id) = 0;
+  enum class Leave { Left, Unknown, OtherCredentials };
+  // A DELETE: a session started with credentials ends only with the same.
+  virtual Leave leave(const std::string &session_id, const std::string &authorization) = 0;
+  // Whether a POST or DELETE may go on: an application's own check of the
+  // credentials (JWT, sessions). On the server's thread, before the body
+  // is read: it must answer quickly.
+  struct Access {
+    std::string method;
+    std::string path;
+    std::string authorization;
+    std::string remote_address;
+  };
+  virtual bool authorize(const Access &) { return true; }
   // JSON for GET <endpoint>/status; empty: no such resource.
   virtual std::string status_json() { return {}; }
 };

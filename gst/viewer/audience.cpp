@@ -200,6 +200,7 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
         });
     sessions_[id] = session;
     is_relay_[id] = relay;
+    credentials_[id] = request.authorization;
     ++joins_in_flight_;
   }
   if (callbacks_.count_changed) callbacks_.count_changed();
@@ -236,7 +237,17 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
   return result;
 }
 
-bool Audience::leave(const std::string &session_id) { return remove(session_id, "viewer left"); }
+SessionHandler::Leave Audience::leave(const std::string &session_id, const std::string &authorization) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = credentials_.find(session_id);
+    if (it == credentials_.end()) return Leave::Unknown;
+    if (!it->second.empty() && !secrets_equal(it->second, authorization)) return Leave::OtherCredentials;
+  }
+  return remove(session_id, "viewer left") ? Leave::Left : Leave::Unknown;
+}
+
+bool Audience::authorize(const Access &access) { return !callbacks_.authorize || callbacks_.authorize(access); }
 
 void Audience::on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state) {
   // webrtcbin's thread: hand over to the control loop, which may tear it down.
@@ -274,6 +285,7 @@ bool Audience::remove(const std::string &session_id, const std::string &reason) 
     session = it->second;
     sessions_.erase(it);
     is_relay_.erase(session_id);
+    credentials_.erase(session_id);
   }
   children_.remove(session_id);
   bool was_connected = session->state() == ViewerState::Connected;

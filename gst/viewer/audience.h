@@ -55,6 +55,8 @@ class Audience : public SessionHandler {
     std::function<std::string()> path;
     // Random per running node, for GET /status.
     std::function<std::string()> instance;
+    // The application's check of a POST or DELETE (unset: allowed).
+    std::function<bool(const Access &)> authorize;
   };
   // Relays are admitted beyond max-viewers (each one multiplies capacity),
   // up to this many; further relays are redirected like viewers.
@@ -67,7 +69,8 @@ class Audience : public SessionHandler {
   AudienceConfig config() const;
 
   Join join(const JoinRequest &request) override;
-  bool leave(const std::string &session_id) override;
+  Leave leave(const std::string &session_id, const std::string &authorization) override;
+  bool authorize(const Access &access) override;
   std::string status_json() override;
 
   bool remove(const std::string &session_id, const std::string &reason);
@@ -101,6 +104,9 @@ class Audience : public SessionHandler {
   AudienceConfig config_;
   std::map<std::string, std::shared_ptr<ViewerSession>> sessions_;
   std::map<std::string, bool> is_relay_;  // by session id
+  // The Authorization header each session's offer came with: its DELETE
+  // must bring the same.
+  std::map<std::string, std::string> credentials_;
   Children children_;
   unsigned joins_in_flight_ = 0;
   std::shared_ptr<IceLitePort> lite_port_;

@@ -48,6 +48,8 @@ fi
 read -r PORT < <(free_ports 1)
 [ -n "${PORT:-}" ] || PORT=$((18080 + $$ % 1000))
 URL="http://127.0.0.1:$PORT/"
+# Only viewers with the token may watch: the page reads it from its fragment.
+TOKEN="viewer-$RANDOM$RANDOM"
 
 # (b) start the broadcast
 say "starting broadcast on $URL (log: $LOG)"
@@ -57,7 +59,7 @@ GST_PLUGIN_PATH="$PLUGIN_DIR" GST_DEBUG="${GST_DEBUG:+$GST_DEBUG,}broadcastviewe
   ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 \
   ! video/x-h264,profile=constrained-baseline ! bs.video \
   audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio \
-  broadcastsink name=bs port="$PORT" address=127.0.0.1 ice-address=127.0.0.1 \
+  broadcastsink name=bs port="$PORT" address=127.0.0.1 ice-address=127.0.0.1 viewer-token="$TOKEN" \
   >"$LOG" 2>&1 &
 GST_PID=$!
 
@@ -89,10 +91,18 @@ if [ "$code" != 200 ]; then
   exit 1
 fi
 say "server is up (GET / -> 200)"
+offer_status=$(curl -s -o /dev/null -m 5 -w '%{http_code}' -X POST -H 'Content-Type: application/sdp' --data x "${URL}whep")
+if [ "$offer_status" != 401 ]; then
+  echo "FAIL: an offer without the viewer token got $offer_status, not 401"
+  cleanup
+  print_log
+  exit 1
+fi
+say "an offer without the viewer token -> 401"
 
 # (d) run the browser test
 rm -f "$SCREENSHOT"
-(cd "$SCRIPT_DIR" && timeout -k 5 90 node browser-test.mjs "$URL" "$SCREENSHOT")
+(cd "$SCRIPT_DIR" && timeout -k 5 90 node browser-test.mjs "$URL#token=$TOKEN" "$SCREENSHOT")
 rc=$?
 if [ $rc -ne 0 ]; then
   [ $rc -eq 124 ] && echo "FAIL: browser test killed after 90 s"

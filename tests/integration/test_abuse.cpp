@@ -266,3 +266,57 @@ TEST_F(Abuse, AStormOfWebrtcbinOffersIsHeldToItsCap) {
   // Two webrtcbins (about 8 threads each) and the answer workers, not 60.
   EXPECT_LT(threads(), threads_before + 40);
 }
+
+// viewer-token: only viewers with it watch, and a DELETE needs it too.
+TEST(ViewerToken, IsRequiredForOffersAndDeletes) {
+  Broadcast::Options options;
+  options.extra_sink_props = "viewer-token=s3cret";
+  Broadcast broadcast(options);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  const std::string offer = make_offer({});
+  HttpResponse none = http_request("POST", broadcast.url(), "application/sdp", offer);
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.header("www-authenticate"), "Bearer");
+  EXPECT_EQ(http_request("POST", broadcast.url(), "application/sdp", offer, {{"Authorization", "Bearer wrong"}}).status,
+            401);
+  HttpResponse ok =
+      http_request("POST", broadcast.url(), "application/sdp", offer, {{"Authorization", "Bearer s3cret"}});
+  ASSERT_EQ(ok.status, 201);
+  const std::string session = broadcast.url(ok.header("location"));
+  EXPECT_EQ(http_request("DELETE", session).status, 401);
+  EXPECT_EQ(http_request("DELETE", session, "", "", {{"Authorization", "Bearer s3cret"}}).status, 200);
+  EXPECT_EQ(broadcast.viewer_count(), 0u);
+}
+
+// The authorize signal: the application's own check of each POST and
+// DELETE; a session ends only with the credentials it started with.
+TEST_F(Abuse, TheAuthorizeSignalDecidesAndASessionEndsOnlyWithItsOwnCredentials) {
+  ASSERT_NO_FATAL_FAILURE(start(""));
+  struct Seen {
+    std::mutex mutex;
+    std::vector<std::string> calls;
+  } seen;
+  g_signal_connect(broadcast_->sink(), "authorize",
+                   G_CALLBACK(+[](GstElement *, const gchar *method, const gchar *path, const gchar *authorization,
+                                  const gchar *remote, Seen *s) -> gboolean {
+                     std::lock_guard<std::mutex> lock(s->mutex);
+                     s->calls.push_back(std::string(method) + " " + path + " " + authorization + " " + remote);
+                     const std::string a = authorization;
+                     return a == "Bearer alice" || a == "Bearer bob";
+                   }),
+                   &seen);
+  const std::string offer = make_offer({});
+  EXPECT_EQ(http_request("POST", url(), "application/sdp", offer).status, 401);
+  EXPECT_EQ(http_request("POST", url(), "application/sdp", offer, {{"Authorization", "Bearer eve"}}).status, 403);
+  HttpResponse alice = http_request("POST", url(), "application/sdp", offer, {{"Authorization", "Bearer alice"}});
+  ASSERT_EQ(alice.status, 201);
+  const std::string session = url(alice.header("location"));
+  EXPECT_EQ(http_request("DELETE", session, "", "", {{"Authorization", "Bearer bob"}}).status, 403);
+  EXPECT_EQ(http_request("DELETE", session, "", "", {{"Authorization", "Bearer alice"}}).status, 200);
+  std::lock_guard<std::mutex> lock(seen.mutex);
+  ASSERT_EQ(seen.calls.size(), 5u);
+  EXPECT_EQ(seen.calls[2], "POST /whep Bearer alice 127.0.0.1");
+  EXPECT_EQ(seen.calls[4], "DELETE " + alice.header("location") + " Bearer alice 127.0.0.1");
+  g_signal_handlers_disconnect_by_data(broadcast_->sink(), &seen);
+}
