@@ -1001,7 +1001,9 @@ void announce(App *app) {
     g_print("%s (HTTP server disabled: --port 0)\n", verb);
   } else {
     std::string base = http_base(opt.listen_address(), opt.port);
-    g_print("%s at %s/  (WHEP endpoint: %s/whep)\n", verb, base.c_str(), base.c_str());
+    // The token rides in the fragment, which the page reads and no browser sends to a server.
+    const std::string page = base + "/" + (opt.viewer_token ? std::string("#token=") + opt.viewer_token : "");
+    g_print("%s at %s  (WHEP endpoint: %s/whep)\n", verb, page.c_str(), base.c_str());
   }
   if (opt.push) g_print("Pushing to %s\n", opt.push);
   g_print("Press Ctrl-C to stop.\n");
