@@ -112,7 +112,12 @@ std::string UpstreamSession::accept_answer(const std::string &answer_sdp) {
   std::string error = peer_.set_remote(GST_WEBRTC_SDP_TYPE_ANSWER, answer_sdp);
   if (!error.empty()) return error;
   peer_.watch_incoming();
-  // An m-line the upstream answered with port 0 (or inactive) brings nothing.
+  media_ = answered_media(answer_sdp);
+  return "";
+}
+
+std::vector<std::string> answered_media(const std::string &answer_sdp) {
+  std::vector<std::string> media;
   GstSDPMessage *sdp = nullptr;
   gst_sdp_message_new(&sdp);
   gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer_sdp.data()), answer_sdp.size(), sdp);
@@ -123,10 +128,10 @@ std::string UpstreamSession::accept_answer(const std::string &answer_sdp) {
     for (guint a = 0; a < gst_sdp_media_attributes_len(m); ++a)
       inactive |= g_strcmp0(gst_sdp_media_get_attribute(m, a)->key, "inactive") == 0;
     if (!kind || gst_sdp_media_get_port(m) == 0 || inactive) continue;
-    if (g_str_equal(kind, "video") || g_str_equal(kind, "audio")) media_.push_back(kind);
+    if (g_str_equal(kind, "video") || g_str_equal(kind, "audio")) media.push_back(kind);
   }
   gst_sdp_message_free(sdp);
-  return "";
+  return media;
 }
 
 std::string UpstreamSession::answer(const std::string &offer_sdp, const OfferCheck &check, Deadline deadline,

@@ -17,6 +17,11 @@
 
 namespace wb {
 
+// The media an upstream's answer brings ("video", "audio"), in m-line
+// order: a section answered with port 0 or inactive brings nothing. The
+// answer is whatever the upstream URL sent back.
+std::vector<std::string> answered_media(const std::string &answer_sdp);
+
 class UpstreamSession {
  public:
   // pad: an RTP source pad with caps (media=video|audio); webrtcbin thread.
