@@ -6,9 +6,10 @@
 //        protect(), which must refuse what it cannot protect and grow the
 //        rest by the tag;
 //  odd:  a stream of well-formed RTP packets (sequence numbers jumping
-//        forward, wrapping, or going back as a retransmission does) must
-//        unprotect with libsrtp2, the reference browsers use, to the same
-//        bytes: the rollover counter we keep must be the one it infers.
+//        forward, wrapping, or going back as a retransmission does, never
+//        to before the first packet sent) must unprotect with libsrtp2, the
+//        reference browsers use, to the same bytes: the rollover counter we
+//        keep must be the one it infers.
 #include <srtp2/srtp.h>
 
 #include <algorithm>
@@ -61,12 +62,31 @@ void against_libsrtp(fuzz::Input &in, SrtpContext &ours) {
   // Sequence numbers extended past 16 bits, to say what a sender does:
   // new packets go past the newest (by up to 3000, lost ones included);
   // a retransmission resends one of the last 1024 (the fan-out's history),
-  // never one from before the viewer's first packet.
-  const int64_t first = in.u16();
-  int64_t newest = first;
+  // never one from before the first packet this viewer was sent: the
+  // fan-out's retransmit() answers only sequence numbers it sent the branch
+  // (`last_seq - seq < delivered`), and a viewer cannot know of earlier
+  // ones to ask for them. The bound is the first packet *sent*, not the
+  // starting value read below: the first step usually moves past it.
+  //
+  // Why the bound matters: a packet from before the first one across a
+  // wrap (first sent 93, then 65520) has no index at all (it would be -16;
+  // the rollover counter starts at 0 with the first packet and cannot go
+  // below). libsrtp2 cannot take it for an old packet either: while its
+  // highest index is at most 0x8000, srtp_rdbx_estimate_index() (rdbx.c)
+  // guesses rollover counter 0 for every sequence number instead of calling
+  // srtp_index_guess(), so it accepts 65520 as a new packet 65427 ahead,
+  // and then expects rollover counter 1 for 951 (next to 65520) where the
+  // sender, rightly, still counts 0 (tests/fuzz/crashes/
+  // srtp-libsrtp-auth-fail-after-first-packet-resent: 93, 65520, 951).
+  // No sender can send such a packet without its counter and the
+  // receiver's parting; ours never sends one.
+  int64_t newest = in.u16();
+  int64_t first = -1;  // the first packet sent, once it is
   while (in.remaining()) {
     const uint16_t step = in.u16();
-    int64_t next = step & 0x8000 ? std::max(first, newest - (step & 0x7FFF) % 1024) : newest + step % 3000;
+    const int64_t oldest = first < 0 ? newest : first;
+    int64_t next = step & 0x8000 ? std::max(oldest, newest - (step & 0x7FFF) % 1024) : newest + step % 3000;
+    if (first < 0) first = next;
     newest = std::max(newest, next);
     const uint16_t seq = uint16_t(next);
     const uint8_t flags = in.u8();

@@ -95,6 +95,65 @@ TEST(Srtp, HeaderExtensionStaysInTheClear) { expect_same_as_libsrtp(10, 7, 50, 2
 // The rollover counter enters the IV and the tag from the first wrap on.
 TEST(Srtp, SequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(10, 65500, 300, 0); }
 
+namespace {
+
+// One packet of a stream sent through our context to a libsrtp2 receiver
+// (a viewer): `lost` ones never reach it; `expected` is what its
+// srtp_unprotect says.
+struct Sent {
+  uint16_t seq;
+  bool lost;
+  srtp_err_status_t expected;
+};
+
+void expect_received_by_libsrtp(const std::vector<Sent> &stream) {
+  std::mt19937 rng(99);
+  std::vector<uint8_t> key(30);
+  for (auto &b : key) b = uint8_t(rng());
+  const uint32_t ssrc = rng();
+  Reference viewer(key, 10, ssrc_any_inbound);
+  auto ours = wb::SrtpContext::create(key.data(), key.data() + 16, 10);
+  ASSERT_TRUE(ours);
+  for (const Sent &sent : stream) {
+    size_t header = 0;
+    const auto plain = make_packet(rng, sent.seq, ssrc, 100, 0, &header);
+    std::vector<uint8_t> packet(plain.size() + wb::SrtpContext::kMaxTagLength);
+    memcpy(packet.data(), plain.data(), plain.size());
+    size_t length = plain.size();
+    ASSERT_TRUE(ours->protect(packet.data(), &length, header));
+    if (sent.lost) continue;
+    int their_length = int(length);
+    ASSERT_EQ(srtp_unprotect(viewer.session, packet.data(), &their_length), sent.expected) << "seq " << sent.seq;
+    if (sent.expected != srtp_err_status_ok) continue;
+    ASSERT_EQ(size_t(their_length), plain.size()) << "seq " << sent.seq;
+    ASSERT_EQ(0, memcmp(packet.data(), plain.data(), plain.size())) << "seq " << sent.seq;
+  }
+}
+
+}  // namespace
+
+// A NACK answered across a wrap, from the fan-out's history with the same
+// sequence number through the viewer's context: the packet from before the
+// wrap keeps the old rollover counter, the ones after go on with the new.
+TEST(Srtp, RetransmissionAcrossAWrapDecryptsWithLibsrtp) {
+  expect_received_by_libsrtp({{65520, false, srtp_err_status_ok},
+                              {65530, true, srtp_err_status_ok},  // lost, NACKed
+                              {93, false, srtp_err_status_ok},
+                              {65530, false, srtp_err_status_ok},  // the retransmission
+                              {951, false, srtp_err_status_ok},
+                              {952, false, srtp_err_status_ok}});
+}
+
+// The viewer's first packet sent again after the wrap (its NACK crossed the
+// original): a replay for libsrtp, and the stream goes on.
+TEST(Srtp, FirstPacketResentAfterAWrapIsAReplay) {
+  expect_received_by_libsrtp({{65520, false, srtp_err_status_ok},
+                              {93, false, srtp_err_status_ok},
+                              {65520, false, srtp_err_status_replay_fail},
+                              {951, false, srtp_err_status_ok},
+                              {952, false, srtp_err_status_ok}});
+}
+
 TEST(Srtp, RefusesAnUnknownTagLengthAndAShortPacket) {
   uint8_t key[30] = {};
   EXPECT_FALSE(wb::SrtpContext::create(key, key + 16, 16));
