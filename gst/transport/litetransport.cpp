@@ -98,13 +98,20 @@ LiteTransport::Check LiteTransport::on_binding_request(const stun::Message &requ
     } else if ((nominating || !nominated_) && !current) {
       // A lite agent takes the pair the controlling agent nominates, but
       // only once that address answers a check of ours.
+      // One probe at a time, and a new one at most once per probe's span:
+      // a viewer forging nominations from many addresses gets no more than
+      // probe_tries checks a second sent on its behalf.
       const bool probing = probe_.active && probe_.socket == socket && same_address(probe_.to, from);
-      if (!probing) {
+      const int64_t span = timing_.probe_interval_ns * timing_.probe_tries;
+      if (probing) {
+        result = Check::Probing;
+      } else if (!probe_.active || now_ns - probe_started_ns_ >= span) {
         GST_INFO("viewer ufrag %s: %s pair %s; checking it before media moves", local_ufrag_.c_str(),
                  nominating ? "nominated" : "another", describe(from).c_str());
         start_check_locked(&probe_, socket, from, now_ns);
+        probe_started_ns_ = now_ns;
+        result = Check::Probing;
       }
-      result = Check::Probing;
     }
     nominated_ |= nominating && !taken;
     if (!dtls_started_ && socket_) {

@@ -178,6 +178,7 @@ class LiteTransport {
   std::shared_ptr<MediaRoute> media_route_;  // once asked for
   bool nominated_ = false;
   OutgoingCheck probe_;    // a nominated address media may move to once it answers
+  int64_t probe_started_ns_ = 0;
   OutgoingCheck consent_;  // the current address, asked again and again
   int64_t next_consent_ns_ = 0;
   int64_t consent_expires_ns_ = 0;
