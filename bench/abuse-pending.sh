@@ -38,6 +38,13 @@ DEADLINE=${DEADLINE:-60}
 VARIANTS=${VARIANTS:-"default arena2 trim"}
 ROUNDS=${ROUNDS:-3}
 
+# What the descriptors point to and the threads' names, to tell what a
+# round added (diff the .holds files).
+what_it_holds() {
+  find "/proc/$1/fd" -mindepth 1 -printf '%l\n' 2>/dev/null | sed 's/[0-9]\+/N/g' | sort | uniq -c | sed 's/^/fd /'
+  cat "/proc/$1"/task/*/comm 2>/dev/null | sort | uniq -c | sed 's/^/thread /'
+}
+
 # One variant: one server, ROUNDS rounds of OFFERS offers, each waited out.
 # Prints a row per round: "variant round base_fds base_threads base_rss
 # peak_fds peak_threads peak_rss after_fds after_threads after_rss answered
@@ -50,6 +57,7 @@ run_variant() {
   sleep 5  # the pipeline settles: its threads started, its pools filled
   local bf bt br
   read -r bf bt br < <(resources_of "$pid")
+  what_it_holds "$pid" >"$OUT/$variant-0.holds"
   local round
   for round in $(seq "$ROUNDS"); do
     local samples="$OUT/$variant-$round.samples" codes="$OUT/$variant-$round.codes"
@@ -68,6 +76,7 @@ run_variant() {
     kill "$SAMPLER_PID" 2>/dev/null || true
     local af at ar pf pt pr
     read -r af at ar < <(resources_of "$pid")
+    what_it_holds "$pid" >"$OUT/$variant-$round.holds"
     # The peak over the round, from the samples (columns 3-5).
     read -r pf pt pr < <(awk '{ if ($3 > f) f = $3; if ($4 > t) t = $4; if ($5 > r) r = $5 } END { print f + 0, t + 0, r + 0 }' "$samples")
     local trimmed=-

@@ -36,8 +36,10 @@ URL="http://127.0.0.1:$PORT/whep"
 
 # The generator's last progress line: "[ t s] joined a/b connected c ...
 # received R  lost L [left N]"; prints the value after the word $1.
+# (One pass over the whole log: awk leaving early would make a writer
+# before it in a pipe fail with SIGPIPE, and pipefail end the script.)
 progress_value() {
-  tac "$2" 2>/dev/null | awk -v k="$1" '/^\[/ { for (i = 1; i < NF; i++) if ($i == k) { print $(i + 1); exit } }'
+  awk -v k="$1" '/^\[/ { for (i = 1; i < NF; i++) if ($i == k) v = $(i + 1) } END { print v }' "$2" 2>/dev/null
 }
 
 cycles_mode() {
