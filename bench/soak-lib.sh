@@ -76,6 +76,11 @@ cpu_ticks_of() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # "fds threads rss_kb" in one line.
 resources_of() { echo "$(fds_of "$1") $(threads_of "$1") $(rss_kb_of "$1")"; }
 
+# UDP datagrams the kernel dropped for a full receive buffer, all sockets
+# of this namespace (the node's and the generator's), and those of the
+# sockets bound to port $1 alone.
+udp_rcvbuf_errors() { awk '/^Udp:/ { if (seen) { for (i = 1; i <= NF; i++) if (h[i] == "RcvbufErrors") print $i; exit } seen = 1; for (i = 1; i <= NF; i++) h[i] = $i }' /proc/net/snmp; }
+
 # Viewers the node counts (connected or connecting), from GET /whep/status.
 viewers_now() { curl -s -m 2 "http://127.0.0.1:$PORT/whep/status" | jq -r '.viewers // -1' 2>/dev/null || echo -1; }
 

@@ -135,19 +135,22 @@ steady_mode() {
   prev_ticks=$(cpu_ticks_of "$pid")
   prev_rx=$(progress_value received "$OUT/load.log")
   prev_lost=$(progress_value lost "$OUT/load.log")
+  local prev_drops
+  prev_drops=$(udp_rcvbuf_errors)
   while kill -0 "$load_pid" 2>/dev/null; do
     sleep "$every"
     kill -0 "$load_pid" 2>/dev/null || break
     grep -q "== gst-broadcast-load summary" "$OUT/load.log" && break
     minute=$((minute + 1))
-    local t ticks rx lost
+    local t ticks rx lost drops
     t=$(date +%s%3N)
+    drops=$(udp_rcvbuf_errors)
     ticks=$(cpu_ticks_of "$pid")
     rx=$(progress_value received "$OUT/load.log")
     lost=$(progress_value lost "$OUT/load.log")
-    echo "$minute $(awk -v a="$prev_ticks" -v b="$ticks" -v s="$prev_t" -v e="$t" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / ((e - s) / 1000) }') $(resources_of "$pid") $((rx - prev_rx)) $((lost - prev_lost)) $(progress_value connected "$OUT/load.log")" |
+    echo "$minute $(awk -v a="$prev_ticks" -v b="$ticks" -v s="$prev_t" -v e="$t" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / ((e - s) / 1000) }') $(resources_of "$pid") $((rx - prev_rx)) $((lost - prev_lost)) $(progress_value connected "$OUT/load.log") $((drops - prev_drops))" |
       tee -a "$OUT/minutes.txt" >&2
-    prev_t=$t prev_ticks=$ticks prev_rx=$rx prev_lost=$lost
+    prev_t=$t prev_ticks=$ticks prev_rx=$rx prev_lost=$lost prev_drops=$drops
   done
   wait "$load_pid" || true
   local gone
@@ -158,9 +161,11 @@ steady_mode() {
   {
     echo "load generator: $(jq -r '"viewers connected \(.connected) of \(.requested), failed \(.failed), never got media \(.never_got_media); packets \(.packets), lost \(.lost) (\(.loss_percent) %), verify failures \(.verification.failures); generator CPU \(.cpu.window_percent_of_core) % of a core"' "$OUT/load.json")"
     echo
-    echo "| minute | server CPU % of a core | descriptors | threads | RSS MB | packets received | lost | viewers connected |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-    awk '{ printf "| %d | %s | %d | %d | %.1f | %d | %d | %s |\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8 }' "$OUT/minutes.txt"
+    # Kernel drops: a full receive buffer, on any socket here; when they
+    # match "lost", the viewers' sockets (the generator) did not keep up.
+    echo "| minute | server CPU % of a core | descriptors | threads | RSS MB | packets received | lost | viewers connected | UDP receive-buffer drops (kernel) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk '{ printf "| %d | %s | %d | %d | %.1f | %d | %d | %s | %s |\n", $1, $2, $3, $4, $5 / 1024, $6, $7, $8, $9 }' "$OUT/minutes.txt"
     echo
     echo "after all left ($gone s to no viewer): descriptors $af (baseline $bf), threads $at (baseline $bt), RSS $(awk -v r="$ar" 'BEGIN { printf "%.1f", r / 1024 }') MB (baseline $(awk -v r="$br" 'BEGIN { printf "%.1f", r / 1024 }') MB)"
     awk '{ lost += $7; n++; rl = $5 } NR == 2 { r2 = $5 }
