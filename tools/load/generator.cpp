@@ -32,6 +32,13 @@ Generator::Generator(EventLoop &loop, Signalling &signalling, std::shared_ptr<wb
     bool verify = stride && i % stride == 0 && i / stride < options.verify;
     viewers_.push_back(std::make_unique<Viewer>(int(i), verify, config));
   }
+  leaving_.assign(n, false);
+}
+
+bool Generator::chosen_to_vanish(size_t i) const {
+  // Every 1/vanish-th viewer, so any stretch of the run has its share.
+  double f = options_.vanish;
+  return f > 0 && size_t(double(i + 1) * f) > size_t(double(i) * f);
 }
 
 RunResult Generator::run(const std::atomic<bool> &stop) {
@@ -41,6 +48,8 @@ RunResult Generator::run(const std::atomic<bool> &stop) {
   for (size_t i = 0; i < viewers_.size(); ++i)
     loop_.call_at(started_at_ + int64_t(double(i) * kSecond / options_.ramp), [this, i] { join(i); });
   loop_.call_at(started_at_ + kTick, [this] { tick(); });
+  // Churn has no common hold: its window is the whole run.
+  if (options_.lifetime_seconds > 0) open_window();
   loop_.run();
   for (const auto &v : viewers_) result_.viewers.push_back(v->report());
   result_.cpu_seconds = cpu_seconds(RUSAGE_SELF);
@@ -56,6 +65,10 @@ void Generator::join(size_t i) {
 
 void Generator::tick() {
   int64_t now = loop_.now();
+  if (options_.lifetime_seconds > 0 && phase_ != Phase::Leaving) {
+    churn(now);  // reschedules us
+    return;
+  }
   if (stop_->load() && phase_ != Phase::Leaving) {
     result_.interrupted = true;
     if (phase_ == Phase::Holding) end_window();
@@ -87,13 +100,64 @@ void Generator::tick() {
   loop_.call_at(now + kTick, [this] { tick(); });
 }
 
-void Generator::begin_window() {
-  phase_ = Phase::Holding;
+// Each viewer leaves once it is settled and its lifetime has passed; the
+// run ends when the last one has left.
+void Generator::churn(int64_t now) {
+  if (stop_->load()) {
+    result_.interrupted = true;
+    end_window();
+    leave_all();  // then tick() waits for them as in a hold run
+    loop_.call_at(now + kTick, [this] { tick(); });
+    return;
+  }
+  int64_t lifetime = int64_t(options_.lifetime_seconds * kSecond);
+  while (next_to_leave_ < joined_ && leaving_[next_to_leave_]) ++next_to_leave_;
+  for (size_t i = next_to_leave_; i < joined_; ++i) {
+    Viewer &v = *viewers_[i];
+    if (leaving_[i]) continue;
+    if (v.joining() && now - v.joined_at() > kJoinTimeout)
+      v.fail("gave up joining after 30 s, waiting for " + v.waiting_for());
+    if (v.settled(now) && now - v.joined_at() >= lifetime) leave_one(i);
+  }
+  if (joined_ == viewers_.size() && left_ == viewers_.size()) {
+    end_window();
+    phase_ = Phase::Leaving;
+    loop_.stop();
+    return;
+  }
+  if (now - last_progress_ >= kSecond) print_progress(now);
+  loop_.call_at(now + kTick, [this] { tick(); });
+}
+
+void Generator::leave_one(size_t i) {
+  leaving_[i] = true;
+  Viewer *viewer = viewers_[i].get();
+  if (chosen_to_vanish(i) && viewer->state() == Viewer::State::Connected) {
+    viewer->vanish();
+    viewer->release();
+    signalling_.forget(*viewer);
+    ++left_;
+    return;
+  }
+  viewer->leave();
+  signalling_.leave(*viewer, [this, viewer] {
+    viewer->close();
+    viewer->release();
+    ++left_;
+  });
+}
+
+void Generator::open_window() {
   window_start_ = loop_.now();
   result_.window_start_unix_ms = g_get_real_time() / 1000;
   window_cpu_start_ = cpu_seconds(RUSAGE_SELF);
   window_media_cpu_start_ = cpu_seconds(RUSAGE_THREAD);  // we are the loop thread
   for (auto &v : viewers_) v->begin_window();
+}
+
+void Generator::begin_window() {
+  phase_ = Phase::Holding;
+  open_window();
   std::printf("every viewer settled after %.1f s: holding for %.0f s\n", double(window_start_ - started_at_) / kSecond,
               options_.hold_seconds);
   std::fflush(stdout);
@@ -108,10 +172,17 @@ void Generator::end_window() {
 }
 
 void Generator::leave_all() {
+  bool churning = options_.lifetime_seconds > 0;
   phase_ = Phase::Leaving;
   leave_deadline_ = loop_.now() + kLeaveTimeout;
-  for (auto &v : viewers_) {
-    Viewer *viewer = v.get();
+  for (size_t i = 0; i < viewers_.size(); ++i) {
+    if (leaving_[i]) continue;  // churn: already left, or leaving
+    if (churning) {
+      leave_one(i);
+      continue;
+    }
+    leaving_[i] = true;
+    Viewer *viewer = viewers_[i].get();
     viewer->leave();
     signalling_.leave(*viewer, [this, viewer] {
       viewer->close();
@@ -132,9 +203,13 @@ void Generator::print_progress(int64_t now) {
     lost += v.lost();
   }
   double seconds = double(now - last_progress_) / kSecond;
-  std::printf("[%6.1f s] joined %zu/%zu  connected %zu  failed %zu  with media %zu  %.0f packets/s  lost %llu\n",
+  // Totals so far (received, lost) let a long run's log be cut into minutes.
+  std::printf("[%6.1f s] joined %zu/%zu  connected %zu  failed %zu  with media %zu  %.0f packets/s  received %llu  lost %llu",
               double(now - started_at_) / kSecond, joined_, viewers_.size(), connected, failed, media,
-              double(packets - progress_packets_) / seconds, static_cast<unsigned long long>(lost));
+              double(packets - progress_packets_) / seconds, static_cast<unsigned long long>(packets),
+              static_cast<unsigned long long>(lost));
+  if (options_.lifetime_seconds > 0) std::printf("  left %zu", left_);
+  std::printf("\n");
   std::fflush(stdout);
   progress_packets_ = packets;
   last_progress_ = now;

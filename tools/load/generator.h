@@ -23,6 +23,12 @@ struct GeneratorOptions {
   std::string local_address = "127.0.0.1";
   int video_pt = 102;  // what Chrome offers for H.264 mode 1 42e01f
   int audio_pt = 111;
+  // Churn: each viewer leaves this long after it joined (once settled)
+  // instead of at the end of the hold window; 0: everyone holds together.
+  double lifetime_seconds = 0;
+  // The share of leaving viewers that vanish (no DELETE, no close_notify),
+  // spread evenly over the run.
+  double vanish = 0;
 };
 
 struct RunResult {
@@ -48,8 +54,12 @@ class Generator {
   void join(size_t i);
   void tick();
   void begin_window();
+  void open_window();
   void end_window();
   void leave_all();
+  void leave_one(size_t i);
+  void churn(int64_t now);
+  bool chosen_to_vanish(size_t i) const;
   void print_progress(int64_t now);
 
   EventLoop &loop_;
@@ -60,6 +70,8 @@ class Generator {
   Phase phase_ = Phase::Ramp;
   size_t joined_ = 0;
   size_t left_ = 0;
+  std::vector<bool> leaving_;  // leave_one() was called for this viewer
+  size_t next_to_leave_ = 0;   // churn: every viewer before it has been made to leave
   int64_t started_at_ = 0;
   int64_t window_start_ = 0;
   int64_t leave_deadline_ = 0;

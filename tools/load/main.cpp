@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
   gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr;
   gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111;
   gint64 mount = 1;
-  gdouble ramp = 50, hold = 20;
+  gdouble ramp = 50, hold = 20, lifetime = 0, vanish = 0;
   GOptionEntry entries[] = {
       {"url", 'u', 0, G_OPTION_ARG_STRING, &url, "WHEP endpoint, e.g. http://127.0.0.1:8080/whep", "URL"},
       {"viewers", 'n', 0, G_OPTION_ARG_INT, &viewers, "Number of viewers (default: 10)", "N"},
@@ -59,6 +59,15 @@ int main(int argc, char **argv) {
        "Seconds to keep watching once every viewer has joined (connected with media, or failed); rates and CPU "
        "are measured over this window (default: 20)",
        "SECONDS"},
+      {"lifetime", 0, 0, G_OPTION_ARG_DOUBLE, &lifetime,
+       "Churn: each viewer leaves this many seconds after it joined (once connected with media, or failed), "
+       "and the run ends when the last has left; about ramp x lifetime viewers watch at once. --hold is "
+       "ignored, rates and CPU are over the whole run (default: 0, every viewer holds to the end)",
+       "SECONDS"},
+      {"vanish", 0, 0, G_OPTION_ARG_DOUBLE, &vanish,
+       "This share (0-1) of the connected viewers leave as a killed tab does: no DELETE, no DTLS close_notify, "
+       "the socket just closes; the server must time them out (default: 0)",
+       "SHARE"},
       {"json", 'j', 0, G_OPTION_ARG_FILENAME, &json, "Also write the summary and every viewer's numbers as JSON",
        "FILE"},
       {"verify", 0, 0, G_OPTION_ARG_INT, &verify,
@@ -101,8 +110,10 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "--video-pt and --audio-pt must be two different dynamic payload types (96-127)\n");
     return 2;
   }
-  if (viewers < 1 || ramp <= 0 || hold < 0 || verify < 0) {
-    std::fprintf(stderr, "--viewers must be at least 1, --ramp positive, --hold and --verify not negative\n");
+  if (viewers < 1 || ramp <= 0 || hold < 0 || verify < 0 || lifetime < 0 || vanish < 0 || vanish > 1) {
+    std::fprintf(stderr,
+                 "--viewers must be at least 1, --ramp positive, --hold, --verify and --lifetime not negative, "
+                 "--vanish between 0 and 1\n");
     return 2;
   }
 
@@ -111,10 +122,16 @@ int main(int argc, char **argv) {
   options.ramp = ramp;
   options.hold_seconds = hold;
   options.verify = unsigned(verify);
+  options.lifetime_seconds = lifetime;
+  options.vanish = vanish;
   if (local) options.local_address = local;
   options.video_pt = video_pt;
   options.audio_pt = audio_pt;
-  raise_fd_limit(options.viewers);
+  // Churn closes each viewer's socket as it leaves: only those alive at
+  // once need descriptors, at most ramp x (lifetime + the 30 s join limit).
+  unsigned sockets = options.viewers;
+  if (lifetime > 0) sockets = std::min(sockets, unsigned(ramp * (lifetime + 30)) + 1);
+  raise_fd_limit(sockets);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, [](int) { g_stop = true; });
   signal(SIGTERM, [](int) { g_stop = true; });
@@ -136,8 +153,13 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "%s\n", problem.c_str());
     return 2;
   }
-  std::printf("%u viewers of %s, %.0f joins/s, hold %.0f s, verifying %u\n", options.viewers, url ? url : janus,
-              options.ramp, options.hold_seconds, std::min(options.verify, options.viewers));
+  if (lifetime > 0)
+    std::printf("%u viewers of %s, %.0f joins/s, each leaving %.0f s after it joined (%.0f %% vanishing), verifying %u\n",
+                options.viewers, url ? url : janus, options.ramp, lifetime, 100 * vanish,
+                std::min(options.verify, options.viewers));
+  else
+    std::printf("%u viewers of %s, %.0f joins/s, hold %.0f s, verifying %u\n", options.viewers, url ? url : janus,
+                options.ramp, options.hold_seconds, std::min(options.verify, options.viewers));
   load::Generator generator(loop, *signalling, identity, options);
   load::RunResult result = generator.run(g_stop);
   pool.stop();  // if leaving timed out: requests in flight end here, queued ones are dropped

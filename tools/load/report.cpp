@@ -39,7 +39,7 @@ Distribution distribution(const std::vector<ViewerReport> &viewers, const std::f
 }
 
 struct Totals {
-  size_t requested = 0, connected = 0, failed = 0, no_media = 0, keyframes = 0;
+  size_t requested = 0, connected = 0, failed = 0, no_media = 0, keyframes = 0, vanished = 0;
   uint64_t packets = 0, bytes = 0, video_packets = 0, audio_packets = 0, duplicates = 0;
   int64_t lost = 0;
   size_t sampled = 0;
@@ -57,6 +57,7 @@ Totals totals(const RunResult &run) {
     t.failed += !r.connected;
     t.no_media += r.connected && r.first_packet_ms < 0;
     t.keyframes += r.first_keyframe_ms >= 0;
+    t.vanished += r.vanished;
     t.video_packets += r.video.packets;
     t.audio_packets += r.audio.packets;
     t.packets += r.video.packets + r.audio.packets;
@@ -145,6 +146,8 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   add_int(b, "duplicates", int64_t(r.duplicates));
   add_int(b, "consent_sent", r.consent_sent);
   add_int(b, "consent_answered", r.consent_answered);
+  json_builder_set_member_name(b, "vanished");
+  json_builder_add_boolean_value(b, r.vanished);
   json_builder_end_object(b);
 }
 
@@ -162,8 +165,8 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
                 d.count);
   };
   std::printf("\n== gst-broadcast-load summary%s ==\n", run.interrupted ? " (interrupted)" : "");
-  std::printf("viewers: requested %zu, connected %zu, failed %zu, never got media %zu\n", t.requested, t.connected,
-              t.failed, t.no_media);
+  std::printf("viewers: requested %zu, connected %zu, failed %zu, never got media %zu, vanished %zu\n", t.requested,
+              t.connected, t.failed, t.no_media, t.vanished);
   for (const auto &f : t.failures) std::printf("  %zu x %s\n", f.second, f.first.c_str());
   line("answer (POST->SDP)", t.answer);
   line("connect (POST->DTLS)", t.connect);
@@ -199,6 +202,8 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_double(b, "ramp", options.ramp);
   add_double(b, "hold", options.hold_seconds);
   add_int(b, "verify", options.verify);
+  add_double(b, "lifetime", options.lifetime_seconds);
+  add_double(b, "vanish", options.vanish);
   json_builder_end_object(b);
   json_builder_set_member_name(b, "interrupted");
   json_builder_add_boolean_value(b, run.interrupted);
@@ -207,6 +212,7 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_int(b, "failed", int64_t(t.failed));
   add_int(b, "never_got_media", int64_t(t.no_media));
   add_int(b, "keyframes_seen", int64_t(t.keyframes));
+  add_int(b, "vanished", int64_t(t.vanished));
   add_distribution(b, "answer_ms", t.answer);
   add_distribution(b, "connect_ms", t.connect);
   add_distribution(b, "first_packet_ms", t.first_packet);

@@ -63,6 +63,8 @@ class Signalling {
   // Loop thread. Ends the viewer's session at the server, then runs `done`
   // on the loop thread.
   virtual void leave(Viewer &viewer, std::function<void()> done) = 0;
+  // Loop thread. The viewer vanished: never end its session, forget it.
+  virtual void forget(Viewer &) {}
   // After every leave is done, blocking.
   virtual void finish() = 0;
 };

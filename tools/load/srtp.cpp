@@ -17,8 +17,11 @@ bool library_ready() {
 
 }  // namespace
 
-SrtpSession::~SrtpSession() {
+SrtpSession::~SrtpSession() { destroy(); }
+
+void SrtpSession::destroy() {
   if (session_) srtp_dealloc(session_);
+  session_ = nullptr;
 }
 
 bool SrtpSession::create(Direction direction, const uint8_t *key_salt, std::string *error) {

@@ -155,6 +155,20 @@ void Viewer::close() {
   if (state_ != State::Failed && state_ != State::Closed) shut_down(State::Closed);
 }
 
+void Viewer::vanish() {
+  if (state_ == State::Failed || state_ == State::Closed) return;
+  vanished_ = true;
+  dtls_.reset();  // before shut_down(), which would send close_notify
+  shut_down(State::Closed);
+}
+
+void Viewer::release() {
+  if (state_ != State::Failed && state_ != State::Closed) return;
+  dtls_.reset();
+  srtp_in_.destroy();
+  srtp_out_.destroy();
+}
+
 void Viewer::shut_down(State final_state) {
   state_ = final_state;
   ++timer_generation_;        // cancels our pending timer
@@ -322,6 +336,7 @@ ViewerReport Viewer::report() const {
   r.verify_failures = verify_failures_;
   r.rtcp_received = rtcp_received_;
   r.duplicates = duplicates_;
+  r.vanished = vanished_;
   if (ice_) {
     r.consent_sent = ice_->consent_sent();
     r.consent_answered = ice_->consent_answered();

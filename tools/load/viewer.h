@@ -50,6 +50,7 @@ struct ViewerReport {
   uint64_t duplicates = 0;  // dropped, as SRTP replay protection would
   unsigned consent_sent = 0;
   unsigned consent_answered = 0;
+  bool vanished = false;  // left without DELETE or close_notify (--vanish)
 };
 
 class Viewer : public EventLoop::Receiver {
@@ -84,6 +85,13 @@ class Viewer : public EventLoop::Receiver {
   // Stats stay.
   void leave();
   void close();
+  // Leaving as a killed tab or a lost network does: the socket closes, and
+  // the server hears nothing (no close_notify; the caller sends no DELETE).
+  void vanish();
+  bool vanished() const { return vanished_; }
+  // After close() or vanish(): frees the DTLS and SRTP state, keeping the
+  // report, so that a run of thousands of viewers holds only the live ones'.
+  void release();
 
   // Done joining: failed, or connected and receiving every negotiated
   // medium (or waited 5 s for that).
@@ -135,6 +143,7 @@ class Viewer : public EventLoop::Receiver {
   uint32_t local_ssrc_;
   std::string cname_;
   bool pli_pending_ = false;  // sent as soon as the video SSRC is known
+  bool vanished_ = false;
 
   StreamStats video_{90000};
   StreamStats audio_{48000};

@@ -49,4 +49,6 @@ void WhepClient::leave(Viewer &viewer, std::function<void()> done) {
   });
 }
 
+void WhepClient::forget(Viewer &viewer) { sessions_.erase(viewer.index()); }
+
 }  // namespace load

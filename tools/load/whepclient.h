@@ -16,6 +16,7 @@ class WhepClient : public Signalling {
   bool start(std::string *) override { return true; }  // nothing to set up
   void join(Viewer &viewer) override;
   void leave(Viewer &viewer, std::function<void()> done) override;
+  void forget(Viewer &viewer) override;
   void finish() override {}
 
  private:
