@@ -35,6 +35,7 @@
 #include "relay/puller.h"
 #include "relay/relayoutput.h"
 #include "relay/splice.h"
+#include "signalling/tls.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_relay_src_debug);
 #define GST_CAT_DEFAULT gst_relay_src_debug
@@ -57,6 +58,9 @@ enum {
   PROP_UPSTREAM_STATE,
   PROP_UPSTREAM_URL,
   PROP_RECONNECTS,
+  PROP_TLS_CERTIFICATE,
+  PROP_TLS_KEY,
+  PROP_TLS_CA,
   N_PROPERTIES
 };
 
@@ -109,6 +113,8 @@ struct Settings {
   guint whip_port = 0;
   std::string whip_address = "0.0.0.0";
   std::string token;
+  TlsFiles tls;        // ingest: HTTPS
+  std::string tls_ca;  // pull: the authorities to trust
   std::string advertise_url;
   std::string node_id;
   TransportConfig transport;
@@ -275,9 +281,17 @@ bool start(GstRelaySrc *self) {
     return false;
   }
   if (!s.location.empty()) {
+    std::string error;
+    GTlsDatabase *ca = s.tls_ca.empty() ? nullptr : load_tls_ca(s.tls_ca, &error);
+    if (!s.tls_ca.empty() && !ca) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not read tls-ca"), ("%s", error.c_str()));
+      return false;
+    }
+    if (ca) g_object_unref(ca);
     PullConfig config;
     config.url = s.location;
     config.token = s.token;
+    config.tls_ca = s.tls_ca;
     config.node_id = s.node_id;
     config.advertise_url = s.advertise_url;
     config.transport = s.transport;
@@ -290,6 +304,7 @@ bool start(GstRelaySrc *self) {
   config.address = s.whip_address;
   config.port = s.whip_port;
   config.token = s.token;
+  config.tls = s.tls;
   config.node_id = s.node_id;
   config.transport = s.transport;
   config.latency_ms = s.latency_ms;
@@ -323,6 +338,9 @@ static void gst_relay_src_set_property(GObject *object, guint prop_id, const GVa
     case PROP_WHIP_PORT: s.whip_port = g_value_get_uint(value); break;
     case PROP_WHIP_ADDRESS: s.whip_address = str ? str : "0.0.0.0"; break;
     case PROP_TOKEN: s.token = str ? str : ""; break;
+    case PROP_TLS_CERTIFICATE: s.tls.certificate = str ? str : ""; break;
+    case PROP_TLS_KEY: s.tls.key = str ? str : ""; break;
+    case PROP_TLS_CA: s.tls_ca = str ? str : ""; break;
     case PROP_ADVERTISE_URL: s.advertise_url = str ? str : ""; break;
     case PROP_NODE_ID: if (str && *str) s.node_id = str; break;
     case PROP_STUN_SERVER: s.transport.stun_server = str ? str : ""; break;
@@ -349,6 +367,9 @@ static void gst_relay_src_get_property(GObject *object, guint prop_id, GValue *v
     case PROP_WHIP_PORT: g_value_set_uint(value, s.whip_port); break;
     case PROP_WHIP_ADDRESS: g_value_set_string(value, s.whip_address.c_str()); break;
     case PROP_TOKEN: g_value_set_string(value, s.token.c_str()); break;
+    case PROP_TLS_CERTIFICATE: g_value_set_string(value, s.tls.certificate.c_str()); break;
+    case PROP_TLS_KEY: g_value_set_string(value, s.tls.key.c_str()); break;
+    case PROP_TLS_CA: g_value_set_string(value, s.tls_ca.c_str()); break;
     case PROP_ADVERTISE_URL: g_value_set_string(value, s.advertise_url.c_str()); break;
     case PROP_NODE_ID: g_value_set_string(value, s.node_id.c_str()); break;
     case PROP_STUN_SERVER: g_value_set_string(value, s.transport.stun_server.c_str()); break;
@@ -438,7 +459,8 @@ static void gst_relay_src_class_init(GstRelaySrcClass *klass) {
   auto ro = GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   properties[PROP_LOCATION] = g_param_spec_string(
       "location", "Upstream WHEP URL",
-      "Pull mode: WHEP endpoint of the upstream node (ours or any WHEP server); 307 redirects are followed",
+      "Pull mode: WHEP endpoint of the upstream node (ours or any WHEP server), http:// or https:// (its "
+      "certificate is verified, see tls-ca); 307 redirects are followed",
       nullptr, flags);
   properties[PROP_WHIP_PORT] = g_param_spec_uint(
       "whip-port", "WHIP port", "Ingest mode: TCP port of the WHIP endpoint (POST /whip) for one publisher (0 = off)",
@@ -448,6 +470,20 @@ static void gst_relay_src_class_init(GstRelaySrcClass *klass) {
   properties[PROP_TOKEN] = g_param_spec_string(
       "token", "Bearer token",
       "Pull mode: sent upstream as Authorization: Bearer. Ingest mode: publishers must send it (else 401)",
+      nullptr, flags);
+  properties[PROP_TLS_CERTIFICATE] = g_param_spec_string(
+      "tls-certificate", "TLS certificate",
+      "Ingest mode: PEM file of the WHIP endpoint's certificate (leaf first, then the intermediates); with "
+      "tls-key the endpoint speaks HTTPS only. Read when the element starts; a file it cannot use fails the "
+      "state change",
+      nullptr, flags);
+  properties[PROP_TLS_KEY] = g_param_spec_string(
+      "tls-key", "TLS key", "Ingest mode: PEM file of tls-certificate's private key (unencrypted)", nullptr, flags);
+  properties[PROP_TLS_CA] = g_param_spec_string(
+      "tls-ca", "TLS CA",
+      "Pull mode: PEM file of the certificate authorities an https:// upstream's certificate must chain to, "
+      "instead of the system's (for a private CA). An upstream whose certificate does not verify is refused, "
+      "and retried with backoff",
       nullptr, flags);
   properties[PROP_ADVERTISE_URL] = g_param_spec_string(
       "advertise-url", "Advertised WHEP URL",

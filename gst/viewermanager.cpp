@@ -26,6 +26,7 @@
 #include "fanout/fanout.h"
 #include "push/pusher.h"
 #include "signalling/server.h"
+#include "signalling/tls.h"
 #include "viewer/audience.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_viewer_manager_debug);
@@ -49,6 +50,8 @@ struct Settings {
   std::string push_url;
   std::string push_token;
   std::string viewer_token;
+  TlsFiles tls;        // the WHEP server's
+  std::string tls_ca;  // for push-url
   HttpLimits http;
 };
 
@@ -210,6 +213,20 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "WWW-Authenticate; the viewer page takes it from its URL fragment, #token=... (default: anyone may watch). "
       "For tokens of your own (JWT, sessions) connect to the authorize signal instead",
       nullptr, flags);
+  specs[PROP_TLS_CERTIFICATE] = g_param_spec_string(
+      "tls-certificate", "TLS certificate",
+      "PEM file of the server's certificate (leaf first, then the intermediates): with tls-key, the viewer "
+      "page and WHEP are served over HTTPS only. Read when the element starts; a file it cannot use fails "
+      "the state change",
+      nullptr, flags);
+  specs[PROP_TLS_KEY] = g_param_spec_string(
+      "tls-key", "TLS key", "PEM file of tls-certificate's private key (unencrypted)", nullptr, flags);
+  specs[PROP_TLS_CA] = g_param_spec_string(
+      "tls-ca", "TLS CA",
+      "PEM file of the certificate authorities an https:// push-url's certificate must chain to, instead of "
+      "the system's (for a private CA). A certificate that does not verify fails the push attempt, retried "
+      "with backoff",
+      nullptr, flags);
   return specs;
 }
 
@@ -359,10 +376,20 @@ bool start(GstViewerManager *self) {
     std::lock_guard<std::mutex> lock(priv->lock);
     settings = priv->settings;
   }
+  if (!settings.tls_ca.empty()) {
+    std::string error;
+    GTlsDatabase *ca = load_tls_ca(settings.tls_ca, &error);
+    if (!ca) {
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not read tls-ca"), ("%s", error.c_str()));
+      return false;
+    }
+    g_object_unref(ca);
+  }
   if (!settings.push_url.empty()) {
     PushConfig push;
     push.url = settings.push_url;
     push.token = settings.push_token;
+    push.tls_ca = settings.tls_ca;
     push.transport = priv->audience->config().transport;
     auto inputs = [self] {
       Audience::Inputs in = current_inputs(self);
@@ -388,7 +415,7 @@ bool start(GstViewerManager *self) {
     endpoint.token = settings.viewer_token;
     if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
     for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
-    priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint, settings.http);
+    priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint, settings.http, settings.tls);
     ok = priv->server->start(priv->loop.context(), settings.address, settings.port, &error);
     if (!ok) priv->server.reset();
   });
@@ -485,6 +512,15 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_VIEWER_TOKEN: {
       std::lock_guard<std::mutex> lock(priv->lock);
       priv->settings.viewer_token = str ? str : "";
+      return;
+    }
+    case PROP_TLS_CERTIFICATE:
+    case PROP_TLS_KEY:
+    case PROP_TLS_CA: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      (prop_id == PROP_TLS_CERTIFICATE ? priv->settings.tls.certificate
+       : prop_id == PROP_TLS_KEY       ? priv->settings.tls.key
+                                       : priv->settings.tls_ca) = str ? str : "";
       return;
     }
     case PROP_KEYFRAME_MIN_INTERVAL: {
@@ -612,6 +648,15 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_VIEWER_TOKEN:
       g_value_set_string(value, priv->settings.viewer_token.empty() ? nullptr : priv->settings.viewer_token.c_str());
+      break;
+    case PROP_TLS_CERTIFICATE:
+      g_value_set_string(value, priv->settings.tls.certificate.empty() ? nullptr : priv->settings.tls.certificate.c_str());
+      break;
+    case PROP_TLS_KEY:
+      g_value_set_string(value, priv->settings.tls.key.empty() ? nullptr : priv->settings.tls.key.c_str());
+      break;
+    case PROP_TLS_CA:
+      g_value_set_string(value, priv->settings.tls_ca.empty() ? nullptr : priv->settings.tls_ca.c_str());
       break;
     case PROP_PUSH_STATE:
       g_value_set_string(value, Pusher::state_name(priv->push_state));

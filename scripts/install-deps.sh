@@ -14,6 +14,9 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
   libnice-dev libsoup-3.0-dev libjson-glib-dev libglib2.0-dev-bin
   libssl-dev libsrtp2-dev
+  # TLS (tls-certificate, https:// upstreams) is GLib's, from this GIO module;
+  # the TLS tests make their CA with openssl and Chromium's trust with certutil.
+  glib-networking openssl libnss3-tools
   libgtest-dev
   clang libclang-rt-14-dev
   iproute2 util-linux curl

@@ -87,6 +87,9 @@ struct Options {
   gchar *push = nullptr;
   gchar *push_token = nullptr;
   gchar *viewer_token = nullptr;
+  gchar *tls_cert = nullptr;
+  gchar *tls_key = nullptr;
+  gchar *tls_ca = nullptr;
 
   ~Options() {
     g_free(device);
@@ -105,8 +108,13 @@ struct Options {
     g_free(push);
     g_free(push_token);
     g_free(viewer_token);
+    g_free(tls_cert);
+    g_free(tls_key);
+    g_free(tls_ca);
   }
 
+  // One certificate serves the viewers' HTTP server and the WHIP endpoint.
+  const char *scheme() const { return tls_cert ? "https" : "http"; }
   int gop() const { return keyframe_interval > 0 ? keyframe_interval : 2 * fps; }
   const char *listen_address() const { return (address && *address) ? address : "0.0.0.0"; }
   // One --address is enough to keep a whole ingest node on one interface.
@@ -957,15 +965,15 @@ std::string build_description(App *app) {
   return d;
 }
 
-std::string http_base(const char *address, int port) {
-  return "http://" + url_host(address) + ":" + std::to_string(port);
+std::string http_base(const Options &opt, const char *address, int port) {
+  return std::string(opt.scheme()) + "://" + url_host(address) + ":" + std::to_string(port);
 }
 
 // What a relay tells its upstream, which may send viewers there when full.
 std::string advertise_url(const Options &opt) {
   if (opt.advertise_url) return opt.advertise_url;
   if (opt.port == 0) return "";
-  return http_base(opt.listen_address(), opt.port) + "/whep";
+  return http_base(opt, opt.listen_address(), opt.port) + "/whep";
 }
 
 void configure_relay(App *app) {
@@ -974,9 +982,12 @@ void configure_relay(App *app) {
   if (opt.mode == Mode::Relay) {
     set_string(relay, "location", opt.from);
     set_string(relay, "advertise-url", advertise_url(opt).c_str());
+    set_string(relay, "tls-ca", opt.tls_ca);
   } else {
     set_uint(relay, "whip-port", static_cast<guint>(opt.whip_port));
     set_string(relay, "whip-address", opt.whip_listen_address());
+    set_string(relay, "tls-certificate", opt.tls_cert);
+    set_string(relay, "tls-key", opt.tls_key);
   }
   set_string(relay, "token", opt.token);
   set_string(relay, "node-id", opt.node_id);
@@ -993,14 +1004,14 @@ void announce(App *app) {
   const Options &opt = *app->opt;
   if (opt.mode == Mode::Relay) g_print("Relaying %s\n", opt.from);
   if (opt.mode == Mode::Ingest) {
-    g_print("WHIP ingest at %s/whip%s\n", http_base(opt.whip_listen_address(), opt.whip_port).c_str(),
+    g_print("WHIP ingest at %s/whip%s\n", http_base(opt, opt.whip_listen_address(), opt.whip_port).c_str(),
             opt.token && *opt.token ? "  (publishers must send the token)" : "");
   }
   const char *verb = opt.mode == Mode::Broadcast ? "Broadcasting" : "Serving viewers";
   if (opt.port == 0) {
     g_print("%s (HTTP server disabled: --port 0)\n", verb);
   } else {
-    std::string base = http_base(opt.listen_address(), opt.port);
+    std::string base = http_base(opt, opt.listen_address(), opt.port);
     // The token rides in the fragment, which the page reads and no browser sends to a server.
     const std::string page = base + "/" + (opt.viewer_token ? std::string("#token=") + opt.viewer_token : "");
     g_print("%s at %s  (WHEP endpoint: %s/whep)\n", verb, page.c_str(), base.c_str());
@@ -1054,6 +1065,9 @@ bool start_pipeline(App *app) {
   set_string(app->sink, "push-url", opt.push);
   set_string(app->sink, "push-token", opt.push_token);
   set_string(app->sink, "viewer-token", opt.viewer_token);
+  set_string(app->sink, "tls-certificate", opt.tls_cert);
+  set_string(app->sink, "tls-key", opt.tls_key);
+  set_string(app->sink, "tls-ca", opt.tls_ca);
   if (opt.push) watch_state(app, app->sink, "push-state", &app->push_watch);
 
   if (opt.mode != Mode::Broadcast) {
@@ -1211,6 +1225,8 @@ bool validate(const Options &opt) {
   }
   if (opt.push && !is_http_url(opt.push)) fail("--push must be an http:// or https:// URL");
   if (opt.push_token && !opt.push) fail("--push-token needs --push");
+  if (!opt.tls_cert != !opt.tls_key) fail("--tls-cert and --tls-key go together");
+  if (opt.tls_ca && opt.mode != Mode::Relay && !opt.push) fail("--tls-ca is for --from (relay) and --push URLs");
   return ok;
 }
 
@@ -1345,10 +1361,20 @@ int main(int argc, char **argv) {
        "URL"},
       {"viewer-token", 0, 0, G_OPTION_ARG_STRING, &opt.viewer_token,
        "Only viewers sending Authorization: Bearer TOKEN may watch (401 otherwise); share the page as "
-       "http://HOST:PORT/#token=TOKEN (default: anyone may watch)",
+       "http(s)://HOST:PORT/#token=TOKEN (default: anyone may watch)",
        "TOKEN"},
       {"push-token", 0, 0, G_OPTION_ARG_STRING, &opt.push_token,
        "Sent with --push as Authorization: Bearer (default: none)", "TOKEN"},
+      {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_cert,
+       "PEM file of this node's certificate (leaf first, then intermediates, e.g. certbot's fullchain.pem): "
+       "the viewer page, WHEP and the ingest's WHIP endpoint are served over HTTPS only (default: plain HTTP)",
+       "FILE"},
+      {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_key,
+       "PEM file of --tls-cert's private key (e.g. certbot's privkey.pem)", "FILE"},
+      {"tls-ca", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_ca,
+       "PEM file of the certificate authorities that https:// --from and --push URLs must chain to, "
+       "instead of the system's (default: the system's)",
+       "FILE"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
 
   GOptionContext *ctx = g_option_context_new("[relay|ingest] - broadcast live video to browsers over WebRTC");
@@ -1385,6 +1411,8 @@ int main(int argc, char **argv) {
       "      --advertise-url http://relay1.example.org:8081/whep\n"
       "  gst-broadcast ingest --whip-port 8090 --token s3cret --port 8080\n"
       "  gst-broadcast --port 0 --push http://ingest.example.org:8090/whip --push-token s3cret\n"
+      "  gst-broadcast --port 443 --tls-cert /etc/letsencrypt/live/tv.example.org/fullchain.pem \\\n"
+      "      --tls-key /etc/letsencrypt/live/tv.example.org/privkey.pem\n"
       "\n"
       "Status line: \"upstream\" (relay) or \"publisher\" (ingest) is idle, connecting, live or\n"
       "lost, with the number of reconnects once there are any; \"relays\" counts the relays pulling\n"

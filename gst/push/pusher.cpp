@@ -108,7 +108,7 @@ bool Pusher::sleep(std::chrono::milliseconds delay) {
 }
 
 void Pusher::run() {
-  HttpClient http;
+  HttpClient http(HttpClient::kDefaultTimeoutS, config_.tls_ca);
   Backoff backoff;
   std::map<std::string, std::string> headers;
   if (!config_.token.empty()) headers["Authorization"] = "Bearer " + config_.token;
@@ -152,7 +152,7 @@ void Pusher::run() {
         while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
         retry_after_s = r.retry_after_s();
       } else {
-        error = "WHIP server unreachable: " + r.error;
+        error = r.certificate_refused ? r.error : "WHIP server unreachable: " + r.error;
       }
     }
 

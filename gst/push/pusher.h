@@ -20,6 +20,7 @@ namespace wb {
 struct PushConfig {
   std::string url;
   std::string token;
+  std::string tls_ca;  // PEM file of the authorities to trust for https:// (empty: the system's)
   TransportConfig transport;
 };
 

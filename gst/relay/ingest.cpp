@@ -61,7 +61,7 @@ bool Ingest::start(std::string *error) {
   for (const auto &t : config_.transport.turn_servers) endpoint.ice_servers.push_back(t);
   bool ok = false;
   loop_.invoke_sync([&] {
-    server_ = std::make_unique<SignallingServer>(*this, endpoint);
+    server_ = std::make_unique<SignallingServer>(*this, endpoint, HttpLimits{}, config_.tls);
     ok = server_->start(loop_.context(), config_.address, config_.port, error);
     if (!ok) server_.reset();
   });

@@ -23,6 +23,7 @@ struct IngestConfig {
   std::string address = "0.0.0.0";
   unsigned port = 0;
   std::string token;
+  TlsFiles tls;  // HTTPS when set
   std::string node_id;
   TransportConfig transport;
   unsigned latency_ms = 50;

@@ -67,7 +67,7 @@ bool Puller::wait_backoff(HttpClient &http, std::chrono::milliseconds delay,
 }
 
 void Puller::run() {
-  HttpClient http;
+  HttpClient http(HttpClient::kDefaultTimeoutS, config_.tls_ca);
   Backoff backoff;
   std::map<std::string, std::string> headers;
   if (!config_.token.empty()) headers["Authorization"] = "Bearer " + config_.token;
@@ -123,6 +123,10 @@ void Puller::run() {
         error = "upstream answered " + std::to_string(response.status) + ": " + response.body;
         while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
         retry_after_s = response.retry_after_s();
+      } else if (response.certificate_refused) {
+        // It answered, with a certificate we refuse: it will answer an
+        // OPTIONS the same way, so this is waited out like any refusal.
+        error = response.error;
       } else {
         error = "upstream unreachable: " + response.error;
         unreachable = true;

@@ -25,6 +25,7 @@ struct PullConfig {
   std::string token;          // Bearer token for it, if any
   std::string node_id;        // ours, sent as Broadcast-Node
   std::string advertise_url;  // our own WHEP URL, sent as Broadcast-Relay-Url
+  std::string tls_ca;         // PEM file of the authorities to trust for https:// (empty: the system's)
   TransportConfig transport;
   unsigned latency_ms = 50;
   std::chrono::milliseconds upstream_timeout{1500};

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "signalling/tls.h"
+
 #include "common/debug.h"
 #define GST_CAT_DEFAULT wb_signalling_debug
 
@@ -34,9 +36,17 @@ std::string resolve_url(const std::string &base, const std::string &reference) {
   return out;
 }
 
-HttpClient::HttpClient(unsigned timeout_s) {
+HttpClient::HttpClient(unsigned timeout_s, const std::string &tls_ca) {
   session_ = soup_session_new_with_options("timeout", timeout_s, "idle-timeout", timeout_s,
                                            "user-agent", "webrtcbroadcast", nullptr);
+  if (tls_ca.empty()) return;
+  GTlsDatabase *database = load_tls_ca(tls_ca, &tls_ca_error_);
+  if (!database) {
+    GST_WARNING("%s", tls_ca_error_.c_str());
+    return;
+  }
+  soup_session_set_tls_database(session_, database);
+  g_object_unref(database);
 }
 
 HttpClient::~HttpClient() {
@@ -49,11 +59,25 @@ HttpResponse HttpClient::send(const std::string &method, const std::string &url,
                               const std::string &content_type, const std::string &body) {
   HttpResponse response;
   response.url = url;
+  if (!tls_ca_error_.empty()) {
+    // Trusting the system's authorities instead would not be what was asked.
+    response.error = tls_ca_error_;
+    response.certificate_refused = true;
+    return response;
+  }
   SoupMessage *msg = soup_message_new(method.c_str(), url.c_str());
   if (!msg) {
     response.error = "not a usable URL: " + url;
     return response;
   }
+  // Only asked when the certificate did not verify: keep why, and refuse it.
+  GTlsCertificateFlags refused = GTlsCertificateFlags(0);
+  g_signal_connect(msg, "accept-certificate",
+                   G_CALLBACK(+[](SoupMessage *, GTlsCertificate *, GTlsCertificateFlags errors, gpointer data) {
+                     *static_cast<GTlsCertificateFlags *>(data) = errors;
+                     return FALSE;
+                   }),
+                   &refused);
   // Redirects are followed by post_offer() itself, so that only 307/308
   // are (as WHIP and WHEP require), with the body sent again.
   soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT);
@@ -70,6 +94,18 @@ HttpResponse HttpClient::send(const std::string &method, const std::string &url,
   }
   GError *error = nullptr;
   GBytes *reply = soup_session_send_and_read(session_, msg, nullptr, &error);
+  if (!reply && refused) {
+    GUri *uri = soup_message_get_uri(msg);
+    response.certificate_refused = true;
+    const int port = g_uri_get_port(uri);
+    response.error = std::string("TLS certificate of ") + g_uri_get_host(uri) +
+                     (port > 0 ? ":" + std::to_string(port) : "") + " refused: " + tls_certificate_problems(refused) +
+                     (refused & G_TLS_CERTIFICATE_UNKNOWN_CA ? " (for a private CA, set tls-ca)" : "");
+    g_clear_error(&error);
+    g_object_unref(msg);
+    GST_WARNING("%s %s: %s", method.c_str(), url.c_str(), response.error.c_str());
+    return response;
+  }
   if (!reply) {
     response.error = error ? error->message : "no reply";
     g_clear_error(&error);

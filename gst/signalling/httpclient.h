@@ -1,5 +1,7 @@
 // Blocking HTTP for the WHIP/WHEP client side (relay pulls, WHIP pushes),
 // on libsoup 3. One client per thread: a SoupSession is not shared.
+// https:// URLs are verified against the system's certificate authorities,
+// or only against those of a `tls_ca` file.
 #pragma once
 
 #include <map>
@@ -12,6 +14,7 @@ namespace wb {
 struct HttpResponse {
   int status = 0;            // 0: no HTTP answer at all (see error)
   std::string error;         // transport error, empty if an answer came
+  bool certificate_refused = false;  // the server's TLS certificate did not verify (see error)
   std::string url;           // the URL that answered (after redirects)
   std::string content_type;
   std::string body;
@@ -24,7 +27,10 @@ struct HttpResponse {
 
 class HttpClient {
  public:
-  explicit HttpClient(unsigned timeout_s = 5);
+  static constexpr unsigned kDefaultTimeoutS = 5;
+  // `tls_ca`: a PEM file of the only authorities to trust (empty: the
+  // system's). One that cannot be read fails every request, saying why.
+  explicit HttpClient(unsigned timeout_s = kDefaultTimeoutS, const std::string &tls_ca = "");
   ~HttpClient();
   HttpClient(const HttpClient &) = delete;
   HttpClient &operator=(const HttpClient &) = delete;
@@ -39,6 +45,7 @@ class HttpClient {
 
  private:
   SoupSession *session_;
+  std::string tls_ca_error_;
 };
 
 // `reference` (a Location header) resolved against `base`.

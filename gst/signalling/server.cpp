@@ -197,19 +197,23 @@ struct SignallingServer::Connection {
   bool complete = false;
 };
 
-SignallingServer::SignallingServer(SessionHandler &handler, Endpoint endpoint, HttpLimits limits)
+SignallingServer::SignallingServer(SessionHandler &handler, Endpoint endpoint, HttpLimits limits, TlsFiles tls)
     : handler_(handler),
       endpoint_(std::move(endpoint)),
       limits_(limits),
+      tls_(std::move(tls)),
       offers_(limits.offers_per_second, 2.0 * limits.offers_per_second) {}
 
 SignallingServer::~SignallingServer() { stop(); }
 
 bool SignallingServer::start(GMainContext *context, const std::string &address, unsigned port,
                        std::string *error) {
+  GTlsCertificate *certificate = nullptr;
+  if (tls_.enabled() && !(certificate = load_tls_certificate(tls_, error))) return false;
   context_ = context;
   workers_ = std::make_unique<Workers>("whep-answer", kJoinWorkers, kMaxQueuedJoins);
-  server_ = soup_server_new("server-header", "webrtcbroadcast ", nullptr);
+  server_ = soup_server_new("server-header", "webrtcbroadcast ", "tls-certificate", certificate, nullptr);
+  if (certificate) g_object_unref(certificate);
   g_signal_connect(server_, "request-started", G_CALLBACK(on_request_started), this);
   soup_server_add_early_handler(server_, nullptr, on_early, this, nullptr);
   soup_server_add_handler(server_, nullptr, on_request, this, nullptr);
@@ -222,7 +226,8 @@ bool SignallingServer::start(GMainContext *context, const std::string &address, 
   GSocketAddress *sockaddr = g_inet_socket_address_new(inet, port);
   g_object_unref(inet);
   GError *err = nullptr;
-  gboolean ok = soup_server_listen(server_, sockaddr, SoupServerListenOptions(0), &err);
+  gboolean ok = soup_server_listen(server_, sockaddr,
+                                   tls_.enabled() ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions(0), &err);
   g_object_unref(sockaddr);
   if (!ok) {
     if (error) *error = std::string("cannot listen on ") + address + ":" + std::to_string(port) +
@@ -231,7 +236,8 @@ bool SignallingServer::start(GMainContext *context, const std::string &address, 
     stop();
     return false;
   }
-  GST_INFO("%s endpoint listening on %s:%u", endpoint_.path.c_str(), address.c_str(), port);
+  GST_INFO("%s endpoint listening on %s://%s:%u", endpoint_.path.c_str(), tls_.enabled() ? "https" : "http",
+           address.c_str(), port);
   return true;
 }
 
@@ -243,6 +249,7 @@ void SignallingServer::stop() {
   alive_ = std::make_shared<bool>(true);
   for (auto &c : connections_) {
     g_object_weak_unref(G_OBJECT(c.first), on_message_gone, c.second.get());
+    g_signal_handlers_disconnect_by_data(c.first, this);
     if (c.second->deadline) {
       g_source_destroy(c.second->deadline);
       g_source_unref(c.second->deadline);
@@ -283,6 +290,7 @@ void SignallingServer::on_request_started(SoupServer *, SoupServerMessage *msg, 
     g_source_attach(connection->deadline, self->context_);
   }
   g_signal_connect(msg, "got-chunk", G_CALLBACK(on_chunk), self);
+  g_signal_connect(msg, "disconnected", G_CALLBACK(on_disconnected), self);
   g_object_weak_ref(G_OBJECT(msg), on_message_gone, connection.get());
   self->connections_[msg] = std::move(connection);
 }
@@ -294,6 +302,19 @@ void SignallingServer::on_message_gone(gpointer data, GObject *msg) {
     g_source_unref(c->deadline);
   }
   c->server->connections_.erase(reinterpret_cast<SoupServerMessage *>(msg));
+}
+
+// libsoup 3.2 never frees a connection whose TLS handshake failed, nor its
+// first message (a reference cycle, fixed in 3.3.0 by commit 6308303e):
+// such a message is never finalized, and its deadline would find it without
+// a socket. So a connection is forgotten when it disconnects.
+void SignallingServer::on_disconnected(SoupServerMessage *msg, gpointer data) {
+  auto *self = static_cast<SignallingServer *>(data);
+  auto it = self->connections_.find(msg);
+  if (it == self->connections_.end()) return;
+  Connection *connection = it->second.get();
+  g_object_weak_unref(G_OBJECT(msg), on_message_gone, connection);
+  on_message_gone(connection, G_OBJECT(msg));
 }
 
 Route SignallingServer::route(SoupServerMessage *msg, const char *path, size_t body_size) {

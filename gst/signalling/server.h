@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "signalling/ratelimit.h"
+#include "signalling/tls.h"
 
 typedef struct _SoupServer SoupServer;
 typedef struct _SoupServerMessage SoupServerMessage;
@@ -132,7 +133,10 @@ HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint 
 // two or three requests in its life, so keep-alive buys nothing here.
 class SignallingServer {
  public:
-  SignallingServer(SessionHandler &handler, Endpoint endpoint = Endpoint{}, HttpLimits limits = HttpLimits{});
+  // With `tls` set, the server speaks HTTPS only (start() fails when the
+  // files cannot be used).
+  SignallingServer(SessionHandler &handler, Endpoint endpoint = Endpoint{}, HttpLimits limits = HttpLimits{},
+                   TlsFiles tls = TlsFiles{});
   ~SignallingServer();
   SignallingServer(const SignallingServer &) = delete;
   SignallingServer &operator=(const SignallingServer &) = delete;
@@ -150,6 +154,7 @@ class SignallingServer {
                          gpointer self);
   static void on_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer self);
   static void on_message_gone(gpointer connection, GObject *msg);
+  static void on_disconnected(SoupServerMessage *msg, gpointer self);
   Route route(SoupServerMessage *msg, const char *path, size_t body_size);
   void handle(SoupServerMessage *msg, const char *path);
   void start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request);
@@ -157,6 +162,7 @@ class SignallingServer {
   SessionHandler &handler_;
   const Endpoint endpoint_;
   const HttpLimits limits_;
+  const TlsFiles tls_;
   SoupServer *server_ = nullptr;
   GMainContext *context_ = nullptr;
   // The server's thread only (libsoup emits everything there).

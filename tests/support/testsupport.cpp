@@ -43,9 +43,22 @@ std::string HttpResponse::header(const std::string &name) const {
 
 HttpResponse http_request(const std::string &method, const std::string &url,
                           const std::string &content_type, const std::string &body,
-                          const std::map<std::string, std::string> &headers, bool follow_redirects) {
+                          const std::map<std::string, std::string> &headers, bool follow_redirects,
+                          const std::string &tls_ca) {
   HttpResponse response;
   SoupSession *session = soup_session_new_with_options("timeout", 15, nullptr);
+  if (!tls_ca.empty()) {
+    GError *error = nullptr;
+    GTlsDatabase *database = g_tls_file_database_new(tls_ca.c_str(), &error);
+    if (!database) {
+      ADD_FAILURE() << "tls_ca " << tls_ca << ": " << error->message;
+      g_error_free(error);
+      g_object_unref(session);
+      return response;
+    }
+    soup_session_set_tls_database(session, database);
+    g_object_unref(database);
+  }
   SoupMessage *msg = soup_message_new(method.c_str(), url.c_str());
   if (!msg) {
     g_object_unref(session);
@@ -121,7 +134,7 @@ const GstStructure *wait_reply(GstPromise *promise) {
   return gst_promise_get_reply(promise);
 }
 
-Broadcast::Broadcast(const Options &options) {
+Broadcast::Broadcast(const Options &options) : tls_ca_(options.tls_ca) {
   port_ = free_tcp_port();
   std::string launch;
   if (options.video != "none")
@@ -140,7 +153,8 @@ Broadcast::Broadcast(const Options &options) {
   if (pipeline_) sink_ = gst_bin_get_by_name(GST_BIN(pipeline_), "bs");
 }
 
-Broadcast::Broadcast(const std::string &launch_line, unsigned port) : port_(port) {
+Broadcast::Broadcast(const std::string &launch_line, unsigned port, const std::string &tls_ca)
+    : port_(port), tls_ca_(tls_ca) {
   GError *error = nullptr;
   pipeline_ = gst_parse_launch(launch_line.c_str(), &error);
   if (error) {
@@ -179,7 +193,8 @@ bool Broadcast::start() {
       this, nullptr);
   gst_object_unref(bus);
   if (gst_element_set_state(pipeline_, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) return false;
-  return wait_until([this] { return http_request("GET", url("/")).status == 200; }, 5000ms);
+  return wait_until([this] { return http_request("GET", url("/"), "", "", {}, true, tls_ca_).status == 200; },
+                    5000ms);
 }
 
 bool Broadcast::wait_media_flowing() {
@@ -200,7 +215,7 @@ void Broadcast::stop() {
 }
 
 std::string Broadcast::url(const std::string &path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return (tls_ca_.empty() ? "http://127.0.0.1:" : "https://127.0.0.1:") + std::to_string(port_) + path;
 }
 
 std::string Broadcast::last_error() const {
@@ -311,7 +326,7 @@ int WhepViewer::connect(const std::string &endpoint) {
   HttpResponse response;
   std::string target = endpoint;
   for (int hop = 0; hop < 5; ++hop) {
-    response = http_request("POST", target, "application/sdp", offer, {}, false);
+    response = http_request("POST", target, "application/sdp", offer, {}, false, options_.tls_ca);
     if (response.status != 307 && response.status != 308) break;
     gchar *next = g_uri_resolve_relative(target.c_str(), response.header("location").c_str(), G_URI_FLAGS_NONE, nullptr);
     target = next ? next : target;
@@ -381,7 +396,7 @@ void WhepViewer::drop_on_the_way_in() {
 }
 
 void WhepViewer::disconnect(bool send_delete) {
-  if (send_delete && !session_url_.empty()) http_request("DELETE", session_url_);
+  if (send_delete && !session_url_.empty()) http_request("DELETE", session_url_, "", "", {}, true, options_.tls_ca);
   session_url_.clear();
   gst_element_set_state(pipeline_, GST_STATE_NULL);
 }

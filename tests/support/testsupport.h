@@ -41,9 +41,12 @@ struct HttpResponse {
   std::string header(const std::string &name) const;
 };
 
+// https:// URLs are verified against `tls_ca` (a PEM file) when given, else
+// against the system's authorities; a refused certificate gives status 0.
 HttpResponse http_request(const std::string &method, const std::string &url,
                           const std::string &content_type = "", const std::string &body = "",
-                          const std::map<std::string, std::string> &headers = {}, bool follow_redirects = true);
+                          const std::map<std::string, std::string> &headers = {}, bool follow_redirects = true,
+                          const std::string &tls_ca = "");
 
 // A live test broadcast into broadcastsink (or any launch line with a
 // broadcastsink named "bs").
@@ -54,9 +57,13 @@ class Broadcast {
     bool audio = true;
     std::string extra_sink_props;  // e.g. "max-viewers=2"
     unsigned gop = 60;             // frames between natural keyframes
+    // The sink serves HTTPS (tls-certificate and tls-key in
+    // extra_sink_props) with a certificate this CA file vouches for.
+    std::string tls_ca;
   };
   explicit Broadcast(const Options &options);
-  explicit Broadcast(const std::string &launch_line, unsigned port);
+  // `tls_ca`: as in Options.
+  explicit Broadcast(const std::string &launch_line, unsigned port, const std::string &tls_ca = "");
   ~Broadcast();
 
   bool start();  // PLAYING and the page answering
@@ -74,6 +81,7 @@ class Broadcast {
   GstElement *pipeline_ = nullptr;
   GstElement *sink_ = nullptr;
   unsigned port_ = 0;
+  std::string tls_ca_;
   mutable std::mutex mutex_;
   std::string error_;
   std::atomic<bool> eos_{false};
@@ -93,6 +101,7 @@ class WhepViewer {
     // Loss on the way in: the first arrival of every video packet whose
     // sequence number is a multiple of this is dropped before SRTP (0: none).
     unsigned drop_video_seq_every = 0;
+    std::string tls_ca;  // for https:// endpoints of a private CA (see http_request)
   };
   WhepViewer();
   explicit WhepViewer(const Options &options);
