@@ -10,6 +10,9 @@ bash scripts/build.sh
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO unshare --net bash -c 'ip link set lo up && meson test -C build --print-errorlogs "$@"' _ "$@"
+# The unit, net, element and integration suites again under ASan + UBSan +
+# LSan (build-asan; docs/security.md).
+bash scripts/run-sanitizers.sh
 # Every parser of untrusted bytes under libFuzzer with ASan+UBSan, 30 s each
 # (docs/fuzzing.md); no network.
 bash scripts/run-fuzz.sh
