@@ -181,6 +181,34 @@ void drop_connection(SoupServerMessage *msg) {
   if (socket) g_socket_shutdown(socket, TRUE, TRUE, nullptr);
 }
 
+// libsoup 3.1.2 to 3.3.x keep one reference too many to every socket they
+// accept: soup-listener.c's listen_watch() never drops the one
+// g_socket_accept() returned (upstream fixed it in 3.4.0, commit b545d5f0
+// "soup-listener: Plug a leak"; Debian 12 has 3.2.3). The descriptor is
+// closed with the connection, but the GSocket object stays for the life of
+// the node: about 340 bytes, and the slab or heap page it pins, per HTTP
+// connection, so per viewer session (found by heap profile, docs/soak.md).
+// So we drop that reference on the connection's first message. libsoup
+// emits request-started for it before it wraps the socket in a
+// GSocketConnection, so the socket then has exactly the connection's
+// reference and the lost one; a libsoup that does not lose it (fixed, or a
+// patched 3.2) has one, and is left alone. The mark keeps a kept-alive
+// connection's later messages from dropping anything.
+void release_lost_socket_reference(SoupServerMessage *msg) {
+  static const bool affected = [] {
+    const guint minor = soup_get_minor_version();
+    return soup_get_major_version() == 3 &&
+           ((minor == 1 && soup_get_micro_version() >= 2) || minor == 2 || minor == 3);
+  }();
+  if (!affected) return;
+  GSocket *socket = soup_server_message_get_socket(msg);
+  if (!socket) return;
+  static const GQuark seen = g_quark_from_static_string("wb-lost-socket-reference-checked");
+  if (g_object_get_qdata(G_OBJECT(socket), seen)) return;
+  g_object_set_qdata(G_OBJECT(socket), seen, GINT_TO_POINTER(1));
+  if (g_atomic_int_get(&G_OBJECT(socket)->ref_count) == 2) g_object_unref(socket);
+}
+
 std::string remote_host(SoupServerMessage *msg) {
   const char *host = soup_server_message_get_remote_host(msg);
   return host ? host : "";
@@ -266,6 +294,7 @@ void SignallingServer::stop() {
 // A new connection's first message, before any byte of its request.
 void SignallingServer::on_request_started(SoupServer *, SoupServerMessage *msg, gpointer data) {
   auto *self = static_cast<SignallingServer *>(data);
+  release_lost_socket_reference(msg);
   if (self->limits_.max_connections && self->connections_.size() >= self->limits_.max_connections) {
     GST_INFO("%u HTTP connections open: closing a new one from %s", self->limits_.max_connections,
              remote_host(msg).c_str());
