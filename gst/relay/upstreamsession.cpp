@@ -118,6 +118,9 @@ std::string UpstreamSession::accept_answer(const std::string &answer_sdp) {
 
 std::vector<std::string> answered_media(const std::string &answer_sdp) {
   std::vector<std::string> media;
+  // GStreamer's parser asserts on an empty buffer (a critical, found by
+  // the relay_answer harness).
+  if (answer_sdp.empty()) return media;
   GstSDPMessage *sdp = nullptr;
   gst_sdp_message_new(&sdp);
   gst_sdp_message_parse_buffer(reinterpret_cast<const guint8 *>(answer_sdp.data()), answer_sdp.size(), sdp);
