@@ -292,6 +292,12 @@ TEST_F(Abuse, PendingViewersAreCapped) {
     ids.insert(m[1]);
   }
   EXPECT_EQ(ids.size(), 3u);
+  // Not GLib's UUIDs (GRand, not for secrets): version 4 has '4' at hex
+  // digit 12 and one of 8, 9, a, b at 16. 128 random bits match that by
+  // chance once in 64; three ids at once, once in 262,144.
+  unsigned like_uuid = 0;
+  for (const auto &id : ids) like_uuid += id[12] == '4' && std::string("89ab").find(id[16]) != std::string::npos;
+  EXPECT_LT(like_uuid, 3u);
   HttpResponse r = http_request("POST", url(), "application/sdp", offer);
   EXPECT_EQ(r.status, 503);
   EXPECT_FALSE(r.header("retry-after").empty());
