@@ -42,16 +42,22 @@ progress_value() {
   awk -v k="$1" '/^\[/ { for (i = 1; i < NF; i++) if ($i == k) v = $(i + 1) } END { print v }' "$2" 2>/dev/null
 }
 
-cycles_mode() {
-  prepare_out soak-cycles
-  local cycles=${CYCLES:-10000} ramp=${RAMP:-50} lifetime=${LIFETIME:-6} vanish=${VANISH:-0.2}
+# The stream and the server, settled; the server's baseline (descriptors,
+# threads, RSS kB) in BASE_FDS, BASE_THREADS, BASE_RSS; sampling starts.
+start_measured_server() {
   start_source
   sleep 1
   start_server
-  local pid=$SERVER_PID
   sleep "$SETTLE"
-  read -r bf bt br < <(resources_of "$pid")
-  start_sampler "$pid" "$OUT/server.samples" 1
+  read -r BASE_FDS BASE_THREADS BASE_RSS < <(resources_of "$SERVER_PID")
+  start_sampler "$SERVER_PID" "$OUT/server.samples" 1
+}
+
+cycles_mode() {
+  prepare_out soak-cycles
+  local cycles=${CYCLES:-10000} ramp=${RAMP:-50} lifetime=${LIFETIME:-6} vanish=${VANISH:-0.2}
+  start_measured_server
+  local pid=$SERVER_PID bf=$BASE_FDS bt=$BASE_THREADS br=$BASE_RSS
   {
     describe_run
     echo "cycles: $cycles viewers joining at $ramp/s, each leaving $lifetime s after it joined (~$(awk -v r="$ramp" -v l="$lifetime" 'BEGIN { print r * l }') at once), $(awk -v v="$vanish" 'BEGIN { print 100 * v }') % vanishing without DELETE"
@@ -109,13 +115,8 @@ steady_mode() {
   prepare_out soak-steady
   local seconds=${SOAK_SECONDS:-3600} viewers=${STEADY_VIEWERS:-600} every=${SAMPLE_EVERY:-60}
   [ -n "$seconds" ] || seconds=3600
-  start_source
-  sleep 1
-  start_server
-  local pid=$SERVER_PID
-  sleep "$SETTLE"
-  read -r bf bt br < <(resources_of "$pid")
-  start_sampler "$pid" "$OUT/server.samples" 1
+  start_measured_server
+  local pid=$SERVER_PID bf=$BASE_FDS bt=$BASE_THREADS br=$BASE_RSS
   {
     describe_run
     echo "steady: $viewers viewers (audio + video) for $seconds s, a row every $every s"
