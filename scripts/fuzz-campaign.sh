@@ -31,6 +31,9 @@ for h in "${harnesses[@]}"; do targets+=("tests/fuzz/${h}_fuzzer"); done
 nice -n 10 ninja -C build-fuzz -j1 "${targets[@]}" >/dev/null
 
 if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS"); else limit=(-max_total_time="${FUZZ_SECONDS:-600}"); fi
+# FUZZ_SEED fixes libFuzzer's random choices, so that a test run retraces
+# the same mutations (up to its time limit) instead of exploring new ground.
+if [ -n "${FUZZ_SEED:-}" ]; then limit+=(-seed="$FUZZ_SEED"); fi
 # libFuzzer checks every input for leaks itself; GLib's own (see the
 # suppressions) would fail every harness that uses it, at exit or during
 # that check.

@@ -61,7 +61,11 @@ bool read_text(JsonObject *o, const char *name, std::string *out) {
     return true;
   }
   if (JSON_NODE_TYPE(n) != JSON_NODE_VALUE || json_node_get_value_type(n) != G_TYPE_STRING) return false;
-  *out = json_node_get_string(n);
+  // json-glib turns an unpaired surrogate escape ("\ud800x") into bytes
+  // that are not UTF-8, which its own writer then cannot write back.
+  const char *text = json_node_get_string(n);
+  if (!g_utf8_validate(text, -1, nullptr)) return false;
+  *out = text;
   return true;
 }
 

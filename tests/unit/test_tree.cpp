@@ -48,6 +48,15 @@ TEST(NodeStatus, RejectsMembersOfAnotherTypeOrRange) {
   EXPECT_EQ(out.path, "");
 }
 
+// Found by the node_status fuzzer in CI: accepted, but the status written
+// back from it could not be read again.
+TEST(NodeStatus, RejectsTextThatIsNotUnicode) {
+  NodeStatus out;
+  EXPECT_FALSE(parse_node_status("{\"viewers\": 1, \"max_viewers\": 2, \"instance\": \"\\ud800x\"}", &out));
+  ASSERT_TRUE(parse_node_status("{\"viewers\": 1, \"max_viewers\": 2, \"instance\": \"\\ud83d\\ude00\"}", &out));
+  EXPECT_EQ(out.instance, "\xf0\x9f\x98\x80");
+}
+
 TEST(Backoff, DoublesFromOneSecondToThirtyAndResets) {
   Backoff b;
   std::vector<long> seen;
