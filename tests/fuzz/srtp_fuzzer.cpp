@@ -10,6 +10,7 @@
 //        to before the first packet sent) must unprotect with libsrtp2, the
 //        reference browsers use, to the same bytes: the rollover counter we
 //        keep must be the one it infers.
+#include <arpa/inet.h>
 #include <srtp2/srtp.h>
 
 #include <algorithm>
@@ -38,8 +39,19 @@ void raw(fuzz::Input &in, SrtpContext &ours) {
   }
 }
 
-struct Receiver {
-  srtp_t session = nullptr;
+// One libsrtp2 session per tag length for the whole run: creating one
+// (NSS underneath) cost most of an input's time. Each input's stream is
+// removed after it, so the next one starts with no rollover counter or
+// replay window.
+class Receiver {
+ public:
+  static Receiver &for_tag(size_t tag_length) {
+    static Receiver tag80(10), tag32(4);
+    return tag_length == 10 ? tag80 : tag32;
+  }
+  srtp_t session() const { return session_; }
+
+ private:
   explicit Receiver(size_t tag_length) {
     static bool initialised = srtp_init() == srtp_err_status_ok;
     FUZZ_CHECK(initialised);
@@ -51,14 +63,26 @@ struct Receiver {
     policy.ssrc.type = ssrc_any_inbound;
     policy.key = key_salt;
     policy.window_size = 128;
-    FUZZ_CHECK(srtp_create(&session, &policy) == srtp_err_status_ok);
+    FUZZ_CHECK(srtp_create(&session_, &policy) == srtp_err_status_ok);
   }
-  ~Receiver() { srtp_dealloc(session); }
+  srtp_t session_ = nullptr;
+};
+
+// The input's stream in the shared session, gone with the input.
+struct InboundStream {
+  srtp_t session;
+  uint32_t ssrc;
+  bool received = false;  // libsrtp2 creates the stream on the first packet
+  ~InboundStream() {
+    srtp_err_status_t status = srtp_remove_stream(session, htonl(ssrc));
+    FUZZ_CHECK(status == (received ? srtp_err_status_ok : srtp_err_status_no_ctx));
+  }
 };
 
 void against_libsrtp(fuzz::Input &in, SrtpContext &ours) {
-  Receiver theirs(ours.tag_length());
+  srtp_t theirs = Receiver::for_tag(ours.tag_length()).session();
   const uint32_t ssrc = in.u32();
+  InboundStream stream{theirs, ssrc};
   // Sequence numbers extended past 16 bits, to say what a sender does:
   // new packets go past the newest (by up to 3000, lost ones included);
   // a retransmission resends one of the last 1024 (the fan-out's history),
@@ -110,7 +134,8 @@ void against_libsrtp(fuzz::Input &in, SrtpContext &ours) {
     size_t length = plain.size();
     FUZZ_CHECK(ours.protect(packet.data(), &length, header_length));
     int their_length = int(length);
-    srtp_err_status_t status = srtp_unprotect(theirs.session, packet.data(), &their_length);
+    srtp_err_status_t status = srtp_unprotect(theirs, packet.data(), &their_length);
+    stream.received = true;
     // A sequence number sent before, or older than libsrtp's window, is
     // refused as a replay, which says nothing about our protection.
     if (status == srtp_err_status_replay_fail || status == srtp_err_status_replay_old) continue;
