@@ -12,16 +12,22 @@
 # Requirement: descriptors back to the baseline, RSS within 10 % of it.
 #
 # The run is repeated for each entry of VARIANTS:
-#   default     as shipped
-#   arena2      MALLOC_ARENA_MAX=2 in the server's environment (glibc keeps
-#               fewer per-thread arenas, which hold freed memory)
+#   default     gst-launch as shipped (on GLib < 2.76, GLib's GSlice serves
+#               small blocks and never gives them back)
+#   malloc      G_SLICE=always-malloc in the server's environment: what
+#               gst-broadcast runs with (tools/gst-broadcast.cpp)
+#   arena2      MALLOC_ARENA_MAX=2 (glibc keeps fewer per-thread arenas)
 #   trim        as shipped, and once the sessions are gone, malloc_trim(0)
-#               called in the server through gdb: what the process would
-#               give back if the node trimmed itself (needs gdb)
+#               called in the server through gdb, with malloc_stats()
+#               before and after in the server's log (needs gdb)
+# The node returns free memory itself once a burst has gone
+# (gst/common/memoryreturn.h); the baseline is taken after the stream has
+# run for WARMUP seconds, so that what a running stream keeps anyway (the
+# retransmission history, buffer pools) is in it.
 #
 #   sudo bash bench/abuse-pending.sh      # after meson setup build && ninja -C build
 # Environment: OFFERS (1500), ROUNDS (3), PARALLEL (64), SETTLE (5 s), DEADLINE (60 s
-#   for the sessions to go), VARIANTS ("default arena2 trim"), BUILD (build),
+#   for the sessions to go), WARMUP (15 s), VARIANTS ("default malloc"), BUILD (build),
 #   OUT (build/soak-results/abuse-pending), PORT (18500).
 # Server on core 0, curl and the encoder on core 1, loopback in a private
 # network namespace.
@@ -35,7 +41,8 @@ OFFERS=${OFFERS:-1500}
 PARALLEL=${PARALLEL:-64}
 SETTLE=${SETTLE:-5}
 DEADLINE=${DEADLINE:-60}
-VARIANTS=${VARIANTS:-"default arena2 trim"}
+VARIANTS=${VARIANTS:-"default malloc"}
+WARMUP=${WARMUP:-15}
 ROUNDS=${ROUNDS:-3}
 
 # What the descriptors point to and the threads' names, to tell what a
@@ -52,12 +59,16 @@ what_it_holds() {
 run_variant() {
   local variant=$1 env_vars=""
   [ "$variant" = arena2 ] && env_vars="MALLOC_ARENA_MAX=2"
+  [ "$variant" = malloc ] && env_vars="G_SLICE=always-malloc"
   SERVER_ENV=$env_vars start_server
   local pid=$SERVER_PID
-  sleep 5  # the pipeline settles: its threads started, its pools filled
+  sleep "$WARMUP"  # the pipeline settles: its threads started, its pools and history filled
   local bf bt br
   read -r bf bt br < <(resources_of "$pid")
   what_it_holds "$pid" >"$OUT/$variant-0.holds"
+  if [ "$variant" = trim ] && command -v gdb >/dev/null; then
+    gdb -p "$pid" -batch -ex 'call (void) malloc_stats()' >/dev/null 2>&1 || true
+  fi
   local round
   for round in $(seq "$ROUNDS"); do
     local samples="$OUT/$variant-$round.samples" codes="$OUT/$variant-$round.codes"
@@ -80,11 +91,16 @@ run_variant() {
     # The peak over the round, from the samples (columns 3-5).
     read -r pf pt pr < <(awk '{ if ($3 > f) f = $3; if ($4 > t) t = $4; if ($5 > r) r = $5 } END { print f + 0, t + 0, r + 0 }' "$samples")
     local trimmed=-
-    if [ "$variant" = trim ] && [ "$round" = "$ROUNDS" ]; then
+    if [ "$variant" = trim ]; then
       if command -v gdb >/dev/null; then
-        gdb -p "$pid" -batch -ex 'call (int) malloc_trim(0)' >"$OUT/trim.gdb.log" 2>&1 || true
+        # malloc_stats() prints each arena's bytes in use and held to the
+        # server's log after every round: memory still in use shows apart
+        # from memory free. The last round is trimmed, and printed again.
+        local calls=(-ex 'call (void) malloc_stats()')
+        [ "$round" = "$ROUNDS" ] && calls+=(-ex 'call (int) malloc_trim(0)' -ex 'call (void) malloc_stats()')
+        gdb -p "$pid" -batch "${calls[@]}" >"$OUT/trim.gdb.log" 2>&1 || true
         sleep 1
-        trimmed=$(rss_kb_of "$pid")
+        [ "$round" = "$ROUNDS" ] && trimmed=$(rss_kb_of "$pid")
       else
         say "no gdb: the trim variant measures nothing more than default"
       fi

@@ -406,6 +406,7 @@ bool start(GstViewerManager *self) {
                                               g_object_notify(G_OBJECT(self), "push-state");
                                             });
   }
+  priv->audience->open_lite_port();
   if (settings.port == 0) return true;
   bool ok = false;
   std::string error;

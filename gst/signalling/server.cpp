@@ -222,7 +222,8 @@ struct SignallingServer::Connection {
   SignallingServer *server;
   SoupServerMessage *msg;
   GSource *deadline = nullptr;
-  bool complete = false;
+  bool headers = false;   // a request's headers were read
+  bool complete = false;  // and its body
 };
 
 SignallingServer::SignallingServer(SessionHandler &handler, Endpoint endpoint, HttpLimits limits, TlsFiles tls)
@@ -333,17 +334,58 @@ void SignallingServer::on_message_gone(gpointer data, GObject *msg) {
   c->server->connections_.erase(reinterpret_cast<SoupServerMessage *>(msg));
 }
 
-// libsoup 3.2 never frees a connection whose TLS handshake failed, nor its
-// first message (a reference cycle, fixed in 3.3.0 by commit 6308303e):
-// such a message is never finalized, and its deadline would find it without
-// a socket. So a connection is forgotten when it disconnects.
+// A connection is forgotten when it disconnects: a message that libsoup
+// never frees (below) would otherwise hold its place and deadline for ever.
 void SignallingServer::on_disconnected(SoupServerMessage *msg, gpointer data) {
   auto *self = static_cast<SignallingServer *>(data);
   auto it = self->connections_.find(msg);
   if (it == self->connections_.end()) return;
   Connection *connection = it->second.get();
+  const bool handshake_failed = self->tls_.enabled() && !connection->headers;
   g_object_weak_unref(G_OBJECT(msg), on_message_gone, connection);
   on_message_gone(connection, G_OBJECT(msg));
+  if (handshake_failed) release_lost_first_message(self->context_, msg);
+}
+
+// libsoup 3.1.2 to 3.2.x never free a connection whose TLS handshake
+// failed: the connection keeps its first message (made before the
+// handshake, for client certificates) and the message keeps the
+// connection, and only a successful handshake hands the message on
+// (soup-server-connection.c; fixed in 3.3.0, commit 6308303e). With the
+// connection go its TLS session and buffers: about 31 kB per refused
+// handshake, a cost any scanner could make the node pay without bound.
+// Once the connection is gone and its signal handlers have returned, such
+// a message is held by that cycle alone, so dropping the connection's
+// reference frees both. A message that got as far as a request's headers
+// was handed on, and is never touched.
+void SignallingServer::release_lost_first_message(GMainContext *context, SoupServerMessage *msg) {
+  static const bool affected = [] {
+    const guint minor = soup_get_minor_version();
+    return soup_get_major_version() == 3 && ((minor == 1 && soup_get_micro_version() >= 2) || minor == 2);
+  }();
+  if (!affected) return;
+  auto *weak = g_new0(GWeakRef, 1);
+  g_weak_ref_init(weak, msg);
+  GSource *idle = g_idle_source_new();
+  g_source_set_callback(
+      idle,
+      +[](gpointer data) -> gboolean {
+        auto *message = static_cast<GObject *>(g_weak_ref_get(static_cast<GWeakRef *>(data)));
+        if (!message) return G_SOURCE_REMOVE;
+        // Ours from g_weak_ref_get(), and the cycle's.
+        const bool only_the_cycle = g_atomic_int_get(&message->ref_count) == 2;
+        if (only_the_cycle) GST_DEBUG("freeing the first message of a connection whose TLS handshake failed");
+        if (only_the_cycle) g_object_unref(message);
+        g_object_unref(message);
+        return G_SOURCE_REMOVE;
+      },
+      weak,
+      +[](gpointer data) {
+        g_weak_ref_clear(static_cast<GWeakRef *>(data));
+        g_free(data);
+      });
+  g_source_attach(idle, context);
+  g_source_unref(idle);
 }
 
 Route SignallingServer::route(SoupServerMessage *msg, const char *path, size_t body_size) {
@@ -365,6 +407,8 @@ void SignallingServer::on_early(SoupServer *, SoupServerMessage *msg, const char
   const goffset declared = soup_message_headers_get_encoding(headers) == SOUP_ENCODING_CONTENT_LENGTH
                                ? soup_message_headers_get_content_length(headers)
                                : 0;
+  auto connection = self->connections_.find(msg);
+  if (connection != self->connections_.end()) connection->second->headers = true;
   Route route = self->route(msg, path, size_t(declared));
   if (route.action == Route::Action::Join || route.action == Route::Action::Leave) {
     const char *auth = soup_message_headers_get_one(headers, "Authorization");

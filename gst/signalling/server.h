@@ -155,6 +155,7 @@ class SignallingServer {
   static void on_chunk(SoupServerMessage *msg, GBytes *chunk, gpointer self);
   static void on_message_gone(gpointer connection, GObject *msg);
   static void on_disconnected(SoupServerMessage *msg, gpointer self);
+  static void release_lost_first_message(GMainContext *context, SoupServerMessage *msg);
   Route route(SoupServerMessage *msg, const char *path, size_t body_size);
   void handle(SoupServerMessage *msg, const char *path);
   void start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request);

@@ -80,6 +80,7 @@ class DtlsEndpoint {
 
  private:
   enum class State { Idle, Handshaking, Connected, Failed, Closed };
+  bool create_ssl();
   void advance(int64_t now_ns);
   bool finish_handshake();
   void fail(const std::string &why);
@@ -89,7 +90,7 @@ class DtlsEndpoint {
 
   std::shared_ptr<DtlsIdentity> identity_;
   DtlsRole role_;
-  SSL *ssl_ = nullptr;
+  SSL *ssl_ = nullptr;  // from start() on
   BIO *in_ = nullptr;   // datagrams from the network, read by OpenSSL
   BIO *out_ = nullptr;  // records OpenSSL wrote, to send
   std::string remote_fingerprint_;

@@ -58,6 +58,11 @@ std::shared_ptr<IceLitePort> Audience::lite_port_locked() {
   return lite_port_;
 }
 
+void Audience::open_lite_port() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  lite_port_locked();
+}
+
 AudienceConfig Audience::config() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return config_;
@@ -320,6 +325,11 @@ void Audience::reap() {
     }
   }
   for (const auto &d : doomed) remove(d.first, d.second);
+  const unsigned left = count();
+  if (memory_return_.on_tick(left)) {
+    GST_INFO("a burst of viewers has gone (%u left): returning free memory to the system", left);
+    return_free_memory();
+  }
 }
 
 }  // namespace wb

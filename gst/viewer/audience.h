@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/controlloop.h"
+#include "common/memoryreturn.h"
 #include "fanout/fanout.h"
 #include "signalling/server.h"
 #include "tree/children.h"
@@ -67,6 +68,10 @@ class Audience : public SessionHandler {
 
   void configure(const AudienceConfig &config);
   AudienceConfig config() const;
+  // Opens the shared ICE-lite port now rather than on the first viewer: a
+  // node's descriptors and threads are then what they will be, and a port
+  // that cannot be opened shows at start.
+  void open_lite_port();
 
   Join join(const JoinRequest &request) override;
   Leave leave(const std::string &session_id, const std::string &authorization) override;
@@ -75,7 +80,8 @@ class Audience : public SessionHandler {
 
   bool remove(const std::string &session_id, const std::string &reason);
   void remove_all(const std::string &reason);
-  // Removes viewers that never connected or went silent; run periodically.
+  // Removes viewers that never connected or went silent, and returns free
+  // memory once a burst has gone; run periodically.
   void reap();
   unsigned count() const;
   unsigned viewer_count() const;  // sessions that are not relays
@@ -110,6 +116,7 @@ class Audience : public SessionHandler {
   Children children_;
   unsigned joins_in_flight_ = 0;
   std::shared_ptr<IceLitePort> lite_port_;
+  MemoryReturnPolicy memory_return_;  // reap() only
   std::string lite_port_error_;  // why it could not be opened with the current config
   // Cleared on destruction; transport callbacks that arrive late check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -3,7 +3,6 @@
 // kept, slow and surplus connections are closed, offers are limited per
 // address and while pending, and the viewer already watching loses nothing.
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <gio/gio.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -12,7 +11,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <memory>
 #include <regex>
 
@@ -21,24 +19,6 @@
 using namespace wbtest;
 
 namespace {
-
-unsigned entries(const char *directory) {
-  unsigned n = 0;
-  DIR *dir = opendir(directory);
-  while (dir && readdir(dir)) ++n;
-  if (dir) closedir(dir);
-  return n;
-}
-unsigned open_descriptors() { return entries("/proc/self/fd"); }
-unsigned threads() { return entries("/proc/self/task"); }
-
-long rss_kb() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  return -1;
-}
 
 // A raw TCP client: for what an HTTP library will not send.
 struct Raw {
@@ -133,45 +113,13 @@ TEST_F(Abuse, DescriptorsComeBackAfter500RequestsOfEveryKind) {
       << before << " descriptors before, " << open_descriptors() << " after";
 }
 
-// GSockets alive, counted by wrapping GSocket's constructed and finalize
-// for the duration of a test (GLib's own count, GOBJECT_DEBUG=instance-count,
-// works only in a GLib built with G_ENABLE_DEBUG, which distributions' are not).
-class SocketCount {
- public:
-  SocketCount() {
-    klass_ = G_OBJECT_CLASS(g_type_class_ref(G_TYPE_SOCKET));
-    constructed_ = klass_->constructed;
-    finalize_ = klass_->finalize;
-    klass_->constructed = [](GObject *o) {
-      alive_.fetch_add(1);
-      if (constructed_) constructed_(o);
-    };
-    klass_->finalize = [](GObject *o) {
-      alive_.fetch_sub(1);
-      finalize_(o);
-    };
-  }
-  ~SocketCount() {
-    klass_->constructed = constructed_;
-    klass_->finalize = finalize_;
-    g_type_class_unref(klass_);
-  }
-  int alive() const { return alive_.load(); }
-
- private:
-  GObjectClass *klass_;
-  static inline void (*constructed_)(GObject *) = nullptr;
-  static inline void (*finalize_)(GObject *) = nullptr;
-  static inline std::atomic<int> alive_{0};
-};
-
 // Every HTTP connection's GSocket is freed once it is closed, not only its
 // descriptor (libsoup 3.2 kept a reference to each for ever: ~340 bytes per
 // viewer session, the soak's growing RSS).
 TEST_F(Abuse, SocketsAreFreedAfterTheirConnectionsClose) {
   ASSERT_NO_FATAL_FAILURE(start("offers-per-second=0"));
   const std::string offer = make_offer({});
-  SocketCount sockets;
+  InstanceCount<g_socket_get_type> sockets;
   for (unsigned i = 0; i < 100; ++i) {
     ASSERT_EQ(http_request("GET", url("/whep/status")).status, 200);
     HttpResponse r = http_request("POST", url(), "application/sdp", offer);

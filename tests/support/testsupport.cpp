@@ -6,6 +6,7 @@
 #include <libsoup/soup.h>
 #include <nice/agent.h>
 
+#include <cstring>
 #include <thread>
 
 namespace wbtest {
@@ -626,6 +627,28 @@ void WatchedBroadcast::expect_watcher_served() {
   unsigned gaps = watcher_.video_gaps();
   EXPECT_TRUE(wait_until([&] { return watcher_.video_frames() > frames + 15; }, 3000ms));
   EXPECT_EQ(watcher_.video_gaps(), gaps);
+}
+
+namespace {
+unsigned entries(const char *directory) {
+  unsigned n = 0;
+  GDir *dir = g_dir_open(directory, 0, nullptr);
+  while (dir && g_dir_read_name(dir)) ++n;
+  if (dir) g_dir_close(dir);
+  return n;
+}
+}  // namespace
+
+unsigned open_descriptors() { return entries("/proc/self/fd"); }
+unsigned threads() { return entries("/proc/self/task"); }
+
+long rss_kb() {
+  gchar *status = nullptr;
+  if (!g_file_get_contents("/proc/self/status", &status, nullptr, nullptr)) return -1;
+  const char *line = strstr(status, "\nVmRSS:");
+  long kb = line ? strtol(line + 7, nullptr, 10) : -1;
+  g_free(status);
+  return kb;
 }
 
 }  // namespace wbtest

@@ -199,4 +199,46 @@ class WatchedBroadcast : public ::testing::Test {
   WhepViewer watcher_;
 };
 
+// This process's open descriptors, threads and resident memory.
+unsigned open_descriptors();
+unsigned threads();
+long rss_kb();
+
+// Live instances of one GObject type, counted by wrapping its class's
+// constructed and finalize for the life of the counter (GLib's own count,
+// GOBJECT_DEBUG=instance-count, works only in a GLib built with
+// G_ENABLE_DEBUG, which distributions' are not). One counter per type at a
+// time.
+template <GType (*get_type)()>
+class InstanceCount {
+ public:
+  InstanceCount() {
+    klass_ = G_OBJECT_CLASS(g_type_class_ref(get_type()));
+    constructed_ = klass_->constructed;
+    finalize_ = klass_->finalize;
+    klass_->constructed = [](GObject *o) {
+      alive_.fetch_add(1);
+      if (constructed_) constructed_(o);
+    };
+    klass_->finalize = [](GObject *o) {
+      alive_.fetch_sub(1);
+      finalize_(o);
+    };
+  }
+  ~InstanceCount() {
+    klass_->constructed = constructed_;
+    klass_->finalize = finalize_;
+    g_type_class_unref(klass_);
+  }
+  InstanceCount(const InstanceCount &) = delete;
+  InstanceCount &operator=(const InstanceCount &) = delete;
+  int alive() const { return alive_.load(); }
+
+ private:
+  GObjectClass *klass_;
+  static inline void (*constructed_)(GObject *) = nullptr;
+  static inline void (*finalize_)(GObject *) = nullptr;
+  static inline std::atomic<int> alive_{0};
+};
+
 }  // namespace wbtest

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "common/memoryreturn.h"
 #include "common/workers.h"
 #include "signalling/ratelimit.h"
 
@@ -72,4 +73,33 @@ TEST(Workers, AFullQueueRefusesInsteadOfGrowing) {
     cv.notify_all();
   }  // joins: the running jobs finish; the waiting ones are dropped or run
   EXPECT_GE(finished.load(), 2u);
+}
+
+TEST(MemoryReturnPolicy, ReturnsMemoryOnceABurstHasDrainedAndSettled) {
+  wb::MemoryReturnPolicy policy(256);
+  std::vector<int> trims;
+  // 20 viewers, a burst to 1,520, draining over three ticks, then still.
+  const size_t ticks[] = {20, 20, 1520, 1520, 1000, 400, 20, 20, 20, 20};
+  for (size_t i = 0; i < std::size(ticks); ++i)
+    if (policy.on_tick(ticks[i])) trims.push_back(int(i));
+  EXPECT_EQ(trims, std::vector<int>({7}));  // once, when 20 held for a tick
+}
+
+TEST(MemoryReturnPolicy, SmallDeparturesAndGrowthNeverTrim) {
+  wb::MemoryReturnPolicy policy(256);
+  size_t sessions = 500;
+  for (int i = 0; i < 100; ++i) {
+    sessions = i % 2 ? sessions - 200 : sessions + 210;  // churn, drifting up
+    EXPECT_FALSE(policy.on_tick(sessions)) << i;
+    EXPECT_FALSE(policy.on_tick(sessions)) << i;
+  }
+}
+
+TEST(MemoryReturnPolicy, ADrainThatPausesTrimsAtEachPauseOfAtLeastTheDrop) {
+  wb::MemoryReturnPolicy policy(256);
+  std::vector<int> trims;
+  const size_t ticks[] = {1000, 700, 700, 600, 600, 300, 300};
+  for (size_t i = 0; i < std::size(ticks); ++i)
+    if (policy.on_tick(ticks[i])) trims.push_back(int(i));
+  EXPECT_EQ(trims, std::vector<int>({2, 6}));  // 1000 -> 700, then 700 -> 300 (600 was only 100 down)
 }
