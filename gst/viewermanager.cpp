@@ -51,7 +51,7 @@ struct Settings {
   std::string push_token;
   std::string viewer_token;
   TlsFiles tls;        // the WHEP server's
-  std::string tls_ca;  // for push-url
+  std::string tls_ca;  // for push-url and relay children
   HttpLimits http;
 };
 
@@ -223,9 +223,10 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "tls-key", "TLS key", "PEM file of tls-certificate's private key (unencrypted)", nullptr, flags);
   specs[PROP_TLS_CA] = g_param_spec_string(
       "tls-ca", "TLS CA",
-      "PEM file of the certificate authorities an https:// push-url's certificate must chain to, instead of "
-      "the system's (for a private CA). A certificate that does not verify fails the push attempt, retried "
-      "with backoff",
+      "PEM file of the certificate authorities that the certificates of an https:// push-url and of relay "
+      "children's https:// advertise URLs (whose load this node polls, to redirect viewers) must chain to, "
+      "instead of the system's (for a private CA). A push certificate that does not verify fails the push "
+      "attempt, retried with backoff; a child's makes that child unreachable until one does",
       nullptr, flags);
   return specs;
 }
@@ -385,6 +386,7 @@ bool start(GstViewerManager *self) {
     }
     g_object_unref(ca);
   }
+  priv->audience->set_children_tls_ca(settings.tls_ca);
   if (!settings.push_url.empty()) {
     PushConfig push;
     push.url = settings.push_url;

@@ -1226,7 +1226,6 @@ bool validate(const Options &opt) {
   if (opt.push && !is_http_url(opt.push)) fail("--push must be an http:// or https:// URL");
   if (opt.push_token && !opt.push) fail("--push-token needs --push");
   if (!opt.tls_cert != !opt.tls_key) fail("--tls-cert and --tls-key go together");
-  if (opt.tls_ca && opt.mode != Mode::Relay && !opt.push) fail("--tls-ca is for --from (relay) and --push URLs");
   return ok;
 }
 
@@ -1387,8 +1386,8 @@ int main(int argc, char **argv) {
       {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_key,
        "PEM file of --tls-cert's private key (e.g. certbot's privkey.pem)", "FILE"},
       {"tls-ca", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_ca,
-       "PEM file of the certificate authorities that https:// --from and --push URLs must chain to, "
-       "instead of the system's (default: the system's)",
+       "PEM file of the certificate authorities that https:// --from and --push URLs, and relay children's "
+       "https:// URLs (polled for their load), must chain to, instead of the system's (default: the system's)",
        "FILE"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr}};
 

@@ -2,6 +2,8 @@
 
 #include <json-glib/json-glib.h>
 
+#include <memory>
+
 #include "signalling/httpclient.h"
 
 #include "common/debug.h"
@@ -140,15 +142,25 @@ std::string Children::pick(const std::string &exclude_node) {
   return best->url;
 }
 
+void Children::set_tls_ca(const std::string &tls_ca) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  tls_ca_ = tls_ca;
+}
+
 void Children::poll_loop() {
-  HttpClient http(1);
+  std::unique_ptr<HttpClient> http;
+  std::string http_ca;
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stopping_) {
     std::vector<std::pair<std::string, std::string>> targets;  // session id, status URL
     for (const auto &c : children_) targets.emplace_back(c.first, c.second.url + "/status");
+    if (!http || http_ca != tls_ca_) {
+      http_ca = tls_ca_;
+      http = std::make_unique<HttpClient>(1, http_ca);
+    }
     lock.unlock();
     for (const auto &t : targets) {
-      HttpResponse r = http.send("GET", t.second, {});
+      HttpResponse r = http->send("GET", t.second, {});
       NodeStatus status;
       bool ok = r.status == 200 && parse_node_status(r.body, &status);
       std::lock_guard<std::mutex> relock(mutex_);

@@ -38,6 +38,10 @@ class Children {
   // emptiest first; never the node `exclude_node` (the one asking). Empty
   // when none can take it.
   std::string pick(const std::string &exclude_node);
+  // The authorities a child's https:// status URL must chain to instead of
+  // the system's (a PEM file; empty: the system's). Takes effect on the
+  // next poll.
+  void set_tls_ca(const std::string &tls_ca);
 
  private:
   struct Child {
@@ -52,6 +56,7 @@ class Children {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::map<std::string, Child> children_;  // by session id
+  std::string tls_ca_;
   std::thread thread_;
 };
 

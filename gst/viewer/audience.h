@@ -87,6 +87,8 @@ class Audience : public SessionHandler {
   unsigned viewer_count() const;  // sessions that are not relays
   unsigned direct_count() const;  // sessions whose media the fan-out sends itself
   unsigned children() const { return children_.count(); }
+  // See Children::set_tls_ca().
+  void set_children_tls_ca(const std::string &tls_ca) { children_.set_tls_ca(tls_ca); }
   // ViewerSession::stats() of a session; null for an unknown id. Any thread.
   GstStructure *viewer_stats(const std::string &session_id) const;
 

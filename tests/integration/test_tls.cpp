@@ -128,9 +128,9 @@ std::string root_launch(unsigned port, const std::string &sink_props) {
          std::to_string(port) + " " + sink_props;
 }
 
-std::string relay_out(unsigned port) {
-  return " broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port) +
-         " r.video ! queue ! bs.video r.audio ! queue ! bs.audio";
+std::string relay_out(unsigned port, const std::string &sink_props = "") {
+  return " broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port) + " " +
+         sink_props + " r.video ! queue ! bs.video r.audio ! queue ! bs.audio";
 }
 
 std::string state_of(GstElement *relaysrc) {
@@ -224,6 +224,42 @@ TEST_F(Tls, ARelayVerifiesItsUpstreamAgainstTlsCaAndRefusesItWithout) {
   EXPECT_EQ(root->viewer_count(), 1u);
   leaf.disconnect();
   gst_object_unref(refusing_src);
+}
+
+// A full root learns its relay children's load from their /status: a child
+// serving HTTPS with a certificate of a private CA is reachable when the
+// root's tls-ca vouches for it, and new viewers are sent there.
+TEST_F(Tls, AFullRootSendsViewersToAnHttpsRelayChildThatItsTlsCaVouchesFor) {
+  unsigned root_port = free_tcp_port(), child_port = free_tcp_port();
+  Broadcast root(root_launch(root_port, server_props() + " max-viewers=1 tls-ca=" + pki_->ca), root_port, pki_->ca);
+  ASSERT_TRUE(root.start()) << root.last_error();
+  ASSERT_TRUE(root.wait_media_flowing());
+  const std::string child_url = "https://127.0.0.1:" + std::to_string(child_port) + "/whep";
+  Broadcast child("relaysrc name=r ice-address=127.0.0.1 tls-ca=" + pki_->ca + " location=" + root.url() +
+                      " advertise-url=" + child_url + relay_out(child_port, server_props()),
+                  child_port, pki_->ca);
+  ASSERT_TRUE(child.start()) << child.last_error();
+  ASSERT_TRUE(child.wait_media_flowing());
+
+  WhepViewer::Options options;
+  options.tls_ca = pki_->ca;
+  WhepViewer first(options);
+  ASSERT_EQ(first.connect(root.url()), 201) << first.error();
+  const std::string offer = make_offer({});
+  HttpResponse full;
+  EXPECT_TRUE(wait_until([&] {
+    full = http_request("POST", root.url(), "application/sdp", offer, {}, false, pki_->ca);
+    return full.status == 307;
+  }, 5000ms)) << "got " << full.status << ": " << full.body;
+  EXPECT_EQ(full.header("location"), child_url);
+
+  WhepViewer second(options);
+  ASSERT_EQ(second.connect(root.url()), 201) << second.error();
+  EXPECT_EQ(second.answered_by(), child_url);
+  EXPECT_TRUE(wait_until([&] { return second.video_frames() >= 30 && second.audio_frames() >= 30; }, 10000ms))
+      << second.video_frames() << " video, " << second.audio_frames() << " audio frames";
+  second.disconnect();
+  first.disconnect();
 }
 
 TEST_F(Tls, APushReachesAnHttpsIngestThatItsTlsCaVouchesFor) {
