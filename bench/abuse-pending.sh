@@ -45,11 +45,16 @@ VARIANTS=${VARIANTS:-"default malloc"}
 WARMUP=${WARMUP:-15}
 ROUNDS=${ROUNDS:-3}
 
-# What the descriptors point to and the threads' names, to tell what a
-# round added (diff the .holds files).
+# What the descriptors point to, the threads' names, and resident kB by kind
+# of mapping (the brk heap, other anonymous memory such as glibc's thread
+# arenas and thread stacks, files), to tell what a round added (diff the
+# .holds files).
 what_it_holds() {
   find "/proc/$1/fd" -mindepth 1 -printf '%l\n' 2>/dev/null | sed 's/[0-9]\+/N/g' | sort | uniq -c | sed 's/^/fd /'
   cat "/proc/$1"/task/*/comm 2>/dev/null | sort | uniq -c | sed 's/^/thread /'
+  awk '/^[0-9a-f]+-[0-9a-f]+ / { kind = NF >= 6 ? ($6 ~ /^\[/ ? $6 : "file") : "anonymous" }
+       /^Rss:/ { kb[kind] += $2 }
+       END { for (k in kb) printf "rss-kB %s %d\n", k, kb[k] }' "/proc/$1/smaps" 2>/dev/null | sort
 }
 
 # One variant: one server, ROUNDS rounds of OFFERS offers, each waited out.
