@@ -13,8 +13,8 @@
 #   RSS after the first 1,000; descriptors and threads back to the baseline
 #   (before the first viewer) once all have left.
 #
-# Steady (SOAK_SECONDS set): STEADY_VIEWERS viewers (600: about 80 % of one
-# core in docs/BENCHMARKS.md's audio + video sweep) watch for SOAK_SECONDS
+# Steady (SOAK_SECONDS set): STEADY_VIEWERS viewers (1400: about 80 % of one
+# core on the 2-core machine of docs/soak.md, 2026-12-04) watch for SOAK_SECONDS
 # (3600 if SOAK_SECONDS is empty); every SAMPLE_EVERY seconds (60) a row:
 # server CPU over the minute, RSS, descriptors, threads, and the packets the
 # viewers received and lost in that minute.
@@ -24,7 +24,7 @@
 #   sudo bash bench/soak.sh                         # 10,000 cycles
 #   sudo SOAK_SECONDS=600 bash bench/soak.sh        # steady, 10 minutes
 # Environment: CYCLES (10000), RAMP (50 joins/s), LIFETIME (6 s), VANISH
-#   (0.2), SOAK_SECONDS, STEADY_VIEWERS (600), SAMPLE_EVERY (60), SETTLE
+#   (0.2), SOAK_SECONDS, STEADY_VIEWERS (1400), SAMPLE_EVERY (60), SETTLE
 #   (5 s), BUILD, OUT (build/soak-results/soak-cycles or soak-steady), PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -113,7 +113,7 @@ cycles_mode() {
 
 steady_mode() {
   prepare_out soak-steady
-  local seconds=${SOAK_SECONDS:-3600} viewers=${STEADY_VIEWERS:-600} every=${SAMPLE_EVERY:-60}
+  local seconds=${SOAK_SECONDS:-3600} viewers=${STEADY_VIEWERS:-1400} every=${SAMPLE_EVERY:-60}
   [ -n "$seconds" ] || seconds=3600
   start_measured_server
   local pid=$SERVER_PID bf=$BASE_FDS bt=$BASE_THREADS br=$BASE_RSS
