@@ -100,8 +100,9 @@ class Audience : public SessionHandler {
   Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
   void on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state);
   std::shared_ptr<ViewerSession> find(const std::string &id) const;
-  // The shared port for new viewers, opened on first use; null when
-  // ice-lite is off or it cannot be opened. With mutex_ held.
+  // The shared port for new viewers, opened at start (open_lite_port()) or,
+  // after a change of its settings, on the next viewer; null when ice-lite
+  // is off or it cannot be opened. With mutex_ held.
   std::shared_ptr<IceLitePort> lite_port_locked();
 
   GstBin *bin_;
