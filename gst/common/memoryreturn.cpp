@@ -9,7 +9,7 @@
 namespace wb {
 
 bool MemoryReturnPolicy::on_tick(size_t sessions) {
-  highest_ = std::max(highest_, std::max(previous_, sessions));
+  highest_ = std::max(highest_, sessions);
   const bool settled = sessions == previous_;
   previous_ = sessions;
   if (!settled || highest_ < sessions + drop_) return false;

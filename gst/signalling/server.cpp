@@ -194,12 +194,15 @@ void drop_connection(SoupServerMessage *msg) {
 // reference and the lost one; a libsoup that does not lose it (fixed, or a
 // patched 3.2) has one, and is left alone. The mark keeps a kept-alive
 // connection's later messages from dropping anything.
+// The running libsoup is 3.1.2 or later and older than 3.<fixed_minor>.0.
+bool libsoup_before_fix(guint fixed_minor) {
+  const guint minor = soup_get_minor_version();
+  return soup_get_major_version() == 3 && minor < fixed_minor &&
+         (minor > 1 || (minor == 1 && soup_get_micro_version() >= 2));
+}
+
 void release_lost_socket_reference(SoupServerMessage *msg) {
-  static const bool affected = [] {
-    const guint minor = soup_get_minor_version();
-    return soup_get_major_version() == 3 &&
-           ((minor == 1 && soup_get_micro_version() >= 2) || minor == 2 || minor == 3);
-  }();
+  static const bool affected = libsoup_before_fix(4);
   if (!affected) return;
   GSocket *socket = soup_server_message_get_socket(msg);
   if (!socket) return;
@@ -359,10 +362,7 @@ void SignallingServer::on_disconnected(SoupServerMessage *msg, gpointer data) {
 // reference frees both. A message that got as far as a request's headers
 // was handed on, and is never touched.
 void SignallingServer::release_lost_first_message(GMainContext *context, SoupServerMessage *msg) {
-  static const bool affected = [] {
-    const guint minor = soup_get_minor_version();
-    return soup_get_major_version() == 3 && ((minor == 1 && soup_get_micro_version() >= 2) || minor == 2);
-  }();
+  static const bool affected = libsoup_before_fix(3);
   if (!affected) return;
   auto *weak = g_new0(GWeakRef, 1);
   g_weak_ref_init(weak, msg);
