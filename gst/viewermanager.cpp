@@ -137,6 +137,12 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "ice-lite-port", "ICE-lite port",
       "UDP port of the shared ICE-lite port, on every ice-address (0 = one the system picks)", 0, 65535, 0,
       flags);
+  specs[PROP_SENDER_THREADS] = g_param_spec_uint(
+      "sender-threads", "Sender threads",
+      "Threads that protect and send ICE-lite viewers' media (sender shards; viewers are spread over them, "
+      "each sends from its own socket on the one ice-lite-port). 0 = one per core this process may use "
+      "(its CPU affinity)",
+      0, 256, 0, flags);
   specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
       "direct-send", "Direct send",
       "Viewers with a webrtcbin of their own (see ice-lite): once it has connected, protect (SRTP) and send its media straight from the "
@@ -574,6 +580,9 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_ICE_LITE_PORT:
       config.ice_lite_port = uint16_t(g_value_get_uint(value));
       break;
+    case PROP_SENDER_THREADS:
+      config.sender_threads = g_value_get_uint(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
@@ -636,6 +645,9 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_ICE_LITE_PORT:
       g_value_set_uint(value, config.ice_lite_port);
+      break;
+    case PROP_SENDER_THREADS:
+      g_value_set_uint(value, config.sender_threads);
       break;
     case PROP_DIRECT_VIEWERS:
       g_value_set_uint(value, priv->audience->direct_count());

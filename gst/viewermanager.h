@@ -48,6 +48,7 @@ enum ViewerProperty : guint {
   PROP_TLS_CERTIFICATE,
   PROP_TLS_KEY,
   PROP_TLS_CA,
+  PROP_SENDER_THREADS,
   N_VIEWER_PROPERTIES
 };
 

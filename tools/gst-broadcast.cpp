@@ -70,6 +70,7 @@ struct Options {
   gint offers_per_second = -1;
   gint http_timeout = -1;
   gint max_http_connections = -1;
+  gint sender_threads = -1;
   gchar *stun_server = nullptr;
   gchar *turn_servers = nullptr;
   gchar *ice_address = nullptr;
@@ -1056,7 +1057,7 @@ bool start_pipeline(App *app) {
   const std::pair<const char *, gint> limits[] = {
       {"max-pending-viewers", opt.max_pending},         {"max-pending-webrtcbin", opt.max_pending_webrtcbin},
       {"offers-per-second", opt.offers_per_second},     {"http-request-timeout", opt.http_timeout},
-      {"max-http-connections", opt.max_http_connections}};
+      {"max-http-connections", opt.max_http_connections}, {"sender-threads", opt.sender_threads}};
   for (const auto &limit : limits)
     if (limit.second >= 0) set_uint(app->sink, limit.first, static_cast<guint>(limit.second));
   set_string(app->sink, "stun-server", opt.stun_server);
@@ -1180,6 +1181,7 @@ bool validate(const Options &opt) {
       opt.max_http_connections < -1)
     fail("--max-pending, --max-pending-webrtcbin, --offers-per-second and --max-http-connections must be >= 0");
   if (opt.http_timeout < -1 || opt.http_timeout > 3600) fail("--http-timeout must be between 0 and 3600");
+  if (opt.sender_threads < -1 || opt.sender_threads > 256) fail("--sender-threads must be between 0 and 256");
   if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
   if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
 
@@ -1317,6 +1319,10 @@ int main(int argc, char **argv) {
       {"max-pending-webrtcbin", 0, 0, G_OPTION_ARG_INT, &opt.max_pending_webrtcbin,
        "Of those, most with a webrtcbin of their own (offers the shared ICE-lite port cannot serve), "
        "0 = unlimited (default: 8)",
+       "N"},
+      {"sender-threads", 0, 0, G_OPTION_ARG_INT, &opt.sender_threads,
+       "Threads that send viewers' media, each with its own share of the viewers, 0 = one per core "
+       "this process may use (default: 0)",
        "N"},
       {"offers-per-second", 0, 0, G_OPTION_ARG_INT, &opt.offers_per_second,
        "Offers per second taken from one IP address (bursts of twice that); further ones get 429, "

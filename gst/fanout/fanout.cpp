@@ -4,6 +4,8 @@
 #include <gst/video/video-event.h>
 
 #include <algorithm>
+#include <cstring>
+#include <unordered_map>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -20,73 +22,120 @@ namespace {
 
 using wb::Codec;
 using wb::KeyframeRequests;
+using wb::SubscriberId;
 
-struct Branch {
-  Branch(GstPad *p, uint8_t payload_type, uint32_t s)
-      : pad(GST_PAD(gst_object_ref(p))), pt(payload_type), ssrc(s) {}
-  ~Branch() { gst_object_unref(pad); }
-  Branch(const Branch &) = delete;
-  Branch &operator=(const Branch &) = delete;
+struct Subscriber {
+  Subscriber(SubscriberId i, const wb::Rewrite &r) : id(i), rewrite(r) {}
+  ~Subscriber() {
+    if (pad) gst_object_unref(pad);
+  }
+  Subscriber(const Subscriber &) = delete;
+  Subscriber &operator=(const Subscriber &) = delete;
 
-  GstPad *pad;
-  const uint8_t pt;
-  const uint32_t ssrc;
+  const SubscriberId id;
+  const wb::Rewrite rewrite;
+  GstPad *pad = nullptr;  // only for a transport that takes buffers
+  // Set once, before `started`: the shard that delivers (-1: the streaming
+  // thread) and the direct sender (null: packets go to the pad).
+  int shard = -1;
+  std::unique_ptr<wb::SrtpSender> direct;
   std::atomic<bool> started{false};
   std::atomic<bool> has_keyframe{false};
-  // Set before `started`, then only read by the streaming thread: when set,
-  // packets bypass the pad (and the viewer's webrtcbin) entirely.
-  std::unique_ptr<wb::SrtpSender> direct;
-  gint64 shown_to_pad_us = 0;  // direct branches: see deliver()
+  // Counted in Core::waiting until its gate opens or it leaves, whichever
+  // comes first (the one that clears this).
+  std::atomic<bool> counted_waiting{false};
 
-  // Sequence numbers the viewer reported lost (NACK), from its transport's
-  // thread, for the streaming thread: only that thread may use the direct
-  // sender's SRTP context and the history, so it answers at its next
-  // delivery.
+  // Sequence numbers the viewer reported lost (NACK, in the viewer's
+  // numbering), from its transport's thread, for the delivering thread:
+  // only that thread may use the sender's SRTP context.
   std::mutex nack_lock;
   std::vector<uint16_t> nacked;
   std::atomic<bool> has_nacks{false};
-  // Streaming thread only.
-  uint16_t last_seq = 0;   // the newest packet sent to the branch
-  uint32_t delivered = 0;  // packets sent to the branch, for retransmit()
+
+  // The delivering thread only.
+  size_t lane_index = 0;
+  uint16_t last_seq = 0;   // the newest packet sent, in the shared numbering
+  uint32_t delivered = 0;  // packets sent, for retransmit()
   gint64 budget_start_us = 0;
   unsigned budget_used = 0;
+  gint64 shown_to_pad_us = 0;  // see deliver_to()
 };
 
-// Retransmissions per branch and second at most: a NACK names up to 17
-// packets, so without a bound one viewer could make us send far more than
-// the stream (800 kbps video is ~100 packets a second).
+// Retransmissions per subscriber and second at most: a NACK names up to
+// 17 packets, so without a bound one viewer could make us send far more
+// than the stream (800 kbps video is ~100 packets a second).
 constexpr unsigned kMaxRetransmitsPerSecond = 200;
-// NACKed packets a branch may have waiting.
+// NACKed packets a subscriber may have waiting.
 constexpr size_t kMaxPendingNacks = 512;
 
-using BranchList = std::vector<std::shared_ptr<Branch>>;
+using SubscriberList = std::vector<std::shared_ptr<Subscriber>>;
 
-// One incoming packet, inspected once for all branches.
-struct Packet {
-  GstBuffer *buffer = nullptr;
-  guint header_len = 0;
-  bool starts_keyframe = false;
-  GstMapInfo map = GST_MAP_INFO_INIT;  // the whole packet, for direct branches
-  bool mapped = false;
+// What the streaming thread and the shards share: it outlives the element
+// while a shard still has a batch of it.
+struct Core {
+  std::string name;  // the element's, for logs
+  // Written by the streaming thread per batch; read at NACKs by whichever
+  // thread delivers the viewer.
+  std::mutex history_lock;
+  wb::PacketHistory history;
+  // Started video subscribers still waiting for a keyframe: while any are,
+  // the streaming thread repeats the request.
+  std::atomic<int> waiting{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> retransmitted{0};
+  std::atomic<uint64_t> nacked_not_kept{0};
+};
+
+// One shard's subscribers of this stream; the list is touched only by the
+// shard's thread (joins and leaves arrive as jobs), the count by others.
+struct alignas(64) Lane {
+  SubscriberList subscribers;
+  std::atomic<unsigned> count{0};
+};
+
+// One per shard, fixed. Jobs hold these, never the pool: a job must not
+// be where the pool (whose destructor joins its threads) is released.
+using Lanes = std::vector<std::unique_ptr<Lane>>;
+
+struct Sharding {
+  std::shared_ptr<wb::SenderPool> pool;
+  std::shared_ptr<Lanes> lanes;
+};
+
+// One batch of the shared stream, inspected once, read by every shard.
+struct Batch {
+  Batch() = default;
+  Batch(const Batch &) = delete;
+  Batch &operator=(const Batch &) = delete;
+  ~Batch() {
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      gst_buffer_unmap(buffers[i], &maps[i]);
+      gst_buffer_unref(buffers[i]);
+    }
+  }
+  // Index i of each vector is one well-formed packet.
+  std::vector<GstBuffer *> buffers;
+  std::vector<GstMapInfo> maps;
+  std::vector<wb::RtpPacketRef> refs;
+  std::vector<bool> starts_keyframe;
+  bool video = false;
 };
 
 struct FanoutState {
   std::mutex lock;
-  // Copy-on-write: the streaming thread takes a reference to the current
-  // list and delivers without holding the lock while branches come and go.
-  std::shared_ptr<const BranchList> branches = std::make_shared<BranchList>();
+  std::unordered_map<SubscriberId, std::shared_ptr<Subscriber>> subscribers;
+  // Copy-on-write: the subscribers with a pad, which the streaming thread
+  // delivers without holding the lock while they come and go.
+  std::shared_ptr<const SubscriberList> with_pads = std::make_shared<SubscriberList>();
+  Sharding sharding;  // set at the first subscriber started on a shard
   GstCaps *caps = nullptr;
   Codec codec = Codec::Unknown;
   GstSegment segment;
-  bool have_segment = false;
-  unsigned next_branch_id = 0;
+  SubscriberId next_id = 1;
+  unsigned next_pad = 0;
   KeyframeRequests keyframes;
   std::atomic<uint64_t> packets_in{0};
-  std::atomic<uint64_t> bytes_out{0};
-  // Streaming thread only: see deliver() and retransmit().
-  wb::PacketHistory history;
-  std::atomic<uint64_t> retransmitted{0};
-  std::atomic<uint64_t> nacked_not_kept{0};
+  std::shared_ptr<Core> core = std::make_shared<Core>();
 };
 
 }  // namespace
@@ -106,16 +155,10 @@ static GstStaticPadTemplate src_template =
 
 namespace {
 
-std::shared_ptr<const BranchList> snapshot(WbFanout *self) {
+std::shared_ptr<Subscriber> find(WbFanout *self, SubscriberId id) {
   std::lock_guard<std::mutex> lock(self->state->lock);
-  return self->state->branches;
-}
-
-std::shared_ptr<Branch> find_branch(WbFanout *self, GstPad *pad) {
-  auto list = snapshot(self);
-  for (const auto &b : *list)
-    if (b->pad == pad) return b;
-  return nullptr;
+  auto it = self->state->subscribers.find(id);
+  return it == self->state->subscribers.end() ? nullptr : it->second;
 }
 
 void send_keyframe_request(WbFanout *self) {
@@ -124,22 +167,29 @@ void send_keyframe_request(WbFanout *self) {
                      gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
 }
 
-// A header copy with this branch's payload type and SSRC, followed by the
-// shared payload memory (referenced, not copied).
-GstBuffer *branch_packet(const Packet &pkt, const guint8 *header, const Branch &branch) {
+uint16_t sequence_of(const wb::RtpPacketRef &packet) {
+  return uint16_t(packet.data[2] << 8 | packet.data[3]);
+}
+
+// The subscriber's copy of packet `i` of `batch` as a buffer: a rewritten
+// header, followed by the shared payload memory (referenced, not copied).
+GstBuffer *pad_packet(const Batch &batch, size_t i, const wb::Rewrite &rewrite) {
+  const wb::RtpPacketRef &ref = batch.refs[i];
   GstBuffer *out = gst_buffer_new();
-  GstMemory *mem = gst_allocator_alloc(nullptr, pkt.header_len, nullptr);
+  GstMemory *mem = gst_allocator_alloc(nullptr, ref.header_len, nullptr);
   GstMapInfo map;
   gst_memory_map(mem, &map, GST_MAP_WRITE);
-  memcpy(map.data, header, pkt.header_len);
-  map.data[1] = (map.data[1] & 0x80) | (branch.pt & 0x7f);
-  GST_WRITE_UINT32_BE(map.data + 8, branch.ssrc);
+  memcpy(map.data, ref.data, ref.header_len);
+  map.data[1] = (map.data[1] & 0x80) | (rewrite.payload_type & 0x7f);
+  GST_WRITE_UINT16_BE(map.data + 2, uint16_t(sequence_of(ref) + rewrite.seq_offset));
+  GST_WRITE_UINT32_BE(map.data + 4, GST_READ_UINT32_BE(map.data + 4) + rewrite.ts_offset);
+  GST_WRITE_UINT32_BE(map.data + 8, rewrite.ssrc);
   gst_memory_unmap(mem, &map);
   gst_buffer_append_memory(out, mem);
-  gst_buffer_copy_into(out, pkt.buffer,
+  gst_buffer_copy_into(out, batch.buffers[i],
                        GstBufferCopyFlags(GST_BUFFER_COPY_MEMORY | GST_BUFFER_COPY_FLAGS |
                                           GST_BUFFER_COPY_TIMESTAMPS),
-                       pkt.header_len, -1);
+                       ref.header_len, -1);
   return out;
 }
 
@@ -164,184 +214,216 @@ gint64 sampled_time_us(WbFanout *self, GstBuffer *buffer, gint64 now) {
   return now - age / GstClockTimeDiff(GST_USECOND);
 }
 
-// Answers a direct branch's NACKs from the shared history, through its
-// sender. Returns the bytes queued. Streaming thread.
-uint64_t retransmit(WbFanout *self, Branch &branch, wb::SendBatch &batch, gint64 now) {
-  FanoutState &st = *self->state;
+// Answers a subscriber's NACKs from the shared history, through its
+// sender. Returns the bytes queued. The delivering thread.
+uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now) {
   std::vector<uint16_t> seqs;
   {
-    std::lock_guard<std::mutex> lock(branch.nack_lock);
-    seqs.swap(branch.nacked);
-    branch.has_nacks.store(false, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(sub.nack_lock);
+    seqs.swap(sub.nacked);
+    sub.has_nacks.store(false, std::memory_order_relaxed);
   }
-  if (now - branch.budget_start_us >= G_USEC_PER_SEC) {
-    branch.budget_start_us = now;
-    branch.budget_used = 0;
+  if (now - sub.budget_start_us >= G_USEC_PER_SEC) {
+    sub.budget_start_us = now;
+    sub.budget_used = 0;
   }
+  // Copied out under the lock: the streaming thread overwrites the history.
+  std::vector<std::vector<uint8_t>> copies;
   std::vector<wb::RtpPacketRef> found;
   uint64_t not_kept = 0, over_budget = 0;
-  for (uint16_t seq : seqs) {
-    // Only what this branch was sent: not what came before its keyframe.
-    if (uint16_t(branch.last_seq - seq) >= branch.delivered) continue;
-    const wb::RtpPacketRef *packet = st.history.find(seq);
-    if (!packet) {
-      ++not_kept;
-    } else if (branch.budget_used >= kMaxRetransmitsPerSecond) {
-      ++over_budget;
-    } else {
-      ++branch.budget_used;
-      found.push_back(*packet);
+  {
+    std::lock_guard<std::mutex> lock(core.history_lock);
+    for (uint16_t viewer_seq : seqs) {
+      const uint16_t seq = uint16_t(viewer_seq - sub.rewrite.seq_offset);
+      // Only what this subscriber was sent: not what came before its keyframe.
+      if (uint16_t(sub.last_seq - seq) >= sub.delivered) continue;
+      const wb::RtpPacketRef *packet = core.history.find(seq);
+      if (!packet) {
+        ++not_kept;
+      } else if (sub.budget_used >= kMaxRetransmitsPerSecond) {
+        ++over_budget;
+      } else {
+        ++sub.budget_used;
+        copies.emplace_back(packet->data, packet->data + packet->size);
+        found.push_back(*packet);
+      }
     }
   }
+  for (size_t i = 0; i < found.size(); ++i) found[i].data = copies[i].data();
   if (not_kept || over_budget)
-    GST_DEBUG_OBJECT(self, "branch %s: %" G_GUINT64_FORMAT " NACKed packets no longer kept, %" G_GUINT64_FORMAT
-                     " over the retransmission budget", GST_PAD_NAME(branch.pad), not_kept, over_budget);
-  st.nacked_not_kept += not_kept;
-  st.retransmitted += found.size();
+    GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT " NACKed packets no longer kept, %"
+              G_GUINT64_FORMAT " over the retransmission budget", core.name.c_str(), sub.id, not_kept, over_budget);
+  core.nacked_not_kept += not_kept;
+  core.retransmitted += found.size();
   if (found.empty()) return 0;
-  GST_LOG_OBJECT(self, "branch %s: retransmitting %zu packets", GST_PAD_NAME(branch.pad), found.size());
-  return branch.direct->send(found.data(), found.size(), branch.pt, branch.ssrc, batch);
+  GST_LOG("%s: subscriber %" G_GUINT64_FORMAT ": retransmitting %zu packets", core.name.c_str(), sub.id,
+          found.size());
+  return sub.direct->send(found.data(), found.size(), sub.rewrite, out);
 }
 
-void deliver(WbFanout *self, std::vector<Packet> &packets) {
+// Everything one subscriber does with one batch: keyframe gate, NACK
+// answers, rewrite, send. Returns the bytes sent. The delivering thread.
+uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out, gint64 now) {
+  const size_t n = batch.refs.size();
+  size_t first = 0;
+  if (!sub.has_keyframe.load(std::memory_order_relaxed)) {
+    while (first < n && !batch.starts_keyframe[first]) ++first;
+    if (first == n) return 0;
+    GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": keyframe, starting delivery", core.name.c_str(), sub.id);
+    sub.has_keyframe.store(true, std::memory_order_relaxed);
+    if (sub.counted_waiting.exchange(false)) core.waiting.fetch_sub(1);
+  }
+  uint64_t bytes = 0;
+  // Before the new packets, so these stay the last the sender counted.
+  if (sub.has_nacks.load(std::memory_order_acquire) && sub.direct) bytes += retransmit(core, sub, out, now);
+  sub.last_seq = sequence_of(batch.refs[n - 1]);
+  sub.delivered += uint32_t(n - first);
+  if (sub.direct) {
+    bytes += sub.direct->send(batch.refs.data() + first, n - first, sub.rewrite, out);
+    // A viewer's webrtcbin writes the RTCP sender reports a browser needs
+    // for lip sync from the packets it sees: show it one a second. It sends
+    // the very same SRTP packet again, which the viewer drops as a replay.
+    if (sub.pad && now - sub.shown_to_pad_us >= G_USEC_PER_SEC) {
+      sub.shown_to_pad_us = now;
+      gst_pad_push(sub.pad, pad_packet(batch, first, sub.rewrite));
+    }
+    return bytes;
+  }
+  if (!sub.pad) return bytes;
+  // A viewer's flow result never reaches the shared stream: a dead or
+  // flushing transport must not stop the others.
+  if (n - first == 1) {
+    GstBuffer *only = pad_packet(batch, first, sub.rewrite);
+    bytes += gst_buffer_get_size(only);
+    gst_pad_push(sub.pad, only);
+    return bytes;
+  }
+  GstBufferList *list = gst_buffer_list_new_sized(guint(n - first));
+  for (size_t i = first; i < n; ++i) {
+    GstBuffer *packet = pad_packet(batch, i, sub.rewrite);
+    bytes += gst_buffer_get_size(packet);
+    gst_buffer_list_add(list, packet);
+  }
+  gst_pad_push_list(sub.pad, list);
+  return bytes;
+}
+
+// A shard's job for one batch: its own subscribers of this stream.
+void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
+  wb::SendBatch &out = wb::SendBatch::for_this_thread();
+  const gint64 now = g_get_monotonic_time();
+  uint64_t bytes = 0;
+  for (const auto &sub : lane.subscribers) bytes += deliver_to(core, *sub, batch, out, now);
+  out.flush();
+  core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+// Takes `sub` off its shard, after the batches already queued for it; it
+// (its sender and SRTP context) is freed on the shard's thread.
+void leave_shard(const Sharding &sharding, std::shared_ptr<Subscriber> sub) {
+  const unsigned shard = unsigned(sub->shard);
+  (*sharding.lanes)[shard]->count.fetch_sub(1);
+  sharding.pool->post(shard, [lanes = sharding.lanes, shard, sub = std::move(sub)]() mutable {
+    SubscriberList &list = (*lanes)[shard]->subscribers;
+    const size_t at = sub->lane_index;
+    if (at < list.size() && list[at] == sub) {
+      list[at] = std::move(list.back());
+      list[at]->lane_index = at;
+      list.pop_back();
+    }
+    sub.reset();
+  });
+  sharding.pool->release(shard);
+}
+
+// Takes ownership of `buffers`.
+void deliver(WbFanout *self, std::vector<GstBuffer *> buffers) {
   FanoutState &st = *self->state;
-  std::shared_ptr<const BranchList> branches;
+  std::shared_ptr<const SubscriberList> with_pads;
+  Sharding sharding;
   Codec codec;
   {
     std::lock_guard<std::mutex> lock(st.lock);
-    branches = st.branches;
+    with_pads = st.with_pads;
+    sharding = st.sharding;
     codec = st.codec;
   }
+  Core &core = *st.core;
 
-  // Inspect every packet once; the per-branch loop below only copies headers.
-  std::vector<guint8> headers;
-  std::vector<size_t> header_offsets;
+  // Inspect and map every packet once, for every subscriber.
+  auto batch = std::make_shared<Batch>();
+  batch->video = wb::codec_is_video(codec);
+  const gint64 now = g_get_monotonic_time();
+  const gint64 sampled_us = buffers.empty() ? now : sampled_time_us(self, buffers.front(), now);
   bool any_keyframe = false;
-  for (auto &pkt : packets) {
+  for (GstBuffer *buffer : buffers) {
     GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
-    header_offsets.push_back(headers.size());
-    if (!gst_rtp_buffer_map(pkt.buffer, GST_MAP_READ, &rtp)) {
-      pkt.header_len = 0;
+    if (!gst_rtp_buffer_map(buffer, GST_MAP_READ, &rtp)) {
+      gst_buffer_unref(buffer);
       continue;
     }
-    pkt.header_len = gst_rtp_buffer_get_header_len(&rtp);
-    pkt.starts_keyframe = wb::rtp_payload_starts_keyframe(
-        codec, static_cast<const uint8_t *>(gst_rtp_buffer_get_payload(&rtp)),
-        gst_rtp_buffer_get_payload_len(&rtp));
+    const guint header_len = gst_rtp_buffer_get_header_len(&rtp);
+    const bool keyframe = wb::rtp_payload_starts_keyframe(
+        codec, static_cast<const uint8_t *>(gst_rtp_buffer_get_payload(&rtp)), gst_rtp_buffer_get_payload_len(&rtp));
     gst_rtp_buffer_unmap(&rtp);
-    size_t at = headers.size();
-    headers.resize(at + pkt.header_len);
-    gst_buffer_extract(pkt.buffer, 0, headers.data() + at, pkt.header_len);
-    any_keyframe |= pkt.starts_keyframe && wb::codec_is_video(codec);
-  }
-  st.packets_in += packets.size();
-  if (any_keyframe) st.keyframes.keyframe_sent();
-
-  // Direct branches and the history read the packets as plain bytes: map
-  // each once.
-  std::vector<wb::RtpPacketRef> refs;
-  bool any_direct = false;
-  for (const auto &branch : *branches)
-    any_direct |= branch->started.load(std::memory_order_acquire) && branch->direct;
-  // Only direct senders (and their retransmissions, which only they make)
-  // need the time and the sample time: not the webrtcbin-only path.
-  const gint64 now = any_direct ? g_get_monotonic_time() : 0;
-  const gint64 sampled_us = any_direct ? sampled_time_us(self, packets.front().buffer, now) : 0;
-  refs.reserve(packets.size());
-  for (auto &pkt : packets) {
-    if (!pkt.header_len) continue;
-    pkt.mapped = gst_buffer_map(pkt.buffer, &pkt.map, GST_MAP_READ);
-    if (!pkt.mapped) continue;
-    refs.push_back({pkt.map.data, pkt.map.size, pkt.header_len, sampled_us});
-    st.history.record(refs.back());
-  }
-
-  bool waiting = false;
-  uint64_t bytes = 0;
-  wb::SendBatch &batch = wb::SendBatch::for_this_thread();
-  for (const auto &branch : *branches) {
-    if (!branch->started.load(std::memory_order_acquire)) continue;
-    size_t first = 0;
-    if (!branch->has_keyframe.load(std::memory_order_relaxed)) {
-      while (first < packets.size() &&
-             !(packets[first].header_len && packets[first].starts_keyframe))
-        ++first;
-      if (first == packets.size()) {
-        waiting = true;
-        continue;
-      }
-      GST_DEBUG_OBJECT(self, "branch %s: keyframe, starting delivery", GST_PAD_NAME(branch->pad));
-      branch->has_keyframe.store(true, std::memory_order_relaxed);
-    }
-    // Before the new packets, so these stay the last the sender counted.
-    if (branch->has_nacks.load(std::memory_order_acquire)) bytes += retransmit(self, *branch, batch, now);
-    for (size_t i = first; i < packets.size(); ++i) {
-      if (!packets[i].mapped) continue;
-      branch->last_seq = uint16_t(packets[i].map.data[2] << 8 | packets[i].map.data[3]);
-      ++branch->delivered;
-    }
-    if (branch->direct) {
-      // refs skips unmappable packets, so count from its end.
-      size_t skip = 0;
-      for (size_t i = 0; i < first; ++i) skip += packets[i].mapped;
-      bytes += branch->direct->send(refs.data() + skip, refs.size() - skip, branch->pt, branch->ssrc, batch);
-      // A viewer's webrtcbin writes the RTCP sender reports a browser
-      // needs for lip sync from the packets it sees: show it one a second.
-      // It sends the very same SRTP packet again, which the viewer drops as
-      // a replay. (A branch linked to nothing has a transport that writes
-      // its own reports.)
-      if (now - branch->shown_to_pad_us >= G_USEC_PER_SEC && first < packets.size() && packets[first].header_len) {
-        branch->shown_to_pad_us = now;
-        if (gst_pad_is_linked(branch->pad))
-          gst_pad_push(branch->pad, branch_packet(packets[first], headers.data() + header_offsets[first], *branch));
-      }
+    GstMapInfo map;
+    if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+      gst_buffer_unref(buffer);
       continue;
     }
-    GstBufferList *list = gst_buffer_list_new_sized(packets.size() - first);
-    for (size_t i = first; i < packets.size(); ++i) {
-      if (!packets[i].header_len) continue;
-      GstBuffer *out = branch_packet(packets[i], headers.data() + header_offsets[i], *branch);
-      bytes += gst_buffer_get_size(out);
-      gst_buffer_list_add(list, out);
-    }
-    // A viewer's flow result never reaches the shared stream: a dead or
-    // flushing transport must not stop the others.
-    if (gst_buffer_list_length(list) == 1) {
-      GstBuffer *only = gst_buffer_ref(gst_buffer_list_get(list, 0));
-      gst_buffer_list_unref(list);
-      gst_pad_push(branch->pad, only);
-    } else {
-      gst_pad_push_list(branch->pad, list);
-    }
+    batch->buffers.push_back(buffer);
+    batch->maps.push_back(map);
+    batch->refs.push_back({map.data, map.size, header_len, sampled_us});
+    batch->starts_keyframe.push_back(keyframe);
+    any_keyframe |= keyframe && batch->video;
   }
-  if (any_direct) batch.flush();
-  for (auto &pkt : packets)
-    if (pkt.mapped) gst_buffer_unmap(pkt.buffer, &pkt.map);
-  st.bytes_out += bytes;
-  if (wb::codec_is_video(codec) && st.keyframes.due(KeyframeRequests::Clock::now(), waiting))
+  st.packets_in += buffers.size();
+  if (any_keyframe) st.keyframes.keyframe_sent();
+  if (!batch->refs.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(core.history_lock);
+      for (const auto &ref : batch->refs) core.history.record(ref);
+    }
+    // Each shard with subscribers of this stream gets the batch once.
+    if (sharding.pool)
+      for (unsigned i = 0; i < sharding.lanes->size(); ++i) {
+        if (!(*sharding.lanes)[i]->count.load(std::memory_order_relaxed)) continue;
+        sharding.pool->post(i, [core = st.core, lanes = sharding.lanes, i, batch] {
+          deliver_on_shard(*core, *(*lanes)[i], *batch);
+        }, true);
+      }
+    wb::SendBatch &out = wb::SendBatch::for_this_thread();
+    uint64_t bytes = 0;
+    for (const auto &sub : *with_pads)
+      if (sub->started.load(std::memory_order_acquire)) bytes += deliver_to(core, *sub, *batch, out, now);
+    out.flush();
+    core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  if (batch->video && st.keyframes.due(KeyframeRequests::Clock::now(), core.waiting.load() > 0))
     send_keyframe_request(self);
 }
 
 GstFlowReturn sink_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
-  std::vector<Packet> packets(1);
-  packets[0].buffer = buffer;
-  deliver(WB_FANOUT(parent), packets);
-  gst_buffer_unref(buffer);
+  deliver(WB_FANOUT(parent), {buffer});
   return GST_FLOW_OK;
 }
 
 GstFlowReturn sink_chain_list(GstPad *, GstObject *parent, GstBufferList *list) {
   guint n = gst_buffer_list_length(list);
-  std::vector<Packet> packets(n);
-  for (guint i = 0; i < n; ++i) packets[i].buffer = gst_buffer_list_get(list, i);
-  deliver(WB_FANOUT(parent), packets);
+  std::vector<GstBuffer *> buffers(n);
+  for (guint i = 0; i < n; ++i) buffers[i] = gst_buffer_ref(gst_buffer_list_get(list, i));
   gst_buffer_list_unref(list);
+  deliver(WB_FANOUT(parent), std::move(buffers));
   return GST_FLOW_OK;
 }
 
-void push_to_branches(WbFanout *self, GstEvent *event) {
-  auto branches = snapshot(self);
-  for (const auto &b : *branches) gst_pad_push_event(b->pad, gst_event_ref(event));
+void push_to_pads(WbFanout *self, GstEvent *event) {
+  std::shared_ptr<const SubscriberList> with_pads;
+  {
+    std::lock_guard<std::mutex> lock(self->state->lock);
+    with_pads = self->state->with_pads;
+  }
+  for (const auto &sub : *with_pads) gst_pad_push_event(sub->pad, gst_event_ref(event));
   gst_event_unref(event);
 }
 
@@ -362,7 +444,7 @@ gboolean sink_event(GstPad *, GstObject *parent, GstEvent *event) {
         st.codec = codec;
       }
       gst_event_unref(event);
-      // Each branch announces the caps its own viewer negotiated.
+      // Each pad announces the caps its own transport negotiated.
       return codec != Codec::Unknown;
     }
     case GST_EVENT_STREAM_START:
@@ -377,26 +459,25 @@ gboolean sink_event(GstPad *, GstObject *parent, GstEvent *event) {
         gst_event_unref(event);
         return TRUE;
       }
-      push_to_branches(self, event);
+      push_to_pads(self, event);
       return TRUE;
     case GST_EVENT_SEGMENT: {
       {
         std::lock_guard<std::mutex> lock(st.lock);
         gst_event_copy_segment(event, &st.segment);
-        st.have_segment = true;
       }
-      push_to_branches(self, event);
+      push_to_pads(self, event);
       return TRUE;
     }
     default:
-      push_to_branches(self, event);
+      push_to_pads(self, event);
       return TRUE;
   }
 }
 
 gboolean sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
   // Allocation is not a question for viewers' transports (the default would
-  // ask each of them in turn).
+  // ask each pad's in turn).
   if (GST_QUERY_TYPE(query) == GST_QUERY_ALLOCATION) return FALSE;
   return gst_pad_query_default(pad, parent, query);
 }
@@ -404,7 +485,7 @@ gboolean sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
 gboolean src_event(GstPad *pad, GstObject *parent, GstEvent *event) {
   WbFanout *self = WB_FANOUT(parent);
   if (gst_video_event_is_force_key_unit(event)) {
-    GST_DEBUG_OBJECT(self, "keyframe request from branch %s", GST_PAD_NAME(pad));
+    GST_DEBUG_OBJECT(self, "keyframe request from pad %s", GST_PAD_NAME(pad));
     if (self->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(self);
   }
   // Nothing else a single viewer says (QoS, reconfigure, navigation) may
@@ -434,6 +515,9 @@ gboolean src_query(GstPad *pad, GstObject *parent, GstQuery *query) {
 
 static void wb_fanout_finalize(GObject *object) {
   WbFanout *self = WB_FANOUT(object);
+  // Subscribers nobody unsubscribed still sit in their shards' lanes.
+  for (auto &entry : self->state->subscribers)
+    if (entry.second->shard >= 0) leave_shard(self->state->sharding, std::move(entry.second));
   if (self->state->caps) gst_caps_unref(self->state->caps);
   delete self->state;
   G_OBJECT_CLASS(wb_fanout_parent_class)->finalize(object);
@@ -447,7 +531,7 @@ static void wb_fanout_class_init(WbFanoutClass *klass) {
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
       element_class, "Broadcast fan-out", "Filter/Network/RTP",
-      "Shares one RTP stream with many viewer branches (keyframe gate, PT/SSRC rewrite)",
+      "Shares one RTP stream with many viewers (keyframe gate, per-viewer rewrite, sender shards)",
       "webrtcbroadcast developers");
   GST_DEBUG_CATEGORY_INIT(wb_fanout_debug, "broadcastfanout", 0, "webrtcbroadcast fan-out");
 }
@@ -475,56 +559,112 @@ Codec fanout_get_codec(WbFanout *fanout) {
   return fanout->state->codec;
 }
 
-GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t payload_type,
-                          uint32_t ssrc) {
+namespace {
+
+std::shared_ptr<Subscriber> add_subscriber(WbFanout *fanout, const Rewrite &rewrite, GstPad *pad) {
   FanoutState &st = *fanout->state;
-  unsigned id;
+  std::lock_guard<std::mutex> lock(st.lock);
+  if (st.core->name.empty()) st.core->name = GST_OBJECT_NAME(fanout);
+  auto sub = std::make_shared<Subscriber>(st.next_id++, rewrite);
+  sub->pad = pad;
+  st.subscribers.emplace(sub->id, sub);
+  if (pad) {
+    auto list = std::make_shared<SubscriberList>(*st.with_pads);
+    list->push_back(sub);
+    st.with_pads = std::move(list);
+  }
+  return sub;
+}
+
+// The fan-out's sharding: the first pool given (or one of its own).
+Sharding sharding_for(WbFanout *fanout, const std::shared_ptr<SenderPool> &pool) {
+  FanoutState &st = *fanout->state;
+  std::lock_guard<std::mutex> lock(st.lock);
+  if (st.sharding.pool) {
+    if (pool && pool != st.sharding.pool)
+      GST_WARNING_OBJECT(fanout, "already sending with another sender pool; keeping it");
+    return st.sharding;
+  }
+  st.sharding.pool = pool ? pool : std::make_shared<SenderPool>(1);
+  st.sharding.lanes = std::make_shared<Lanes>();
+  for (unsigned i = 0; i < st.sharding.pool->size(); ++i) st.sharding.lanes->push_back(std::make_unique<Lane>());
+  return st.sharding;
+}
+
+}  // namespace
+
+SubscriberId fanout_subscribe(WbFanout *fanout, const Rewrite &rewrite) {
+  auto sub = add_subscriber(fanout, rewrite, nullptr);
+  GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": pt %u ssrc %u", sub->id, rewrite.payload_type,
+                   rewrite.ssrc);
+  return sub->id;
+}
+
+SubscriberId fanout_subscribe_pad(WbFanout *fanout, const Rewrite &rewrite, GstPad *peer, GstCaps *caps) {
+  FanoutState &st = *fanout->state;
+  unsigned n;
   GstSegment segment;
   {
     std::lock_guard<std::mutex> lock(st.lock);
-    id = st.next_branch_id++;
+    n = st.next_pad++;
     segment = st.segment;
   }
-  gchar *name = g_strdup_printf("src_%u", id);
+  gchar *name = g_strdup_printf("src_%u", n);
   GstPad *pad = gst_pad_new_from_static_template(&src_template, name);
   g_free(name);
   gst_pad_set_event_function(pad, src_event);
   gst_pad_set_query_function(pad, src_query);
   gst_pad_set_active(pad, TRUE);
   gst_element_add_pad(GST_ELEMENT(fanout), pad);
-  if (peer && GST_PAD_LINK_FAILED(gst_pad_link(pad, peer))) {
-    GST_WARNING_OBJECT(fanout, "could not link branch to %" GST_PTR_FORMAT, peer);
+  if (GST_PAD_LINK_FAILED(gst_pad_link(pad, peer))) {
+    GST_WARNING_OBJECT(fanout, "could not link a subscriber's pad to %" GST_PTR_FORMAT, peer);
     gst_pad_set_active(pad, FALSE);
     gst_element_remove_pad(GST_ELEMENT(fanout), pad);
-    return nullptr;
+    return 0;
   }
-
-  gchar *stream_id = gst_pad_create_stream_id_printf(pad, GST_ELEMENT(fanout), "%u", id);
+  gchar *stream_id = gst_pad_create_stream_id_printf(pad, GST_ELEMENT(fanout), "%u", n);
   gst_pad_push_event(pad, gst_event_new_stream_start(stream_id));
   g_free(stream_id);
   gst_pad_push_event(pad, gst_event_new_caps(caps));
   gst_pad_push_event(pad, gst_event_new_segment(&segment));
 
-  auto branch = std::make_shared<Branch>(pad, payload_type, ssrc);
-  {
-    std::lock_guard<std::mutex> lock(st.lock);
-    auto list = std::make_shared<BranchList>(*st.branches);
-    list->push_back(branch);
-    st.branches = std::move(list);
-  }
-  GST_INFO_OBJECT(fanout, "branch %s: pt %u ssrc %u caps %" GST_PTR_FORMAT, GST_PAD_NAME(pad),
-                  payload_type, ssrc, caps);
-  return pad;
+  auto sub = add_subscriber(fanout, rewrite, GST_PAD(gst_object_ref(pad)));
+  GST_INFO_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " on pad %s: pt %u ssrc %u caps %" GST_PTR_FORMAT, sub->id,
+                  GST_PAD_NAME(pad), rewrite.payload_type, rewrite.ssrc, caps);
+  return sub->id;
 }
 
-void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<SrtpSender> direct) {
-  auto branch = find_branch(fanout, branch_pad);
-  if (!branch || branch->started.load()) return;
-  branch->direct = std::move(direct);
-  branch->started.store(true, std::memory_order_release);
-  if (codec_is_video(fanout_get_codec(fanout)) &&
-      fanout->state->keyframes.request(KeyframeRequests::Clock::now()))
-    send_keyframe_request(fanout);
+void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender> direct,
+                  const std::shared_ptr<SenderPool> &pool) {
+  auto sub = find(fanout, id);
+  if (!sub || sub->started.load() || sub->shard >= 0) return;
+  if (!sub->pad && !direct) {
+    GST_WARNING_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " has neither a pad nor a sender", id);
+    return;
+  }
+  const bool video = codec_is_video(fanout_get_codec(fanout));
+  Core &core = *fanout->state->core;
+  sub->direct = std::move(direct);
+  if (video) {
+    sub->counted_waiting.store(true);
+    core.waiting.fetch_add(1);
+  }
+  if (sub->pad) {
+    sub->started.store(true, std::memory_order_release);
+  } else {
+    Sharding sharding = sharding_for(fanout, pool);
+    const unsigned shard = sharding.pool->assign();
+    sub->shard = int(shard);
+    (*sharding.lanes)[shard]->count.fetch_add(1);
+    sharding.pool->post(shard, [lanes = sharding.lanes, shard, sub] {
+      Lane &lane = *(*lanes)[shard];
+      sub->lane_index = lane.subscribers.size();
+      lane.subscribers.push_back(sub);
+      sub->started.store(true, std::memory_order_release);
+    });
+    GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " on sender shard %u", id, shard);
+  }
+  if (video && fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
 }
 
 void fanout_request_keyframe(WbFanout *fanout) {
@@ -532,45 +672,60 @@ void fanout_request_keyframe(WbFanout *fanout) {
   if (fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
 }
 
-void fanout_retransmit(WbFanout *fanout, GstPad *branch_pad, const std::vector<uint16_t> &seqs) {
-  auto branch = find_branch(fanout, branch_pad);
+void fanout_retransmit(WbFanout *fanout, SubscriberId id, const std::vector<uint16_t> &seqs) {
+  auto sub = find(fanout, id);
   // `direct` is set before `started` and never changes after.
-  if (!branch || seqs.empty() || !branch->started.load(std::memory_order_acquire) || !branch->direct) return;
-  std::lock_guard<std::mutex> lock(branch->nack_lock);
-  const size_t room = kMaxPendingNacks - std::min(kMaxPendingNacks, branch->nacked.size());
+  if (!sub || seqs.empty() || !sub->started.load(std::memory_order_acquire) || !sub->direct) return;
+  std::lock_guard<std::mutex> lock(sub->nack_lock);
+  const size_t room = kMaxPendingNacks - std::min(kMaxPendingNacks, sub->nacked.size());
   if (seqs.size() > room)
-    GST_DEBUG_OBJECT(fanout, "branch %s: %zu NACKs dropped", GST_PAD_NAME(branch_pad), seqs.size() - room);
-  branch->nacked.insert(branch->nacked.end(), seqs.begin(), seqs.begin() + std::min(seqs.size(), room));
-  branch->has_nacks.store(true, std::memory_order_release);
+    GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": %zu NACKs dropped", id, seqs.size() - room);
+  sub->nacked.insert(sub->nacked.end(), seqs.begin(), seqs.begin() + std::min(seqs.size(), room));
+  sub->has_nacks.store(true, std::memory_order_release);
 }
 
-bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad) {
-  auto branch = find_branch(fanout, branch_pad);
-  return branch && branch->has_keyframe.load();
+bool fanout_has_keyframe(WbFanout *fanout, SubscriberId id) {
+  auto sub = find(fanout, id);
+  return sub && sub->has_keyframe.load();
 }
 
-void fanout_remove_branch(WbFanout *fanout, GstPad *branch_pad) {
+int fanout_shard_of(WbFanout *fanout, SubscriberId id) {
+  auto sub = find(fanout, id);
+  return sub ? sub->shard : -1;
+}
+
+void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
   FanoutState &st = *fanout->state;
-  std::shared_ptr<Branch> removed;
+  std::shared_ptr<Subscriber> sub;
+  Sharding sharding;
   {
     std::lock_guard<std::mutex> lock(st.lock);
-    auto list = std::make_shared<BranchList>();
-    for (const auto &b : *st.branches) {
-      if (b->pad == branch_pad)
-        removed = b;
-      else
-        list->push_back(b);
+    auto it = st.subscribers.find(id);
+    if (it == st.subscribers.end()) return;
+    sub = std::move(it->second);
+    st.subscribers.erase(it);
+    sharding = st.sharding;
+    if (sub->pad) {
+      auto list = std::make_shared<SubscriberList>();
+      for (const auto &s : *st.with_pads)
+        if (s != sub) list->push_back(s);
+      st.with_pads = std::move(list);
     }
-    st.branches = std::move(list);
   }
-  if (!removed) return;
-  GstPad *peer = gst_pad_get_peer(branch_pad);
+  if (sub->counted_waiting.exchange(false)) st.core->waiting.fetch_sub(1);
+  if (sub->shard >= 0 && sharding.pool) {
+    leave_shard(sharding, std::move(sub));
+    return;
+  }
+  if (!sub->pad) return;
+  GstPad *pad = sub->pad;
+  GstPad *peer = gst_pad_get_peer(pad);
   if (peer) {
-    gst_pad_unlink(branch_pad, peer);
+    gst_pad_unlink(pad, peer);
     gst_object_unref(peer);
   }
-  gst_pad_set_active(branch_pad, FALSE);
-  gst_element_remove_pad(GST_ELEMENT(fanout), branch_pad);
+  gst_pad_set_active(pad, FALSE);
+  gst_element_remove_pad(GST_ELEMENT(fanout), pad);
 }
 
 void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds) {
@@ -581,12 +736,13 @@ FanoutStats fanout_get_stats(WbFanout *fanout) {
   FanoutState &st = *fanout->state;
   FanoutStats stats;
   stats.packets_in = st.packets_in.load();
-  stats.bytes_out = st.bytes_out.load();
+  stats.bytes_out = st.core->bytes_out.load();
   stats.keyframe_requests_received = st.keyframes.requests_received();
   stats.keyframe_requests_sent = st.keyframes.requests_sent_upstream();
-  stats.packets_retransmitted = st.retransmitted.load();
-  stats.nacked_not_kept = st.nacked_not_kept.load();
-  stats.branches = unsigned(snapshot(fanout)->size());
+  stats.packets_retransmitted = st.core->retransmitted.load();
+  stats.nacked_not_kept = st.core->nacked_not_kept.load();
+  std::lock_guard<std::mutex> lock(st.lock);
+  stats.subscribers = unsigned(st.subscribers.size());
   return stats;
 }
 

@@ -1,19 +1,27 @@
 // The fan-out: the one place where the shared, already-payloaded RTP stream
 // of one medium is handed to every viewer.
 //
-// One sink pad receives the stream (from its own queue thread). Each viewer
-// is a branch: a source pad linked to that viewer's transport. Per packet
-// and per branch the fan-out only gates on a keyframe and rewrites the
-// payload type and SSRC into a fresh header that shares the payload memory;
-// nothing is encoded or copied per viewer. Branches never push back on the
-// shared stream: flow errors of one branch are ignored.
+// One sink pad receives the stream (from its own queue thread, the
+// streaming thread). Each viewer is a subscriber: an id, not a pad, that
+// owns its rewrite state (payload type, SSRC, sequence-number and timestamp
+// offsets), its keyframe gate, its NACK queue and its sender. The streaming
+// thread inspects each packet batch once and hands it to each sender shard
+// (see SenderPool) that has subscribers of this stream; the shard gates,
+// rewrites, protects and sends for its own subscribers. Nothing is encoded
+// or copied per viewer but a header and the SRTP output.
 //
-// Keyframe requests from branches (upstream GstForceKeyUnit events, sent by
-// a viewer's RTCP PLI/FIR) and joins go through one KeyframeRequests policy
-// and leave the sink pad as at most one request per min interval.
+// A subscriber whose transport takes GStreamer buffers (a webrtcbin of its
+// own, a WHIP push) also has a source pad linked to it, and is delivered by
+// the streaming thread itself: these are few, and their pads also carry
+// the stream's events. Flow errors of a pad never reach the shared stream.
+//
+// Keyframe requests from subscribers (RTCP PLI/FIR, or upstream
+// GstForceKeyUnit events on their pads) and joins go through one
+// KeyframeRequests policy and leave the sink pad as at most one request per
+// min interval.
 //
 // The last packets of the stream are kept once, in a PacketHistory, so a
-// viewer's NACK is answered with the very packet again (same sequence
+// viewer's NACK is answered with the very packet again (its own sequence
 // number; no RTX stream) by that viewer's direct sender.
 #pragma once
 
@@ -24,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "fanout/senderpool.h"
 #include "rtp/rtpcodec.h"
 #include "transport/srtpsender.h"
 
@@ -41,38 +50,51 @@ struct FanoutStats {
   uint64_t keyframe_requests_sent = 0;
   uint64_t packets_retransmitted = 0;  // answers to viewers' NACKs
   uint64_t nacked_not_kept = 0;        // NACKed packets the history no longer had
-  unsigned branches = 0;
+  unsigned subscribers = 0;
 };
+
+// A viewer's place in one fan-out. 0 is never a subscriber.
+using SubscriberId = uint64_t;
 
 // Caps of the shared stream (nullptr until media has arrived). Transfer full.
 GstCaps *fanout_get_stream_caps(WbFanout *fanout);
 Codec fanout_get_codec(WbFanout *fanout);
 
-// Creates a branch whose packets carry `payload_type` and `ssrc`, with
-// `caps` announced downstream, and links it to `peer` (nullptr: to nothing,
-// for a transport fed only by a direct sender). Sticky events are
-// sent at once so the transport knows its caps before it answers an offer;
-// packets only flow after fanout_start_branch(). Returns the branch's
-// source pad (owned by the fan-out; do not unref) or nullptr.
-GstPad *fanout_add_branch(WbFanout *fanout, GstPad *peer, GstCaps *caps, uint8_t payload_type,
-                          uint32_t ssrc);
-// Starts delivery to a branch: it drops packets until a keyframe starts, and
+// A subscriber whose packets carry `rewrite`'s payload type and SSRC, its
+// sequence numbers and timestamps shifted by its offsets. It gets nothing
+// until fanout_start(). O(1): no pad, nothing walked.
+SubscriberId fanout_subscribe(WbFanout *fanout, const Rewrite &rewrite);
+// The same for a transport that takes GStreamer buffers: a source pad of
+// the fan-out is linked to `peer` and sends `caps` (and the stream's sticky
+// events) at once, so the transport knows its caps before it answers an
+// offer. 0 when linking fails.
+SubscriberId fanout_subscribe_pad(WbFanout *fanout, const Rewrite &rewrite, GstPad *peer, GstCaps *caps);
+// Starts delivery: the subscriber drops packets until a keyframe starts, and
 // a keyframe is requested for it. With `direct`, the fan-out protects and
-// sends the branch's packets itself and pushes none on its pad; the pad
-// stays linked for caps and for keyframe requests coming back. Once only.
-void fanout_start_branch(WbFanout *fanout, GstPad *branch_pad, std::unique_ptr<SrtpSender> direct = nullptr);
+// sends the packets itself: a subscriber without a pad on the shard of
+// `pool` with the fewest subscriptions (a pool of one shard of the fan-out's
+// own when null), one with a pad on the streaming thread, and its pad then
+// gets one packet a second, for the sender reports its transport writes.
+// Without `direct`, packets go to the pad. Once only.
+void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender> direct = nullptr,
+                  const std::shared_ptr<SenderPool> &pool = nullptr);
 // A viewer's transport asks for a keyframe (RTCP PLI/FIR): coalesced with
-// every other request like the upstream events of linked branches.
+// every other request like the upstream events of pads.
 void fanout_request_keyframe(WbFanout *fanout);
-// A viewer's transport reports packets of this direct branch lost (RTCP
-// NACK): they are sent again from the fan-out's shared history of the
-// stream at its next delivery (on the streaming thread, which owns the
-// branch's SRTP context), within a budget per second. Any thread. (A
-// viewer with a webrtcbin of its own is answered without NACK.)
-void fanout_retransmit(WbFanout *fanout, GstPad *branch_pad, const std::vector<uint16_t> &seqs);
-// Whether the branch has received a keyframe (its viewer can decode).
-bool fanout_branch_has_keyframe(WbFanout *fanout, GstPad *branch_pad);
-void fanout_remove_branch(WbFanout *fanout, GstPad *branch_pad);
+// A viewer's transport reports packets lost (RTCP NACK; sequence numbers as
+// the viewer received them): they are sent again from the stream's shared
+// history by the thread that delivers this subscriber, at its next
+// delivery, within a budget per second. Any thread. Only for subscribers
+// with a direct sender.
+void fanout_retransmit(WbFanout *fanout, SubscriberId id, const std::vector<uint16_t> &seqs);
+// Whether the subscriber has received a keyframe (its viewer can decode).
+bool fanout_has_keyframe(WbFanout *fanout, SubscriberId id);
+// The sender shard delivering the subscriber, or -1 (the streaming thread,
+// or not started).
+int fanout_shard_of(WbFanout *fanout, SubscriberId id);
+// Ends the subscription; its sender and state are freed on the thread that
+// delivered it, after its last delivery. Any thread but a delivering one.
+void fanout_unsubscribe(WbFanout *fanout, SubscriberId id);
 
 void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds);
 FanoutStats fanout_get_stats(WbFanout *fanout);

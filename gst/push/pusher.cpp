@@ -13,9 +13,9 @@ namespace wb {
 
 namespace {
 
-struct Branch {
+struct Subscription {
   WbFanout *fanout;
-  GstPad *pad;  // owned by the fan-out
+  SubscriberId id;
 };
 
 struct TransportState {
@@ -47,16 +47,16 @@ int offer_payload_type(Codec codec) {
 }
 
 // A fresh SSRC per session; the WHIP server answers with our payload types.
-GstPad *add_send_branch(GstElement *webrtc, WbFanout *fanout, std::vector<Branch> &branches) {
+bool subscribe(GstElement *webrtc, WbFanout *fanout, std::vector<Subscription> &subscriptions) {
   GstCaps *stream = fanout_get_stream_caps(fanout);
-  if (!stream) return nullptr;
+  if (!stream) return false;
   GstCaps *caps = gst_caps_copy(stream);
   gst_caps_unref(stream);
   gint pt = offer_payload_type(fanout_get_codec(fanout));
   guint ssrc = g_random_int();
   gst_caps_set_simple(caps, "payload", G_TYPE_INT, pt, "ssrc", G_TYPE_UINT, ssrc, nullptr);
   GstPad *sink = gst_element_request_pad_simple(webrtc, "sink_%u");
-  GstPad *branch = sink ? fanout_add_branch(fanout, sink, caps, uint8_t(pt), ssrc) : nullptr;
+  SubscriberId id = sink ? fanout_subscribe_pad(fanout, Rewrite{uint8_t(pt), ssrc}, sink, caps) : 0;
   if (sink) {
     GstWebRTCRTPTransceiver *trans = nullptr;
     g_object_get(sink, "transceiver", &trans, nullptr);
@@ -67,8 +67,8 @@ GstPad *add_send_branch(GstElement *webrtc, WbFanout *fanout, std::vector<Branch
     gst_object_unref(sink);
   }
   gst_caps_unref(caps);
-  if (branch) branches.push_back({fanout, branch});
-  return branch;
+  if (id) subscriptions.push_back({fanout, id});
+  return id != 0;
 }
 
 }  // namespace
@@ -128,7 +128,7 @@ void Pusher::run() {
       if (s == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED || s == GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED)
         transport->failed = true;
     });
-    std::vector<Branch> branches;
+    std::vector<Subscription> subscriptions;
     std::string error;
     unsigned retry_after_s = 0;
     std::string resource;
@@ -137,7 +137,7 @@ void Pusher::run() {
     } else {
       peer.start(bin_);
       for (WbFanout *f : {inputs.video, inputs.audio})
-        if (f && !add_send_branch(peer.webrtcbin(), f, branches)) error = "could not link the stream to the push";
+        if (f && !subscribe(peer.webrtcbin(), f, subscriptions)) error = "could not link the stream to the push";
     }
     if (error.empty()) error = peer.create_local(GST_WEBRTC_SDP_TYPE_OFFER);
     if (error.empty() && !peer.wait_gathering(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
@@ -167,7 +167,7 @@ void Pusher::run() {
         }
         if (transport->connected && !went_live) {
           went_live = true;
-          for (const auto &b : branches) fanout_start_branch(b.fanout, b.pad);
+          for (const auto &s : subscriptions) fanout_start(s.fanout, s.id);
           backoff.reset();
           GST_INFO("pushing to %s", config_.url.c_str());
           on_state_(State::Live, config_.url);
@@ -186,7 +186,7 @@ void Pusher::run() {
       if (error.empty()) error = "broadcast stopped";
       if (!resource.empty()) http.send("DELETE", resource, headers);
     }
-    for (const auto &b : branches) fanout_remove_branch(b.fanout, b.pad);
+    for (const auto &s : subscriptions) fanout_unsubscribe(s.fanout, s.id);
     peer.close();
     if (stopping()) break;
 

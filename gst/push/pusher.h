@@ -1,7 +1,7 @@
 // The WHIP client side of a broadcast: pushes the one payloaded stream to a
 // WHIP endpoint (our relay in ingest mode, or any SFU/CDN that speaks WHIP),
 // so a broadcaster with a weak uplink sends it once. The push is one more
-// branch of each fan-out, like a viewer, but we make the offer. It
+// subscriber of each fan-out, like a viewer, but we make the offer. It
 // reconnects with backoff for as long as the broadcast runs.
 #pragma once
 

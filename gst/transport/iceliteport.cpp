@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <openssl/rand.h>
 #include <poll.h>
@@ -58,6 +59,28 @@ std::vector<std::string> interface_addresses() {
   return out;
 }
 
+// SO_REUSEPORT would let us bind a port another node of ours holds (and
+// then receive nothing): a plain bind tells whether it is free.
+bool port_is_free(const sockaddr_in &local) {
+  if (local.sin_port == 0) return true;
+  int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  const bool free = bind(probe, reinterpret_cast<const sockaddr *>(&local), sizeof local) == 0;
+  const int error = errno;
+  ::close(probe);
+  errno = error;
+  return free;
+}
+
+// Every datagram to the port goes to its first socket, this one, whatever
+// else is bound to the same port with SO_REUSEPORT (the kernel would
+// otherwise spread viewers' packets over the senders' sockets by hash).
+bool only_first_receives(int fd) {
+  sock_filter first[] = {{BPF_RET | BPF_K, 0, 0, 0}};
+  sock_fprog program = {1, first};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0;
+}
+
 void set_buffer(int fd, int force_option, int option, int size) {
   if (setsockopt(fd, SOL_SOCKET, force_option, &size, sizeof size) != 0)
     setsockopt(fd, SOL_SOCKET, option, &size, sizeof size);
@@ -66,6 +89,12 @@ void set_buffer(int fd, int force_option, int option, int size) {
 }  // namespace
 
 PortSocket::~PortSocket() { ::close(fd); }
+
+std::vector<int> IceLitePort::socket_fds() const {
+  std::vector<int> fds;
+  for (const auto &socket : sockets_) fds.push_back(socket->fd);
+  return fds;
+}
 
 std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string *why) {
   std::shared_ptr<IceLitePort> port(new IceLitePort());
@@ -83,8 +112,12 @@ std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string
       failures += " " + address + " (not an IPv4 address)";
       continue;
     }
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local) != 0) {
+    int fd = port_is_free(local) ? socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
+    const int one = 1;
+    // Sender shards bind sockets of their own to the same port, for sending
+    // only (see only_first_receives()).
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local) != 0 || !only_first_receives(fd)) {
       failures += " " + address + ":" + std::to_string(port_number) + " (" + g_strerror(errno) + ")";
       if (fd >= 0) ::close(fd);
       continue;

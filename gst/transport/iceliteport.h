@@ -60,6 +60,10 @@ class IceLitePort {
   void remove(const std::shared_ptr<LiteTransport> &transport);
 
   const std::vector<Candidate> &candidates() const { return candidates_; }
+  // The port's sockets, one per address: sender shards send from sockets
+  // of their own bound to the same address and port (SO_REUSEPORT; only
+  // these receive).
+  std::vector<int> socket_fds() const;
   const std::string &fingerprint() const { return identity_->fingerprint(); }
 
  private:

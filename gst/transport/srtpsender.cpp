@@ -20,6 +20,17 @@ constexpr size_t kSlotSize = 1500 + SrtpContext::kMaxTagLength;
 // fixed cost disappears, little enough memory per streaming thread (400 KB).
 constexpr size_t kBatch = 256;
 
+uint32_t read_u32(const uint8_t *p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
+
+void write_u32(uint8_t *p, uint32_t v) {
+  p[0] = uint8_t(v >> 24);
+  p[1] = uint8_t(v >> 16);
+  p[2] = uint8_t(v >> 8);
+  p[3] = uint8_t(v);
+}
+
 }  // namespace
 
 struct SendBatch::Slots {
@@ -67,8 +78,9 @@ void SendBatch::flush() {
     // viewer's) go in one call.
     size_t end = at + 1;
     while (end < count_ && s.fds[end] == s.fds[at]) ++end;
+    const int fd = own_fd_for(s.fds[at]);
     while (at < end) {
-      int r = sendmmsg(s.fds[at], &s.msgs[at], unsigned(end - at), MSG_DONTWAIT);
+      int r = sendmmsg(fd, &s.msgs[at], unsigned(end - at), MSG_DONTWAIT);
       if (r > 0) {
         at += size_t(r);
         continue;
@@ -87,6 +99,21 @@ void SendBatch::flush() {
     }
   }
   count_ = 0;
+}
+
+void SendBatch::send_from(int shared_fd, int own_fd) {
+  for (auto &pair : own_fds_)
+    if (pair.first == shared_fd) {
+      pair.second = own_fd;
+      return;
+    }
+  own_fds_.emplace_back(shared_fd, own_fd);
+}
+
+int SendBatch::own_fd_for(int fd) const {
+  for (const auto &pair : own_fds_)
+    if (pair.first == fd) return pair.second;
+  return fd;
 }
 
 void SentCounters::record(uint32_t packets, uint32_t octets, uint32_t rtp_time, int64_t sampled_us) {
@@ -139,23 +166,25 @@ std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute>
   return sender;
 }
 
-size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc,
-                        SendBatch &batch) {
+size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite &rewrite, SendBatch &batch) {
   route_->refresh(&route_seen_, &target_);
   if (target_.fd < 0) return 0;  // the route was withdrawn (consent lost)
   size_t bytes = 0;
   uint32_t queued = 0, payload_octets = 0;
   const RtpPacketRef *last = nullptr;
+  uint32_t last_rtp_time = 0;
   for (size_t i = 0; i < count; ++i) {
     const RtpPacketRef &p = packets[i];
     if (p.size + SrtpContext::kMaxTagLength > SendBatch::slot_size() || p.header_len < 12) continue;
     uint8_t *slot = batch.next_slot();
     memcpy(slot, p.data, p.size);
-    slot[1] = uint8_t((slot[1] & 0x80) | (payload_type & 0x7f));
-    slot[8] = uint8_t(ssrc >> 24);
-    slot[9] = uint8_t(ssrc >> 16);
-    slot[10] = uint8_t(ssrc >> 8);
-    slot[11] = uint8_t(ssrc);
+    slot[1] = uint8_t((slot[1] & 0x80) | (rewrite.payload_type & 0x7f));
+    const uint16_t seq = uint16_t((slot[2] << 8 | slot[3]) + rewrite.seq_offset);
+    const uint32_t rtp_time = read_u32(slot + 4) + rewrite.ts_offset;
+    slot[2] = uint8_t(seq >> 8);
+    slot[3] = uint8_t(seq);
+    write_u32(slot + 4, rtp_time);
+    write_u32(slot + 8, rewrite.ssrc);
     size_t len = p.size;
     if (!srtp_->protect(slot, &len, p.header_len)) continue;  // only a malformed packet fails
     batch.commit(len, target_);
@@ -163,12 +192,9 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, uint8_t paylo
     payload_octets += uint32_t(p.size - p.header_len);
     ++queued;
     last = &p;
+    last_rtp_time = rtp_time;
   }
-  if (last) {
-    const uint8_t *h = last->data;
-    counters_->record(queued, payload_octets,
-                      uint32_t(h[4]) << 24 | uint32_t(h[5]) << 16 | uint32_t(h[6]) << 8 | h[7], last->sampled_us);
-  }
+  if (last) counters_->record(queued, payload_octets, last_rtp_time, last->sampled_us);
   return bytes;
 }
 

@@ -1,7 +1,9 @@
-// One branch's direct sender: protects the branch's RTP with its own SRTP
-// context and queues it, for the viewer's address, in the thread's batch. Runs
-// on the fan-out's streaming thread; each branch has its own context because
-// audio and video are delivered by different threads (and each is one SSRC).
+// One viewer's direct sender for one stream: protects the viewer's copy of
+// the stream's RTP with its own SRTP context and queues it, for the viewer's
+// address, in the thread's batch. Only the thread that delivers the
+// viewer's packets (its sender shard, or the streaming thread for a viewer
+// with a webrtcbin) uses it; each stream has its own context because each
+// is one SSRC and may be sent by another thread.
 #pragma once
 
 #include <sys/socket.h>
@@ -12,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "transport/srtpcontext.h"
 
@@ -25,6 +29,16 @@ struct RtpPacketRef {
   // Monotonic time (µs) at which the packet's first sample was taken, by the
   // pipeline clock: what RTCP sender reports map RTP time to.
   int64_t sampled_us;
+};
+
+// How one viewer's copy of a packet differs from the shared stream: its
+// payload type and SSRC, and offsets that let its sequence numbers and
+// timestamps run on without a gap when it is moved to another stream.
+struct Rewrite {
+  uint8_t payload_type = 0;
+  uint32_t ssrc = 0;
+  uint16_t seq_offset = 0;  // added to the shared stream's sequence number
+  uint32_t ts_offset = 0;   // added to the shared stream's RTP timestamp
 };
 
 // Where a viewer's packets go.
@@ -98,12 +112,18 @@ class SendBatch {
   // A full socket buffer drops the rest of that socket's packets in this
   // batch, as a congested network would.
   void flush();
+  // From now on, packets for `shared_fd` leave through `own_fd`: a sender
+  // shard's own socket on the same address and port.
+  void send_from(int shared_fd, int own_fd);
 
  private:
   SendBatch();
   struct Slots;
+  int own_fd_for(int fd) const;
+
   std::unique_ptr<Slots> slots_;
   size_t count_ = 0;
+  std::vector<std::pair<int, int>> own_fds_;  // shared fd -> this thread's
 };
 
 class SrtpSender {
@@ -114,9 +134,9 @@ class SrtpSender {
   SrtpSender(const SrtpSender &) = delete;
   SrtpSender &operator=(const SrtpSender &) = delete;
 
-  // Queues protected copies of `packets`, rewritten to `payload_type` and
-  // `ssrc`, in `batch`. Returns the bytes queued.
-  size_t send(const RtpPacketRef *packets, size_t count, uint8_t payload_type, uint32_t ssrc, SendBatch &batch);
+  // Queues protected copies of `packets`, rewritten as `rewrite` says, in
+  // `batch`. Returns the bytes queued.
+  size_t send(const RtpPacketRef *packets, size_t count, const Rewrite &rewrite, SendBatch &batch);
 
   const std::shared_ptr<SentCounters> &counters() const { return counters_; }
 

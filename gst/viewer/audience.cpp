@@ -38,8 +38,10 @@ void Audience::configure(const AudienceConfig &config) {
   // Viewers already on the port keep it (they hold it); new ones get a port
   // that matches the new settings.
   if (config.ice_lite != config_.ice_lite || config.ice_lite_port != config_.ice_lite_port ||
-      config.transport.ice_addresses != config_.transport.ice_addresses) {
+      config.transport.ice_addresses != config_.transport.ice_addresses ||
+      config.sender_threads != config_.sender_threads) {
     lite_port_.reset();
+    senders_.reset();
     lite_port_error_.clear();
   }
   config_ = config;
@@ -52,8 +54,17 @@ std::shared_ptr<IceLitePort> Audience::lite_port_locked() {
     port_config.addresses = config_.transport.ice_addresses;
     port_config.port = config_.ice_lite_port;
     lite_port_ = IceLitePort::open(port_config, &lite_port_error_);
-    if (!lite_port_)
+    if (!lite_port_) {
       GST_WARNING("ICE-lite port: %s; every viewer gets a webrtcbin of its own", lite_port_error_.c_str());
+      return nullptr;
+    }
+    senders_ = std::make_shared<SenderPool>(config_.sender_threads ? config_.sender_threads
+                                                                   : SenderPool::available_cores());
+    for (int fd : lite_port_->socket_fds()) {
+      std::string why;
+      if (!senders_->send_from_own_sockets(fd, &why))
+        GST_WARNING("ICE-lite port: %s; the sender shards share the port's socket", why.c_str());
+    }
   }
   return lite_port_;
 }
@@ -197,8 +208,9 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
       return result;
     }
     std::weak_ptr<bool> alive = alive_;
+    std::shared_ptr<IceLitePort> port = lite_port_locked();
     session = std::make_shared<ViewerSession>(
-        id, bin_, config.transport, lite_port_locked(), config.direct_send,
+        id, bin_, config.transport, port, senders_, config.direct_send,
         [this, alive](const std::string &sid, GstWebRTCPeerConnectionState state) {
           auto guard = alive.lock();
           if (guard && *guard) on_transport_state(sid, state);

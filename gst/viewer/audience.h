@@ -39,6 +39,9 @@ struct AudienceConfig {
   bool direct_send = true;  // see ViewerSession::start_media
   bool ice_lite = true;     // serve viewers from the shared ICE-lite port
   uint16_t ice_lite_port = 0;
+  // Sender shards of ICE-lite viewers' media (0: one per core this process
+  // may use).
+  unsigned sender_threads = 0;
 };
 
 class Audience : public SessionHandler {
@@ -119,6 +122,7 @@ class Audience : public SessionHandler {
   Children children_;
   unsigned joins_in_flight_ = 0;
   std::shared_ptr<IceLitePort> lite_port_;
+  std::shared_ptr<SenderPool> senders_;  // opened and closed with lite_port_
   MemoryReturnPolicy memory_return_;  // reap() only
   std::string lite_port_error_;  // why it could not be opened with the current config
   // Cleared on destruction; transport callbacks that arrive late check it.

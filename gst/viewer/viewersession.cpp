@@ -22,17 +22,15 @@ GstWebRTCPeerConnectionState as_peer_state(LiteTransport::State state) {
 
 // A reference that the transport's feedback handler may outlive the
 // session with.
-template <typename T>
-std::shared_ptr<T> hold(T *object) {
-  if (!object) return nullptr;
-  gst_object_ref(object);
-  return std::shared_ptr<T>(object, [](T *o) { gst_object_unref(o); });
+std::shared_ptr<WbFanout> hold(WbFanout *fanout) {
+  gst_object_ref(fanout);
+  return std::shared_ptr<WbFanout>(fanout, [](WbFanout *f) { gst_object_unref(f); });
 }
 
-// What a viewer's feedback acts on: one of its branches.
+// What a viewer's feedback acts on: one of its subscriptions.
 struct FeedbackTarget {
   std::shared_ptr<WbFanout> fanout;
-  std::shared_ptr<GstPad> pad;
+  SubscriberId id;
   uint32_t ssrc;
   bool video;
 };
@@ -40,35 +38,44 @@ struct FeedbackTarget {
 }  // namespace
 
 ViewerSession::ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
-                             std::shared_ptr<IceLitePort> lite_port, bool direct_send, StateListener listener)
+                             std::shared_ptr<IceLitePort> lite_port, std::shared_ptr<SenderPool> senders,
+                             bool direct_send, StateListener listener)
     : id_(std::move(id)),
       parent_(parent),
       config_(config),
       listener_(std::move(listener)),
       lite_port_(std::move(lite_port)),
+      senders_(std::move(senders)),
       direct_send_(direct_send),
       created_us_(g_get_monotonic_time()) {}
 
 ViewerSession::~ViewerSession() { close(); }
 
-std::string ViewerSession::add_branches(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
-                                        const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs) {
+std::string ViewerSession::subscribe(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
+                                     const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs) {
   ssrcs->assign(offer.media.size(), 0);
   for (const auto &choice : offer.media) {
     if (!choice.accepted()) continue;
     WbFanout *fanout = choice.kind == "video" ? video : audio;
     if (!fanout) continue;
-    GstCaps *caps = gst_caps_copy(choice.caps.get());
-    guint ssrc = g_random_int();
-    gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT, ssrc, nullptr);
+    const Rewrite rewrite{uint8_t(choice.payload_type), g_random_int()};
     gint clock_rate = 0;
-    gst_structure_get_int(gst_caps_get_structure(caps, 0), "clock-rate", &clock_rate);
-    GstPad *sink = sink_for();
-    GstPad *branch = fanout_add_branch(fanout, sink, caps, uint8_t(choice.payload_type), ssrc);
-    gst_caps_unref(caps);
-    if (sink) gst_object_unref(sink);
-    if (!branch) return "could not link " + choice.kind + " to the viewer's transport";
-    branches_.push_back({fanout, branch, ssrc, uint32_t(clock_rate)});
+    gst_structure_get_int(gst_caps_get_structure(choice.caps.get(), 0), "clock-rate", &clock_rate);
+    SubscriberId id = 0;
+    if (sink_for) {
+      GstCaps *caps = gst_caps_copy(choice.caps.get());
+      gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT, rewrite.ssrc,
+                          nullptr);
+      GstPad *sink = sink_for();
+      id = sink ? fanout_subscribe_pad(fanout, rewrite, sink, caps) : 0;
+      gst_caps_unref(caps);
+      if (sink) gst_object_unref(sink);
+    } else {
+      id = fanout_subscribe(fanout, rewrite);
+    }
+    if (!id) return "could not link " + choice.kind + " to the viewer's transport";
+    subscriptions_.push_back({fanout, id, rewrite.ssrc, uint32_t(clock_rate)});
+    const uint32_t ssrc = rewrite.ssrc;
     (*ssrcs)[choice.mline] = ssrc;
   }
   return {};
@@ -100,9 +107,9 @@ ViewerSession::Answer ViewerSession::negotiate_lite(const std::string &offer_sdp
     if (on_state) on_state(id, as_peer_state(state));
   };
   std::vector<uint32_t> ssrcs;
-  std::string error = add_branches(offer, video, audio, [] { return nullptr; }, &ssrcs);
+  std::string error = subscribe(offer, video, audio, nullptr, &ssrcs);
   std::vector<FeedbackTarget> targets;
-  for (const auto &b : branches_) targets.push_back({hold(b.fanout), hold(b.pad), b.ssrc, b.fanout == video});
+  for (const auto &s : subscriptions_) targets.push_back({hold(s.fanout), s.id, s.ssrc, s.fanout == video});
   listener.feedback = [targets = std::move(targets)](const rtcp::Feedback &feedback) {
     for (const auto &target : targets) {
       bool wants_picture = false;
@@ -110,7 +117,7 @@ ViewerSession::Answer ViewerSession::negotiate_lite(const std::string &offer_sdp
       for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == target.ssrc;
       if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get());
       for (const auto &nack : feedback.nacks)
-        if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.pad.get(), nack.seqs);
+        if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
     }
   };
   if (!error.empty()) {
@@ -158,7 +165,7 @@ ViewerSession::Answer ViewerSession::negotiate_webrtcbin(const std::string &offe
   // Caps (with payload type and SSRC) must reach webrtcbin before it answers,
   // or the answer carries no a=ssrc and the wrong payload types.
   std::vector<uint32_t> ssrcs;
-  std::string error = add_branches(
+  std::string error = subscribe(
       offer, video, audio, [this] { return gst_element_request_pad_simple(peer_->webrtcbin(), "sink_%u"); }, &ssrcs);
   if (!error.empty()) return fail(500, error);
 
@@ -190,15 +197,15 @@ void ViewerSession::start_media() {
 void ViewerSession::start_lite_media() {
   const std::shared_ptr<MediaRoute> route = lite_->media_route();
   const SrtpKeyMaterial keys = lite_->keys();
-  for (const auto &b : branches_) {
+  for (const auto &s : subscriptions_) {
     std::string why;
     auto sender = route ? SrtpSender::create(route, keys.local, keys.profile, &why) : nullptr;
     if (!sender) {
       GST_ERROR("viewer %s: no sender: %s", id_.c_str(), why.c_str());
       continue;
     }
-    lite_->add_sent_stream({b.ssrc, b.clock_rate, sender->counters()});
-    fanout_start_branch(b.fanout, b.pad, std::move(sender));
+    lite_->add_sent_stream({s.ssrc, s.clock_rate, sender->counters()});
+    fanout_start(s.fanout, s.id, std::move(sender), senders_);
   }
   sends_direct_.store(true);
   if (route) GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->current().description.c_str());
@@ -218,7 +225,7 @@ void ViewerSession::start_webrtcbin_media() {
     target.description = route->describe();
     target.owner = route;
     auto fixed = std::make_shared<const MediaRoute>(std::move(target));
-    for (size_t i = 0; route && i < branches_.size(); ++i) {
+    for (size_t i = 0; route && i < subscriptions_.size(); ++i) {
       senders.push_back(SrtpSender::create(fixed, route->master_key().data(), route->profile(), &why));
       if (!senders.back()) route.reset();
     }
@@ -229,8 +236,8 @@ void ViewerSession::start_webrtcbin_media() {
   } else {
     GST_INFO("viewer %s: sending through webrtcbin: %s", id_.c_str(), why.c_str());
   }
-  for (size_t i = 0; i < branches_.size(); ++i)
-    fanout_start_branch(branches_[i].fanout, branches_[i].pad, route ? std::move(senders[i]) : nullptr);
+  for (size_t i = 0; i < subscriptions_.size(); ++i)
+    fanout_start(subscriptions_[i].fanout, subscriptions_[i].id, route ? std::move(senders[i]) : nullptr);
 }
 
 gint64 ViewerSession::last_heard_us() const {
@@ -239,9 +246,8 @@ gint64 ViewerSession::last_heard_us() const {
 }
 
 bool ViewerSession::has_keyframe() const {
-  for (const auto &b : branches_)
-    if (codec_is_video(fanout_get_codec(b.fanout)) && !fanout_branch_has_keyframe(b.fanout, b.pad))
-      return false;
+  for (const auto &s : subscriptions_)
+    if (codec_is_video(fanout_get_codec(s.fanout)) && !fanout_has_keyframe(s.fanout, s.id)) return false;
   return true;
 }
 
@@ -252,8 +258,8 @@ void ViewerSession::close() {
     closed_ = true;
   }
   state_.store(ViewerState::Closed);
-  for (const auto &b : branches_) fanout_remove_branch(b.fanout, b.pad);
-  branches_.clear();
+  for (const auto &s : subscriptions_) fanout_unsubscribe(s.fanout, s.id);
+  subscriptions_.clear();
   if (lite_) lite_port_->remove(lite_);
   if (peer_) peer_->close();
   GST_INFO("viewer %s closed", id_.c_str());
@@ -274,7 +280,8 @@ const char *state_name(ViewerState state) {
 }
 
 // One sent stream's fields, each name prefixed with its kind ("video-...").
-void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTransport::StreamStats &stream) {
+void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTransport::StreamStats &stream,
+                       int shard) {
   const rtcp::Reception &heard = stream.reception;
   const rtcp::ReportBlock &block = heard.latest;
   auto field = [&kind](const char *name) { return kind + "-" + name; };
@@ -289,7 +296,8 @@ void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTrans
                     field("highest-seq").c_str(), G_TYPE_UINT, block.highest_seq,
                     field("jitter").c_str(), G_TYPE_UINT, block.jitter,
                     field("jitter-ms").c_str(), G_TYPE_DOUBLE, jitter_ms,
-                    field("rtt-ms").c_str(), G_TYPE_DOUBLE, rtt_ms, nullptr);
+                    field("rtt-ms").c_str(), G_TYPE_DOUBLE, rtt_ms,
+                    field("sender-shard").c_str(), G_TYPE_INT, shard, nullptr);
 }
 
 }  // namespace
@@ -301,8 +309,8 @@ GstStructure *ViewerSession::stats() const {
                                       "state", G_TYPE_STRING, state_name(state()),
                                       "sends-direct", G_TYPE_BOOLEAN, gboolean(sends_direct()), nullptr);
   // A session's id is handed out only once negotiate() has returned, so
-  // lite_ and branches_ no longer change, but for close() emptying
-  // branches_, which it does only after setting closed_ under this lock.
+  // lite_ and subscriptions_ no longer change, but for close() emptying
+  // subscriptions_, which it does only after setting closed_ under this lock.
   std::lock_guard<std::mutex> lock(mutex_);
   if (!lite_ || closed_) return s;
   const LiteTransport::Stats lite = lite_->stats();
@@ -316,9 +324,10 @@ GstStructure *ViewerSession::stats() const {
                     "nacked-packets", G_TYPE_UINT64, lite.rtcp.nacked_seqs,
                     "consent-answers", G_TYPE_UINT64, lite.consent_answers, nullptr);
   for (const auto &stream : lite.streams)
-    for (const auto &b : branches_)
-      if (b.ssrc == stream.ssrc)
-        set_stream_fields(s, codec_is_video(fanout_get_codec(b.fanout)) ? "video" : "audio", stream);
+    for (const auto &sub : subscriptions_)
+      if (sub.ssrc == stream.ssrc)
+        set_stream_fields(s, codec_is_video(fanout_get_codec(sub.fanout)) ? "video" : "audio", stream,
+                          fanout_shard_of(sub.fanout, sub.id));
   return s;
 }
 

@@ -1,5 +1,5 @@
 // One viewer: its transport (a place on the shared ICE-lite port, or a
-// webrtcbin of its own), its fan-out branches, and everything else it
+// webrtcbin of its own), its fan-out subscriptions, and everything else it
 // holds. The session owns all of its resources and releases them in
 // close(), in one place.
 #pragma once
@@ -39,23 +39,25 @@ class ViewerSession {
   };
 
   // `lite_port`: serve the viewer from that shared port when its offer
-  // allows (else, and when null, through a webrtcbin of its own).
+  // allows (else, and when null, through a webrtcbin of its own); its media
+  // is then sent by a shard of `senders`.
   // `direct_send`: see start_media().
   ViewerSession(std::string id, GstBin *parent, const TransportConfig &config,
-                std::shared_ptr<IceLitePort> lite_port, bool direct_send, StateListener listener);
+                std::shared_ptr<IceLitePort> lite_port, std::shared_ptr<SenderPool> senders, bool direct_send,
+                StateListener listener);
   ~ViewerSession();
   ViewerSession(const ViewerSession &) = delete;
   ViewerSession &operator=(const ViewerSession &) = delete;
 
-  // Builds the transport and answers the checked offer, adding one fan-out
-  // branch per accepted medium. The choice of transport is made here, once.
+  // Builds the transport and answers the checked offer, subscribing to one
+  // fan-out per accepted medium. The choice of transport is made here, once.
   // Blocks up to `timeout`; must not run on a webrtcbin thread.
   // `admit_webrtcbin` is asked before a webrtcbin is built (each costs
   // threads and sockets); false answers 503.
   Answer negotiate(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video, WbFanout *audio,
                    std::chrono::milliseconds timeout, const std::function<bool()> &admit_webrtcbin);
 
-  // Transport connected: start delivery (each branch waits for a keyframe).
+  // Transport connected: start delivery (each subscription waits for a keyframe).
   // On the ICE-lite port the fan-out always sends the media itself. On a
   // webrtcbin, with direct send, and when webrtcbin can give a direct route
   // (keys and a non-relayed pair), the fan-out sends it too; otherwise it
@@ -67,7 +69,7 @@ class ViewerSession {
   // concurrent admissions count each other.
   bool uses_webrtcbin() const { return webrtcbin_.load(); }
   void mark_webrtcbin() { webrtcbin_.store(true); }
-  // Releases branches and the webrtcbin. Idempotent; not on a webrtcbin thread.
+  // Releases subscriptions and the webrtcbin. Idempotent; not on a webrtcbin thread.
   void close();
 
   const std::string &id() const { return id_; }
@@ -83,9 +85,9 @@ class ViewerSession {
   GstStructure *stats() const;
 
  private:
-  struct Branch {
+  struct Subscription {
     WbFanout *fanout;
-    GstPad *pad;  // owned by the fan-out
+    SubscriberId id;
     uint32_t ssrc;
     uint32_t clock_rate;
   };
@@ -94,10 +96,10 @@ class ViewerSession {
                         WbFanout *video, WbFanout *audio);
   Answer negotiate_webrtcbin(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video,
                              WbFanout *audio, std::chrono::milliseconds timeout);
-  // Adds a branch per accepted medium, linked to `sink_for(kind)` (or to
-  // nothing when it returns null); "" when all went well.
-  std::string add_branches(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
-                           const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs);
+  // Subscribes to the fan-out of each accepted medium, with a pad linked to
+  // `sink_for()` when it is set (a webrtcbin); "" when all went well.
+  std::string subscribe(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
+                        const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs);
   void start_lite_media();
   void start_webrtcbin_media();
 
@@ -106,9 +108,10 @@ class ViewerSession {
   const TransportConfig config_;
   StateListener listener_;
   std::shared_ptr<IceLitePort> lite_port_;
+  std::shared_ptr<SenderPool> senders_;
   std::shared_ptr<LiteTransport> lite_;   // the ICE-lite path
   std::unique_ptr<PeerConnection> peer_;  // the webrtcbin path
-  std::vector<Branch> branches_;
+  std::vector<Subscription> subscriptions_;
   const bool direct_send_;
   std::atomic<bool> sends_direct_{false};
   std::atomic<bool> webrtcbin_{false};

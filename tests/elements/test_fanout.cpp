@@ -1,14 +1,25 @@
-// The fan-out element with GstHarness on its input and plain pads as viewers.
+// The fan-out element with GstHarness on its input; viewers are plain pads
+// (the webrtcbin kind) or UDP sockets on loopback fed by sender shards.
 #include <gst/check/gstharness.h>
 #include <gst/rtp/gstrtpbuffer.h>
 #include <gst/video/video-event.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "fanout/fanout.h"
+#include "fanout/senderpool.h"
 
 namespace {
 
@@ -85,12 +96,12 @@ class FanoutTest : public ::testing::Test {
     gst_object_unref(fanout);
   }
 
-  GstPad *add(Receiver &r, guint8 pt, guint32 ssrc) {
+  wb::SubscriberId add(Receiver &r, guint8 pt, guint32 ssrc) {
     GstCaps *caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "payload",
                                         G_TYPE_INT, int(pt), "ssrc", G_TYPE_UINT, ssrc, nullptr);
-    GstPad *pad = wb::fanout_add_branch(fanout, r.pad, caps, pt, ssrc);
+    wb::SubscriberId id = wb::fanout_subscribe_pad(fanout, wb::Rewrite{pt, ssrc}, r.pad, caps);
     gst_caps_unref(caps);
-    return pad;
+    return id;
   }
   void push(guint16 seq, const std::vector<guint8> &payload) {
     EXPECT_EQ(gst_harness_push(harness, rtp_packet(seq, payload)), GST_FLOW_OK);
@@ -118,30 +129,28 @@ class FanoutTest : public ::testing::Test {
 
 TEST_F(FanoutTest, BranchGetsNothingUntilStartedThenStartsAtAKeyframe) {
   Receiver r;
-  GstPad *branch = add(r, 102, 0xabcdef01);
-  ASSERT_TRUE(branch);
+  wb::SubscriberId id = add(r, 102, 0xabcdef01);
+  ASSERT_TRUE(id);
   push(1, kSps);
-  EXPECT_EQ(r.count(), 0u) << "a branch not yet started must get nothing";
-  wb::fanout_start_branch(fanout, branch);
+  EXPECT_EQ(r.count(), 0u) << "a subscriber not yet started must get nothing";
+  wb::fanout_start(fanout, id);
   push(2, kDelta);
   push(3, kDelta);
   EXPECT_EQ(r.count(), 0u) << "delta frames before the first keyframe are dropped";
-  EXPECT_FALSE(wb::fanout_branch_has_keyframe(fanout, branch));
+  EXPECT_FALSE(wb::fanout_has_keyframe(fanout, id));
   push(4, kSps);
   push(5, kIdr);
   push(6, kDelta);
   ASSERT_EQ(r.count(), 3u);
-  EXPECT_TRUE(wb::fanout_branch_has_keyframe(fanout, branch));
+  EXPECT_TRUE(wb::fanout_has_keyframe(fanout, id));
   EXPECT_EQ(header_of(r.buffers[0]).seq, 4);
   EXPECT_EQ(header_of(r.buffers[2]).seq, 6);
 }
 
 TEST_F(FanoutTest, EachBranchGetsItsOwnPayloadTypeAndSsrcOverSharedPayload) {
   Receiver a, b;
-  GstPad *pa = add(a, 102, 0xaaaaaaaa);
-  GstPad *pb = add(b, 127, 0xbbbbbbbb);
-  wb::fanout_start_branch(fanout, pa);
-  wb::fanout_start_branch(fanout, pb);
+  wb::fanout_start(fanout, add(a, 102, 0xaaaaaaaa));
+  wb::fanout_start(fanout, add(b, 127, 0xbbbbbbbb));
   GstBuffer *in = rtp_packet(10, kSps);
   GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
   gst_rtp_buffer_map(in, GST_MAP_READ, &rtp);
@@ -177,8 +186,8 @@ TEST_F(FanoutTest, KeyframeRequestsAreCoalesced) {
   std::vector<GstPad *> pads;
   for (int i = 0; i < 10; ++i) {
     receivers.push_back(std::make_unique<Receiver>());
-    pads.push_back(add(*receivers.back(), 102, 1000 + i));
-    wb::fanout_start_branch(fanout, pads.back());  // each join wants a keyframe
+    wb::fanout_start(fanout, add(*receivers.back(), 102, 1000 + i));  // each join wants a keyframe
+    pads.push_back(gst_pad_get_peer(receivers.back()->pad));
   }
   for (GstPad *p : pads)  // and each viewer sends PLI
     gst_pad_send_event(p, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, FALSE, 0));
@@ -191,41 +200,38 @@ TEST_F(FanoutTest, KeyframeRequestsAreCoalesced) {
   wb::fanout_set_keyframe_min_interval(fanout, 0);
   gst_pad_send_event(pads[0], gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, FALSE, 0));
   EXPECT_EQ(upstream_keyframe_requests(), 1u);
+  for (GstPad *p : pads) gst_object_unref(p);
 }
 
-TEST_F(FanoutTest, AFailingBranchDoesNotStopTheOthers) {
+TEST_F(FanoutTest, AFailingPadDoesNotStopTheOthers) {
   Receiver good, bad;
-  GstPad *pg = add(good, 102, 1);
-  GstPad *pb = add(bad, 102, 2);
   bad.result = GST_FLOW_ERROR;
-  wb::fanout_start_branch(fanout, pg);
-  wb::fanout_start_branch(fanout, pb);
+  wb::fanout_start(fanout, add(good, 102, 1));
+  wb::fanout_start(fanout, add(bad, 102, 2));
   push(1, kSps);
   push(2, kDelta);
   EXPECT_EQ(good.count(), 2u);
   EXPECT_EQ(bad.count(), 2u);
 }
 
-TEST_F(FanoutTest, RemovedBranchGetsNothingMoreAndOthersContinue) {
+TEST_F(FanoutTest, RemovedSubscriberGetsNothingMoreAndOthersContinue) {
   Receiver a, b;
-  GstPad *pa = add(a, 102, 1);
-  GstPad *pb = add(b, 102, 2);
-  wb::fanout_start_branch(fanout, pa);
-  wb::fanout_start_branch(fanout, pb);
+  wb::SubscriberId ia = add(a, 102, 1);
+  wb::fanout_start(fanout, ia);
+  wb::fanout_start(fanout, add(b, 102, 2));
   push(1, kSps);
-  wb::fanout_remove_branch(fanout, pa);
+  wb::fanout_unsubscribe(fanout, ia);
   push(2, kDelta);
   push(3, kDelta);
   EXPECT_EQ(a.count(), 1u);
   EXPECT_EQ(b.count(), 3u);
-  EXPECT_EQ(wb::fanout_get_stats(fanout).branches, 1u);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).subscribers, 1u);
   EXPECT_FALSE(gst_pad_is_linked(a.pad));
 }
 
 TEST_F(FanoutTest, BuffersListsAreDeliveredAsLists) {
   Receiver r;
-  GstPad *p = add(r, 102, 7);
-  wb::fanout_start_branch(fanout, p);
+  wb::fanout_start(fanout, add(r, 102, 7));
   GstBufferList *list = gst_buffer_list_new();
   gst_buffer_list_add(list, rtp_packet(1, kDelta));
   gst_buffer_list_add(list, rtp_packet(2, kSps));
@@ -234,4 +240,269 @@ TEST_F(FanoutTest, BuffersListsAreDeliveredAsLists) {
   // Gate opens inside the list, at the SPS.
   ASSERT_EQ(r.count(), 2u);
   EXPECT_EQ(header_of(r.buffers[0]).seq, 2);
+}
+
+namespace {
+
+// A UDP socket on 127.0.0.1 (any port), optionally in a SO_REUSEPORT group.
+int udp_socket(bool reuse_port, sockaddr_in *address) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  address->sin_family = AF_INET;
+  address->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address->sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr *>(address), sizeof *address);
+  socklen_t len = sizeof *address;
+  getsockname(fd, reinterpret_cast<sockaddr *>(address), &len);
+  return fd;
+}
+
+// A viewer at a UDP socket, served by a direct sender from `port_fd`. Its
+// SRTP packets' headers are in the clear: payload type, sequence number,
+// timestamp and SSRC are read as sent.
+struct UdpViewer {
+  int fd = -1;
+  sockaddr_in address{};
+  std::shared_ptr<wb::MediaRoute> route;
+  std::vector<Header> got;
+  std::vector<uint32_t> timestamps;
+  uint16_t source_port = 0;
+
+  explicit UdpViewer(int port_fd) {
+    fd = udp_socket(false, &address);
+    wb::UdpTarget target;
+    target.fd = port_fd;
+    memcpy(&target.remote, &address, sizeof address);
+    target.remote_len = sizeof address;
+    target.description = "test viewer";
+    route = std::make_shared<wb::MediaRoute>(target);
+  }
+  ~UdpViewer() { close(fd); }
+  std::unique_ptr<wb::SrtpSender> sender() {
+    uint8_t key_salt[30];
+    for (size_t i = 0; i < sizeof key_salt; ++i) key_salt[i] = uint8_t(i * 7 + fd);
+    std::string why;
+    auto s = wb::SrtpSender::create(route, key_salt, wb::SrtpProfile::Aes128CmSha1_80, &why);
+    EXPECT_TRUE(s) << why;
+    return s;
+  }
+  // Reads what arrived until `count` packets in all, or `ms` passed.
+  size_t wait_for(size_t count, int ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (got.size() < count) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) break;
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, int(left)) <= 0) break;
+      uint8_t buf[2048];
+      sockaddr_in from{};
+      socklen_t len = sizeof from;
+      ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &len);
+      if (n < 12) continue;
+      got.push_back({guint8(buf[1] & 0x7f), GST_READ_UINT32_BE(buf + 8), GST_READ_UINT16_BE(buf + 2)});
+      timestamps.push_back(GST_READ_UINT32_BE(buf + 4));
+      source_port = ntohs(from.sin_port);
+    }
+    return got.size();
+  }
+};
+
+class ShardTest : public FanoutTest {
+ protected:
+  void SetUp() override {
+    FanoutTest::SetUp();
+    port_fd = udp_socket(true, &port_address);
+    pool = std::make_shared<wb::SenderPool>(2);
+    std::string why;
+    ASSERT_TRUE(pool->send_from_own_sockets(port_fd, &why)) << why;
+  }
+  void TearDown() override {
+    pool.reset();
+    FanoutTest::TearDown();
+    close(port_fd);
+  }
+  wb::SubscriberId join(UdpViewer &viewer, const wb::Rewrite &rewrite) {
+    wb::SubscriberId id = wb::fanout_subscribe(fanout, rewrite);
+    wb::fanout_start(fanout, id, viewer.sender(), pool);
+    return id;
+  }
+  // Returns once every shard has run what was posted to it before.
+  void drain() {
+    for (unsigned i = 0; i < pool->size(); ++i) {
+      std::promise<void> done;
+      pool->post(i, [&done] { done.set_value(); });
+      ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    }
+  }
+
+  int port_fd = -1;
+  sockaddr_in port_address{};
+  std::shared_ptr<wb::SenderPool> pool;
+};
+
+}  // namespace
+
+TEST_F(ShardTest, ViewersSpreadOverShardsAllReceiveFromTheOnePort) {
+  std::vector<std::unique_ptr<UdpViewer>> viewers;
+  std::vector<wb::SubscriberId> ids;
+  unsigned on_shard[2] = {0, 0};
+  for (unsigned i = 0; i < 6; ++i) {
+    viewers.push_back(std::make_unique<UdpViewer>(port_fd));
+    ids.push_back(join(*viewers.back(), wb::Rewrite{uint8_t(100 + i), 0x1000u + i}));
+  }
+  for (auto id : ids) {
+    int shard = wb::fanout_shard_of(fanout, id);
+    ASSERT_TRUE(shard == 0 || shard == 1);
+    ++on_shard[shard];
+  }
+  EXPECT_EQ(on_shard[0], 3u);
+  EXPECT_EQ(on_shard[1], 3u);
+  push(1, kSps);
+  push(2, kIdr);
+  push(3, kDelta);
+  for (unsigned i = 0; i < viewers.size(); ++i) {
+    UdpViewer &v = *viewers[i];
+    ASSERT_EQ(v.wait_for(3, 5000), 3u) << "viewer " << i;
+    for (unsigned k = 0; k < 3; ++k) {
+      EXPECT_EQ(v.got[k].pt, 100 + i);
+      EXPECT_EQ(v.got[k].ssrc, 0x1000u + i);
+      EXPECT_EQ(v.got[k].seq, 1 + k);
+    }
+    // From each shard's own socket, on the port's address and number.
+    EXPECT_EQ(v.source_port, ntohs(port_address.sin_port));
+    EXPECT_TRUE(wb::fanout_has_keyframe(fanout, ids[i]));
+  }
+  EXPECT_EQ(pool->stats(0).subscriptions + pool->stats(1).subscriptions, 6u);
+}
+
+TEST_F(ShardTest, TheKeyframeGateIsEachSubscribersOwnOnEveryShard) {
+  UdpViewer early(port_fd), late(port_fd);
+  wb::SubscriberId a = join(early, wb::Rewrite{102, 1});
+  push(1, kSps);
+  wb::SubscriberId b = join(late, wb::Rewrite{102, 2});
+  ASSERT_NE(wb::fanout_shard_of(fanout, a), wb::fanout_shard_of(fanout, b));
+  push(2, kDelta);
+  push(3, kDelta);
+  ASSERT_EQ(early.wait_for(3, 5000), 3u);
+  drain();
+  EXPECT_EQ(late.wait_for(1, 100), 0u) << "no delta frame before the late viewer's first keyframe";
+  EXPECT_FALSE(wb::fanout_has_keyframe(fanout, b));
+  push(4, kSps);
+  push(5, kDelta);
+  ASSERT_EQ(late.wait_for(2, 5000), 2u);
+  EXPECT_EQ(late.got[0].seq, 4);
+  EXPECT_TRUE(wb::fanout_has_keyframe(fanout, b));
+}
+
+TEST_F(ShardTest, ANackIsAnsweredInTheViewersOwnNumbering) {
+  UdpViewer viewer(port_fd);
+  // As after a switch between streams: the viewer's numbering is offset.
+  const wb::Rewrite rewrite{102, 77, 1000, 5};
+  wb::SubscriberId id = join(viewer, rewrite);
+  for (guint16 seq = 1; seq <= 5; ++seq) push(seq, seq == 1 ? kSps : kDelta);
+  ASSERT_EQ(viewer.wait_for(5, 5000), 5u);
+  EXPECT_EQ(viewer.got[0].seq, 1001);
+  EXPECT_EQ(viewer.timestamps[0], 9000u * 1 + 5);
+  // The viewer lost its 1003 (the stream's 3).
+  wb::fanout_retransmit(fanout, id, {1003});
+  push(6, kDelta);
+  ASSERT_EQ(viewer.wait_for(7, 5000), 7u);
+  EXPECT_EQ(viewer.got[5].seq, 1003) << "the retransmission comes before the new packet";
+  EXPECT_EQ(viewer.timestamps[5], 9000u * 3 + 5);
+  EXPECT_EQ(viewer.got[6].seq, 1006);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).packets_retransmitted, 1u);
+  // Numbers it was never sent (before its keyframe, or never) are not answered.
+  wb::fanout_retransmit(fanout, id, {3, 999});
+  push(7, kDelta);
+  ASSERT_EQ(viewer.wait_for(8, 5000), 8u);
+  EXPECT_EQ(viewer.got[7].seq, 1007);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).packets_retransmitted, 1u);
+}
+
+TEST_F(ShardTest, AShardThatIsHeldUpCostsTheOtherShardsViewersNothing) {
+  UdpViewer held(port_fd), free(port_fd);
+  wb::SubscriberId a = join(held, wb::Rewrite{102, 1});
+  wb::SubscriberId b = join(free, wb::Rewrite{102, 2});
+  const int held_shard = wb::fanout_shard_of(fanout, a);
+  ASSERT_NE(held_shard, wb::fanout_shard_of(fanout, b));
+  // Whatever holds a shard up (a slow socket, a CPU taken away) is as good
+  // as a job that waits.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  pool->post(unsigned(held_shard), [released] { released.wait(); });
+  for (guint16 seq = 1; seq <= 20; ++seq) push(seq, seq == 1 ? kSps : kDelta);
+  EXPECT_EQ(free.wait_for(20, 5000), 20u);
+  EXPECT_EQ(held.wait_for(1, 50), 0u);
+  release.set_value();
+  EXPECT_EQ(held.wait_for(20, 5000), 20u);
+}
+
+TEST_F(ShardTest, JoinsAndLeavesWhileDeliveringAcrossShards) {
+  std::atomic<bool> stop{false};
+  std::atomic<guint16> pushed{0};
+  std::thread source([&] {
+    for (guint16 seq = 1; !stop; ++seq) {
+      // A keyframe every 10 packets, so joiners start soon.
+      EXPECT_EQ(gst_harness_push(harness, rtp_packet(seq, seq % 10 == 1 ? kSps : kDelta)), GST_FLOW_OK);
+      pushed = seq;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::vector<std::unique_ptr<UdpViewer>> viewers;
+  std::vector<wb::SubscriberId> ids;
+  for (unsigned i = 0; i < 8; ++i) {
+    viewers.push_back(std::make_unique<UdpViewer>(port_fd));
+    ids.push_back(join(*viewers.back(), wb::Rewrite{102, 0x2000u + i}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // The odd ones leave while the stream flows.
+  for (unsigned i = 1; i < 8; i += 2) {
+    wb::fanout_unsubscribe(fanout, ids[i]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const guint16 after_leaving = pushed;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop = true;
+  source.join();
+  drain();
+  const guint16 last = pushed;
+  for (unsigned i = 0; i < 8; ++i) {
+    UdpViewer &v = *viewers[i];
+    v.wait_for(100000, 200);
+    ASSERT_FALSE(v.got.empty()) << "viewer " << i;
+    EXPECT_EQ(v.got[0].seq % 10, 1) << "viewer " << i << " started at a keyframe";
+    for (size_t k = 1; k < v.got.size(); ++k)
+      ASSERT_EQ(v.got[k].seq, guint16(v.got[k - 1].seq + 1)) << "viewer " << i << ": no gap on loopback";
+    if (i % 2 == 0)
+      EXPECT_EQ(v.got.back().seq, last) << "viewer " << i << " stayed to the end";
+    else
+      EXPECT_LE(v.got.back().seq, after_leaving) << "viewer " << i << " got nothing after it left";
+  }
+  EXPECT_EQ(wb::fanout_get_stats(fanout).subscribers, 4u);
+  EXPECT_EQ(pool->stats(0).subscriptions + pool->stats(1).subscriptions, 4u);
+}
+
+TEST_F(ShardTest, LeavingFreesTheSubscribersSenderOnItsShard) {
+  std::vector<std::unique_ptr<UdpViewer>> viewers;
+  std::vector<std::weak_ptr<wb::SentCounters>> counters;
+  std::vector<wb::SubscriberId> ids;
+  for (unsigned i = 0; i < 4; ++i) {
+    viewers.push_back(std::make_unique<UdpViewer>(port_fd));
+    auto sender = viewers.back()->sender();
+    counters.push_back(sender->counters());
+    wb::SubscriberId id = wb::fanout_subscribe(fanout, wb::Rewrite{102, i});
+    wb::fanout_start(fanout, id, std::move(sender), pool);
+    ids.push_back(id);
+  }
+  push(1, kSps);
+  for (auto &v : viewers) ASSERT_EQ(v->wait_for(1, 5000), 1u);
+  for (auto id : ids) wb::fanout_unsubscribe(fanout, id);
+  drain();
+  for (auto &c : counters) EXPECT_TRUE(c.expired()) << "the sender (and its SRTP context) is gone";
+  // Each viewer's route is now held by the test alone.
+  for (auto &v : viewers) EXPECT_EQ(v->route.use_count(), 1);
+  EXPECT_EQ(pool->stats(0).subscriptions + pool->stats(1).subscriptions, 0u);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).subscribers, 0u);
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/debug.h"
+#include "fanout/senderpool.h"
 #include "transport/iceliteport.h"
 #include "transport/litetransport.h"
 #include "transport/srtpsender.h"
@@ -172,7 +173,7 @@ struct Connected {
     rtp[3] = uint8_t(seq);
     RtpPacketRef ref{rtp.data(), rtp.size(), 12, 0};
     SendBatch &batch = SendBatch::for_this_thread();
-    sender->send(&ref, 1, 96, 1234, batch);
+    sender->send(&ref, 1, Rewrite{96, 1234}, batch);
     batch.flush();
   }
   // The next SRTP packet (not STUN) arriving at `at` within `ms`.
@@ -380,4 +381,56 @@ TEST(IceLitePort, AnAddressAnotherViewerHoldsIsNotTaken) {
   send_check(shared, *b, "viewerB");
   EXPECT_TRUE(wait_for([&] { return !b->stats().remote_address.empty(); }));
   port->remove(b);
+}
+
+TEST(IceLitePort, ChecksStillReachThePortWhenSenderShardsBindItToo) {
+  debug_init();
+  std::string why;
+  IceLitePort::Config config;
+  config.addresses = {"127.0.0.1"};
+  auto port = IceLitePort::open(config, &why);
+  ASSERT_TRUE(port) << why;
+  // Four more sockets on the same address and port: without the port's
+  // steering, the kernel would hand most viewers' datagrams to them.
+  SenderPool senders(4);
+  ASSERT_TRUE(senders.send_from_own_sockets(port->socket_fds()[0], &why)) << why;
+  sockaddr_in port_address{};
+  port_address.sin_family = AF_INET;
+  port_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  port_address.sin_port = htons(port->candidates()[0].port);
+  std::string error;
+  auto viewer_id = DtlsIdentity::create(&error);
+  auto transport = port->add({"viewerU", "password-of-the-viewer-0"}, DtlsRole::Server, viewer_id->fingerprint(), {});
+  // Viewers at many addresses (the kernel spreads by address and port).
+  std::vector<std::unique_ptr<Udp>> viewers;
+  for (int i = 0; i < 24; ++i) {
+    viewers.push_back(std::make_unique<Udp>());
+    stun::Writer w(stun::kBindingRequest, stun::random_transaction());
+    w.add_string(stun::kUsername, transport->local_ufrag() + ":viewerU");
+    w.add_u64(stun::kIceControlling, 1);
+    const auto &bytes = w.finish(transport->local_pwd());
+    viewers.back()->send_to(port_address, bytes.data(), bytes.size());
+  }
+  unsigned answered = 0;
+  for (auto &viewer : viewers) {
+    auto got = viewer->receive(2000);
+    stun::Message m;
+    answered += !got.empty() && m.parse(got.data(), got.size()) && m.type() == stun::kBindingSuccess;
+  }
+  EXPECT_EQ(answered, viewers.size());
+  port->remove(transport);
+}
+
+TEST(IceLitePort, APortAnotherNodeHoldsIsRefused) {
+  debug_init();
+  std::string why;
+  IceLitePort::Config config;
+  config.addresses = {"127.0.0.1"};
+  auto first = IceLitePort::open(config, &why);
+  ASSERT_TRUE(first) << why;
+  config.port = first->candidates()[0].port;
+  // Both would set SO_REUSEPORT; the second must still be told.
+  auto second = IceLitePort::open(config, &why);
+  EXPECT_FALSE(second);
+  EXPECT_NE(why.find("Address already in use"), std::string::npos) << why;
 }

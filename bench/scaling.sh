@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Sender shards, measured: how many viewers (audio + video) one process
+# serves at < 0.5 % loss with sender-threads=1 and =2 when the server may use
+# both cores and the load generator shares them (the whole machine), Janus
+# in the same run; then the per-core capacity (server on core 0, generator
+# on core 1, ours as shipped: one shard per core it may use). Prints a
+# table per part and writes the rows to $OUT.
+#
+#   sudo bash bench/scaling.sh
+#
+# Environment: COUNTS (shared cores: "800 1200 1600 2000 2400 2800 3200"),
+# CORE_COUNTS (per core: "1600 2000 2400 2800"), SERVERS ("ours-threads1
+# ours-threads2 janus"), HOLD (20 s), RAMP (100 joins/s), OUT
+# (build/bench-scaling), SKIP_PER_CORE=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [ "${WB_BENCH_IN_NETNS:-0}" != 1 ]; then
+  WB_WITH_BROWSER=0 WB_WITH_BENCH=1 bash scripts/install-deps.sh
+  bash scripts/build.sh
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  exec $SUDO unshare --net env WB_BENCH_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
+fi
+
+B=$ROOT/build
+OUT=${OUT:-$B/bench-scaling}
+COUNTS=${COUNTS:-"800 1200 1600 2000 2400 2800 3200"}
+CORE_COUNTS=${CORE_COUNTS:-"1600 2000 2400 2800"}
+SERVERS=${SERVERS:-"ours-threads1 ours-threads2 janus"}
+HOLD=${HOLD:-20}
+RAMP=${RAMP:-100}
+PORT=18400
+LOAD=$B/tools/gst-broadcast-load
+CLK_TCK=$(getconf CLK_TCK)
+export GST_PLUGIN_PATH=$B/gst
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.tsv "$OUT"/*.samples 2>/dev/null || true
+say() { echo "[scaling] $*" >&2; }
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+. "$ROOT/bench/stream.sh"
+. "$ROOT/bench/servers.sh"
+
+# Server $1 over COUNTS ($2), media av, until loss >= 0.5 % or the server
+# takes every core it may use; rows to $3.
+sweep() {
+  local server=$1 counts=$2 rows=$3 cores
+  cores=$(taskset -c "$SERVER_CPUS" nproc)
+  read -r cpu rss threads < <(baseline "$server" av)
+  echo -e "$server\t$SERVER_CPUS\t$cpu\t$rss\t$threads" >>"$OUT/idle.tsv"
+  for n in $counts; do
+    row=$(run_point "$server" av "$n") || break
+    echo -e "$SERVER_CPUS/$LOAD_CPUS\t$row" >>"$rows"
+    say "$server on $SERVER_CPUS, load on $LOAD_CPUS, $n: $row"
+    loss=$(echo "$row" | cut -f8)
+    cpu=$(echo "$row" | cut -f5)
+    awk -v l="$loss" -v c="$cpu" -v k="$cores" 'BEGIN { exit !(l >= 0.5 || c >= 97 * k) }' && break
+  done
+}
+
+start_stream "$OUT/source.log"
+PIDS+=("$SOURCE_PID")
+sleep 1
+[[ " $SERVERS " == *" janus "* ]] && prepare_janus
+: >"$OUT/idle.tsv"
+: >"$OUT/shared.tsv"
+: >"$OUT/per-core.tsv"
+
+# The whole machine: server and generator both on every core.
+all=$(seq -s, 0 $(( $(nproc) - 1 )))
+for server in $SERVERS; do
+  SERVER_CPUS=$all LOAD_CPUS=$all sweep "$server" "$COUNTS" "$OUT/shared.tsv"
+done
+if [ "${SKIP_PER_CORE:-0}" != 1 ]; then
+  SERVER_CPUS=0 LOAD_CPUS=1 sweep ours "$CORE_COUNTS" "$OUT/per-core.tsv"
+fi
+
+columns="cpus\tserver\tviewers\tconnected\tno media\tserver CPU %\tRSS kB\tthreads\tloss %\tkeyframe p50\tkeyframe p95\tgenerator CPU %\tverify failures\tanswer p50\tanswer p95"
+for part in shared per-core; do
+  echo "== $part"
+  echo -e "$columns"
+  cat "$OUT/$part.tsv"
+done
+echo "== idle (server, cpus, CPU %, RSS kB, threads)"
+cat "$OUT/idle.tsv"
