@@ -7,9 +7,10 @@
  * from one shared UDP port as an ICE-lite peer (see ice-lite; offers the port
  * cannot serve get a webrtcbin of their own), fed by the fan-out: payload
  * type and SSRC rewritten per viewer, delivery gated until a keyframe,
- * keyframe requests coalesced, lost packets resent from one shared history. Viewers join through the built-in WHEP server
- * (`port`) or the `add-viewer` action signal; `get-viewer-stats` reports
- * on one of them.
+ * keyframe requests coalesced, lost packets resent from one shared history,
+ * the sending spread over sender threads (see sender-threads). Viewers join
+ * through the built-in WHEP server (`port`) or the `add-viewer` action
+ * signal; `get-viewer-stats` reports on one of them.
  */
 #include "viewermanager.h"
 
@@ -765,7 +766,7 @@ static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
     }
   }
   if (!released.ghost) return;
-  // Viewers keep their sessions; their branches of this medium go with it.
+  // Viewers keep their sessions; their subscriptions to this medium go with it.
   gst_element_remove_pad(element, released.ghost);
   for (GstElement *e : {released.queue, GST_ELEMENT(released.fanout)}) {
     if (GST_OBJECT_PARENT(e) == GST_OBJECT(self)) {

@@ -67,7 +67,8 @@ enum ViewerProperty : guint {
   "wrapping at 2^32 as in RTCP sender reports), reports-received (uint, receiver report blocks about the stream), " \
   "and from the latest block (0 before one): fraction-lost (double, 0..1), packets-lost (int, cumulative), "        \
   "highest-seq (uint, extended), jitter (uint, RTP clock units), jitter-ms (double), rtt-ms (double, RFC 3550 "     \
-  "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports); "         \
+  "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports), "         \
+  "sender-shard (int, the sender thread that sends the stream, see sender-threads); "                              \
   "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \
   "authorize (method, path, authorization, remote-address) -> gboolean, on the HTTP thread before a WHEP POST or " \
   "DELETE is read (FALSE: 401 without an Authorization header, else 403; no handler: allowed)"

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -104,6 +105,40 @@ TEST(Viewers, FiveViewersAllDecodeVideoAndAudio) {
     g_object_get(broadcast->sink(), "bytes-sent", &sent2, nullptr);
     return sent2 > sent1;
   }, 2000ms));
+}
+
+// Viewers spread over two sender threads (shards): each decodes, whichever
+// shard sends its streams, and the ones that stay keep decoding while
+// others leave.
+TEST(Viewers, ViewersSpreadOverSenderThreadsAllDecode) {
+  Broadcast::Options options;
+  options.extra_sink_props = "sender-threads=2";
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  std::vector<std::unique_ptr<WhepViewer>> viewers;
+  for (int i = 0; i < 4; ++i) {
+    viewers.push_back(std::make_unique<WhepViewer>());
+    ASSERT_EQ(viewers.back()->connect(broadcast->url()), 201) << viewers.back()->error();
+  }
+  std::set<int> shards;
+  for (auto &v : viewers) {
+    EXPECT_TRUE(wait_until([&] { return v->video_frames() > 30 && v->audio_frames() > 30; }, 15000ms))
+        << "video " << v->video_frames() << " audio " << v->audio_frames();
+    Stats stats = viewer_stats(broadcast->sink(), viewer_id(*v));
+    for (const char *field : {"video-sender-shard", "audio-sender-shard"}) {
+      gint shard = -1;
+      ASSERT_TRUE(stats && gst_structure_get_int(stats.get(), field, &shard)) << describe(stats);
+      EXPECT_TRUE(shard == 0 || shard == 1) << describe(stats);
+      shards.insert(shard);
+    }
+  }
+  EXPECT_EQ(shards.size(), 2u) << "both sender threads are used";
+  for (int i = 0; i < 4; i += 2) viewers[i]->disconnect();
+  for (int i = 1; i < 4; i += 2) {
+    const unsigned frames = viewers[i]->video_frames();
+    EXPECT_TRUE(wait_until([&] { return viewers[i]->video_frames() > frames + 30; }, 5000ms));
+    EXPECT_EQ(viewers[i]->video_gaps(), 0u);
+  }
 }
 
 // Three ways a viewer's media leaves: from the shared ICE-lite port (the
