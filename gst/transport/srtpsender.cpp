@@ -117,17 +117,30 @@ int SendBatch::own_fd_for(int fd) const {
 }
 
 void SentCounters::record(uint32_t packets, uint32_t octets, uint32_t rtp_time, int64_t sampled_us) {
-  std::lock_guard<std::mutex> lock(lock_);
-  now_.any = true;
-  now_.packets += packets;
-  now_.octets += octets;
-  now_.rtp_time = rtp_time;
-  now_.sampled_us = sampled_us;
+  const uint32_t v = version_.load(std::memory_order_relaxed);
+  version_.store(v + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  packets_.store(packets_.load(std::memory_order_relaxed) + packets, std::memory_order_relaxed);
+  octets_.store(octets_.load(std::memory_order_relaxed) + octets, std::memory_order_relaxed);
+  rtp_time_.store(rtp_time, std::memory_order_relaxed);
+  sampled_us_.store(sampled_us, std::memory_order_relaxed);
+  version_.store(v + 2, std::memory_order_release);
 }
 
 SentCounters::Snapshot SentCounters::snapshot() const {
-  std::lock_guard<std::mutex> lock(lock_);
-  return now_;
+  for (;;) {
+    const uint32_t before = version_.load(std::memory_order_acquire);
+    Snapshot s;
+    s.packets = packets_.load(std::memory_order_relaxed);
+    s.octets = octets_.load(std::memory_order_relaxed);
+    s.rtp_time = rtp_time_.load(std::memory_order_relaxed);
+    s.sampled_us = sampled_us_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (before % 2 == 0 && version_.load(std::memory_order_relaxed) == before) {
+      s.any = before != 0;
+      return s;
+    }
+  }
 }
 
 namespace {

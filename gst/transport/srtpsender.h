@@ -75,6 +75,9 @@ class MediaRoute {
 };
 
 // What one sender has sent, for the sender reports a transport writes.
+// Written by the one thread that delivers the sender's packets, once per
+// batch, without a lock (a sequence lock: the transport's thread, which
+// reads once a second, retries when it caught a write half done).
 class SentCounters {
  public:
   struct Snapshot {
@@ -84,12 +87,16 @@ class SentCounters {
     uint32_t rtp_time = 0;
     int64_t sampled_us = 0;
   };
+  // The delivering thread only.
   void record(uint32_t packets, uint32_t octets, uint32_t rtp_time, int64_t sampled_us);
   Snapshot snapshot() const;
 
  private:
-  mutable std::mutex lock_;
-  Snapshot now_;
+  std::atomic<uint32_t> version_{0};  // odd while record() writes
+  std::atomic<uint32_t> packets_{0};
+  std::atomic<uint32_t> octets_{0};
+  std::atomic<uint32_t> rtp_time_{0};
+  std::atomic<int64_t> sampled_us_{0};
 };
 
 // Packets protected for any number of viewers, sent with as few sendmmsg
