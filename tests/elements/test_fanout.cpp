@@ -267,6 +267,7 @@ struct UdpViewer {
   std::shared_ptr<wb::MediaRoute> route;
   std::vector<Header> got;
   std::vector<uint32_t> timestamps;
+  std::vector<size_t> sizes;
   uint16_t source_port = 0;
 
   explicit UdpViewer(int port_fd) {
@@ -303,6 +304,7 @@ struct UdpViewer {
       if (n < 12) continue;
       got.push_back({guint8(buf[1] & 0x7f), GST_READ_UINT32_BE(buf + 8), GST_READ_UINT16_BE(buf + 2)});
       timestamps.push_back(GST_READ_UINT32_BE(buf + 4));
+      sizes.push_back(size_t(n));
       source_port = ntohs(from.sin_port);
     }
     return got.size();
@@ -505,4 +507,23 @@ TEST_F(ShardTest, LeavingFreesTheSubscribersSenderOnItsShard) {
   for (auto &v : viewers) EXPECT_EQ(v->route.use_count(), 1);
   EXPECT_EQ(pool->stats(0).subscriptions + pool->stats(1).subscriptions, 0u);
   EXPECT_EQ(wb::fanout_get_stats(fanout).subscribers, 0u);
+}
+
+TEST_F(ShardTest, AFramesPacketsArriveWholeAndInOrder) {
+  UdpViewer viewer(port_fd);
+  join(viewer, wb::Rewrite{102, 9});
+  // One frame: full-sized packets and a short last one, as a payloader
+  // makes them, in one buffer list.
+  std::vector<guint8> full(1000, 0x41), last(300, 0x41);
+  GstBufferList *list = gst_buffer_list_new();
+  gst_buffer_list_add(list, rtp_packet(1, kSps));
+  for (guint16 seq = 2; seq <= 6; ++seq) gst_buffer_list_add(list, rtp_packet(seq, full));
+  gst_buffer_list_add(list, rtp_packet(7, last));
+  EXPECT_EQ(gst_pad_push_list(harness->srcpad, list), GST_FLOW_OK);
+  ASSERT_EQ(viewer.wait_for(7, 5000), 7u);
+  for (unsigned k = 0; k < 7; ++k) EXPECT_EQ(viewer.got[k].seq, 1 + k);
+  ASSERT_EQ(viewer.sizes.size(), 7u);
+  EXPECT_EQ(viewer.sizes[0], 12u + kSps.size() + 10);
+  for (unsigned k = 1; k < 6; ++k) EXPECT_EQ(viewer.sizes[k], 12u + 1000 + 10) << k;
+  EXPECT_EQ(viewer.sizes[6], 12u + 300 + 10);
 }
