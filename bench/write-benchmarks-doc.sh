@@ -56,6 +56,10 @@ The viewers offer audio and video, as a browser would, and the servers reject th
 The first keyframe a new viewer can decode is measured in a step of its own (the last section):
 in the sweep the encoder is a separate process that keyframe requests cannot reach, so the
 sweep's first-keyframe times are set by the stream's 2 s GOP.
+
+Here the server has one core, so it runs one sender shard (\`sender-threads\` defaults to the cores
+it may use). What a process does with more cores, and the per-core wall, are in
+[SCALING.md](SCALING.md) (\`bench/scaling.sh\`).
 EOF
 
 # The tables for one medium set ($1: video, av), then the goals of issue 5

@@ -114,13 +114,12 @@ std::string Audience::status_json() {
 }
 
 unsigned Audience::pending_locked(unsigned *webrtcbin) const {
-  unsigned pending = 0;
-  for (const auto &s : sessions_) {
-    if (s.second->state() != ViewerState::Negotiating) continue;
-    ++pending;
-    if (webrtcbin) *webrtcbin += s.second->uses_webrtcbin();
-  }
-  return pending;
+  if (webrtcbin)
+    for (const auto &id : pending_) {
+      auto it = sessions_.find(id);
+      if (it != sessions_.end()) *webrtcbin += it->second->uses_webrtcbin();
+    }
+  return unsigned(pending_.size());
 }
 
 SessionHandler::Join Audience::redirect_or_refuse(const JoinRequest &request, const std::string &why) {
@@ -211,11 +210,12 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
     std::shared_ptr<IceLitePort> port = lite_port_locked();
     session = std::make_shared<ViewerSession>(
         id, bin_, config.transport, port, senders_, config.direct_send,
-        [this, alive](const std::string &sid, GstWebRTCPeerConnectionState state) {
+        [this, alive](const std::string &sid, TransportState state) {
           auto guard = alive.lock();
           if (guard && *guard) on_transport_state(sid, state);
         });
     sessions_[id] = session;
+    pending_.insert(id);
     is_relay_[id] = relay;
     credentials_[id] = request.authorization;
     ++joins_in_flight_;
@@ -266,28 +266,32 @@ SessionHandler::Leave Audience::leave(const std::string &session_id, const std::
 
 bool Audience::authorize(const Access &access) { return !callbacks_.authorize || callbacks_.authorize(access); }
 
-void Audience::on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state) {
-  // webrtcbin's thread: hand over to the control loop, which may tear it down.
+void Audience::on_transport_state(const std::string &id, TransportState state) {
+  // The transport's thread: hand over to the control loop, which may tear it down.
   loop_.invoke_async([this, id, state, alive = std::weak_ptr<bool>(alive_)] {
     auto guard = alive.lock();
     if (!guard || !*guard) return;
     auto session = find(id);
     if (!session) return;
     switch (state) {
-      case GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED:
+      case TransportState::Connected:
         if (session->state() == ViewerState::Negotiating) {
           session->start_media();
+          {
+            std::lock_guard<std::mutex> lock(mutex_);
+            pending_.erase(id);
+          }
           GST_INFO("viewer %s connected", id.c_str());
           if (callbacks_.joined) callbacks_.joined(id);
         }
         break;
-      case GST_WEBRTC_PEER_CONNECTION_STATE_FAILED:
+      case TransportState::Failed:
         remove(id, "transport failed (ICE or DTLS)");
         break;
-      case GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED:
+      case TransportState::Closed:
         remove(id, "transport closed");
         break;
-      default:
+      case TransportState::Connecting:
         break;
     }
   });
@@ -301,6 +305,7 @@ bool Audience::remove(const std::string &session_id, const std::string &reason) 
     if (it == sessions_.end()) return false;
     session = it->second;
     sessions_.erase(it);
+    pending_.erase(session_id);
     is_relay_.erase(session_id);
     credentials_.erase(session_id);
   }

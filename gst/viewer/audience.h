@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "common/controlloop.h"
@@ -101,7 +102,7 @@ class Audience : public SessionHandler {
   unsigned pending_locked(unsigned *webrtcbin) const;
   // 307 to a child with room, or 503: what a full node answers.
   Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
-  void on_transport_state(const std::string &id, GstWebRTCPeerConnectionState state);
+  void on_transport_state(const std::string &id, TransportState state);
   std::shared_ptr<ViewerSession> find(const std::string &id) const;
   // The shared port for new viewers, opened at start (open_lite_port()) or,
   // after a change of its settings, on the next viewer; null when ice-lite
@@ -116,6 +117,9 @@ class Audience : public SessionHandler {
   AudienceConfig config_;
   std::map<std::string, std::shared_ptr<ViewerSession>> sessions_;
   std::map<std::string, bool> is_relay_;  // by session id
+  // Sessions whose transport has not connected yet: counted at every join,
+  // so kept apart rather than found among all the viewers.
+  std::set<std::string> pending_;
   // The Authorization header each session's offer came with: its DELETE
   // must bring the same.
   std::map<std::string, std::string> credentials_;

@@ -17,11 +17,9 @@
 #include <vector>
 
 #include "fanout/fanout.h"
-#include "peer/peerconnection.h"
-#include "transport/directroute.h"
 #include "transport/iceliteport.h"
-#include "viewer/liteanswer.h"
 #include "viewer/offer.h"
+#include "viewer/viewertransport.h"
 
 namespace wb {
 
@@ -29,14 +27,9 @@ enum class ViewerState { Negotiating, Connected, Closed };
 
 class ViewerSession {
  public:
-  // Reports transport state changes; called from webrtcbin's threads.
-  using StateListener = std::function<void(const std::string &id, GstWebRTCPeerConnectionState)>;
-
-  struct Answer {
-    int status = 0;  // 0: answered, else an HTTP status (400, 500, 504)
-    std::string sdp;
-    std::string error;
-  };
+  // Reports transport state changes; called from the transport's threads.
+  using StateListener = std::function<void(const std::string &id, TransportState)>;
+  using Answer = ViewerTransport::Answer;
 
   // `lite_port`: serve the viewer from that shared port when its offer
   // allows (else, and when null, through a webrtcbin of its own); its media
@@ -57,11 +50,11 @@ class ViewerSession {
   Answer negotiate(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video, WbFanout *audio,
                    std::chrono::milliseconds timeout, const std::function<bool()> &admit_webrtcbin);
 
-  // Transport connected: start delivery (each subscription waits for a keyframe).
-  // On the ICE-lite port the fan-out always sends the media itself. On a
-  // webrtcbin, with direct send, and when webrtcbin can give a direct route
-  // (keys and a non-relayed pair), the fan-out sends it too; otherwise it
-  // goes through webrtcbin. The choice is made here, once.
+  // Transport connected: start delivery (each subscription waits for a
+  // keyframe). On the ICE-lite port the fan-out always sends the media
+  // itself. On a webrtcbin, with direct send, and when webrtcbin can give a
+  // direct route (keys and a non-relayed pair), the fan-out sends it too;
+  // otherwise it goes through webrtcbin. The transport chooses, once.
   void start_media();
   bool sends_direct() const { return sends_direct_.load(); }
   // Whether the viewer has (or is about to get) a webrtcbin of its own. The
@@ -69,7 +62,8 @@ class ViewerSession {
   // concurrent admissions count each other.
   bool uses_webrtcbin() const { return webrtcbin_.load(); }
   void mark_webrtcbin() { webrtcbin_.store(true); }
-  // Releases subscriptions and the webrtcbin. Idempotent; not on a webrtcbin thread.
+  // Ends the subscriptions, then releases the transport. Idempotent; not on
+  // a webrtcbin thread.
   void close();
 
   const std::string &id() const { return id_; }
@@ -85,32 +79,14 @@ class ViewerSession {
   GstStructure *stats() const;
 
  private:
-  struct Subscription {
-    WbFanout *fanout;
-    SubscriberId id;
-    uint32_t ssrc;
-    uint32_t clock_rate;
-  };
-
-  Answer negotiate_lite(const std::string &offer_sdp, const OfferCheck &offer, const LiteOffer &lite,
-                        WbFanout *video, WbFanout *audio);
-  Answer negotiate_webrtcbin(const std::string &offer_sdp, const OfferCheck &offer, WbFanout *video,
-                             WbFanout *audio, std::chrono::milliseconds timeout);
-  // Subscribes to the fan-out of each accepted medium, with a pad linked to
-  // `sink_for()` when it is set (a webrtcbin); "" when all went well.
-  std::string subscribe(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
-                        const std::function<GstPad *()> &sink_for, std::vector<uint32_t> *ssrcs);
-  void start_lite_media();
-  void start_webrtcbin_media();
-
   const std::string id_;
   GstBin *parent_;
   const TransportConfig config_;
   StateListener listener_;
   std::shared_ptr<IceLitePort> lite_port_;
   std::shared_ptr<SenderPool> senders_;
-  std::shared_ptr<LiteTransport> lite_;   // the ICE-lite path
-  std::unique_ptr<PeerConnection> peer_;  // the webrtcbin path
+  // Set by negotiate(), before the session's id is handed out.
+  std::unique_ptr<ViewerTransport> transport_;
   std::vector<Subscription> subscriptions_;
   const bool direct_send_;
   std::atomic<bool> sends_direct_{false};

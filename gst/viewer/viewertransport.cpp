@@ -1,0 +1,280 @@
+#include "viewertransport.h"
+
+#include "common/debug.h"
+#include "transport/directroute.h"
+#define GST_CAT_DEFAULT wb_viewer_debug
+
+namespace wb {
+
+namespace {
+
+TransportState from_lite(LiteTransport::State state) {
+  switch (state) {
+    case LiteTransport::State::Connected:
+      return TransportState::Connected;
+    case LiteTransport::State::Failed:
+      return TransportState::Failed;
+    case LiteTransport::State::Closed:
+      return TransportState::Closed;
+    default:
+      return TransportState::Connecting;
+  }
+}
+
+TransportState from_webrtcbin(GstWebRTCPeerConnectionState state) {
+  switch (state) {
+    case GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED:
+      return TransportState::Connected;
+    case GST_WEBRTC_PEER_CONNECTION_STATE_FAILED:
+      return TransportState::Failed;
+    case GST_WEBRTC_PEER_CONNECTION_STATE_CLOSED:
+      return TransportState::Closed;
+    default:
+      return TransportState::Connecting;
+  }
+}
+
+// A reference that the transport's feedback handler may outlive the
+// session with.
+std::shared_ptr<WbFanout> hold(WbFanout *fanout) {
+  gst_object_ref(fanout);
+  return std::shared_ptr<WbFanout>(fanout, [](WbFanout *f) { gst_object_unref(f); });
+}
+
+// What a viewer's feedback acts on: one of its subscriptions.
+struct FeedbackTarget {
+  std::shared_ptr<WbFanout> fanout;
+  SubscriberId id;
+  uint32_t ssrc;
+  bool video;
+};
+
+// One sent stream's fields, each name prefixed with its kind ("video-...").
+void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTransport::StreamStats &stream,
+                       int shard) {
+  const rtcp::Reception &heard = stream.reception;
+  const rtcp::ReportBlock &block = heard.latest;
+  auto field = [&kind](const char *name) { return kind + "-" + name; };
+  const double jitter_ms = stream.clock_rate ? block.jitter * 1000.0 / stream.clock_rate : -1.0;
+  const double rtt_ms = heard.rtt >= 0 ? heard.rtt * 1000.0 / 65536.0 : -1.0;
+  gst_structure_set(s, field("ssrc").c_str(), G_TYPE_UINT, stream.ssrc,
+                    field("packets-sent").c_str(), G_TYPE_UINT, stream.packets_sent,
+                    field("octets-sent").c_str(), G_TYPE_UINT, stream.octets_sent,
+                    field("reports-received").c_str(), G_TYPE_UINT, heard.reports,
+                    field("fraction-lost").c_str(), G_TYPE_DOUBLE, block.fraction_lost / 256.0,
+                    field("packets-lost").c_str(), G_TYPE_INT, block.cumulative_lost,
+                    field("highest-seq").c_str(), G_TYPE_UINT, block.highest_seq,
+                    field("jitter").c_str(), G_TYPE_UINT, block.jitter,
+                    field("jitter-ms").c_str(), G_TYPE_DOUBLE, jitter_ms,
+                    field("rtt-ms").c_str(), G_TYPE_DOUBLE, rtt_ms,
+                    field("sender-shard").c_str(), G_TYPE_INT, shard, nullptr);
+}
+
+}  // namespace
+
+std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
+                                 const std::function<GstPad *()> &sink_for, std::vector<Subscription> *subscriptions,
+                                 std::vector<uint32_t> *ssrcs) {
+  ssrcs->assign(offer.media.size(), 0);
+  for (const auto &choice : offer.media) {
+    if (!choice.accepted()) continue;
+    WbFanout *fanout = choice.kind == "video" ? video : audio;
+    if (!fanout) continue;
+    const Rewrite rewrite{uint8_t(choice.payload_type), g_random_int()};
+    gint clock_rate = 0;
+    gst_structure_get_int(gst_caps_get_structure(choice.caps.get(), 0), "clock-rate", &clock_rate);
+    SubscriberId id = 0;
+    if (sink_for) {
+      GstCaps *caps = gst_caps_copy(choice.caps.get());
+      gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT, rewrite.ssrc,
+                          nullptr);
+      GstPad *sink = sink_for();
+      id = sink ? fanout_subscribe_pad(fanout, rewrite, sink, caps) : 0;
+      gst_caps_unref(caps);
+      if (sink) gst_object_unref(sink);
+    } else {
+      id = fanout_subscribe(fanout, rewrite);
+    }
+    if (!id) return "could not link " + choice.kind + " to the viewer's transport";
+    subscriptions->push_back({fanout, id, rewrite.ssrc, uint32_t(clock_rate), fanout == video});
+    (*ssrcs)[choice.mline] = rewrite.ssrc;
+  }
+  return {};
+}
+
+LiteViewerTransport::LiteViewerTransport(std::string id, std::shared_ptr<IceLitePort> port,
+                                         std::shared_ptr<SenderPool> senders, LiteOffer offer, StateListener listener)
+    : id_(std::move(id)),
+      port_(std::move(port)),
+      senders_(std::move(senders)),
+      offer_(std::move(offer)),
+      listener_(std::move(listener)) {}
+
+ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp, const OfferCheck &offer,
+                                                    WbFanout *video, WbFanout *audio,
+                                                    std::chrono::steady_clock::time_point,
+                                                    std::vector<Subscription> *subscriptions) {
+  Answer result;
+  std::vector<uint32_t> ssrcs;
+  const std::string error = subscribe_to_fanouts(offer, video, audio, nullptr, subscriptions, &ssrcs);
+  if (!error.empty()) {
+    result.status = 500;
+    result.error = error;
+    return result;
+  }
+  LiteTransport::Listener listener;
+  listener.state = [on_state = listener_](LiteTransport::State state) {
+    if (on_state) on_state(from_lite(state));
+  };
+  std::vector<FeedbackTarget> targets;
+  for (const auto &s : *subscriptions) targets.push_back({hold(s.fanout), s.id, s.ssrc, s.video});
+  listener.feedback = [targets = std::move(targets)](const rtcp::Feedback &feedback) {
+    for (const auto &target : targets) {
+      bool wants_picture = false;
+      for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == target.ssrc;
+      for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == target.ssrc;
+      if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get());
+      for (const auto &nack : feedback.nacks)
+        if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
+    }
+  };
+  lite_ = port_->add({offer_.ice_ufrag, offer_.ice_pwd},
+                     offer_.we_are_dtls_server ? DtlsRole::Server : DtlsRole::Client, offer_.remote_fingerprint,
+                     std::move(listener));
+  LiteAnswerParams params;
+  params.ice_ufrag = lite_->local_ufrag();
+  params.ice_pwd = lite_->local_pwd();
+  params.fingerprint = port_->fingerprint();
+  params.dtls_server = offer_.we_are_dtls_server;
+  for (const auto &c : port_->candidates()) params.candidates.emplace_back(c.address, c.port);
+  params.cname = lite_->cname();
+  params.ssrcs = ssrcs;
+  result.sdp = write_lite_answer(offer_sdp, offer, params);
+  if (result.sdp.empty()) {
+    result.status = 400;
+    result.error = "malformed SDP offer";
+    return result;
+  }
+  GST_INFO("viewer %s answered on the ICE-lite port (ufrag %s)", id_.c_str(), lite_->local_ufrag().c_str());
+  return result;
+}
+
+bool LiteViewerTransport::start_media(const std::vector<Subscription> &subscriptions) {
+  const std::shared_ptr<MediaRoute> route = lite_->media_route();
+  const SrtpKeyMaterial keys = lite_->keys();
+  for (const auto &s : subscriptions) {
+    std::string why;
+    auto sender = route ? SrtpSender::create(route, keys.local, keys.profile, &why) : nullptr;
+    if (!sender) {
+      GST_ERROR("viewer %s: no sender: %s", id_.c_str(), why.c_str());
+      continue;
+    }
+    lite_->add_sent_stream({s.ssrc, s.clock_rate, sender->counters()});
+    fanout_start(s.fanout, s.id, std::move(sender), senders_);
+  }
+  if (route) GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->current().description.c_str());
+  return true;
+}
+
+gint64 LiteViewerTransport::last_heard_us() const { return lite_ ? lite_->last_heard_us() : 0; }
+
+void LiteViewerTransport::close() {
+  if (lite_) port_->remove(lite_);
+}
+
+void LiteViewerTransport::add_stats(GstStructure *s, const std::vector<Subscription> &subscriptions) const {
+  if (!lite_) return;
+  const LiteTransport::Stats lite = lite_->stats();
+  gst_structure_set(s, "transport-state", G_TYPE_STRING, LiteTransport::state_name(lite.state),
+                    "remote-address", G_TYPE_STRING, lite.remote_address.c_str(),
+                    "rtcp-received", G_TYPE_UINT64, lite.rtcp.received,
+                    "srtcp-rejected", G_TYPE_UINT64, lite.rtcp.rejected,
+                    "pli-received", G_TYPE_UINT64, lite.rtcp.pli,
+                    "fir-received", G_TYPE_UINT64, lite.rtcp.fir,
+                    "nack-received", G_TYPE_UINT64, lite.rtcp.nack_packets,
+                    "nacked-packets", G_TYPE_UINT64, lite.rtcp.nacked_seqs,
+                    "consent-answers", G_TYPE_UINT64, lite.consent_answers, nullptr);
+  for (const auto &stream : lite.streams)
+    for (const auto &sub : subscriptions)
+      if (sub.ssrc == stream.ssrc)
+        set_stream_fields(s, sub.video ? "video" : "audio", stream, fanout_shard_of(sub.fanout, sub.id));
+}
+
+WebrtcbinViewerTransport::WebrtcbinViewerTransport(std::string id, GstBin *parent, const TransportConfig &config,
+                                                   bool direct_send, StateListener listener)
+    : id_(std::move(id)), parent_(parent), config_(config), direct_send_(direct_send), listener_(std::move(listener)) {}
+
+ViewerTransport::Answer WebrtcbinViewerTransport::answer(const std::string &offer_sdp, const OfferCheck &offer,
+                                                         WbFanout *video, WbFanout *audio,
+                                                         std::chrono::steady_clock::time_point deadline,
+                                                         std::vector<Subscription> *subscriptions) {
+  Answer result;
+  auto fail = [&](int status, std::string error) {
+    result.status = status;
+    result.error = std::move(error);
+    return result;
+  };
+  peer_ = std::make_unique<PeerConnection>("viewer-" + id_, config_);
+  peer_->on_state([on_state = listener_](GstWebRTCPeerConnectionState state) {
+    if (on_state) on_state(from_webrtcbin(state));
+  });
+  if (!peer_->webrtcbin()) return fail(500, "webrtcbin is not available (gst-plugins-bad webrtc plugin missing)");
+  peer_->start(parent_);
+
+  // Caps (with payload type and SSRC) must reach webrtcbin before it answers,
+  // or the answer carries no a=ssrc and the wrong payload types.
+  std::vector<uint32_t> ssrcs;
+  std::string error = subscribe_to_fanouts(
+      offer, video, audio, [this] { return gst_element_request_pad_simple(peer_->webrtcbin(), "sink_%u"); },
+      subscriptions, &ssrcs);
+  if (!error.empty()) return fail(500, error);
+
+  error = peer_->set_remote(GST_WEBRTC_SDP_TYPE_OFFER, offer_sdp);
+  if (!error.empty()) return fail(400, "offer refused by webrtcbin: " + error);
+  error = peer_->create_local(GST_WEBRTC_SDP_TYPE_ANSWER);
+  if (!error.empty()) return fail(400, error);
+  // WHEP answers carry every candidate (no trickle).
+  if (!peer_->wait_gathering(deadline)) return fail(504, "ICE gathering did not complete in time");
+  std::string answer = peer_->local_sdp();
+  if (answer.empty()) return fail(500, "webrtcbin has no local description");
+  result.sdp = repair_answer(answer, offer);
+  peer_->watch_incoming();
+  GST_INFO("viewer %s answered with a webrtcbin", id_.c_str());
+  return result;
+}
+
+bool WebrtcbinViewerTransport::start_media(const std::vector<Subscription> &subscriptions) {
+  peer_->watch_incoming();
+  std::string why = "direct-send is off";
+  std::shared_ptr<DirectRoute> route = direct_send_ ? DirectRoute::open(peer_->webrtcbin(), &why) : nullptr;
+  std::vector<std::unique_ptr<SrtpSender>> senders;
+  if (route) {
+    // DirectRoute read webrtcbin's selected pair once: this route stays.
+    UdpTarget target;
+    target.fd = route->fd();
+    target.remote = route->remote();
+    target.remote_len = route->remote_len();
+    target.description = route->describe();
+    target.owner = route;
+    auto fixed = std::make_shared<const MediaRoute>(std::move(target));
+    for (size_t i = 0; route && i < subscriptions.size(); ++i) {
+      senders.push_back(SrtpSender::create(fixed, route->master_key().data(), route->profile(), &why));
+      if (!senders.back()) route.reset();
+    }
+  }
+  if (route)
+    GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->describe().c_str());
+  else
+    GST_INFO("viewer %s: sending through webrtcbin: %s", id_.c_str(), why.c_str());
+  for (size_t i = 0; i < subscriptions.size(); ++i)
+    fanout_start(subscriptions[i].fanout, subscriptions[i].id, route ? std::move(senders[i]) : nullptr);
+  return route != nullptr;
+}
+
+gint64 WebrtcbinViewerTransport::last_heard_us() const { return peer_ ? peer_->last_heard_us() : 0; }
+
+void WebrtcbinViewerTransport::close() {
+  if (peer_) peer_->close();
+}
+
+}  // namespace wb
