@@ -24,6 +24,8 @@ using wb::Codec;
 using wb::KeyframeRequests;
 using wb::SubscriberId;
 
+struct Lane;
+
 struct Subscriber {
   Subscriber(SubscriberId i, const wb::Rewrite &r) : id(i), rewrite(r) {}
   ~Subscriber() {
@@ -36,8 +38,11 @@ struct Subscriber {
   const wb::Rewrite rewrite;
   GstPad *pad = nullptr;  // only for a transport that takes buffers
   // Set once, before `started`: the shard that delivers (-1: the streaming
-  // thread) and the direct sender (null: packets go to the pad).
+  // thread) and its pool and lanes, and the direct sender (null: packets go
+  // to the pad).
   int shard = -1;
+  std::weak_ptr<wb::SenderPool> pool;
+  std::shared_ptr<std::vector<std::unique_ptr<Lane>>> lanes;
   std::unique_ptr<wb::SrtpSender> direct;
   std::atomic<bool> started{false};
   std::atomic<bool> has_keyframe{false};
@@ -98,7 +103,10 @@ struct alignas(64) Lane {
 using Lanes = std::vector<std::unique_ptr<Lane>>;
 
 struct Sharding {
-  std::shared_ptr<wb::SenderPool> pool;
+  // Weak: the audience owns its pool and closes it (and its sockets on the
+  // ICE-lite port) with the port; a fan-out must not keep it open.
+  std::weak_ptr<wb::SenderPool> pool;
+  std::shared_ptr<wb::SenderPool> own;  // when none was given
   std::shared_ptr<Lanes> lanes;
 };
 
@@ -320,10 +328,15 @@ void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
 
 // Takes `sub` off its shard, after the batches already queued for it; it
 // (its sender and SRTP context) is freed on the shard's thread.
-void leave_shard(const Sharding &sharding, std::shared_ptr<Subscriber> sub) {
+void leave_shard(std::shared_ptr<Subscriber> sub) {
   const unsigned shard = unsigned(sub->shard);
-  (*sharding.lanes)[shard]->count.fetch_sub(1);
-  sharding.pool->post(shard, [lanes = sharding.lanes, shard, sub = std::move(sub)]() mutable {
+  std::shared_ptr<Lanes> lanes = sub->lanes;
+  (*lanes)[shard]->count.fetch_sub(1);
+  // A pool already closed has joined its threads: the lanes go with their
+  // last reference.
+  std::shared_ptr<wb::SenderPool> pool = sub->pool.lock();
+  if (!pool) return;
+  pool->post(shard, [lanes, shard, sub = std::move(sub)]() mutable {
     SubscriberList &list = (*lanes)[shard]->subscribers;
     const size_t at = sub->lane_index;
     if (at < list.size() && list[at] == sub) {
@@ -333,7 +346,7 @@ void leave_shard(const Sharding &sharding, std::shared_ptr<Subscriber> sub) {
     }
     sub.reset();
   });
-  sharding.pool->release(shard);
+  pool->release(shard);
 }
 
 // Takes ownership of `buffers`.
@@ -385,10 +398,10 @@ void deliver(WbFanout *self, std::vector<GstBuffer *> buffers) {
       for (const auto &ref : batch->refs) core.history.record(ref);
     }
     // Each shard with subscribers of this stream gets the batch once.
-    if (sharding.pool)
+    if (std::shared_ptr<wb::SenderPool> pool = sharding.pool.lock())
       for (unsigned i = 0; i < sharding.lanes->size(); ++i) {
         if (!(*sharding.lanes)[i]->count.load(std::memory_order_relaxed)) continue;
-        sharding.pool->post(i, [core = st.core, lanes = sharding.lanes, i, batch] {
+        pool->post(i, [core = st.core, lanes = sharding.lanes, i, batch] {
           deliver_on_shard(*core, *(*lanes)[i], *batch);
         }, true);
       }
@@ -517,7 +530,7 @@ static void wb_fanout_finalize(GObject *object) {
   WbFanout *self = WB_FANOUT(object);
   // Subscribers nobody unsubscribed still sit in their shards' lanes.
   for (auto &entry : self->state->subscribers)
-    if (entry.second->shard >= 0) leave_shard(self->state->sharding, std::move(entry.second));
+    if (entry.second->shard >= 0) leave_shard(std::move(entry.second));
   if (self->state->caps) gst_caps_unref(self->state->caps);
   delete self->state;
   G_OBJECT_CLASS(wb_fanout_parent_class)->finalize(object);
@@ -576,19 +589,34 @@ std::shared_ptr<Subscriber> add_subscriber(WbFanout *fanout, const Rewrite &rewr
   return sub;
 }
 
-// The fan-out's sharding: the first pool given (or one of its own).
-Sharding sharding_for(WbFanout *fanout, const std::shared_ptr<SenderPool> &pool) {
+// The fan-out's sharding, and the pool it delivers with: `pool` (one of
+// its own when null) unless another pool still has subscribers of it. A
+// node restarted with new settings brings a new pool.
+std::pair<Sharding, std::shared_ptr<SenderPool>> sharding_for(WbFanout *fanout, const std::shared_ptr<SenderPool> &pool) {
   FanoutState &st = *fanout->state;
   std::lock_guard<std::mutex> lock(st.lock);
-  if (st.sharding.pool) {
-    if (pool && pool != st.sharding.pool)
-      GST_WARNING_OBJECT(fanout, "already sending with another sender pool; keeping it");
-    return st.sharding;
+  std::shared_ptr<SenderPool> current = st.sharding.pool.lock();
+  if (current && (!pool || pool == current)) return {st.sharding, current};
+  if (current) {
+    unsigned active = 0;
+    for (const auto &lane : *st.sharding.lanes) active += lane->count.load();
+    if (active) {
+      GST_WARNING_OBJECT(fanout, "%u subscribers still on another sender pool; keeping it", active);
+      return {st.sharding, current};
+    }
   }
-  st.sharding.pool = pool ? pool : std::make_shared<SenderPool>(1);
-  st.sharding.lanes = std::make_shared<Lanes>();
-  for (unsigned i = 0; i < st.sharding.pool->size(); ++i) st.sharding.lanes->push_back(std::make_unique<Lane>());
-  return st.sharding;
+  Sharding sharding;
+  if (pool) {
+    current = pool;
+  } else {
+    sharding.own = std::make_shared<SenderPool>(1);
+    current = sharding.own;
+  }
+  sharding.pool = current;
+  sharding.lanes = std::make_shared<Lanes>();
+  for (unsigned i = 0; i < current->size(); ++i) sharding.lanes->push_back(std::make_unique<Lane>());
+  st.sharding = sharding;
+  return {sharding, current};
 }
 
 }  // namespace
@@ -652,11 +680,13 @@ void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender>
   if (sub->pad) {
     sub->started.store(true, std::memory_order_release);
   } else {
-    Sharding sharding = sharding_for(fanout, pool);
-    const unsigned shard = sharding.pool->assign();
+    auto [sharding, senders] = sharding_for(fanout, pool);
+    const unsigned shard = senders->assign();
     sub->shard = int(shard);
+    sub->pool = senders;
+    sub->lanes = sharding.lanes;
     (*sharding.lanes)[shard]->count.fetch_add(1);
-    sharding.pool->post(shard, [lanes = sharding.lanes, shard, sub] {
+    senders->post(shard, [lanes = sharding.lanes, shard, sub] {
       Lane &lane = *(*lanes)[shard];
       sub->lane_index = lane.subscribers.size();
       lane.subscribers.push_back(sub);
@@ -697,14 +727,12 @@ int fanout_shard_of(WbFanout *fanout, SubscriberId id) {
 void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
   FanoutState &st = *fanout->state;
   std::shared_ptr<Subscriber> sub;
-  Sharding sharding;
   {
     std::lock_guard<std::mutex> lock(st.lock);
     auto it = st.subscribers.find(id);
     if (it == st.subscribers.end()) return;
     sub = std::move(it->second);
     st.subscribers.erase(it);
-    sharding = st.sharding;
     if (sub->pad) {
       auto list = std::make_shared<SubscriberList>();
       for (const auto &s : *st.with_pads)
@@ -713,8 +741,8 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
     }
   }
   if (sub->counted_waiting.exchange(false)) st.core->waiting.fetch_sub(1);
-  if (sub->shard >= 0 && sharding.pool) {
-    leave_shard(sharding, std::move(sub));
+  if (sub->shard >= 0) {
+    leave_shard(std::move(sub));
     return;
   }
   if (!sub->pad) return;

@@ -527,3 +527,25 @@ TEST_F(ShardTest, AFramesPacketsArriveWholeAndInOrder) {
   for (unsigned k = 1; k < 6; ++k) EXPECT_EQ(viewer.sizes[k], 12u + 1000 + 10) << k;
   EXPECT_EQ(viewer.sizes[6], 12u + 300 + 10);
 }
+
+TEST_F(ShardTest, AClosedPoolIsNotKeptAndTheNextOneTakesOver) {
+  {
+    UdpViewer viewer(port_fd);
+    wb::SubscriberId id = join(viewer, wb::Rewrite{102, 1});
+    push(1, kSps);
+    ASSERT_EQ(viewer.wait_for(1, 5000), 1u);
+    wb::fanout_unsubscribe(fanout, id);
+    drain();
+  }
+  // The node closes its pool (with its sockets on the port) when it is
+  // reconfigured: the fan-out must not hold it open.
+  std::weak_ptr<wb::SenderPool> old = pool;
+  pool = std::make_shared<wb::SenderPool>(2);
+  EXPECT_TRUE(old.expired());
+  UdpViewer next(port_fd);
+  join(next, wb::Rewrite{102, 2});
+  push(2, kSps);
+  ASSERT_EQ(next.wait_for(1, 5000), 1u);
+  EXPECT_EQ(next.got[0].seq, 2);
+  EXPECT_EQ(pool->stats(0).subscriptions + pool->stats(1).subscriptions, 1u);
+}
