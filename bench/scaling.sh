@@ -16,13 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+. "$ROOT/bench/common.sh"
 if [ "${WB_BENCH_IN_NETNS:-0}" != 1 ]; then
   WB_WITH_BROWSER=0 WB_WITH_BENCH=1 bash scripts/install-deps.sh
   bash scripts/build.sh
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  exec $SUDO unshare --net env WB_BENCH_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
 fi
+enter_netns "$@"
 
 B=$ROOT/build
 OUT=${OUT:-$B/bench-scaling}
@@ -38,12 +37,6 @@ export GST_PLUGIN_PATH=$B/gst
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.tsv "$OUT"/*.samples 2>/dev/null || true
 say() { echo "[scaling] $*" >&2; }
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
 
 . "$ROOT/bench/stream.sh"
 . "$ROOT/bench/servers.sh"

@@ -3,15 +3,7 @@
 # (bench/stream.sh) on core 0, and what we read of it from /proc.
 # Sourced after `set -euo pipefail` and `cd` to the repository root.
 
-# Runs the calling script again inside a private network namespace with
-# only loopback (as root, or through sudo), unless it already is.
-enter_netns() {
-  if [ "${WB_SOAK_IN_NETNS:-0}" != 1 ]; then
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    exec $sudo unshare --net env WB_SOAK_IN_NETNS=1 bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
-  fi
-}
+. bench/common.sh
 
 ROOT=$PWD
 B=${BUILD:-$ROOT/build}
@@ -31,12 +23,6 @@ prepare_out() {
   export GST_PLUGIN_PATH=$OUT/bin GST_REGISTRY=$OUT/registry.bin
 }
 
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
 
 . "$ROOT/bench/stream.sh"
 
