@@ -19,3 +19,20 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
+
+# The same, for benchmarks that first install what they need and build.
+install_build_enter_netns() {
+  if [ "${WB_BENCH_IN_NETNS:-0}" != 1 ]; then
+    WB_WITH_BROWSER=0 WB_WITH_BENCH=1 bash scripts/install-deps.sh
+    bash scripts/build.sh
+  fi
+  enter_netns "$@"
+}
+
+# Stops the server started last (SERVER_PID): SIGINT, then SIGKILL after 3 s.
+stop_server() {
+  kill -INT "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}

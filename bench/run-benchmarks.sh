@@ -31,11 +31,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 . "$ROOT/bench/common.sh"
-if [ "${WB_BENCH_IN_NETNS:-0}" != 1 ]; then
-  WB_WITH_BROWSER=0 WB_WITH_BENCH=1 bash scripts/install-deps.sh
-  bash scripts/build.sh
-fi
-enter_netns "$@"
+install_build_enter_netns "$@"
 
 B=$ROOT/build
 OUT=${OUT:-$B/bench-results}

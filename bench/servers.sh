@@ -75,13 +75,6 @@ wait_ready() {
   return 1
 }
 
-stop_server() {
-  kill -INT "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-}
-
 # One sample a second of the server's CPU ticks, RSS (kB) and threads, with
 # the wall clock in ms, so a run's hold window can be cut out afterwards.
 start_sampler() {

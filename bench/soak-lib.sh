@@ -48,13 +48,6 @@ start_server() {
   exit 1
 }
 
-stop_server() {
-  kill -INT "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-}
-
 fds_of() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 threads_of() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
 rss_kb_of() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }

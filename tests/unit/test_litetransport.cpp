@@ -117,6 +117,23 @@ ConsentTiming fast_timing() {
   return timing;
 }
 
+// An ICE-lite port on 127.0.0.1 (a port the system picks unless given),
+// and where it is.
+std::shared_ptr<IceLitePort> open_loopback_port(std::string *why, uint16_t number = 0) {
+  IceLitePort::Config config;
+  config.addresses = {"127.0.0.1"};
+  config.port = number;
+  return IceLitePort::open(config, why);
+}
+
+sockaddr_in address_of(const IceLitePort &port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port.candidates()[0].port);
+  return address;
+}
+
 // A transport on `port_udp` whose viewer connected from `first` over
 // real DTLS, and a sender of SRTP along its media route.
 struct Connected {
@@ -334,14 +351,9 @@ TEST(LiteTransport, MediaStopsWhenConsentIsNotRefreshed) {
 TEST(IceLitePort, AnAddressAnotherViewerHoldsIsNotTaken) {
   debug_init();
   std::string why;
-  IceLitePort::Config config;
-  config.addresses = {"127.0.0.1"};
-  auto port = IceLitePort::open(config, &why);
+  auto port = open_loopback_port(&why);
   ASSERT_TRUE(port) << why;
-  sockaddr_in port_address{};
-  port_address.sin_family = AF_INET;
-  port_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  port_address.sin_port = htons(port->candidates()[0].port);
+  const sockaddr_in port_address = address_of(*port);
   std::string error;
   auto viewer_id = DtlsIdentity::create(&error);
   auto a = port->add({"viewerA", "password-of-viewer-a-000"}, DtlsRole::Server, viewer_id->fingerprint(), {});
@@ -386,18 +398,13 @@ TEST(IceLitePort, AnAddressAnotherViewerHoldsIsNotTaken) {
 TEST(IceLitePort, ChecksStillReachThePortWhenSenderShardsBindItToo) {
   debug_init();
   std::string why;
-  IceLitePort::Config config;
-  config.addresses = {"127.0.0.1"};
-  auto port = IceLitePort::open(config, &why);
+  auto port = open_loopback_port(&why);
   ASSERT_TRUE(port) << why;
   // Four more sockets on the same address and port: without the port's
   // steering, the kernel would hand most viewers' datagrams to them.
   SenderPool senders(4);
   ASSERT_TRUE(senders.send_from_own_sockets(port->socket_fds()[0], &why)) << why;
-  sockaddr_in port_address{};
-  port_address.sin_family = AF_INET;
-  port_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  port_address.sin_port = htons(port->candidates()[0].port);
+  const sockaddr_in port_address = address_of(*port);
   std::string error;
   auto viewer_id = DtlsIdentity::create(&error);
   auto transport = port->add({"viewerU", "password-of-the-viewer-0"}, DtlsRole::Server, viewer_id->fingerprint(), {});
@@ -424,13 +431,10 @@ TEST(IceLitePort, ChecksStillReachThePortWhenSenderShardsBindItToo) {
 TEST(IceLitePort, APortAnotherNodeHoldsIsRefused) {
   debug_init();
   std::string why;
-  IceLitePort::Config config;
-  config.addresses = {"127.0.0.1"};
-  auto first = IceLitePort::open(config, &why);
+  auto first = open_loopback_port(&why);
   ASSERT_TRUE(first) << why;
-  config.port = first->candidates()[0].port;
   // Both would set SO_REUSEPORT; the second must still be told.
-  auto second = IceLitePort::open(config, &why);
+  auto second = open_loopback_port(&why, first->candidates()[0].port);
   EXPECT_FALSE(second);
   EXPECT_NE(why.find("Address already in use"), std::string::npos) << why;
 }
