@@ -39,10 +39,10 @@ struct Subscriber {
   GstPad *pad = nullptr;  // only for a transport that takes buffers
   // Set once, before `started`: the shard that delivers (-1: the streaming
   // thread) and its pool and lanes, and the direct sender (null: packets go
-  // to the pad).
+  // to the pad). Weak: the lanes hold their subscribers.
   int shard = -1;
   std::weak_ptr<wb::SenderPool> pool;
-  std::shared_ptr<std::vector<std::unique_ptr<Lane>>> lanes;
+  std::weak_ptr<std::vector<std::unique_ptr<Lane>>> lanes;
   std::unique_ptr<wb::SrtpSender> direct;
   std::atomic<bool> started{false};
   std::atomic<bool> has_keyframe{false};
@@ -330,10 +330,11 @@ void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
 // (its sender and SRTP context) is freed on the shard's thread.
 void leave_shard(std::shared_ptr<Subscriber> sub) {
   const unsigned shard = unsigned(sub->shard);
-  std::shared_ptr<Lanes> lanes = sub->lanes;
+  std::shared_ptr<Lanes> lanes = sub->lanes.lock();
+  if (!lanes) return;
   (*lanes)[shard]->count.fetch_sub(1);
-  // A pool already closed has joined its threads: the lanes go with their
-  // last reference.
+  // Without its pool (closed), the subscriber stays in its lane until the
+  // lanes go, with the fan-out's next pool or the fan-out itself.
   std::shared_ptr<wb::SenderPool> pool = sub->pool.lock();
   if (!pool) return;
   pool->post(shard, [lanes, shard, sub = std::move(sub)]() mutable {
