@@ -3,7 +3,7 @@
 # serving it (bench/av-delay.mjs), alternating the variants ROUNDS times.
 # broadcastsink encodes in its own pipeline (as gst-broadcast does): 640x360
 # 30 fps H.264 ~800 kbps + Opus. Chromium gathers no candidate on loopback, so
-# the private network namespace gets a dummy interface with 192.0.2.1/24.
+# the private network namespace gets a veth with 192.0.2.1/24.
 #
 #   sudo bash bench/av-delay.sh [variant...]
 # Variants: lite (as shipped), webrtcbin (ice-lite=false direct-send=false:
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 . "$ROOT/bench/common.sh"
 enter_netns "$@"
-ip link show wbav0 >/dev/null 2>&1 || { ip link add wbav0 type dummy; ip addr add 192.0.2.1/24 dev wbav0; ip link set wbav0 up; }
+ip link show wbav0 >/dev/null 2>&1 || { ip link add wbav0 type veth peer name wbav1; ip addr add 192.0.2.1/24 dev wbav0; ip link set wbav1 up; ip link set wbav0 up; }
 export GST_PLUGIN_PATH=${PLUGIN_DIR:-$ROOT/build/gst}
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(lite webrtcbin lite-audio10)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 namespace wb {
@@ -14,6 +15,17 @@ bool has_attr(const GstSDPMedia *media, const char *key) {
   for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i)
     if (g_strcmp0(gst_sdp_media_get_attribute(media, i)->key, key) == 0) return true;
   return false;
+}
+
+// An m-line format as an RTP payload type: digits only and at most 127 (RTP
+// has seven bits for it, and the fan-out writes it into every header), or
+// -1.
+int payload_type_of(const char *format) {
+  if (!format || !*format || strlen(format) > 3) return -1;
+  for (const char *c = format; *c; ++c)
+    if (!g_ascii_isdigit(*c)) return -1;
+  const int pt = atoi(format);
+  return pt <= 127 ? pt : -1;
 }
 
 // "96 H264/90000" -> name, clock rate of payload type pt.
@@ -76,7 +88,8 @@ int score_format(const GstSDPMedia *media, int pt, const StreamFormat &ours) {
 std::string describe_offer_codecs(const GstSDPMedia *media) {
   std::string out;
   for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
-    int pt = atoi(gst_sdp_media_get_format(media, f));
+    const int pt = payload_type_of(gst_sdp_media_get_format(media, f));
+    if (pt < 0) continue;
     std::string name;
     int clock_rate;
     if (!rtpmap_of(media, pt, name, clock_rate)) continue;
@@ -166,7 +179,8 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
     } else {
       int best_score = -1;
       for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
-        int pt = atoi(gst_sdp_media_get_format(media, f));
+        const int pt = payload_type_of(gst_sdp_media_get_format(media, f));
+        if (pt < 0) continue;
         int score = score_format(media, pt, *ours);
         if (score > best_score) {
           best_score = score;

@@ -110,6 +110,22 @@ TEST(Offer, AudioOnlyBroadcastRejectsVideoLineButAccepts) {
   EXPECT_TRUE(check.media[1].accepted());
 }
 
+// RTP has seven bits for the payload type: a format beyond them (found by
+// the offer fuzzer: 222 was chosen, and every header would have carried 94)
+// is never picked.
+TEST(Offer, PayloadTypesBeyondSevenBitsAreNeverChosen) {
+  std::string offer = replace_all(kChromeLikeOffer, "SAVPF 111 0", "SAVPF 222 111");
+  offer = replace_all(offer, "a=rtpmap:0 PCMU/8000", "a=rtpmap:222 opus/48000/2");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  EXPECT_EQ(check.media[1].payload_type, 111);
+  // Only such a format: nothing we can send on that m-line.
+  offer = replace_all(offer, "SAVPF 222 111", "SAVPF 222");
+  check = check_offer(offer, StreamFormat{}, opus());
+  EXPECT_EQ(check.status, 406) << check.error;
+  EXPECT_FALSE(check.media[1].accepted());
+}
+
 TEST(Offer, GarbageIs400) {
   EXPECT_EQ(check_offer("", h264("42e01f"), opus()).status, 400);
   EXPECT_EQ(check_offer("hello world", h264("42e01f"), opus()).status, 400);
