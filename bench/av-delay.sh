@@ -8,7 +8,8 @@
 #   sudo bash bench/av-delay.sh [variant...]
 # Variants: lite (as shipped), webrtcbin (ice-lite=false direct-send=false:
 #   webrtcbin writes the sender reports), lite-audio10 (audio in 10 ms
-#   buffers and Opus frames instead of ~21 and 20 ms).
+#   buffers and Opus frames instead of ~21 and 20 ms), lite-source10 (10 ms
+#   source buffers, 20 ms Opus frames).
 # Environment: ROUNDS (2), PLUGIN_DIR (build/gst), WARM_S, HOLD_S. Needs
 # `npm ci` in tests/browser (scripts/install-deps.sh does it).
 set -euo pipefail
@@ -28,6 +29,7 @@ run() {
     lite) ;;
     webrtcbin) props=(ice-lite=false direct-send=false) ;;
     lite-audio10) asrc=(samplesperbuffer=480); opus=(frame-size=10) ;;
+    lite-source10) asrc=(samplesperbuffer=480) ;;
     *) echo "unknown variant $variant" >&2; return 2 ;;
   esac
   gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \

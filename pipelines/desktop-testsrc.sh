@@ -32,7 +32,7 @@ exec gst-launch-1.0 -e \
     ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 \
     ! video/x-h264,profile=constrained-baseline \
     ! bs.video \
-  audiotestsrc is-live=true wave=sine freq=440 volume=0.2 \
+  audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=480 \
     ! audioconvert ! audioresample ! audio/x-raw,rate=48000 \
     ! queue ! opusenc bitrate=64000 \
     ! bs.audio

@@ -25,8 +25,9 @@
 # Audio: none by default. For an ALSA microphone, replace the last line
 #   (`  ! bs.video`) with these two lines (find the card with `arecord -l`):
 #     ! bs.video \
-#   alsasrc device=hw:1,0 ! audioconvert ! audioresample ! audio/x-raw,rate=48000 ! queue ! opusenc bitrate=64000 ! bs.audio
-#   (or pulsesrc / pipewiresrc on a desktop session).
+#   alsasrc device=hw:1,0 latency-time=10000 ! audioconvert ! audioresample ! audio/x-raw,rate=48000 ! queue ! opusenc bitrate=64000 ! bs.audio
+#   (or pulsesrc / pipewiresrc on a desktop session; keep their buffers at 10 ms too:
+#   audio that leaves late makes the browser hold the video as long, docs/SCALING.md).
 #
 # Environment: DEVICE, WIDTH, HEIGHT, FPS, BITRATE (kbit/s), PORT,
 #   GST_PLUGIN_PATH (default ../build/gst).

@@ -413,8 +413,15 @@ std::string encoder_description(const Options &opt, const EncoderChoice &enc) {
   return d;
 }
 
+// Audio in 10 ms buffers: a live source's buffer leaves only once its last
+// sample is in, and a browser holds the video as long as the audio was late
+// against its capture time, to keep them in sync. With the default 1024
+// samples (21 ms), Chromium held the video 50-65 ms; with 480, 22-37 ms
+// (bench/av-delay.sh, docs/SCALING.md). Opus frames stay 20 ms: 10 ms frames
+// would double the audio packets every viewer costs.
 std::string audio_description() {
-  return "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 ! audioconvert ! audioresample ! "
+  return "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=480 ! audioconvert ! "
+         "audioresample ! "
          "audio/x-raw,rate=48000 ! queue ! opusenc bitrate=64000 ! " +
          std::string(kSinkName) + ".audio";
 }
