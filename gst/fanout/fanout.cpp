@@ -4,11 +4,11 @@
 #include <gst/video/video-event.h>
 
 #include <algorithm>
-#include <cstring>
-#include <unordered_map>
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "fanout/packethistory.h"
