@@ -106,7 +106,6 @@ struct Sharding {
   // Weak: the audience owns its pool and closes it (and its sockets on the
   // ICE-lite port) with the port; a fan-out must not keep it open.
   std::weak_ptr<wb::SenderPool> pool;
-  std::shared_ptr<wb::SenderPool> own;  // when none was given
   std::shared_ptr<Lanes> lanes;
 };
 
@@ -590,14 +589,14 @@ std::shared_ptr<Subscriber> add_subscriber(WbFanout *fanout, const Rewrite &rewr
   return sub;
 }
 
-// The fan-out's sharding, and the pool it delivers with: `pool` (one of
-// its own when null) unless another pool still has subscribers of it. A
-// node restarted with new settings brings a new pool.
+// The fan-out's sharding, and the pool it delivers with: `pool`, unless
+// another pool still has subscribers of it. A node restarted with new
+// settings brings a new pool.
 std::pair<Sharding, std::shared_ptr<SenderPool>> sharding_for(WbFanout *fanout, const std::shared_ptr<SenderPool> &pool) {
   FanoutState &st = *fanout->state;
   std::lock_guard<std::mutex> lock(st.lock);
   std::shared_ptr<SenderPool> current = st.sharding.pool.lock();
-  if (current && (!pool || pool == current)) return {st.sharding, current};
+  if (current == pool) return {st.sharding, current};
   if (current) {
     unsigned active = 0;
     for (const auto &lane : *st.sharding.lanes) active += lane->count.load();
@@ -607,17 +606,11 @@ std::pair<Sharding, std::shared_ptr<SenderPool>> sharding_for(WbFanout *fanout, 
     }
   }
   Sharding sharding;
-  if (pool) {
-    current = pool;
-  } else {
-    sharding.own = std::make_shared<SenderPool>(1);
-    current = sharding.own;
-  }
-  sharding.pool = current;
+  sharding.pool = pool;
   sharding.lanes = std::make_shared<Lanes>();
-  for (unsigned i = 0; i < current->size(); ++i) sharding.lanes->push_back(std::make_unique<Lane>());
+  for (unsigned i = 0; i < pool->size(); ++i) sharding.lanes->push_back(std::make_unique<Lane>());
   st.sharding = sharding;
-  return {sharding, current};
+  return {sharding, pool};
 }
 
 }  // namespace
@@ -667,8 +660,8 @@ void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender>
                   const std::shared_ptr<SenderPool> &pool) {
   auto sub = find(fanout, id);
   if (!sub || sub->started.load() || sub->shard >= 0) return;
-  if (!sub->pad && !direct) {
-    GST_WARNING_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " has neither a pad nor a sender", id);
+  if (!sub->pad && (!direct || !pool)) {
+    GST_WARNING_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " has no pad, and no sender or sender pool", id);
     return;
   }
   const bool video = codec_is_video(fanout_get_codec(fanout));

@@ -72,9 +72,9 @@ SubscriberId fanout_subscribe_pad(WbFanout *fanout, const Rewrite &rewrite, GstP
 // Starts delivery: the subscriber drops packets until a keyframe starts, and
 // a keyframe is requested for it. With `direct`, the fan-out protects and
 // sends the packets itself: a subscriber without a pad on the shard of
-// `pool` with the fewest subscriptions (a pool of one shard of the fan-out's
-// own when null), one with a pad on the streaming thread, and its pad then
-// gets one packet a second, for the sender reports its transport writes.
+// `pool` (required for it) with the fewest subscriptions, one with a pad on
+// the streaming thread, and its pad then gets one packet a second, for the
+// sender reports its transport writes.
 // Without `direct`, packets go to the pad. Once only.
 void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender> direct = nullptr,
                   const std::shared_ptr<SenderPool> &pool = nullptr);
