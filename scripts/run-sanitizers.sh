@@ -78,4 +78,5 @@ if [ -n "$(ls -A "$logs")" ]; then
   echo "sanitizer reports: $(ls "$logs" | wc -l) (above, and in $logs)"
   status=1
 fi
+[ "$status" -eq 0 ] || bash scripts/print-failures.sh build-asan/meson-logs/testlog.txt
 exit "$status"

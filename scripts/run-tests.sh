@@ -9,7 +9,8 @@ bash scripts/install-deps.sh
 bash scripts/build.sh
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-$SUDO unshare --net bash -c 'ip link set lo up && meson test -C build --print-errorlogs "$@"' _ "$@"
+$SUDO unshare --net bash -c 'ip link set lo up && meson test -C build --print-errorlogs "$@"' _ "$@" ||
+  { bash scripts/print-failures.sh build/meson-logs/testlog.txt; exit 1; }
 # The unit, net, element and integration suites again under ASan + UBSan +
 # LSan (build-asan; docs/security.md).
 bash scripts/run-sanitizers.sh

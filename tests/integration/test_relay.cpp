@@ -22,7 +22,7 @@ std::string root_launch(unsigned port, const std::string &sink_props = "", Media
   std::string launch;
   if (media != Media::AudioOnly)
     launch += "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
-              "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bitrate=500 ! bs.video ";
+              "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=3000 bitrate=500 ! bs.video ";
   if (media != Media::VideoOnly) launch += "audiotestsrc is-live=true ! opusenc ! bs.audio ";
   return launch + "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port) +
          " " + sink_props;
@@ -167,12 +167,14 @@ TEST(Relay, ChainRootRelayRelayViewersDecodeAndRelaysNeverDecode) {
       << b->audio_frames();
   EXPECT_EQ(a->video_width(), 320u);
 
-  // The root's GOP is 10 s: a late joiner at the leaf only sees a picture
-  // soon if its keyframe request travels up both hops (as RTCP PLI).
+  // The root's GOP is 100 s: a late joiner at the leaf only sees a picture
+  // within seconds if its keyframe request travels up both hops (as RTCP
+  // PLI). The deadline leaves room for three ASan processes on a busy box.
   auto late = watch(whep(r2_port));
   ASSERT_TRUE(late);
-  EXPECT_TRUE(wait_until([&] { return late->video_frames() > 0; }, 3000ms))
-      << "a late joiner at the leaf waited for the root's natural keyframe";
+  EXPECT_TRUE(wait_until([&] { return late->video_frames() > 0; }, 8000ms))
+      << "a late joiner at the leaf waited for the root's natural keyframe (audio frames "
+      << late->audio_frames() << ")";
   std::printf("late joiner at the leaf: first frame %.0f ms after its POST\n", late->first_video_frame_ms());
 
   for (NodeProcess *relay : {&relay1, &relay2}) {
