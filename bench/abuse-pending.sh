@@ -65,6 +65,9 @@ run_variant() {
   local variant=$1 env_vars=""
   [ "$variant" = arena2 ] && env_vars="MALLOC_ARENA_MAX=2"
   [ "$variant" = malloc ] && env_vars="G_SLICE=always-malloc"
+  [ "$variant" = tcache0 ] && env_vars="G_SLICE=always-malloc GLIBC_TUNABLES=glibc.malloc.tcache_count=0"
+  [ "$variant" = arena1 ] && env_vars="G_SLICE=always-malloc MALLOC_ARENA_MAX=1"
+  [ "$variant" = arena1-tcache0 ] && env_vars="G_SLICE=always-malloc MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=glibc.malloc.tcache_count=0"
   SERVER_ENV=$env_vars start_server
   local pid=$SERVER_PID
   sleep "$WARMUP"  # the pipeline settles: its threads started, its pools and history filled

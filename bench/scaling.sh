@@ -10,7 +10,7 @@
 #
 # Environment: COUNTS (shared cores: "800 1200 1600 2000 2400 2800 3200"),
 # CORE_COUNTS (per core: "1600 2000 2400 2800"), SERVERS ("ours-threads1
-# ours-threads2 janus"), HOLD (20 s), RAMP (100 joins/s), OUT
+# ours-threads2 janus"), PER_CORE_SERVERS ("ours"), HOLD (20 s), RAMP (100 joins/s), OUT
 # (build/bench-scaling), SKIP_PER_CORE=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +68,9 @@ for server in $SERVERS; do
   SERVER_CPUS=$all LOAD_CPUS=$all sweep "$server" "$COUNTS" "$OUT/shared.tsv"
 done
 if [ "${SKIP_PER_CORE:-0}" != 1 ]; then
-  SERVER_CPUS=0 LOAD_CPUS=1 sweep ours "$CORE_COUNTS" "$OUT/per-core.tsv"
+  for server in ${PER_CORE_SERVERS:-ours}; do
+    SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$CORE_COUNTS" "$OUT/per-core.tsv"
+  done
 fi
 
 columns="cpus\tserver\tviewers\tconnected\tno media\tserver CPU %\tRSS kB\tthreads\tloss %\tkeyframe p50\tkeyframe p95\tgenerator CPU %\tverify failures\tanswer p50\tanswer p95"

@@ -25,21 +25,27 @@ prepare_janus() {
 }
 
 # Starts server $1 serving media $2 (video or av) on $SERVER_CPUS; sets
-# SERVER_PID and LOAD_ARGS ("ours-threadsN": ours with sender-threads=N).
+# SERVER_PID and LOAD_ARGS ("ours-threadsN": ours with sender-threads=N;
+# "ours-malloc": with G_SLICE=always-malloc; "ours-lowmem": that and glibc's
+# malloc with one arena and no per-thread cache, as gst-broadcast runs).
 # The generator always offers audio and video, as a browser would: a
 # video-only server rejects the audio m-line.
 start_server() {
   local name=$1 media=$2 log="$OUT/server-$2-$1.log"
   case $name in
-    ours|ours-direct|ours-webrtcbin|ours-threads*)
-      local props=()
+    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem)
+      local props=() env_vars=()
+      case $name in
+        ours-malloc) env_vars=(G_SLICE=always-malloc) ;;
+        ours-lowmem) env_vars=(G_SLICE=always-malloc GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0) ;;
+      esac
       case $name in
         ours-direct|ours-webrtcbin) props+=(ice-lite=false max-pending-webrtcbin=0) ;;
         ours-threads*) props+=(sender-threads="${name#ours-threads}") ;;
       esac
       [ "$name" = ours-webrtcbin ] && props+=(direct-send=false)
       ours_launch "$PORT" "$media" "${props[@]}"
-      taskset -c "$SERVER_CPUS" gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
+      env "${env_vars[@]}" taskset -c "$SERVER_CPUS" gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")
       READY_URL="http://127.0.0.1:$PORT/"

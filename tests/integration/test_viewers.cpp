@@ -1,8 +1,12 @@
 // Real webrtcbin viewers over real WHEP on loopback: media arrives and
 // decodes, viewers come and go without disturbing each other.
 #include <gtest/gtest.h>
+#include <gst/rtp/rtp.h>
 
+#include <cmath>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <memory>
 #include <thread>
@@ -193,6 +197,105 @@ TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
   for (auto &v : viewers)
     EXPECT_TRUE(wait_until([&] { return v->sender_reports_seen() == 2; }, 12000ms))
         << "sender reports for " << v->sender_reports_seen() << " of 2 streams";
+}
+
+// Where a fan-out's input says one instant of capture is: the running
+// time of a packet's PTS next to its RTP time, the latest of each.
+class CaptureClock {
+ public:
+  explicit CaptureClock(GstElement *fanout) {
+    GstPad *pad = gst_element_get_static_pad(fanout, "sink");
+    gst_pad_add_probe(pad, GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST), on_data,
+                      this, nullptr);
+    gst_object_unref(pad);
+  }
+  // False until a packet with a valid running time went by.
+  bool latest(GstClockTime *running, guint32 *rtp) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    *running = running_;
+    *rtp = rtp_;
+    return GST_CLOCK_TIME_IS_VALID(running_);
+  }
+
+ private:
+  static GstPadProbeReturn on_data(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
+    auto *self = static_cast<CaptureClock *>(data);
+    GstBuffer *buffer = GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST
+                            ? gst_buffer_list_get(GST_PAD_PROBE_INFO_BUFFER_LIST(info), 0)
+                            : GST_PAD_PROBE_INFO_BUFFER(info);
+    GstEvent *event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+    if (buffer && event && GST_BUFFER_PTS_IS_VALID(buffer) && gst_rtp_buffer_map(buffer, GST_MAP_READ, &rtp)) {
+      const GstSegment *segment;
+      gst_event_parse_segment(event, &segment);
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      self->running_ = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+      self->rtp_ = gst_rtp_buffer_get_timestamp(&rtp);
+      gst_rtp_buffer_unmap(&rtp);
+    }
+    if (event) gst_event_unref(event);
+    return GST_PAD_PROBE_OK;
+  }
+
+  mutable std::mutex mutex_;
+  GstClockTime running_ = GST_CLOCK_TIME_NONE;
+  guint32 rtp_ = 0;
+};
+
+// The NTP time, in ns, that a sender report puts on RTP time `rtp`.
+gint64 ntp_ns_of(const WhepViewer::SenderReport &sr, guint32 rtp) {
+  const gint64 seconds = gint64(sr.ntp >> 32);
+  const gint64 fraction_ns = gint64(((sr.ntp & 0xffffffffu) * GST_SECOND) >> 32);
+  const gint64 since_report = gint64(gint32(rtp - sr.rtp)) * gint64(GST_SECOND) / gint64(sr.clock_rate);
+  return seconds * gint64(GST_SECOND) + fraction_ns + since_report;
+}
+
+// A browser plays audio and video in sync by the NTP time each stream's
+// sender reports give its RTP time. We write those reports ourselves on the
+// ICE-lite path: the same instant of capture, seen in either stream, must
+// get the same NTP time, or a browser holds one stream back to line them up.
+TEST(LipSync, AudioAndVideoSenderReportsPutOneCaptureInstantAtOneNtpTime) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
+  ASSERT_TRUE(manager);
+  GstElement *video_fanout = gst_bin_get_by_name(manager, "video-fanout");
+  GstElement *audio_fanout = gst_bin_get_by_name(manager, "audio-fanout");
+  gst_object_unref(manager);
+  ASSERT_TRUE(video_fanout && audio_fanout);
+  CaptureClock video(video_fanout), audio(audio_fanout);
+  gst_object_unref(video_fanout);
+  gst_object_unref(audio_fanout);
+
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201) << viewer.error();
+  EXPECT_TRUE(wait_until([&] { return viewer.video_frames() > 30 && viewer.audio_frames() > 30; }, 15000ms));
+  // Reports come every second or so; several of each, so that none is
+  // judged on the first alone.
+  std::map<guint, std::vector<WhepViewer::SenderReport>> seen;  // by clock rate
+  wait_until([&] {
+    for (const auto &sr : viewer.sender_reports())
+      if (seen[sr.clock_rate].empty() || seen[sr.clock_rate].back().ntp != sr.ntp) seen[sr.clock_rate].push_back(sr);
+    return seen[90000].size() >= 3 && seen[48000].size() >= 3;
+  }, 15000ms);
+  ASSERT_GE(seen[90000].size(), 1u) << "no sender report for video";
+  ASSERT_GE(seen[48000].size(), 1u) << "no sender report for audio";
+
+  // Each stream's NTP time minus the capture (running) time of the same
+  // packet: equal for both streams when they are in sync.
+  GstClockTime video_running, audio_running;
+  guint32 video_rtp, audio_rtp;
+  ASSERT_TRUE(video.latest(&video_running, &video_rtp) && audio.latest(&audio_running, &audio_rtp));
+  for (const auto &video_sr : seen[90000]) {
+    for (const auto &audio_sr : seen[48000]) {
+      const gint64 video_offset = ntp_ns_of(video_sr, video_rtp) - gint64(video_running);
+      const gint64 audio_offset = ntp_ns_of(audio_sr, audio_rtp) - gint64(audio_running);
+      const double apart_ms = double(video_offset - audio_offset) / 1e6;
+      std::printf("[ lipsync  ] video - audio %+.3f ms\n", apart_ms);
+      EXPECT_LT(std::abs(apart_ms), 1.0) << "one capture instant is " << apart_ms
+                                         << " ms later in video than in audio by the sender reports";
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Viewers, SendPath,

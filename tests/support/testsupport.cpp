@@ -428,6 +428,42 @@ unsigned WhepViewer::sender_reports_seen() {
   return streams;
 }
 
+std::vector<WhepViewer::SenderReport> WhepViewer::sender_reports() {
+  std::vector<SenderReport> reports;
+  GstElement *rtpbin = webrtc_ ? gst_bin_get_by_name(GST_BIN(webrtc_), "rtpbin") : nullptr;
+  if (!rtpbin) return reports;
+  // Bundled: every stream is in session 0.
+  GObject *session = nullptr;
+  g_signal_emit_by_name(rtpbin, "get-internal-session", 0u, &session);
+  GValueArray *sources = nullptr;
+  if (session) g_object_get(session, "sources", &sources, nullptr);
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  for (guint i = 0; sources && i < sources->n_values; ++i) {
+    GObject *source = G_OBJECT(g_value_get_object(g_value_array_get_nth(sources, i)));
+    GstStructure *stats = nullptr;
+    g_object_get(source, "stats", &stats, nullptr);
+    gboolean have_sr = FALSE;
+    SenderReport report;
+    gint clock_rate = 0;
+    guint rtp = 0;
+    if (stats && gst_structure_get_boolean(stats, "have-sr", &have_sr) && have_sr &&
+        gst_structure_get_uint(stats, "ssrc", &report.ssrc) &&
+        gst_structure_get_uint64(stats, "sr-ntptime", &report.ntp) &&
+        gst_structure_get_uint(stats, "sr-rtptime", &rtp) &&
+        gst_structure_get_int(stats, "clock-rate", &clock_rate) && clock_rate > 0) {
+      report.rtp = rtp;
+      report.clock_rate = guint(clock_rate);
+      reports.push_back(report);
+    }
+    if (stats) gst_structure_free(stats);
+  }
+  if (sources) g_value_array_free(sources);
+  G_GNUC_END_IGNORE_DEPRECATIONS
+  if (session) g_object_unref(session);
+  gst_object_unref(rtpbin);
+  return reports;
+}
+
 double WhepViewer::first_video_frame_ms() const {
   gint64 us = first_video_us_.load();
   if (us < 0) return -1;

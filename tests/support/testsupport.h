@@ -130,6 +130,15 @@ class WhepViewer {
   // Streams for which an RTCP sender report arrived (webrtcbin's
   // remote-outbound-rtp stats): what a browser needs for lip sync.
   unsigned sender_reports_seen();
+  // The last sender report of each stream as this viewer's RTP session
+  // holds it: which RTP time the sender says was which NTP time.
+  struct SenderReport {
+    guint32 ssrc = 0;
+    guint clock_rate = 0;
+    guint64 ntp = 0;  // NTP 32.32
+    guint32 rtp = 0;
+  };
+  std::vector<SenderReport> sender_reports();
 
  private:
   static void on_pad_added(GstElement *webrtc, GstPad *pad, WhepViewer *self);
