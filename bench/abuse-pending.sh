@@ -67,6 +67,7 @@ run_variant() {
   [ "$variant" = malloc ] && env_vars="G_SLICE=always-malloc"
   [ "$variant" = tcache0 ] && env_vars="G_SLICE=always-malloc GLIBC_TUNABLES=glibc.malloc.tcache_count=0"
   [ "$variant" = arena1 ] && env_vars="G_SLICE=always-malloc MALLOC_ARENA_MAX=1"
+  [ "$variant" = arena1-tcache1 ] && env_vars="G_SLICE=always-malloc GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=1"
   [ "$variant" = arena1-tcache0 ] && env_vars="G_SLICE=always-malloc MALLOC_ARENA_MAX=1 GLIBC_TUNABLES=glibc.malloc.tcache_count=0"
   SERVER_ENV=$env_vars start_server
   local pid=$SERVER_PID
