@@ -4,6 +4,10 @@
 // over that window (jitterBufferDelay / jitterBufferEmittedCount deltas, in
 // ms) as JSON. Audio/video sync shows there: the stream that arrives earlier
 // than its sender reports say it should is held longer.
+// When the picture carries its capture time (bench/glass-source.cpp), also
+// glass to glass: for every frame Chromium presents in that window, its
+// expected display time minus the capture time read from its pixels (p50,
+// p95, frames read, frames whose stamp did not pass its check).
 //
 //   node bench/av-delay.mjs <page-url>      (WARM_S 5, HOLD_S 15)
 import { createRequire } from 'node:module';
@@ -50,10 +54,51 @@ try {
   }
   if (!first || !first.video || first.video.frames === 0) throw new Error('no video decoded');
   await sleep(WARM_S * 1000);
+  await page.evaluate(() => {
+    // The stamp: two rows of 16 squares in the first 80 rows, 24 bits of
+    // capture ms (mod 2^24) and an 8-bit check; see glass-source.cpp.
+    const video = document.getElementById('video');
+    const canvas = document.createElement('canvas');
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    window.glass = { ms: [], unreadable: 0 };
+    const read = (_, meta) => {
+      const w = video.videoWidth;
+      if (w >= 64 && video.videoHeight >= 80) {
+        canvas.width = w;
+        canvas.height = 80;
+        ctx.drawImage(video, 0, 0, w, 80, 0, 0, w, 80);
+        const px = ctx.getImageData(0, 0, w, 80).data;
+        const cell = Math.floor(w / 16);
+        let word = 0;
+        for (let bit = 0; bit < 32; bit++) {
+          const x = (bit % 16) * cell + (cell >> 1), y = Math.floor(bit / 16) * 40 + 20;
+          word = word * 2 + (px[(y * w + x) * 4] > 128 ? 1 : 0);
+        }
+        const ms = Math.floor(word / 256);
+        if (word % 256 === ((((ms >> 16) + (ms >> 8) + ms) & 0xff) ^ 0xa5)) {
+          const shown = performance.timeOrigin + meta.expectedDisplayTime;
+          const span = 1 << 24;
+          window.glass.ms.push(((((Math.floor(shown) - ms) % span) + span) % span) + (shown - Math.floor(shown)));
+        } else {
+          window.glass.unreadable++;
+        }
+      }
+      video.requestVideoFrameCallback(read);
+    };
+    video.requestVideoFrameCallback(read);
+  });
   const a = await sample();
   await sleep(HOLD_S * 1000);
   const b = await sample();
+  const glass = await page.evaluate(() => window.glass);
   const result = {};
+  if (glass.ms.length) {
+    const sorted = glass.ms.slice().sort((x, y) => x - y);
+    const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    result.glass_to_glass = { p50_ms: at(0.5), p95_ms: at(0.95), frames: sorted.length, unreadable: glass.unreadable };
+  } else {
+    result.glass_to_glass = { frames: 0, unreadable: glass.unreadable };
+  }
   for (const kind of ['video', 'audio']) {
     if (!a[kind] || !b[kind]) continue;
     const emitted = b[kind].emitted - a[kind].emitted;

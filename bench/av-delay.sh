@@ -1,42 +1,48 @@
 #!/usr/bin/env bash
-# Audio/video sync in Chromium: how long it holds each stream, per way of
-# serving it (bench/av-delay.mjs), alternating the variants ROUNDS times.
-# broadcastsink encodes in its own pipeline (as gst-broadcast does): 640x360
-# 30 fps H.264 ~800 kbps + Opus. Chromium gathers no candidate on loopback, so
-# the private network namespace gets a veth with 192.0.2.1/24.
+# Audio/video sync and glass to glass in Chromium, per way of serving
+# (bench/av-delay.mjs), alternating the variants ROUNDS times. The node
+# encodes in its own pipeline, as gst-broadcast does (640x360 30 fps H.264
+# ~800 kbps + Opus), through bench/glass-source, which paints each frame's
+# capture time into it: Chromium's expected display time minus that is glass
+# to glass on one clock. Chromium gathers no candidate on loopback, so the
+# private network namespace gets a veth with 192.0.2.1/24.
 #
 #   sudo bash bench/av-delay.sh [variant...]
-# Variants: lite (as shipped), webrtcbin (ice-lite=false direct-send=false:
-#   webrtcbin writes the sender reports), lite-audio10 (audio in 10 ms
-#   buffers and Opus frames instead of ~21 and 20 ms), lite-source10 (10 ms
-#   source buffers, 20 ms Opus frames).
-# Environment: ROUNDS (2), PLUGIN_DIR (build/gst), WARM_S, HOLD_S. Needs
-# `npm ci` in tests/browser (scripts/install-deps.sh does it).
+# Variants: lite (as gst-broadcast ships: audio in 10 ms source buffers,
+#   20 ms Opus frames), webrtcbin (the same with ice-lite=false
+#   direct-send=false: webrtcbin writes the sender reports), lite-video (no
+#   audio: nothing to sync with), lite-source21 (audiotestsrc's default
+#   ~21 ms buffers, as before), lite-audio10 (10 ms Opus frames too).
+# Environment: ROUNDS (2), BUILD (build), WARM_S, HOLD_S. Needs `npm ci` in
+#   tests/browser (scripts/install-deps.sh does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . "$ROOT/bench/common.sh"
 enter_netns "$@"
 ip link show wbav0 >/dev/null 2>&1 || { ip link add wbav0 type veth peer name wbav1; ip addr add 192.0.2.1/24 dev wbav0; ip link set wbav1 up; ip link set wbav0 up; }
-export GST_PLUGIN_PATH=${PLUGIN_DIR:-$ROOT/build/gst}
+B=$ROOT/${BUILD:-build}
+export GST_PLUGIN_PATH=$B/gst
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(lite webrtcbin lite-audio10)
+[ ${#variants[@]} -gt 0 ] || variants=(lite webrtcbin lite-video)
 PORT=18600
 
 run() {
-  local variant=$1 props=() asrc=() opus=()
+  local variant=$1 props=() asrc="samplesperbuffer=480" opus="" audio=1
   case $variant in
     lite) ;;
     webrtcbin) props=(ice-lite=false direct-send=false) ;;
-    lite-audio10) asrc=(samplesperbuffer=480); opus=(frame-size=10) ;;
-    lite-source10) asrc=(samplesperbuffer=480) ;;
+    lite-video) audio=0 ;;
+    lite-source21) asrc="" ;;
+    lite-audio10) opus="frame-size=10" ;;
     *) echo "unknown variant $variant" >&2; return 2 ;;
   esac
-  gst-launch-1.0 -q videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
-    ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 ! bs.video \
-    audiotestsrc is-live=true "${asrc[@]}" ! audioconvert ! audioresample ! audio/x-raw,rate=48000 \
-    ! opusenc bitrate=64000 "${opus[@]}" ! bs.audio \
-    broadcastsink name=bs port=$PORT address=127.0.0.1 "${props[@]}" >"/tmp/av-delay-$variant.log" 2>&1 &
+  local launch="videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=640,height=360,framerate=30/1
+    ! identity name=stamp ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=60 ! bs.video
+    broadcastsink name=bs port=$PORT address=127.0.0.1 ${props[*]}"
+  [ "$audio" = 1 ] && launch+=" audiotestsrc is-live=true $asrc ! audioconvert ! audioresample ! audio/x-raw,rate=48000
+    ! opusenc bitrate=64000 $opus ! bs.audio"
+  "$B/bench/glass-source" "$launch" >"/tmp/av-delay-$variant.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
