@@ -62,7 +62,7 @@ gint64 ViewerSession::last_heard_us() const {
 
 bool ViewerSession::has_keyframe() const {
   for (const auto &s : subscriptions_)
-    if (s.video && !fanout_has_keyframe(s.fanout, s.id)) return false;
+    if (s.video && !fanout_has_keyframe(s.fanout.get(), s.id)) return false;
   return true;
 }
 
@@ -73,7 +73,7 @@ void ViewerSession::close() {
     closed_ = true;
   }
   state_.store(ViewerState::Closed);
-  for (const auto &s : subscriptions_) fanout_unsubscribe(s.fanout, s.id);
+  for (const auto &s : subscriptions_) fanout_unsubscribe(s.fanout.get(), s.id);
   subscriptions_.clear();
   if (transport_) transport_->close();
   GST_INFO("viewer %s closed", id_.c_str());

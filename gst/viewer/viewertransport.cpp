@@ -34,8 +34,6 @@ TransportState from_webrtcbin(GstWebRTCPeerConnectionState state) {
   }
 }
 
-// A reference that the transport's feedback handler may outlive the
-// session with.
 std::shared_ptr<WbFanout> hold(WbFanout *fanout) {
   gst_object_ref(fanout);
   return std::shared_ptr<WbFanout>(fanout, [](WbFanout *f) { gst_object_unref(f); });
@@ -96,7 +94,7 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
       id = fanout_subscribe(fanout, rewrite);
     }
     if (!id) return "could not link " + choice.kind + " to the viewer's transport";
-    subscriptions->push_back({fanout, id, rewrite.ssrc, uint32_t(clock_rate), fanout == video});
+    subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video});
     (*ssrcs)[choice.mline] = rewrite.ssrc;
   }
   return {};
@@ -127,7 +125,7 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
     if (on_state) on_state(from_lite(state));
   };
   std::vector<FeedbackTarget> targets;
-  for (const auto &s : *subscriptions) targets.push_back({hold(s.fanout), s.id, s.ssrc, s.video});
+  for (const auto &s : *subscriptions) targets.push_back({s.fanout, s.id, s.ssrc, s.video});
   listener.feedback = [targets = std::move(targets)](const rtcp::Feedback &feedback) {
     for (const auto &target : targets) {
       bool wants_picture = false;
@@ -170,7 +168,7 @@ bool LiteViewerTransport::start_media(const std::vector<Subscription> &subscript
       continue;
     }
     lite_->add_sent_stream({s.ssrc, s.clock_rate, sender->counters()});
-    fanout_start(s.fanout, s.id, std::move(sender), senders_);
+    fanout_start(s.fanout.get(), s.id, std::move(sender), senders_);
   }
   if (route) GST_INFO("viewer %s: direct send, %s", id_.c_str(), route->current().description.c_str());
   return true;
@@ -197,7 +195,7 @@ void LiteViewerTransport::add_stats(GstStructure *s, const std::vector<Subscript
   for (const auto &stream : lite.streams)
     for (const auto &sub : subscriptions)
       if (sub.ssrc == stream.ssrc)
-        set_stream_fields(s, sub.video ? "video" : "audio", stream, fanout_shard_of(sub.fanout, sub.id));
+        set_stream_fields(s, sub.video ? "video" : "audio", stream, fanout_shard_of(sub.fanout.get(), sub.id));
 }
 
 WebrtcbinViewerTransport::WebrtcbinViewerTransport(std::string id, GstBin *parent, const TransportConfig &config,
@@ -267,7 +265,7 @@ bool WebrtcbinViewerTransport::start_media(const std::vector<Subscription> &subs
   else
     GST_INFO("viewer %s: sending through webrtcbin: %s", id_.c_str(), why.c_str());
   for (size_t i = 0; i < subscriptions.size(); ++i)
-    fanout_start(subscriptions[i].fanout, subscriptions[i].id, route ? std::move(senders[i]) : nullptr);
+    fanout_start(subscriptions[i].fanout.get(), subscriptions[i].id, route ? std::move(senders[i]) : nullptr);
   return route != nullptr;
 }
 

@@ -23,9 +23,11 @@ namespace wb {
 
 enum class TransportState { Connecting, Connected, Failed, Closed };
 
-// A viewer's subscription to one fan-out (one accepted medium).
+// A viewer's subscription to one fan-out (one accepted medium). It holds
+// the fan-out: an application may release the manager's pad for a medium
+// while viewers still watch, and their sessions unsubscribe later.
 struct Subscription {
-  WbFanout *fanout;
+  std::shared_ptr<WbFanout> fanout;
   SubscriberId id;
   uint32_t ssrc;
   uint32_t clock_rate;

@@ -564,6 +564,49 @@ TEST(Viewers, ViewerManagerServesRtpInputDirectly) {
   EXPECT_TRUE(wait_until([&] { return viewer.video_frames() > 10; }, 10000ms));
 }
 
+// An application may give up a medium mid-broadcast by releasing the
+// manager's request pad. Viewers watching keep the other medium, and their
+// sessions, subscribed to the released fan-out, still end cleanly later.
+class ReleasePad : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(ReleasePad, ReleasingAMediumsPadLeavesItsViewersWatchingTheOther) {
+  unsigned port = free_tcp_port();
+  Broadcast broadcast(
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=240 ! x264enc tune=zerolatency "
+      "key-int-max=30 ! rtph264pay config-interval=-1 ! bs.video "
+      "audiotestsrc is-live=true ! opusenc ! rtpopuspay ! bs.audio "
+      "viewermanager name=bs address=127.0.0.1 ice-address=127.0.0.1 " + std::string(GetParam()) +
+          " port=" + std::to_string(port),
+      port);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast.url()), 201) << viewer.error();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 10 && viewer.audio_frames() > 10; }, 10000ms));
+
+  // The application's side: its audio branch stops pushing, then the pad goes.
+  GstPad *audio = gst_element_get_static_pad(broadcast.sink(), "audio");
+  ASSERT_TRUE(audio);
+  GstPad *payloader = gst_pad_get_peer(audio);
+  ASSERT_TRUE(payloader);
+  gst_pad_add_probe(payloader, GST_PAD_PROBE_TYPE_BUFFER,
+                    +[](GstPad *, GstPadProbeInfo *, gpointer) { return GST_PAD_PROBE_DROP; }, nullptr, nullptr);
+  gst_pad_unlink(payloader, audio);
+  gst_object_unref(payloader);
+  gst_element_release_request_pad(broadcast.sink(), audio);
+  gst_object_unref(audio);
+
+  const unsigned video = viewer.video_frames();
+  EXPECT_TRUE(wait_until([&] { return viewer.video_frames() > video + 30; }, 5000ms))
+      << "video stopped with the audio pad's release";
+  EXPECT_EQ(broadcast.last_error(), "");
+  viewer.disconnect();
+  EXPECT_TRUE(wait_until([&] { return broadcast.viewer_count() == 0; }, 5000ms));
+}
+
+// The shared ICE-lite port; a webrtcbin per viewer, fed by the fan-out's pad.
+INSTANTIATE_TEST_SUITE_P(Viewers, ReleasePad, ::testing::Values("", "ice-lite=false direct-send=false"));
+
 TEST(Viewers, ResourcesComeBackAfterViewersLeave) {
   auto broadcast = start_broadcast();
   ASSERT_TRUE(broadcast);
