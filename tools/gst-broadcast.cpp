@@ -1266,36 +1266,27 @@ bool prepare_broadcast(App *app) {
   return true;
 }
 
-// Memory a burst of viewers used must go back to the system once they have
-// gone (docs/soak.md: 1,500 pending offers). Two allocators keep it:
-// - GLib before 2.76 (Debian 12 has 2.74) serves small blocks (GStreamer's
-//   events, GObjects) from GSlice, which never gives memory back;
-// - glibc's malloc gives each thread an arena and a cache of freed blocks;
-//   blocks parked in those caches pin pages that malloc_trim (which the node
-//   calls once a burst has drained) cannot return: +14-18 % RSS after a
-//   burst, +4 % with one arena and no per-thread cache.
-// Both read their settings before main() runs, so the tool runs itself
-// again with G_SLICE=always-malloc and GLIBC_TUNABLES set, unless either is
-// set already (an explicit choice is kept). What this costs in CPU per
-// viewer: docs/soak.md.
-void use_allocators_that_give_memory_back(char **argv) {
-  bool again = false;
-  if (glib_check_version(2, 76, 0) && !getenv("G_SLICE")) {
-    setenv("G_SLICE", "always-malloc", 1);
-    again = true;
-  }
-  if (!getenv("GLIBC_TUNABLES")) {
-    setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0", 1);
-    again = true;
-  }
-  if (again) execv("/proc/self/exe", argv);
-  // Could not run itself again: go on as it is; only memory differs.
+// GLib before 2.76 (Debian 12 has 2.74) serves small blocks (GStreamer's
+// events, GObjects) from its own slab allocator, GSlice, which never gives
+// memory back: after a burst of 1,500 pending viewers a node kept about
+// 6 MB more than with malloc, which the node trims once a burst has gone
+// (docs/soak.md). GSlice reads G_SLICE before main() runs, so the tool runs
+// itself again with G_SLICE=always-malloc, unless G_SLICE is set already
+// (an explicit choice is kept). glibc's arenas and per-thread caches keep
+// another 4-5 MB after such a burst; the settings that return it
+// (GLIBC_TUNABLES, docs/security.md) cost CPU per viewer, so they are the
+// operator's choice, not set here.
+void use_malloc_for_small_blocks(char **argv) {
+  if (!glib_check_version(2, 76, 0) || getenv("G_SLICE")) return;
+  setenv("G_SLICE", "always-malloc", 1);
+  execv("/proc/self/exe", argv);
+  // Could not run itself again: go on with GSlice; only memory differs.
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
-  use_allocators_that_give_memory_back(argv);
+  use_malloc_for_small_blocks(argv);
   setlocale(LC_ALL, "");
   Options opt;
   const GOptionEntry entries[] = {
