@@ -17,6 +17,10 @@
 #   malloc      G_SLICE=always-malloc in the server's environment: what
 #               gst-broadcast runs with (tools/gst-broadcast.cpp)
 #   arena2      MALLOC_ARENA_MAX=2 (glibc keeps fewer per-thread arenas)
+#   arena1, tcache0, arena1-tcache1, arena1-tcache0
+#               malloc and glibc with one arena and/or per-thread caches of
+#               0 or 1 block per size (docs/soak.md: only both together
+#               return what a burst left)
 #   trim        as shipped, and once the sessions are gone, malloc_trim(0)
 #               called in the server through gdb, with malloc_stats()
 #               before and after in the server's log (needs gdb)
