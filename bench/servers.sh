@@ -26,8 +26,9 @@ prepare_janus() {
 
 # Starts server $1 serving media $2 (video or av) on $SERVER_CPUS; sets
 # SERVER_PID and LOAD_ARGS ("ours-threadsN": ours with sender-threads=N;
-# "ours-malloc": with G_SLICE=always-malloc; "ours-lowmem": that and glibc's
-# malloc with one arena and no per-thread cache, as gst-broadcast runs).
+# "ours-malloc": with G_SLICE=always-malloc, as gst-broadcast runs;
+# "ours-lowmem": that and glibc's malloc with one arena and no per-thread
+# cache, docs/soak.md).
 # The generator always offers audio and video, as a browser would: a
 # video-only server rejects the audio m-line.
 start_server() {

@@ -39,14 +39,6 @@ std::shared_ptr<WbFanout> hold(WbFanout *fanout) {
   return std::shared_ptr<WbFanout>(fanout, [](WbFanout *f) { gst_object_unref(f); });
 }
 
-// What a viewer's feedback acts on: one of its subscriptions.
-struct FeedbackTarget {
-  std::shared_ptr<WbFanout> fanout;
-  SubscriberId id;
-  uint32_t ssrc;
-  bool video;
-};
-
 // One sent stream's fields, each name prefixed with its kind ("video-...").
 void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTransport::StreamStats &stream,
                        int shard) {
@@ -124,9 +116,9 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
   listener.state = [on_state = listener_](LiteTransport::State state) {
     if (on_state) on_state(from_lite(state));
   };
-  std::vector<FeedbackTarget> targets;
-  for (const auto &s : *subscriptions) targets.push_back({s.fanout, s.id, s.ssrc, s.video});
-  listener.feedback = [targets = std::move(targets)](const rtcp::Feedback &feedback) {
+  // A copy: the transport's feedback handler may outlive the session, and
+  // each subscription holds its fan-out.
+  listener.feedback = [targets = *subscriptions](const rtcp::Feedback &feedback) {
     for (const auto &target : targets) {
       bool wants_picture = false;
       for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == target.ssrc;
