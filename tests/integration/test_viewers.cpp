@@ -316,8 +316,8 @@ class Nack : public ::testing::TestWithParam<NackCase> {};
 
 // 4 % of the video is lost on the way to a viewer on the ICE-lite port. A
 // viewer that negotiated NACK gets every lost packet again from the
-// fan-out's history (its jitter buffer lets nothing through with a gap);
-// one that did not gets nothing again, and the loss shows.
+// fan-out's history, and its jitter buffer fills the holes; one that did not
+// gets nothing again, and the loss shows.
 TEST_P(Nack, LostVideoPacketsComeAgainOnlyWhenTheViewerAsks) {
   const NackCase &param = GetParam();
   Broadcast::Options options;
@@ -335,14 +335,23 @@ TEST_P(Nack, LostVideoPacketsComeAgainOnlyWhenTheViewerAsks) {
   const unsigned seen = viewer.video_packets();
   ASSERT_TRUE(wait_until([&] { return viewer.video_packets() > seen + 60; }, 10000ms));
   const unsigned dropped = viewer.video_dropped();
+  if (param.viewer_nacks)
+    wait_until([&] { return viewer.video_dropped_came_again() >= dropped; }, 5000ms);
   guint64 retransmissions = 0;
   g_object_get(broadcast->sink(), "retransmissions", &retransmissions, nullptr);
-  std::cout << "[ nack     ] dropped " << dropped << ", gaps after the jitter buffer " << viewer.video_gaps()
-            << ", retransmissions " << retransmissions << "\n";
+  std::cout << "[ nack     ] dropped " << dropped << ", came again " << viewer.video_dropped_came_again()
+            << " (slowest after " << viewer.slowest_came_again_ms() << " ms), gaps after the jitter buffer "
+            << viewer.video_gaps() << ", retransmissions (audio and video) " << retransmissions << "\n";
   if (param.viewer_nacks) {
-    EXPECT_EQ(viewer.video_gaps(), 0u);
-    EXPECT_GE(retransmissions, 10u);
+    // What the node owes: every packet asked for, again. Whether the
+    // viewer's jitter buffer still waited for it is the viewer's timing
+    // (GStreamer's rtpsession holds a NACK back for up to ~930 ms; under
+    // ASan in CI one answer out of twelve once came after a 1 s latency):
+    // most holes must be filled, not necessarily all.
+    EXPECT_GE(viewer.video_dropped_came_again(), dropped);
+    EXPECT_LE(viewer.video_gaps(), dropped / 4);
   } else {
+    EXPECT_EQ(viewer.video_dropped_came_again(), 0u);
     EXPECT_GE(viewer.video_gaps(), 8u);
     EXPECT_EQ(retransmissions, 0u);
   }

@@ -238,9 +238,9 @@ WhepViewer::WhepViewer(const Options &options) : options_(options) {
   g_object_set(webrtc_, "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, nullptr);
   use_loopback_for_ice(webrtc_);
   // GStreamer's rtpsession holds a NACK back to RFC 4585's early-feedback
-  // timing, often for a few hundred ms (a browser sends it at once): the
-  // jitter buffer must wait that long for the answer.
-  if (options.nack) g_object_set(webrtc_, "latency", 1000u, nullptr);
+  // timing (a browser sends it at once): here up to 930 ms from the drop to
+  // the answer's arrival, so the jitter buffer waits twice that.
+  if (options.nack) g_object_set(webrtc_, "latency", 2000u, nullptr);
   gst_bin_add(GST_BIN(pipeline_), webrtc_);
   g_signal_connect(webrtc_, "pad-added", G_CALLBACK(on_pad_added), this);
 }
@@ -380,7 +380,16 @@ void WhepViewer::drop_on_the_way_in() {
                               (map.data[1] & 0x7f) == v->options_.video_pt) {
                             guint16 seq = guint16(map.data[2] << 8 | map.data[3]);
                             std::lock_guard<std::mutex> lock(v->dropped_lock_);
-                            drop = seq % v->options_.drop_video_seq_every == 0 && v->dropped_seqs_.insert(seq).second;
+                            if (seq % v->options_.drop_video_seq_every == 0) {
+                              const gint64 now = g_get_monotonic_time();
+                              auto [it, first] = v->dropped_seqs_.emplace(seq, now);
+                              drop = first;
+                              if (!first && it->second != 0) {
+                                v->video_came_again_++;
+                                if (now - it->second > v->slowest_came_again_us_) v->slowest_came_again_us_ = now - it->second;
+                                it->second = 0;
+                              }
+                            }
                           }
                           gst_buffer_unmap(buffer, &map);
                           if (!drop) return GST_PAD_PROBE_OK;

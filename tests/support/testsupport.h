@@ -127,6 +127,10 @@ class WhepViewer {
   unsigned video_packets() const { return video_packets_.load(); }
   // Video packets dropped on the way in (see Options::drop_video_seq_every).
   unsigned video_dropped() const { return video_dropped_.load(); }
+  // Of those, how many arrived again (retransmitted) after being dropped.
+  unsigned video_dropped_came_again() const { return video_came_again_.load(); }
+  // The longest a dropped packet took to come again, in ms.
+  double slowest_came_again_ms() const { return slowest_came_again_us_.load() / 1000.0; }
   // Streams for which an RTCP sender report arrived (webrtcbin's
   // remote-outbound-rtp stats): what a browser needs for lip sync.
   unsigned sender_reports_seen();
@@ -160,8 +164,10 @@ class WhepViewer {
   std::atomic<unsigned> video_gaps_{0};
   std::atomic<unsigned> video_packets_{0};
   std::atomic<unsigned> video_dropped_{0};
+  std::atomic<unsigned> video_came_again_{0};
+  std::atomic<gint64> slowest_came_again_us_{0};
   std::mutex dropped_lock_;
-  std::set<guint16> dropped_seqs_;
+  std::map<guint16, gint64> dropped_seqs_;  // seq: when dropped (monotonic us), 0 once it came again
   std::atomic<guint64> last_video_pts_{GST_CLOCK_TIME_NONE};
 };
 
