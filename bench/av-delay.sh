@@ -11,8 +11,10 @@
 # Variants: lite (as gst-broadcast ships: audio in 10 ms source buffers,
 #   20 ms Opus frames), webrtcbin (the same with ice-lite=false
 #   direct-send=false: webrtcbin writes the sender reports), lite-video (no
-#   audio: nothing to sync with), lite-source21 (audiotestsrc's default
-#   ~21 ms buffers, as before), lite-audio10 (10 ms Opus frames too).
+#   audio: nothing to sync with), lite-send (sender-report-time=send: our
+#   reports stand for send time, as webrtcbin's), lite-source21
+#   (audiotestsrc's default ~21 ms buffers, as before), lite-audio10 (10 ms
+#   Opus frames too).
 # Environment: ROUNDS (2), BUILD (build), WARM_S, HOLD_S. Needs `npm ci` in
 #   tests/browser (scripts/install-deps.sh does it).
 set -euo pipefail
@@ -24,7 +26,7 @@ ip link show wbav0 >/dev/null 2>&1 || { ip link add wbav0 type veth peer name wb
 B=$ROOT/${BUILD:-build}
 export GST_PLUGIN_PATH=$B/gst
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(lite webrtcbin lite-video)
+[ ${#variants[@]} -gt 0 ] || variants=(lite lite-send webrtcbin lite-video)
 PORT=18600
 
 run() {
@@ -32,6 +34,7 @@ run() {
   case $variant in
     lite) ;;
     webrtcbin) props=(ice-lite=false direct-send=false) ;;
+    lite-send) props=(sender-report-time=send) ;;
     lite-video) audio=0 ;;
     lite-source21) asrc="" ;;
     lite-audio10) opus="frame-size=10" ;;

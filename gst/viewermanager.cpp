@@ -48,6 +48,7 @@ struct Settings {
   guint port = 0;
   std::string address = "0.0.0.0";
   guint keyframe_min_interval_ms = 250;
+  ReportTime report_time = ReportTime::Capture;
   std::string push_url;
   std::string push_token;
   std::string viewer_token;
@@ -90,6 +91,19 @@ static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
     GST_STATIC_CAPS("application/x-rtp, media=(string)audio, encoding-name=(string){ OPUS }"));
 
 namespace wb {
+
+GType sender_report_time_get_type() {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {int(ReportTime::Capture), "When its first sample was captured: audio and video in exact sync (a browser "
+                                 "holds the stream that arrives earlier)", "capture"},
+      {int(ReportTime::Send), "When it was sent: nothing held to line the streams up (lower delay; the stream "
+                              "with the longer encoding delay, usually audio, plays that much late)", "send"},
+      {0, nullptr, nullptr},
+  };
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstSenderReportTime", values));
+  return type;
+}
 
 std::vector<GParamSpec *> viewer_param_specs() {
   auto flags = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
@@ -144,6 +158,11 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "each sends from its own socket on the one ice-lite-port). 0 = one per core this process may use "
       "(its CPU affinity)",
       0, 256, 0, flags);
+  specs[PROP_SENDER_REPORT_TIME] = g_param_spec_enum(
+      "sender-report-time", "Sender report time",
+      "Which instant a packet's RTP time stands for in the RTCP sender reports of ICE-lite viewers, by which "
+      "browsers line audio and video up (viewers with a webrtcbin of their own get webrtcbin's reports)",
+      sender_report_time_get_type(), int(ReportTime::Capture), GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
       "direct-send", "Direct send",
       "Viewers with a webrtcbin of their own (see ice-lite): once it has connected, protect (SRTP) and send its media straight from the "
@@ -357,11 +376,14 @@ GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
   return self->priv->audience->viewer_stats(id);
 }
 
-void apply_keyframe_interval(GstViewerManager *self) {
+void apply_fanout_settings(GstViewerManager *self) {
   auto *priv = self->priv;
   std::lock_guard<std::mutex> lock(priv->lock);
-  for (MediaInput *in : {&priv->video, &priv->audio})
-    if (in->fanout) fanout_set_keyframe_min_interval(in->fanout, priv->settings.keyframe_min_interval_ms);
+  for (MediaInput *in : {&priv->video, &priv->audio}) {
+    if (!in->fanout) continue;
+    fanout_set_keyframe_min_interval(in->fanout, priv->settings.keyframe_min_interval_ms);
+    fanout_set_report_time(in->fanout, priv->settings.report_time);
+  }
 }
 
 bool start(GstViewerManager *self) {
@@ -538,7 +560,15 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
         std::lock_guard<std::mutex> lock(priv->lock);
         priv->settings.keyframe_min_interval_ms = g_value_get_uint(value);
       }
-      apply_keyframe_interval(self);
+      apply_fanout_settings(self);
+      return;
+    }
+    case PROP_SENDER_REPORT_TIME: {
+      {
+        std::lock_guard<std::mutex> lock(priv->lock);
+        priv->settings.report_time = ReportTime(g_value_get_enum(value));
+      }
+      apply_fanout_settings(self);
       return;
     }
     case PROP_MAX_VIEWERS:
@@ -606,6 +636,9 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_KEYFRAME_MIN_INTERVAL:
       g_value_set_uint(value, priv->settings.keyframe_min_interval_ms);
+      break;
+    case PROP_SENDER_REPORT_TIME:
+      g_value_set_enum(value, int(priv->settings.report_time));
       break;
     case PROP_MAX_VIEWERS:
       g_value_set_uint(value, config.max_viewers);
@@ -749,7 +782,7 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
     input->queue = GST_ELEMENT(gst_object_ref(queue));
     input->fanout = WB_FANOUT(gst_object_ref(fanout));
   }
-  apply_keyframe_interval(self);
+  apply_fanout_settings(self);
   return ghost;
 }
 

@@ -49,6 +49,7 @@ enum ViewerProperty : guint {
   PROP_TLS_KEY,
   PROP_TLS_CA,
   PROP_SENDER_THREADS,
+  PROP_SENDER_REPORT_TIME,
   N_VIEWER_PROPERTIES
 };
 
@@ -75,6 +76,8 @@ enum ViewerProperty : guint {
 
 // Fresh param specs (one set per class that installs them).
 std::vector<GParamSpec *> viewer_param_specs();
+// GstSenderReportTime, the type of sender-report-time (wb::ReportTime).
+GType sender_report_time_get_type();
 
 // Registers add-viewer / remove-viewer / get-viewer-stats / viewer-joined /
 // viewer-left on a class; returns the ids {joined, left}. Handlers of the

@@ -71,6 +71,7 @@ struct Options {
   gint http_timeout = -1;
   gint max_http_connections = -1;
   gint sender_threads = -1;
+  gchar *sender_report_time = nullptr;
   gchar *stun_server = nullptr;
   gchar *turn_servers = nullptr;
   gchar *ice_address = nullptr;
@@ -112,6 +113,7 @@ struct Options {
     g_free(tls_cert);
     g_free(tls_key);
     g_free(tls_ca);
+    g_free(sender_report_time);
   }
 
   // One certificate serves the viewers' HTTP server and the WHIP endpoint.
@@ -1067,6 +1069,7 @@ bool start_pipeline(App *app) {
       {"max-http-connections", opt.max_http_connections}, {"sender-threads", opt.sender_threads}};
   for (const auto &limit : limits)
     if (limit.second >= 0) set_uint(app->sink, limit.first, static_cast<guint>(limit.second));
+  if (opt.sender_report_time) gst_util_set_object_arg(G_OBJECT(app->sink), "sender-report-time", opt.sender_report_time);
   set_string(app->sink, "stun-server", opt.stun_server);
   set_string(app->sink, "turn-servers", opt.turn_servers);
   set_string(app->sink, "ice-address", opt.ice_address);
@@ -1189,6 +1192,9 @@ bool validate(const Options &opt) {
     fail("--max-pending, --max-pending-webrtcbin, --offers-per-second and --max-http-connections must be >= 0");
   if (opt.http_timeout < -1 || opt.http_timeout > 3600) fail("--http-timeout must be between 0 and 3600");
   if (opt.sender_threads < -1 || opt.sender_threads > 256) fail("--sender-threads must be between 0 and 256");
+  if (opt.sender_report_time && g_strcmp0(opt.sender_report_time, "capture") != 0 &&
+      g_strcmp0(opt.sender_report_time, "send") != 0)
+    fail("--sender-report-time must be capture or send");
   if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
   if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
 
@@ -1334,6 +1340,11 @@ int main(int argc, char **argv) {
        "Threads that send viewers' media, each with its own share of the viewers, 0 = one per core "
        "this process may use (default: 0)",
        "N"},
+      {"sender-report-time", 0, 0, G_OPTION_ARG_STRING, &opt.sender_report_time,
+       "What the RTCP sender reports that browsers sync audio and video by stand for: capture (exact "
+       "lip sync, the browser holds the picture until its sound arrives) or send (nothing held: ~20 ms "
+       "less delay, sound that much behind its picture) (default: capture)",
+       "capture|send"},
       {"offers-per-second", 0, 0, G_OPTION_ARG_INT, &opt.offers_per_second,
        "Offers per second taken from one IP address (bursts of twice that); further ones get 429, "
        "0 = unlimited (default: 20)",

@@ -141,6 +141,7 @@ struct FanoutState {
   SubscriberId next_id = 1;
   unsigned next_pad = 0;
   KeyframeRequests keyframes;
+  std::atomic<wb::ReportTime> report_time{wb::ReportTime::Capture};
   std::atomic<uint64_t> packets_in{0};
   std::shared_ptr<Core> core = std::make_shared<Core>();
 };
@@ -367,7 +368,9 @@ void deliver(WbFanout *self, std::vector<GstBuffer *> buffers) {
   auto batch = std::make_shared<Batch>();
   batch->video = wb::codec_is_video(codec);
   const gint64 now = g_get_monotonic_time();
-  const gint64 sampled_us = buffers.empty() ? now : sampled_time_us(self, buffers.front(), now);
+  const gint64 sampled_us = buffers.empty() || st.report_time.load(std::memory_order_relaxed) == wb::ReportTime::Send
+                                ? now
+                                : sampled_time_us(self, buffers.front(), now);
   bool any_keyframe = false;
   for (GstBuffer *buffer : buffers) {
     GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
@@ -752,6 +755,10 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
 
 void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds) {
   fanout->state->keyframes.set_min_interval(std::chrono::milliseconds(milliseconds));
+}
+
+void fanout_set_report_time(WbFanout *fanout, ReportTime time) {
+  fanout->state->report_time.store(time, std::memory_order_relaxed);
 }
 
 FanoutStats fanout_get_stats(WbFanout *fanout) {

@@ -97,6 +97,19 @@ int fanout_shard_of(WbFanout *fanout, SubscriberId id);
 void fanout_unsubscribe(WbFanout *fanout, SubscriberId id);
 
 void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds);
+
+// Which instant a packet's RTP time stands for in the sender reports of
+// ICE-lite viewers (webrtcbin writes its own viewers' reports).
+enum class ReportTime {
+  // When its first sample was taken (the buffer's running time): audio and
+  // video of one instant get one NTP time, and a browser plays them in
+  // sync, holding the stream that arrives earlier after capture.
+  Capture,
+  // When the fan-out sent it: each stream looks on time, nothing is held
+  // to line them up (lower delay; the later stream plays that much behind).
+  Send,
+};
+void fanout_set_report_time(WbFanout *fanout, ReportTime time);
 FanoutStats fanout_get_stats(WbFanout *fanout);
 
 }  // namespace wb

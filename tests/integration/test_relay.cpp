@@ -451,7 +451,8 @@ TEST(Relay, CliBroadcastPushesToCliIngestAndCliRelayServesIt) {
   };
   NodeProcess ingest(with({cli, "ingest", "--whip-port", std::to_string(whip_port), "--token", "t0k",
                            "--port", std::to_string(ingest_port)}));
-  NodeProcess root(with({cli, "--port", std::to_string(root_port), "--push", whip, "--push-token", "t0k"}));
+  NodeProcess root(with({cli, "--port", std::to_string(root_port), "--push", whip, "--push-token", "t0k",
+                         "--sender-report-time", "send"}));
   NodeProcess relay(with({cli, "relay", "--from", whep(ingest_port), "--port", std::to_string(relay_port)}));
   auto viewer = watch(whep(relay_port), 20000ms);
   ASSERT_TRUE(viewer) << "ingest: " << ingest.output() << "\nroot: " << root.output() << "\nrelay: " << relay.output();

@@ -4,12 +4,14 @@
 #include <gst/rtp/rtp.h>
 
 #include <cmath>
+#include <deque>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
-#include <memory>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "support/testsupport.h"
@@ -216,6 +218,16 @@ class CaptureClock {
     *rtp = rtp_;
     return GST_CLOCK_TIME_IS_VALID(running_);
   }
+  // The last packets' RTP times, each with the wall clock (Unix, ns) when
+  // it reached the fan-out, which sends it at once.
+  struct Arrival {
+    guint32 rtp;
+    gint64 at_ns;
+  };
+  std::deque<Arrival> arrivals() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return arrivals_;
+  }
 
  private:
   static GstPadProbeReturn on_data(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
@@ -231,6 +243,8 @@ class CaptureClock {
       std::lock_guard<std::mutex> lock(self->mutex_);
       self->running_ = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
       self->rtp_ = gst_rtp_buffer_get_timestamp(&rtp);
+      self->arrivals_.push_back({self->rtp_, g_get_real_time() * 1000});
+      if (self->arrivals_.size() > 500) self->arrivals_.pop_front();
       gst_rtp_buffer_unmap(&rtp);
     }
     if (event) gst_event_unref(event);
@@ -240,6 +254,7 @@ class CaptureClock {
   mutable std::mutex mutex_;
   GstClockTime running_ = GST_CLOCK_TIME_NONE;
   guint32 rtp_ = 0;
+  std::deque<Arrival> arrivals_;
 };
 
 // The NTP time, in ns, that a sender report puts on RTP time `rtp`.
@@ -250,12 +265,27 @@ gint64 ntp_ns_of(const WhepViewer::SenderReport &sr, guint32 rtp) {
   return seconds * gint64(GST_SECOND) + fraction_ns + since_report;
 }
 
+// NTP counts from 1900, Unix time from 1970.
+constexpr gint64 kNtpUnixOffsetNs = 2208988800LL * gint64(GST_SECOND);
+
+struct LipSyncCase {
+  const char *name;
+  const char *report_time;  // sender-report-time
+};
+
+class LipSync : public ::testing::TestWithParam<LipSyncCase> {};
+
 // A browser plays audio and video in sync by the NTP time each stream's
 // sender reports give its RTP time. We write those reports ourselves on the
-// ICE-lite path: the same instant of capture, seen in either stream, must
-// get the same NTP time, or a browser holds one stream back to line them up.
-TEST(LipSync, AudioAndVideoSenderReportsPutOneCaptureInstantAtOneNtpTime) {
-  auto broadcast = start_broadcast();
+// ICE-lite path. With sender-report-time=capture, the same instant of
+// capture, seen in either stream, must get the same NTP time, or a browser
+// holds one stream back by the difference. With send, each packet's RTP
+// time must stand for the moment the fan-out sent it.
+TEST_P(LipSync, SenderReportsMapRtpTimeToTheChosenInstant) {
+  const bool capture = std::string(GetParam().report_time) == "capture";
+  Broadcast::Options options;
+  options.extra_sink_props = std::string("sender-report-time=") + GetParam().report_time;
+  auto broadcast = start_broadcast(options);
   ASSERT_TRUE(broadcast);
   GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
   ASSERT_TRUE(manager);
@@ -281,22 +311,51 @@ TEST(LipSync, AudioAndVideoSenderReportsPutOneCaptureInstantAtOneNtpTime) {
   ASSERT_GE(seen[90000].size(), 1u) << "no sender report for video";
   ASSERT_GE(seen[48000].size(), 1u) << "no sender report for audio";
 
-  // Each stream's NTP time minus the capture (running) time of the same
-  // packet: equal for both streams when they are in sync.
-  GstClockTime video_running, audio_running;
-  guint32 video_rtp, audio_rtp;
-  ASSERT_TRUE(video.latest(&video_running, &video_rtp) && audio.latest(&audio_running, &audio_rtp));
-  for (const auto &video_sr : seen[90000]) {
-    for (const auto &audio_sr : seen[48000]) {
-      const gint64 video_offset = ntp_ns_of(video_sr, video_rtp) - gint64(video_running);
-      const gint64 audio_offset = ntp_ns_of(audio_sr, audio_rtp) - gint64(audio_running);
-      const double apart_ms = double(video_offset - audio_offset) / 1e6;
-      std::printf("[ lipsync  ] video - audio %+.3f ms\n", apart_ms);
-      EXPECT_LT(std::abs(apart_ms), 1.0) << "one capture instant is " << apart_ms
-                                         << " ms later in video than in audio by the sender reports";
+  if (capture) {
+    // Each stream's NTP time minus the capture (running) time of the same
+    // packet: equal for both streams when they are in sync.
+    GstClockTime video_running, audio_running;
+    guint32 video_rtp, audio_rtp;
+    ASSERT_TRUE(video.latest(&video_running, &video_rtp) && audio.latest(&audio_running, &audio_rtp));
+    for (const auto &video_sr : seen[90000]) {
+      for (const auto &audio_sr : seen[48000]) {
+        const gint64 video_offset = ntp_ns_of(video_sr, video_rtp) - gint64(video_running);
+        const gint64 audio_offset = ntp_ns_of(audio_sr, audio_rtp) - gint64(audio_running);
+        const double apart_ms = double(video_offset - audio_offset) / 1e6;
+        std::printf("[ lipsync  ] video - audio %+.3f ms\n", apart_ms);
+        EXPECT_LT(std::abs(apart_ms), 1.0) << "one capture instant is " << apart_ms
+                                           << " ms later in video than in audio by the sender reports";
+      }
+    }
+    return;
+  }
+  // Send time: a report extends the RTP time of the last packet sent before
+  // it, so one of the packets that reached the fan-out (which sends at once)
+  // shortly before the report gets the NTP time of its arrival. Audio
+  // reaches the fan-out 10-30 ms after capture, so capture-time reports
+  // match no arrival.
+  for (const auto &[name, clock_rate, clock] :
+       {std::tuple<const char *, guint, CaptureClock *>{"video", 90000, &video}, {"audio", 48000, &audio}}) {
+    const auto arrivals = clock->arrivals();
+    for (const auto &sr : seen[clock_rate]) {
+      const gint64 report_ns = ntp_ns_of(sr, sr.rtp) - kNtpUnixOffsetNs;
+      double closest_ms = 1e9;
+      for (const auto &arrival : arrivals) {
+        if (arrival.at_ns > report_ns || arrival.at_ns < report_ns - gint64(200 * GST_MSECOND)) continue;
+        const double off_ms = double(ntp_ns_of(sr, arrival.rtp) - kNtpUnixOffsetNs - arrival.at_ns) / 1e6;
+        if (std::abs(off_ms) < std::abs(closest_ms)) closest_ms = off_ms;
+      }
+      std::printf("[ lipsync  ] %s: sender report against the closest arrival at the fan-out %+.3f ms\n", name,
+                  closest_ms);
+      EXPECT_LT(std::abs(closest_ms), 2.0) << name << ": no packet sent in the 200 ms before the report at the "
+                                              "NTP time the report gives it";
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Viewers, LipSync,
+                         ::testing::Values(LipSyncCase{"Capture", "capture"}, LipSyncCase{"Send", "send"}),
+                         [](const ::testing::TestParamInfo<LipSyncCase> &info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(Viewers, SendPath,
                          ::testing::Values(SendPathCase{"IceLite", "", true, false},
