@@ -27,6 +27,7 @@
 #include <gst/video/video-event.h>
 
 #include "viewermanager.h"
+#include "viewer/nodestats.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_broadcast_sink_debug);
 #define GST_CAT_DEFAULT gst_broadcast_sink_debug
@@ -267,6 +268,12 @@ GstStructure *get_viewer_stats(GstBroadcastSink *self, const gchar *id) {
   return result;
 }
 
+GstStructure *get_stats(GstBroadcastSink *self) {
+  GstStructure *result = nullptr;
+  g_signal_emit_by_name(self->manager, "get-stats", &result);
+  return result;
+}
+
 }  // namespace
 
 static GstPad *gst_broadcast_sink_request_new_pad(GstElement *element, GstPadTemplate *templ,
@@ -347,8 +354,8 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
   gobject_class->finalize = gst_broadcast_sink_finalize;
   auto specs = wb::viewer_param_specs();
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
-  signals = wb::install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
-                                       G_CALLBACK(remove_viewer), G_CALLBACK(get_viewer_stats));
+  signals = wb::install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer), G_CALLBACK(remove_viewer),
+                                       G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats));
   element_class->request_new_pad = gst_broadcast_sink_request_new_pad;
   element_class->release_pad = gst_broadcast_sink_release_pad;
   element_class->change_state = gst_broadcast_sink_change_state;
@@ -368,7 +375,7 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WebRTC broadcast sink", "Sink/Network/WebRTC",
       "Payloads encoded video/audio once and broadcasts it to many WebRTC viewers (WHEP server, "
-      "viewer page, shared fan-out)" WB_VIEWER_SIGNALS_DOC,
+      "viewer page, shared fan-out)" WB_VIEWER_SIGNALS_DOC "; " WB_NODE_STATS_DOC,
       "webrtcbroadcast developers");
 }
 

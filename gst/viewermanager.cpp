@@ -267,7 +267,7 @@ bool emit_authorize(GstElement *element, guint signal_id, const std::string &met
 }
 
 ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
-                                       GCallback get_viewer_stats) {
+                                       GCallback get_viewer_stats, GCallback get_stats) {
   ViewerSignalIds ids;
   /**
    * GstViewerManager::viewer-joined:
@@ -336,6 +336,17 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
   g_signal_new_class_handler("get-viewer-stats", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                              get_viewer_stats, nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 1,
                              G_TYPE_STRING);
+  /**
+   * GstViewerManager::get-stats:
+   *
+   * Action signal: the node's numbers in one snapshot (audience, each
+   * stream's fan-out, each sender shard), the same that the read-only
+   * properties and GET <endpoint>/status show. Returns a new GstStructure
+   * "node-stats" (free it); fields: see WB_NODE_STATS_DOC (shown by
+   * gst-inspect-1.0). Cheap; any thread.
+   */
+  g_signal_new_class_handler("get-stats", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), get_stats,
+                             nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 0);
   return ids;
 }
 
@@ -375,6 +386,8 @@ GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
   if (!id) return nullptr;
   return self->priv->audience->viewer_stats(id);
 }
+
+GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(self->priv->audience->stats()); }
 
 void apply_fanout_settings(GstViewerManager *self) {
   auto *priv = self->priv;
@@ -625,6 +638,29 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
                                             GParamSpec *pspec) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
   auto *priv = self->priv;
+  // From the node's snapshot, which takes priv->lock itself.
+  switch (prop_id) {
+    case PROP_VIEWER_COUNT:
+      g_value_set_uint(value, priv->audience->stats().sessions);
+      return;
+    case PROP_DIRECT_VIEWERS:
+      g_value_set_uint(value, priv->audience->stats().direct);
+      return;
+    case PROP_CHILDREN:
+      g_value_set_uint(value, priv->audience->stats().status.children);
+      return;
+    case PROP_BYTES_SENT:
+      g_value_set_uint64(value, priv->audience->stats().total(&FanoutStats::bytes_out));
+      return;
+    case PROP_KEYFRAME_REQUESTS:
+      g_value_set_uint64(value, priv->audience->stats().total(&FanoutStats::keyframe_requests_sent));
+      return;
+    case PROP_RETRANSMISSIONS:
+      g_value_set_uint64(value, priv->audience->stats().total(&FanoutStats::packets_retransmitted));
+      return;
+    default:
+      break;
+  }
   AudienceConfig config = priv->audience->config();
   std::lock_guard<std::mutex> lock(priv->lock);
   switch (prop_id) {
@@ -683,12 +719,6 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
     case PROP_SENDER_THREADS:
       g_value_set_uint(value, config.sender_threads);
       break;
-    case PROP_DIRECT_VIEWERS:
-      g_value_set_uint(value, priv->audience->direct_count());
-      break;
-    case PROP_VIEWER_COUNT:
-      g_value_set_uint(value, priv->audience->count());
-      break;
     case PROP_PUSH_URL:
       g_value_set_string(value, priv->settings.push_url.empty() ? nullptr : priv->settings.push_url.c_str());
       break;
@@ -710,26 +740,9 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
     case PROP_PUSH_STATE:
       g_value_set_string(value, Pusher::state_name(priv->push_state));
       break;
-    case PROP_CHILDREN:
-      g_value_set_uint(value, priv->audience->children());
-      break;
     case PROP_NODE_PATH:
       g_value_set_string(value, priv->upstream_path.empty() ? priv->node_id.c_str() : priv->upstream_path.c_str());
       break;
-    case PROP_BYTES_SENT:
-    case PROP_KEYFRAME_REQUESTS:
-    case PROP_RETRANSMISSIONS: {
-      guint64 total = 0;
-      for (MediaInput *in : {&priv->video, &priv->audio}) {
-        if (!in->fanout) continue;
-        FanoutStats stats = fanout_get_stats(in->fanout);
-        total += prop_id == PROP_BYTES_SENT          ? stats.bytes_out
-                 : prop_id == PROP_KEYFRAME_REQUESTS ? stats.keyframe_requests_sent
-                                                     : stats.packets_retransmitted;
-      }
-      g_value_set_uint64(value, total);
-      break;
-    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       break;
@@ -898,8 +911,8 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   gobject_class->finalize = gst_viewer_manager_finalize;
   auto specs = viewer_param_specs();
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
-  signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer),
-                                   G_CALLBACK(remove_viewer), G_CALLBACK(get_viewer_stats));
+  signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer), G_CALLBACK(remove_viewer),
+                                   G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats));
   GST_BIN_CLASS(klass)->remove_element = gst_viewer_manager_remove_element;
   GST_BIN_CLASS(klass)->handle_message = gst_viewer_manager_handle_message;
   element_class->request_new_pad = gst_viewer_manager_request_new_pad;
@@ -910,7 +923,7 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   gst_element_class_set_static_metadata(
       element_class, "WebRTC viewer manager", "Sink/Network/WebRTC",
       "Serves an RTP broadcast to many WebRTC viewers (WHEP server, one transport per viewer, "
-      "shared fan-out)" WB_VIEWER_SIGNALS_DOC,
+      "shared fan-out)" WB_VIEWER_SIGNALS_DOC "; " WB_NODE_STATS_DOC,
       "webrtcbroadcast developers");
 }
 

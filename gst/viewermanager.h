@@ -92,6 +92,6 @@ struct ViewerSignalIds {
 bool emit_authorize(GstElement *element, guint signal_id, const std::string &method, const std::string &path,
                     const std::string &authorization, const std::string &remote_address);
 ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
-                                       GCallback get_viewer_stats);
+                                       GCallback get_viewer_stats, GCallback get_stats);
 
 }  // namespace wb

@@ -15,9 +15,7 @@ namespace {
 constexpr auto kPollInterval = std::chrono::milliseconds(1000);
 }
 
-std::string node_status_json(const NodeStatus &status) {
-  JsonBuilder *b = json_builder_new();
-  json_builder_begin_object(b);
+void add_node_status_members(JsonBuilder *b, const NodeStatus &status) {
   json_builder_set_member_name(b, "path");
   json_builder_add_string_value(b, status.path.c_str());
   json_builder_set_member_name(b, "instance");
@@ -28,7 +26,9 @@ std::string node_status_json(const NodeStatus &status) {
   json_builder_add_int_value(b, status.max_viewers);
   json_builder_set_member_name(b, "children");
   json_builder_add_int_value(b, status.children);
-  json_builder_end_object(b);
+}
+
+std::string json_text(JsonBuilder *b) {
   JsonNode *root = json_builder_get_root(b);
   gchar *text = json_to_string(root, FALSE);
   std::string out = text;
@@ -36,6 +36,14 @@ std::string node_status_json(const NodeStatus &status) {
   json_node_unref(root);
   g_object_unref(b);
   return out;
+}
+
+std::string node_status_json(const NodeStatus &status) {
+  JsonBuilder *b = json_builder_new();
+  json_builder_begin_object(b);
+  add_node_status_members(b, status);
+  json_builder_end_object(b);
+  return json_text(b);
 }
 
 namespace {

@@ -4,6 +4,8 @@
 // node sends new viewers to the child with the most room (307).
 #pragma once
 
+#include <json-glib/json-glib.h>
+
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -22,6 +24,11 @@ struct NodeStatus {
   unsigned children = 0;
 };
 std::string node_status_json(const NodeStatus &status);
+// The same members, into an object being built (for documents that carry
+// more, such as node_stats_json()).
+void add_node_status_members(JsonBuilder *builder, const NodeStatus &status);
+// The built document as text; unrefs `builder`.
+std::string json_text(JsonBuilder *builder);
 bool parse_node_status(const std::string &json, NodeStatus *out);
 
 class Children {

@@ -79,39 +79,33 @@ AudienceConfig Audience::config() const {
   return config_;
 }
 
-unsigned Audience::count() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return unsigned(sessions_.size());
-}
-
-unsigned Audience::viewer_count() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  unsigned relays = 0;
-  for (const auto &r : is_relay_) relays += r.second;
-  return unsigned(sessions_.size()) - relays;
-}
-
-unsigned Audience::direct_count() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  unsigned direct = 0;
-  for (const auto &s : sessions_) direct += s.second->sends_direct();
-  return direct;
-}
-
 GstStructure *Audience::viewer_stats(const std::string &session_id) const {
   auto session = find(session_id);
   return session ? session->stats() : nullptr;
 }
 
-std::string Audience::status_json() {
-  NodeStatus status;
-  status.path = callbacks_.path ? callbacks_.path() : "";
-  status.instance = callbacks_.instance ? callbacks_.instance() : "";
-  status.viewers = viewer_count();
-  status.max_viewers = config().max_viewers;
-  status.children = children_.count();
-  return node_status_json(status);
+NodeStats Audience::stats() const {
+  NodeStats stats;
+  stats.status.path = callbacks_.path ? callbacks_.path() : "";
+  stats.status.instance = callbacks_.instance ? callbacks_.instance() : "";
+  stats.status.children = children_.count();
+  const Inputs inputs = callbacks_.inputs ? callbacks_.inputs() : Inputs{};
+  for (const auto &[kind, fanout] : {std::pair{"video", inputs.video}, std::pair{"audio", inputs.audio}})
+    if (fanout) stats.streams.push_back({kind, fanout_get_stats(fanout)});
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats.status.max_viewers = config_.max_viewers;
+  stats.sessions = unsigned(sessions_.size());
+  unsigned relays = 0;
+  for (const auto &r : is_relay_) relays += r.second;
+  stats.status.viewers = stats.sessions - relays;
+  stats.pending = pending_locked(&stats.pending_webrtcbin);
+  for (const auto &session : sessions_) stats.direct += session.second->sends_direct();
+  if (senders_)
+    for (unsigned i = 0; i < senders_->size(); ++i) stats.shards.push_back(senders_->stats(i));
+  return stats;
 }
+
+std::string Audience::status_json() { return node_stats_json(stats()); }
 
 unsigned Audience::pending_locked(unsigned *webrtcbin) const {
   if (webrtcbin)
@@ -342,7 +336,11 @@ void Audience::reap() {
     }
   }
   for (const auto &d : doomed) remove(d.first, d.second);
-  const unsigned left = count();
+  unsigned left;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    left = unsigned(sessions_.size());
+  }
   if (memory_return_.on_tick(left)) {
     GST_INFO("a burst of viewers has gone (%u left): returning free memory to the system", left);
     return_free_memory();

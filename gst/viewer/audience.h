@@ -20,6 +20,7 @@
 #include "fanout/fanout.h"
 #include "signalling/server.h"
 #include "tree/children.h"
+#include "viewer/nodestats.h"
 #include "viewer/viewersession.h"
 
 namespace wb {
@@ -87,10 +88,7 @@ class Audience : public SessionHandler {
   // Removes viewers that never connected or went silent, and returns free
   // memory once a burst has gone; run periodically.
   void reap();
-  unsigned count() const;
-  unsigned viewer_count() const;  // sessions that are not relays
-  unsigned direct_count() const;  // sessions whose media the fan-out sends itself
-  unsigned children() const { return children_.count(); }
+  NodeStats stats() const;
   // See Children::set_tls_ca().
   void set_children_tls_ca(const std::string &tls_ca) { children_.set_tls_ca(tls_ca); }
   // ViewerSession::stats() of a session; null for an unknown id. Any thread.

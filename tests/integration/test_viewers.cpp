@@ -2,6 +2,7 @@
 // decodes, viewers come and go without disturbing each other.
 #include <gtest/gtest.h>
 #include <gst/rtp/rtp.h>
+#include <json-glib/json-glib.h>
 
 #include <cmath>
 #include <deque>
@@ -419,6 +420,73 @@ TEST_P(Nack, LostVideoPacketsComeAgainOnlyWhenTheViewerAsks) {
 INSTANTIATE_TEST_SUITE_P(Viewers, Nack,
                          ::testing::Values(NackCase{"Negotiated", true}, NackCase{"NotNegotiated", false}),
                          [](const ::testing::TestParamInfo<NackCase> &info) { return std::string(info.param.name); });
+
+// The node's numbers come from one snapshot: get-stats, the read-only
+// properties and GET /whep/status agree, and they describe what happened
+// (two viewers over two sender shards, every stream sent).
+TEST(Viewers, NodeStatsAgreeAcrossSignalPropertiesAndStatus) {
+  Broadcast::Options options;
+  options.extra_sink_props = "sender-threads=2";
+  auto broadcast = start_broadcast(options);
+  ASSERT_TRUE(broadcast);
+  WhepViewer a, b;
+  ASSERT_EQ(a.connect(broadcast->url()), 201) << a.error();
+  ASSERT_EQ(b.connect(broadcast->url()), 201) << b.error();
+  ASSERT_TRUE(wait_until([&] { return a.video_frames() > 10 && b.video_frames() > 10; }, 10000ms));
+
+  GstStructure *raw = nullptr;
+  g_signal_emit_by_name(broadcast->sink(), "get-stats", &raw);
+  Stats node(raw, gst_structure_free);
+  ASSERT_TRUE(node);
+  std::cout << "[ stats    ] " << describe(node) << "\n";
+  EXPECT_EQ(count(node, "viewers"), 2u);
+  EXPECT_EQ(count(node, "sessions"), 2u);
+  EXPECT_EQ(count(node, "pending-viewers"), 0u);
+  guint direct = 0, viewer_count = 0;
+  g_object_get(broadcast->sink(), "direct-viewers", &direct, "viewer-count", &viewer_count, nullptr);
+  EXPECT_EQ(count(node, "direct-viewers"), direct);
+  EXPECT_EQ(count(node, "sessions"), viewer_count);
+  guint64 stream_bytes = 0;
+  for (const char *kind : {"video", "audio"}) {
+    const GValue *v = gst_structure_get_value(node.get(), kind);
+    ASSERT_TRUE(v && GST_VALUE_HOLDS_STRUCTURE(v)) << kind;
+    Stats stream(gst_structure_copy(gst_value_get_structure(v)), gst_structure_free);
+    EXPECT_EQ(count(stream, "subscribers"), 2u) << kind;
+    EXPECT_GT(count(stream, "packets-in"), 0u) << kind;
+    EXPECT_GT(count(stream, "bytes-sent"), 0u) << kind;
+    stream_bytes += count(stream, "bytes-sent");
+  }
+  EXPECT_EQ(count(node, "bytes-sent"), stream_bytes);
+  // Each viewer's two streams on a shard; the shards share them out.
+  const GValue *shards = gst_structure_get_value(node.get(), "shards");
+  ASSERT_TRUE(shards && GST_VALUE_HOLDS_ARRAY(shards));
+  ASSERT_EQ(gst_value_array_get_size(shards), 2u);
+  guint64 subscriptions = 0;
+  for (guint i = 0; i < 2; ++i) {
+    Stats shard(gst_structure_copy(gst_value_get_structure(gst_value_array_get_value(shards, i))),
+                gst_structure_free);
+    EXPECT_GT(count(shard, "subscriptions"), 0u) << "shard " << i << " serves nobody";
+    EXPECT_GT(count(shard, "batches"), 0u);
+    subscriptions += count(shard, "subscriptions");
+  }
+  EXPECT_EQ(subscriptions, 4u);
+  guint64 bytes_later = 0;
+  g_object_get(broadcast->sink(), "bytes-sent", &bytes_later, nullptr);
+  EXPECT_GE(bytes_later, count(node, "bytes-sent"));
+
+  HttpResponse status = http_request("GET", broadcast->url("/whep/status"));
+  ASSERT_EQ(status.status, 200);
+  JsonNode *root = json_from_string(status.body.c_str(), nullptr);
+  ASSERT_TRUE(root && JSON_NODE_HOLDS_OBJECT(root)) << status.body;
+  JsonObject *o = json_node_get_object(root);
+  EXPECT_EQ(json_object_get_int_member(o, "viewers"), 2);
+  EXPECT_EQ(json_object_get_int_member(o, "direct_viewers"), gint64(direct));
+  EXPECT_GE(json_object_get_int_member(o, "bytes_sent"), gint64(count(node, "bytes-sent")));
+  JsonObject *video = json_object_get_object_member(json_object_get_object_member(o, "streams"), "video");
+  EXPECT_EQ(json_object_get_int_member(video, "subscribers"), 2);
+  EXPECT_EQ(json_array_get_length(json_object_get_array_member(o, "shards")), 2u);
+  json_node_unref(root);
+}
 
 // get-viewer-stats on the ICE-lite path: what we sent a real viewer, and
 // what its receiver reports (webrtcbin's rtpsession sends them) say.

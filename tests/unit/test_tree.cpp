@@ -3,6 +3,7 @@
 
 #include "relay/backoff.h"
 #include "tree/children.h"
+#include "viewer/nodestats.h"
 
 using namespace wb;
 
@@ -73,4 +74,69 @@ TEST(Children, PicksNoChildUntilItsLoadIsKnown) {
   EXPECT_EQ(children.pick(""), "");
   children.remove("s1");
   EXPECT_EQ(children.count(), 0u);
+}
+
+// GET /status carries a node's whole snapshot; relays still read what they
+// need from it, and each number is where the structure has it too.
+TEST(NodeStats, StatusJsonAndStructureShowTheSameSnapshot) {
+  NodeStats in;
+  in.status.path = "root1";
+  in.status.instance = "i1";
+  in.status.viewers = 3;
+  in.status.max_viewers = 5;
+  in.status.children = 1;
+  in.sessions = 4;
+  in.pending = 1;
+  in.direct = 2;
+  FanoutStats video;
+  video.packets_in = 100;
+  video.bytes_out = 5000;
+  video.packets_retransmitted = 7;
+  video.subscribers = 4;
+  FanoutStats audio;
+  audio.bytes_out = 300;
+  audio.subscribers = 3;
+  in.streams = {{"video", video}, {"audio", audio}};
+  SenderPool::ShardStats shard;
+  shard.subscriptions = 6;
+  shard.batches_dropped = 2;
+  in.shards = {shard, SenderPool::ShardStats{}};
+
+  const std::string json = node_stats_json(in);
+  NodeStatus read;
+  ASSERT_TRUE(parse_node_status(json, &read)) << json;
+  EXPECT_EQ(read.viewers, 3u);
+  EXPECT_EQ(read.max_viewers, 5u);
+  JsonNode *root = json_from_string(json.c_str(), nullptr);
+  ASSERT_TRUE(root);
+  JsonObject *o = json_node_get_object(root);
+  EXPECT_EQ(json_object_get_int_member(o, "sessions"), 4);
+  EXPECT_EQ(json_object_get_int_member(o, "bytes_sent"), 5300);
+  EXPECT_EQ(json_object_get_int_member(o, "retransmissions"), 7);
+  JsonObject *streams = json_object_get_object_member(o, "streams");
+  EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(streams, "video"), "packets_in"), 100);
+  EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(streams, "audio"), "subscribers"), 3);
+  JsonArray *shards = json_object_get_array_member(o, "shards");
+  ASSERT_EQ(json_array_get_length(shards), 2u);
+  EXPECT_EQ(json_object_get_int_member(json_array_get_object_element(shards, 0), "batches_dropped"), 2);
+  json_node_unref(root);
+
+  GstStructure *s = node_stats_structure(in);
+  guint sessions = 0, subscribers = 0;
+  guint64 bytes = 0, dropped = 0;
+  EXPECT_TRUE(gst_structure_get_uint(s, "sessions", &sessions));
+  EXPECT_EQ(sessions, 4u);
+  EXPECT_TRUE(gst_structure_get_uint64(s, "bytes-sent", &bytes));
+  EXPECT_EQ(bytes, 5300u);
+  const GstStructure *v = gst_value_get_structure(gst_structure_get_value(s, "video"));
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(gst_structure_get_uint(v, "subscribers", &subscribers));
+  EXPECT_EQ(subscribers, 4u);
+  const GValue *array = gst_structure_get_value(s, "shards");
+  ASSERT_TRUE(array && GST_VALUE_HOLDS_ARRAY(array));
+  ASSERT_EQ(gst_value_array_get_size(array), 2u);
+  EXPECT_TRUE(gst_structure_get_uint64(gst_value_get_structure(gst_value_array_get_value(array, 0)),
+                                       "batches-dropped", &dropped));
+  EXPECT_EQ(dropped, 2u);
+  gst_structure_free(s);
 }

@@ -1,0 +1,127 @@
+#include "nodestats.h"
+
+#include <json-glib/json-glib.h>
+
+namespace wb {
+
+namespace {
+
+// One field list for both views: GstStructure names use '-', JSON '_'.
+template <typename Add>
+void each_stream_field(const FanoutStats &f, Add add) {
+  add("packets-in", f.packets_in);
+  add("bytes-sent", f.bytes_out);
+  add("keyframe-requests-received", f.keyframe_requests_received);
+  add("keyframe-requests-sent", f.keyframe_requests_sent);
+  add("retransmissions", f.packets_retransmitted);
+  add("nacked-not-kept", f.nacked_not_kept);
+  add("subscribers", uint64_t(f.subscribers));
+}
+
+template <typename Add>
+void each_shard_field(const SenderPool::ShardStats &s, Add add) {
+  add("subscriptions", uint64_t(s.subscriptions));
+  add("batches", s.batches);
+  add("batches-dropped", s.batches_dropped);
+}
+
+// Counts beyond NodeStatus's, then the totals over the streams.
+template <typename Add>
+void each_node_field(const NodeStats &n, Add add) {
+  add("sessions", uint64_t(n.sessions));
+  add("pending-viewers", uint64_t(n.pending));
+  add("pending-webrtcbin", uint64_t(n.pending_webrtcbin));
+  add("direct-viewers", uint64_t(n.direct));
+  add("bytes-sent", n.total(&FanoutStats::bytes_out));
+  add("keyframe-requests", n.total(&FanoutStats::keyframe_requests_sent));
+  add("retransmissions", n.total(&FanoutStats::packets_retransmitted));
+}
+
+// Counters are guint64 in a structure; counts of things (viewers, shards'
+// subscriptions) uint, as the properties that show them.
+bool is_count(const char *name) {
+  static const char *const counts[] = {"sessions", "pending-viewers", "pending-webrtcbin", "direct-viewers",
+                                       "subscribers", "subscriptions"};
+  for (const char *c : counts)
+    if (g_str_equal(name, c)) return true;
+  return false;
+}
+
+void set_field(GstStructure *s, const char *name, uint64_t value) {
+  if (is_count(name))
+    gst_structure_set(s, name, G_TYPE_UINT, guint(value), nullptr);
+  else
+    gst_structure_set(s, name, G_TYPE_UINT64, guint64(value), nullptr);
+}
+
+void add_json_member(JsonBuilder *b, const char *name, uint64_t value) {
+  gchar *json_name = g_strdelimit(g_strdup(name), "-", '_');
+  json_builder_set_member_name(b, json_name);
+  g_free(json_name);
+  json_builder_add_int_value(b, gint64(value));
+}
+
+}  // namespace
+
+uint64_t NodeStats::total(uint64_t FanoutStats::*field) const {
+  uint64_t sum = 0;
+  for (const auto &stream : streams) sum += stream.fanout.*field;
+  return sum;
+}
+
+GstStructure *node_stats_structure(const NodeStats &stats) {
+  GstStructure *s = gst_structure_new("node-stats", "path", G_TYPE_STRING, stats.status.path.c_str(),
+                                      "instance", G_TYPE_STRING, stats.status.instance.c_str(),
+                                      "viewers", G_TYPE_UINT, stats.status.viewers,
+                                      "max-viewers", G_TYPE_UINT, stats.status.max_viewers,
+                                      "children", G_TYPE_UINT, stats.status.children, nullptr);
+  each_node_field(stats, [s](const char *name, uint64_t value) { set_field(s, name, value); });
+  for (const auto &stream : stats.streams) {
+    GstStructure *f = gst_structure_new_empty("stream-stats");
+    each_stream_field(stream.fanout, [f](const char *name, uint64_t value) { set_field(f, name, value); });
+    GValue value = G_VALUE_INIT;
+    g_value_init(&value, GST_TYPE_STRUCTURE);
+    g_value_take_boxed(&value, f);
+    gst_structure_take_value(s, stream.kind.c_str(), &value);
+  }
+  GValue shards = G_VALUE_INIT;
+  gst_value_array_init(&shards, guint(stats.shards.size()));
+  for (const auto &shard : stats.shards) {
+    GstStructure *f = gst_structure_new_empty("shard-stats");
+    each_shard_field(shard, [f](const char *name, uint64_t value) { set_field(f, name, value); });
+    GValue item = G_VALUE_INIT;
+    g_value_init(&item, GST_TYPE_STRUCTURE);
+    g_value_take_boxed(&item, f);
+    gst_value_array_append_and_take_value(&shards, &item);
+  }
+  gst_structure_take_value(s, "shards", &shards);
+  return s;
+}
+
+std::string node_stats_json(const NodeStats &stats) {
+  JsonBuilder *b = json_builder_new();
+  json_builder_begin_object(b);
+  add_node_status_members(b, stats.status);
+  each_node_field(stats, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
+  json_builder_set_member_name(b, "streams");
+  json_builder_begin_object(b);
+  for (const auto &stream : stats.streams) {
+    json_builder_set_member_name(b, stream.kind.c_str());
+    json_builder_begin_object(b);
+    each_stream_field(stream.fanout, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
+    json_builder_end_object(b);
+  }
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "shards");
+  json_builder_begin_array(b);
+  for (const auto &shard : stats.shards) {
+    json_builder_begin_object(b);
+    each_shard_field(shard, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  json_builder_end_object(b);
+  return json_text(b);
+}
+
+}  // namespace wb

@@ -1,0 +1,51 @@
+// One typed snapshot of a node: who it is (what relays read on GET
+// <endpoint>/status), its audience, each stream's fan-out and each sender
+// shard. Every outward view of these numbers is written from it, so they
+// cannot disagree: viewermanager's read-only properties, its get-stats
+// action signal (node_stats_structure) and GET /status (node_stats_json).
+#pragma once
+
+#include <gst/gst.h>
+
+#include <string>
+#include <vector>
+
+#include "fanout/fanout.h"
+#include "fanout/senderpool.h"
+#include "tree/children.h"
+
+namespace wb {
+
+struct NodeStats {
+  NodeStatus status;  // path, instance, viewers (relays not counted), max-viewers, children
+  unsigned sessions = 0;           // viewers and relays, connected or connecting
+  unsigned pending = 0;            // of them, not connected yet
+  unsigned pending_webrtcbin = 0;  // of those, with a webrtcbin of their own
+  unsigned direct = 0;             // of all, sent to by the fan-out itself
+  struct Stream {
+    std::string kind;  // "video" or "audio"
+    FanoutStats fanout;
+  };
+  std::vector<Stream> streams;  // the media this node has inputs for
+  std::vector<SenderPool::ShardStats> shards;  // empty until the ICE-lite port opens
+
+  // Sum of one FanoutStats field over the streams.
+  uint64_t total(uint64_t FanoutStats::*field) const;
+};
+
+// "node-stats": the counts as uint / guint64 fields, each stream as a
+// "stream-stats" structure under its kind, the shards as an array of
+// "shard-stats" (see WB_NODE_STATS_DOC). Transfer full.
+GstStructure *node_stats_structure(const NodeStats &stats);
+// GET /status: NodeStatus's members (node_status_json()), then the rest.
+std::string node_stats_json(const NodeStats &stats);
+
+#define WB_NODE_STATS_DOC                                                                                          \
+  "get-stats () -> GstStructure node-stats: path, instance (strings), viewers, max-viewers, children, sessions "  \
+  "(viewers and relays), pending-viewers, pending-webrtcbin, direct-viewers (uint), bytes-sent, "                 \
+  "keyframe-requests, retransmissions (guint64, all streams); per stream, video and audio (GstStructure "         \
+  "stream-stats): packets-in, bytes-sent, keyframe-requests-received, keyframe-requests-sent, retransmissions, " \
+  "nacked-not-kept (guint64), subscribers (uint); shards (GstValueArray of shard-stats: subscriptions (uint), "    \
+  "batches, batches-dropped (guint64)). GET <endpoint>/status has the same numbers as JSON"
+
+}  // namespace wb
