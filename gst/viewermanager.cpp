@@ -44,11 +44,17 @@ struct MediaInput {
   bool eos = false;
 };
 
+// Defaults of the settings kept here; the audience's are AudienceConfig's
+// and HttpLimits' own.
+constexpr const char *DEFAULT_PROP_ADDRESS = "0.0.0.0";
+constexpr guint DEFAULT_PROP_KEYFRAME_MIN_INTERVAL = 250;
+constexpr ReportTime DEFAULT_PROP_SENDER_REPORT_TIME = ReportTime::Capture;
+
 struct Settings {
   guint port = 0;
-  std::string address = "0.0.0.0";
-  guint keyframe_min_interval_ms = 250;
-  ReportTime report_time = ReportTime::Capture;
+  std::string address = DEFAULT_PROP_ADDRESS;
+  guint keyframe_min_interval_ms = DEFAULT_PROP_KEYFRAME_MIN_INTERVAL;
+  ReportTime report_time = DEFAULT_PROP_SENDER_REPORT_TIME;
   std::string push_url;
   std::string push_token;
   std::string viewer_token;
@@ -109,15 +115,16 @@ std::vector<GParamSpec *> viewer_param_specs() {
   auto flags = GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY);
   auto ro = GParamFlags(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
   std::vector<GParamSpec *> specs(N_VIEWER_PROPERTIES, nullptr);
+  const AudienceConfig audience;
   specs[PROP_PORT] = g_param_spec_uint(
       "port", "Port", "TCP port of the built-in WHEP server and viewer page (0 = no server)", 0,
       65535, 0, flags);
   specs[PROP_ADDRESS] = g_param_spec_string(
-      "address", "Address", "IP address the WHEP server listens on", "0.0.0.0", flags);
+      "address", "Address", "IP address the WHEP server listens on", DEFAULT_PROP_ADDRESS, flags);
   specs[PROP_MAX_VIEWERS] = g_param_spec_uint(
       "max-viewers", "Max viewers",
       "Most viewers at once; further offers get 503 with Retry-After (0 = unlimited)", 0,
-      G_MAXUINT, 0, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      G_MAXUINT, audience.max_viewers, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_STUN_SERVER] = g_param_spec_string(
       "stun-server", "STUN server", "STUN server for viewers' transports, stun://host:port", nullptr,
       GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
@@ -130,7 +137,7 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "Least time between two keyframe requests sent upstream, in milliseconds: joins and "
       "viewers' PLI/FIR within it are coalesced into one request. A new viewer waits at most this long "
       "(plus the encoder's latency) for its first picture; each request costs a keyframe's bitrate",
-      0, 60000, 250, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      0, 60000, DEFAULT_PROP_KEYFRAME_MIN_INTERVAL, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_ICE_ADDRESS] = g_param_spec_string(
       "ice-address", "ICE addresses",
       "Comma-separated local IP addresses offered as ICE candidates (empty = every non-loopback "
@@ -140,36 +147,37 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "viewer-timeout", "Viewer timeout",
       "A viewer whose transport has not connected, or from which nothing was received, for this "
       "many milliseconds is removed",
-      1000, 600000, 8000, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      1000, 600000, guint(audience.viewer_timeout.count()), GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_ICE_LITE] = g_param_spec_boolean(
       "ice-lite", "ICE-lite",
       "Serve viewers from one shared UDP port (see ice-lite-port) as an ICE-lite peer with our own "
       "DTLS-SRTP: no webrtcbin, socket or thread per viewer, and the fan-out sends every viewer's media. "
       "Offers it cannot serve (media not bundled, RTCP not multiplexed, a fingerprint other than "
       "sha-256) get a webrtcbin of their own, as with ice-lite off. Applies to viewers that join after a change",
-      TRUE, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      audience.ice_lite, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_ICE_LITE_PORT] = g_param_spec_uint(
       "ice-lite-port", "ICE-lite port",
-      "UDP port of the shared ICE-lite port, on every ice-address (0 = one the system picks)", 0, 65535, 0,
+      "UDP port of the shared ICE-lite port, on every ice-address (0 = one the system picks)", 0, 65535,
+      audience.ice_lite_port,
       flags);
   specs[PROP_SENDER_THREADS] = g_param_spec_uint(
       "sender-threads", "Sender threads",
       "Threads that protect and send ICE-lite viewers' media (sender shards; viewers are spread over them, "
       "each sends from its own socket on the one ice-lite-port). 0 = one per core this process may use "
       "(its CPU affinity)",
-      0, 256, 0, flags);
+      0, 256, audience.sender_threads, flags);
   specs[PROP_SENDER_REPORT_TIME] = g_param_spec_enum(
       "sender-report-time", "Sender report time",
       "Which instant a packet's RTP time stands for in the RTCP sender reports of ICE-lite viewers, by which "
       "browsers line audio and video up (viewers with a webrtcbin of their own get webrtcbin's reports)",
-      sender_report_time_get_type(), int(ReportTime::Capture), GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      sender_report_time_get_type(), int(DEFAULT_PROP_SENDER_REPORT_TIME), GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
       "direct-send", "Direct send",
       "Viewers with a webrtcbin of their own (see ice-lite): once it has connected, protect (SRTP) and send its media straight from the "
       "fan-out thread on the socket ICE selected, instead of through webrtcbin's per-viewer element "
       "chain; webrtcbin keeps ICE, DTLS and incoming RTCP. Viewers on a relayed (TURN) pair always "
       "go through webrtcbin. Applies to viewers that connect after a change",
-      TRUE, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      audience.direct_send, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_DIRECT_VIEWERS] = g_param_spec_uint(
       "direct-viewers", "Direct viewers",
       "Viewers (relays included) whose media the fan-out protects and sends itself (see direct-send)",
@@ -212,13 +220,13 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "max-pending-viewers", "Max pending viewers",
       "Most viewers whose transport has not connected yet (each holds a session until viewer-timeout); "
       "further offers get 503 with Retry-After (0 = unlimited)",
-      0, G_MAXUINT, AudienceConfig::kDefaultMaxPending, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      0, G_MAXUINT, audience.max_pending, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_MAX_PENDING_WEBRTCBIN] = g_param_spec_uint(
       "max-pending-webrtcbin", "Max pending webrtcbin viewers",
       "Of the pending viewers, most with a webrtcbin of their own (offers the ICE-lite port cannot serve, "
       "or ice-lite off; each costs about 8 threads until it connects or times out); further such offers "
       "get 503 with Retry-After (0 = unlimited)",
-      0, G_MAXUINT, AudienceConfig::kDefaultMaxPendingWebrtcbin, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+      0, G_MAXUINT, audience.max_pending_webrtcbin, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_OFFERS_PER_SECOND] = g_param_spec_uint(
       "offers-per-second", "Offers per second",
       "Offers (POST) per second the WHEP server takes from one IP address, in bursts of twice that; "
@@ -541,7 +549,7 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     }
     case PROP_ADDRESS: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      priv->settings.address = str ? str : "0.0.0.0";
+      priv->settings.address = str ? str : DEFAULT_PROP_ADDRESS;
       return;
     }
     case PROP_PUSH_URL: {
