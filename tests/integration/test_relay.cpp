@@ -517,3 +517,52 @@ TEST(RelayInProcess, UpstreamLossesReleaseEachSessionAndTheViewerResumes) {
   viewer->disconnect();
   gst_object_unref(relaysrc);
 }
+
+// The CLI's help states broadcastsink's defaults, which the element
+// defines: they must be the same numbers (an option left unset is not
+// passed on, so the element's default is what runs).
+TEST(Cli, HelpStatesTheElementsDefaults) {
+  const char *cli = g_getenv("WB_TEST_CLI");
+  ASSERT_TRUE(cli) << "WB_TEST_CLI is not set";
+  gchar *out = nullptr;
+  const gchar *argv[] = {cli, "--help", nullptr};
+  ASSERT_TRUE(g_spawn_sync(nullptr, const_cast<gchar **>(argv), nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, &out,
+                           nullptr, nullptr, nullptr));
+  const std::string help = out ? out : "";
+  g_free(out);
+  GstElement *sink = gst_element_factory_make("broadcastsink", nullptr);
+  ASSERT_TRUE(sink);
+  const std::pair<const char *, const char *> options[] = {
+      {"--max-viewers", "max-viewers"},
+      {"--max-pending", "max-pending-viewers"},
+      {"--max-pending-webrtcbin", "max-pending-webrtcbin"},
+      {"--sender-threads", "sender-threads"},
+      {"--sender-report-time", "sender-report-time"},
+      {"--offers-per-second", "offers-per-second"},
+      {"--http-timeout", "http-request-timeout"},
+      {"--max-http-connections", "max-http-connections"},
+      {"--address", "address"},
+  };
+  for (const auto &[option, property] : options) {
+    const size_t at = help.find(" " + std::string(option) + "=");
+    ASSERT_NE(at, std::string::npos) << option << " is not in the help";
+    const std::string line = help.substr(at, help.find('\n', at) - at);
+    const size_t stated = line.rfind("(default: ");
+    ASSERT_NE(stated, std::string::npos) << line;
+    std::string value = line.substr(stated + 10);
+    value = value.substr(0, value.find_first_of(",)"));
+    GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(sink), property);
+    ASSERT_TRUE(spec) << property;
+    GValue def = G_VALUE_INIT;
+    g_value_init(&def, spec->value_type);
+    g_param_value_set_default(spec, &def);
+    gchar *text = G_VALUE_HOLDS_STRING(&def)  ? g_value_dup_string(&def)
+                  : G_VALUE_HOLDS_ENUM(&def) ? g_strdup(g_enum_get_value(G_ENUM_CLASS(g_type_class_peek(spec->value_type)),
+                                                                         g_value_get_enum(&def))->value_nick)
+                                              : g_strdup_value_contents(&def);
+    EXPECT_EQ(value, text) << option << " says its default is " << value << ", " << property << "'s is " << text;
+    g_free(text);
+    g_value_unset(&def);
+  }
+  gst_object_unref(sink);
+}
