@@ -20,15 +20,11 @@
 #include <memory>
 #include <mutex>
 
-#include "common/controlloop.h"
 #include "common/debug.h"
-#include "common/fdlimit.h"
 #include "common/strings.h"
 #include "fanout/fanout.h"
-#include "push/pusher.h"
-#include "signalling/server.h"
-#include "signalling/tls.h"
 #include "viewer/audience.h"
+#include "viewer/node.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_viewer_manager_debug);
 #define GST_CAT_DEFAULT gst_viewer_manager_debug
@@ -51,16 +47,10 @@ constexpr guint DEFAULT_PROP_KEYFRAME_MIN_INTERVAL = 250;
 constexpr ReportTime DEFAULT_PROP_SENDER_REPORT_TIME = ReportTime::Capture;
 
 struct Settings {
-  guint port = 0;
-  std::string address = DEFAULT_PROP_ADDRESS;
+  Settings() { node.address = DEFAULT_PROP_ADDRESS; }
+  NodeSettings node;  // read when the element starts
   guint keyframe_min_interval_ms = DEFAULT_PROP_KEYFRAME_MIN_INTERVAL;
   ReportTime report_time = DEFAULT_PROP_SENDER_REPORT_TIME;
-  std::string push_url;
-  std::string push_token;
-  std::string viewer_token;
-  TlsFiles tls;        // the WHEP server's
-  std::string tls_ca;  // for push-url and relay children
-  HttpLimits http;
 };
 
 }  // namespace
@@ -70,10 +60,7 @@ struct ViewerManagerPrivate {
   Settings settings;
   MediaInput video;
   MediaInput audio;
-  ControlLoop loop;
-  std::unique_ptr<Audience> audience;
-  std::unique_ptr<SignallingServer> server;
-  std::unique_ptr<Pusher> pusher;
+  std::unique_ptr<Node> node;
   Pusher::State push_state = Pusher::State::Idle;
   std::string node_id;        // ours, when we are the root
   std::string upstream_path;  // from a relaysrc upstream of us
@@ -369,13 +356,13 @@ Audience::Inputs current_inputs(GstViewerManager *self) {
 
 GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
   SessionHandler::Join join;
-  if (!self->priv->audience) {
+  if (!self->priv->node) {
     join.status = 503;
     join.error = "viewermanager is not running";
   } else {
     SessionHandler::JoinRequest request;
     request.offer = offer ? offer : "";
-    join = self->priv->audience->join(request);
+    join = self->priv->node->audience().join(request);
   }
   return gst_structure_new("viewer", "status", G_TYPE_INT, join.status, "id", G_TYPE_STRING,
                            join.session_id.c_str(), "answer", G_TYPE_STRING, join.answer.c_str(),
@@ -383,19 +370,19 @@ GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
 }
 
 gboolean remove_viewer(GstViewerManager *self, const gchar *id) {
-  if (!self->priv->audience || !id) return FALSE;
+  if (!self->priv->node || !id) return FALSE;
   bool found = false;
   // Removal must not run on a webrtcbin thread; the control loop is safe.
-  self->priv->loop.invoke_sync([&] { found = self->priv->audience->remove(id, "removed by application"); });
+  self->priv->node->loop().invoke_sync([&] { found = self->priv->node->audience().remove(id, "removed by application"); });
   return found;
 }
 
 GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
   if (!id) return nullptr;
-  return self->priv->audience->viewer_stats(id);
+  return self->priv->node->audience().viewer_stats(id);
 }
 
-GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(self->priv->audience->stats()); }
+GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(self->priv->node->audience().stats()); }
 
 void apply_fanout_settings(GstViewerManager *self) {
   auto *priv = self->priv;
@@ -409,87 +396,30 @@ void apply_fanout_settings(GstViewerManager *self) {
 
 bool start(GstViewerManager *self) {
   auto *priv = self->priv;
-  GST_DEBUG_OBJECT(self, "open-file limit %lu", wb::raise_open_file_limit());
-  priv->loop.start("viewermanager");
-  // Loading webrtcbin's plugins (webrtc, dtls, srtp, nice) and making the
-  // process's DTLS certificate (once, by the first dtlsdec) take a few
-  // hundred ms: pay them now rather than in the first viewer's answer,
-  // which after a restart is a relay waiting to resume.
-  priv->loop.invoke_async([] {
-    for (const char *factory : {"webrtcbin", "dtlsdec"}) {
-      GstElement *warm = gst_element_factory_make(factory, nullptr);
-      if (warm) gst_object_unref(gst_object_ref_sink(warm));
-    }
-  });
-  priv->loop.add_timer(500, [self] { self->priv->audience->reap(); });
-  Settings settings;
+  NodeSettings settings;
   {
     std::lock_guard<std::mutex> lock(priv->lock);
-    settings = priv->settings;
+    settings = priv->settings.node;
   }
-  if (!settings.tls_ca.empty()) {
-    std::string error;
-    GTlsDatabase *ca = load_tls_ca(settings.tls_ca, &error);
-    if (!ca) {
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not read tls-ca"), ("%s", error.c_str()));
-      return false;
+  auto inputs = [self] {
+    Audience::Inputs in = current_inputs(self);
+    return Pusher::Inputs{in.video, in.audio};
+  };
+  auto on_push_state = [self](Pusher::State state, const std::string &detail) {
+    {
+      std::lock_guard<std::mutex> lock(self->priv->lock);
+      self->priv->push_state = state;
     }
-    g_object_unref(ca);
-  }
-  priv->audience->set_children_tls_ca(settings.tls_ca);
-  if (!settings.push_url.empty()) {
-    PushConfig push;
-    push.url = settings.push_url;
-    push.token = settings.push_token;
-    push.tls_ca = settings.tls_ca;
-    push.transport = priv->audience->config().transport;
-    auto inputs = [self] {
-      Audience::Inputs in = current_inputs(self);
-      return Pusher::Inputs{in.video, in.audio};
-    };
-    priv->pusher = std::make_unique<Pusher>(GST_BIN(self), inputs, push,
-                                            [self](Pusher::State state, const std::string &detail) {
-                                              {
-                                                std::lock_guard<std::mutex> lock(self->priv->lock);
-                                                self->priv->push_state = state;
-                                              }
-                                              GST_INFO_OBJECT(self, "push %s %s", Pusher::state_name(state),
-                                                              detail.c_str());
-                                              g_object_notify(G_OBJECT(self), "push-state");
-                                            });
-  }
-  priv->audience->open_lite_port();
-  if (settings.port == 0) return true;
-  bool ok = false;
-  std::string error;
-  priv->loop.invoke_sync([&] {
-    Endpoint endpoint;
-    const TransportConfig transport = priv->audience->config().transport;
-    endpoint.token = settings.viewer_token;
-    if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
-    for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
-    priv->server = std::make_unique<SignallingServer>(*priv->audience, endpoint, settings.http, settings.tls);
-    ok = priv->server->start(priv->loop.context(), settings.address, settings.port, &error);
-    if (!ok) priv->server.reset();
-  });
-  if (!ok) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("Could not start the WHEP server"),
-                      ("%s", error.c_str()));
-    return false;
-  }
-  return true;
+    GST_INFO_OBJECT(self, "push %s %s", Pusher::state_name(state), detail.c_str());
+    g_object_notify(G_OBJECT(self), "push-state");
+  };
+  std::string what, error;
+  if (priv->node->start(settings, inputs, on_push_state, &what, &error)) return true;
+  GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ, ("%s", what.c_str()), ("%s", error.c_str()));
+  return false;
 }
 
-void stop(GstViewerManager *self) {
-  auto *priv = self->priv;
-  priv->pusher.reset();
-  if (!priv->loop.running()) return;
-  priv->loop.invoke_sync([&] {
-    priv->server.reset();
-    priv->audience->remove_all("broadcast stopped");
-  });
-  priv->loop.stop();
-}
+void stop(GstViewerManager *self) { self->priv->node->stop(); }
 
 std::string node_path(GstViewerManager *self) {
   std::lock_guard<std::mutex> lock(self->priv->lock);
@@ -539,41 +469,41 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
                                             GParamSpec *pspec) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
   auto *priv = self->priv;
-  AudienceConfig config = priv->audience->config();
+  AudienceConfig config = priv->node->audience().config();
   const gchar *str = G_VALUE_HOLDS_STRING(value) ? g_value_get_string(value) : nullptr;
   switch (prop_id) {
     case PROP_PORT: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      priv->settings.port = g_value_get_uint(value);
+      priv->settings.node.port = g_value_get_uint(value);
       return;
     }
     case PROP_ADDRESS: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      priv->settings.address = str ? str : DEFAULT_PROP_ADDRESS;
+      priv->settings.node.address = str ? str : DEFAULT_PROP_ADDRESS;
       return;
     }
     case PROP_PUSH_URL: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      priv->settings.push_url = str ? str : "";
+      priv->settings.node.push_url = str ? str : "";
       return;
     }
     case PROP_PUSH_TOKEN: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      priv->settings.push_token = str ? str : "";
+      priv->settings.node.push_token = str ? str : "";
       return;
     }
     case PROP_VIEWER_TOKEN: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      priv->settings.viewer_token = str ? str : "";
+      priv->settings.node.viewer_token = str ? str : "";
       return;
     }
     case PROP_TLS_CERTIFICATE:
     case PROP_TLS_KEY:
     case PROP_TLS_CA: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      (prop_id == PROP_TLS_CERTIFICATE ? priv->settings.tls.certificate
-       : prop_id == PROP_TLS_KEY       ? priv->settings.tls.key
-                                       : priv->settings.tls_ca) = str ? str : "";
+      (prop_id == PROP_TLS_CERTIFICATE ? priv->settings.node.tls.certificate
+       : prop_id == PROP_TLS_KEY       ? priv->settings.node.tls.key
+                                       : priv->settings.node.tls_ca) = str ? str : "";
       return;
     }
     case PROP_KEYFRAME_MIN_INTERVAL: {
@@ -605,7 +535,7 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_HTTP_REQUEST_TIMEOUT:
     case PROP_MAX_HTTP_CONNECTIONS: {
       std::lock_guard<std::mutex> lock(priv->lock);
-      HttpLimits &http = priv->settings.http;
+      HttpLimits &http = priv->settings.node.http;
       (prop_id == PROP_OFFERS_PER_SECOND      ? http.offers_per_second
        : prop_id == PROP_HTTP_REQUEST_TIMEOUT ? http.request_timeout_s
                                               : http.max_connections) = g_value_get_uint(value);
@@ -639,7 +569,7 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
       return;
   }
-  priv->audience->configure(config);
+  priv->node->audience().configure(config);
 }
 
 static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GValue *value,
@@ -649,34 +579,34 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
   // From the node's snapshot, which takes priv->lock itself.
   switch (prop_id) {
     case PROP_VIEWER_COUNT:
-      g_value_set_uint(value, priv->audience->stats().sessions);
+      g_value_set_uint(value, priv->node->audience().stats().sessions);
       return;
     case PROP_DIRECT_VIEWERS:
-      g_value_set_uint(value, priv->audience->stats().direct);
+      g_value_set_uint(value, priv->node->audience().stats().direct);
       return;
     case PROP_CHILDREN:
-      g_value_set_uint(value, priv->audience->stats().status.children);
+      g_value_set_uint(value, priv->node->audience().stats().status.children);
       return;
     case PROP_BYTES_SENT:
-      g_value_set_uint64(value, priv->audience->stats().total(&FanoutStats::bytes_out));
+      g_value_set_uint64(value, priv->node->audience().stats().total(&FanoutStats::bytes_out));
       return;
     case PROP_KEYFRAME_REQUESTS:
-      g_value_set_uint64(value, priv->audience->stats().total(&FanoutStats::keyframe_requests_sent));
+      g_value_set_uint64(value, priv->node->audience().stats().total(&FanoutStats::keyframe_requests_sent));
       return;
     case PROP_RETRANSMISSIONS:
-      g_value_set_uint64(value, priv->audience->stats().total(&FanoutStats::packets_retransmitted));
+      g_value_set_uint64(value, priv->node->audience().stats().total(&FanoutStats::packets_retransmitted));
       return;
     default:
       break;
   }
-  AudienceConfig config = priv->audience->config();
+  AudienceConfig config = priv->node->audience().config();
   std::lock_guard<std::mutex> lock(priv->lock);
   switch (prop_id) {
     case PROP_PORT:
-      g_value_set_uint(value, priv->settings.port);
+      g_value_set_uint(value, priv->settings.node.port);
       break;
     case PROP_ADDRESS:
-      g_value_set_string(value, priv->settings.address.c_str());
+      g_value_set_string(value, priv->settings.node.address.c_str());
       break;
     case PROP_KEYFRAME_MIN_INTERVAL:
       g_value_set_uint(value, priv->settings.keyframe_min_interval_ms);
@@ -694,13 +624,13 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       g_value_set_uint(value, config.max_pending_webrtcbin);
       break;
     case PROP_OFFERS_PER_SECOND:
-      g_value_set_uint(value, priv->settings.http.offers_per_second);
+      g_value_set_uint(value, priv->settings.node.http.offers_per_second);
       break;
     case PROP_HTTP_REQUEST_TIMEOUT:
-      g_value_set_uint(value, priv->settings.http.request_timeout_s);
+      g_value_set_uint(value, priv->settings.node.http.request_timeout_s);
       break;
     case PROP_MAX_HTTP_CONNECTIONS:
-      g_value_set_uint(value, priv->settings.http.max_connections);
+      g_value_set_uint(value, priv->settings.node.http.max_connections);
       break;
     case PROP_STUN_SERVER:
       g_value_set_string(value, config.transport.stun_server.empty() ? nullptr
@@ -728,22 +658,22 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       g_value_set_uint(value, config.sender_threads);
       break;
     case PROP_PUSH_URL:
-      g_value_set_string(value, priv->settings.push_url.empty() ? nullptr : priv->settings.push_url.c_str());
+      g_value_set_string(value, priv->settings.node.push_url.empty() ? nullptr : priv->settings.node.push_url.c_str());
       break;
     case PROP_PUSH_TOKEN:
-      g_value_set_string(value, priv->settings.push_token.empty() ? nullptr : priv->settings.push_token.c_str());
+      g_value_set_string(value, priv->settings.node.push_token.empty() ? nullptr : priv->settings.node.push_token.c_str());
       break;
     case PROP_VIEWER_TOKEN:
-      g_value_set_string(value, priv->settings.viewer_token.empty() ? nullptr : priv->settings.viewer_token.c_str());
+      g_value_set_string(value, priv->settings.node.viewer_token.empty() ? nullptr : priv->settings.node.viewer_token.c_str());
       break;
     case PROP_TLS_CERTIFICATE:
-      g_value_set_string(value, priv->settings.tls.certificate.empty() ? nullptr : priv->settings.tls.certificate.c_str());
+      g_value_set_string(value, priv->settings.node.tls.certificate.empty() ? nullptr : priv->settings.node.tls.certificate.c_str());
       break;
     case PROP_TLS_KEY:
-      g_value_set_string(value, priv->settings.tls.key.empty() ? nullptr : priv->settings.tls.key.c_str());
+      g_value_set_string(value, priv->settings.node.tls.key.empty() ? nullptr : priv->settings.node.tls.key.c_str());
       break;
     case PROP_TLS_CA:
-      g_value_set_string(value, priv->settings.tls_ca.empty() ? nullptr : priv->settings.tls_ca.c_str());
+      g_value_set_string(value, priv->settings.node.tls_ca.empty() ? nullptr : priv->settings.node.tls_ca.c_str());
       break;
     case PROP_PUSH_STATE:
       g_value_set_string(value, Pusher::state_name(priv->push_state));
@@ -875,7 +805,7 @@ static GstStateChangeReturn gst_viewer_manager_change_state(GstElement *element,
   }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     // Viewers' webrtcbins are children: end them before the bin walks them.
-    self->priv->loop.invoke_sync([self] { self->priv->audience->remove_all("broadcast stopped"); });
+    self->priv->node->loop().invoke_sync([self] { self->priv->node->audience().remove_all("broadcast stopped"); });
   }
   GstStateChangeReturn ret =
       GST_ELEMENT_CLASS(gst_viewer_manager_parent_class)->change_state(element, transition);
@@ -902,7 +832,7 @@ static void gst_viewer_manager_dispose(GObject *object) {
 
 static void gst_viewer_manager_finalize(GObject *object) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
-  self->priv->audience.reset();
+  self->priv->node.reset();
   delete self->priv;
   G_OBJECT_CLASS(gst_viewer_manager_parent_class)->finalize(object);
 }
@@ -952,6 +882,6 @@ static void gst_viewer_manager_init(GstViewerManager *self) {
   gchar *uuid = g_uuid_string_random();
   self->priv->node_id = std::string(uuid).substr(0, 8);
   g_free(uuid);
-  self->priv->audience = std::make_unique<Audience>(GST_BIN(self), self->priv->loop, callbacks);
+  self->priv->node = std::make_unique<Node>(GST_BIN(self), callbacks);
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
 }

@@ -1,0 +1,74 @@
+#include "node.h"
+
+#include "common/debug.h"
+#include "common/fdlimit.h"
+
+#define GST_CAT_DEFAULT wb_viewer_debug
+
+namespace wb {
+
+Node::Node(GstBin *bin, Audience::Callbacks callbacks)
+    : bin_(bin), audience_(std::make_unique<Audience>(bin, loop_, std::move(callbacks))) {}
+
+Node::~Node() { stop(); }
+
+bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> push_inputs,
+                 Pusher::StateListener on_push_state, std::string *what, std::string *error) {
+  GST_DEBUG("open-file limit %lu", raise_open_file_limit());
+  loop_.start("viewermanager");
+  // Loading webrtcbin's plugins (webrtc, dtls, srtp, nice) and making the
+  // process's DTLS certificate (once, by the first dtlsdec) take a few
+  // hundred ms: pay them now rather than in the first viewer's answer,
+  // which after a restart is a relay waiting to resume.
+  loop_.invoke_async([] {
+    for (const char *factory : {"webrtcbin", "dtlsdec"}) {
+      GstElement *warm = gst_element_factory_make(factory, nullptr);
+      if (warm) gst_object_unref(gst_object_ref_sink(warm));
+    }
+  });
+  loop_.add_timer(500, [this] { audience_->reap(); });
+  if (!settings.tls_ca.empty()) {
+    GTlsDatabase *ca = load_tls_ca(settings.tls_ca, error);
+    if (!ca) {
+      *what = "Could not read tls-ca";
+      return false;
+    }
+    g_object_unref(ca);
+  }
+  audience_->set_children_tls_ca(settings.tls_ca);
+  if (!settings.push_url.empty()) {
+    PushConfig push;
+    push.url = settings.push_url;
+    push.token = settings.push_token;
+    push.tls_ca = settings.tls_ca;
+    push.transport = audience_->config().transport;
+    pusher_ = std::make_unique<Pusher>(bin_, std::move(push_inputs), push, std::move(on_push_state));
+  }
+  audience_->open_lite_port();
+  if (settings.port == 0) return true;
+  bool ok = false;
+  loop_.invoke_sync([&] {
+    Endpoint endpoint;
+    const TransportConfig transport = audience_->config().transport;
+    endpoint.token = settings.viewer_token;
+    if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
+    for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
+    server_ = std::make_unique<SignallingServer>(*audience_, endpoint, settings.http, settings.tls);
+    ok = server_->start(loop_.context(), settings.address, settings.port, error);
+    if (!ok) server_.reset();
+  });
+  if (!ok) *what = "Could not start the WHEP server";
+  return ok;
+}
+
+void Node::stop() {
+  pusher_.reset();
+  if (!loop_.running()) return;
+  loop_.invoke_sync([&] {
+    server_.reset();
+    audience_->remove_all("broadcast stopped");
+  });
+  loop_.stop();
+}
+
+}  // namespace wb

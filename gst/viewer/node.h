@@ -1,0 +1,56 @@
+// What a viewermanager starts and stops with its state, apart from the
+// element's own surface (properties, pads, signals): the control loop, the
+// audience and its reaper, the WHEP server and the WHIP pusher.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <memory>
+#include <string>
+
+#include "common/controlloop.h"
+#include "push/pusher.h"
+#include "signalling/server.h"
+#include "signalling/tls.h"
+#include "viewer/audience.h"
+
+namespace wb {
+
+struct NodeSettings {
+  guint port = 0;  // 0: no WHEP server
+  std::string address;
+  std::string push_url;  // empty: no push
+  std::string push_token;
+  std::string viewer_token;
+  TlsFiles tls;        // the WHEP server's
+  std::string tls_ca;  // for push-url and relay children
+  HttpLimits http;
+};
+
+class Node {
+ public:
+  Node(GstBin *bin, Audience::Callbacks callbacks);
+  ~Node();
+  Node(const Node &) = delete;
+  Node &operator=(const Node &) = delete;
+
+  Audience &audience() { return *audience_; }
+  const Audience &audience() const { return *audience_; }
+  ControlLoop &loop() { return loop_; }
+
+  // False, with a short `what` and the details in `error`, when a setting
+  // cannot be used (tls-ca unreadable, the server's port taken...).
+  bool start(const NodeSettings &settings, std::function<Pusher::Inputs()> push_inputs,
+             Pusher::StateListener on_push_state, std::string *what, std::string *error);
+  // Ends the push, the server and every session. Idempotent.
+  void stop();
+
+ private:
+  GstBin *bin_;
+  ControlLoop loop_;
+  std::unique_ptr<Audience> audience_;    // runs on loop_
+  std::unique_ptr<SignallingServer> server_;  // loop_'s thread only
+  std::unique_ptr<Pusher> pusher_;
+};
+
+}  // namespace wb
