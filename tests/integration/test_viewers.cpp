@@ -203,36 +203,49 @@ TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
 }
 
 // Where a fan-out's input says one instant of capture is: the running
-// time of a packet's PTS next to its RTP time, the latest of each.
+// time of a packet's PTS next to its RTP time, the latest of each. The
+// probe holds its own reference to what it writes: the streaming thread may
+// be inside it while the test ends.
 class CaptureClock {
  public:
-  explicit CaptureClock(GstElement *fanout) {
-    GstPad *pad = gst_element_get_static_pad(fanout, "sink");
-    gst_pad_add_probe(pad, GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST), on_data,
-                      this, nullptr);
-    gst_object_unref(pad);
+  struct Arrival {
+    guint32 rtp;
+    gint64 at_ns;  // the wall clock (Unix) when it reached the fan-out
+  };
+
+  explicit CaptureClock(GstElement *fanout) : pad_(gst_element_get_static_pad(fanout, "sink")) {
+    probe_ = gst_pad_add_probe(pad_, GstPadProbeType(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                               on_data, new std::shared_ptr<State>(state_),
+                               [](gpointer data) { delete static_cast<std::shared_ptr<State> *>(data); });
+  }
+  ~CaptureClock() {
+    gst_pad_remove_probe(pad_, probe_);
+    gst_object_unref(pad_);
   }
   // False until a packet with a valid running time went by.
   bool latest(GstClockTime *running, guint32 *rtp) const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    *running = running_;
-    *rtp = rtp_;
-    return GST_CLOCK_TIME_IS_VALID(running_);
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    *running = state_->running;
+    *rtp = state_->rtp;
+    return GST_CLOCK_TIME_IS_VALID(state_->running);
   }
-  // The last packets' RTP times, each with the wall clock (Unix, ns) when
-  // it reached the fan-out, which sends it at once.
-  struct Arrival {
-    guint32 rtp;
-    gint64 at_ns;
-  };
+  // The last packets' RTP times, each with when it reached the fan-out,
+  // which sends it at once.
   std::deque<Arrival> arrivals() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return arrivals_;
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    return state_->arrivals;
   }
 
  private:
+  struct State {
+    std::mutex mutex;
+    GstClockTime running = GST_CLOCK_TIME_NONE;
+    guint32 rtp = 0;
+    std::deque<Arrival> arrivals;
+  };
+
   static GstPadProbeReturn on_data(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
-    auto *self = static_cast<CaptureClock *>(data);
+    State &state = **static_cast<std::shared_ptr<State> *>(data);
     GstBuffer *buffer = GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_BUFFER_LIST
                             ? gst_buffer_list_get(GST_PAD_PROBE_INFO_BUFFER_LIST(info), 0)
                             : GST_PAD_PROBE_INFO_BUFFER(info);
@@ -241,21 +254,20 @@ class CaptureClock {
     if (buffer && event && GST_BUFFER_PTS_IS_VALID(buffer) && gst_rtp_buffer_map(buffer, GST_MAP_READ, &rtp)) {
       const GstSegment *segment;
       gst_event_parse_segment(event, &segment);
-      std::lock_guard<std::mutex> lock(self->mutex_);
-      self->running_ = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
-      self->rtp_ = gst_rtp_buffer_get_timestamp(&rtp);
-      self->arrivals_.push_back({self->rtp_, g_get_real_time() * 1000});
-      if (self->arrivals_.size() > 500) self->arrivals_.pop_front();
+      std::lock_guard<std::mutex> lock(state.mutex);
+      state.running = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+      state.rtp = gst_rtp_buffer_get_timestamp(&rtp);
+      state.arrivals.push_back({state.rtp, g_get_real_time() * 1000});
+      if (state.arrivals.size() > 500) state.arrivals.pop_front();
       gst_rtp_buffer_unmap(&rtp);
     }
     if (event) gst_event_unref(event);
     return GST_PAD_PROBE_OK;
   }
 
-  mutable std::mutex mutex_;
-  GstClockTime running_ = GST_CLOCK_TIME_NONE;
-  guint32 rtp_ = 0;
-  std::deque<Arrival> arrivals_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  GstPad *pad_;
+  gulong probe_ = 0;
 };
 
 // The NTP time, in ns, that a sender report puts on RTP time `rtp`.
