@@ -23,4 +23,14 @@ void return_free_memory() {
 #endif
 }
 
+void trim_thread_arena() {
+#ifdef __GLIBC__
+  // 64 KiB is glibc's FASTBIN_CONSOLIDATION_THRESHOLD; below its smallest
+  // mmap threshold (128 KiB), so the block comes from the arena. Volatile:
+  // a compiler may otherwise drop a malloc that is only freed.
+  void *volatile block = malloc(64 * 1024 + 4096);
+  free(block);
+#endif
+}
+
 }  // namespace wb

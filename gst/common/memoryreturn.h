@@ -32,4 +32,12 @@ class MemoryReturnPolicy {
 // malloc_trim(0) where the C library has it (glibc); nothing elsewhere.
 void return_free_memory();
 
+// glibc's malloc_trim() gives back the free pages inside every arena but
+// shrinks only the main arena's top chunk. A thread's arena gives back its
+// top (where a burst's blocks end up once all are freed, merged there by
+// malloc_trim's own consolidation) only on a free of 64 KiB or more in that
+// arena. A thread that has just taken over such an arena (a renewed offer
+// worker, see Workers::renew()) calls this first: one such free.
+void trim_thread_arena();
+
 }  // namespace wb

@@ -4,6 +4,7 @@
 #include <libsoup/soup.h>
 
 
+#include "common/memoryreturn.h"
 #include "common/strings.h"
 #include "common/workers.h"
 #include "signalling/viewerpage.h"
@@ -243,7 +244,7 @@ bool SignallingServer::start(GMainContext *context, const std::string &address, 
   GTlsCertificate *certificate = nullptr;
   if (tls_.enabled() && !(certificate = load_tls_certificate(tls_, error))) return false;
   context_ = context;
-  workers_ = std::make_unique<Workers>("whep-answer", kJoinWorkers, kMaxQueuedJoins);
+  workers_ = std::make_unique<Workers>("whep-answer", kJoinWorkers, kMaxQueuedJoins, trim_thread_arena);
   server_ = soup_server_new("server-header", "webrtcbroadcast ", "tls-certificate", certificate, nullptr);
   if (certificate) g_object_unref(certificate);
   g_signal_connect(server_, "request-started", G_CALLBACK(on_request_started), this);
@@ -271,6 +272,16 @@ bool SignallingServer::start(GMainContext *context, const std::string &address, 
   GST_INFO("%s endpoint listening on %s://%s:%u", endpoint_.path.c_str(), tls_.enabled() ? "https" : "http",
            address.c_str(), port);
   return true;
+}
+
+void SignallingServer::renew_workers(const std::function<void()> &between) {
+  if (!workers_) {
+    if (between) between();
+    return;
+  }
+  // Idle threads exit at once; a join being answered is not waited for long.
+  const unsigned exited = workers_->renew(std::chrono::milliseconds(200), between);
+  GST_DEBUG("%u of the offer workers renewed", exited);
 }
 
 void SignallingServer::stop() {

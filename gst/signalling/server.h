@@ -145,6 +145,10 @@ class SignallingServer {
   // (the server's sources attach to it). port 0 picks a free port.
   bool start(GMainContext *context, const std::string &address, unsigned port, std::string *error);
   void stop();
+  // Workers::renew() on the threads that answer offers, with `between` run
+  // once the old ones are gone: what a burst of offers left in their
+  // per-thread caches is free by then.
+  void renew_workers(const std::function<void()> &between);
 
  private:
   struct Connection;

@@ -321,7 +321,7 @@ void Audience::remove_all(const std::string &reason) {
   for (const auto &id : ids) remove(id, reason);
 }
 
-void Audience::reap() {
+size_t Audience::reap() {
   gint64 now = g_get_monotonic_time();
   std::vector<std::pair<std::string, std::string>> doomed;
   {
@@ -336,15 +336,8 @@ void Audience::reap() {
     }
   }
   for (const auto &d : doomed) remove(d.first, d.second);
-  unsigned left;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    left = unsigned(sessions_.size());
-  }
-  if (memory_return_.on_tick(left)) {
-    GST_INFO("a burst of viewers has gone (%u left): returning free memory to the system", left);
-    return_free_memory();
-  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sessions_.size();
 }
 
 }  // namespace wb

@@ -16,7 +16,6 @@
 #include <string>
 
 #include "common/controlloop.h"
-#include "common/memoryreturn.h"
 #include "fanout/fanout.h"
 #include "signalling/server.h"
 #include "tree/children.h"
@@ -85,9 +84,9 @@ class Audience : public SessionHandler {
 
   bool remove(const std::string &session_id, const std::string &reason);
   void remove_all(const std::string &reason);
-  // Removes viewers that never connected or went silent, and returns free
-  // memory once a burst has gone; run periodically.
-  void reap();
+  // Removes viewers that never connected or went silent; run periodically.
+  // Returns the sessions left.
+  size_t reap();
   NodeStats stats() const;
   // See Children::set_tls_ca().
   void set_children_tls_ca(const std::string &tls_ca) { children_.set_tls_ca(tls_ca); }
@@ -125,7 +124,6 @@ class Audience : public SessionHandler {
   unsigned joins_in_flight_ = 0;
   std::shared_ptr<IceLitePort> lite_port_;
   std::shared_ptr<SenderPool> senders_;  // opened and closed with lite_port_
-  MemoryReturnPolicy memory_return_;  // reap() only
   std::string lite_port_error_;  // why it could not be opened with the current config
   // Cleared on destruction; transport callbacks that arrive late check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -26,7 +26,10 @@ bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> p
       if (warm) gst_object_unref(gst_object_ref_sink(warm));
     }
   });
-  loop_.add_timer(500, [this] { audience_->reap(); });
+  loop_.add_timer(500, [this] {
+    const size_t left = audience_->reap();
+    if (memory_return_.on_tick(left)) return_memory(left);
+  });
   if (!settings.tls_ca.empty()) {
     GTlsDatabase *ca = load_tls_ca(settings.tls_ca, error);
     if (!ca) {
@@ -59,6 +62,14 @@ bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> p
   });
   if (!ok) *what = "Could not start the WHEP server";
   return ok;
+}
+
+void Node::return_memory(size_t sessions_left) {
+  GST_INFO("a burst of viewers has gone (%zu left): returning free memory to the system", sessions_left);
+  if (server_)
+    server_->renew_workers(return_free_memory);  // each new worker then trims the arena it takes over
+  else
+    return_free_memory();
 }
 
 void Node::stop() {

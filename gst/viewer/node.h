@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/controlloop.h"
+#include "common/memoryreturn.h"
 #include "push/pusher.h"
 #include "signalling/server.h"
 #include "signalling/tls.h"
@@ -46,8 +47,13 @@ class Node {
   void stop();
 
  private:
+  // Once a burst of viewers has gone: the offer workers' caches, then every
+  // free page, back to the system.
+  void return_memory(size_t sessions_left);
+
   GstBin *bin_;
   ControlLoop loop_;
+  MemoryReturnPolicy memory_return_;  // loop_'s thread only
   std::unique_ptr<Audience> audience_;    // runs on loop_
   std::unique_ptr<SignallingServer> server_;  // loop_'s thread only
   std::unique_ptr<Pusher> pusher_;

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include "common/memoryreturn.h"
 #include "common/workers.h"
@@ -73,6 +75,72 @@ TEST(Workers, AFullQueueRefusesInsteadOfGrowing) {
     cv.notify_all();
   }  // joins: the running jobs finish; the waiting ones are dropped or run
   EXPECT_GE(finished.load(), 2u);
+}
+
+TEST(Workers, RenewReplacesIdleThreadsAndLetsABusyOneFinishItsJob) {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  bool blocked_started = false;
+  std::set<std::thread::id> before, after;
+  std::atomic<unsigned> after_count{0};
+  std::atomic<unsigned> starts{0};
+  // Declared after `workers`: runs first, so that a failed assertion does
+  // not leave the pool's destructor joining a thread that never returns.
+  struct Release {
+    std::mutex &mutex;
+    std::condition_variable &cv;
+    bool &release;
+    ~Release() {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        release = true;
+      }
+      cv.notify_all();
+    }
+  };
+  Workers workers("test", 2, 32, [&] { ++starts; });
+  Release release_on_exit{mutex, cv, release};
+  // One thread stays busy through the renewal; the other is idle.
+  ASSERT_TRUE(workers.post([&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    before.insert(std::this_thread::get_id());
+    blocked_started = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  }));
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return blocked_started; }));
+  }
+  // The idle old thread exits within the wait; the busy one cannot.
+  // `between` runs once, after the wait, before any new thread starts.
+  unsigned betweens = 0;
+  EXPECT_EQ(workers.renew(std::chrono::milliseconds(300), [&] { ++betweens; }), 1u);
+  EXPECT_EQ(betweens, 1u);
+  // New jobs run on the new threads, never on the busy old one.
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(workers.post([&] {
+      std::lock_guard<std::mutex> lock(mutex);
+      after.insert(std::this_thread::get_id());
+      ++after_count;
+      cv.notify_all();
+    }));
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return after_count == 20; }));
+    for (const auto &id : after) EXPECT_EQ(before.count(id), 0u);
+    release = true;
+  }
+  cv.notify_all();
+  // Two threads started at construction, two at the renewal.
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+       starts < 4 && std::chrono::steady_clock::now() < deadline;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(starts.load(), 4u);
+  // The busy thread exits once its job returns: the next renewal joins it
+  // with the two current ones.
+  EXPECT_EQ(workers.renew(std::chrono::seconds(5), nullptr), 3u);
 }
 
 TEST(MemoryReturnPolicy, ReturnsMemoryOnceABurstHasDrainedAndSettled) {
