@@ -78,6 +78,10 @@ cycles_mode() {
     left=$(progress_value left "$OUT/load.log")
     if [ -n "$left" ] && [ "$left" -ge "$mark" ] && [ "$mark" -le "$cycles" ]; then
       echo "$mark $(date +%s) $(resources_of "$pid") $(viewers_now) $(progress_value connected "$OUT/load.log") $(progress_value lost "$OUT/load.log")" >>"$OUT/marks.txt"
+      # Resident kB per mapping (start address), to tell which of glibc's
+      # arenas or which library grew between marks.
+      awk '/^[0-9a-f]+-[0-9a-f]+ / { split($1, a, "-"); m = a[1]; n = $6 } /^Rss:/ { print m, $2, n }' \
+        "/proc/$pid/smaps" >"$OUT/mark-$mark.rss" 2>/dev/null || true
       mark=$((mark + 1000))
     fi
     sleep 0.5

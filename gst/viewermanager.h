@@ -63,7 +63,8 @@ enum ViewerProperty : guint {
   "(new, connected, failed or closed), remote-address (ip:port media goes to), and, counted from the connection "  \
   "on as guint64: rtcp-received (SRTCP packets that authenticated), srtcp-rejected, pli-received, fir-received "     \
   "(FIR entries), nack-received (NACK packets), nacked-packets (sequence numbers they ask for), consent-answers "   \
-  "(our consent checks, RFC 7675, the viewer answered); and per stream "                                          \
+  "(our consent checks, RFC 7675, the viewer answered), dtls-released (boolean: OpenSSL's state for the viewer "  \
+  "freed, once its first SRTCP packet proved it has the keys); and per stream "                                   \
   "once media starts, prefixed video- or audio-: ssrc, packets-sent and octets-sent (uint, payload octets, both "    \
   "wrapping at 2^32 as in RTCP sender reports), reports-received (uint, receiver report blocks about the stream), " \
   "and from the latest block (0 before one): fraction-lost (double, 0..1), packets-lost (int, cumulative), "        \

@@ -158,7 +158,7 @@ void DtlsEndpoint::start(int64_t now_ns) {
 
 void DtlsEndpoint::on_datagram(const uint8_t *data, size_t len, int64_t now_ns) {
   if (state_ == State::Idle) start(now_ns);
-  if (state_ == State::Failed || state_ == State::Closed) return;
+  if (state_ == State::Failed || state_ == State::Closed || released()) return;
   BIO_write(in_, data, int(len));
   if (state_ == State::Handshaking) {
     advance(now_ns);
@@ -277,12 +277,29 @@ void DtlsEndpoint::fail(const std::string &why) {
   deadline_ = INT64_MAX;
 }
 
+void DtlsEndpoint::release() {
+  if (state_ != State::Connected || !ssl_) return;
+  // The alert is sealed with the current keys and the next record number;
+  // nothing else of ours follows it, so it is as good later as now.
+  ERR_clear_error();
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+  close_notify_.resize(BIO_ctrl_pending(out_));
+  if (!close_notify_.empty()) BIO_read(out_, close_notify_.data(), int(close_notify_.size()));
+  SSL_free(ssl_);  // and in_, out_
+  ssl_ = nullptr;
+  in_ = out_ = nullptr;
+}
+
 void DtlsEndpoint::close() {
-  if (state_ == State::Connected) {
+  if (state_ == State::Connected && ssl_) {
     ERR_clear_error();
     SSL_shutdown(ssl_);
     ERR_clear_error();
     flush();
+  } else if (state_ == State::Connected && !close_notify_.empty()) {
+    send_(close_notify_.data(), close_notify_.size());
+    close_notify_.clear();
   }
   if (state_ != State::Failed) state_ = State::Closed;  // a failure stays readable
   deadline_ = INT64_MAX;

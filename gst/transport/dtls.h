@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "transport/srtpcontext.h"
 
@@ -71,6 +72,15 @@ class DtlsEndpoint {
   int64_t next_deadline() const { return deadline_; }  // INT64_MAX: none
   // Sends close_notify if connected; later calls do nothing.
   void close();
+  // Once the peer has proved that it finished the handshake (a packet
+  // protected with the exported keys came from it), OpenSSL's state serves
+  // nothing but our close_notify: the peer will not retransmit its last
+  // flight, and we read nothing else from it. Frees that state (~75 kB: the
+  // record and handshake buffers OpenSSL keeps for retransmission, see
+  // docs/soak.md), keeping a close_notify record written now for close().
+  // Connected only; later calls do nothing.
+  void release();
+  bool released() const { return state_ == State::Connected && !ssl_; }
 
   DtlsRole role() const { return role_; }
   bool connected() const { return state_ == State::Connected; }
@@ -100,6 +110,7 @@ class DtlsEndpoint {
   int64_t started_ = 0;
   int64_t deadline_ = INT64_MAX;
   SrtpKeyMaterial keys_{};
+  std::vector<uint8_t> close_notify_;  // after release()
 };
 
 }  // namespace wb

@@ -253,6 +253,9 @@ void LiteTransport::handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns
   }
   ++rtcp_counts_.received;
   last_heard_us_.store(now_ns / 1000);
+  // Sealed with the keys the handshake exported: the viewer has finished
+  // it, and OpenSSL's state for it can go.
+  dtls_->release();
   if (rtcp::parse(data, len, feedback))
     count_feedback_locked(*feedback);
   else
@@ -382,6 +385,7 @@ LiteTransport::Stats LiteTransport::stats() const {
   if (socket_) stats.remote_address = describe(remote_);
   stats.rtcp = rtcp_counts_;
   stats.consent_answers = consent_answers_;
+  stats.dtls_released = dtls_->released();
   for (const auto &stream : streams_) {
     const SentCounters::Snapshot sent = stream.sent.counters->snapshot();
     stats.streams.push_back(

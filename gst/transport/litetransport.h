@@ -93,6 +93,7 @@ class LiteTransport {
     std::string remote_address;  // "ip:port" media goes to; empty before the first check
     RtcpCounts rtcp;
     uint64_t consent_answers = 0;  // our consent checks the viewer answered
+    bool dtls_released = false;    // DtlsEndpoint::release(): the first SRTCP that authenticated
     std::vector<StreamStats> streams;  // in the order they were added
   };
   static const char *state_name(State state);

@@ -183,7 +183,8 @@ void LiteViewerTransport::add_stats(GstStructure *s, const std::vector<Subscript
                     "fir-received", G_TYPE_UINT64, lite.rtcp.fir,
                     "nack-received", G_TYPE_UINT64, lite.rtcp.nack_packets,
                     "nacked-packets", G_TYPE_UINT64, lite.rtcp.nacked_seqs,
-                    "consent-answers", G_TYPE_UINT64, lite.consent_answers, nullptr);
+                    "consent-answers", G_TYPE_UINT64, lite.consent_answers,
+                    "dtls-released", G_TYPE_BOOLEAN, gboolean(lite.dtls_released), nullptr);
   for (const auto &stream : lite.streams)
     for (const auto &sub : subscriptions)
       if (sub.ssrc == stream.ssrc)

@@ -533,6 +533,9 @@ TEST(Viewers, StatsShowWhatWasSentAndTheViewersReceiverReports) {
   EXPECT_EQ(text(stats, "remote-address").rfind("127.0.0.1:", 0), 0u) << describe(stats);
   EXPECT_GT(count(stats, "rtcp-received"), 0u);
   EXPECT_EQ(count(stats, "srtcp-rejected"), 0u);
+  // An authenticated SRTCP packet proved the viewer finished the handshake.
+  gboolean released = FALSE;
+  EXPECT_TRUE(gst_structure_get_boolean(stats.get(), "dtls-released", &released) && released) << describe(stats);
   for (const std::string kind : {"video", "audio"}) {
     auto field = [&](const char *name) { return kind + "-" + name; };
     SCOPED_TRACE(kind + ": " + describe(stats));

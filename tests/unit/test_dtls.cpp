@@ -296,6 +296,54 @@ TEST(Dtls, CloseSendsCloseNotifyOnce) {
   EXPECT_NE(link.server->failure().find("closed"), std::string::npos) << link.server->failure();
 }
 
+// What a connected viewer holds once it has proved it has the keys: the
+// keys and a close_notify written in advance, no OpenSSL state.
+TEST(Dtls, ReleasedStateKeepsTheKeysAndAValidCloseNotify) {
+  Link link(client_identity()->fingerprint(), server_identity()->fingerprint());
+  link.start();
+  link.pump();
+  ASSERT_TRUE(link.client->connected() && link.server->connected());
+  wb::SrtpKeyMaterial keys = link.server->keys();
+  link.server->release();
+  link.server->release();
+  EXPECT_TRUE(link.server->released());
+  EXPECT_TRUE(link.server->connected());
+  EXPECT_EQ(0, std::memcmp(keys.local, link.server->keys().local, wb::SrtpKeyMaterial::kKeySalt));
+  EXPECT_EQ(0, std::memcmp(keys.remote, link.server->keys().remote, wb::SrtpKeyMaterial::kKeySalt));
+  EXPECT_TRUE(link.to_client.empty()) << "release() sent something";
+  // Whatever DTLS the client still sends is ignored, without a reply.
+  link.client->close();
+  ASSERT_EQ(link.to_server.size(), 1u);
+  link.server->on_datagram(link.to_server.front().data(), link.to_server.front().size(), now_ns());
+  link.to_server.clear();
+  EXPECT_TRUE(link.server->connected());
+  EXPECT_TRUE(link.to_client.empty());
+
+  // A fresh pair: the server's close_notify, sealed at release(), is read
+  // by the client as the end of the association, once.
+  Link fresh(client_identity()->fingerprint(), server_identity()->fingerprint());
+  fresh.start();
+  fresh.pump();
+  ASSERT_TRUE(fresh.client->connected() && fresh.server->connected());
+  fresh.server->release();
+  fresh.server->close();
+  fresh.server->close();
+  EXPECT_FALSE(fresh.server->connected());
+  ASSERT_EQ(fresh.to_client.size(), 1u);
+  fresh.client->on_datagram(fresh.to_client.front().data(), fresh.to_client.front().size(), now_ns());
+  ASSERT_TRUE(fresh.client->failed());
+  EXPECT_NE(fresh.client->failure().find("closed"), std::string::npos) << fresh.client->failure();
+}
+
+TEST(Dtls, ReleaseBeforeConnectedDoesNothing) {
+  Link link(client_identity()->fingerprint(), server_identity()->fingerprint());
+  link.server->release();  // idle
+  link.start();
+  link.pump();
+  ASSERT_TRUE(link.server->connected());
+  EXPECT_FALSE(link.server->released());
+}
+
 // One identity's SSL_CTX serves endpoints on several threads at once, as
 // the plugin's streaming threads and the load generator's loop would.
 TEST(Dtls, SharedIdentitiesAcrossThreads) {
