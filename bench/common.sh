@@ -29,10 +29,11 @@ install_build_enter_netns() {
   enter_netns "$@"
 }
 
-# Stops the server started last (SERVER_PID): SIGINT, then SIGKILL after 3 s.
+# Stops the server started last (SERVER_PID): SIGINT, then SIGKILL after
+# STOP_WAIT seconds (3; a sanitized server needs longer for its leak check).
 stop_server() {
   kill -INT "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq $((${STOP_WAIT:-3} * 10))); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
 }

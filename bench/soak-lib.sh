@@ -8,7 +8,7 @@
 ROOT=$PWD
 B=${BUILD:-$ROOT/build}
 PORT=${PORT:-18500}
-LOAD=$B/tools/gst-broadcast-load
+LOAD=${LOAD:-$B/tools/gst-broadcast-load}  # set it to use an unsanitized generator with BUILD=build-asan
 CLK_TCK=$(getconf CLK_TCK)
 say() { echo "[$(basename "$0" .sh)] $*" >&2; }
 
