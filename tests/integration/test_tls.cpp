@@ -298,14 +298,16 @@ TEST_F(Tls, RefusedHandshakesHoldNoConnectionAndNoDescriptor) {
       << "no good HTTPS request got through";
   const unsigned before = open_descriptors();
   for (int i = 0; i < 20; ++i) EXPECT_EQ(http_request("GET", node.url("/")).status, 0);
-  // Past every deadline, the four connection places are free again: five
-  // good requests in a row get through. (Generous: under ASan on a loaded
-  // machine five handshakes in a row took more than 5 s.)
+  // Past every deadline, the four connection places are free again: were
+  // the 20 refused ones still held, no request could get through at all.
+  // Five must. Not "in a row": under ASan on a loaded machine one good
+  // handshake now and then outlasts the 1 s request timeout itself (CI run
+  // of 3646dec), which says nothing about the places.
+  int good = 0;
   EXPECT_TRUE(wait_until([&] {
-    for (int i = 0; i < 5; ++i)
-      if (http_request("GET", node.url("/"), "", "", {}, true, pki_->ca).status != 200) return false;
-    return true;
-  }, 15000ms));
+    good += http_request("GET", node.url("/"), "", "", {}, true, pki_->ca).status == 200;
+    return good >= 5;
+  }, 30000ms)) << good << " of 5 good requests got through";
   EXPECT_TRUE(wait_until([&] { return open_descriptors() <= before + 2; }, 3000ms))
       << before << " descriptors before, " << open_descriptors() << " after";
 }
