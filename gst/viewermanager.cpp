@@ -23,6 +23,7 @@
 #include "common/debug.h"
 #include "common/strings.h"
 #include "fanout/fanout.h"
+#include "relaysrc.h"
 #include "viewer/audience.h"
 #include "viewer/node.h"
 
@@ -43,11 +44,15 @@ struct MediaInput {
 // Defaults of the settings kept here; the audience's are AudienceConfig's
 // and HttpLimits' own.
 constexpr const char *DEFAULT_PROP_ADDRESS = "0.0.0.0";
+constexpr const char *DEFAULT_PROP_METRICS_PATH = "/metrics";
 constexpr guint DEFAULT_PROP_KEYFRAME_MIN_INTERVAL = 250;
 constexpr ReportTime DEFAULT_PROP_SENDER_REPORT_TIME = ReportTime::Capture;
 
 struct Settings {
-  Settings() { node.address = DEFAULT_PROP_ADDRESS; }
+  Settings() {
+    node.address = DEFAULT_PROP_ADDRESS;
+    node.metrics_path = DEFAULT_PROP_METRICS_PATH;
+  }
   NodeSettings node;  // read when the element starts
   guint keyframe_min_interval_ms = DEFAULT_PROP_KEYFRAME_MIN_INTERVAL;
   ReportTime report_time = DEFAULT_PROP_SENDER_REPORT_TIME;
@@ -249,6 +254,17 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "instead of the system's (for a private CA). A push certificate that does not verify fails the push "
       "attempt, retried with backoff; a child's makes that child unreachable until one does",
       nullptr, flags);
+  specs[PROP_METRICS_PATH] = g_param_spec_string(
+      "metrics-path", "Metrics path",
+      "Path on the WHEP server's port where GET serves the node's metrics in the Prometheus text format "
+      "(viewers, bytes and packets out, keyframe requests, NACK and PLI, answer-time, first-keyframe and "
+      "receiver-report histograms, relay children, push and upstream state, per-shard CPU); empty: none",
+      DEFAULT_PROP_METRICS_PATH, flags);
+  specs[PROP_METRICS_TOKEN] = g_param_spec_string(
+      "metrics-token", "Metrics token",
+      "A scrape of metrics-path must send Authorization: Bearer <this>, else 401 (default: anyone may read "
+      "them)",
+      nullptr, flags);
   return specs;
 }
 
@@ -421,6 +437,53 @@ bool start(GstViewerManager *self) {
 
 void stop(GstViewerManager *self) { self->priv->node->stop(); }
 
+// For the metrics: the push, and every relaysrc of the pipeline this
+// element is in (a relay node's upstream). Whatever thread scrapes.
+void add_links(GstViewerManager *self, NodeStats *stats) {
+  {
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    if (!self->priv->settings.node.push_url.empty())
+      stats->pushes.push_back({"", self->priv->settings.node.push_url, Pusher::state_name(self->priv->push_state), 0});
+  }
+  GstObject *top = GST_OBJECT(gst_object_ref(self));
+  while (GstObject *parent = gst_object_get_parent(top)) {
+    gst_object_unref(top);
+    top = parent;
+  }
+  GstIterator *it = GST_IS_BIN(top) ? gst_bin_iterate_recurse(GST_BIN(top)) : nullptr;
+  GValue item = G_VALUE_INIT;
+  for (bool done = !it; !done;) {
+    switch (gst_iterator_next(it, &item)) {
+      case GST_ITERATOR_OK: {
+        GObject *element = G_OBJECT(g_value_get_object(&item));
+        if (G_TYPE_CHECK_INSTANCE_TYPE(element, GST_TYPE_RELAY_SRC)) {
+          gchar *state = nullptr, *url = nullptr, *location = nullptr;
+          guint reconnects = 0;
+          g_object_get(element, "upstream-state", &state, "upstream-url", &url, "location", &location, "reconnects",
+                       &reconnects, nullptr);
+          gchar *name = gst_object_get_name(GST_OBJECT(element));
+          stats->upstreams.push_back({name, url ? url : location ? location : "", state ? state : "idle", reconnects});
+          g_free(name);
+          g_free(state);
+          g_free(url);
+          g_free(location);
+        }
+        g_value_reset(&item);
+        break;
+      }
+      case GST_ITERATOR_RESYNC:
+        stats->upstreams.clear();
+        gst_iterator_resync(it);
+        break;
+      default:
+        done = true;
+    }
+  }
+  g_value_unset(&item);
+  if (it) gst_iterator_free(it);
+  gst_object_unref(top);
+}
+
 std::string node_path(GstViewerManager *self) {
   std::lock_guard<std::mutex> lock(self->priv->lock);
   return self->priv->upstream_path.empty() ? self->priv->node_id : self->priv->upstream_path;
@@ -495,6 +558,16 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
     case PROP_VIEWER_TOKEN: {
       std::lock_guard<std::mutex> lock(priv->lock);
       priv->settings.node.viewer_token = str ? str : "";
+      return;
+    }
+    case PROP_METRICS_PATH: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.node.metrics_path = str ? str : "";
+      return;
+    }
+    case PROP_METRICS_TOKEN: {
+      std::lock_guard<std::mutex> lock(priv->lock);
+      priv->settings.node.metrics_token = str ? str : "";
       return;
     }
     case PROP_TLS_CERTIFICATE:
@@ -674,6 +747,13 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_TLS_CA:
       g_value_set_string(value, priv->settings.node.tls_ca.empty() ? nullptr : priv->settings.node.tls_ca.c_str());
+      break;
+    case PROP_METRICS_PATH:
+      g_value_set_string(value, priv->settings.node.metrics_path.c_str());
+      break;
+    case PROP_METRICS_TOKEN:
+      g_value_set_string(value,
+                         priv->settings.node.metrics_token.empty() ? nullptr : priv->settings.node.metrics_token.c_str());
       break;
     case PROP_PUSH_STATE:
       g_value_set_string(value, Pusher::state_name(priv->push_state));
@@ -876,6 +956,7 @@ static void gst_viewer_manager_init(GstViewerManager *self) {
   callbacks.count_changed = [self] { g_object_notify(G_OBJECT(self), "viewer-count"); };
   callbacks.path = [self] { return node_path(self); };
   callbacks.instance = [self] { return self->priv->node_id; };
+  callbacks.links = [self](NodeStats *stats) { add_links(self, stats); };
   callbacks.authorize = [self](const SessionHandler::Access &a) {
     return emit_authorize(GST_ELEMENT(self), signals.authorize, a.method, a.path, a.authorization, a.remote_address);
   };

@@ -26,6 +26,9 @@ if [ "${WB_WITH_BENCH:-0}" = 1 ]; then
   packages+=(janus jq linux-perf)
 fi
 if [ "${WB_WITH_BROWSER:-1}" = 1 ]; then
+  # The metrics tests read /metrics with Prometheus' own promtool and a
+  # Prometheus server (which the tests start themselves: see below).
+  packages+=(prometheus)
   packages+=(chromium)
   # Keep a Node.js that is already there (it may not be Debian's).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -38,7 +41,17 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "Installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -q
+  # No service starts at install (Prometheus' would listen on every address):
+  # the tests run their own servers, bound to loopback.
+  policy=/usr/sbin/policy-rc.d
+  restore_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    restore_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -z "$restore_policy" ] || $SUDO rm -f "$policy"
 fi
 
 if [ "${WB_WITH_BROWSER:-1}" = 1 ] && [ ! -d tests/browser/node_modules/playwright-core ]; then

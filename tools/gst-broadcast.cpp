@@ -89,6 +89,8 @@ struct Options {
   gchar *push = nullptr;
   gchar *push_token = nullptr;
   gchar *viewer_token = nullptr;
+  gchar *metrics = nullptr;        // null: the sink's default path
+  gchar *metrics_token = nullptr;
   gchar *tls_cert = nullptr;
   gchar *tls_key = nullptr;
   gchar *tls_ca = nullptr;
@@ -110,6 +112,8 @@ struct Options {
     g_free(push);
     g_free(push_token);
     g_free(viewer_token);
+    g_free(metrics);
+    g_free(metrics_token);
     g_free(tls_cert);
     g_free(tls_key);
     g_free(tls_ca);
@@ -1025,6 +1029,11 @@ void announce(App *app) {
     // The token rides in the fragment, which the page reads and no browser sends to a server.
     const std::string page = base + "/" + (opt.viewer_token ? std::string("#token=") + opt.viewer_token : "");
     g_print("%s at %s  (WHEP endpoint: %s/whep)\n", verb, page.c_str(), base.c_str());
+    gchar *metrics = nullptr;
+    g_object_get(app->sink, "metrics-path", &metrics, nullptr);
+    if (metrics && *metrics)
+      g_print("Prometheus metrics at %s%s%s\n", base.c_str(), metrics, opt.metrics_token ? "  (scrapers must send the token)" : "");
+    g_free(metrics);
   }
   if (opt.push) g_print("Pushing to %s\n", opt.push);
   g_print("Press Ctrl-C to stop.\n");
@@ -1076,6 +1085,8 @@ bool start_pipeline(App *app) {
   set_string(app->sink, "push-url", opt.push);
   set_string(app->sink, "push-token", opt.push_token);
   set_string(app->sink, "viewer-token", opt.viewer_token);
+  if (opt.metrics) set_string(app->sink, "metrics-path", g_str_equal(opt.metrics, "none") ? "" : opt.metrics);
+  set_string(app->sink, "metrics-token", opt.metrics_token);
   set_string(app->sink, "tls-certificate", opt.tls_cert);
   set_string(app->sink, "tls-key", opt.tls_key);
   set_string(app->sink, "tls-ca", opt.tls_ca);
@@ -1404,6 +1415,10 @@ int main(int argc, char **argv) {
        "Only viewers sending Authorization: Bearer TOKEN may watch (401 otherwise); share the page as "
        "http(s)://HOST:PORT/#token=TOKEN (default: anyone may watch)",
        "TOKEN"},
+      {"metrics", 0, 0, G_OPTION_ARG_STRING, &opt.metrics,
+       "Serve Prometheus metrics at this path on --port, or none (default: /metrics)", "PATH"},
+      {"metrics-token", 0, 0, G_OPTION_ARG_STRING, &opt.metrics_token,
+       "Scrapers of --metrics must send Authorization: Bearer TOKEN, 401 otherwise (default: none)", "TOKEN"},
       {"push-token", 0, 0, G_OPTION_ARG_STRING, &opt.push_token,
        "Sent with --push as Authorization: Bearer (default: none)", "TOKEN"},
       {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_cert,

@@ -49,6 +49,7 @@ struct Subscriber {
   // Counted in Core::waiting until its gate opens or it leaves, whichever
   // comes first (the one that clears this).
   std::atomic<bool> counted_waiting{false};
+  gint64 started_us = 0;  // monotonic; set before `started`, for the keyframe wait
 
   // Sequence numbers the viewer reported lost (NACK, in the viewer's
   // numbering), from its transport's thread, for the delivering thread:
@@ -87,6 +88,9 @@ struct Core {
   // the streaming thread repeats the request.
   std::atomic<int> waiting{0};
   std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> packets_out{0};  // retransmissions not included
+  // From a video subscriber's start to the keyframe its delivery starts with.
+  wb::Histogram keyframe_wait{wb::buckets::kKeyframeWaitSeconds};
   std::atomic<uint64_t> retransmitted{0};
   std::atomic<uint64_t> nacked_not_kept{0};
 };
@@ -270,8 +274,10 @@ uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now)
 }
 
 // Everything one subscriber does with one batch: keyframe gate, NACK
-// answers, rewrite, send. Returns the bytes sent. The delivering thread.
-uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out, gint64 now) {
+// answers, rewrite, send. Returns the bytes sent and adds the packets to
+// `packets`. The delivering thread.
+uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out, gint64 now,
+                    uint64_t &packets) {
   const size_t n = batch.refs.size();
   size_t first = 0;
   if (!sub.has_keyframe.load(std::memory_order_relaxed)) {
@@ -279,13 +285,17 @@ uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBat
     if (first == n) return 0;
     GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": keyframe, starting delivery", core.name.c_str(), sub.id);
     sub.has_keyframe.store(true, std::memory_order_relaxed);
-    if (sub.counted_waiting.exchange(false)) core.waiting.fetch_sub(1);
+    if (sub.counted_waiting.exchange(false)) {
+      core.waiting.fetch_sub(1);
+      core.keyframe_wait.observe(double(now - sub.started_us) / G_USEC_PER_SEC);
+    }
   }
   uint64_t bytes = 0;
   // Before the new packets, so these stay the last the sender counted.
   if (sub.has_nacks.load(std::memory_order_acquire) && sub.direct) bytes += retransmit(core, sub, out, now);
   sub.last_seq = sequence_of(batch.refs[n - 1]);
   sub.delivered += uint32_t(n - first);
+  packets += n - first;
   if (sub.direct) {
     bytes += sub.direct->send(batch.refs.data() + first, n - first, sub.rewrite, out);
     // A viewer's webrtcbin writes the RTCP sender reports a browser needs
@@ -320,10 +330,11 @@ uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBat
 void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
   wb::SendBatch &out = wb::SendBatch::for_this_thread();
   const gint64 now = g_get_monotonic_time();
-  uint64_t bytes = 0;
-  for (const auto &sub : lane.subscribers) bytes += deliver_to(core, *sub, batch, out, now);
+  uint64_t bytes = 0, packets = 0;
+  for (const auto &sub : lane.subscribers) bytes += deliver_to(core, *sub, batch, out, now, packets);
   out.flush();
   core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+  core.packets_out.fetch_add(packets, std::memory_order_relaxed);
 }
 
 // Takes `sub` off its shard, after the batches already queued for it; it
@@ -409,11 +420,12 @@ void deliver(WbFanout *self, std::vector<GstBuffer *> buffers) {
         }, true);
       }
     wb::SendBatch &out = wb::SendBatch::for_this_thread();
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, packets = 0;
     for (const auto &sub : *with_pads)
-      if (sub->started.load(std::memory_order_acquire)) bytes += deliver_to(core, *sub, *batch, out, now);
+      if (sub->started.load(std::memory_order_acquire)) bytes += deliver_to(core, *sub, *batch, out, now, packets);
     out.flush();
     core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+    core.packets_out.fetch_add(packets, std::memory_order_relaxed);
   }
   if (batch->video && st.keyframes.due(KeyframeRequests::Clock::now(), core.waiting.load() > 0))
     send_keyframe_request(self);
@@ -670,6 +682,7 @@ void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender>
   const bool video = codec_is_video(fanout_get_codec(fanout));
   Core &core = *fanout->state->core;
   sub->direct = std::move(direct);
+  sub->started_us = g_get_monotonic_time();
   if (video) {
     sub->counted_waiting.store(true);
     core.waiting.fetch_add(1);
@@ -766,6 +779,8 @@ FanoutStats fanout_get_stats(WbFanout *fanout) {
   FanoutStats stats;
   stats.packets_in = st.packets_in.load();
   stats.bytes_out = st.core->bytes_out.load();
+  stats.packets_out = st.core->packets_out.load();
+  stats.keyframe_wait = st.core->keyframe_wait.snapshot();
   stats.keyframe_requests_received = st.keyframes.requests_received();
   stats.keyframe_requests_sent = st.keyframes.requests_sent_upstream();
   stats.packets_retransmitted = st.core->retransmitted.load();

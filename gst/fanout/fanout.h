@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "common/histogram.h"
 #include "fanout/senderpool.h"
 #include "rtp/rtpcodec.h"
 #include "transport/srtpsender.h"
@@ -46,11 +47,14 @@ namespace wb {
 struct FanoutStats {
   uint64_t packets_in = 0;
   uint64_t bytes_out = 0;
+  uint64_t packets_out = 0;  // retransmissions not included
   uint64_t keyframe_requests_received = 0;
   uint64_t keyframe_requests_sent = 0;
   uint64_t packets_retransmitted = 0;  // answers to viewers' NACKs
   uint64_t nacked_not_kept = 0;        // NACKed packets the history no longer had
   unsigned subscribers = 0;
+  // Seconds from a video viewer's start to its first keyframe.
+  HistogramSnapshot keyframe_wait;
 };
 
 // A viewer's place in one fan-out. 0 is never a subscriber.

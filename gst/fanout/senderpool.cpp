@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "common/debug.h"
 #include "transport/srtpsender.h"
@@ -135,6 +136,11 @@ SenderPool::ShardStats SenderPool::stats(unsigned index) const {
   s.subscriptions = shard.subscriptions.load();
   s.batches = shard.batches.load();
   s.batches_dropped = shard.dropped.load();
+  clockid_t clock;
+  timespec used{};
+  if (pthread_getcpuclockid(const_cast<std::thread &>(shard.thread).native_handle(), &clock) == 0 &&
+      clock_gettime(clock, &used) == 0)
+    s.cpu_seconds = double(used.tv_sec) + used.tv_nsec / 1e9;
   return s;
 }
 

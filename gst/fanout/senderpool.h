@@ -35,6 +35,7 @@ class SenderPool {
     unsigned subscriptions = 0;     // viewers' streams served by the shard
     uint64_t batches = 0;           // media batches run
     uint64_t batches_dropped = 0;   // media batches dropped as the shard was behind
+    double cpu_seconds = 0;         // the shard's thread's, since it started
   };
 
   // The threads this process may run on (its CPU affinity): the default

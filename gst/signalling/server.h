@@ -73,16 +73,21 @@ class SessionHandler {
   virtual bool authorize(const Access &) { return true; }
   // JSON for GET <endpoint>/status; empty: no such resource.
   virtual std::string status_json() { return {}; }
+  // Prometheus text for GET of the endpoint's metrics path; empty: none.
+  virtual std::string metrics_text() { return {}; }
 };
 
 // What the server serves: the endpoint path ("/whep" or "/whip"), the token
 // a POST must bring (empty: none), ICE servers announced in Link headers,
-// and whether GET / serves the viewer page.
+// whether GET / serves the viewer page, and where the handler's metrics are
+// (empty: nowhere) with the token a scrape must bring (empty: none).
 struct Endpoint {
   std::string path = "/whep";
   std::string token;
   std::vector<std::string> ice_servers;  // stun:/turn: URIs, user:pass@ allowed for turn
   bool viewer_page = true;
+  std::string metrics_path;
+  std::string metrics_token;
 };
 
 // Link: <uri>; rel="ice-server" values for the endpoint's ICE servers.
@@ -90,7 +95,7 @@ std::vector<std::string> ice_server_links(const std::vector<std::string> &server
 
 // How a request is routed, decided from its line and headers alone.
 struct Route {
-  enum class Action { Reply, Page, Join, Leave, Status };
+  enum class Action { Reply, Page, Join, Leave, Status, Metrics };
   Action action = Action::Reply;
   std::string session_id;  // for Leave
   HttpReply reply;         // for Reply

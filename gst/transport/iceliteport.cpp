@@ -100,6 +100,7 @@ std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string
   std::shared_ptr<IceLitePort> port(new IceLitePort());
   port->identity_ = DtlsIdentity::create(why);
   port->timing_ = config.timing;
+  port->rtcp_metrics_ = config.rtcp_metrics;
   if (!port->identity_) return nullptr;
   std::vector<std::string> addresses = config.addresses.empty() ? interface_addresses() : config.addresses;
   uint16_t port_number = config.port;
@@ -170,7 +171,8 @@ std::shared_ptr<LiteTransport> IceLitePort::add(LiteTransport::RemoteIce remote,
     ufrag = random_ice_string(8);
   } while (by_ufrag_.count(ufrag));
   auto transport = std::make_shared<LiteTransport>(ufrag, random_ice_string(24), std::move(remote), identity_, role,
-                                                   std::move(remote_fingerprint), std::move(listener), timing_);
+                                                   std::move(remote_fingerprint), std::move(listener), timing_,
+                                                   rtcp_metrics_);
   by_ufrag_[ufrag] = transport;
   return transport;
 }

@@ -40,6 +40,8 @@ class IceLitePort {
     std::vector<std::string> addresses;
     uint16_t port = 0;  // 0: one the system picks (the same on every address)
     ConsentTiming timing;
+    // Where every transport of the port adds what its viewer reports (null: nowhere).
+    std::shared_ptr<RtcpMetrics> rtcp_metrics;
   };
   struct Candidate {
     std::string address;
@@ -97,6 +99,7 @@ class IceLitePort {
   std::map<AddressKey, std::shared_ptr<LiteTransport>> by_probe_;
   std::map<const LiteTransport *, AddressKey> probe_of_;
   ConsentTiming timing_;
+  std::shared_ptr<RtcpMetrics> rtcp_metrics_;
   // Held by the thread while it calls into transports: remove() waits on
   // it, so no callback of a removed transport runs after remove() returns.
   std::mutex dispatch_mutex_;

@@ -42,7 +42,7 @@ bool same_address(const sockaddr_in &a, const sockaddr_in &b) {
 
 LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, RemoteIce remote,
                              std::shared_ptr<DtlsIdentity> identity, DtlsRole role, std::string remote_fingerprint,
-                             Listener listener, ConsentTiming timing)
+                             Listener listener, ConsentTiming timing, std::shared_ptr<RtcpMetrics> metrics)
     : local_ufrag_(std::move(local_ufrag)),
       local_pwd_(std::move(local_pwd)),
       remote_ice_(std::move(remote)),
@@ -50,6 +50,7 @@ LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, Rem
       listener_(std::move(listener)),
       timing_(timing),
       tie_breaker_(random_tie_breaker()),
+      metrics_(std::move(metrics)),
       dtls_(std::make_unique<DtlsEndpoint>(std::move(identity), role, std::move(remote_fingerprint),
                                            [this](const uint8_t *data, size_t len) { send_locked(data, len); })),
       last_heard_us_(g_get_monotonic_time()) {}
@@ -248,10 +249,12 @@ void LiteTransport::on_datagram(const uint8_t *data, size_t len, int64_t now_ns)
 void LiteTransport::handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns, rtcp::Feedback *feedback) {
   if (!rtcp_in_->unprotect(data, &len)) {
     ++rtcp_counts_.rejected;
+    if (metrics_) metrics_->authenticated(false);
     GST_LOG("viewer ufrag %s: SRTCP packet rejected", local_ufrag_.c_str());
     return;
   }
   ++rtcp_counts_.received;
+  if (metrics_) metrics_->authenticated(true);
   last_heard_us_.store(now_ns / 1000);
   // Sealed with the keys the handshake exported: the viewer has finished
   // it, and OpenSSL's state for it can go.
@@ -263,17 +266,19 @@ void LiteTransport::handle_rtcp_locked(uint8_t *data, size_t len, int64_t now_ns
 }
 
 void LiteTransport::count_feedback_locked(const rtcp::Feedback &feedback) {
-  rtcp_counts_.pli += feedback.pli.size();
-  rtcp_counts_.fir += feedback.fir.size();
-  rtcp_counts_.nack_packets += feedback.nacks.size();
-  for (const auto &nack : feedback.nacks) rtcp_counts_.nacked_seqs += nack.seqs.size();
+  count_feedback(feedback, &rtcp_counts_);
+  if (metrics_) metrics_->feedback(feedback);
   if (feedback.reports.empty()) return;
   // LSR echoes the NTP time of one of our sender reports: the round trip
   // needs the arrival time on that same clock.
   const uint64_t arrival_ntp = rtcp::ntp_from_unix_us(g_get_real_time());
   for (const auto &report : feedback.reports)
     for (auto &stream : streams_)
-      if (stream.sent.ssrc == report.block.ssrc) stream.reception.add(report.block, arrival_ntp);
+      if (stream.sent.ssrc == report.block.ssrc) {
+        stream.reception.add(report.block, arrival_ntp);
+        if (metrics_)
+          metrics_->report(report.block, stream.sent.clock_rate, rtcp::round_trip(report.block, arrival_ntp));
+      }
 }
 
 void LiteTransport::on_tick(int64_t now_ns) {

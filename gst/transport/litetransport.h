@@ -26,6 +26,7 @@
 
 #include "transport/dtls.h"
 #include "transport/rtcp.h"
+#include "transport/rtcpmetrics.h"
 #include "transport/srtcpcontext.h"
 #include "transport/srtpsender.h"
 #include "transport/stun.h"
@@ -72,14 +73,7 @@ class LiteTransport {
     std::shared_ptr<SentCounters> counters;
   };
   // What came in as RTCP, counted from the connection on.
-  struct RtcpCounts {
-    uint64_t received = 0;      // SRTCP packets that authenticated
-    uint64_t rejected = 0;      // SRTCP packets that did not (forged, or keys out of step)
-    uint64_t pli = 0;           // PLI packets
-    uint64_t fir = 0;           // FIR entries
-    uint64_t nack_packets = 0;  // generic NACK packets
-    uint64_t nacked_seqs = 0;   // sequence numbers those ask for, repeats included
-  };
+  using RtcpCounts = wb::RtcpCounts;
   struct StreamStats {
     uint32_t ssrc = 0;
     uint32_t clock_rate = 0;
@@ -99,7 +93,8 @@ class LiteTransport {
   static const char *state_name(State state);
 
   LiteTransport(std::string local_ufrag, std::string local_pwd, RemoteIce remote, std::shared_ptr<DtlsIdentity> identity,
-                DtlsRole role, std::string remote_fingerprint, Listener listener, ConsentTiming timing = ConsentTiming{});
+                DtlsRole role, std::string remote_fingerprint, Listener listener, ConsentTiming timing = ConsentTiming{},
+                std::shared_ptr<RtcpMetrics> metrics = nullptr);
   ~LiteTransport();
   LiteTransport(const LiteTransport &) = delete;
   LiteTransport &operator=(const LiteTransport &) = delete;
@@ -172,6 +167,7 @@ class LiteTransport {
   const Listener listener_;
   const ConsentTiming timing_;
   const uint64_t tie_breaker_;
+  const std::shared_ptr<RtcpMetrics> metrics_;  // the node's, null in tests
 
   mutable std::mutex mutex_;
   std::shared_ptr<PortSocket> socket_;  // where the nominated address reached us

@@ -128,6 +128,14 @@ unsigned Children::count() const {
   return unsigned(children_.size());
 }
 
+std::vector<Children::Load> Children::loads() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Load> loads;
+  for (const auto &c : children_)
+    loads.push_back({c.second.url, c.second.reachable, c.second.status.viewers, c.second.status.max_viewers});
+  return loads;
+}
+
 std::string Children::pick(const std::string &exclude_node) {
   std::lock_guard<std::mutex> lock(mutex_);
   const Child *best = nullptr;

@@ -41,6 +41,14 @@ class Children {
   void add(const std::string &session_id, const std::string &node_id, const std::string &url);
   void remove(const std::string &session_id);
   unsigned count() const;
+  // What the last status poll of each child said (for metrics).
+  struct Load {
+    std::string url;
+    bool reachable = false;
+    unsigned viewers = 0;
+    unsigned max_viewers = 0;  // 0: unlimited
+  };
+  std::vector<Load> loads() const;
   // The WHEP URL of a live child with room for one more viewer, the
   // emptiest first; never the node `exclude_node` (the one asking). Empty
   // when none can take it.

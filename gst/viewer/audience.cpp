@@ -53,6 +53,7 @@ std::shared_ptr<IceLitePort> Audience::lite_port_locked() {
     IceLitePort::Config port_config;
     port_config.addresses = config_.transport.ice_addresses;
     port_config.port = config_.ice_lite_port;
+    port_config.rtcp_metrics = rtcp_metrics_;
     lite_port_ = IceLitePort::open(port_config, &lite_port_error_);
     if (!lite_port_) {
       GST_WARNING("ICE-lite port: %s; every viewer gets a webrtcbin of its own", lite_port_error_.c_str());
@@ -92,20 +93,31 @@ NodeStats Audience::stats() const {
   const Inputs inputs = callbacks_.inputs ? callbacks_.inputs() : Inputs{};
   for (const auto &[kind, fanout] : {std::pair{"video", inputs.video}, std::pair{"audio", inputs.audio}})
     if (fanout) stats.streams.push_back({kind, fanout_get_stats(fanout)});
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats.status.max_viewers = config_.max_viewers;
-  stats.sessions = unsigned(sessions_.size());
-  unsigned relays = 0;
-  for (const auto &r : is_relay_) relays += r.second;
-  stats.status.viewers = stats.sessions - relays;
-  stats.pending = pending_locked(&stats.pending_webrtcbin);
-  for (const auto &session : sessions_) stats.direct += session.second->sends_direct();
-  if (senders_)
-    for (unsigned i = 0; i < senders_->size(); ++i) stats.shards.push_back(senders_->stats(i));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats.status.max_viewers = config_.max_viewers;
+    stats.sessions = unsigned(sessions_.size());
+    unsigned relays = 0;
+    for (const auto &r : is_relay_) relays += r.second;
+    stats.status.viewers = stats.sessions - relays;
+    stats.pending = pending_locked(&stats.pending_webrtcbin);
+    for (const auto &session : sessions_) stats.direct += session.second->sends_direct();
+    if (senders_)
+      for (unsigned i = 0; i < senders_->size(); ++i) stats.shards.push_back(senders_->stats(i));
+    stats.offers = offers_;
+    for (const auto &e : ended_) stats.ended[ended_name(e.first)] = e.second;
+  }
+  stats.answer_seconds = answer_seconds_.snapshot();
+  stats.rtcp = rtcp_metrics_->snapshot();
+  stats.child_loads = children_.loads();
+  if (callbacks_.links) callbacks_.links(&stats);
+  stats.process = process_stats();
   return stats;
 }
 
 std::string Audience::status_json() { return node_stats_json(stats()); }
+
+std::string Audience::metrics_text() { return node_stats_prometheus(stats()); }
 
 unsigned Audience::pending_locked(unsigned *webrtcbin) const {
   if (webrtcbin)
@@ -138,6 +150,15 @@ std::shared_ptr<ViewerSession> Audience::find(const std::string &id) const {
 }
 
 SessionHandler::Join Audience::join(const JoinRequest &request) {
+  const gint64 started_us = g_get_monotonic_time();
+  Join result = admit(request);
+  if (result.status == 201) answer_seconds_.observe(double(g_get_monotonic_time() - started_us) / G_USEC_PER_SEC);
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++offers_[result.status];
+  return result;
+}
+
+SessionHandler::Join Audience::admit(const JoinRequest &request) {
   const std::string &offer_sdp = request.offer;
   const bool relay = !request.relay_url.empty();
   Join result;
@@ -233,7 +254,7 @@ SessionHandler::Join Audience::join(const JoinRequest &request) {
   }
   if (answer.status) {
     GST_WARNING("viewer %s: %s", id.c_str(), answer.error.c_str());
-    remove(id, answer.error);
+    remove(id, answer.error, Ended::NotAnswered);
     result.status = answer.status;
     result.error = answer.error;
     if (answer.status == 503) result.retry_after_s = 2;
@@ -255,7 +276,7 @@ SessionHandler::Leave Audience::leave(const std::string &session_id, const std::
     if (it == credentials_.end()) return Leave::Unknown;
     if (!it->second.empty() && !secrets_equal(it->second, authorization)) return Leave::OtherCredentials;
   }
-  return remove(session_id, "viewer left") ? Leave::Left : Leave::Unknown;
+  return remove(session_id, "viewer left", Ended::Left) ? Leave::Left : Leave::Unknown;
 }
 
 bool Audience::authorize(const Access &access) { return !callbacks_.authorize || callbacks_.authorize(access); }
@@ -280,10 +301,10 @@ void Audience::on_transport_state(const std::string &id, TransportState state) {
         }
         break;
       case TransportState::Failed:
-        remove(id, "transport failed (ICE or DTLS)");
+        remove(id, "transport failed (ICE or DTLS)", Ended::TransportFailed);
         break;
       case TransportState::Closed:
-        remove(id, "transport closed");
+        remove(id, "transport closed", Ended::TransportClosed);
         break;
       case TransportState::Connecting:
         break;
@@ -291,7 +312,7 @@ void Audience::on_transport_state(const std::string &id, TransportState state) {
   });
 }
 
-bool Audience::remove(const std::string &session_id, const std::string &reason) {
+bool Audience::remove(const std::string &session_id, const std::string &reason, Ended why) {
   std::shared_ptr<ViewerSession> session;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -302,6 +323,7 @@ bool Audience::remove(const std::string &session_id, const std::string &reason) 
     pending_.erase(session_id);
     is_relay_.erase(session_id);
     credentials_.erase(session_id);
+    ++ended_[why];
   }
   children_.remove(session_id);
   bool was_connected = session->state() == ViewerState::Connected;
@@ -318,24 +340,29 @@ void Audience::remove_all(const std::string &reason) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto &s : sessions_) ids.push_back(s.first);
   }
-  for (const auto &id : ids) remove(id, reason);
+  for (const auto &id : ids) remove(id, reason, Ended::Shutdown);
 }
 
 size_t Audience::reap() {
   gint64 now = g_get_monotonic_time();
-  std::vector<std::pair<std::string, std::string>> doomed;
+  struct Doomed {
+    std::string id;
+    const char *reason;
+    Ended why;
+  };
+  std::vector<Doomed> doomed;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     gint64 timeout_us = gint64(config_.viewer_timeout.count()) * 1000;
     for (const auto &s : sessions_) {
       const auto &session = s.second;
       if (session->state() == ViewerState::Negotiating && now - session->created_us() > timeout_us)
-        doomed.emplace_back(s.first, "transport never connected");
+        doomed.push_back({s.first, "transport never connected", Ended::NeverConnected});
       else if (session->state() == ViewerState::Connected && now - session->last_heard_us() > timeout_us)
-        doomed.emplace_back(s.first, "viewer went silent (no packets from it)");
+        doomed.push_back({s.first, "viewer went silent (no packets from it)", Ended::WentSilent});
     }
   }
-  for (const auto &d : doomed) remove(d.first, d.second);
+  for (const auto &d : doomed) remove(d.id, d.reason, d.why);
   std::lock_guard<std::mutex> lock(mutex_);
   return sessions_.size();
 }

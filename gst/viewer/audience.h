@@ -62,6 +62,8 @@ class Audience : public SessionHandler {
     std::function<std::string()> instance;
     // The application's check of a POST or DELETE (unset: allowed).
     std::function<bool(const Access &)> authorize;
+    // Adds the node's links (push, upstream) to a snapshot.
+    std::function<void(NodeStats *)> links;
   };
   // Relays are admitted beyond max-viewers (each one multiplies capacity),
   // up to this many; further relays are redirected like viewers.
@@ -81,8 +83,9 @@ class Audience : public SessionHandler {
   Leave leave(const std::string &session_id, const std::string &authorization) override;
   bool authorize(const Access &access) override;
   std::string status_json() override;
+  std::string metrics_text() override;
 
-  bool remove(const std::string &session_id, const std::string &reason);
+  bool remove(const std::string &session_id, const std::string &reason, Ended why = Ended::Removed);
   void remove_all(const std::string &reason);
   // Removes viewers that never connected or went silent; run periodically.
   // Returns the sessions left.
@@ -97,6 +100,8 @@ class Audience : public SessionHandler {
   // Sessions not connected yet (of them with a webrtcbin, in `webrtcbin`).
   // With mutex_ held.
   unsigned pending_locked(unsigned *webrtcbin) const;
+  // join() but for what every answer counts.
+  Join admit(const JoinRequest &request);
   // 307 to a child with room, or 503: what a full node answers.
   Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
   void on_transport_state(const std::string &id, TransportState state);
@@ -125,6 +130,12 @@ class Audience : public SessionHandler {
   std::shared_ptr<IceLitePort> lite_port_;
   std::shared_ptr<SenderPool> senders_;  // opened and closed with lite_port_
   std::string lite_port_error_;  // why it could not be opened with the current config
+  // What the node's metrics count from its start. The transports and the
+  // offer workers record into them, as they go.
+  const std::shared_ptr<RtcpMetrics> rtcp_metrics_ = std::make_shared<RtcpMetrics>();
+  Histogram answer_seconds_{buckets::kAnswerSeconds};
+  std::map<int, uint64_t> offers_;         // by status; mutex_
+  std::map<Ended, uint64_t> ended_;        // mutex_
   // Cleared on destruction; transport callbacks that arrive late check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

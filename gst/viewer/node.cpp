@@ -49,11 +49,20 @@ bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> p
   }
   audience_->open_lite_port();
   if (settings.port == 0) return true;
+  const std::string &metrics = settings.metrics_path;
+  if (!metrics.empty() && (metrics[0] != '/' || metrics == "/" || metrics == "/index.html" ||
+                           metrics.compare(0, 5, "/whep") == 0)) {
+    *what = "metrics-path cannot be used";
+    *error = "metrics-path '" + metrics + "' must start with '/' and be neither /, /index.html nor under /whep";
+    return false;
+  }
   bool ok = false;
   loop_.invoke_sync([&] {
     Endpoint endpoint;
     const TransportConfig transport = audience_->config().transport;
     endpoint.token = settings.viewer_token;
+    endpoint.metrics_path = settings.metrics_path;
+    endpoint.metrics_token = settings.metrics_token;
     if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
     for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
     server_ = std::make_unique<SignallingServer>(*audience_, endpoint, settings.http, settings.tls);

@@ -23,6 +23,8 @@ struct NodeSettings {
   std::string push_url;  // empty: no push
   std::string push_token;
   std::string viewer_token;
+  std::string metrics_path = "/metrics";  // empty: no metrics
+  std::string metrics_token;              // empty: none asked
   TlsFiles tls;        // the WHEP server's
   std::string tls_ca;  // for push-url and relay children
   HttpLimits http;

@@ -1,6 +1,11 @@
 #include "nodestats.h"
 
+#include <dirent.h>
 #include <json-glib/json-glib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 namespace wb {
 
@@ -62,6 +67,33 @@ void add_json_member(JsonBuilder *b, const char *name, uint64_t value) {
 }
 
 }  // namespace
+
+NodeStats::Process process_stats() {
+  NodeStats::Process p;
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0)
+    p.cpu_seconds = double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                    double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  if (FILE *statm = fopen("/proc/self/statm", "r")) {
+    unsigned long size = 0, resident = 0;
+    if (fscanf(statm, "%lu %lu", &size, &resident) == 2) p.resident_bytes = uint64_t(resident) * sysconf(_SC_PAGESIZE);
+    fclose(statm);
+  }
+  auto count_entries = [](const char *dir) {
+    unsigned n = 0;
+    if (DIR *d = opendir(dir)) {
+      while (const dirent *entry = readdir(d))
+        if (entry->d_name[0] != '.') ++n;
+      closedir(d);
+    }
+    return n;
+  };
+  // Less the one opendir() holds while counting.
+  const unsigned fds = count_entries("/proc/self/fd");
+  p.open_fds = fds ? fds - 1 : 0;
+  p.threads = count_entries("/proc/self/task");
+  return p;
+}
 
 uint64_t NodeStats::total(uint64_t FanoutStats::*field) const {
   uint64_t sum = 0;

@@ -7,11 +7,13 @@
 
 #include <gst/gst.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "fanout/fanout.h"
 #include "fanout/senderpool.h"
+#include "transport/rtcpmetrics.h"
 #include "tree/children.h"
 
 namespace wb {
@@ -29,9 +31,39 @@ struct NodeStats {
   std::vector<Stream> streams;  // the media this node has inputs for
   std::vector<SenderPool::ShardStats> shards;  // empty until the ICE-lite port opens
 
+  // Since the node started.
+  std::map<int, uint64_t> offers;         // by the HTTP status they were answered with
+  HistogramSnapshot answer_seconds;       // of the offers answered 201
+  std::map<std::string, uint64_t> ended;  // sessions ended, by why (ended_name())
+  RtcpMetrics::Snapshot rtcp;             // what ICE-lite viewers sent and reported
+  std::vector<Children::Load> child_loads;
+
+  // The node's links to other nodes, as the element knows them: its push
+  // (push-url) and the relaysrc elements of its pipeline.
+  struct Link {
+    std::string name;  // the relaysrc's element name; empty for the push
+    std::string url;
+    std::string state;  // idle, connecting, live or lost
+    uint64_t reconnects = 0;
+  };
+  std::vector<Link> pushes;     // none, or the one push-url
+  std::vector<Link> upstreams;
+
+  // The whole process's (one process may hold several nodes).
+  struct Process {
+    double cpu_seconds = 0;
+    uint64_t resident_bytes = 0;
+    unsigned open_fds = 0;
+    unsigned threads = 0;
+  };
+  Process process;
+
   // Sum of one FanoutStats field over the streams.
   uint64_t total(uint64_t FanoutStats::*field) const;
 };
+
+// What the kernel says of this process now (Linux; zeros elsewhere).
+NodeStats::Process process_stats();
 
 // "node-stats": the counts as uint / guint64 fields, each stream as a
 // "stream-stats" structure under its kind, the shards as an array of
@@ -39,6 +71,11 @@ struct NodeStats {
 GstStructure *node_stats_structure(const NodeStats &stats);
 // GET /status: NodeStatus's members (node_status_json()), then the rest.
 std::string node_stats_json(const NodeStats &stats);
+// GET /metrics: the Prometheus text exposition format (version 0.0.4).
+std::string node_stats_prometheus(const NodeStats &stats);
+// Why a session ended, as the metrics label it.
+enum class Ended { Left, Removed, NeverConnected, WentSilent, TransportFailed, TransportClosed, NotAnswered, Shutdown };
+const char *ended_name(Ended why);
 
 #define WB_NODE_STATS_DOC                                                                                          \
   "get-stats () -> GstStructure node-stats: path, instance (strings), viewers, max-viewers, children, sessions "  \
