@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
 
@@ -132,14 +133,33 @@ Route route_request(const std::string &method, const std::string &path,
       route.action = Route::Action::Join;
     }
   } else if (path.compare(0, base.size() + 1, base + "/") == 0 && path.size() > base.size() + 1) {
-    route.session_id = path.substr(base.size() + 1);
-    // Ending a session takes the credentials starting it took: the id alone
-    // is not enough where a token guards the endpoint.
-    if (method == "DELETE" && !endpoint.token.empty() && !token_matches(endpoint.token, authorization))
-      route.reply = unauthorized(authorization);
-    else if (method == "DELETE") route.action = Route::Action::Leave;
-    else if (method == "OPTIONS") route.reply.status = 204;
-    else route.reply = method_not_allowed("DELETE, OPTIONS");
+    const std::string rest = path.substr(base.size() + 1);
+    const size_t slash = rest.find('/');
+    route.session_id = rest.substr(0, slash);
+    const std::string sub = slash == std::string::npos ? "" : rest.substr(slash);
+    if (sub.empty()) {
+      // Ending a session takes the credentials starting it took: the id
+      // alone is not enough where a token guards the endpoint.
+      if (method == "DELETE" && !endpoint.token.empty() && !token_matches(endpoint.token, authorization))
+        route.reply = unauthorized(authorization);
+      else if (method == "DELETE") route.action = Route::Action::Leave;
+      else if (method == "OPTIONS") route.reply.status = 204;
+      else route.reply = method_not_allowed("DELETE, OPTIONS");
+    } else if (endpoint.events && sub == "/sse") {
+      // The session id is the credential, as for its DELETE.
+      if (method == "OPTIONS") route.reply.status = 204;
+      else if (method != "POST") route.reply = method_not_allowed("POST, OPTIONS");
+      else if (body_size > kMaxEventRequestBytes)
+        route.reply = error_reply(413, "more than " + std::to_string(kMaxEventRequestBytes) + " bytes of events");
+      else route.action = Route::Action::Subscribe;
+    } else if (endpoint.events && sub == "/sse/events") {
+      if (method == "GET") route.action = Route::Action::EventStream;
+      else if (method == "DELETE") route.action = Route::Action::EndEvents;
+      else if (method == "OPTIONS") route.reply.status = 204;
+      else route.reply = method_not_allowed("GET, DELETE, OPTIONS");
+    } else {
+      route.reply = error_reply(404, "no such resource: " + path);
+    }
   } else {
     route.reply = error_reply(404, "no such resource: " + path);
   }
@@ -156,6 +176,14 @@ HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint)
     r.headers["Location"] = endpoint.path + "/" + join.session_id;
     r.headers["ETag"] = "\"" + join.session_id + "\"";
     add_links(r.headers, endpoint);
+    if (endpoint.events) {
+      std::string events;
+      for (const char *e : kEventNames) events += std::string(events.empty() ? "" : ",") + e;
+      const std::string link = "<" + endpoint.path + "/" + join.session_id + "/sse>; rel=\"" + kEventsRel +
+                               "\"; events=\"" + events + "\"";
+      auto it = r.headers.find("Link");
+      r.headers["Link"] = it == r.headers.end() ? link : it->second + ", " + link;
+    }
   } else if (join.status == 307) {
     r = error_reply(307, "served by " + join.location);
     r.headers["Location"] = join.location;
@@ -304,6 +332,8 @@ void SignallingServer::stop() {
     }
   }
   connections_.clear();
+  while (!event_streams_.empty()) close_event_stream(event_streams_.begin()->first);
+  event_subscriptions_.clear();
   if (server_) {
     soup_server_disconnect(server_);
     g_object_unref(server_);
@@ -437,8 +467,9 @@ void SignallingServer::on_early(SoupServer *, SoupServerMessage *msg, const char
       add_cors(route.reply.headers);
     }
   }
+  if (route.action == Route::Action::Subscribe) return;  // its body: the events wanted
   if (route.action != Route::Action::Join) {
-    // Nothing but an offer has a body we read.
+    // Nothing but an offer and a subscription has a body we read.
     soup_message_body_set_accumulate(body, FALSE);
     if (route.action == Route::Action::Reply) send_reply(msg, route.reply);
     return;
@@ -526,6 +557,29 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       send_reply(msg, r);
       return;
     }
+    case Route::Action::Subscribe:
+      send_reply(msg, subscribe(msg, route.session_id));
+      return;
+    case Route::Action::EventStream:
+      if (handler_.has_session(route.session_id)) {
+        open_event_stream(msg, route.session_id);
+      } else {
+        HttpReply r = error_reply(404, "unknown session: " + route.session_id);
+        add_cors(r.headers);
+        send_reply(msg, r);
+      }
+      return;
+    case Route::Action::EndEvents: {
+      SoupServerMessage *stream = nullptr;
+      for (const auto &e : event_streams_)
+        if (e.second.session_id == route.session_id) stream = e.first;
+      HttpReply r;
+      if (stream) close_event_stream(stream);
+      else r = error_reply(404, "no event stream for session " + route.session_id);
+      add_cors(r.headers);
+      send_reply(msg, r);
+      return;
+    }
     case Route::Action::Join: {
       GBytes *bytes = soup_message_body_flatten(body);
       gsize size = 0;
@@ -603,6 +657,163 @@ void SignallingServer::start_join(SoupServerMessage *msg, SessionHandler::JoinRe
   r.headers["Retry-After"] = "1";
   add_cors(r.headers);
   send_reply(msg, r);
+}
+
+bool parse_event_request(const std::string &body, std::set<std::string> *wanted) {
+  wanted->clear();
+  JsonParser *parser = json_parser_new();
+  const bool parsed = json_parser_load_from_data(parser, body.data(), gssize(body.size()), nullptr);
+  JsonNode *root = parsed ? json_parser_get_root(parser) : nullptr;
+  bool ok = root && JSON_NODE_HOLDS_ARRAY(root);
+  if (ok) {
+    JsonArray *array = json_node_get_array(root);
+    for (guint i = 0; ok && i < json_array_get_length(array); ++i) {
+      JsonNode *item = json_array_get_element(array, i);
+      ok = JSON_NODE_HOLDS_VALUE(item) && json_node_get_value_type(item) == G_TYPE_STRING;
+      if (!ok) break;
+      const std::string name = json_node_get_string(item);
+      for (const char *known : kEventNames)
+        if (name == known) wanted->insert(name);
+    }
+  }
+  g_object_unref(parser);
+  if (!ok) wanted->clear();
+  return ok;
+}
+
+// POST <path>/<id>/sse: a JSON array of the events wanted. Those we do not
+// send are left out; the stream is at <path>/<id>/sse/events.
+HttpReply SignallingServer::subscribe(SoupServerMessage *msg, const std::string &session_id) {
+  HttpReply r;
+  SoupMessageBody *body = soup_server_message_get_request_body(msg);
+  GBytes *bytes = soup_message_body_flatten(body);
+  gsize size = 0;
+  const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
+  std::set<std::string> wanted;
+  const bool ok = parse_event_request(std::string(data ? data : "", size), &wanted);
+  g_bytes_unref(bytes);
+  if (!ok) {
+    r = error_reply(400, "expected a JSON array of event names, e.g. [\"active\",\"inactive\",\"viewercount\"]");
+  } else if (!handler_.has_session(session_id)) {
+    r = error_reply(404, "unknown session: " + session_id);
+  } else {
+    event_subscriptions_[session_id] = wanted;
+    r.status = 201;
+    r.headers["Location"] = endpoint_.path + "/" + session_id + "/sse/events";
+  }
+  add_cors(r.headers);
+  return r;
+}
+
+namespace {
+
+std::string event_text(const char *name, const std::string &json) {
+  return std::string("event: ") + name + "\ndata: " + json + "\n\n";
+}
+
+void write_to_stream(SoupServerMessage *msg, const std::string &text) {
+  soup_message_body_append(soup_server_message_get_response_body(msg), SOUP_MEMORY_COPY, text.data(), text.size());
+  // libsoup pauses a chunked response that has written all it was given.
+  soup_server_message_unpause(msg);
+}
+
+}  // namespace
+
+std::string SignallingServer::current_events(const std::set<std::string> &wanted) const {
+  std::string text;
+  if (!event_state_.known) return text;
+  const char *activity = event_state_.active ? "active" : "inactive";
+  if (wanted.count(activity)) text += event_text(activity, "{}");
+  if (wanted.count("viewercount"))
+    text += event_text("viewercount", "{\"viewercount\":" + std::to_string(event_state_.viewers) + "}");
+  return text;
+}
+
+// GET <path>/<id>/sse/events: a response that does not end. It starts with
+// the state as it is, then what changes.
+void SignallingServer::open_event_stream(SoupServerMessage *msg, const std::string &session_id) {
+  for (const auto &e : event_streams_)
+    if (e.second.session_id == session_id) {
+      close_event_stream(e.first);  // one stream a session: the newer wins
+      break;
+    }
+  // From now on it is a session's stream, not a connection waiting for its
+  // request: no deadline, no place among max_connections.
+  auto connection = connections_.find(msg);
+  if (connection != connections_.end()) {
+    g_object_weak_unref(G_OBJECT(msg), on_message_gone, connection->second.get());
+    on_message_gone(connection->second.get(), G_OBJECT(msg));
+  }
+  auto sub = event_subscriptions_.find(session_id);
+  EventStream stream;
+  stream.session_id = session_id;
+  if (sub != event_subscriptions_.end()) stream.events = sub->second;
+  else stream.events = std::set<std::string>(std::begin(kEventNames), std::end(kEventNames));
+  stream.last_write_us = g_get_monotonic_time();
+  HttpReply head;
+  head.headers["Cache-Control"] = "no-cache";
+  add_cors(head.headers);
+  send_reply(msg, head);
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
+  soup_message_headers_set_content_type(headers, "text/event-stream", nullptr);
+  soup_message_headers_set_encoding(headers, SOUP_ENCODING_CHUNKED);
+  soup_message_body_set_accumulate(soup_server_message_get_response_body(msg), FALSE);
+  g_signal_connect(msg, "disconnected", G_CALLBACK(on_stream_gone), this);
+  g_signal_connect(msg, "finished", G_CALLBACK(on_stream_gone), this);
+  const std::string first = current_events(stream.events);
+  event_streams_[msg] = std::move(stream);
+  g_object_ref(msg);
+  // An empty first write would end the chunked body: a comment instead.
+  write_to_stream(msg, first.empty() ? ":\n\n" : first);
+  GST_DEBUG("event stream opened for session %s (%zu open)", session_id.c_str(), event_streams_.size());
+}
+
+void SignallingServer::close_event_stream(SoupServerMessage *msg) {
+  auto it = event_streams_.find(msg);
+  if (it == event_streams_.end()) return;
+  GST_DEBUG("event stream of session %s closed", it->second.session_id.c_str());
+  event_streams_.erase(it);
+  g_signal_handlers_disconnect_by_func(msg, reinterpret_cast<gpointer>(on_stream_gone), this);
+  soup_message_body_complete(soup_server_message_get_response_body(msg));
+  soup_server_message_unpause(msg);
+  g_object_unref(msg);
+}
+
+void SignallingServer::on_stream_gone(SoupServerMessage *msg, gpointer data) {
+  auto *self = static_cast<SignallingServer *>(data);
+  auto it = self->event_streams_.find(msg);
+  if (it == self->event_streams_.end()) return;
+  self->event_streams_.erase(it);
+  g_signal_handlers_disconnect_by_func(msg, reinterpret_cast<gpointer>(on_stream_gone), self);
+  g_object_unref(msg);
+}
+
+void SignallingServer::update_events(bool active, unsigned viewers, gint64 now_us) {
+  const bool first = !event_state_.known;
+  const bool activity_changed = first || active != event_state_.active;
+  const bool count_changed = first || viewers != event_state_.viewers;
+  event_state_.known = true;
+  event_state_.active = active;
+  event_state_.viewers = viewers;
+  for (auto it = event_subscriptions_.begin(); it != event_subscriptions_.end();)
+    it = handler_.has_session(it->first) ? std::next(it) : event_subscriptions_.erase(it);
+  std::vector<SoupServerMessage *> ended;
+  for (auto &e : event_streams_) {
+    if (!handler_.has_session(e.second.session_id)) {
+      ended.push_back(e.first);
+      continue;
+    }
+    std::string text;
+    const char *activity = active ? "active" : "inactive";
+    if (activity_changed && e.second.events.count(activity)) text += event_text(activity, "{}");
+    if (count_changed && e.second.events.count("viewercount"))
+      text += event_text("viewercount", "{\"viewercount\":" + std::to_string(viewers) + "}");
+    if (text.empty() && now_us - e.second.last_write_us >= kEventKeepaliveUs) text = ":\n\n";
+    if (text.empty()) continue;
+    e.second.last_write_us = now_us;
+    write_to_stream(e.first, text);
+  }
+  for (SoupServerMessage *msg : ended) close_event_stream(msg);
 }
 
 }  // namespace wb

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,8 @@ class SessionHandler {
   virtual std::string status_json() { return {}; }
   // Prometheus text for GET of the endpoint's metrics path; empty: none.
   virtual std::string metrics_text() { return {}; }
+  // Whether a session is live (event streams belong to one).
+  virtual bool has_session(const std::string &) { return false; }
 };
 
 // What the server serves: the endpoint path ("/whep" or "/whip"), the token
@@ -88,16 +91,27 @@ struct Endpoint {
   bool viewer_page = true;
   std::string metrics_path;
   std::string metrics_token;
+  // The WHEP server-sent events extension (draft-ietf-wish-whep): a 201
+  // links <path>/<id>/sse, where a POST of the events wanted opens
+  // <path>/<id>/sse/events (see SignallingServer::update_events()).
+  bool events = false;
 };
+
+// The events a session may subscribe to, and the Link relation that offers them.
+constexpr const char *kEventsRel = "urn:ietf:params:whep:ext:core:server-sent-events";
+constexpr const char *kEventNames[] = {"active", "inactive", "viewercount"};
+constexpr size_t kMaxEventRequestBytes = 4096;
+// A stream with nothing to say for this long gets a comment line.
+constexpr gint64 kEventKeepaliveUs = 15 * G_USEC_PER_SEC;
 
 // Link: <uri>; rel="ice-server" values for the endpoint's ICE servers.
 std::vector<std::string> ice_server_links(const std::vector<std::string> &servers);
 
 // How a request is routed, decided from its line and headers alone.
 struct Route {
-  enum class Action { Reply, Page, Join, Leave, Status, Metrics };
+  enum class Action { Reply, Page, Join, Leave, Status, Metrics, Subscribe, EventStream, EndEvents };
   Action action = Action::Reply;
-  std::string session_id;  // for Leave
+  std::string session_id;  // for Leave and the events
   HttpReply reply;         // for Reply
 };
 
@@ -129,6 +143,10 @@ Route route_request(const std::string &method, const std::string &path,
                     const std::string &content_type, size_t body_size,
                     const Endpoint &endpoint = Endpoint{}, const std::string &authorization = "");
 
+// A POST to <path>/<id>/sse: the events it asks for that we send, in
+// `wanted`. False when the body is not a JSON array of strings.
+bool parse_event_request(const std::string &body, std::set<std::string> *wanted);
+
 // The reply for a finished join (201 with Location, 307, or the error).
 HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint = Endpoint{});
 
@@ -154,6 +172,10 @@ class SignallingServer {
   // once the old ones are gone: what a burst of offers left in their
   // per-thread caches is free by then.
   void renew_workers(const std::function<void()> &between);
+  // The broadcast as the events tell it, a few times a second: what
+  // changed goes to every stream subscribed to it, streams of sessions that
+  // ended are closed, idle ones get a comment (proxies close silent ones).
+  void update_events(bool active, unsigned viewers, gint64 now_us);
 
  private:
   struct Connection;
@@ -168,6 +190,11 @@ class SignallingServer {
   Route route(SoupServerMessage *msg, const char *path, size_t body_size);
   void handle(SoupServerMessage *msg, const char *path);
   void start_join(SoupServerMessage *msg, SessionHandler::JoinRequest request);
+  HttpReply subscribe(SoupServerMessage *msg, const std::string &session_id);
+  void open_event_stream(SoupServerMessage *msg, const std::string &session_id);
+  void close_event_stream(SoupServerMessage *msg);
+  std::string current_events(const std::set<std::string> &wanted) const;
+  static void on_stream_gone(SoupServerMessage *msg, gpointer self);
 
   SessionHandler &handler_;
   const Endpoint endpoint_;
@@ -178,6 +205,21 @@ class SignallingServer {
   // The server's thread only (libsoup emits everything there).
   std::map<SoupServerMessage *, std::unique_ptr<Connection>> connections_;
   RateLimit offers_;
+  // The event streams (each holds a reference to its message) and the
+  // events each session asked for; the server's thread only. A stream does
+  // not count among max_connections: it belongs to a session, one each.
+  struct EventStream {
+    std::string session_id;
+    std::set<std::string> events;
+    gint64 last_write_us = 0;
+  };
+  std::map<SoupServerMessage *, EventStream> event_streams_;
+  std::map<std::string, std::set<std::string>> event_subscriptions_;
+  struct {
+    bool known = false;
+    bool active = false;
+    unsigned viewers = 0;
+  } event_state_;
   std::unique_ptr<Workers> workers_;
   // Completions that arrive after stop() find this false and are dropped.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -115,6 +115,13 @@ NodeStats Audience::stats() const {
   return stats;
 }
 
+unsigned Audience::viewers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  unsigned relays = 0;
+  for (const auto &r : is_relay_) relays += r.second;
+  return unsigned(sessions_.size()) - relays;
+}
+
 std::string Audience::status_json() { return node_stats_json(stats()); }
 
 std::string Audience::metrics_text() { return node_stats_prometheus(stats()); }

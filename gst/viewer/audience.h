@@ -84,6 +84,11 @@ class Audience : public SessionHandler {
   bool authorize(const Access &access) override;
   std::string status_json() override;
   std::string metrics_text() override;
+  bool has_session(const std::string &id) override { return find(id) != nullptr; }
+  // Viewers connected or connecting, relays not counted (NodeStatus's).
+  unsigned viewers() const;
+  // The fan-outs the broadcast has now.
+  Inputs inputs() const { return callbacks_.inputs ? callbacks_.inputs() : Inputs{}; }
 
   bool remove(const std::string &session_id, const std::string &reason, Ended why = Ended::Removed);
   void remove_all(const std::string &reason);

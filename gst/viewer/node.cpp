@@ -29,6 +29,7 @@ bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> p
   loop_.add_timer(500, [this] {
     const size_t left = audience_->reap();
     if (memory_return_.on_tick(left)) return_memory(left);
+    update_events();
   });
   if (!settings.tls_ca.empty()) {
     GTlsDatabase *ca = load_tls_ca(settings.tls_ca, error);
@@ -63,6 +64,7 @@ bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> p
     endpoint.token = settings.viewer_token;
     endpoint.metrics_path = settings.metrics_path;
     endpoint.metrics_token = settings.metrics_token;
+    endpoint.events = true;
     if (!transport.stun_server.empty()) endpoint.ice_servers.push_back(transport.stun_server);
     for (const auto &t : transport.turn_servers) endpoint.ice_servers.push_back(t);
     server_ = std::make_unique<SignallingServer>(*audience_, endpoint, settings.http, settings.tls);
@@ -79,6 +81,16 @@ void Node::return_memory(size_t sessions_left) {
     server_->renew_workers(return_free_memory);  // each new worker then trims the arena it takes over
   else
     return_free_memory();
+}
+
+void Node::update_events() {
+  if (!server_) return;
+  const Audience::Inputs inputs = audience_->inputs();
+  uint64_t packets = 0;
+  for (WbFanout *fanout : {inputs.video, inputs.audio})
+    if (fanout) packets += fanout_get_stats(fanout).packets_in;
+  const gint64 now = g_get_monotonic_time();
+  server_->update_events(activity_.update(packets, now), audience_->viewers(), now);
 }
 
 void Node::stop() {

@@ -17,6 +17,24 @@
 
 namespace wb {
 
+// Whether a broadcast is live, from its packet count read now and then:
+// live while packets keep arriving, no longer once none came for a while.
+class ActivityWatch {
+ public:
+  static constexpr gint64 kQuietUs = 2 * G_USEC_PER_SEC;
+  bool update(uint64_t packets_in, gint64 now_us) {
+    if (packets_in != last_packets_) {
+      last_packets_ = packets_in;
+      last_change_us_ = now_us;
+    }
+    return last_change_us_ && now_us - last_change_us_ < kQuietUs;
+  }
+
+ private:
+  uint64_t last_packets_ = 0;
+  gint64 last_change_us_ = 0;
+};
+
 struct NodeSettings {
   guint port = 0;  // 0: no WHEP server
   std::string address;
@@ -52,10 +70,13 @@ class Node {
   // Once a burst of viewers has gone: the offer workers' caches, then every
   // free page, back to the system.
   void return_memory(size_t sessions_left);
+  // The WHEP events: whether media flows, and the viewer count.
+  void update_events();
 
   GstBin *bin_;
   ControlLoop loop_;
   MemoryReturnPolicy memory_return_;  // loop_'s thread only
+  ActivityWatch activity_;             // loop_'s thread only
   std::unique_ptr<Audience> audience_;    // runs on loop_
   std::unique_ptr<SignallingServer> server_;  // loop_'s thread only
   std::unique_ptr<Pusher> pusher_;

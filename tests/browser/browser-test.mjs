@@ -165,6 +165,19 @@ async function main() {
   log(`video pliCount=${after.video.pliCount} (+${plisInWindow} in the window) keyFramesDecoded=${after.video.keyFramesDecoded} framesDropped=${after.video.framesDropped}`);
   log(`audio packetsReceived=${audioPackets}` + (after.audio ? ` bytesReceived=${after.audio.bytesReceived} audioLevel=${after.audio.audioLevel}` : ' (no inbound-rtp audio stats)'));
 
+  // The page's live viewer count comes from the WHEP server-sent events
+  // extension (the page subscribes once its offer is answered): this
+  // browser is the broadcast's one viewer.
+  let shown = null;
+  const countDeadline = Date.now() + 5_000;
+  while (Date.now() < countDeadline) {
+    shown = await page.evaluate(() => ({ count: window.whep.viewerCount, text: document.getElementById('viewers').textContent }));
+    if (shown.count === 1) break;
+    await sleep(100);
+  }
+  log(`viewer count on the page: ${JSON.stringify(shown)}`);
+  if (!shown || shown.count !== 1 || shown.text !== '1 watching') return fail(`the page shows no viewer count of 1 from the event stream (${JSON.stringify(shown)})`);
+
   mkdirSync(dirname(screenshotPath), { recursive: true });
   await page.screenshot({ path: screenshotPath, timeout: 10_000 });
   log(`screenshot saved to ${screenshotPath}`);

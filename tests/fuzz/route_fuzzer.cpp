@@ -3,8 +3,10 @@
 // read; join_reply() turns a finished join into headers. The input is
 // text, one field a line: method, path, Content-Type, Authorization, the
 // body's size, then the endpoint: "whip" (a token-protected WHIP endpoint,
-// token on the next line) or else WHEP, "nopage" to serve no viewer page,
-// and the rest of the lines as ICE server URIs.
+// token on the next line) or else WHEP (with events, and metrics at
+// /metrics guarded by the Authorization line's token when it has one),
+// "nopage" to serve no viewer page, and the rest of the lines as ICE server
+// URIs. The Content-Type line is also read as the body of an events POST.
 #include <strings.h>
 
 #include "fuzz.h"
@@ -35,6 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (in.line() == "whip") {
     endpoint.path = "/whip";
     endpoint.token = in.line();
+  } else {
+    endpoint.events = true;
+    endpoint.metrics_path = "/metrics";
+    endpoint.metrics_token = authorization.size() > 7 ? authorization.substr(7) : "";
   }
   endpoint.viewer_page = in.line() != "nopage";
   while (in.remaining()) endpoint.ice_servers.push_back(in.line());
@@ -56,6 +62,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case Route::Action::Status:
       FUZZ_CHECK(method == "GET" && path == endpoint.path + "/status");
       break;
+    case Route::Action::Metrics:
+      FUZZ_CHECK((method == "GET" || method == "HEAD") && path == endpoint.metrics_path);
+      FUZZ_CHECK(endpoint.metrics_token.empty() || bearer_is(authorization, endpoint.metrics_token));
+      break;
+    case Route::Action::Subscribe:
+      FUZZ_CHECK(endpoint.events && method == "POST" && body_size <= kMaxEventRequestBytes &&
+                 path == endpoint.path + "/" + route.session_id + "/sse");
+      break;
+    case Route::Action::EventStream:
+    case Route::Action::EndEvents:
+      FUZZ_CHECK(endpoint.events && path == endpoint.path + "/" + route.session_id + "/sse/events");
+      FUZZ_CHECK(route.session_id.find('/') == std::string::npos);
+      break;
     case Route::Action::Reply:
       FUZZ_CHECK(route.reply.status >= 200 && route.reply.status < 600);
       FUZZ_CHECK(route.reply.status != 405 || route.reply.headers.count("Allow"));
@@ -75,5 +94,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(reply.status == join.status && reply.headers.count("Access-Control-Allow-Origin"));
   if (join.status == 201 || join.status == 307) FUZZ_CHECK(reply.headers.count("Location"));
   FUZZ_CHECK(ice_server_links(endpoint.ice_servers).size() <= endpoint.ice_servers.size());
+
+  std::set<std::string> wanted;
+  if (parse_event_request(content_type, &wanted)) {
+    for (const auto &name : wanted) {
+      bool known = false;
+      for (const char *k : kEventNames) known |= name == k;
+      FUZZ_CHECK(known);
+    }
+  } else {
+    FUZZ_CHECK(wanted.empty());
+  }
   return 0;
 }

@@ -71,6 +71,7 @@ class Broadcast {
   bool wait_media_flowing();
   void stop();
   GstElement *sink() const { return sink_; }
+  GstElement *pipeline() const { return pipeline_; }
   unsigned port() const { return port_; }
   std::string url(const std::string &path = "/whep") const;
   std::string last_error() const;
@@ -121,6 +122,8 @@ class WhepViewer {
   const std::string &session_url() const { return session_url_; }
   // The endpoint that answered the offer (differs after a 307).
   const std::string &answered_by() const { return answered_by_; }
+  // The Link header of the 201.
+  const std::string &link() const { return link_; }
   std::string error() const { return error_; }
   unsigned video_width() const { return video_width_.load(); }
   unsigned video_gaps() const { return video_gaps_.load(); }
@@ -155,6 +158,7 @@ class WhepViewer {
   std::string answer_;
   std::string session_url_;
   std::string answered_by_;
+  std::string link_;
   std::string error_;
   std::chrono::steady_clock::time_point connect_time_;
   std::atomic<gint64> first_video_us_{-1};

@@ -115,3 +115,36 @@ TEST(WhepRoutes, IceServersBecomeLinkHeaders) {
   EXPECT_EQ(join_reply(ok, ep).headers["Link"], links[0]);
   EXPECT_EQ(route_request("OPTIONS", "/whep", "", 0, ep).reply.headers["Link"], links[0]);
 }
+
+TEST(WhepRoutes, EventsLiveUnderTheSessionOnlyWhereTheEndpointOffersThem) {
+  Endpoint with;
+  with.events = true;
+  Route subscribe = route_request("POST", "/whep/abc/sse", "application/json", 40, with);
+  EXPECT_EQ(subscribe.action, Route::Action::Subscribe);
+  EXPECT_EQ(subscribe.session_id, "abc");
+  EXPECT_EQ(route_request("POST", "/whep/abc/sse", "application/json", kMaxEventRequestBytes + 1, with).reply.status,
+            413);
+  Route stream = route_request("GET", "/whep/abc/sse/events", "", 0, with);
+  EXPECT_EQ(stream.action, Route::Action::EventStream);
+  EXPECT_EQ(stream.session_id, "abc");
+  EXPECT_EQ(route_request("DELETE", "/whep/abc/sse/events", "", 0, with).action, Route::Action::EndEvents);
+  EXPECT_EQ(route_request("PUT", "/whep/abc/sse/events", "", 0, with).reply.status, 405);
+  EXPECT_EQ(route_request("GET", "/whep/abc/other", "", 0, with).reply.status, 404);
+  // A WHIP endpoint (no events): the same paths are unknown.
+  EXPECT_EQ(route_request("POST", "/whep/abc/sse", "application/json", 40).reply.status, 404);
+  // A DELETE of the session itself is unchanged.
+  EXPECT_EQ(route_request("DELETE", "/whep/abc", "", 0, with).action, Route::Action::Leave);
+}
+
+TEST(WhepRoutes, MetricsWantTheirTokenWhenOneIsSet) {
+  Endpoint e;
+  e.metrics_path = "/metrics";
+  EXPECT_EQ(route_request("GET", "/metrics", "", 0, e).action, Route::Action::Metrics);
+  e.metrics_token = "s3cret";
+  EXPECT_EQ(route_request("GET", "/metrics", "", 0, e).reply.status, 401);
+  EXPECT_EQ(route_request("GET", "/metrics", "", 0, e, "Bearer nope").reply.status, 401);
+  EXPECT_EQ(route_request("GET", "/metrics", "", 0, e, "Bearer s3cret").action, Route::Action::Metrics);
+  EXPECT_EQ(route_request("POST", "/metrics", "", 0, e, "Bearer s3cret").reply.status, 405);
+  e.metrics_path.clear();
+  EXPECT_EQ(route_request("GET", "/metrics", "", 0, e).reply.status, 404);
+}
