@@ -21,6 +21,7 @@
 #include <glib-unix.h>
 #include <glib.h>
 #include <gst/gst.h>
+#include <json-glib/json-glib.h>
 
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,7 @@ struct Options {
   gchar *push = nullptr;
   gchar *push_token = nullptr;
   gchar *viewer_token = nullptr;
+  gchar *log_format = nullptr;     // null: text
   gchar *metrics = nullptr;        // null: the sink's default path
   gchar *metrics_token = nullptr;
   gchar *tls_cert = nullptr;
@@ -113,6 +116,7 @@ struct Options {
     g_free(push_token);
     g_free(viewer_token);
     g_free(metrics);
+    g_free(log_format);
     g_free(metrics_token);
     g_free(tls_cert);
     g_free(tls_key);
@@ -526,6 +530,8 @@ struct App {
   guint startup_timeout_id = 0;
   guint eos_timeout_id = 0;
   bool tty = false;
+  bool json_log = false;  // --log-format json: one JSON object per event on stdout, nothing else
+  std::map<std::string, std::string> viewer_addresses;  // by viewer id, for viewer-left
   StateWatch upstream_watch;
   StateWatch push_watch;
   // status
@@ -586,6 +592,45 @@ bool read_string(GstElement *element, const char *name, std::string *out) {
   return true;
 }
 
+// One event as one line of JSON (--log-format json): its time, its name,
+// then its fields; text fields first, then numbers.
+using TextFields = std::vector<std::pair<const char *, std::string>>;
+using NumberFields = std::vector<std::pair<const char *, gint64>>;
+void log_json(const char *event, const TextFields &texts, const NumberFields &numbers = {}) {
+  JsonBuilder *b = json_builder_new();
+  json_builder_begin_object(b);
+  GDateTime *now = g_date_time_new_now_utc();
+  gchar *time = g_date_time_format_iso8601(now);
+  g_date_time_unref(now);
+  json_builder_set_member_name(b, "time");
+  json_builder_add_string_value(b, time);
+  g_free(time);
+  json_builder_set_member_name(b, "event");
+  json_builder_add_string_value(b, event);
+  for (const auto &t : texts) {
+    json_builder_set_member_name(b, t.first);
+    json_builder_add_string_value(b, t.second.c_str());
+  }
+  for (const auto &n : numbers) {
+    json_builder_set_member_name(b, n.first);
+    json_builder_add_int_value(b, n.second);
+  }
+  json_builder_end_object(b);
+  JsonGenerator *gen = json_generator_new();
+  JsonNode *root = json_builder_get_root(b);
+  json_generator_set_root(gen, root);
+  gchar *text = json_generator_to_data(gen, nullptr);
+  g_print("%s\n", text);
+  fflush(stdout);
+  g_free(text);
+  json_node_unref(root);
+  g_object_unref(gen);
+  g_object_unref(b);
+}
+
+// A line for people, or the same as an event of its own with --log-format json.
+void say(App *app, const char *event, const std::string &text);
+
 // Print a user-facing event line without mangling the live TTY status line.
 void print_event(App *app, const std::string &line) {
   gint64 up = app->start_us ? g_get_monotonic_time() - app->start_us : 0;
@@ -594,6 +639,11 @@ void print_event(App *app, const std::string &line) {
   } else {
     g_print("[%s] %s\n", format_uptime(up).c_str(), line.c_str());
   }
+}
+
+void say(App *app, const char *event, const std::string &text) {
+  if (app->json_log) log_json(event, {{"message", text}});
+  else g_print("%s\n", text.c_str());
 }
 
 void clear_status_line(App *app) {
@@ -609,37 +659,56 @@ void clear_status_line(App *app) {
 
 struct ViewerEvent {
   App *app;
-  std::string text;
+  bool joined;
+  std::string id;
+  std::string reason;   // for viewer-left
+  std::string address;  // for viewer-joined: where its media goes, when known
 };
 
 gboolean viewer_event_idle(gpointer data) {
   auto *ev = static_cast<ViewerEvent *>(data);
   App *app = ev->app;
   guint viewers = 0;
-  std::string line = ev->text;
-  if (read_uint(app->sink, "viewer-count", &viewers)) {
-    line += " (viewers: " + std::to_string(viewers) + ")";
+  const bool counted = read_uint(app->sink, "viewer-count", &viewers);
+  if (app->json_log) {
+    std::string address = ev->address;
+    if (ev->joined) app->viewer_addresses[ev->id] = address;
+    else if (app->viewer_addresses.count(ev->id)) {
+      address = app->viewer_addresses[ev->id];
+      app->viewer_addresses.erase(ev->id);
+    }
+    TextFields texts = {{"id", ev->id}, {"address", address}};
+    if (!ev->joined) texts.emplace_back("reason", ev->reason);
+    log_json(ev->joined ? "viewer-joined" : "viewer-left", texts, {{"viewers", counted ? gint64(viewers) : -1}});
+    return G_SOURCE_REMOVE;
   }
+  std::string line = std::string(ev->joined ? "viewer joined: " : "viewer left: ") + ev->id;
+  if (!ev->joined && !ev->reason.empty()) line += ", reason: " + ev->reason;
+  if (counted) line += " (viewers: " + std::to_string(viewers) + ")";
   print_event(app, line);
   return G_SOURCE_REMOVE;
 }
 
-void post_viewer_event(App *app, std::string text) {
-  auto *ev = new ViewerEvent{app, std::move(text)};
+void post_viewer_event(ViewerEvent *ev) {
   g_idle_add_full(G_PRIORITY_DEFAULT, viewer_event_idle, ev,
                   [](gpointer p) { delete static_cast<ViewerEvent *>(p); });
 }
 
-void on_viewer_joined(GstElement *, const gchar *id, gpointer user_data) {
+void on_viewer_joined(GstElement *sink, const gchar *id, gpointer user_data) {
   GST_DEBUG("viewer-joined %s", id);
-  post_viewer_event(static_cast<App *>(user_data), std::string("viewer joined: ") + (id ? id : "?"));
+  auto *ev = new ViewerEvent{static_cast<App *>(user_data), true, id ? id : "?", "", ""};
+  // Read now: by the time the main loop runs, the viewer may be gone.
+  GstStructure *stats = nullptr;
+  if (id) g_signal_emit_by_name(sink, "get-viewer-stats", id, &stats);
+  const gchar *address = stats ? gst_structure_get_string(stats, "remote-address") : nullptr;
+  if (address) ev->address = address;
+  if (stats) gst_structure_free(stats);
+  post_viewer_event(ev);
 }
 
 void on_viewer_left(GstElement *, const gchar *id, const gchar *reason, gpointer user_data) {
   GST_DEBUG("viewer-left %s (%s)", id, reason);
-  std::string text = std::string("viewer left: ") + (id ? id : "?");
-  if (reason && *reason) text += std::string(", reason: ") + reason;
-  post_viewer_event(static_cast<App *>(user_data), text);
+  post_viewer_event(new ViewerEvent{static_cast<App *>(user_data), false, id ? id : "?", reason ? reason : "", ""});
 }
 
 // ---------------------------------------------------------------------------
@@ -658,6 +727,11 @@ gboolean state_change_idle(gpointer data) {
   // Stopping ends the upstream and the push on purpose: nothing to report.
   if (change->value != watch->shown && !watch->app->stopping) {
     watch->shown = change->value;
+    if (watch->app->json_log) {
+      const std::string event = std::string(watch->label) + "-state";
+      log_json(event.c_str(), {{"state", change->value}, {"detail", change->detail}});
+      return G_SOURCE_REMOVE;
+    }
     std::string line = std::string(watch->label) + ": " + change->value;
     if (!change->detail.empty()) line += " (" + change->detail + ")";
     print_event(watch->app, line);
@@ -765,7 +839,7 @@ gboolean restart_with_software_idle(gpointer data) {
     g_main_loop_quit(app->loop);
     return G_SOURCE_REMOVE;
   }
-  g_print("encoder: x264enc (software)\n");
+  say(app, "encoder", "encoder: x264enc (software)");
   if (!start_pipeline(app)) {
     app->exit_code = 1;
     g_main_loop_quit(app->loop);
@@ -777,9 +851,9 @@ void fall_back(App *app, const char *why) {
   if (app->restarting) return;
   app->restarting = true;
   clear_status_line(app);
-  g_print("encoder: %s (hardware) failed to start: %s\n"
-          "         falling back to software encoding (once)\n",
-          app->enc.factory.c_str(), why);
+  say(app, "encoder-fallback",
+      "encoder: " + app->enc.factory + " (hardware) failed to start: " + why +
+          "\n         falling back to software encoding (once)");
   g_idle_add(restart_with_software_idle, app);
 }
 
@@ -824,6 +898,9 @@ gboolean bus_cb(GstBus *, GstMessage *msg, gpointer data) {
         fall_back(app, err->message);
       } else {
         clear_status_line(app);
+        if (app->json_log)
+          log_json("error", {{"source", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))}, {"message", err->message},
+                             {"debug", dbg ? dbg : ""}});
         g_printerr("ERROR from %s: %s\n", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message);
         g_printerr("Debug info: %s\n", dbg ? dbg : "none");
         app->exit_code = 1;
@@ -838,6 +915,8 @@ gboolean bus_cb(GstBus *, GstMessage *msg, gpointer data) {
       gchar *dbg = nullptr;
       gst_message_parse_warning(msg, &err, &dbg);
       clear_status_line(app);
+      if (app->json_log)
+        log_json("warning", {{"source", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg))}, {"message", err->message}});
       g_printerr("WARNING from %s: %s\n", GST_OBJECT_NAME(GST_MESSAGE_SRC(msg)), err->message);
       GST_DEBUG("warning debug info: %s", dbg ? dbg : "none");
       g_clear_error(&err);
@@ -846,7 +925,10 @@ gboolean bus_cb(GstBus *, GstMessage *msg, gpointer data) {
     }
     case GST_MESSAGE_EOS:
       clear_status_line(app);
-      if (!app->stopping) g_print("End of stream.\n");
+      if (!app->stopping) {
+        if (app->json_log) log_json("end-of-stream", {});
+        else g_print("End of stream.\n");
+      }
       g_main_loop_quit(app->loop);
       break;
     case GST_MESSAGE_STATE_CHANGED:
@@ -893,6 +975,22 @@ gboolean status_tick(gpointer data) {
   }
   app->last_sample_us = now;
 
+  if (app->json_log) {
+    TextFields texts;
+    NumberFields numbers = {{"uptime_s", (now - app->start_us) / G_USEC_PER_SEC},
+                            {"viewers", have_viewers ? gint64(viewers) : -1},
+                            {"out_bps", gint64(bps)},
+                            {"bytes_sent", gint64(bytes)}};
+    std::string state;
+    if (read_string(app->relay, "upstream-state", &state)) texts.emplace_back("upstream", state);
+    if (app->opt->push && read_string(app->sink, "push-state", &state)) texts.emplace_back("push", state);
+    guint children = 0;
+    if (read_uint(app->sink, "children", &children)) numbers.emplace_back("relays", children);
+    guint64 kf_requests = 0;
+    if (read_uint64(app->sink, "keyframe-requests", &kf_requests)) numbers.emplace_back("keyframe_requests", gint64(kf_requests));
+    log_json("status", texts, numbers);
+    return G_SOURCE_CONTINUE;
+  }
   std::string line = "[" + format_uptime(now - app->start_us) + "] ";
   std::string upstream;
   if (read_string(app->relay, "upstream-state", &upstream)) {
@@ -953,7 +1051,7 @@ gboolean on_unix_signal(gpointer data) {
   }
   app->stopping = true;
   clear_status_line(app);
-  g_print("\nStopping...\n");
+  say(app, "stopping", app->json_log ? "stopping" : "\nStopping...");
   gst_element_send_event(app->pipeline, gst_event_new_eos());
   app->eos_timeout_id = g_timeout_add_seconds(kEosTimeoutSeconds, eos_timeout_cb, app);
   return G_SOURCE_CONTINUE;
@@ -1016,24 +1114,39 @@ void announce(App *app) {
   if (app->announced) return;
   app->announced = true;
   const Options &opt = *app->opt;
-  if (opt.mode == Mode::Relay) g_print("Relaying %s\n", opt.from);
-  if (opt.mode == Mode::Ingest) {
-    g_print("WHIP ingest at %s/whip%s\n", http_base(opt, opt.whip_listen_address(), opt.whip_port).c_str(),
-            opt.token && *opt.token ? "  (publishers must send the token)" : "");
+  std::string base, page, metrics_url;
+  if (opt.port != 0) {
+    base = http_base(opt, opt.listen_address(), opt.port);
+    // The token rides in the fragment, which the page reads and no browser sends to a server.
+    page = base + "/" + (opt.viewer_token ? std::string("#token=") + opt.viewer_token : "");
+    gchar *metrics = nullptr;
+    g_object_get(app->sink, "metrics-path", &metrics, nullptr);
+    if (metrics && *metrics) metrics_url = base + metrics;
+    g_free(metrics);
   }
+  const std::string whip =
+      opt.mode == Mode::Ingest ? http_base(opt, opt.whip_listen_address(), opt.whip_port) + "/whip" : "";
+  if (app->json_log) {
+    log_json("started", {{"mode", mode_name(opt.mode)},
+                         {"page", page},
+                         {"whep", base.empty() ? "" : base + "/whep"},
+                         {"metrics", metrics_url},
+                         {"whip", whip},
+                         {"from", opt.from ? opt.from : ""},
+                         {"push", opt.push ? opt.push : ""}});
+    return;
+  }
+  if (opt.mode == Mode::Relay) g_print("Relaying %s\n", opt.from);
+  if (opt.mode == Mode::Ingest)
+    g_print("WHIP ingest at %s%s\n", whip.c_str(), opt.token && *opt.token ? "  (publishers must send the token)" : "");
   const char *verb = opt.mode == Mode::Broadcast ? "Broadcasting" : "Serving viewers";
   if (opt.port == 0) {
     g_print("%s (HTTP server disabled: --port 0)\n", verb);
   } else {
-    std::string base = http_base(opt, opt.listen_address(), opt.port);
-    // The token rides in the fragment, which the page reads and no browser sends to a server.
-    const std::string page = base + "/" + (opt.viewer_token ? std::string("#token=") + opt.viewer_token : "");
     g_print("%s at %s  (WHEP endpoint: %s/whep)\n", verb, page.c_str(), base.c_str());
-    gchar *metrics = nullptr;
-    g_object_get(app->sink, "metrics-path", &metrics, nullptr);
-    if (metrics && *metrics)
-      g_print("Prometheus metrics at %s%s%s\n", base.c_str(), metrics, opt.metrics_token ? "  (scrapers must send the token)" : "");
-    g_free(metrics);
+    if (!metrics_url.empty())
+      g_print("Prometheus metrics at %s%s\n", metrics_url.c_str(),
+              opt.metrics_token ? "  (scrapers must send the token)" : "");
   }
   if (opt.push) g_print("Pushing to %s\n", opt.push);
   g_print("Press Ctrl-C to stop.\n");
@@ -1251,6 +1364,8 @@ bool validate(const Options &opt) {
   }
   if (opt.push && !is_http_url(opt.push)) fail("--push must be an http:// or https:// URL");
   if (opt.push_token && !opt.push) fail("--push-token needs --push");
+  if (opt.log_format && !g_str_equal(opt.log_format, "text") && !g_str_equal(opt.log_format, "json"))
+    fail("--log-format must be text or json");
   if (!opt.tls_cert != !opt.tls_key) fail("--tls-cert and --tls-key go together");
   return ok;
 }
@@ -1267,16 +1382,16 @@ bool prepare_broadcast(App *app) {
     if (opt->codec || opt->encoder)
       g_printerr("warning: --codec/--encoder are ignored with --pipeline\n");
     app->have_encoder = false;
-    g_print("encoder: from --pipeline\n");
+    say(app, "encoder", "encoder: from --pipeline");
   } else {
     if (!choose_encoder(*opt, &app->enc)) return false;
     app->have_encoder = true;
-    g_print("encoder: %s (%s)\n", app->enc.factory.c_str(), app->enc.hardware ? "hardware" : "software");
+    say(app, "encoder", "encoder: " + app->enc.factory + (app->enc.hardware ? " (hardware)" : " (software)"));
     if (app->enc.forced && app->enc.factory != "x264enc" && app->enc.factory != "v4l2h264enc" &&
         app->enc.factory != "nvv4l2h264enc" && app->enc.factory != "vaapih264enc" &&
         app->enc.factory != "vp8enc" && app->enc.factory != "vp9enc")
-      g_print("note: no settings known for %s, --bitrate and --keyframe-interval are not applied\n",
-              app->enc.factory.c_str());
+      say(app, "encoder", "note: no settings known for " + app->enc.factory +
+                              ", --bitrate and --keyframe-interval are not applied");
     GST_INFO("video %dx%d@%d, %s %d kbps, keyframe every %d frames", opt->width, opt->height, opt->fps,
              codec_name(app->enc.codec), opt->bitrate, opt->gop());
   }
@@ -1415,6 +1530,11 @@ int main(int argc, char **argv) {
        "Only viewers sending Authorization: Bearer TOKEN may watch (401 otherwise); share the page as "
        "http(s)://HOST:PORT/#token=TOKEN (default: anyone may watch)",
        "TOKEN"},
+      {"log-format", 0, 0, G_OPTION_ARG_STRING, &opt.log_format,
+       "text, or json: one JSON object per line on stdout for each event (started, viewer-joined and "
+       "viewer-left with id, address and reason, upstream-state, push-state, publisher-state, status every "
+       "5 s, warning, error, end-of-stream) and nothing else (default: text)",
+       "FORMAT"},
       {"metrics", 0, 0, G_OPTION_ARG_STRING, &opt.metrics,
        "Serve Prometheus metrics at this path on --port, or none (default: /metrics)", "PATH"},
       {"metrics-token", 0, 0, G_OPTION_ARG_STRING, &opt.metrics_token,
@@ -1530,7 +1650,9 @@ int main(int argc, char **argv) {
 
   App app;
   app.opt = &opt;
-  app.tty = isatty(STDOUT_FILENO);
+  app.json_log = opt.log_format && g_str_equal(opt.log_format, "json");
+  // Machines read JSON lines: no live status line rewritten in place.
+  app.tty = isatty(STDOUT_FILENO) && !app.json_log;
 
   app.upstream_watch = {&app, opt.mode == Mode::Ingest ? "publisher" : "upstream", ""};
   app.push_watch = {&app, "push", ""};
@@ -1559,9 +1681,13 @@ int main(int argc, char **argv) {
   }
   teardown_pipeline(&app);
   if (app.start_us && app.exit_code == 0) {
-    g_print("Stopped after %s, %s sent to viewers.\n",
-            format_uptime(g_get_monotonic_time() - app.start_us).c_str(),
-            format_bytes(app.total_bytes).c_str());
+    if (app.json_log)
+      log_json("stopped", {}, {{"uptime_s", (g_get_monotonic_time() - app.start_us) / G_USEC_PER_SEC},
+                               {"bytes_sent", gint64(app.total_bytes)}});
+    else
+      g_print("Stopped after %s, %s sent to viewers.\n",
+              format_uptime(g_get_monotonic_time() - app.start_us).c_str(),
+              format_bytes(app.total_bytes).c_str());
   }
   g_main_loop_unref(app.loop);
   return app.exit_code;

@@ -285,3 +285,82 @@ TEST(Metrics, ThePathCanMoveOrGoAndABadOneFailsTheStart) {
   EXPECT_FALSE(c.start());
   EXPECT_NE(c.last_error().find("metrics-path"), std::string::npos) << c.last_error();
 }
+
+namespace {
+
+// Every line of a CLI's output as a JSON object; a line that is not one
+// fails the test.
+std::vector<JsonObject *> json_lines(const std::string &output, std::vector<JsonNode *> *keep) {
+  std::vector<JsonObject *> objects;
+  size_t start = 0;
+  while (start < output.size()) {
+    size_t end = output.find('\n', start);
+    if (end == std::string::npos) end = output.size();
+    const std::string line = output.substr(start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    GError *error = nullptr;
+    JsonNode *node = json_from_string(line.c_str(), &error);
+    EXPECT_TRUE(node && JSON_NODE_HOLDS_OBJECT(node)) << "not a JSON object: " << line;
+    g_clear_error(&error);
+    if (!node) continue;
+    keep->push_back(node);
+    if (JSON_NODE_HOLDS_OBJECT(node)) objects.push_back(json_node_get_object(node));
+  }
+  return objects;
+}
+
+std::string member(JsonObject *o, const char *name) {
+  return json_object_has_member(o, name) && JSON_NODE_HOLDS_VALUE(json_object_get_member(o, name)) &&
+                 json_node_get_value_type(json_object_get_member(o, name)) == G_TYPE_STRING
+             ? json_object_get_string_member(o, name)
+             : "";
+}
+
+}  // namespace
+
+TEST(Logs, TheCliWritesOneJsonObjectPerEventWithEachViewersAddressAndReason) {
+  const char *cli = g_getenv("WB_TEST_CLI");
+  ASSERT_TRUE(cli) << "WB_TEST_CLI is not set";
+  const unsigned port = free_tcp_port();
+  const std::string whep = "http://127.0.0.1:" + std::to_string(port) + "/whep";
+  NodeProcess node({cli, "--log-format", "json", "--port", std::to_string(port), "--address", "127.0.0.1",
+                    "--ice-address", "127.0.0.1"});
+  WhepViewer viewer;
+  int status = 0;
+  ASSERT_TRUE(wait_until([&] { return (status = viewer.connect(whep)) == 201; }, 20000ms))
+      << status << " " << viewer.error() << node.output();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 10; }, 10000ms));
+  const std::string id = viewer.session_url().substr(viewer.session_url().rfind('/') + 1);
+  ASSERT_TRUE(wait_until([&] { return node.output().find("\"viewer-joined\"") != std::string::npos; }, 5000ms))
+      << node.output();
+  viewer.disconnect();
+  ASSERT_TRUE(wait_until([&] { return node.output().find("\"viewer-left\"") != std::string::npos; }, 5000ms))
+      << node.output();
+
+  std::vector<JsonNode *> keep;
+  const std::string output = node.output();
+  bool started = false, joined = false, left = false;
+  for (JsonObject *o : json_lines(output, &keep)) {
+    EXPECT_FALSE(member(o, "time").empty());
+    const std::string event = member(o, "event");
+    if (event == "started") {
+      started = true;
+      EXPECT_EQ(member(o, "whep"), whep);
+      EXPECT_EQ(member(o, "metrics"), "http://127.0.0.1:" + std::to_string(port) + "/metrics");
+    } else if (event == "viewer-joined") {
+      joined = true;
+      EXPECT_EQ(member(o, "id"), id);
+      EXPECT_EQ(member(o, "address").rfind("127.0.0.1:", 0), 0u) << output;
+      EXPECT_EQ(json_object_get_int_member(o, "viewers"), 1);
+    } else if (event == "viewer-left") {
+      left = true;
+      EXPECT_EQ(member(o, "id"), id);
+      EXPECT_EQ(member(o, "reason"), "viewer left");
+      EXPECT_EQ(member(o, "address").rfind("127.0.0.1:", 0), 0u) << output;
+      EXPECT_EQ(json_object_get_int_member(o, "viewers"), 0);
+    }
+  }
+  EXPECT_TRUE(started && joined && left) << output;
+  for (JsonNode *n : keep) json_node_unref(n);
+}
