@@ -103,11 +103,11 @@ Route route_request(const std::string &method, const std::string &path,
                     const std::string &authorization) {
   Route route;
   const std::string &base = endpoint.path;
-  if (!endpoint.metrics_path.empty() && path == endpoint.metrics_path) {
+  if (!endpoint.metrics_path.empty() && (path == endpoint.metrics_path || path == "/stats")) {
     if (method != "GET" && method != "HEAD") route.reply = method_not_allowed("GET, HEAD");
     else if (!endpoint.metrics_token.empty() && !token_matches(endpoint.metrics_token, authorization))
       route.reply = unauthorized(authorization);
-    else route.action = Route::Action::Metrics;
+    else route.action = path == endpoint.metrics_path ? Route::Action::Metrics : Route::Action::Stats;
   } else if (endpoint.viewer_page && (path == "/" || path == "/index.html")) {
     if (method != "GET" && method != "HEAD") route.reply = method_not_allowed("GET, HEAD");
     else route.action = Route::Action::Page;
@@ -554,6 +554,15 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       HttpReply r = text.empty() ? error_reply(404, std::string("no such resource: ") + path)
                                  : HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", text, {}};
       r.headers["Cache-Control"] = "no-cache";
+      send_reply(msg, r);
+      return;
+    }
+    case Route::Action::Stats: {
+      std::string json = handler_.stats_json();
+      HttpReply r = json.empty() ? error_reply(404, std::string("no such resource: ") + path)
+                                 : HttpReply{200, "application/json", json, {}};
+      r.headers["Cache-Control"] = "no-cache";
+      add_cors(r.headers);
       send_reply(msg, r);
       return;
     }

@@ -74,8 +74,10 @@ class SessionHandler {
   virtual bool authorize(const Access &) { return true; }
   // JSON for GET <endpoint>/status; empty: no such resource.
   virtual std::string status_json() { return {}; }
-  // Prometheus text for GET of the endpoint's metrics path; empty: none.
+  // Prometheus text for GET of the endpoint's metrics path, and the same
+  // snapshot as JSON for GET /stats; empty: none.
   virtual std::string metrics_text() { return {}; }
+  virtual std::string stats_json() { return {}; }
   // Whether a session is live (event streams belong to one).
   virtual bool has_session(const std::string &) { return false; }
 };
@@ -83,7 +85,8 @@ class SessionHandler {
 // What the server serves: the endpoint path ("/whep" or "/whip"), the token
 // a POST must bring (empty: none), ICE servers announced in Link headers,
 // whether GET / serves the viewer page, and where the handler's metrics are
-// (empty: nowhere) with the token a scrape must bring (empty: none).
+// (empty: nowhere, and no /stats either) with the token a scrape of them or
+// of /stats must bring (empty: none).
 struct Endpoint {
   std::string path = "/whep";
   std::string token;
@@ -109,7 +112,7 @@ std::vector<std::string> ice_server_links(const std::vector<std::string> &server
 
 // How a request is routed, decided from its line and headers alone.
 struct Route {
-  enum class Action { Reply, Page, Join, Leave, Status, Metrics, Subscribe, EventStream, EndEvents };
+  enum class Action { Reply, Page, Join, Leave, Status, Metrics, Stats, Subscribe, EventStream, EndEvents };
   Action action = Action::Reply;
   std::string session_id;  // for Leave and the events
   HttpReply reply;         // for Reply

@@ -84,6 +84,7 @@ class Audience : public SessionHandler {
   bool authorize(const Access &access) override;
   std::string status_json() override;
   std::string metrics_text() override;
+  std::string stats_json() override { return node_stats_json(stats(), true); }
   bool has_session(const std::string &id) override { return find(id) != nullptr; }
   // Viewers connected or connecting, relays not counted (NodeStatus's).
   unsigned viewers() const;

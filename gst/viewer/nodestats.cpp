@@ -59,6 +59,26 @@ void set_field(GstStructure *s, const char *name, uint64_t value) {
     gst_structure_set(s, name, G_TYPE_UINT64, guint64(value), nullptr);
 }
 
+void add_histogram(JsonBuilder *b, const char *name, const HistogramSnapshot &h) {
+  json_builder_set_member_name(b, name);
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "buckets");  // [upper bound or null for +Inf, cumulative count]
+  json_builder_begin_array(b);
+  for (size_t i = 0; i < h.cumulative.size(); ++i) {
+    json_builder_begin_array(b);
+    if (i < h.bounds.size()) json_builder_add_double_value(b, h.bounds[i]);
+    else json_builder_add_null_value(b);
+    json_builder_add_int_value(b, gint64(h.cumulative[i]));
+    json_builder_end_array(b);
+  }
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "sum");
+  json_builder_add_double_value(b, h.sum);
+  json_builder_set_member_name(b, "count");
+  json_builder_add_int_value(b, gint64(h.count()));
+  json_builder_end_object(b);
+}
+
 void add_json_member(JsonBuilder *b, const char *name, uint64_t value) {
   gchar *json_name = g_strdelimit(g_strdup(name), "-", '_');
   json_builder_set_member_name(b, json_name);
@@ -130,7 +150,72 @@ GstStructure *node_stats_structure(const NodeStats &stats) {
   return s;
 }
 
-std::string node_stats_json(const NodeStats &stats) {
+namespace {
+
+// What GET /stats adds to GET /status: the same numbers as the metrics.
+void add_rest(JsonBuilder *b, const NodeStats &n) {
+  json_builder_set_member_name(b, "offers");  // by status
+  json_builder_begin_object(b);
+  for (const auto &o : n.offers) add_json_member(b, std::to_string(o.first).c_str(), o.second);
+  json_builder_end_object(b);
+  add_histogram(b, "answer_seconds", n.answer_seconds);
+  json_builder_set_member_name(b, "ended");  // by reason
+  json_builder_begin_object(b);
+  for (const auto &e : n.ended) add_json_member(b, e.first.c_str(), e.second);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "rtcp");
+  json_builder_begin_object(b);
+  const RtcpCounts &c = n.rtcp.counts;
+  for (const auto &[name, value] : {std::pair{"received", c.received}, std::pair{"rejected", c.rejected},
+                                     std::pair{"pli", c.pli}, std::pair{"fir", c.fir},
+                                     std::pair{"nack-packets", c.nack_packets}, std::pair{"nacked-seqs", c.nacked_seqs}})
+    add_json_member(b, name, value);
+  add_histogram(b, "loss_ratio", n.rtcp.loss);
+  add_histogram(b, "jitter_seconds", n.rtcp.jitter);
+  add_histogram(b, "rtt_seconds", n.rtcp.rtt);
+  json_builder_end_object(b);
+  json_builder_set_member_name(b, "relay_children");
+  json_builder_begin_array(b);
+  for (const auto &child : n.child_loads) {
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "url");
+    json_builder_add_string_value(b, child.url.c_str());
+    json_builder_set_member_name(b, "up");
+    json_builder_add_boolean_value(b, child.reachable);
+    add_json_member(b, "viewers", child.viewers);
+    add_json_member(b, "max-viewers", child.max_viewers);
+    json_builder_end_object(b);
+  }
+  json_builder_end_array(b);
+  for (const auto &[member, links] : {std::pair{"pushes", &n.pushes}, std::pair{"upstreams", &n.upstreams}}) {
+    json_builder_set_member_name(b, member);
+    json_builder_begin_array(b);
+    for (const auto &link : *links) {
+      json_builder_begin_object(b);
+      for (const auto &[name, value] : {std::pair{"relay", &link.name}, std::pair{"url", &link.url},
+                                         std::pair{"state", &link.state}}) {
+        if (value->empty() && std::string(name) == "relay") continue;
+        json_builder_set_member_name(b, name);
+        json_builder_add_string_value(b, value->c_str());
+      }
+      if (std::string(member) == "upstreams") add_json_member(b, "reconnects", link.reconnects);
+      json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+  }
+  json_builder_set_member_name(b, "process");
+  json_builder_begin_object(b);
+  json_builder_set_member_name(b, "cpu_seconds");
+  json_builder_add_double_value(b, n.process.cpu_seconds);
+  add_json_member(b, "resident-bytes", n.process.resident_bytes);
+  add_json_member(b, "open-fds", n.process.open_fds);
+  add_json_member(b, "threads", n.process.threads);
+  json_builder_end_object(b);
+}
+
+}  // namespace
+
+std::string node_stats_json(const NodeStats &stats, bool full) {
   JsonBuilder *b = json_builder_new();
   json_builder_begin_object(b);
   add_node_status_members(b, stats.status);
@@ -141,6 +226,8 @@ std::string node_stats_json(const NodeStats &stats) {
     json_builder_set_member_name(b, stream.kind.c_str());
     json_builder_begin_object(b);
     each_stream_field(stream.fanout, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
+    add_json_member(b, "packets-sent", stream.fanout.packets_out);
+    if (stream.kind == "video") add_histogram(b, "keyframe_wait_seconds", stream.fanout.keyframe_wait);
     json_builder_end_object(b);
   }
   json_builder_end_object(b);
@@ -149,9 +236,12 @@ std::string node_stats_json(const NodeStats &stats) {
   for (const auto &shard : stats.shards) {
     json_builder_begin_object(b);
     each_shard_field(shard, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
+    json_builder_set_member_name(b, "cpu_seconds");
+    json_builder_add_double_value(b, shard.cpu_seconds);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);
+  if (full) add_rest(b, stats);
   json_builder_end_object(b);
   return json_text(b);
 }

@@ -69,8 +69,9 @@ NodeStats::Process process_stats();
 // "stream-stats" structure under its kind, the shards as an array of
 // "shard-stats" (see WB_NODE_STATS_DOC). Transfer full.
 GstStructure *node_stats_structure(const NodeStats &stats);
-// GET /status: NodeStatus's members (node_status_json()), then the rest.
-std::string node_stats_json(const NodeStats &stats);
+// GET /status: NodeStatus's members (node_status_json()), then the counts,
+// streams and shards; `full` (GET /stats): then everything the metrics show.
+std::string node_stats_json(const NodeStats &stats, bool full = false);
 // GET /metrics: the Prometheus text exposition format (version 0.0.4).
 std::string node_stats_prometheus(const NodeStats &stats);
 // Why a session ended, as the metrics label it.

@@ -62,6 +62,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case Route::Action::Status:
       FUZZ_CHECK(method == "GET" && path == endpoint.path + "/status");
       break;
+    case Route::Action::Stats:
+      FUZZ_CHECK(path == "/stats" && !endpoint.metrics_path.empty());
+      FUZZ_CHECK(endpoint.metrics_token.empty() || bearer_is(authorization, endpoint.metrics_token));
+      break;
     case Route::Action::Metrics:
       FUZZ_CHECK((method == "GET" || method == "HEAD") && path == endpoint.metrics_path);
       FUZZ_CHECK(endpoint.metrics_token.empty() || bearer_is(authorization, endpoint.metrics_token));

@@ -176,6 +176,26 @@ TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNum
                 .status,
             405);
 
+  // The same snapshot as JSON, behind the same token.
+  EXPECT_EQ(http_request("GET", node.url("/stats")).status, 401);
+  HttpResponse stats = http_request("GET", node.url("/stats"), "", "", {{"Authorization", "Bearer scrape-secret"}});
+  ASSERT_EQ(stats.status, 200);
+  EXPECT_EQ(stats.header("content-type"), "application/json");
+  JsonNode *root = json_from_string(stats.body.c_str(), nullptr);
+  ASSERT_TRUE(root && JSON_NODE_HOLDS_OBJECT(root)) << stats.body;
+  JsonObject *o = json_node_get_object(root);
+  EXPECT_EQ(json_object_get_int_member(o, "viewers"), 2);
+  EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(o, "offers"), "201"), 2);
+  EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(o, "answer_seconds"), "count"), 2);
+  JsonObject *video = json_object_get_object_member(json_object_get_object_member(o, "streams"), "video");
+  EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(video, "keyframe_wait_seconds"), "count"), 2);
+  EXPECT_GT(json_object_get_int_member(video, "packets_sent"), 0);
+  JsonArray *shards = json_object_get_array_member(o, "shards");
+  ASSERT_EQ(json_array_get_length(shards), 2u);
+  EXPECT_GT(json_object_get_double_member(json_array_get_object_element(shards, 0), "cpu_seconds"), 0);
+  EXPECT_GT(json_object_get_int_member(json_object_get_object_member(o, "process"), "open_fds"), 0);
+  json_node_unref(root);
+
   Prometheus prometheus({{address_of(node), "/metrics", "scrape-secret"}});
   ASSERT_TRUE(prometheus.wait_ready()) << prometheus.error() << prometheus.log();
   double v = NAN;
