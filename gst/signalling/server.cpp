@@ -198,6 +198,15 @@ HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint)
 
 namespace {
 
+// A view of the handler's snapshot, never cached; 404 when it has none.
+HttpReply snapshot_reply(const std::string &body, const char *content_type, const char *path) {
+  HttpReply r = body.empty() ? error_reply(404, std::string("no such resource: ") + path)
+                             : HttpReply{200, content_type, body, {}};
+  r.headers["Cache-Control"] = "no-cache";
+  add_cors(r.headers);
+  return r;
+}
+
 void send_reply(SoupServerMessage *msg, const HttpReply &reply) {
   SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
   for (const auto &h : reply.headers) soup_message_headers_replace(headers, h.first.c_str(), h.second.c_str());
@@ -540,32 +549,15 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       send_reply(msg, r);
       return;
     }
-    case Route::Action::Status: {
-      std::string json = handler_.status_json();
-      HttpReply r = json.empty() ? error_reply(404, std::string("no such resource: ") + path)
-                                 : HttpReply{200, "application/json", json, {}};
-      r.headers["Cache-Control"] = "no-cache";
-      add_cors(r.headers);
-      send_reply(msg, r);
+    case Route::Action::Status:
+      send_reply(msg, snapshot_reply(handler_.status_json(), "application/json", path));
       return;
-    }
-    case Route::Action::Metrics: {
-      std::string text = handler_.metrics_text();
-      HttpReply r = text.empty() ? error_reply(404, std::string("no such resource: ") + path)
-                                 : HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", text, {}};
-      r.headers["Cache-Control"] = "no-cache";
-      send_reply(msg, r);
+    case Route::Action::Stats:
+      send_reply(msg, snapshot_reply(handler_.stats_json(), "application/json", path));
       return;
-    }
-    case Route::Action::Stats: {
-      std::string json = handler_.stats_json();
-      HttpReply r = json.empty() ? error_reply(404, std::string("no such resource: ") + path)
-                                 : HttpReply{200, "application/json", json, {}};
-      r.headers["Cache-Control"] = "no-cache";
-      add_cors(r.headers);
-      send_reply(msg, r);
+    case Route::Action::Metrics:
+      send_reply(msg, snapshot_reply(handler_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8", path));
       return;
-    }
     case Route::Action::Subscribe:
       send_reply(msg, subscribe(msg, route.session_id));
       return;
