@@ -104,6 +104,14 @@ NodeStats Audience::stats() const {
     for (const auto &session : sessions_) stats.direct += session.second->sends_direct();
     if (senders_)
       for (unsigned i = 0; i < senders_->size(); ++i) stats.shards.push_back(senders_->stats(i));
+  }
+  return stats;
+}
+
+NodeStats Audience::full_stats() const {
+  NodeStats stats = this->stats();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
     stats.offers = offers_;
     for (const auto &e : ended_) stats.ended[ended_name(e.first)] = e.second;
   }
@@ -124,7 +132,7 @@ unsigned Audience::viewers() const {
 
 std::string Audience::status_json() { return node_stats_json(stats()); }
 
-std::string Audience::metrics_text() { return node_stats_prometheus(stats()); }
+std::string Audience::metrics_text() { return node_stats_prometheus(full_stats()); }
 
 unsigned Audience::pending_locked(unsigned *webrtcbin) const {
   if (webrtcbin)

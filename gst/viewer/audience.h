@@ -84,7 +84,7 @@ class Audience : public SessionHandler {
   bool authorize(const Access &access) override;
   std::string status_json() override;
   std::string metrics_text() override;
-  std::string stats_json() override { return node_stats_json(stats(), true); }
+  std::string stats_json() override { return node_stats_json(full_stats(), true); }
   bool has_session(const std::string &id) override { return find(id) != nullptr; }
   // Viewers connected or connecting, relays not counted (NodeStatus's).
   unsigned viewers() const;
@@ -96,7 +96,12 @@ class Audience : public SessionHandler {
   // Removes viewers that never connected or went silent; run periodically.
   // Returns the sessions left.
   size_t reap();
+  // The counts, streams and shards: what get-stats, the properties and
+  // /status show, cheap enough for a parent's poll every second.
   NodeStats stats() const;
+  // And what only the metrics and /stats show: the histograms, the links
+  // (a walk of the pipeline) and the process (reads of /proc).
+  NodeStats full_stats() const;
   // See Children::set_tls_ca().
   void set_children_tls_ca(const std::string &tls_ca) { children_.set_tls_ca(tls_ca); }
   // ViewerSession::stats() of a session; null for an unknown id. Any thread.

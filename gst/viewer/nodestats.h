@@ -31,7 +31,7 @@ struct NodeStats {
   std::vector<Stream> streams;  // the media this node has inputs for
   std::vector<SenderPool::ShardStats> shards;  // empty until the ICE-lite port opens
 
-  // Since the node started.
+  // Only in Audience::full_stats(), from here on. Since the node started:
   std::map<int, uint64_t> offers;         // by the HTTP status they were answered with
   HistogramSnapshot answer_seconds;       // of the offers answered 201
   std::map<std::string, uint64_t> ended;  // sessions ended, by why (ended_name())

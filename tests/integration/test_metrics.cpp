@@ -9,6 +9,7 @@
 #include <cmath>
 #include <csignal>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,19 @@ class Prometheus {
   std::string last_answer_;
 };
 
+// A broadcast with these sink properties, media flowing (null and a
+// failure otherwise).
+std::unique_ptr<Broadcast> flowing(const std::string &sink_props) {
+  Broadcast::Options options;
+  options.extra_sink_props = sink_props;
+  auto b = std::make_unique<Broadcast>(options);
+  if (!b->start() || !b->wait_media_flowing()) {
+    ADD_FAILURE() << "no media flowing: " << b->last_error();
+    return nullptr;
+  }
+  return b;
+}
+
 std::string address_of(const Broadcast &b) { return "127.0.0.1:" + std::to_string(b.port()); }
 
 auto equals(double expected) {
@@ -153,11 +167,9 @@ auto above(double floor) {
 }  // namespace
 
 TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNumbers) {
-  Broadcast::Options options;
-  options.extra_sink_props = "sender-threads=2 metrics-token=scrape-secret";
-  Broadcast node(options);
-  ASSERT_TRUE(node.start()) << node.last_error();
-  ASSERT_TRUE(node.wait_media_flowing());
+  auto started = flowing("sender-threads=2 metrics-token=scrape-secret");
+  ASSERT_TRUE(started);
+  Broadcast &node = *started;
   WhepViewer a, b;
   ASSERT_EQ(a.connect(node.url()), 201) << a.error();
   ASSERT_EQ(b.connect(node.url()), 201) << b.error();
@@ -232,11 +244,9 @@ TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNum
 }
 
 TEST(Metrics, ARelayTreeShowsItsChildrenAndTheRelaysUpstream) {
-  Broadcast::Options options;
-  options.extra_sink_props = "max-viewers=1";
-  Broadcast root(options);
-  ASSERT_TRUE(root.start()) << root.last_error();
-  ASSERT_TRUE(root.wait_media_flowing());
+  auto started = flowing("max-viewers=1");
+  ASSERT_TRUE(started);
+  Broadcast &root = *started;
   const unsigned child_port = free_tcp_port();
   const std::string child_url = "http://127.0.0.1:" + std::to_string(child_port) + "/whep";
   Broadcast child("relaysrc name=up ice-address=127.0.0.1 location=" + root.url() + " advertise-url=" + child_url +
