@@ -258,12 +258,13 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "metrics-path", "Metrics path",
       "Path on the WHEP server's port where GET serves the node's metrics in the Prometheus text format "
       "(viewers, bytes and packets out, keyframe requests, NACK and PLI, answer-time, first-keyframe and "
-      "receiver-report histograms, relay children, push and upstream state, per-shard CPU); empty: none",
+      "receiver-report histograms, relay children, push and upstream state, per-shard CPU). The same "
+      "snapshot is served as JSON at /stats and drawn live by the page at /dashboard; empty: none of the three",
       DEFAULT_PROP_METRICS_PATH, flags);
   specs[PROP_METRICS_TOKEN] = g_param_spec_string(
       "metrics-token", "Metrics token",
-      "A scrape of metrics-path must send Authorization: Bearer <this>, else 401 (default: anyone may read "
-      "them)",
+      "A scrape of metrics-path or /stats must send Authorization: Bearer <this>, else 401; the dashboard "
+      "page takes it from its URL as /dashboard#token=<this> (default: anyone may read them)",
       nullptr, flags);
   return specs;
 }

@@ -20,6 +20,8 @@ packages=(
   libgtest-dev
   clang libclang-rt-14-dev
   iproute2 util-linux curl
+  # The Debian packages (debian/) and the check of their systemd unit.
+  debhelper dpkg-dev systemd
 )
 # The benchmark suite compares with Janus and reads JSON with jq.
 if [ "${WB_WITH_BENCH:-0}" = 1 ]; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test (unit, element, integration, browser).
+# Installs, builds and runs every test (unit, element, integration, browser,
+# sanitizers, fuzzers, packages).
 # Tests open sockets, so they run inside a private network namespace that has
 # only loopback: nothing they send can leave this machine. Needs root (or
 # sudo) for that namespace.
@@ -17,3 +18,6 @@ bash scripts/run-sanitizers.sh
 # Every parser of untrusted bytes under libFuzzer with ASan+UBSan, 30 s each
 # (docs/fuzzing.md); no network.
 bash scripts/run-fuzz.sh
+# The Debian packages: built, installed with apt, the installed node run,
+# purged (docs/operations.md, "Packages").
+$SUDO bash tests/package/run-package-test.sh build/packages

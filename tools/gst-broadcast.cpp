@@ -77,6 +77,7 @@ struct Options {
   gchar *stun_server = nullptr;
   gchar *turn_servers = nullptr;
   gchar *ice_address = nullptr;
+  gint ice_port = -1;  // -1: broadcastsink's default (the system picks one)
   gboolean no_audio = FALSE;
   // relay and ingest
   gchar *from = nullptr;
@@ -1114,14 +1115,17 @@ void announce(App *app) {
   if (app->announced) return;
   app->announced = true;
   const Options &opt = *app->opt;
-  std::string base, page, metrics_url;
+  std::string base, page, metrics_url, dashboard;
   if (opt.port != 0) {
     base = http_base(opt, opt.listen_address(), opt.port);
     // The token rides in the fragment, which the page reads and no browser sends to a server.
     page = base + "/" + (opt.viewer_token ? std::string("#token=") + opt.viewer_token : "");
     gchar *metrics = nullptr;
     g_object_get(app->sink, "metrics-path", &metrics, nullptr);
-    if (metrics && *metrics) metrics_url = base + metrics;
+    if (metrics && *metrics) {
+      metrics_url = base + metrics;
+      dashboard = base + "/dashboard" + (opt.metrics_token ? std::string("#token=") + opt.metrics_token : "");
+    }
     g_free(metrics);
   }
   const std::string whip =
@@ -1131,6 +1135,7 @@ void announce(App *app) {
                          {"page", page},
                          {"whep", base.empty() ? "" : base + "/whep"},
                          {"metrics", metrics_url},
+                         {"dashboard", dashboard},
                          {"whip", whip},
                          {"from", opt.from ? opt.from : ""},
                          {"push", opt.push ? opt.push : ""}});
@@ -1144,9 +1149,11 @@ void announce(App *app) {
     g_print("%s (HTTP server disabled: --port 0)\n", verb);
   } else {
     g_print("%s at %s  (WHEP endpoint: %s/whep)\n", verb, page.c_str(), base.c_str());
-    if (!metrics_url.empty())
+    if (!metrics_url.empty()) {
       g_print("Prometheus metrics at %s%s\n", metrics_url.c_str(),
               opt.metrics_token ? "  (scrapers must send the token)" : "");
+      g_print("Dashboard at %s\n", dashboard.c_str());
+    }
   }
   if (opt.push) g_print("Pushing to %s\n", opt.push);
   g_print("Press Ctrl-C to stop.\n");
@@ -1188,7 +1195,8 @@ bool start_pipeline(App *app) {
   const std::pair<const char *, gint> limits[] = {
       {"max-pending-viewers", opt.max_pending},         {"max-pending-webrtcbin", opt.max_pending_webrtcbin},
       {"offers-per-second", opt.offers_per_second},     {"http-request-timeout", opt.http_timeout},
-      {"max-http-connections", opt.max_http_connections}, {"sender-threads", opt.sender_threads}};
+      {"max-http-connections", opt.max_http_connections}, {"sender-threads", opt.sender_threads},
+      {"ice-lite-port", opt.ice_port}};
   for (const auto &limit : limits)
     if (limit.second >= 0) set_uint(app->sink, limit.first, static_cast<guint>(limit.second));
   if (opt.sender_report_time) gst_util_set_object_arg(G_OBJECT(app->sink), "sender-report-time", opt.sender_report_time);
@@ -1316,6 +1324,7 @@ bool validate(const Options &opt) {
     fail("--max-pending, --max-pending-webrtcbin, --offers-per-second and --max-http-connections must be >= 0");
   if (opt.http_timeout < -1 || opt.http_timeout > 3600) fail("--http-timeout must be between 0 and 3600");
   if (opt.sender_threads < -1 || opt.sender_threads > 256) fail("--sender-threads must be between 0 and 256");
+  if (opt.ice_port < -1 || opt.ice_port > 65535) fail("--ice-port must be between 0 and 65535");
   if (opt.sender_report_time && g_strcmp0(opt.sender_report_time, "capture") != 0 &&
       g_strcmp0(opt.sender_report_time, "send") != 0)
     fail("--sender-report-time must be capture or send");
@@ -1491,6 +1500,10 @@ int main(int argc, char **argv) {
        "Comma-separated local IP addresses offered as ICE candidates; loopback addresses are only "
        "used when listed (default: all non-loopback interfaces)",
        "ADDRS"},
+      {"ice-port", 0, 0, G_OPTION_ARG_INT, &opt.ice_port,
+       "UDP port that every viewer's media leaves from (the shared ICE-lite port, on each --ice-address): the "
+       "one UDP port to open in a firewall, 0 = one the system picks at each start (default: 0)",
+       "PORT"},
       {"from", 0, 0, G_OPTION_ARG_STRING, &opt.from,
        "relay: the upstream's WHEP endpoint, e.g. http://root:8080/whep (another gst-broadcast or any "
        "WHEP server; 307 redirects are followed). Required in relay mode",
@@ -1536,9 +1549,11 @@ int main(int argc, char **argv) {
        "5 s, warning, error, end-of-stream) and nothing else (default: text)",
        "FORMAT"},
       {"metrics", 0, 0, G_OPTION_ARG_STRING, &opt.metrics,
-       "Serve Prometheus metrics at this path on --port, or none (default: /metrics)", "PATH"},
+       "Serve Prometheus metrics at this path on --port, the same numbers as JSON at /stats and a live dashboard "
+       "at /dashboard; none turns all three off (default: /metrics)", "PATH"},
       {"metrics-token", 0, 0, G_OPTION_ARG_STRING, &opt.metrics_token,
-       "Scrapers of --metrics must send Authorization: Bearer TOKEN, 401 otherwise (default: none)", "TOKEN"},
+       "Readers of --metrics and /stats must send Authorization: Bearer TOKEN, 401 otherwise; open the dashboard "
+       "as /dashboard#token=TOKEN (default: none)", "TOKEN"},
       {"push-token", 0, 0, G_OPTION_ARG_STRING, &opt.push_token,
        "Sent with --push as Authorization: Bearer (default: none)", "TOKEN"},
       {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &opt.tls_cert,

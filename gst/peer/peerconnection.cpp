@@ -244,4 +244,29 @@ void PeerConnection::close() {
   GST_INFO("%s closed", events_->name.c_str());
 }
 
+std::string offer_without_bundle_only(const std::string &sdp) {
+  std::string out;
+  bool bundle_only_section = false;
+  size_t start = 0;
+  while (start < sdp.size()) {
+    size_t end = sdp.find('\n', start);
+    end = end == std::string::npos ? sdp.size() : end + 1;
+    std::string line = sdp.substr(start, end - start);
+    start = end;
+    if (line.compare(0, 2, "m=") == 0) {
+      // The section is bundle-only if one of its lines says so: look ahead.
+      size_t next = sdp.find("\nm=", start - 1);
+      const std::string section = sdp.substr(start, next == std::string::npos ? std::string::npos : next - start);
+      bundle_only_section = section.find("a=bundle-only") != std::string::npos;
+      const size_t port = line.find(' ');
+      if (bundle_only_section && port != std::string::npos && line.compare(port, 3, " 0 ") == 0)
+        line.replace(port, 3, " 9 ");
+    } else if (bundle_only_section && line.compare(0, 13, "a=bundle-only") == 0) {
+      continue;
+    }
+    out += line;
+  }
+  return out;
+}
+
 }  // namespace wb

@@ -82,4 +82,10 @@ class PeerConnection {
   bool closed_ = false;
 };
 
+// An offer as browsers write it: webrtcbin's max-bundle offer gives every
+// m-section after the first port 0 and a=bundle-only (RFC 8843), which
+// some servers take for a rejected section (werift sees no audio track);
+// here they get port 9 and stay in the BUNDLE group.
+std::string offer_without_bundle_only(const std::string &sdp);
+
 }  // namespace wb

@@ -61,7 +61,12 @@ bool subscribe(GstElement *webrtc, WbFanout *fanout, std::vector<Subscription> &
     GstWebRTCRTPTransceiver *trans = nullptr;
     g_object_get(sink, "transceiver", &trans, nullptr);
     if (trans) {
-      g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, nullptr);
+      // The offer must name the SSRC the fan-out writes: a server that
+      // routes bundled packets by the offer's a=ssrc (werift does) drops
+      // the rest. webrtcbin takes it from the codec preferences; without
+      // them it makes one up when the offer is created before caps flow.
+      g_object_set(trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY, "codec-preferences", caps,
+                   nullptr);
       gst_object_unref(trans);
     }
     gst_object_unref(sink);
@@ -143,7 +148,7 @@ void Pusher::run() {
     if (error.empty() && !peer.wait_gathering(std::chrono::steady_clock::now() + std::chrono::seconds(5)))
       error = "ICE gathering did not complete in time";
     if (error.empty()) {
-      HttpResponse r = http.post_offer(config_.url, peer.local_sdp(), headers);
+      HttpResponse r = http.post_offer(config_.url, offer_without_bundle_only(peer.local_sdp()), headers);
       if (r.status == 201) {
         resource = resolve_url(r.url, r.header("location"));
         error = peer.set_remote(GST_WEBRTC_SDP_TYPE_ANSWER, r.body);

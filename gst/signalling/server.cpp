@@ -8,7 +8,7 @@
 #include "common/memoryreturn.h"
 #include "common/strings.h"
 #include "common/workers.h"
-#include "signalling/viewerpage.h"
+#include "signalling/pages.h"
 
 #include "common/debug.h"
 #define GST_CAT_DEFAULT wb_signalling_debug
@@ -108,6 +108,11 @@ Route route_request(const std::string &method, const std::string &path,
     else if (!endpoint.metrics_token.empty() && !token_matches(endpoint.metrics_token, authorization))
       route.reply = unauthorized(authorization);
     else route.action = path == endpoint.metrics_path ? Route::Action::Metrics : Route::Action::Stats;
+  } else if (!endpoint.metrics_path.empty() && path == "/dashboard") {
+    // The page holds no numbers: it asks /stats for them, with the token
+    // its fragment carries.
+    if (method != "GET" && method != "HEAD") route.reply = method_not_allowed("GET, HEAD");
+    else route.action = Route::Action::Dashboard;
   } else if (endpoint.viewer_page && (path == "/" || path == "/index.html")) {
     if (method != "GET" && method != "HEAD") route.reply = method_not_allowed("GET, HEAD");
     else route.action = Route::Action::Page;
@@ -205,6 +210,23 @@ HttpReply snapshot_reply(const std::string &body, const char *content_type, cons
   r.headers["Cache-Control"] = "no-cache";
   add_cors(r.headers);
   return r;
+}
+
+HttpReply page_reply(const std::string &html) {
+  HttpReply page{200, "text/html; charset=utf-8", html, {}};
+  page.headers["Cache-Control"] = "no-cache";
+  return page;
+}
+
+// The dashboard loads nothing from anywhere else and talks only to its
+// node; the policy tells the browser so. (Not on the viewer page: sites
+// frame it, and its ?whep= may name another node.)
+HttpReply dashboard_reply() {
+  HttpReply page = page_reply(dashboard_html());
+  page.headers["Content-Security-Policy"] =
+      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+      "connect-src 'self'; frame-ancestors 'self'";
+  return page;
 }
 
 void send_reply(SoupServerMessage *msg, const HttpReply &reply) {
@@ -523,14 +545,12 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
     case Route::Action::Reply:
       send_reply(msg, route.reply);
       return;
-    case Route::Action::Page: {
-      HttpReply page;
-      page.content_type = "text/html; charset=utf-8";
-      page.body = viewer_page_html();
-      page.headers["Cache-Control"] = "no-cache";
-      send_reply(msg, page);
+    case Route::Action::Page:
+      send_reply(msg, page_reply(viewer_page_html()));
       return;
-    }
+    case Route::Action::Dashboard:
+      send_reply(msg, dashboard_reply());
+      return;
     case Route::Action::Leave: {
       const char *auth = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
       HttpReply r;

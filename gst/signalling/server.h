@@ -112,7 +112,7 @@ std::vector<std::string> ice_server_links(const std::vector<std::string> &server
 
 // How a request is routed, decided from its line and headers alone.
 struct Route {
-  enum class Action { Reply, Page, Join, Leave, Status, Metrics, Stats, Subscribe, EventStream, EndEvents };
+  enum class Action { Reply, Page, Dashboard, Join, Leave, Status, Metrics, Stats, Subscribe, EventStream, EndEvents };
   Action action = Action::Reply;
   std::string session_id;  // for Leave and the events
   HttpReply reply;         // for Reply

@@ -132,7 +132,8 @@ std::vector<Children::Load> Children::loads() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Load> loads;
   for (const auto &c : children_)
-    loads.push_back({c.second.url, c.second.reachable, c.second.status.viewers, c.second.status.max_viewers});
+    loads.push_back({c.second.url, c.second.reachable, c.second.status.viewers, c.second.status.max_viewers,
+                     c.second.status.children});
   return loads;
 }
 

@@ -47,6 +47,7 @@ class Children {
     bool reachable = false;
     unsigned viewers = 0;
     unsigned max_viewers = 0;  // 0: unlimited
+    unsigned children = 0;     // its own relay children
   };
   std::vector<Load> loads() const;
   // The WHEP URL of a live child with room for one more viewer, the

@@ -52,9 +52,10 @@ bool Node::start(const NodeSettings &settings, std::function<Pusher::Inputs()> p
   if (settings.port == 0) return true;
   const std::string &metrics = settings.metrics_path;
   if (!metrics.empty() && (metrics[0] != '/' || metrics == "/" || metrics == "/index.html" || metrics == "/stats" ||
-                           metrics.compare(0, 5, "/whep") == 0)) {
+                           metrics == "/dashboard" || metrics.compare(0, 5, "/whep") == 0)) {
     *what = "metrics-path cannot be used";
-    *error = "metrics-path '" + metrics + "' must start with '/' and be neither /, /index.html, /stats nor under /whep";
+    *error = "metrics-path '" + metrics +
+             "' must start with '/' and be neither /, /index.html, /stats, /dashboard nor under /whep";
     return false;
   }
   bool ok = false;

@@ -184,6 +184,7 @@ void add_rest(JsonBuilder *b, const NodeStats &n) {
     json_builder_add_boolean_value(b, child.reachable);
     add_json_member(b, "viewers", child.viewers);
     add_json_member(b, "max-viewers", child.max_viewers);
+    add_json_member(b, "children", child.children);
     json_builder_end_object(b);
   }
   json_builder_end_array(b);

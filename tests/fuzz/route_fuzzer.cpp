@@ -59,6 +59,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case Route::Action::Page:
       FUZZ_CHECK(endpoint.viewer_page && (method == "GET" || method == "HEAD"));
       break;
+    case Route::Action::Dashboard:
+      FUZZ_CHECK((method == "GET" || method == "HEAD") && path == "/dashboard" && !endpoint.metrics_path.empty());
+      break;
     case Route::Action::Status:
       FUZZ_CHECK(method == "GET" && path == endpoint.path + "/status");
       break;

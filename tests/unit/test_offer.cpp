@@ -1,6 +1,7 @@
 // Offer checks and answer repair: pure SDP in, decisions out.
 #include <gtest/gtest.h>
 
+#include "peer/peerconnection.h"
 #include "viewer/liteanswer.h"
 #include "viewer/offer.h"
 
@@ -362,4 +363,18 @@ TEST(LiteAnswer, HonoursOnlyTheFeedbackWeAnswerAndNoRtx) {
   // Not offered, not answered: the viewer will not NACK.
   std::string plain = write_lite_answer(kChromeLikeOffer, check_offer(kChromeLikeOffer, h264("42e01f"), opus()), params);
   EXPECT_EQ(plain.find("nack"), std::string::npos) << plain;
+}
+
+TEST(Offer, PushOffersKeepEverySectionOnAPortInsteadOfBundleOnly) {
+  const std::string offer =
+      "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE video0 audio1\r\n"
+      "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:video0\r\na=sendonly\r\n"
+      "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=bundle-only\r\na=mid:audio1\r\na=sendonly\r\n";
+  const std::string out = offer_without_bundle_only(offer);
+  EXPECT_EQ(out, "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE video0 audio1\r\n"
+                 "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:video0\r\na=sendonly\r\n"
+                 "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:audio1\r\na=sendonly\r\n");
+  // A section rejected on purpose (port 0 without bundle-only) stays so.
+  const std::string rejected = "v=0\r\nm=audio 0 RTP/AVP 0\r\na=inactive\r\n";
+  EXPECT_EQ(offer_without_bundle_only(rejected), rejected);
 }

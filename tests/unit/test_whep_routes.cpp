@@ -148,3 +148,20 @@ TEST(WhepRoutes, MetricsWantTheirTokenWhenOneIsSet) {
   e.metrics_path.clear();
   EXPECT_EQ(route_request("GET", "/metrics", "", 0, e).reply.status, 404);
 }
+
+TEST(WhepRoutes, DashboardIsServedWithTheMetricsAndWithoutTheirToken) {
+  Endpoint e;
+  e.metrics_path = "/metrics";
+  e.metrics_token = "s3cret";
+  // The page carries no numbers: it fetches /stats, which wants the token.
+  EXPECT_EQ(route_request("GET", "/dashboard", "", 0, e).action, Route::Action::Dashboard);
+  EXPECT_EQ(route_request("HEAD", "/dashboard", "", 0, e).action, Route::Action::Dashboard);
+  EXPECT_EQ(route_request("GET", "/stats", "", 0, e).reply.status, 401);
+  EXPECT_EQ(route_request("GET", "/stats", "", 0, e, "Bearer s3cret").action, Route::Action::Stats);
+  const Route post = route_request("POST", "/dashboard", "text/plain", 3, e);
+  EXPECT_EQ(post.reply.status, 405);
+  EXPECT_EQ(post.reply.headers.at("Allow"), "GET, HEAD");
+  EXPECT_EQ(route_request("GET", "/dashboard/", "", 0, e).reply.status, 404);
+  e.metrics_path.clear();
+  EXPECT_EQ(route_request("GET", "/dashboard", "", 0, e).reply.status, 404);
+}
