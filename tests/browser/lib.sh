@@ -2,6 +2,20 @@
 # free ports, and the one gst-launch node each script starts and must stop.
 # Expects SCRIPT_DIR, PLUGIN_DIR and LOG set, and a say() function.
 
+# The arguments of a test that runs the CLI and the load generator:
+# <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>. Sets PLUGIN_DIR,
+# ARTIFACTS (created) and TOOLS, all absolute.
+read_dirs_with_tools() {
+  if [ $# -ne 3 ]; then
+    echo "usage: $0 <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>" >&2
+    exit 2
+  fi
+  PLUGIN_DIR=$(cd "$1" 2>/dev/null && pwd) || { echo "ERROR: plugin directory '$1' does not exist" >&2; exit 1; }
+  TOOLS=$(cd "$3" 2>/dev/null && pwd) || { echo "ERROR: tools directory '$3' does not exist" >&2; exit 1; }
+  mkdir -p "$2" || exit 1
+  ARTIFACTS=$(cd "$2" && pwd)
+}
+
 # Fails unless playwright-core, node, gst-launch, Chromium and the given
 # elements are all there.
 check_dependencies() {

@@ -11,17 +11,9 @@
 # nodes' logs into the artifacts directory. Exit status: that of the test.
 set -u
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>" >&2
-  exit 2
-fi
-
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PLUGIN_DIR=$(cd "$1" 2>/dev/null && pwd) || { echo "ERROR: plugin directory '$1' does not exist" >&2; exit 1; }
-ARTIFACTS=$2
-TOOLS=$(cd "$3" 2>/dev/null && pwd) || { echo "ERROR: tools directory '$3' does not exist" >&2; exit 1; }
-mkdir -p "$ARTIFACTS" || exit 1
-ARTIFACTS=$(cd "$ARTIFACTS" && pwd)
+source "$SCRIPT_DIR/lib.sh"
+read_dirs_with_tools "$@"
 LOG="$ARTIFACTS/dashboard-root.log"
 RELAY_LOG="$ARTIFACTS/dashboard-relay.log"
 ROOT_VIEWERS=${ROOT_VIEWERS:-50}
@@ -29,7 +21,6 @@ RELAY_VIEWERS=${RELAY_VIEWERS:-4}
 
 say() { echo "[run-dashboard-test] $*"; }
 
-source "$SCRIPT_DIR/lib.sh"
 check_dependencies broadcastsink relaysrc
 for tool in gst-broadcast gst-broadcast-load; do
   [ -x "$TOOLS/$tool" ] || { echo "ERROR: $TOOLS/$tool not built" >&2; exit 1; }

@@ -10,21 +10,13 @@
 # directory. Exit status 0 = PASS.
 set -u
 
-if [ $# -ne 3 ]; then
-  echo "usage: $0 <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>" >&2
-  exit 2
-fi
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PLUGIN_DIR=$(cd "$1" 2>/dev/null && pwd) || { echo "ERROR: plugin directory '$1' does not exist" >&2; exit 1; }
-ARTIFACTS=$2
-TOOLS=$(cd "$3" 2>/dev/null && pwd) || { echo "ERROR: tools directory '$3' does not exist" >&2; exit 1; }
-mkdir -p "$ARTIFACTS" || exit 1
-ARTIFACTS=$(cd "$ARTIFACTS" && pwd)
+source "$SCRIPT_DIR/lib.sh"
+read_dirs_with_tools "$@"
 LOG="$ARTIFACTS/push-interop-node.log"
 WERIFT_LOG="$ARTIFACTS/push-interop-werift.log"
 
 say() { echo "[run-push-interop-test] $*"; }
-source "$SCRIPT_DIR/lib.sh"
 check_dependencies broadcastsink
 [ -d "$SCRIPT_DIR/node_modules/werift" ] || { echo "ERROR: werift missing: run 'npm ci' in $SCRIPT_DIR" >&2; exit 1; }
 [ -x "$TOOLS/gst-broadcast" ] || { echo "ERROR: $TOOLS/gst-broadcast not built" >&2; exit 1; }
@@ -59,7 +51,8 @@ push() {  # push with this token; the node runs until cleanup
 # (1) A wrong token: werift answers 401, no session, and the node keeps
 # trying without disturbing anything.
 push wrong-token
-sleep 3
+for _ in $(seq 100); do [ "$(stat refused)" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
+[ "$(stat refused)" -ge 1 ] 2>/dev/null || { echo "FAIL: the push never reached werift in 10 s"; print_log; exit 1; }
 if [ "$(stat sessions)" != 0 ]; then echo "FAIL: a push with a wrong token opened a session"; exit 1; fi
 grep -q '"push-state"' "$LOG" || { echo "FAIL: the node logged no push-state"; print_log; exit 1; }
 cleanup

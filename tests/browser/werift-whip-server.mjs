@@ -8,7 +8,8 @@
 // POST /whip (Bearer <token>, application/sdp) -> 201 with werift's answer
 // and Location /whip/<n>; DELETE /whip/<n> -> 200. GET /stats -> JSON of
 // what werift decrypted: RTP packets per kind, H.264 keyframes (IDR NAL
-// units), distinct SSRCs, the sessions opened and deleted. Listens on
+// units), distinct SSRCs, the sessions opened and deleted, the requests
+// refused for their token. Listens on
 // 127.0.0.1 only, and its ICE offers 127.0.0.1 only.
 import http from 'node:http';
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
@@ -19,7 +20,7 @@ if (!portArg || !token) {
   process.exit(2);
 }
 const log = (msg) => console.log(`[werift-whip] ${msg}`);
-const stats = { sessions: 0, deleted: 0, connected: 0, video: 0, audio: 0, keyframes: 0, ssrcs: [], states: [] };
+const stats = { sessions: 0, refused: 0, deleted: 0, connected: 0, video: 0, audio: 0, keyframes: 0, ssrcs: [], states: [] };
 const sessions = new Map();
 
 // H.264 as RFC 6184 packs it: is there an IDR slice in this RTP payload?
@@ -80,7 +81,10 @@ const server = http.createServer((req, res) => {
   const reply = (status, headers = {}, body = '') => { res.writeHead(status, headers); res.end(body); };
   const url = new URL(req.url, 'http://x');
   if (req.method === 'GET' && url.pathname === '/stats') return reply(200, { 'Content-Type': 'application/json' }, JSON.stringify(stats));
-  if (req.headers.authorization !== `Bearer ${token}`) return reply(401, { 'WWW-Authenticate': 'Bearer' });
+  if (req.headers.authorization !== `Bearer ${token}`) {
+    stats.refused++;
+    return reply(401, { 'WWW-Authenticate': 'Bearer' });
+  }
   if (req.method === 'POST' && url.pathname === '/whip') {
     if (!(req.headers['content-type'] || '').startsWith('application/sdp')) return reply(415);
     let body = '';
