@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test (unit, element, integration, browser,
-# sanitizers, fuzzers, packages).
+# sanitizers, fuzzers, packages, arm64 under qemu).
 # Tests open sockets, so they run inside a private network namespace that has
 # only loopback: nothing they send can leave this machine. Needs root (or
 # sudo) for that namespace.
@@ -21,3 +21,6 @@ bash scripts/run-fuzz.sh
 # The Debian packages: built, installed with apt, the installed node run,
 # purged (docs/operations.md, "Packages").
 $SUDO bash tests/package/run-package-test.sh build/packages
+# arm64: cross-built, its unit, net and element suites run under qemu-user,
+# its Debian packages cross-built (docs/operations.md, "arm64").
+$SUDO bash tests/arm64/run-arm64-test.sh build-arm64

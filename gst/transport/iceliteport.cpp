@@ -92,7 +92,8 @@ PortSocket::~PortSocket() { ::close(fd); }
 
 std::vector<int> IceLitePort::socket_fds() const {
   std::vector<int> fds;
-  for (const auto &socket : sockets_) fds.push_back(socket->fd);
+  for (const auto &socket : sockets_)
+    if (socket->steers_to_itself) fds.push_back(socket->fd);
   return fds;
 }
 
@@ -118,10 +119,18 @@ std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string
     // Sender shards bind sockets of their own to the same port, for sending
     // only (see only_first_receives()).
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local) != 0 || !only_first_receives(fd)) {
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&local), sizeof local) != 0) {
       failures += " " + address + ":" + std::to_string(port_number) + " (" + g_strerror(errno) + ")";
       if (fd >= 0) ::close(fd);
       continue;
+    }
+    const bool steered = only_first_receives(fd);
+    if (!steered) {
+      // Nothing may share a port that cannot steer its datagrams to itself.
+      GST_INFO("ICE-lite port %s: no SO_ATTACH_REUSEPORT_CBPF (%s); the port keeps its socket to itself",
+               address.c_str(), g_strerror(errno));
+      const int zero = 0;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, sizeof zero);
     }
     set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, kSendBuffer);
     set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, kReceiveBuffer);
@@ -130,7 +139,7 @@ std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string
     // Every address on the one port the first bind got: one number for
     // firewalls to open.
     port_number = ntohs(local.sin_port);
-    port->sockets_.push_back(std::make_shared<PortSocket>(fd, local));
+    port->sockets_.push_back(std::make_shared<PortSocket>(fd, local, steered));
     port->candidates_.push_back({address, port_number});
   }
   if (port->sockets_.empty()) {

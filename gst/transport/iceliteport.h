@@ -24,12 +24,16 @@ namespace wb {
 
 // One bound socket of the port: the host candidate viewers reach.
 struct PortSocket {
-  explicit PortSocket(int descriptor, sockaddr_in address) : fd(descriptor), local(address) {}
+  PortSocket(int descriptor, sockaddr_in address, bool steered)
+      : fd(descriptor), local(address), steers_to_itself(steered) {}
   ~PortSocket();
   PortSocket(const PortSocket &) = delete;
   PortSocket &operator=(const PortSocket &) = delete;
   const int fd;
   const sockaddr_in local;
+  // Every datagram to the port reaches this socket even when others are
+  // bound to the same address and port (see only_first_receives()).
+  const bool steers_to_itself;
 };
 
 class IceLitePort {
@@ -62,9 +66,11 @@ class IceLitePort {
   void remove(const std::shared_ptr<LiteTransport> &transport);
 
   const std::vector<Candidate> &candidates() const { return candidates_; }
-  // The port's sockets, one per address: sender shards send from sockets
-  // of their own bound to the same address and port (SO_REUSEPORT; only
-  // these receive).
+  // The port's sockets (one per address) beside which sender shards may
+  // bind sockets of their own to the same address and port, to send from
+  // (SO_REUSEPORT; only the port's sockets receive). Empty where the kernel
+  // cannot steer datagrams (no SO_ATTACH_REUSEPORT_CBPF: Linux before 4.5,
+  // qemu-user): there the shards send through the port's own sockets.
   std::vector<int> socket_fds() const;
   const std::string &fingerprint() const { return identity_->fingerprint(); }
 

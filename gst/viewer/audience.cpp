@@ -61,6 +61,8 @@ std::shared_ptr<IceLitePort> Audience::lite_port_locked() {
     }
     senders_ = std::make_shared<SenderPool>(config_.sender_threads ? config_.sender_threads
                                                                    : SenderPool::available_cores());
+    if (lite_port_->socket_fds().empty())
+      GST_INFO("ICE-lite port: the sender shards send through the port's own socket");
     for (int fd : lite_port_->socket_fds()) {
       std::string why;
       if (!senders_->send_from_own_sockets(fd, &why))

@@ -20,7 +20,8 @@ namespace {
 std::string run_to_eos(GstElement *pipeline) {
   gst_element_set_state(pipeline, GST_STATE_PLAYING);
   GstBus *bus = gst_element_get_bus(pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered(bus, 15 * GST_SECOND,
+  const auto deadline = wbtest::scaled(std::chrono::seconds(15));
+  GstMessage *msg = gst_bus_timed_pop_filtered(bus, deadline.count() * GST_MSECOND,
                                                GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
   std::string result = msg ? "" : "timed out waiting for EOS";
   if (msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {

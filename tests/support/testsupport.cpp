@@ -11,8 +11,17 @@
 
 namespace wbtest {
 
+std::chrono::milliseconds scaled(std::chrono::milliseconds timeout) {
+  static const double scale = [] {
+    const char *value = g_getenv("WB_TEST_TIME_SCALE");
+    const double parsed = value ? g_ascii_strtod(value, nullptr) : 1.0;
+    return parsed >= 1.0 ? parsed : 1.0;
+  }();
+  return std::chrono::milliseconds(static_cast<int64_t>(timeout.count() * scale));
+}
+
 bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (!condition()) {
     if (std::chrono::steady_clock::now() >= deadline) return condition();
     std::this_thread::sleep_for(10ms);

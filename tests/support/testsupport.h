@@ -22,7 +22,11 @@ namespace wbtest {
 
 using namespace std::chrono_literals;
 
-// Polls `condition` until it holds or `timeout` passes.
+// `timeout` times WB_TEST_TIME_SCALE (default 1): runs under emulation
+// (tests/arm64, qemu-user) set it, where an encoder is many times slower.
+std::chrono::milliseconds scaled(std::chrono::milliseconds timeout);
+
+// Polls `condition` until it holds or scaled(`timeout`) passes.
 bool wait_until(const std::function<bool()> &condition, std::chrono::milliseconds timeout);
 
 unsigned free_tcp_port();
