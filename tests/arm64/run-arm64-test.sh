@@ -31,7 +31,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 # (1) Debian's cross toolchain, qemu, and the arm64 libraries.
 overlay_devs=(libnice-dev libsoup-3.0-dev libgstreamer-plugins-base1.0-dev
               libgstreamer-plugins-bad1.0-dev libsrtp2-dev)
-packages=(crossbuild-essential-arm64 qemu-user-static
+packages=(crossbuild-essential-arm64 qemu-user-static file
   libgstreamer1.0-dev:arm64 libglib2.0-dev:arm64 libjson-glib-dev:arm64
   libssl-dev:arm64 libgtest-dev:arm64
   # the libraries of the five -dev packages above
