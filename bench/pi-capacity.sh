@@ -39,7 +39,7 @@ for tool in openssl 7z; do command -v $tool >/dev/null || { echo "needs $tool (a
 
 speed() {  # openssl speed, 1,024-byte column, in bytes per second
   taskset -c "$CORE" openssl speed -elapsed -seconds 3 -bytes 1024 -evp "$1" 2>/dev/null |
-    awk -v alg="$1" '$1 == alg { v = $2; sub(/k$/, "", v); print v * 1000 }'
+    awk -v alg="$1" 'tolower($1) == alg { v = $2; sub(/k$/, "", v); printf "%.0f\n", v * 1000 }'
 }
 echo "measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores of $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), pinned to core $CORE"
 ctr=$(speed aes-128-ctr)
@@ -48,7 +48,8 @@ sha=$(speed sha1)
 zip=$(taskset -c "$CORE" 7z b -mmt1 2>/dev/null | awk '$1 == "Tot:" { print $NF }')
 read -r ns1200 ns120 < <(taskset -c "$CORE" build/bench/srtp-cost --seconds 2 |
   awk '$1 == "ours-cm-sha1-80" && $2 == 1200 { a = $3 } $1 == "ours-cm-sha1-80" && $2 == 120 { b = $3 } END { print a, b }')
-echo "here: aes-128-ctr $((${ctr%.*} / 1000)) kB/s, aes-128-cbc $((${cbc%.*} / 1000)) kB/s, sha1 $((${sha%.*} / 1000)) kB/s (1,024-byte blocks); 7-zip single $zip"
+for v in "$ctr" "$cbc" "$sha" "$zip"; do [ -n "$v" ] || { echo "could not read openssl speed or 7z b"; exit 1; }; done
+echo "here: aes-128-ctr $((ctr / 1000)) kB/s, aes-128-cbc $((cbc / 1000)) kB/s, sha1 $((sha / 1000)) kB/s (1,024-byte blocks); 7-zip single $zip"
 echo "here: our SRTP protect $ns1200 ns per 1,200-byte packet, $ns120 ns per 120-byte packet"
 
 awk -v pv="$PER_VIEWER" -v kbps="$VIDEO_KBPS" -v ctr="$ctr" -v sha="$sha" -v zip="$zip" \

@@ -6,8 +6,9 @@
 #   camera -> v4l2h264enc (Pi) --WHIP push--> ingest node (server) --WHEP--> browsers
 #
 # Why: a Pi 4 has no AES instructions, so every viewer's SRTP costs it far
-#   more CPU than on a server (docs/operations.md), and a home
-#   uplink carries a few copies of the stream at most. The push is one
+#   more CPU than on a server (about 0.3 % of a core per viewer against
+#   0.05 %: docs/operations.md, "How many viewers a Pi serves"), and a home
+#   uplink carries a few copies of the stream at most (11 at 10 Mbit/s). The push is one
 #   upload whatever the audience; it reconnects for as long as this runs.
 #
 # On the server (Debian 12, amd64 or arm64), with the packages
@@ -22,7 +23,9 @@
 #   its own webrtcbin: allow UDP from the Pi's address).
 #
 # On the Pi (Raspberry Pi OS Bookworm, arm64; the same two packages built
-#   for arm64, or this repository built there with scripts/build.sh):
+#   for arm64: `dpkg-buildpackage -b` on the Pi, or cross-built on an amd64
+#   Debian 12 by `sudo bash tests/arm64/run-arm64-test.sh`, which leaves
+#   them in build-arm64/; or this repository built there with scripts/build.sh):
 #     sudo apt install ./gstreamer1.0-webrtcbroadcast_*_arm64.deb
 #     SERVER=http://<server>:8090/whip TOKEN=s3cret ./pipelines/raspberry-pi-push.sh
 #
