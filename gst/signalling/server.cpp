@@ -582,10 +582,15 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       send_reply(msg, subscribe(msg, route.session_id));
       return;
     case Route::Action::EventStream:
-      if (handler_.has_session(route.session_id)) {
+      // The stream is the resource a subscription (POST .../sse) created:
+      // none before it, none after its DELETE.
+      if (handler_.has_session(route.session_id) && event_subscriptions_.count(route.session_id)) {
         open_event_stream(msg, route.session_id);
       } else {
-        HttpReply r = error_reply(404, "unknown session: " + route.session_id);
+        HttpReply r = error_reply(404, handler_.has_session(route.session_id)
+                                           ? "no event subscription: POST the events wanted to " + endpoint_.path +
+                                                 "/" + route.session_id + "/sse first"
+                                           : "unknown session: " + route.session_id);
         add_cors(r.headers);
         send_reply(msg, r);
       }
@@ -596,7 +601,8 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
         if (e.second.session_id == route.session_id) stream = e.first;
       HttpReply r;
       if (stream) close_event_stream(stream);
-      else r = error_reply(404, "no event stream for session " + route.session_id);
+      if (!event_subscriptions_.erase(route.session_id) && !stream)
+        r = error_reply(404, "no event subscription for session " + route.session_id);
       add_cors(r.headers);
       send_reply(msg, r);
       return;
@@ -765,11 +771,9 @@ void SignallingServer::open_event_stream(SoupServerMessage *msg, const std::stri
     g_object_weak_unref(G_OBJECT(msg), on_message_gone, connection->second.get());
     on_message_gone(connection->second.get(), G_OBJECT(msg));
   }
-  auto sub = event_subscriptions_.find(session_id);
   EventStream stream;
   stream.session_id = session_id;
-  if (sub != event_subscriptions_.end()) stream.events = sub->second;
-  else stream.events = std::set<std::string>(std::begin(kEventNames), std::end(kEventNames));
+  stream.events = event_subscriptions_.at(session_id);
   stream.last_write_us = g_get_monotonic_time();
   HttpReply head;
   head.headers["Cache-Control"] = "no-cache";

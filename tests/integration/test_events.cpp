@@ -156,6 +156,9 @@ TEST(Events, AViewerHearsTheCountThePauseAndTheResumeAndItsStreamEndsWithItsSess
   // b's stream too: two streams open, yet max-http-connections=2 still
   // leaves room for other requests (a stream is its session's, not a
   // connection waiting for its request).
+  // b's events resource exists once b subscribes.
+  EXPECT_EQ(http_request("GET", node.url(events_link(b.link()) + "/events")).status, 404);
+  ASSERT_EQ(http_request("POST", node.url(events_link(b.link())), "application/json", "[\"viewercount\"]").status, 201);
   EventStream other(port, events_link(b.link()) + "/events");
   EXPECT_TRUE(other.wait_event("viewercount", "{\"viewercount\":2}", 5000ms)) << other.seen();
   EXPECT_EQ(http_request("GET", node.url("/")).status, 200);
@@ -187,6 +190,8 @@ TEST(Events, DeleteEndsAStreamAndTheSessionGoesOn) {
   EXPECT_EQ(http_request("DELETE", node.url(subscribed.header("location"))).status, 200);
   EXPECT_TRUE(wait_until([&] { return stream.ended(); }, 5000ms));
   EXPECT_EQ(http_request("DELETE", node.url(subscribed.header("location"))).status, 404);
+  // The subscription went with it: no stream until the next POST.
+  EXPECT_EQ(http_request("GET", node.url(subscribed.header("location"))).status, 404);
   // Only the events asked for: no "active" came.
   EXPECT_EQ(stream.seen().find("active"), std::string::npos) << stream.seen();
   EXPECT_TRUE(wait_until([&] { return a.video_frames() > 30; }, 10000ms));
