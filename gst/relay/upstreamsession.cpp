@@ -105,7 +105,8 @@ std::string UpstreamSession::make_offer(const std::vector<Codec> &video, bool au
     *error = "ICE gathering did not complete in time";
     return "";
   }
-  return peer_.local_sdp();
+  // The upstream may be another stack's WHEP server (see the push).
+  return offer_without_bundle_only(peer_.local_sdp());
 }
 
 std::string UpstreamSession::accept_answer(const std::string &answer_sdp) {

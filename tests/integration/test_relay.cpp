@@ -111,12 +111,26 @@ class UnusableUpstream {
   std::string url() const { return whep(port_); }
   unsigned posts() const { return posts_.load(); }
   unsigned deletes() const { return deletes_.load(); }
+  std::string first_offer() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return first_offer_;
+  }
 
  private:
   static void handle(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer data) {
     auto *self = static_cast<UnusableUpstream *>(data);
     const char *method = soup_server_message_get_method(msg);
     if (g_str_equal(method, "POST")) {
+      {
+        std::lock_guard<std::mutex> lock(self->mutex_);
+        if (self->first_offer_.empty()) {
+          GBytes *body = soup_message_body_flatten(soup_server_message_get_request_body(msg));
+          gsize size = 0;
+          const char *data = static_cast<const char *>(g_bytes_get_data(body, &size));
+          self->first_offer_.assign(data ? data : "", size);
+          g_bytes_unref(body);
+        }
+      }
       unsigned n = ++self->posts_;
       // Parses as SDP, but its section has no ICE credentials nor a DTLS
       // fingerprint: webrtcbin refuses it.
@@ -138,6 +152,8 @@ class UnusableUpstream {
     }
   }
 
+  mutable std::mutex mutex_;
+  std::string first_offer_;
   GMainContext *context_;
   GMainLoop *loop_;
   SoupServer *server_;
@@ -279,6 +295,12 @@ TEST(Relay, UpstreamAnsweringUnusableSdpIsRetriedWithBackoff) {
   NodeProcess relay(relay_launch(upstream.url(), free_tcp_port()));
   ASSERT_TRUE(relay.wait_ready()) << relay.output();
   ASSERT_TRUE(wait_until([&] { return upstream.posts() > 0; }, 10000ms)) << "the relay never offered";
+  // Its offer as browsers write them: every section on a port, none
+  // bundle-only, which other stacks' WHEP servers take for rejected.
+  const std::string offer = upstream.first_offer();
+  EXPECT_NE(offer.find("m=video 9 "), std::string::npos) << offer;
+  EXPECT_NE(offer.find("m=audio 9 "), std::string::npos) << offer;
+  EXPECT_EQ(offer.find("a=bundle-only"), std::string::npos) << offer;
   std::this_thread::sleep_for(25s);  // the window whose attempts are counted
   unsigned posts = upstream.posts();
   EXPECT_GE(posts, 2u) << "the relay stopped trying";
