@@ -312,6 +312,7 @@ bool SignallingServer::start(GMainContext *context, const std::string &address, 
   server_ = soup_server_new("server-header", "webrtcbroadcast ", "tls-certificate", certificate, nullptr);
   if (certificate) g_object_unref(certificate);
   g_signal_connect(server_, "request-started", G_CALLBACK(on_request_started), this);
+  g_signal_connect(server_, "request-finished", G_CALLBACK(on_request_finished), this);
   soup_server_add_early_handler(server_, nullptr, on_early, this, nullptr);
   soup_server_add_handler(server_, nullptr, on_request, this, nullptr);
   GInetAddress *inet = g_inet_address_new_from_string(address.c_str());
@@ -372,6 +373,11 @@ void SignallingServer::stop() {
   }
 }
 
+void SignallingServer::on_request_finished(SoupServer *, SoupServerMessage *msg, gpointer data) {
+  const guint status = soup_server_message_get_status(msg);
+  if (status >= 100) ++static_cast<SignallingServer *>(data)->counts_.responses[int(status)];
+}
+
 // A new connection's first message, before any byte of its request.
 void SignallingServer::on_request_started(SoupServer *, SoupServerMessage *msg, gpointer data) {
   auto *self = static_cast<SignallingServer *>(data);
@@ -379,6 +385,7 @@ void SignallingServer::on_request_started(SoupServer *, SoupServerMessage *msg, 
   if (self->limits_.max_connections && self->connections_.size() >= self->limits_.max_connections) {
     GST_INFO("%u HTTP connections open: closing a new one from %s", self->limits_.max_connections,
              remote_host(msg).c_str());
+    ++self->counts_.dropped;
     drop_connection(msg);
     return;
   }
@@ -392,6 +399,7 @@ void SignallingServer::on_request_started(SoupServer *, SoupServerMessage *msg, 
           if (!c->complete) {
             GST_INFO("no complete request from %s within %u s: closing", remote_host(c->msg).c_str(),
                      c->server->limits_.request_timeout_s);
+            ++c->server->counts_.dropped;
             drop_connection(c->msg);
           }
           return G_SOURCE_REMOVE;
@@ -573,10 +581,10 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       send_reply(msg, snapshot_reply(handler_.status_json(), "application/json", path));
       return;
     case Route::Action::Stats:
-      send_reply(msg, snapshot_reply(handler_.stats_json(), "application/json", path));
+      send_reply(msg, snapshot_reply(handler_.stats_json(counts_), "application/json", path));
       return;
     case Route::Action::Metrics:
-      send_reply(msg, snapshot_reply(handler_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8", path));
+      send_reply(msg, snapshot_reply(handler_.metrics_text(counts_), "text/plain; version=0.0.4; charset=utf-8", path));
       return;
     case Route::Action::Subscribe:
       send_reply(msg, subscribe(msg, route.session_id));

@@ -34,6 +34,14 @@ struct HttpReply {
   std::map<std::string, std::string> headers;
 };
 
+// What the HTTP server answered, its refusals included, which no handler
+// sees: responses by status code, and connections closed without one (over
+// max-http-connections, or no complete request in time).
+struct HttpCounts {
+  std::map<int, uint64_t> responses;
+  uint64_t dropped = 0;
+};
+
 // What the signalling asks of the viewer manager.
 class SessionHandler {
  public:
@@ -75,9 +83,10 @@ class SessionHandler {
   // JSON for GET <endpoint>/status; empty: no such resource.
   virtual std::string status_json() { return {}; }
   // Prometheus text for GET of the endpoint's metrics path, and the same
-  // snapshot as JSON for GET /stats; empty: none.
-  virtual std::string metrics_text() { return {}; }
-  virtual std::string stats_json() { return {}; }
+  // snapshot as JSON for GET /stats, with the server's own counts; empty:
+  // none.
+  virtual std::string metrics_text(const HttpCounts &) { return {}; }
+  virtual std::string stats_json(const HttpCounts &) { return {}; }
   // Whether a session is live (event streams belong to one).
   virtual bool has_session(const std::string &) { return false; }
 };
@@ -198,6 +207,7 @@ class SignallingServer {
   void close_event_stream(SoupServerMessage *msg);
   std::string current_events(const std::set<std::string> &wanted) const;
   static void on_stream_gone(SoupServerMessage *msg, gpointer self);
+  static void on_request_finished(SoupServer *, SoupServerMessage *msg, gpointer self);
 
   SessionHandler &handler_;
   const Endpoint endpoint_;
@@ -207,6 +217,7 @@ class SignallingServer {
   GMainContext *context_ = nullptr;
   // The server's thread only (libsoup emits everything there).
   std::map<SoupServerMessage *, std::unique_ptr<Connection>> connections_;
+  HttpCounts counts_;
   RateLimit offers_;
   // The event streams (each holds a reference to its message) and the
   // events each session asked for; the server's thread only. A stream does

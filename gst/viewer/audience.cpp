@@ -134,7 +134,21 @@ unsigned Audience::viewers() const {
 
 std::string Audience::status_json() { return node_stats_json(stats()); }
 
-std::string Audience::metrics_text() { return node_stats_prometheus(full_stats()); }
+namespace {
+NodeStats with_http(NodeStats stats, const HttpCounts &http) {
+  stats.http_responses = http.responses;
+  stats.http_dropped = http.dropped;
+  return stats;
+}
+}  // namespace
+
+std::string Audience::metrics_text(const HttpCounts &http) {
+  return node_stats_prometheus(with_http(full_stats(), http));
+}
+
+std::string Audience::stats_json(const HttpCounts &http) {
+  return node_stats_json(with_http(full_stats(), http), true);
+}
 
 unsigned Audience::pending_locked(unsigned *webrtcbin) const {
   if (webrtcbin)

@@ -83,8 +83,8 @@ class Audience : public SessionHandler {
   Leave leave(const std::string &session_id, const std::string &authorization) override;
   bool authorize(const Access &access) override;
   std::string status_json() override;
-  std::string metrics_text() override;
-  std::string stats_json() override { return node_stats_json(full_stats(), true); }
+  std::string metrics_text(const HttpCounts &http) override;
+  std::string stats_json(const HttpCounts &http) override;
   bool has_session(const std::string &id) override { return find(id) != nullptr; }
   // Viewers connected or connecting, relays not counted (NodeStatus's).
   unsigned viewers() const;

@@ -159,6 +159,11 @@ void add_rest(JsonBuilder *b, const NodeStats &n) {
   for (const auto &o : n.offers) add_json_member(b, std::to_string(o.first).c_str(), o.second);
   json_builder_end_object(b);
   add_histogram(b, "answer_seconds", n.answer_seconds);
+  json_builder_set_member_name(b, "http_responses");  // by status
+  json_builder_begin_object(b);
+  for (const auto &r : n.http_responses) add_json_member(b, std::to_string(r.first).c_str(), r.second);
+  json_builder_end_object(b);
+  add_json_member(b, "http_dropped", n.http_dropped);
   json_builder_set_member_name(b, "ended");  // by reason
   json_builder_begin_object(b);
   for (const auto &e : n.ended) add_json_member(b, e.first.c_str(), e.second);

@@ -33,6 +33,8 @@ struct NodeStats {
 
   // Only in Audience::full_stats(), from here on. Since the node started:
   std::map<int, uint64_t> offers;         // by the HTTP status they were answered with
+  std::map<int, uint64_t> http_responses;  // every HTTP answer, by status (the server's, refusals too)
+  uint64_t http_dropped = 0;               // connections closed without an answer
   HistogramSnapshot answer_seconds;       // of the offers answered 201
   std::map<std::string, uint64_t> ended;  // sessions ended, by why (ended_name())
   RtcpMetrics::Snapshot rtcp;             // what ICE-lite viewers sent and reported

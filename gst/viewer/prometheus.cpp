@@ -220,6 +220,13 @@ std::string node_stats_prometheus(const NodeStats &n) {
 
   e.family("broadcast_offers_total", "counter", "Offers (WHEP POST) by the HTTP status they were answered with.");
   for (const auto &o : n.offers) e.sample("broadcast_offers_total", {{"code", std::to_string(o.first)}}, o.second);
+  e.family("broadcast_http_responses_total", "counter",
+           "Every HTTP answer of the node's server by status, its refusals (401, 404, 413, 429, 503...) included.");
+  for (const auto &r : n.http_responses)
+    e.sample("broadcast_http_responses_total", {{"code", std::to_string(r.first)}}, r.second);
+  e.single("broadcast_http_dropped_connections_total", "counter",
+           "HTTP connections closed without an answer: over max-http-connections, or no complete request in time.",
+           n.http_dropped);
   e.family("broadcast_answer_seconds", "histogram", "Time to answer an offer, of those answered 201.");
   e.histogram("broadcast_answer_seconds", {}, n.answer_seconds);
   e.family("broadcast_sessions_ended_total", "counter", "Sessions ended, by why.");

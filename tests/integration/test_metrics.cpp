@@ -199,6 +199,11 @@ TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNum
   EXPECT_EQ(json_object_get_int_member(o, "viewers"), 2);
   EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(o, "offers"), "201"), 2);
   EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(o, "answer_seconds"), "count"), 2);
+  // The server's own answers, refusals included, which no offer count sees.
+  JsonObject *http = json_object_get_object_member(o, "http_responses");
+  ASSERT_TRUE(http) << stats.body;
+  EXPECT_EQ(json_object_get_int_member(http, "201"), 2);
+  EXPECT_EQ(json_object_get_int_member(o, "http_dropped"), 0);
   JsonObject *video = json_object_get_object_member(json_object_get_object_member(o, "streams"), "video");
   EXPECT_EQ(json_object_get_int_member(json_object_get_object_member(video, "keyframe_wait_seconds"), "count"), 2);
   EXPECT_GT(json_object_get_int_member(video, "packets_sent"), 0);
@@ -216,6 +221,12 @@ TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNum
   EXPECT_TRUE(prometheus.wait_value("broadcast_sessions{state=\"connected\"}", equals(2), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_offers_total{code=\"201\"}", equals(2), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_answer_seconds_count", equals(2), &v)) << v;
+  // Two scrapes without the right token and a /stats without one: 401s;
+  // the POST: 405. Prometheus' own scrapes add 200s.
+  EXPECT_TRUE(prometheus.wait_value("broadcast_http_responses_total{code=\"401\"}", equals(3), &v)) << v;
+  EXPECT_TRUE(prometheus.wait_value("broadcast_http_responses_total{code=\"405\"}", equals(1), &v)) << v;
+  EXPECT_TRUE(prometheus.wait_value("broadcast_http_responses_total{code=\"200\"}", above(1), &v)) << v;
+  EXPECT_TRUE(prometheus.wait_value("broadcast_http_dropped_connections_total", equals(0), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_keyframe_wait_seconds_count{stream=\"video\"}", equals(2), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_stream_subscribers{stream=\"audio\"}", equals(2), &v)) << v;
   // Packets keep going out: the counter grows between scrapes.
