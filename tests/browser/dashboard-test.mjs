@@ -117,7 +117,9 @@ async function main() {
     const child = (s.shown.tree?.children || [])[0];
     return {
       ok: s.shown.viewers === rootViewers && child && child.up && child.viewers === relayViewers &&
-          s.shown.bitrate > 0 && s.shown.reports?.rtt > 0 && s.shown.reports?.loss > 0 && s.samples >= 10,
+          s.shown.bitrate > 0 && s.shown.reports?.loss > 0 && s.samples >= 10 &&
+          // The load viewers echo our sender reports (LSR/DLSR): round trips from them all.
+          s.shown.reports?.rtt >= rootViewers,
       ...s,
     };
   });

@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
   g_option_context_set_description(
       context,
       "Each viewer does real WebRTC on the wire: its own UDP socket, ICE (controlling for WHEP), DTLS 1.2, SRTP,\n"
-      "RTCP receiver reports every second and a PLI on connecting. All viewers share one epoll thread.\n"
+      "RTCP receiver reports every second (echoing the server's sender reports, as browsers do, so that the\n"
+      "server measures round trips) and a PLI on connecting. All viewers share one epoll thread.\n"
       "Exit status: 0 when every viewer connected and got media and no verified packet failed, 1 otherwise,\n"
       "2 for bad options.");
   g_option_context_add_main_entries(context, entries, nullptr);

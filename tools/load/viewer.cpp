@@ -122,6 +122,7 @@ void Viewer::dtls_done(int64_t arrival) {
     fail(error);
     return;
   }
+  rtcp_in_ = wb::SrtcpContext::create(dtls_->keys().remote);
   if (!peek_.create(dtls_->keys().remote)) {
     fail("SRTP: no AES for the keyframe search");
     return;
@@ -217,7 +218,7 @@ void Viewer::on_datagram(uint8_t *data, size_t len, size_t wire_len, const socka
     reschedule();
   } else if (looks_like_rtp(data, len) && state_ == State::Connected) {
     if (is_rtcp(data))
-      ++rtcp_received_;  // the server's sender reports; encrypted, and we do not need them
+      on_rtcp(data, len, arrival);
     else
       on_rtp(data, len, wire_len, arrival);
   }
@@ -257,6 +258,19 @@ void Viewer::on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival)
   }
 }
 
+void Viewer::on_rtcp(uint8_t *data, size_t len, int64_t arrival) {
+  ++rtcp_received_;
+  if (!rtcp_in_ || !rtcp_in_->unprotect(data, &len)) return;
+  // A compound from a sender starts with its SR (RFC 3550 6.1).
+  if (len < 28 || data[1] != 200) return;
+  auto be32 = [&](size_t at) {
+    return uint32_t(data[at]) << 24 | uint32_t(data[at + 1]) << 16 | uint32_t(data[at + 2]) << 8 | data[at + 3];
+  };
+  const uint32_t ssrc = be32(4);
+  LastSenderReport *last = ssrc == video_.ssrc() ? &last_sr_[0] : ssrc == audio_.ssrc() ? &last_sr_[1] : nullptr;
+  if (last) *last = {ssrc, be32(10), arrival};
+}
+
 void Viewer::verify(uint8_t *data, size_t len) {
   ++(srtp_in_.unprotect_rtp(data, &len) ? verified_packets_ : verify_failures_);
 }
@@ -265,6 +279,13 @@ void Viewer::send_rtcp(bool with_pli) {
   std::vector<ReceptionReport> blocks;
   if (video_.started()) blocks.push_back(video_.report());
   if (audio_.started()) blocks.push_back(audio_.report());
+  const int64_t now = config_.loop->now();
+  for (auto &block : blocks)
+    for (const auto &sr : last_sr_)
+      if (sr.ssrc && sr.ssrc == block.ssrc) {
+        block.lsr = sr.ntp_middle;
+        block.dlsr = uint32_t((now - sr.arrival) * 65536 / kSecond);  // 1/65536 s
+      }
   wb::rtcp::Compound rtcp(local_ssrc_);
   rtcp.receiver_report(blocks);
   rtcp.sdes_cname(cname_);

@@ -17,6 +17,7 @@
 #include "sdp.h"
 #include "srtp.h"
 #include "transport/dtls.h"
+#include "transport/srtcpcontext.h"
 
 namespace load {
 
@@ -122,6 +123,7 @@ class Viewer : public EventLoop::Receiver {
   void start_dtls();
   void dtls_done(int64_t arrival);
   void on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival);
+  void on_rtcp(uint8_t *data, size_t len, int64_t arrival);
   void verify(uint8_t *data, size_t len);
   void send_rtcp(bool with_pli);
   void service();     // runs whatever timer is due
@@ -139,6 +141,16 @@ class Viewer : public EventLoop::Receiver {
   SrtpSession srtp_in_;
   SrtpSession srtp_out_;
   SrtpPayloadPeek peek_;  // for the keyframe search
+  // The server's sender reports, read for their NTP times, so that our
+  // receiver reports echo them (LSR, DLSR) and the server can measure round
+  // trips, as a browser's would. SRTCP on OpenSSL: cheap for every viewer.
+  std::unique_ptr<wb::SrtcpContext> rtcp_in_;
+  struct LastSenderReport {
+    uint32_t ssrc = 0;
+    uint32_t ntp_middle = 0;  // the middle 32 bits of its NTP timestamp
+    int64_t arrival = 0;      // loop time, ns
+  };
+  LastSenderReport last_sr_[2];  // video, audio
   Negotiated remote_;
   uint32_t local_ssrc_;
   std::string cname_;
