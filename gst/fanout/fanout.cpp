@@ -514,7 +514,13 @@ gboolean src_event(GstPad *pad, GstObject *parent, GstEvent *event) {
   WbFanout *self = WB_FANOUT(parent);
   if (gst_video_event_is_force_key_unit(event)) {
     GST_DEBUG_OBJECT(self, "keyframe request from pad %s", GST_PAD_NAME(pad));
-    if (self->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(self);
+    SubscriberId from = 0;
+    {
+      std::lock_guard<std::mutex> lock(self->state->lock);
+      for (const auto &sub : *self->state->with_pads)
+        if (sub->pad == pad) from = sub->id;
+    }
+    if (self->state->keyframes.request(KeyframeRequests::Clock::now(), from)) send_keyframe_request(self);
   }
   // Nothing else a single viewer says (QoS, reconfigure, navigation) may
   // steer the shared stream.
@@ -707,10 +713,14 @@ void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender>
   if (video && fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
 }
 
-void fanout_request_keyframe(WbFanout *fanout) {
-  GST_DEBUG_OBJECT(fanout, "keyframe request from a viewer's transport");
-  if (fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
+void fanout_request_keyframe(WbFanout *fanout, SubscriberId from) {
+  GST_DEBUG_OBJECT(fanout, "keyframe request from subscriber %" G_GUINT64_FORMAT, from);
+  if (fanout->state->keyframes.request(KeyframeRequests::Clock::now(), from)) send_keyframe_request(fanout);
+  else GST_LOG_OBJECT(fanout, "coalesced or refused (%" G_GUINT64_FORMAT " refused so far)",
+                      fanout->state->keyframes.requests_refused());
 }
+
+void fanout_exempt_from_keyframe_backoff(WbFanout *fanout, SubscriberId id) { fanout->state->keyframes.exempt(id); }
 
 void fanout_retransmit(WbFanout *fanout, SubscriberId id, const std::vector<uint16_t> &seqs) {
   auto sub = find(fanout, id);
@@ -743,6 +753,7 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
     if (it == st.subscribers.end()) return;
     sub = std::move(it->second);
     st.subscribers.erase(it);
+    st.keyframes.forget(id);
     if (sub->pad) {
       auto list = std::make_shared<SubscriberList>();
       for (const auto &s : *st.with_pads)
@@ -783,6 +794,7 @@ FanoutStats fanout_get_stats(WbFanout *fanout) {
   stats.keyframe_wait = st.core->keyframe_wait.snapshot();
   stats.keyframe_requests_received = st.keyframes.requests_received();
   stats.keyframe_requests_sent = st.keyframes.requests_sent_upstream();
+  stats.keyframe_requests_refused = st.keyframes.requests_refused();
   stats.packets_retransmitted = st.core->retransmitted.load();
   stats.nacked_not_kept = st.core->nacked_not_kept.load();
   std::lock_guard<std::mutex> lock(st.lock);

@@ -50,6 +50,7 @@ struct FanoutStats {
   uint64_t packets_out = 0;  // retransmissions not included
   uint64_t keyframe_requests_received = 0;
   uint64_t keyframe_requests_sent = 0;
+  uint64_t keyframe_requests_refused = 0;  // viewers' requests within their back-off
   uint64_t packets_retransmitted = 0;  // answers to viewers' NACKs
   uint64_t nacked_not_kept = 0;        // NACKed packets the history no longer had
   unsigned subscribers = 0;
@@ -83,8 +84,12 @@ SubscriberId fanout_subscribe_pad(WbFanout *fanout, const Rewrite &rewrite, GstP
 void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender> direct = nullptr,
                   const std::shared_ptr<SenderPool> &pool = nullptr);
 // A viewer's transport asks for a keyframe (RTCP PLI/FIR): coalesced with
-// every other request like the upstream events of pads.
-void fanout_request_keyframe(WbFanout *fanout);
+// every other request like the upstream events of pads, and within the
+// viewer's own back-off (KeyframeRequests).
+void fanout_request_keyframe(WbFanout *fanout, SubscriberId from);
+// The subscriber is a relay child: its keyframe requests are its own
+// viewers' joins, and are never backed off.
+void fanout_exempt_from_keyframe_backoff(WbFanout *fanout, SubscriberId id);
 // A viewer's transport reports packets lost (RTCP NACK; sequence numbers as
 // the viewer received them): they are sent again from the stream's shared
 // history by the thread that delivers this subscriber, at its next

@@ -1,5 +1,7 @@
 #include "keyframerequests.h"
 
+#include <algorithm>
+
 namespace wb {
 
 void KeyframeRequests::set_min_interval(std::chrono::milliseconds interval) {
@@ -21,9 +23,23 @@ bool KeyframeRequests::send_locked(Clock::time_point now) {
   return true;
 }
 
-bool KeyframeRequests::request(Clock::time_point now) {
+bool KeyframeRequests::viewer_may_ask_locked(Requester viewer, Clock::time_point now) {
+  Backoff &b = viewers_[viewer];
+  if (b.interval.count() && now - b.last_request >= kViewerQuiet) b.interval = {};
+  b.last_request = now;
+  if (b.interval.count() && now < b.next_allowed) return false;
+  b.interval = b.interval.count() ? std::min(b.interval * 2, kViewerMaxBackoff) : kViewerFirstBackoff;
+  b.next_allowed = now + b.interval;
+  return true;
+}
+
+bool KeyframeRequests::request(Clock::time_point now, Requester from) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++received_;
+  if (from && !exempt_.count(from) && !viewer_may_ask_locked(from, now)) {
+    ++refused_;
+    return false;
+  }
   if (send_locked(now)) return true;
   pending_ = true;
   return false;
@@ -43,6 +59,23 @@ void KeyframeRequests::keyframe_sent() {
 uint64_t KeyframeRequests::requests_received() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return received_;
+}
+
+void KeyframeRequests::exempt(Requester viewer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  exempt_.insert(viewer);
+  viewers_.erase(viewer);
+}
+
+void KeyframeRequests::forget(Requester viewer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  viewers_.erase(viewer);
+  exempt_.erase(viewer);
+}
+
+uint64_t KeyframeRequests::requests_refused() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return refused_;
 }
 
 uint64_t KeyframeRequests::requests_sent_upstream() const {

@@ -296,7 +296,10 @@ SessionHandler::Join Audience::admit(const JoinRequest &request) {
   result.session_id = id;
   result.answer = answer.sdp;
   if (!path.empty()) result.headers["Broadcast-Path"] = path;
-  if (relay) children_.add(id, request.node_id, request.relay_url);
+  if (relay) {
+    children_.add(id, request.node_id, request.relay_url);
+    session->exempt_from_keyframe_backoff();
+  }
   return result;
 }
 

@@ -18,6 +18,7 @@ void each_stream_field(const FanoutStats &f, Add add) {
   add("bytes-sent", f.bytes_out);
   add("keyframe-requests-received", f.keyframe_requests_received);
   add("keyframe-requests-sent", f.keyframe_requests_sent);
+  add("keyframe-requests-refused", f.keyframe_requests_refused);
   add("retransmissions", f.packets_retransmitted);
   add("nacked-not-kept", f.nacked_not_kept);
   add("subscribers", uint64_t(f.subscribers));

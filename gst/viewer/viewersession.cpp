@@ -47,6 +47,12 @@ ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, con
                             &subscriptions_);
 }
 
+void ViewerSession::exempt_from_keyframe_backoff() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &s : subscriptions_)
+    if (s.video) fanout_exempt_from_keyframe_backoff(s.fanout.get(), s.id);
+}
+
 void ViewerSession::start_media() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_ || !transport_) return;

@@ -56,6 +56,9 @@ class ViewerSession {
   // direct route (keys and a non-relayed pair), the fan-out sends it too;
   // otherwise it goes through webrtcbin. The transport chooses, once.
   void start_media();
+  // A relay child: its keyframe requests speak for its own viewers' joins,
+  // so no per-viewer back-off applies to them. After negotiate().
+  void exempt_from_keyframe_backoff();
   bool sends_direct() const { return sends_direct_.load(); }
   // Whether the viewer has (or is about to get) a webrtcbin of its own. The
   // audience marks it when it admits one, under its own lock, so that

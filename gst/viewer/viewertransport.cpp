@@ -123,7 +123,7 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
       bool wants_picture = false;
       for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == target.ssrc;
       for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == target.ssrc;
-      if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get());
+      if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get(), target.id);
       for (const auto &nack : feedback.nacks)
         if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
     }

@@ -197,8 +197,17 @@ TEST_F(FanoutTest, KeyframeRequestsAreCoalesced) {
   EXPECT_EQ(stats.keyframe_requests_received, 20u);
   EXPECT_EQ(stats.keyframe_requests_sent, 1u);
 
+  EXPECT_EQ(stats.keyframe_requests_refused, 0u);
+
   wb::fanout_set_keyframe_min_interval(fanout, 0);
+  // The first viewer asks again at once: within its own back-off (1 s after
+  // its last request was taken), refused, even with no coalescing left.
   gst_pad_send_event(pads[0], gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, FALSE, 0));
+  EXPECT_EQ(upstream_keyframe_requests(), 0u);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).keyframe_requests_refused, 1u);
+  // A join is never refused: it goes upstream at once.
+  receivers.push_back(std::make_unique<Receiver>());
+  wb::fanout_start(fanout, add(*receivers.back(), 102, 2000));
   EXPECT_EQ(upstream_keyframe_requests(), 1u);
   for (GstPad *p : pads) gst_object_unref(p);
 }

@@ -114,3 +114,70 @@ TEST(LoadGenerator, FiveViewersCountWhatADecodingViewerReceives) {
   }
   g_object_unref(parser);
 }
+
+namespace {
+
+// The video stream's keyframe counters from the node's /stats.
+struct KeyframeCounts {
+  int64_t sent = -1;
+  int64_t refused = -1;
+};
+
+KeyframeCounts keyframe_counts(const Broadcast &node) {
+  KeyframeCounts k;
+  HttpResponse r = http_request("GET", node.url("/stats"));
+  JsonNode *root = r.status == 200 ? json_from_string(r.body.c_str(), nullptr) : nullptr;
+  if (!root) return k;
+  JsonObject *video = member(member(json_node_get_object(root), "streams"), "video");
+  if (video) {
+    k.sent = json_object_get_int_member(video, "keyframe_requests_sent");
+    k.refused = json_object_get_int_member(video, "keyframe_requests_refused");
+  }
+  json_node_unref(root);
+  return k;
+}
+
+}  // namespace
+
+// Issue 14's case: a viewer whose network loses every keyframe asks for one
+// again and again. It must not make the encoder send a keyframe to everyone
+// each time: its requests back off (1 s, 2 s, 4 s...), the rest are
+// refused, and a viewer beside it keeps decoding.
+TEST(LoadGenerator, AViewerAskingForAKeyframeEvery100msCostsTheOthersAFew) {
+  const char *load = g_getenv("WB_TEST_LOAD");
+  ASSERT_TRUE(load) << "WB_TEST_LOAD must name build/tools/gst-broadcast-load";
+  Broadcast::Options options;
+  options.gop = 900;  // 30 s: the stream's own keyframes do not come in between
+  options.extra_sink_props = "metrics-path=/metrics";
+  Broadcast broadcast(options);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast.url()), 201) << viewer.error();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 10; }, 10000ms));
+  const KeyframeCounts before = keyframe_counts(broadcast);
+  ASSERT_GE(before.sent, 0);
+  const unsigned frames_before = viewer.video_frames();
+
+  GError *error = nullptr;
+  GSubprocess *process = g_subprocess_new(
+      GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE), &error, load, "--url",
+      broadcast.url().c_str(), "--viewers", "1", "--hold", "8", "--pli-interval", "0.1", nullptr);
+  ASSERT_TRUE(process) << error->message;
+  gchar *output = nullptr;
+  g_subprocess_communicate_utf8(process, nullptr, nullptr, &output, nullptr, nullptr);
+  std::cout << output;
+  EXPECT_EQ(g_subprocess_get_exit_status(process), 0);
+  g_free(output);
+  g_object_unref(process);
+
+  const KeyframeCounts after = keyframe_counts(broadcast);
+  const int64_t sent = after.sent - before.sent, refused = after.refused - before.refused;
+  std::cout << "[ load     ] keyframe requests upstream: " << sent << ", refused: " << refused << "\n";
+  // About 75 PLIs in 8 s. Upstream: the join, then this viewer's at 0, 1, 3
+  // and 7 s; the 250-ms coalescing alone would have passed about 32.
+  EXPECT_LE(sent, 6);
+  EXPECT_GE(refused, 50);
+  // The viewer beside it went on decoding.
+  EXPECT_GT(viewer.video_frames(), frames_before + 100);
+}

@@ -40,6 +40,48 @@ TEST(KeyframeRequests, WaitingViewersAskAgainEachInterval) {
   EXPECT_TRUE(kf.due(t0 + 1000ms, true));
 }
 
+// The case of a viewer whose network cannot carry the stream: it loses
+// every keyframe and asks again every 100 ms. Over 60 s it may cost the
+// others a handful of keyframes, not one per coalescing interval.
+TEST(KeyframeRequests, AViewerThatKeepsAskingBacksOffAndOthersAreNotHeldBack) {
+  KeyframeRequests kf(250ms);
+  auto t0 = KeyframeRequests::Clock::time_point{} + 100s;
+  const KeyframeRequests::Requester hopeless = 7, other = 8;
+  int passed = 0;
+  for (int i = 0; i < 600; ++i) {
+    const auto now = t0 + std::chrono::milliseconds(i * 100);
+    passed += kf.request(now, hopeless) || kf.due(now, false);
+  }
+  // Passed on at 0, 1, 3, 7, 15 and 31 s (back-off 1, 2, 4, 8, 16, then
+  // 32 s): 6 in 60 s, where the 250-ms coalescing alone would pass 240.
+  EXPECT_EQ(passed, 6);
+  EXPECT_EQ(kf.requests_refused(), 600u - 6u);
+  // Another viewer's first request is not held back by the first's back-off.
+  EXPECT_TRUE(kf.request(t0 + 60s, other));
+  // A join (the node's own request) is never refused.
+  EXPECT_FALSE(kf.request(t0 + 60s + 10ms, 0));  // coalesced, not refused
+  EXPECT_EQ(kf.requests_refused(), 594u);
+}
+
+TEST(KeyframeRequests, AQuietViewerStartsAfreshOneThatLeftIsForgottenARelayIsExempt) {
+  KeyframeRequests kf(0ms);
+  auto t0 = KeyframeRequests::Clock::time_point{} + 100s;
+  EXPECT_TRUE(kf.request(t0, 5));
+  EXPECT_FALSE(kf.request(t0 + 500ms, 5));  // within 1 s
+  EXPECT_TRUE(kf.request(t0 + 1000ms, 5));  // then 2 s
+  EXPECT_FALSE(kf.request(t0 + 2500ms, 5));
+  // 30 s without a request: back to a 1-s back-off, not 4 s.
+  EXPECT_TRUE(kf.request(t0 + 33s, 5));
+  EXPECT_TRUE(kf.request(t0 + 34s, 5));
+  EXPECT_FALSE(kf.request(t0 + 35s, 5));
+  kf.forget(5);
+  EXPECT_TRUE(kf.request(t0 + 35s + 1ms, 5));
+  // A relay child asks for its viewers' joins: never backed off.
+  kf.exempt(9);
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(kf.request(t0 + 40s + std::chrono::milliseconds(i * 100), 9)) << i;
+  EXPECT_EQ(kf.requests_refused(), 3u);  // at 0.5, 2.5 and 35 s, none of the relay's
+}
+
 TEST(RtpKeyframes, H264) {
   const uint8_t sps[] = {0x67, 0x42, 0xc0, 0x1e};
   const uint8_t idr[] = {0x65, 0x88};

@@ -24,7 +24,8 @@ double cpu_seconds(int who) {
 Generator::Generator(EventLoop &loop, Signalling &signalling, std::shared_ptr<wb::DtlsIdentity> identity,
                      const GeneratorOptions &options)
     : loop_(loop), signalling_(signalling), options_(options) {
-  Viewer::Config config{&loop, std::move(identity), options.local_address, options.video_pt, options.audio_pt};
+  Viewer::Config config{&loop,           std::move(identity), options.local_address, options.video_pt,
+                        options.audio_pt, int64_t(options.pli_interval_seconds * kSecond)};
   // The verified sample is spread over the run: early and late joiners.
   size_t n = options.viewers;
   size_t stride = options.verify ? std::max<size_t>(1, n / options.verify) : 0;

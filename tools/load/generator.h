@@ -23,6 +23,9 @@ struct GeneratorOptions {
   std::string local_address = "127.0.0.1";
   int video_pt = 102;  // what Chrome offers for H.264 mode 1 42e01f
   int audio_pt = 111;
+  // Each viewer sends a PLI this often (0: only on connecting), as one whose
+  // network loses every keyframe would.
+  double pli_interval_seconds = 0;
   // Churn: each viewer leaves this long after it joined (once settled)
   // instead of at the end of the hold window; 0: everyone holds together.
   double lifetime_seconds = 0;

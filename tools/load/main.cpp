@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
   gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr;
   gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111;
   gint64 mount = 1;
-  gdouble ramp = 50, hold = 20, lifetime = 0, vanish = 0;
+  gdouble ramp = 50, hold = 20, lifetime = 0, vanish = 0, pli_interval = 0;
   GOptionEntry entries[] = {
       {"url", 'u', 0, G_OPTION_ARG_STRING, &url, "WHEP endpoint, e.g. http://127.0.0.1:8080/whep", "URL"},
       {"viewers", 'n', 0, G_OPTION_ARG_INT, &viewers, "Number of viewers (default: 10)", "N"},
@@ -82,6 +82,10 @@ int main(int argc, char **argv) {
        "types (the naive bench server) need their own",
        "PT"},
       {"audio-pt", 0, 0, G_OPTION_ARG_INT, &audio_pt, "Payload type of Opus in our WHEP offers (default: 111)", "PT"},
+      {"pli-interval", 0, 0, G_OPTION_ARG_DOUBLE, &pli_interval,
+       "Each viewer also sends a PLI this often, as a viewer whose network loses every keyframe would "
+       "(default: 0, a PLI on connecting only)",
+       "SECONDS"},
       {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
        "Instead of --url: Janus HTTP API root, e.g. http://127.0.0.1:8088/janus (watches a streaming mountpoint)",
        "URL"},
@@ -128,6 +132,7 @@ int main(int argc, char **argv) {
   if (local) options.local_address = local;
   options.video_pt = video_pt;
   options.audio_pt = audio_pt;
+  options.pli_interval_seconds = pli_interval;
   // Churn closes each viewer's socket as it leaves: only those alive at
   // once need descriptors, at most ramp x (lifetime + the 30 s join limit).
   unsigned sockets = options.viewers;

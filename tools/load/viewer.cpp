@@ -318,6 +318,13 @@ void Viewer::service() {
     send_rtcp(false);
     next_report_ = now + kReportInterval;
   }
+  if (state_ == State::Connected && config_.pli_interval) {
+    if (next_pli_ == INT64_MAX) next_pli_ = now + config_.pli_interval;
+    if (now >= next_pli_ && remote_.video_ssrc) {
+      send_rtcp(true);
+      next_pli_ = now + config_.pli_interval;
+    }
+  }
   reschedule();
 }
 
@@ -326,7 +333,7 @@ void Viewer::reschedule() {
   // Only deadlines of what this state does: a stale one would fire forever.
   int64_t next = ice_ ? ice_->next_deadline() : INT64_MAX;
   if (state_ == State::Dtls) next = std::min(next, dtls_->next_deadline());
-  if (state_ == State::Connected) next = std::min(next, next_report_);
+  if (state_ == State::Connected) next = std::min({next, next_report_, next_pli_});
   // A pending timer that fires no later will do: service() re-arms.
   if (next == INT64_MAX || next >= timer_at_) return;
   timer_at_ = next;

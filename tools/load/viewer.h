@@ -62,6 +62,7 @@ class Viewer : public EventLoop::Receiver {
     std::string local_address;
     int video_pt;  // in our WHEP offers
     int audio_pt;
+    int64_t pli_interval = 0;  // ns; 0: a PLI on connecting only
   };
   enum class State { Idle, Signalling, Ice, Dtls, Connected, Leaving, Failed, Closed };
 
@@ -174,6 +175,7 @@ class Viewer : public EventLoop::Receiver {
   int64_t first_packet_at_ = 0;
   int64_t first_keyframe_at_ = 0;
   int64_t next_report_ = INT64_MAX;
+  int64_t next_pli_ = INT64_MAX;
   int64_t timer_at_ = INT64_MAX;  // when our pending loop timer fires
   uint64_t timer_generation_ = 0;
 };
