@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <clocale>
 #include <csignal>
 #include <cstdio>
@@ -55,6 +56,7 @@ enum class Mode { Broadcast, Relay, Ingest };
 struct Options {
   Mode mode = Mode::Broadcast;
   gchar *device = nullptr;
+  gchar *pattern = nullptr;  // videotestsrc's; null: smpte with a clock, or ball
   gchar *pipeline = nullptr;
   gchar *codec = nullptr;
   gchar *encoder = nullptr;
@@ -369,10 +371,12 @@ std::string video_source_description(const Options &opt) {
     d = std::string("v4l2src name=") + kVideoSourceName + " device=" + launch_quote(opt.device) +
         " ! decodebin ! videoconvert ! videoscale ! videorate ! " + caps;
   } else if (factory_exists("clockoverlay")) {
-    d = std::string("videotestsrc name=") + kVideoSourceName + " is-live=true pattern=smpte ! " +
-        caps + " ! clockoverlay time-format=\"%H:%M:%S\" font-desc=\"Sans 36\" shaded-background=true";
+    d = std::string("videotestsrc name=") + kVideoSourceName + " is-live=true pattern=" +
+        (opt.pattern ? opt.pattern : "smpte") + " ! " + caps +
+        " ! clockoverlay time-format=\"%H:%M:%S\" font-desc=\"Sans 36\" shaded-background=true";
   } else {
-    d = std::string("videotestsrc name=") + kVideoSourceName + " is-live=true pattern=ball ! " + caps;
+    d = std::string("videotestsrc name=") + kVideoSourceName + " is-live=true pattern=" +
+        (opt.pattern ? opt.pattern : "ball") + " ! " + caps;
   }
   g_free(caps);
   return d;
@@ -1306,6 +1310,20 @@ void teardown_pipeline(App *app) {
   app->pipeline = nullptr;
 }
 
+// The nicks of videotestsrc's patterns; none without it.
+std::vector<std::string> test_patterns() {
+  std::vector<std::string> names;
+  GstElement *src = gst_element_factory_make("videotestsrc", nullptr);
+  if (!src) return names;
+  GParamSpec *spec = g_object_class_find_property(G_OBJECT_GET_CLASS(src), "pattern");
+  if (spec && G_IS_PARAM_SPEC_ENUM(spec)) {
+    GEnumClass *patterns = G_PARAM_SPEC_ENUM(spec)->enum_class;
+    for (guint i = 0; i < patterns->n_values; ++i) names.push_back(patterns->values[i].value_nick);
+  }
+  gst_object_unref(src);
+  return names;
+}
+
 bool validate(const Options &opt) {
   bool ok = true;
   auto fail = [&ok](const char *msg) {
@@ -1329,6 +1347,16 @@ bool validate(const Options &opt) {
       g_strcmp0(opt.sender_report_time, "send") != 0)
     fail("--sender-report-time must be capture or send");
   if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
+  if (opt.pattern && (opt.device || opt.pipeline)) fail("--pattern is for the test source: not with --device or --pipeline");
+  if (opt.pattern) {
+    const std::vector<std::string> known = test_patterns();
+    if (std::find(known.begin(), known.end(), opt.pattern) == known.end()) {
+      std::string list;
+      for (const auto &name : known) list += (list.empty() ? "" : ", ") + name;
+      g_printerr("--pattern: '%s' is not one of videotestsrc's patterns: %s\n", opt.pattern, list.c_str());
+      ok = false;
+    }
+  }
   if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
 
   // An option of another mode would be silently ignored: refuse it.
@@ -1340,6 +1368,7 @@ bool validate(const Options &opt) {
   };
   if (opt.mode != Mode::Broadcast) {
     not_in_this_mode(opt.device, "--device");
+    not_in_this_mode(opt.pattern, "--pattern");
     not_in_this_mode(opt.pipeline, "--pipeline");
     not_in_this_mode(opt.codec, "--codec");
     not_in_this_mode(opt.encoder, "--encoder");
@@ -1435,6 +1464,10 @@ int main(int argc, char **argv) {
        "Capture from this V4L2 camera instead of the test pattern (e.g. /dev/video0); MJPEG or raw "
        "output is decoded and scaled to --width/--height/--fps (default: test pattern)",
        "DEVICE"},
+      {"pattern", 0, 0, G_OPTION_ARG_STRING, &opt.pattern,
+       "The test source's picture: one of videotestsrc's patterns, e.g. snow (noise: fills any bitrate, "
+       "to test against a picture as demanding as a camera's), ball, smpte (default: smpte with a clock)",
+       "NAME"},
       {"pipeline", 0, 0, G_OPTION_ARG_STRING, &opt.pipeline,
        "Your own video branch as a gst-launch description ending in an encoder, e.g. "
        "\"videotestsrc is-live=true ! x264enc tune=zerolatency\"; it is linked to broadcastsink's "
@@ -1582,7 +1615,7 @@ int main(int argc, char **argv) {
       "  ingest  take a broadcast from one WHIP publisher (--whip-port), e.g. OBS, a browser or\n"
       "          gst-broadcast --push, and serve it, as it is (WHIP in, WHEP out)\n"
       "--device, --pipeline, --codec, --encoder, --bitrate, --width, --height, --fps,\n"
-      "--keyframe-interval and --no-audio are for broadcasting only. --push works in every mode.");
+      "--keyframe-interval, --no-audio and --pattern are for broadcasting only. --push works in every mode.");
   g_option_context_set_description(
       ctx,
       "H.264 encoder selection (first one available is used):\n"

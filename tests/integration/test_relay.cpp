@@ -3,6 +3,7 @@
 // an upstream restart under the viewers' feet.
 #include <gtest/gtest.h>
 #include <gst/sdp/sdp.h>
+#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
@@ -587,4 +588,53 @@ TEST(Cli, HelpStatesTheElementsDefaults) {
     g_value_unset(&def);
   }
   gst_object_unref(sink);
+}
+
+namespace {
+
+// The video stream's bytes sent so far, from a node's /stats; -1 if unread.
+int64_t video_bytes_sent(unsigned port) {
+  HttpResponse r = http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/stats");
+  JsonNode *root = r.status == 200 ? json_from_string(r.body.c_str(), nullptr) : nullptr;
+  if (!root) return -1;
+  JsonObject *streams = json_object_get_object_member(json_node_get_object(root), "streams");
+  JsonObject *video = streams ? json_object_get_object_member(streams, "video") : nullptr;
+  const int64_t bytes = video ? json_object_get_int_member(video, "bytes_sent") : -1;
+  json_node_unref(root);
+  return bytes;
+}
+
+}  // namespace
+
+// A picture as demanding as a camera's: snow fills the bitrate asked for
+// (the default pattern, mostly flat, uses a fraction of it), and an unknown
+// pattern is refused with the list of known ones.
+TEST(Cli, PatternSnowFillsTheBitrateAndAnUnknownPatternIsRefused) {
+  const char *cli = g_getenv("WB_TEST_CLI");
+  ASSERT_TRUE(cli) << "WB_TEST_CLI is not set";
+  gchar *err = nullptr;
+  gint status = 0;
+  const gchar *bad[] = {cli, "--pattern", "plaid", nullptr};
+  ASSERT_TRUE(g_spawn_sync(nullptr, const_cast<gchar **>(bad), nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, nullptr,
+                           &err, &status, nullptr));
+  const std::string refusal = err ? err : "";
+  g_free(err);
+  EXPECT_FALSE(g_spawn_check_wait_status(status, nullptr));
+  EXPECT_NE(refusal.find("'plaid' is not one of videotestsrc's patterns"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("snow"), std::string::npos) << refusal;
+
+  const unsigned port = free_tcp_port();
+  NodeProcess node({cli, "--pattern", "snow", "--bitrate", "1200", "--no-audio", "--port", std::to_string(port),
+                    "--address", "127.0.0.1", "--ice-address", "127.0.0.1"});
+  auto viewer = watch(whep(port), 20000ms);
+  ASSERT_TRUE(viewer) << node.output();
+  ASSERT_TRUE(wait_until([&] { return viewer->video_frames() > 30; }, 10000ms)) << viewer->video_frames();
+  const int64_t start = video_bytes_sent(port);
+  std::this_thread::sleep_for(4s);  // the measurement window
+  const int64_t end = video_bytes_sent(port);
+  ASSERT_GE(start, 0);
+  const double kbps = double(end - start) * 8 / 1000 / 4;
+  std::cout << "[ pattern  ] snow at --bitrate 1200: " << kbps << " kbit/s to one viewer\n";
+  EXPECT_GT(kbps, 800) << "snow did not fill the bitrate";
+  EXPECT_GT(viewer->video_frames(), 60u);
 }
