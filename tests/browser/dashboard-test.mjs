@@ -112,17 +112,22 @@ async function main() {
 
   // (2) With it, on the root.
   const page = await openDashboard(new URL(`dashboard#token=${token}`, rootUrl).href);
+  // A stranger posting what is not an offer (415) five times a second: the
+  // refusals tile must show it.
+  const stranger = setInterval(() => fetch(new URL('whep', rootUrl), {
+    method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'not an offer' }).catch(() => {}), 200);
   const seen = await waitFor(`the root's dashboard to show ${rootViewers} viewers and a relay child with ${relayViewers}`, 45_000, async () => {
     const s = await shownOn(page);
     const child = (s.shown.tree?.children || [])[0];
     return {
       ok: s.shown.viewers === rootViewers && child && child.up && child.viewers === relayViewers &&
-          s.shown.bitrate > 0 && s.shown.reports?.loss > 0 && s.samples >= 10 &&
+          s.shown.bitrate > 0 && s.shown.reports?.loss > 0 && s.samples >= 10 && s.shown.refusals > 0 &&
           // The load viewers echo our sender reports (LSR/DLSR): round trips from them all.
           s.shown.reports?.rtt >= rootViewers,
       ...s,
     };
   });
+  clearInterval(stranger);
   const truth = await stats(rootUrl);
   log(`shown: ${JSON.stringify(seen.tiles)}`);
   log(`tree: ${JSON.stringify(seen.tree)}`);
@@ -131,6 +136,10 @@ async function main() {
   if (seen.tiles.children !== String(truth.children) || truth.children !== 1)
     problems.push(`relay children tile "${seen.tiles.children}", /stats says ${truth.children} (expected 1)`);
   if (seen.tiles.shards !== String(truth.shards.length)) problems.push(`sender threads "${seen.tiles.shards}", /stats has ${truth.shards.length}`);
+  if (seen.tiles.keyframes_refused !== String(truth.streams.video.keyframe_requests_refused))
+    problems.push(`keyframe refusals "${seen.tiles.keyframes_refused}", /stats says ${truth.streams.video.keyframe_requests_refused}`);
+  if (!(truth.http_responses['415'] > 0)) problems.push(`/stats counts no 415: ${JSON.stringify(truth.http_responses)}`);
+  log(`refusals shown: ${seen.tiles.refusals} /s; /stats http_responses ${JSON.stringify(truth.http_responses)}`);
   const child = seen.tree.find((n) => n.kind === 'child');
   if (!child || child.url !== truth.relay_children[0].url || !child.text.includes(`${relayViewers} watching`))
     problems.push(`the tree's child box ${JSON.stringify(child)} is not /stats's ${JSON.stringify(truth.relay_children)}`);
