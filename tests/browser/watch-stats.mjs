@@ -1,0 +1,78 @@
+// One headless Chromium viewer of a node's page that reports what it
+// decoded over a window: used by run-shaped-viewer-test.sh, once in the
+// network namespace behind the shaped link and once beside it.
+//
+// Usage: node watch-stats.mjs <page-url> <label> <window-seconds> <out.json>
+//
+// Waits for the page to connect (60 s at most), lets it settle 3 s, then
+// samples inbound-rtp video (framesDecoded, keyFramesDecoded, pliCount,
+// packetsReceived, packetsLost, freezeCount) at the start and the end of the
+// window and writes the differences to out.json. Exit status 0 when it
+// wrote them, 1 otherwise (the page never connected counts as a result:
+// connected=false).
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const [pageUrl, label, windowArg, outPath] = process.argv.slice(2);
+if (!pageUrl || !label || !windowArg || !outPath) {
+  console.error('usage: node watch-stats.mjs <page-url> <label> <window-seconds> <out.json>');
+  process.exit(2);
+}
+const windowMs = Number(windowArg) * 1000;
+const log = (msg) => console.log(`[watch ${label}] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const videoStats = (page) => page.evaluate(async () => {
+  const pc = window.whep && window.whep.pc;
+  if (!pc) return null;
+  for (const s of (await pc.getStats()).values())
+    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video')
+      return { frames: s.framesDecoded ?? 0, keyframes: s.keyFramesDecoded ?? 0, plis: s.pliCount ?? 0,
+               packets: s.packetsReceived ?? 0, lost: s.packetsLost ?? 0, freezes: s.freezeCount ?? 0 };
+  return null;
+});
+
+const userDataDir = mkdtempSync(join(tmpdir(), `watch-${label}-`));
+let context = null;
+let code = 1;
+try {
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+           '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    timeout: 30_000,
+  });
+  const page = await context.newPage();
+  await page.goto(pageUrl, { waitUntil: 'domcontentloaded', timeout: 20_000 });
+  const deadline = Date.now() + 60_000;
+  let connected = false;
+  while (Date.now() < deadline) {
+    const s = await videoStats(page);
+    if (s && s.packets > 0) { connected = true; break; }
+    await sleep(250);
+  }
+  const result = { label, connected };
+  if (connected) {
+    await sleep(3000);
+    const before = await videoStats(page);
+    const started = Date.now();
+    await sleep(windowMs);
+    const after = await videoStats(page);
+    const seconds = (Date.now() - started) / 1000;
+    for (const k of Object.keys(after)) result[k] = after[k] - before[k];
+    result.seconds = seconds;
+    result.fps = result.frames / seconds;
+  }
+  log(JSON.stringify(result));
+  writeFileSync(outPath, JSON.stringify(result));
+  code = 0;
+} catch (e) {
+  log(`error: ${e.message}`);
+} finally {
+  if (context) await context.close().catch(() => {});
+  rmSync(userDataDir, { recursive: true, force: true });
+}
+process.exit(code);
