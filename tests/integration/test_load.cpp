@@ -124,17 +124,8 @@ struct KeyframeCounts {
 };
 
 KeyframeCounts keyframe_counts(const Broadcast &node) {
-  KeyframeCounts k;
-  HttpResponse r = http_request("GET", node.url("/stats"));
-  JsonNode *root = r.status == 200 ? json_from_string(r.body.c_str(), nullptr) : nullptr;
-  if (!root) return k;
-  JsonObject *video = member(member(json_node_get_object(root), "streams"), "video");
-  if (video) {
-    k.sent = json_object_get_int_member(video, "keyframe_requests_sent");
-    k.refused = json_object_get_int_member(video, "keyframe_requests_refused");
-  }
-  json_node_unref(root);
-  return k;
+  return {video_stream_stat(node.url("/stats"), "keyframe_requests_sent"),
+          video_stream_stat(node.url("/stats"), "keyframe_requests_refused")};
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 // an upstream restart under the viewers' feet.
 #include <gtest/gtest.h>
 #include <gst/sdp/sdp.h>
-#include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
@@ -590,21 +589,6 @@ TEST(Cli, HelpStatesTheElementsDefaults) {
   gst_object_unref(sink);
 }
 
-namespace {
-
-// The video stream's bytes sent so far, from a node's /stats; -1 if unread.
-int64_t video_bytes_sent(unsigned port) {
-  HttpResponse r = http_request("GET", "http://127.0.0.1:" + std::to_string(port) + "/stats");
-  JsonNode *root = r.status == 200 ? json_from_string(r.body.c_str(), nullptr) : nullptr;
-  if (!root) return -1;
-  JsonObject *streams = json_object_get_object_member(json_node_get_object(root), "streams");
-  JsonObject *video = streams ? json_object_get_object_member(streams, "video") : nullptr;
-  const int64_t bytes = video ? json_object_get_int_member(video, "bytes_sent") : -1;
-  json_node_unref(root);
-  return bytes;
-}
-
-}  // namespace
 
 // A picture as demanding as a camera's: snow fills the bitrate asked for
 // (the default pattern, mostly flat, uses a fraction of it), and an unknown
@@ -629,9 +613,10 @@ TEST(Cli, PatternSnowFillsTheBitrateAndAnUnknownPatternIsRefused) {
   auto viewer = watch(whep(port), 20000ms);
   ASSERT_TRUE(viewer) << node.output();
   ASSERT_TRUE(wait_until([&] { return viewer->video_frames() > 30; }, 10000ms)) << viewer->video_frames();
-  const int64_t start = video_bytes_sent(port);
+  const std::string stats = "http://127.0.0.1:" + std::to_string(port) + "/stats";
+  const int64_t start = video_stream_stat(stats, "bytes_sent");
   std::this_thread::sleep_for(4s);  // the measurement window
-  const int64_t end = video_bytes_sent(port);
+  const int64_t end = video_stream_stat(stats, "bytes_sent");
   ASSERT_GE(start, 0);
   const double kbps = double(end - start) * 8 / 1000 / 4;
   std::cout << "[ pattern  ] snow at --bitrate 1200: " << kbps << " kbit/s to one viewer\n";

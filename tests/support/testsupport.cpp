@@ -1,5 +1,7 @@
 #include "testsupport.h"
 
+#include <json-glib/json-glib.h>
+
 #include <gio/gio.h>
 #include <gst/rtp/gstrtpbuffer.h>
 #include <gst/webrtc/webrtc.h>
@@ -107,6 +109,20 @@ HttpResponse http_request(const std::string &method, const std::string &url,
   g_object_unref(msg);
   g_object_unref(session);
   return response;
+}
+
+int64_t video_stream_stat(const std::string &stats_url, const char *field) {
+  HttpResponse r = http_request("GET", stats_url);
+  JsonNode *root = r.status == 200 ? json_from_string(r.body.c_str(), nullptr) : nullptr;
+  if (!root) return -1;
+  int64_t value = -1;
+  JsonObject *o = JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : nullptr;
+  JsonObject *streams = o && json_object_has_member(o, "streams") ? json_object_get_object_member(o, "streams") : nullptr;
+  JsonObject *video =
+      streams && json_object_has_member(streams, "video") ? json_object_get_object_member(streams, "video") : nullptr;
+  if (video && json_object_has_member(video, field)) value = json_object_get_int_member(video, field);
+  json_node_unref(root);
+  return value;
 }
 
 namespace {

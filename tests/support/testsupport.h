@@ -52,6 +52,10 @@ HttpResponse http_request(const std::string &method, const std::string &url,
                           const std::map<std::string, std::string> &headers = {}, bool follow_redirects = true,
                           const std::string &tls_ca = "");
 
+// A counter of the video stream in a node's GET /stats (`stats_url`), e.g.
+// "bytes_sent" or "keyframe_requests_sent"; -1 when it cannot be read.
+int64_t video_stream_stat(const std::string &stats_url, const char *field);
+
 // A live test broadcast into broadcastsink (or any launch line with a
 // broadcastsink named "bs").
 class Broadcast {
