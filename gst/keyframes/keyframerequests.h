@@ -7,7 +7,7 @@
 // else a keyframe each time: each viewer's own requests back off (1 s after
 // one is passed on, then 2, 4... up to 32 s, back to nothing after 30 s of
 // quiet); what it asks for meanwhile is refused, and the stream's own
-// keyframes still reach it. Joins, waiting viewers and relay children (whose
+// keyframes still reach it. Joins, waiting viewers, relay children and the push (whose
 // requests are their own viewers' joins) are not limited.
 // Time is passed in so the policy is testable without sleeps.
 #pragma once

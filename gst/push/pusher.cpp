@@ -57,6 +57,9 @@ bool subscribe(GstElement *webrtc, WbFanout *fanout, std::vector<Subscription> &
   gst_caps_set_simple(caps, "payload", G_TYPE_INT, pt, "ssrc", G_TYPE_UINT, ssrc, nullptr);
   GstPad *sink = gst_element_request_pad_simple(webrtc, "sink_%u");
   SubscriberId id = sink ? fanout_subscribe_pad(fanout, Rewrite{uint8_t(pt), ssrc}, sink, caps) : 0;
+  // The ingest asks for keyframes for its own viewers' joins, as a relay
+  // child does: no per-viewer back-off.
+  if (id) fanout_exempt_from_keyframe_backoff(fanout, id);
   if (sink) {
     GstWebRTCRTPTransceiver *trans = nullptr;
     g_object_get(sink, "transceiver", &trans, nullptr);
