@@ -103,6 +103,7 @@ struct Options {
 
   ~Options() {
     g_free(device);
+    g_free(pattern);
     g_free(pipeline);
     g_free(codec);
     g_free(encoder);
