@@ -32,6 +32,8 @@ if [ "${WB_WITH_BROWSER:-1}" = 1 ]; then
   # Prometheus server (which the tests start themselves: see below).
   packages+=(prometheus)
   packages+=(chromium)
+  # The TURN test: Debian's coturn, and nftables to block a viewer's UDP.
+  packages+=(coturn nftables)
   # Keep a Node.js that is already there (it may not be Debian's).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi

@@ -1,13 +1,15 @@
 // One headless Chromium viewer of a node's page that reports what it
 // decoded over a window: used by run-shaped-viewer-test.sh, once in the
-// network namespace behind the shaped link and once beside it.
+// network namespace behind the shaped link and once beside it, and by
+// run-turn-viewer-test.sh.
 //
 // Usage: node watch-stats.mjs <page-url> <label> <window-seconds> <out.json>
 //
 // Waits for the page to connect (60 s at most), lets it settle 3 s, then
 // samples inbound-rtp video (framesDecoded, keyFramesDecoded, pliCount,
 // packetsReceived, packetsLost, freezeCount) at the start and the end of the
-// window and writes the differences to out.json. Exit status 0 when it
+// window and writes the differences to out.json, with the selected candidate
+// pair's local side (path: type, protocol, relayProtocol, address). Exit status 0 when it
 // wrote them, 1 otherwise (the page never connected counts as a result:
 // connected=false).
 import { chromium } from 'playwright-core';
@@ -33,6 +35,17 @@ const videoStats = (page) => page.evaluate(async () => {
       return { frames: s.framesDecoded ?? 0, keyframes: s.keyFramesDecoded ?? 0, plis: s.pliCount ?? 0,
                packets: s.packetsReceived ?? 0, lost: s.packetsLost ?? 0, freezes: s.freezeCount ?? 0 };
   return null;
+});
+
+// The selected candidate pair's local side: how the media reached us.
+const selectedPath = (page) => page.evaluate(async () => {
+  const report = await window.whep.pc.getStats();
+  let pair = null;
+  for (const s of report.values())
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+  const local = pair && report.get(pair.localCandidateId);
+  return local ? { type: local.candidateType, protocol: local.protocol, relayProtocol: local.relayProtocol ?? null,
+                   address: local.address } : null;
 });
 
 const userDataDir = mkdtempSync(join(tmpdir(), `watch-${label}-`));
@@ -65,6 +78,7 @@ try {
     for (const k of Object.keys(after)) result[k] = after[k] - before[k];
     result.seconds = seconds;
     result.fps = result.frames / seconds;
+    result.path = await selectedPath(page);
   }
   log(JSON.stringify(result));
   writeFileSync(outPath, JSON.stringify(result));
