@@ -12,6 +12,9 @@
 # CORE_COUNTS (per core: "1600 2000 2400 2800"), SERVERS ("ours-threads1
 # ours-threads2 janus"), PER_CORE_SERVERS ("ours"), HOLD (20 s), RAMP (100 joins/s), OUT
 # (build/bench-scaling), SKIP_PER_CORE=1.
+# SRTP_COUNTS (e.g. "1600 2000 2400"): instead of both parts, the per-core
+# capacity with every viewer on AES_CM_128_HMAC_SHA1_80 against every viewer
+# on AEAD_AES_128_GCM, the two alternating at each count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -63,6 +66,16 @@ sleep 1
 : >"$OUT/shared.tsv"
 : >"$OUT/per-core.tsv"
 
+if [ -n "${SRTP_COUNTS:-}" ]; then
+  : >"$OUT/srtp.tsv"
+  for n in $SRTP_COUNTS; do
+    for server in ours-cm ours-gcm; do
+      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/srtp.tsv"
+    done
+  done
+  SERVERS="" SKIP_PER_CORE=1
+fi
+
 # The whole machine: server and generator both on every core.
 all=$(seq -s, 0 $(( $(nproc) - 1 )))
 for server in $SERVERS; do
@@ -75,7 +88,8 @@ if [ "${SKIP_PER_CORE:-0}" != 1 ]; then
 fi
 
 columns="cpus\tserver\tviewers\tconnected\tno media\tserver CPU %\tRSS kB\tthreads\tloss %\tkeyframe p50\tkeyframe p95\tgenerator CPU %\tverify failures\tanswer p50\tanswer p95"
-for part in shared per-core; do
+for part in shared per-core srtp; do
+  [ -f "$OUT/$part.tsv" ] || continue
   echo "== $part"
   echo -e "$columns"
   cat "$OUT/$part.tsv"

@@ -28,13 +28,14 @@ prepare_janus() {
 # SERVER_PID and LOAD_ARGS ("ours-threadsN": ours with sender-threads=N;
 # "ours-malloc": with G_SLICE=always-malloc, as gst-broadcast runs;
 # "ours-lowmem": that and glibc's malloc with one arena and no per-thread
-# cache, docs/soak.md).
+# cache, docs/soak.md; "ours-cm" / "ours-gcm": ours, the generator offering
+# only AES_CM_128_HMAC_SHA1_80 / AEAD_AES_128_GCM).
 # The generator always offers audio and video, as a browser would: a
 # video-only server rejects the audio m-line.
 start_server() {
   local name=$1 media=$2 log="$OUT/server-$2-$1.log"
   case $name in
-    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem)
+    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem|ours-cm|ours-gcm)
       local props=() env_vars=()
       case $name in
         ours-malloc) env_vars=(G_SLICE=always-malloc) ;;
@@ -49,6 +50,10 @@ start_server() {
       env "${env_vars[@]}" taskset -c "$SERVER_CPUS" gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")
+      case $name in
+        ours-cm) LOAD_ARGS+=(--srtp-profiles cm80) ;;
+        ours-gcm) LOAD_ARGS+=(--srtp-profiles gcm) ;;
+      esac
       READY_URL="http://127.0.0.1:$PORT/"
       ;;
     naive)

@@ -220,7 +220,7 @@ void add_viewers(int n) {
       exit(1);
     }
     if (opt.openssl)
-      for (auto &c : v.context) c = wb::SrtpContext::create(key, key + wb::SrtpContext::kMasterKeyLength, 10);
+      for (auto &c : v.context) c = wb::SrtpContext::create(wb::SrtpProfile::Aes128CmSha1_80, key);
     for (int m = 0; m < 2; ++m) {
       v.ssrc[m] = rng();
       v.seq_offset[m] = uint16_t(rng());

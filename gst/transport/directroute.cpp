@@ -72,10 +72,6 @@ bool read_profile(GstElement *srtpenc, SrtpProfile *out) {
   return true;
 }
 
-const char *profile_name(SrtpProfile profile) {
-  return profile == SrtpProfile::Aes128CmSha1_80 ? "AES_CM_128_HMAC_SHA1_80" : "AES_CM_128_HMAC_SHA1_32";
-}
-
 }  // namespace
 
 std::shared_ptr<DirectRoute> DirectRoute::open(GstElement *webrtcbin, std::string *why) {
@@ -148,7 +144,7 @@ DirectRoute::~DirectRoute() {
 std::string DirectRoute::describe() const {
   GSocketAddress *address =
       g_socket_address_new_from_native(const_cast<sockaddr_storage *>(&remote_), remote_len_);
-  std::string text = profile_name(profile_);
+  std::string text = srtp_profile_name(profile_);
   if (address) {
     GInetAddress *inet = g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(address));
     gchar *host = g_inet_address_to_string(inet);

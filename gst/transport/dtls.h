@@ -16,12 +16,20 @@
 
 namespace wb {
 
+// The SRTP profiles an identity's endpoints offer (as clients) or accept (as
+// servers), most preferred first.
+using SrtpProfiles = std::vector<SrtpProfile>;
+// GCM, then AES_CM_128_HMAC_SHA1_80, then _32: an OpenSSL server takes the
+// first of its own list that the client also offers.
+const SrtpProfiles &default_srtp_profiles();
+
 // The process's self-signed EC P-256 certificate and the SSL_CTX using it:
 // made once, shared by every endpoint of either role, from any thread (key
 // generation is the costly part; each endpoint has its own SSL).
 class DtlsIdentity {
  public:
-  static std::shared_ptr<DtlsIdentity> create(std::string *error);
+  static std::shared_ptr<DtlsIdentity> create(std::string *error,
+                                              const SrtpProfiles &profiles = default_srtp_profiles());
   ~DtlsIdentity();
   DtlsIdentity(const DtlsIdentity &) = delete;
   DtlsIdentity &operator=(const DtlsIdentity &) = delete;
@@ -38,9 +46,11 @@ class DtlsIdentity {
 // SRTP master keys and salts from the handshake (RFC 5764 4.2), already
 // sorted by direction for this endpoint's role.
 struct SrtpKeyMaterial {
-  static constexpr size_t kKeySalt = 16 + 14;  // AES-128 key + 112-bit salt (both profiles)
-  uint8_t local[kKeySalt];                      // protects what this endpoint sends
-  uint8_t remote[kKeySalt];                     // protects what the peer sends
+  // AES-128 key + salt: 112 bits (CM) or 96 (GCM); the last two bytes are
+  // zero for GCM.
+  static constexpr size_t kKeySalt = 16 + 14;
+  uint8_t local[kKeySalt] = {};   // protects what this endpoint sends
+  uint8_t remote[kKeySalt] = {};  // protects what the peer sends
   SrtpProfile profile = SrtpProfile::Aes128CmSha1_80;
 };
 

@@ -308,11 +308,11 @@ LiteTransport::State LiteTransport::update_state_locked() {
     if (media_route_) media_route_->move_to(UdpTarget{});
   } else if (state == State::New && dtls_->connected()) {
     const SrtpKeyMaterial &keys = dtls_->keys();
-    rtcp_out_ = SrtcpContext::create(keys.local);
-    rtcp_in_ = SrtcpContext::create(keys.remote);
+    rtcp_out_ = SrtcpContext::create(keys.profile, keys.local);
+    rtcp_in_ = SrtcpContext::create(keys.profile, keys.remote);
     if (rtcp_out_ && rtcp_in_) {
       state = State::Connected;
-      GST_INFO("viewer ufrag %s: DTLS connected", local_ufrag_.c_str());
+      GST_INFO("viewer ufrag %s: DTLS connected, %s", local_ufrag_.c_str(), srtp_profile_name(keys.profile));
     } else {
       state = State::Failed;
       GST_WARNING("viewer ufrag %s: SRTCP could not be set up", local_ufrag_.c_str());
@@ -340,7 +340,7 @@ void LiteTransport::send_reports_locked(int64_t now_ns) {
     report.sender_report(ntp, rtp_now, sent.packets, sent.octets);
     report.sdes_cname(cname_);
     const auto &bytes = report.bytes();
-    if (bytes.size() + SrtcpContext::kTrailer > kRtcpBuffer) continue;
+    if (bytes.size() + SrtcpContext::kMaxTrailer > kRtcpBuffer) continue;
     uint8_t packet[kRtcpBuffer];
     memcpy(packet, bytes.data(), bytes.size());
     size_t len = bytes.size();
@@ -391,6 +391,7 @@ LiteTransport::Stats LiteTransport::stats() const {
   stats.rtcp = rtcp_counts_;
   stats.consent_answers = consent_answers_;
   stats.dtls_released = dtls_->released();
+  if (rtcp_out_) stats.srtp_profile = srtp_profile_name(dtls_->keys().profile);
   for (const auto &stream : streams_) {
     const SentCounters::Snapshot sent = stream.sent.counters->snapshot();
     stats.streams.push_back(

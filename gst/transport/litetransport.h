@@ -88,6 +88,7 @@ class LiteTransport {
     RtcpCounts rtcp;
     uint64_t consent_answers = 0;  // our consent checks the viewer answered
     bool dtls_released = false;    // DtlsEndpoint::release(): the first SRTCP that authenticated
+    const char *srtp_profile = "";  // srtp_profile_name() of what DTLS agreed; "" before
     std::vector<StreamStats> streams;  // in the order they were added
   };
   static const char *state_name(State state);

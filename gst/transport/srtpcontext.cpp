@@ -12,11 +12,12 @@ namespace {
 constexpr size_t kAuthKeyLength = 20;
 
 // RFC 3711 4.3.1 with a key derivation rate of 0: AES-CM keystream under the
-// master key, from the master salt with the label XORed in at byte 7.
-bool derive_bytes(const uint8_t *master_key, const uint8_t *master_salt, uint8_t label, uint8_t *out,
-                  size_t length) {
+// master key, from the master salt (a 12-byte one zero-padded, RFC 7714 11)
+// with the label XORed in at byte 7.
+bool derive_bytes(const uint8_t *master_key, const uint8_t *master_salt, size_t salt_length, uint8_t label,
+                  uint8_t *out, size_t length) {
   uint8_t iv[16] = {};
-  memcpy(iv, master_salt, SrtpContext::kMasterSaltLength);
+  memcpy(iv, master_salt, salt_length);
   iv[7] ^= label;
   uint8_t zeros[32] = {};
   if (length > sizeof zeros) return false;
@@ -30,31 +31,70 @@ bool derive_bytes(const uint8_t *master_key, const uint8_t *master_salt, uint8_t
 
 }  // namespace
 
+SrtpProfileSizes srtp_profile_sizes(SrtpProfile profile) {
+  switch (profile) {
+    case SrtpProfile::Aes128CmSha1_80: return {14, 10, 10};
+    case SrtpProfile::Aes128CmSha1_32: return {14, 4, 10};
+    case SrtpProfile::AeadAes128Gcm: return {12, 16, 16};
+  }
+  return {14, 10, 10};
+}
+
+const char *srtp_profile_name(SrtpProfile profile) {
+  switch (profile) {
+    case SrtpProfile::Aes128CmSha1_80: return "AES_CM_128_HMAC_SHA1_80";
+    case SrtpProfile::Aes128CmSha1_32: return "AES_CM_128_HMAC_SHA1_32";
+    case SrtpProfile::AeadAes128Gcm: return "AEAD_AES_128_GCM";
+  }
+  return "unknown";
+}
+
 SrtpSessionKeys::~SrtpSessionKeys() { EVP_CIPHER_CTX_free(cipher_); }
 
-bool SrtpSessionKeys::derive(const uint8_t *master_key, const uint8_t *master_salt, Stream stream) {
+bool SrtpSessionKeys::key_cipher(const uint8_t *session_key) {
+  cipher_ = EVP_CIPHER_CTX_new();
+  return cipher_ && EVP_EncryptInit_ex(cipher_, aead_ ? EVP_aes_128_gcm() : EVP_aes_128_ctr(), nullptr,
+                                       session_key, nullptr) == 1;
+}
+
+bool SrtpSessionKeys::derive(SrtpProfile profile, const uint8_t *master_key_salt, Stream stream) {
   const uint8_t first_label = stream == Stream::Rtp ? 0x00 : 0x03;
-  uint8_t session_key[SrtpContext::kMasterKeyLength];
+  const size_t salt_length = srtp_profile_sizes(profile).salt;
+  const uint8_t *master_salt = master_key_salt + kKeyLength;
+  aead_ = profile == SrtpProfile::AeadAes128Gcm;
+  uint8_t session_key[kKeyLength];
   uint8_t auth_key[kAuthKeyLength];
-  bool ok = derive_bytes(master_key, master_salt, first_label, session_key, sizeof session_key) &&
-            derive_bytes(master_key, master_salt, uint8_t(first_label + 1), auth_key, sizeof auth_key) &&
-            derive_bytes(master_key, master_salt, uint8_t(first_label + 2), salt_, sizeof salt_);
-  if (ok) {
-    cipher_ = EVP_CIPHER_CTX_new();
-    ok = cipher_ && EVP_EncryptInit_ex(cipher_, EVP_aes_128_ctr(), nullptr, session_key, nullptr) == 1;
+  bool ok = derive_bytes(master_key_salt, master_salt, salt_length, first_label, session_key, sizeof session_key) &&
+            derive_bytes(master_key_salt, master_salt, salt_length, uint8_t(first_label + 2), salt_, salt_length);
+  if (ok && !aead_) {
+    ok = derive_bytes(master_key_salt, master_salt, salt_length, uint8_t(first_label + 1), auth_key,
+                      sizeof auth_key);
     hmac_.set_key(auth_key, sizeof auth_key);
   }
+  ok = ok && key_cipher(session_key);
   OPENSSL_cleanse(session_key, sizeof session_key);
   OPENSSL_cleanse(auth_key, sizeof auth_key);
   return ok;
 }
 
-std::unique_ptr<SrtpContext> SrtpContext::create(const uint8_t *master_key, const uint8_t *master_salt,
-                                                 size_t tag_length) {
-  if (tag_length != 10 && tag_length != 4) return nullptr;
+bool SrtpSessionKeys::assign_gcm(const uint8_t *session_key, const uint8_t *session_salt) {
+  aead_ = true;
+  memcpy(salt_, session_salt, srtp_profile_sizes(SrtpProfile::AeadAes128Gcm).salt);
+  return key_cipher(session_key);
+}
+
+std::unique_ptr<SrtpContext> SrtpContext::create(SrtpProfile profile, const uint8_t *master_key_salt) {
   std::unique_ptr<SrtpContext> c(new SrtpContext());
-  c->tag_length_ = tag_length;
-  if (!c->keys_.derive(master_key, master_salt, SrtpSessionKeys::Stream::Rtp)) return nullptr;
+  c->tag_length_ = srtp_profile_sizes(profile).rtp_tag;
+  if (!c->keys_.derive(profile, master_key_salt, SrtpSessionKeys::Stream::Rtp)) return nullptr;
+  return c;
+}
+
+std::unique_ptr<SrtpContext> SrtpContext::create_gcm_with_session_keys(const uint8_t *session_key,
+                                                                       const uint8_t *session_salt) {
+  std::unique_ptr<SrtpContext> c(new SrtpContext());
+  c->tag_length_ = srtp_profile_sizes(SrtpProfile::AeadAes128Gcm).rtp_tag;
+  if (!c->keys_.assign_gcm(session_key, session_salt)) return nullptr;
   return c;
 }
 
@@ -111,10 +151,16 @@ bool SrtpContext::protect(uint8_t *packet, size_t *length, size_t header_length)
   if (len < 12 || header_length < 12 || header_length > len) return false;
   uint16_t seq = uint16_t(packet[2] << 8 | packet[3]);
   uint32_t roc = rollover_for(seq);
+  if (!(keys_.aead() ? protect_gcm(packet, len, header_length, roc) : protect_cm(packet, len, header_length, roc)))
+    return false;
+  *length = len + tag_length_;
+  return true;
+}
 
+bool SrtpContext::protect_cm(uint8_t *packet, size_t len, size_t header_length, uint32_t roc) {
   // IV = (salt << 16) ^ (SSRC << 64) ^ (index << 16), index = ROC << 16 | SEQ.
   uint8_t iv[16] = {};
-  memcpy(iv, keys_.salt(), SrtpSessionKeys::kSaltLength);
+  memcpy(iv, keys_.salt(), srtp_profile_sizes(SrtpProfile::Aes128CmSha1_80).salt);
   for (int i = 0; i < 4; ++i) iv[4 + i] ^= packet[8 + i];
   iv[8] ^= uint8_t(roc >> 24);
   iv[9] ^= uint8_t(roc >> 16);
@@ -132,8 +178,29 @@ bool SrtpContext::protect(uint8_t *packet, size_t *length, size_t header_length)
   uint8_t digest[SHA_DIGEST_LENGTH];
   keys_.hmac().digest(packet, len, roc_bytes, sizeof roc_bytes, digest);
   memcpy(packet + len, digest, tag_length_);
-  *length = len + tag_length_;
   return true;
+}
+
+// RFC 7714 8: IV = salt ^ (0x0000 || SSRC || ROC || SEQ), the header (with
+// CSRCs and extensions) is the associated data, the 16-byte tag follows the
+// encrypted payload.
+bool SrtpContext::protect_gcm(uint8_t *packet, size_t len, size_t header_length, uint32_t roc) {
+  uint8_t iv[12];
+  memcpy(iv, keys_.salt(), sizeof iv);
+  for (int i = 0; i < 4; ++i) iv[2 + i] ^= packet[8 + i];
+  iv[6] ^= uint8_t(roc >> 24);
+  iv[7] ^= uint8_t(roc >> 16);
+  iv[8] ^= uint8_t(roc >> 8);
+  iv[9] ^= uint8_t(roc);
+  iv[10] ^= packet[2];
+  iv[11] ^= packet[3];
+  EVP_CIPHER_CTX *gcm = keys_.cipher();
+  int n = 0;
+  return EVP_EncryptInit_ex(gcm, nullptr, nullptr, nullptr, iv) == 1 &&
+         EVP_EncryptUpdate(gcm, nullptr, &n, packet, int(header_length)) == 1 &&
+         EVP_EncryptUpdate(gcm, packet + header_length, &n, packet + header_length, int(len - header_length)) == 1 &&
+         EVP_EncryptFinal_ex(gcm, packet + len, &n) == 1 &&
+         EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_GET_TAG, int(tag_length_), packet + len) == 1;
 }
 
 }  // namespace wb

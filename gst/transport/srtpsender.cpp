@@ -169,11 +169,10 @@ void MediaRoute::refresh(uint64_t *seen, UdpTarget *target) const {
 
 std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute> route, const uint8_t *key_salt,
                                                SrtpProfile profile, std::string *why) {
-  size_t tag = profile == SrtpProfile::Aes128CmSha1_80 ? 10 : 4;
   std::unique_ptr<SrtpSender> sender(new SrtpSender(std::move(route)));
-  sender->srtp_ = SrtpContext::create(key_salt, key_salt + SrtpContext::kMasterKeyLength, tag);
+  sender->srtp_ = SrtpContext::create(profile, key_salt);
   if (!sender->srtp_) {
-    *why = "OpenSSL could not set up AES-128-CTR";
+    *why = std::string("OpenSSL could not set up ") + srtp_profile_name(profile);
     return nullptr;
   }
   return sender;

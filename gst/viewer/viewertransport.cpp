@@ -177,6 +177,7 @@ void LiteViewerTransport::add_stats(GstStructure *s, const std::vector<Subscript
   const LiteTransport::Stats lite = lite_->stats();
   gst_structure_set(s, "transport-state", G_TYPE_STRING, LiteTransport::state_name(lite.state),
                     "remote-address", G_TYPE_STRING, lite.remote_address.c_str(),
+                    "srtp-profile", G_TYPE_STRING, lite.srtp_profile,
                     "rtcp-received", G_TYPE_UINT64, lite.rtcp.received,
                     "srtcp-rejected", G_TYPE_UINT64, lite.rtcp.rejected,
                     "pli-received", G_TYPE_UINT64, lite.rtcp.pli,

@@ -197,6 +197,18 @@ async function main() {
   if (!(audioPackets > 0)) problems.push(`no audio packets received (packetsReceived=${audioPackets})`);
   if (problems.length) return fail(problems.join('; '));
 
+  // The node prefers AEAD_AES_128_GCM (cheaper per packet) and Chromium
+  // offers it: the picture and sound above came through our GCM SRTP and
+  // Chromium's RTCP through our GCM SRTCP.
+  const transport = await page.evaluate(async () => {
+    const report = await window.whep.pc.getStats();
+    let t = null;
+    report.forEach((s) => { if (s.type === 'transport') t = { srtpCipher: s.srtpCipher, dtlsCipher: s.dtlsCipher, dtlsState: s.dtlsState }; });
+    return t;
+  });
+  log(`transport: ${JSON.stringify(transport)}`);
+  if (!transport || transport.srtpCipher !== 'SRTP_AEAD_AES_128_GCM') return fail(`SRTP is not SRTP_AEAD_AES_128_GCM: ${JSON.stringify(transport)}`);
+
   // Media stops for a viewer that does not answer our consent checks
   // (RFC 7675): Chromium must answer them on the selected pair. The first
   // goes out 4-6 s after the first connectivity check.

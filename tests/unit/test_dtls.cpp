@@ -149,8 +149,38 @@ TEST(Dtls, ClientAndServerAgreeOnKeys) {
   EXPECT_NE(0, std::memcmp(c.local, c.remote, wb::SrtpKeyMaterial::kKeySalt));
   const uint8_t zeros[wb::SrtpKeyMaterial::kKeySalt] = {};
   EXPECT_NE(0, std::memcmp(c.local, zeros, sizeof zeros));
-  EXPECT_EQ(c.profile, wb::SrtpProfile::Aes128CmSha1_80);
-  EXPECT_EQ(s.profile, wb::SrtpProfile::Aes128CmSha1_80);
+  // Both offer every profile: GCM, the server's first choice.
+  EXPECT_EQ(c.profile, wb::SrtpProfile::AeadAes128Gcm);
+  EXPECT_EQ(s.profile, wb::SrtpProfile::AeadAes128Gcm);
+  // GCM's salts are 12 bytes (RFC 7714 12): the rest stays zero.
+  EXPECT_EQ(0, std::memcmp(c.local + 28, zeros, 2));
+  EXPECT_EQ(0, std::memcmp(c.remote + 28, zeros, 2));
+}
+
+// The server takes the first profile of its own list (GCM, CM-80, CM-32)
+// that the client offers, whatever the client's order: GStreamer's DTLS (a
+// relay's webrtcbin) offers only the CM ones.
+TEST(Dtls, ServerPicksItsFavouriteOfWhatTheClientOffers) {
+  using P = wb::SrtpProfile;
+  struct Case {
+    wb::SrtpProfiles offered;
+    P expected;
+  };
+  for (const Case &c : {Case{{P::Aes128CmSha1_32, P::Aes128CmSha1_80}, P::Aes128CmSha1_80},
+                        Case{{P::Aes128CmSha1_32}, P::Aes128CmSha1_32},
+                        Case{{P::Aes128CmSha1_80, P::AeadAes128Gcm}, P::AeadAes128Gcm}}) {
+    std::string error;
+    auto offering = DtlsIdentity::create(&error, c.offered);
+    ASSERT_TRUE(offering) << error;
+    Link link(offering->fingerprint(), server_identity()->fingerprint(), offering);
+    link.start();
+    link.pump();
+    ASSERT_TRUE(link.client->connected()) << link.client->failure();
+    ASSERT_TRUE(link.server->connected()) << link.server->failure();
+    EXPECT_EQ(link.server->keys().profile, c.expected) << wb::srtp_profile_name(c.expected);
+    EXPECT_EQ(link.client->keys().profile, c.expected) << wb::srtp_profile_name(c.expected);
+    EXPECT_EQ(0, std::memcmp(link.client->keys().local, link.server->keys().remote, wb::SrtpKeyMaterial::kKeySalt));
+  }
 }
 
 TEST(Dtls, EveryHandshakeHasItsOwnKeys) {

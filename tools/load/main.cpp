@@ -47,7 +47,7 @@ void raise_fd_limit(unsigned viewers) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr;
+  gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr, *srtp_profiles = nullptr;
   gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111;
   gint64 mount = 1;
   gdouble ramp = 50, hold = 20, lifetime = 0, vanish = 0, pli_interval = 0;
@@ -86,6 +86,11 @@ int main(int argc, char **argv) {
        "Each viewer also sends a PLI this often, as a viewer whose network loses every keyframe would "
        "(default: 0, a PLI on connecting only)",
        "SECONDS"},
+      {"srtp-profiles", 0, 0, G_OPTION_ARG_STRING, &srtp_profiles,
+       "SRTP profiles DTLS offers, most preferred first, comma-separated from gcm (AEAD_AES_128_GCM), cm80 "
+       "(AES_CM_128_HMAC_SHA1_80) and cm32 (_32); the server picks (default: gcm,cm80,cm32, as a browser offers "
+       "GCM first)",
+       "LIST"},
       {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
        "Instead of --url: Janus HTTP API root, e.g. http://127.0.0.1:8088/janus (watches a streaming mountpoint)",
        "URL"},
@@ -142,8 +147,27 @@ int main(int argc, char **argv) {
   signal(SIGINT, [](int) { g_stop = true; });
   signal(SIGTERM, [](int) { g_stop = true; });
 
+  wb::SrtpProfiles profiles = wb::default_srtp_profiles();
+  if (srtp_profiles) {
+    profiles.clear();
+    bool known = true;
+    gchar **names = g_strsplit(srtp_profiles, ",", -1);
+    for (gchar **name = names; *name; ++name) {
+      if (g_str_equal(*name, "gcm")) profiles.push_back(wb::SrtpProfile::AeadAes128Gcm);
+      else if (g_str_equal(*name, "cm80")) profiles.push_back(wb::SrtpProfile::Aes128CmSha1_80);
+      else if (g_str_equal(*name, "cm32")) profiles.push_back(wb::SrtpProfile::Aes128CmSha1_32);
+      else known = false;
+    }
+    g_strfreev(names);
+    g_free(srtp_profiles);
+    if (!known || profiles.empty()) {
+      std::fprintf(stderr, "--srtp-profiles takes gcm, cm80 and cm32, comma-separated\n");
+      return 2;
+    }
+  }
+
   std::string problem;
-  auto identity = wb::DtlsIdentity::create(&problem);
+  auto identity = wb::DtlsIdentity::create(&problem, profiles);
   if (!identity) {
     std::fprintf(stderr, "%s\n", problem.c_str());
     return 2;

@@ -45,6 +45,7 @@ struct Totals {
   size_t sampled = 0;
   uint64_t verified = 0, verify_failures = 0;
   std::map<std::string, size_t> failures;
+  std::map<std::string, size_t> srtp_profiles;
   Distribution answer, connect, first_packet, first_keyframe, first_keyframe_after_answer, window_video_pps;
   double loss_percent() const { return packets + lost ? 100.0 * double(lost) / double(packets + lost) : 0; }
 };
@@ -70,6 +71,7 @@ Totals totals(const RunResult &run) {
       t.verify_failures += r.verify_failures;
     }
     if (!r.failure.empty()) ++t.failures[r.failure];
+    if (!r.srtp_profile.empty()) ++t.srtp_profiles[r.srtp_profile];
   }
   t.answer = distribution(run.viewers, [](const ViewerReport &r) { return r.answer_ms; });
   t.connect = distribution(run.viewers, [](const ViewerReport &r) { return r.connect_ms; });
@@ -128,6 +130,7 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   add_int(b, "index", r.index);
   add_string(b, "state", r.state);
   add_string(b, "failure", r.failure);
+  add_string(b, "srtp_profile", r.srtp_profile);
   json_builder_set_member_name(b, "connected");
   json_builder_add_boolean_value(b, r.connected);
   add_double(b, "answer_ms", r.answer_ms);
@@ -189,6 +192,9 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   std::printf("verified (SRTP-authenticated) packets: %llu of %zu sampled viewers, %llu failures (--verify %u)\n",
               static_cast<unsigned long long>(t.verified), t.sampled, static_cast<unsigned long long>(t.verify_failures),
               options.verify);
+  std::printf("SRTP profiles:");
+  for (const auto &[name, viewers] : t.srtp_profiles) std::printf(" %s %zu", name.c_str(), viewers);
+  std::printf("%s\n", t.srtp_profiles.empty() ? " none (no viewer connected)" : "");
   std::fflush(stdout);
 }
 

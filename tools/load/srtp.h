@@ -1,4 +1,5 @@
-// One libsrtp2 session (AES_CM_128_HMAC_SHA1_80, the profile DTLS agreed):
+// One libsrtp2 session (AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM, the
+// profile DTLS agreed):
 // inbound to authenticate and decrypt what the server sends, outbound to
 // protect our RTCP. And a way to read the first bytes of a payload without
 // either.
@@ -9,6 +10,8 @@
 
 #include <cstdint>
 #include <string>
+
+#include "transport/srtpcontext.h"
 
 namespace load {
 
@@ -23,8 +26,8 @@ class SrtpSession {
   SrtpSession &operator=(const SrtpSession &) = delete;
   ~SrtpSession();
 
-  // `key_salt`: 16-byte master key then 14-byte master salt.
-  bool create(Direction direction, const uint8_t *key_salt, std::string *error);
+  // `key_salt`: 16-byte master key then the profile's master salt.
+  bool create(wb::SrtpProfile profile, Direction direction, const uint8_t *key_salt, std::string *error);
   // In place; `len` becomes the plain length. False when authentication
   // (or replay protection) rejects the packet.
   bool unprotect_rtp(uint8_t *data, size_t *len);
@@ -38,22 +41,24 @@ class SrtpSession {
   srtp_t session_ = nullptr;
 };
 
-// The AES-CM keystream of one SRTP sender (RFC 3711 4.1.1), to decrypt the
-// first bytes of a payload: enough for NAL unit headers (also those inside
+// The AES keystream of one SRTP sender (RFC 3711 4.1.1 for CM; GCM encrypts
+// with the same counter mode, RFC 7714 8.1), to decrypt the first bytes of a
+// payload: enough for NAL unit headers (also those inside
 // a STAP-A after SPS and PPS), at the cost of a few AES blocks instead of a
 // whole srtp_unprotect. Nothing is authenticated: this only tells where
 // keyframes are; SrtpSession verifies packets.
 class SrtpPayloadPeek {
  public:
   static constexpr size_t kBytes = 64;
-  static constexpr size_t kAuthTag = 10;  // HMAC-SHA1-80 at the end of each packet
   SrtpPayloadPeek() = default;
   SrtpPayloadPeek(const SrtpPayloadPeek &) = delete;
   SrtpPayloadPeek &operator=(const SrtpPayloadPeek &) = delete;
   ~SrtpPayloadPeek();
   // Derives the session key and salt (RFC 3711 4.3.1, key derivation rate 0)
-  // from the 16-byte master key and 14-byte master salt.
-  bool create(const uint8_t *key_salt);
+  // from the 16-byte master key and the profile's master salt.
+  bool create(wb::SrtpProfile profile, const uint8_t *key_salt);
+  // The tag at the end of each packet.
+  size_t tag_length() const { return tag_length_; }
   // The first min(len, kBytes) bytes of the payload of packet `index`
   // (rollover counter << 16 | sequence number) from `ssrc`, decrypted into `out`.
   void decrypt_head(uint32_t ssrc, uint64_t index, const uint8_t *payload, size_t len, uint8_t *out);
@@ -61,6 +66,8 @@ class SrtpPayloadPeek {
  private:
   void block(const uint8_t in[16], uint8_t out[16]);  // AES-128 with the current key
   EVP_CIPHER_CTX *aes_ = nullptr;
+  bool gcm_ = false;
+  size_t tag_length_ = 10;
   uint8_t session_salt_[14] = {};
 };
 

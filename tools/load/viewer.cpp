@@ -107,23 +107,18 @@ void Viewer::start_dtls() {
 }
 
 void Viewer::dtls_done(int64_t arrival) {
-  // We offer both profiles (the DTLS code is shared with the server side),
-  // but SrtpSession and the peek assume the 80-bit tag.
-  if (dtls_->keys().profile != wb::SrtpProfile::Aes128CmSha1_80) {
-    fail("DTLS: the server chose SRTP_AES128_CM_SHA1_32, which the load generator does not implement");
-    return;
-  }
+  const wb::SrtpKeyMaterial &keys = dtls_->keys();
   std::string error;
   // An inbound libsrtp2 session only for the verified sample: Debian's
   // libsrtp2 does its crypto with NSS, whose cost per call grows with the
   // number of live sessions (our RTCP pays for every one of them).
-  if ((verify_ && !srtp_in_.create(SrtpSession::Direction::Inbound, dtls_->keys().remote, &error)) ||
-      !srtp_out_.create(SrtpSession::Direction::Outbound, dtls_->keys().local, &error)) {
+  if ((verify_ && !srtp_in_.create(keys.profile, SrtpSession::Direction::Inbound, keys.remote, &error)) ||
+      !srtp_out_.create(keys.profile, SrtpSession::Direction::Outbound, keys.local, &error)) {
     fail(error);
     return;
   }
-  rtcp_in_ = wb::SrtcpContext::create(dtls_->keys().remote);
-  if (!peek_.create(dtls_->keys().remote)) {
+  rtcp_in_ = wb::SrtcpContext::create(keys.profile, keys.remote);
+  if (!peek_.create(keys.profile, keys.remote)) {
     fail("SRTP: no AES for the keyframe search");
     return;
   }
@@ -244,7 +239,7 @@ void Viewer::on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival)
     keyframe_.on_header(h, in_sequence);
     if (keyframe_.wants_payload()) {
       // The search follows packets in sequence only: this one is the highest.
-      size_t end = std::min(len, wire_len - std::min(wire_len, SrtpPayloadPeek::kAuthTag));
+      size_t end = std::min(len, wire_len - std::min(wire_len, peek_.tag_length()));
       size_t payload = end > h.size ? end - h.size : 0;
       uint8_t head[SrtpPayloadPeek::kBytes];
       peek_.decrypt_head(h.ssrc, video_.highest_seq(), data + h.size, payload, head);
@@ -359,6 +354,7 @@ ViewerReport Viewer::report() const {
   r.video = stream_report(video_);
   r.audio = stream_report(audio_);
   r.window_video_packets = window_video_packets_;
+  if (rtcp_in_) r.srtp_profile = wb::srtp_profile_name(dtls_->keys().profile);
   r.verified = verify_;
   r.verified_packets = verified_packets_;
   r.verify_failures = verify_failures_;

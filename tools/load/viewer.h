@@ -35,6 +35,7 @@ struct ViewerReport {
   std::string state;
   std::string failure;
   bool connected = false;  // DTLS completed at some point
+  std::string srtp_profile;  // what DTLS agreed, once connected
   double answer_ms = -1;  // signalling: our request to the server's SDP
   double connect_ms = -1;
   double first_packet_ms = -1;
