@@ -63,7 +63,8 @@ enum ViewerProperty : guint {
   "get-viewer-stats (id) -> GstStructure viewer-stats, NULL for an unknown id: id, path (ice-lite or webrtcbin), "   \
   "state (negotiating, connected or closed), sends-direct (boolean); on the ICE-lite path also transport-state "     \
   "(new, connected, failed or closed), remote-address (ip:port media goes to), srtp-profile (what DTLS agreed: "   \
-  "AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80 or _32; empty before), and, counted from the connection "  \
+  "AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80 or _32; empty before), ice-protocol (udp, or tcp for ICE-TCP), "  \
+  "tcp-packets-dropped (guint64: packets a slow TCP connection had no room for), and, counted from the connection "  \
   "on as guint64: rtcp-received (SRTCP packets that authenticated), srtcp-rejected, pli-received, fir-received "     \
   "(FIR entries), nack-received (NACK packets), nacked-packets (sequence numbers they ask for), consent-answers "   \
   "(our consent checks, RFC 7675, the viewer answered), dtls-released (boolean: OpenSSL's state for the viewer "  \

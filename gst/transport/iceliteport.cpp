@@ -11,6 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <netinet/tcp.h>
+
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -30,6 +33,13 @@ constexpr size_t kDatagram = 2048;
 // net.core.wmem_max; others get what it allows.
 constexpr int kSendBuffer = 32 * 1024 * 1024;
 constexpr int kReceiveBuffer = 4 * 1024 * 1024;
+// ICE-TCP. A viewer opens its connection and checks over it at once: one
+// that no viewer holds (a stranger's, or a viewer's that left) is closed
+// after this long. At most this many are open, held or not, so that
+// connections cost their openers, not the port.
+constexpr int64_t kTcpIdleNs = 10 * 1000000000LL;
+constexpr size_t kMaxTcpConnections = 1024;
+constexpr size_t kTcpRead = 16 * 1024;
 
 int64_t monotonic_ns() { return g_get_monotonic_time() * 1000; }
 
@@ -90,6 +100,31 @@ void set_buffer(int fd, int force_option, int option, int size) {
 
 PortSocket::~PortSocket() { ::close(fd); }
 
+void PortSocket::send(const uint8_t *data, size_t len, const sockaddr_in &to) const {
+  if (tcp) tcp->send(data, len);
+  else sendto(fd, data, len, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&to), sizeof to);
+}
+
+namespace {
+
+// The passive TCP candidate on the UDP port's number, or -1 when that
+// number is taken for TCP on this address.
+int listen_tcp(const sockaddr_in &local) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (fd < 0) return -1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, reinterpret_cast<const sockaddr *>(&local), sizeof local) != 0 || listen(fd, 128) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
 std::vector<int> IceLitePort::socket_fds() const {
   std::vector<int> fds;
   for (const auto &socket : sockets_)
@@ -140,7 +175,16 @@ std::shared_ptr<IceLitePort> IceLitePort::open(const Config &config, std::string
     // firewalls to open.
     port_number = ntohs(local.sin_port);
     port->sockets_.push_back(std::make_shared<PortSocket>(fd, local, steered));
-    port->candidates_.push_back({address, port_number});
+    port->candidates_.push_back({address, port_number, false});
+    const int tcp = listen_tcp(local);
+    if (tcp >= 0) port->listeners_.push_back({tcp, local});
+    else GST_WARNING("ICE-lite port %s: no TCP candidate on port %u (%s)", address.c_str(), unsigned(port_number),
+                     g_strerror(errno));
+  }
+  for (const auto &l : port->listeners_) {
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &l.local.sin_addr, text, sizeof text);
+    port->candidates_.push_back({text, ntohs(l.local.sin_port), true});
   }
   if (port->sockets_.empty()) {
     *why = addresses.empty() ? "no IPv4 address to bind (set ice-address)" : "could not bind:" + failures;
@@ -164,6 +208,8 @@ IceLitePort::~IceLitePort() {
     thread_.join();
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  for (const auto &l : listeners_) ::close(l.fd);
+  for (const auto &c : connections_) shutdown(c.socket->fd, SHUT_RDWR);
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto &t : by_ufrag_) t.second->close();
 }
@@ -200,10 +246,17 @@ void IceLitePort::remove(const std::shared_ptr<LiteTransport> &transport) {
 void IceLitePort::run() {
   pthread_setname_np(pthread_self(), "ice-lite-port");
   std::vector<pollfd> fds;
-  for (const auto &s : sockets_) fds.push_back({s->fd, POLLIN, 0});
-  fds.push_back({wake_fd_, POLLIN, 0});
   int64_t next_tick = monotonic_ns();
   for (;;) {
+    // UDP sockets, TCP listeners, TCP connections (writable too while they
+    // have frames waiting), the wake-up.
+    fds.clear();
+    for (const auto &s : sockets_) fds.push_back({s->fd, POLLIN, 0});
+    for (const auto &l : listeners_) fds.push_back({l.fd, POLLIN, 0});
+    for (const auto &c : connections_)  // an ended one waits for the sweep, unpolled
+      fds.push_back({c.idle_since_ns == INT64_MIN ? -1 : c.socket->fd,
+                     short(POLLIN | (c.socket->tcp->wants_write() ? POLLOUT : 0)), 0});
+    fds.push_back({wake_fd_, POLLIN, 0});
     int64_t wait_ms = std::max<int64_t>(0, (next_tick - monotonic_ns()) / 1000000);
     int ready = poll(fds.data(), fds.size(), int(wait_ms));
     if (ready < 0 && errno != EINTR) {
@@ -213,13 +266,78 @@ void IceLitePort::run() {
     if (fds.back().revents) return;
     std::lock_guard<std::mutex> dispatching(dispatch_mutex_);
     int64_t now = monotonic_ns();
-    for (size_t i = 0; i < sockets_.size(); ++i)
-      if (fds[i].revents & POLLIN) read_socket(sockets_[i], now);
+    size_t at = 0;
+    for (size_t i = 0; i < sockets_.size(); ++i, ++at)
+      if (fds[at].revents & POLLIN) read_socket(sockets_[i], now);
+    const size_t listening = listeners_.size(), connected = connections_.size();
+    for (size_t i = 0; i < connected; ++i) {
+      const short revents = fds[at + listening + i].revents;
+      Connection &c = connections_[i];
+      if (revents & POLLOUT) c.socket->tcp->flush();
+      if ((revents & (POLLIN | POLLHUP | POLLERR)) && !read_connection(c, now)) c.idle_since_ns = INT64_MIN;
+    }
+    for (size_t i = 0; i < listening; ++i)
+      if (fds[at + i].revents & POLLIN) accept_connections(listeners_[i], now);
     if (now >= next_tick) {
       tick(now);
+      sweep_connections(now);
       next_tick = now + kTickMs * 1000000LL;
     }
   }
+}
+
+void IceLitePort::accept_connections(const TcpListener &listener, int64_t now_ns) {
+  for (int i = 0; i < 16; ++i) {
+    sockaddr_in remote{};
+    socklen_t len = sizeof remote;
+    int fd = accept4(listener.fd, reinterpret_cast<sockaddr *>(&remote), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (connections_.size() >= kMaxTcpConnections || len != sizeof remote) {
+      GST_INFO("ICE-lite port: TCP connection from %s refused: %zu open", describe(remote).c_str(),
+               connections_.size());
+      ::close(fd);
+      continue;
+    }
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    GST_DEBUG("ICE-lite port: TCP connection from %s", describe(remote).c_str());
+    connections_.push_back({std::make_shared<PortSocket>(fd, listener.local), remote, {}, now_ns});
+  }
+}
+
+bool IceLitePort::read_connection(Connection &c, int64_t now_ns) {
+  static thread_local std::array<uint8_t, kTcpRead> buffer;
+  // A bounded amount per round, so one connection cannot starve the rest.
+  for (int round = 0; round < 4; ++round) {
+    const ssize_t n = recv(c.socket->fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n == 0) return false;
+    if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    c.reader.feed(buffer.data(), size_t(n), [&](const uint8_t *frame, size_t len) {
+      dispatch(c.socket, frame, len, c.remote, now_ns);
+    });
+    if (size_t(n) < buffer.size()) break;
+  }
+  return !c.socket->tcp->failed();
+}
+
+// Closes connections that ended, and those no viewer has held for
+// kTcpIdleNs. A viewer's transport may still hold the socket for a moment:
+// shutdown() ends the connection now, the descriptor closes with the last
+// holder.
+void IceLitePort::sweep_connections(int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto &c : connections_) {
+    if (c.idle_since_ns == INT64_MIN) continue;
+    const AddressKey key = key_of(c.remote, *c.socket);
+    if (by_address_.count(key) || by_probe_.count(key)) c.idle_since_ns = now_ns;
+  }
+  auto ended = [&](const Connection &c) {
+    if (c.idle_since_ns != INT64_MIN && now_ns - c.idle_since_ns < kTcpIdleNs) return false;
+    GST_DEBUG("ICE-lite port: TCP connection from %s closed", describe(c.remote).c_str());
+    shutdown(c.socket->fd, SHUT_RDWR);
+    return true;
+  };
+  connections_.erase(std::remove_if(connections_.begin(), connections_.end(), ended), connections_.end());
 }
 
 void IceLitePort::read_socket(const std::shared_ptr<PortSocket> &socket, int64_t now_ns) {

@@ -19,21 +19,31 @@
 
 #include "transport/dtls.h"
 #include "transport/litetransport.h"
+#include "transport/tcpstream.h"
 
 namespace wb {
 
-// One bound socket of the port: the host candidate viewers reach.
+// One socket of the port: the UDP socket of a host candidate viewers reach,
+// or one viewer's connection to its passive TCP candidate (ICE-TCP).
 struct PortSocket {
   PortSocket(int descriptor, sockaddr_in address, bool steered)
       : fd(descriptor), local(address), steers_to_itself(steered) {}
+  // An accepted TCP connection (the descriptor is owned here too).
+  PortSocket(int descriptor, sockaddr_in address)
+      : fd(descriptor), local(address), steers_to_itself(false), tcp(std::make_shared<TcpStream>(descriptor)) {}
   ~PortSocket();
   PortSocket(const PortSocket &) = delete;
   PortSocket &operator=(const PortSocket &) = delete;
+  // One STUN message, DTLS record or SRTCP packet to `to` (UDP), or framed
+  // on the connection (TCP, where `to` is the connection's peer anyway).
+  // Never blocks; what the socket cannot take is lost, as on a network.
+  void send(const uint8_t *data, size_t len, const sockaddr_in &to) const;
   const int fd;
   const sockaddr_in local;
   // Every datagram to the port reaches this socket even when others are
   // bound to the same address and port (see only_first_receives()).
   const bool steers_to_itself;
+  const std::shared_ptr<TcpStream> tcp;  // set for a TCP connection
 };
 
 class IceLitePort {
@@ -50,6 +60,7 @@ class IceLitePort {
   struct Candidate {
     std::string address;
     uint16_t port;
+    bool tcp;  // a passive TCP candidate (RFC 6544) on the same port number
   };
 
   // nullptr with the reason in `why` when no address could be bound.
@@ -65,6 +76,7 @@ class IceLitePort {
   // listener's callbacks runs any more.
   void remove(const std::shared_ptr<LiteTransport> &transport);
 
+  // The UDP candidates, then the TCP ones.
   const std::vector<Candidate> &candidates() const { return candidates_; }
   // The port's sockets (one per address) beside which sender shards may
   // bind sockets of their own to the same address and port, to send from
@@ -76,8 +88,22 @@ class IceLitePort {
 
  private:
   IceLitePort() = default;
+  struct TcpListener {
+    int fd;
+    sockaddr_in local;
+  };
+  struct Connection {
+    std::shared_ptr<PortSocket> socket;
+    sockaddr_in remote;
+    TcpFrameReader reader;
+    int64_t idle_since_ns;  // since accepted, or since no viewer holds it
+  };
   void run();
   void read_socket(const std::shared_ptr<PortSocket> &socket, int64_t now_ns);
+  void accept_connections(const TcpListener &listener, int64_t now_ns);
+  // False once the connection is closed or failed.
+  bool read_connection(Connection &connection, int64_t now_ns);
+  void sweep_connections(int64_t now_ns);
   void dispatch(const std::shared_ptr<PortSocket> &socket, const uint8_t *data, size_t len,
                 const sockaddr_in &from, int64_t now_ns);
   void tick(int64_t now_ns);
@@ -93,6 +119,10 @@ class IceLitePort {
 
   std::shared_ptr<DtlsIdentity> identity_;
   std::vector<std::shared_ptr<PortSocket>> sockets_;
+  // ICE-TCP: a listening socket per address that could have one, and the
+  // connections viewers opened to them (port thread only).
+  std::vector<TcpListener> listeners_;
+  std::vector<Connection> connections_;
   std::vector<Candidate> candidates_;
   int wake_fd_ = -1;  // eventfd: stop the thread
 

@@ -22,12 +22,6 @@ constexpr int64_t kReportIntervalNs = 1000000000;
 // SRTCP trailer.
 constexpr size_t kRtcpBuffer = 1500;
 
-std::string describe(const sockaddr_in &address) {
-  char text[INET_ADDRSTRLEN] = "?";
-  inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
-  return std::string(text) + ":" + std::to_string(ntohs(address.sin_port));
-}
-
 uint64_t random_tie_breaker() {
   uint64_t value = 0;
   RAND_bytes(reinterpret_cast<unsigned char *>(&value), sizeof value);
@@ -57,11 +51,17 @@ LiteTransport::LiteTransport(std::string local_ufrag, std::string local_pwd, Rem
 
 LiteTransport::~LiteTransport() = default;
 
+std::string describe(const sockaddr_in &address) {
+  char text[INET_ADDRSTRLEN] = "?";
+  inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
+  return std::string(text) + ":" + std::to_string(ntohs(address.sin_port));
+}
+
 void LiteTransport::send_locked(const uint8_t *data, size_t len) {
   if (!socket_) return;
   // A full send buffer drops this datagram as the network would; DTLS and
   // RTCP recover from a lost packet.
-  sendto(socket_->fd, data, len, MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&remote_), sizeof remote_);
+  socket_->send(data, len, remote_);
 }
 
 LiteTransport::Check LiteTransport::on_binding_request(const stun::Message &request, const sockaddr_in &from,
@@ -81,8 +81,7 @@ LiteTransport::Check LiteTransport::on_binding_request(const stun::Message &requ
     stun::Writer reply(stun::kBindingSuccess, request.transaction());
     reply.add_xor_mapped_address(from);
     const auto &bytes = reply.finish(local_pwd_);
-    sendto(socket->fd, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&from),
-           sizeof from);
+    socket->send(bytes.data(), bytes.size(), from);
     size_t ignored;
     const bool nominating = request.find(stun::kUseCandidate, &ignored) != nullptr;
     const bool current = socket_ == socket && same_address(remote_, from);
@@ -182,8 +181,7 @@ void LiteTransport::send_check_locked(OutgoingCheck *check, int64_t now_ns) {
   request.add_u32(stun::kPriority, 0x6e7f1eff);  // a host candidate's, as ours are
   request.add_u64(stun::kIceControlled, tie_breaker_);
   const auto &bytes = request.finish(remote_ice_.pwd);
-  sendto(check->socket->fd, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr *>(&check->to),
-         sizeof check->to);
+  check->socket->send(bytes.data(), bytes.size(), check->to);
   ++check->sent;
   check->next_ns = now_ns + timing_.probe_interval_ns;
 }
@@ -363,6 +361,8 @@ UdpTarget LiteTransport::target_locked() const {
   target.remote_len = sizeof remote_;
   target.description = "ICE-lite " + describe(socket_->local) + " -> " + describe(remote_);
   target.owner = socket_;
+  target.tcp = socket_->tcp;
+  if (socket_->tcp) target.description = "ICE-TCP " + describe(socket_->local) + " -> " + describe(remote_);
   return target;
 }
 
@@ -387,7 +387,11 @@ LiteTransport::Stats LiteTransport::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   Stats stats;
   stats.state = state_.load();
-  if (socket_) stats.remote_address = describe(remote_);
+  if (socket_) {
+    stats.remote_address = describe(remote_);
+    stats.protocol = socket_->tcp ? "tcp" : "udp";
+    if (socket_->tcp) stats.tcp_dropped = socket_->tcp->dropped();
+  }
   stats.rtcp = rtcp_counts_;
   stats.consent_answers = consent_answers_;
   stats.dtls_released = dtls_->released();

@@ -46,6 +46,9 @@ struct ConsentTiming {
   unsigned probe_tries = 5;
 };
 
+// "a.b.c.d:port", for logs and stats.
+std::string describe(const sockaddr_in &address);
+
 class LiteTransport {
  public:
   enum class State { New, Connected, Failed, Closed };
@@ -89,6 +92,8 @@ class LiteTransport {
     uint64_t consent_answers = 0;  // our consent checks the viewer answered
     bool dtls_released = false;    // DtlsEndpoint::release(): the first SRTCP that authenticated
     const char *srtp_profile = "";  // srtp_profile_name() of what DTLS agreed; "" before
+    const char *protocol = "";      // "udp", or "tcp" (ICE-TCP) once a pair checked out
+    uint64_t tcp_dropped = 0;       // frames a slow TCP connection had no room for
     std::vector<StreamStats> streams;  // in the order they were added
   };
   static const char *state_name(State state);

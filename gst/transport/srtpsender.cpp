@@ -58,6 +58,11 @@ size_t SendBatch::slot_size() { return kSlotSize; }
 
 void SendBatch::commit(size_t length, const UdpTarget &target) {
   Slots &s = *slots_;
+  if (target.tcp) {
+    // Written (or queued) now: the slot is free again for the next packet.
+    target.tcp->send(s.data[count_].data(), length);
+    return;
+  }
   s.iov[count_] = {s.data[count_].data(), length};
   mmsghdr &m = s.msgs[count_];
   memset(&m, 0, sizeof m);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "transport/srtpcontext.h"
+#include "transport/tcpstream.h"
 
 namespace wb {
 
@@ -50,6 +51,9 @@ struct UdpTarget {
   // Whatever keeps `fd` open (a duplicated descriptor, a shared port): held
   // by every sender using it, so a send racing a removal hits a live socket.
   std::shared_ptr<const void> owner;
+  // ICE-TCP: the viewer's connection, which frames and queues each packet
+  // instead (fd and remote are then unused).
+  std::shared_ptr<TcpStream> tcp;
 };
 
 // Where a viewer's media goes, shared by its senders and its transport:

@@ -112,8 +112,16 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
   };
   const auto candidates = [&] {
     unsigned foundation = 1;
-    for (const auto &c : params.candidates)
-      out << "a=candidate:" << foundation++ << " 1 udp 2130706431 " << c.first << " " << c.second << " typ host\r\n";
+    // Priorities (RFC 8445 5.1.2.1): UDP host type preference 126; TCP's
+    // lower (80), so that a viewer that can use UDP does, with RFC 6544
+    // 4.2's local preference for a passive host candidate.
+    for (const auto &c : params.candidates) {
+      if (c.tcp)
+        out << "a=candidate:" << foundation++ << " 1 tcp " << ((80u << 24) | ((2u << 13 | 8191u) << 8) | 255u) << " "
+            << c.address << " " << c.port << " typ host tcptype passive\r\n";
+      else
+        out << "a=candidate:" << foundation++ << " 1 udp 2130706431 " << c.address << " " << c.port << " typ host\r\n";
+    }
     out << "a=end-of-candidates\r\n";
   };
   for (const auto &choice : check.media) {

@@ -23,12 +23,19 @@ struct LiteOffer {
 // its RTCP, and proves its DTLS certificate with a sha-256 fingerprint.
 LiteOffer read_lite_offer(const std::string &offer_sdp, const OfferCheck &check);
 
+// A host candidate of ours: UDP, or passive TCP (RFC 6544).
+struct LiteCandidate {
+  std::string address;
+  uint16_t port;
+  bool tcp = false;
+};
+
 struct LiteAnswerParams {
   std::string ice_ufrag;
   std::string ice_pwd;
   std::string fingerprint;  // ours, sha-256
   bool dtls_server = true;
-  std::vector<std::pair<std::string, uint16_t>> candidates;  // host address, port
+  std::vector<LiteCandidate> candidates;
   std::string cname;
   std::vector<uint32_t> ssrcs;  // per m-line of the offer; used for accepted ones
 };

@@ -136,7 +136,7 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
   params.ice_pwd = lite_->local_pwd();
   params.fingerprint = port_->fingerprint();
   params.dtls_server = offer_.we_are_dtls_server;
-  for (const auto &c : port_->candidates()) params.candidates.emplace_back(c.address, c.port);
+  for (const auto &c : port_->candidates()) params.candidates.push_back({c.address, c.port, c.tcp});
   params.cname = lite_->cname();
   params.ssrcs = ssrcs;
   result.sdp = write_lite_answer(offer_sdp, offer, params);
@@ -178,6 +178,8 @@ void LiteViewerTransport::add_stats(GstStructure *s, const std::vector<Subscript
   gst_structure_set(s, "transport-state", G_TYPE_STRING, LiteTransport::state_name(lite.state),
                     "remote-address", G_TYPE_STRING, lite.remote_address.c_str(),
                     "srtp-profile", G_TYPE_STRING, lite.srtp_profile,
+                    "ice-protocol", G_TYPE_STRING, lite.protocol,
+                    "tcp-packets-dropped", G_TYPE_UINT64, lite.tcp_dropped,
                     "rtcp-received", G_TYPE_UINT64, lite.rtcp.received,
                     "srtcp-rejected", G_TYPE_UINT64, lite.rtcp.rejected,
                     "pli-received", G_TYPE_UINT64, lite.rtcp.pli,

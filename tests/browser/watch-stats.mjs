@@ -9,7 +9,8 @@
 // samples inbound-rtp video (framesDecoded, keyFramesDecoded, pliCount,
 // packetsReceived, packetsLost, freezeCount) at the start and the end of the
 // window and writes the differences to out.json, with the selected candidate
-// pair's local side (path: type, protocol, relayProtocol, address). Exit status 0 when it
+// pair's local side (path: type, protocol, relayProtocol, address) and its
+// remote candidate (path.remote: "protocol address:port"). Exit status 0 when it
 // wrote them, 1 otherwise (the page never connected counts as a result:
 // connected=false).
 import { chromium } from 'playwright-core';
@@ -37,15 +38,17 @@ const videoStats = (page) => page.evaluate(async () => {
   return null;
 });
 
-// The selected candidate pair's local side: how the media reached us.
+// The selected candidate pair: how the media reached us.
 const selectedPath = (page) => page.evaluate(async () => {
   const report = await window.whep.pc.getStats();
   let pair = null;
   for (const s of report.values())
     if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
   const local = pair && report.get(pair.localCandidateId);
+  const remote = pair && report.get(pair.remoteCandidateId);
   return local ? { type: local.candidateType, protocol: local.protocol, relayProtocol: local.relayProtocol ?? null,
-                   address: local.address } : null;
+                   address: local.address, remote: remote ? `${remote.protocol} ${remote.address}:${remote.port}` : null }
+               : null;
 });
 
 const userDataDir = mkdtempSync(join(tmpdir(), `watch-${label}-`));
