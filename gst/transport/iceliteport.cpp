@@ -39,6 +39,9 @@ constexpr int kReceiveBuffer = 4 * 1024 * 1024;
 // connections cost their openers, not the port.
 constexpr int64_t kTcpIdleNs = 10 * 1000000000LL;
 constexpr size_t kMaxTcpConnections = 1024;
+// Connections no viewer holds yet, from one IP address: a browser opens one
+// per candidate pair it checks, a stranger cannot take every slot.
+constexpr size_t kMaxUnheldTcpPerAddress = 16;
 constexpr size_t kTcpRead = 16 * 1024;
 
 int64_t monotonic_ns() { return g_get_monotonic_time() * 1000; }
@@ -292,9 +295,14 @@ void IceLitePort::accept_connections(const TcpListener &listener, int64_t now_ns
     socklen_t len = sizeof remote;
     int fd = accept4(listener.fd, reinterpret_cast<sockaddr *>(&remote), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    if (connections_.size() >= kMaxTcpConnections || len != sizeof remote) {
-      GST_INFO("ICE-lite port: TCP connection from %s refused: %zu open", describe(remote).c_str(),
-               connections_.size());
+    size_t unheld_from_there = 0;
+    for (const auto &c : connections_)
+      unheld_from_there += c.remote.sin_addr.s_addr == remote.sin_addr.s_addr && !c.held &&
+                           c.idle_since_ns != INT64_MIN;
+    if (connections_.size() >= kMaxTcpConnections || unheld_from_there >= kMaxUnheldTcpPerAddress ||
+        len != sizeof remote) {
+      GST_INFO("ICE-lite port: TCP connection from %s refused: %zu open, %zu of them not held from there",
+               describe(remote).c_str(), connections_.size(), unheld_from_there);
       ::close(fd);
       continue;
     }
@@ -329,7 +337,8 @@ void IceLitePort::sweep_connections(int64_t now_ns) {
   for (auto &c : connections_) {
     if (c.idle_since_ns == INT64_MIN) continue;
     const AddressKey key = key_of(c.remote, *c.socket);
-    if (by_address_.count(key) || by_probe_.count(key)) c.idle_since_ns = now_ns;
+    c.held = by_address_.count(key) || by_probe_.count(key);
+    if (c.held) c.idle_since_ns = now_ns;
   }
   auto ended = [&](const Connection &c) {
     if (c.idle_since_ns != INT64_MIN && now_ns - c.idle_since_ns < kTcpIdleNs) return false;

@@ -97,6 +97,7 @@ class IceLitePort {
     sockaddr_in remote;
     TcpFrameReader reader;
     int64_t idle_since_ns;  // since accepted, or since no viewer holds it
+    bool held = false;      // by a viewer, at the last sweep
   };
   void run();
   void read_socket(const std::shared_ptr<PortSocket> &socket, int64_t now_ns);

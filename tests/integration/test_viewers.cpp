@@ -533,6 +533,8 @@ TEST(Viewers, StatsShowWhatWasSentAndTheViewersReceiverReports) {
   EXPECT_EQ(text(stats, "remote-address").rfind("127.0.0.1:", 0), 0u) << describe(stats);
   // GStreamer 1.22's DTLS offers only the two AES-CM profiles; we prefer _80.
   EXPECT_EQ(text(stats, "srtp-profile"), "AES_CM_128_HMAC_SHA1_80");
+  // Answers offer a passive TCP candidate too, below UDP: UDP wins.
+  EXPECT_EQ(text(stats, "ice-protocol"), "udp");
   EXPECT_GT(count(stats, "rtcp-received"), 0u);
   EXPECT_EQ(count(stats, "srtcp-rejected"), 0u);
   // An authenticated SRTCP packet proved the viewer finished the handshake.
