@@ -5,7 +5,8 @@
 # private network namespace; `perf record` of the server for 8 s once the
 # viewers have joined, then the share per thread, per library and per symbol.
 #   usage: sudo bash bench/profile-fanout.sh [viewers (300)] [out-dir (build/profile-fanout)]
-#   PERF_ARGS="--call-graph dwarf,16384 -F 299" adds call graphs.
+#   PERF_ARGS="--call-graph dwarf,16384 -F 299" adds call graphs; LOAD_EXTRA="--srtp-profiles gcm"
+#   (or cm80) sets what the viewers offer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-300}
@@ -26,7 +27,7 @@ server=$!
 pids+=("$server")
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18400/ && break; sleep 0.1; done
 taskset -c 1 build/tools/gst-broadcast-load --url http://127.0.0.1:18400/whep --viewers "$n" --ramp 100 \
-  --hold 25 --verify 2 >"$out/load.log" 2>&1 &
+  --hold 25 --verify 2 ${LOAD_EXTRA:-} >"$out/load.log" 2>&1 &
 load=$!
 # Joins take n/100 s; the application thread then needs a few seconds to settle.
 sleep $((n / 100 + 8))
