@@ -28,6 +28,7 @@ void TcpFrameReader::feed(const uint8_t *data, size_t len, const Frame &frame) {
     if (partial_.size() < kPrefix) {
       partial_.push_back(*data++);
       --len;
+      if (partial_.size() == kPrefix && partial_[0] == 0 && partial_[1] == 0) partial_.clear();  // empty frame
       continue;
     }
     const size_t size = size_t(partial_[0]) << 8 | partial_[1];

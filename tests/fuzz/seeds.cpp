@@ -106,13 +106,13 @@ const uint8_t kKeySalt[30] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0, 0x
                               0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe, 0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
 
 void srtcp() {
-  auto sender = wb::SrtcpContext::create(kKeySalt);
+  auto sender = wb::SrtcpContext::create(wb::SrtpProfile::Aes128CmSha1_80, kKeySalt);
   wb::rtcp::Compound rr(0xaabbccdd);
   rr.receiver_report({{0x11223344, 0, 0, 1000, 5, 0, 0}});
   rr.pli(0x11223344);
   Bytes plain = rr.bytes();
   Bytes first(plain), second(plain);
-  first.resize(plain.size() + wb::SrtcpContext::kTrailer);
+  first.resize(plain.size() + sender->trailer_length());
   second.resize(first.size());
   size_t length = plain.size();
   sender->protect(first.data(), &length);
@@ -121,6 +121,7 @@ void srtcp() {
   // Valid packets, then the first again (a replay).
   write("srtcp", "protected-rr-pli", cat({{0}, chunk(first), chunk(second), chunk(first)}));
   write("srtcp", "round-trip", cat({{1}, chunk(plain), chunk(plain)}));
+  write("srtcp", "round-trip-gcm", cat({{0x81}, chunk(plain), chunk(plain)}));
   // Forged: SSRC choice, E|index, body length, body.
   write("srtcp", "forged", cat({{2}, {0, 0x80, 0, 0, 1, 4, 1, 2, 3, 4}, {1, 0, 0, 0, 1, 0}, {0, 0x80, 0, 0, 3, 0},
                                 {19, 0x7f, 0xff, 0xff, 0xff, 0}}));
@@ -130,6 +131,7 @@ void srtp() {
   Bytes packet = {0x80, 0x66, 0x12, 0x34, 0, 0, 0x10, 0, 0x11, 0x22, 0x33, 0x44, 0x7c, 0x85, 0xb8, 0, 0, 0};
   write("srtp", "raw-80", cat({{0}, chunk(packet), {0, 12}}));
   write("srtp", "raw-32", cat({{2}, chunk(packet), {0, 12}}));
+  write("srtp", "raw-gcm", cat({{4}, chunk(packet), {0, 12}}));
   // Against libsrtp: SSRC, first seq, then per packet step, flags, PT,
   // timestamp, CSRCs / extension, payload length / 5, payload.
   Bytes stream = {1, 0x11, 0x22, 0x33, 0x44, 0xff, 0xf0};
@@ -141,6 +143,8 @@ void srtp() {
   // A retransmission of the packet five back.
   stream = cat({stream, {0x80, 35, 0, 102, 0, 0, 0x10, 0, 2}, Bytes(10, 0xaa)});
   write("srtp", "stream-wrap-nack", stream);
+  stream[0] = 5;  // the same against libsrtp2's GCM
+  write("srtp", "stream-wrap-nack-gcm", stream);
 }
 
 int64_t now_ns() {

@@ -1,7 +1,8 @@
 // SRTP (gst/transport/srtpcontext.*): we only protect, but what we protect
 // comes from upstream (an encoder, or a relay's upstream node or WHIP
 // publisher), with sequence numbers we do not choose, and NACKs make us
-// send old ones again. Fixed keys; after a mode byte:
+// send old ones again. Fixed keys; the mode byte's bits 1-2 pick the
+// profile (AES_CM_128_HMAC_SHA1_80, _32, AEAD_AES_128_GCM), and then:
 //  even: raw packets (16-bit length and a header length before each) into
 //        protect(), which must refuse what it cannot protect and grow the
 //        rest by the tag;
@@ -22,6 +23,7 @@
 namespace {
 
 using wb::SrtpContext;
+using wb::SrtpProfile;
 
 uint8_t key_salt[30] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0, 0xd6, 0x4f, 0xa3, 0x2c, 0x06, 0xde, 0x41, 0x39,
                         0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe, 0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
@@ -39,27 +41,33 @@ void raw(fuzz::Input &in, SrtpContext &ours) {
   }
 }
 
-// One libsrtp2 session per tag length for the whole run: creating one
+// One libsrtp2 session per profile for the whole run: creating one
 // (NSS underneath) cost most of an input's time. Each input's stream is
 // removed after it, so the next one starts with no rollover counter or
 // replay window.
 class Receiver {
  public:
-  static Receiver &for_tag(size_t tag_length) {
-    static Receiver tag80(10), tag32(4);
-    return tag_length == 10 ? tag80 : tag32;
+  static Receiver &for_profile(SrtpProfile profile) {
+    static Receiver cm80(SrtpProfile::Aes128CmSha1_80), cm32(SrtpProfile::Aes128CmSha1_32),
+        gcm(SrtpProfile::AeadAes128Gcm);
+    return profile == SrtpProfile::AeadAes128Gcm ? gcm : profile == SrtpProfile::Aes128CmSha1_32 ? cm32 : cm80;
   }
   srtp_t session() const { return session_; }
 
  private:
-  explicit Receiver(size_t tag_length) {
+  explicit Receiver(SrtpProfile profile) {
     static bool initialised = srtp_init() == srtp_err_status_ok;
     FUZZ_CHECK(initialised);
     srtp_policy_t policy;
     std::memset(&policy, 0, sizeof policy);
-    if (tag_length == 10) srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
-    else srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
-    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
+    if (profile == SrtpProfile::AeadAes128Gcm) {
+      srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
+      srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
+    } else {
+      if (profile == SrtpProfile::Aes128CmSha1_80) srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
+      else srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
+      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
+    }
     policy.ssrc.type = ssrc_any_inbound;
     policy.key = key_salt;
     policy.window_size = 128;
@@ -79,8 +87,8 @@ struct InboundStream {
   }
 };
 
-void against_libsrtp(fuzz::Input &in, SrtpContext &ours) {
-  srtp_t theirs = Receiver::for_tag(ours.tag_length()).session();
+void against_libsrtp(fuzz::Input &in, SrtpContext &ours, SrtpProfile profile) {
+  srtp_t theirs = Receiver::for_profile(profile).session();
   const uint32_t ssrc = in.u32();
   InboundStream stream{theirs, ssrc};
   // Sequence numbers extended past 16 bits, to say what a sender does:
@@ -148,10 +156,13 @@ void against_libsrtp(fuzz::Input &in, SrtpContext &ours) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;
-  auto ours = SrtpContext::create(key_salt, key_salt + 16, data[0] & 2 ? 4 : 10);
+  const SrtpProfile profile = data[0] & 4   ? SrtpProfile::AeadAes128Gcm
+                              : data[0] & 2 ? SrtpProfile::Aes128CmSha1_32
+                                            : SrtpProfile::Aes128CmSha1_80;
+  auto ours = SrtpContext::create(profile, key_salt);
   FUZZ_CHECK(ours);
   fuzz::Input in(data + 1, size - 1);
   if (data[0] % 2 == 0) raw(in, *ours);
-  else against_libsrtp(in, *ours);
+  else against_libsrtp(in, *ours, profile);
   return 0;
 }

@@ -14,20 +14,28 @@
 
 namespace {
 
+using wb::SrtpProfile;
+constexpr SrtpProfile kCm80 = SrtpProfile::Aes128CmSha1_80, kCm32 = SrtpProfile::Aes128CmSha1_32,
+                      kGcm = SrtpProfile::AeadAes128Gcm;
+
 struct Reference {
   srtp_t session = nullptr;
-  // `tag`: the RTP tag length. RTCP is always HMAC-SHA1-80, as DTLS-SRTP
-  // peers set it up for either profile (libsrtp's
-  // srtp_crypto_policy_set_from_profile_for_rtcp).
-  Reference(const std::vector<uint8_t> &key_and_salt, size_t tag, srtp_ssrc_type_t direction = ssrc_any_outbound,
-            bool encrypt_rtcp = true) {
+  // For both CM profiles RTCP is HMAC-SHA1-80, as DTLS-SRTP peers set it up
+  // (libsrtp's srtp_crypto_policy_set_from_profile_for_rtcp); GCM is GCM for both.
+  Reference(const std::vector<uint8_t> &key_and_salt, SrtpProfile profile,
+            srtp_ssrc_type_t direction = ssrc_any_outbound, bool encrypt_rtcp = true) {
     static bool initialised = srtp_init() == srtp_err_status_ok;
     EXPECT_TRUE(initialised);
     srtp_policy_t policy;
     memset(&policy, 0, sizeof policy);
-    if (tag == 10) srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
-    else srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
-    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
+    if (profile == kGcm) {
+      srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
+      srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
+    } else {
+      if (profile == kCm80) srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
+      else srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
+      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
+    }
     if (!encrypt_rtcp) policy.rtcp.sec_serv = sec_serv_auth;
     policy.ssrc.type = direction;
     policy.key = const_cast<unsigned char *>(key_and_salt.data());
@@ -62,13 +70,13 @@ std::vector<uint8_t> make_packet(std::mt19937 &rng, uint16_t seq, uint32_t ssrc,
   return p;
 }
 
-void expect_same_as_libsrtp(size_t tag, uint16_t first_seq, size_t count, size_t extension_words) {
-  std::mt19937 rng(1234 + tag + first_seq);
-  std::vector<uint8_t> key(30);
+void expect_same_as_libsrtp(SrtpProfile profile, uint16_t first_seq, size_t count, size_t extension_words) {
+  std::mt19937 rng(1234 + int(profile) + first_seq);
+  std::vector<uint8_t> key(16 + wb::srtp_profile_sizes(profile).salt);
   for (auto &b : key) b = uint8_t(rng());
   uint32_t ssrc = rng();
-  Reference reference(key, tag);
-  auto ours = wb::SrtpContext::create(key.data(), key.data() + 16, tag);
+  Reference reference(key, profile);
+  auto ours = wb::SrtpContext::create(profile, key.data());
   ASSERT_TRUE(ours);
   for (size_t i = 0; i < count; ++i) {
     uint16_t seq = uint16_t(first_seq + i);
@@ -89,11 +97,15 @@ void expect_same_as_libsrtp(size_t tag, uint16_t first_seq, size_t count, size_t
 
 }  // namespace
 
-TEST(Srtp, Sha1_80MatchesLibsrtp) { expect_same_as_libsrtp(10, 1000, 200, 0); }
-TEST(Srtp, Sha1_32MatchesLibsrtp) { expect_same_as_libsrtp(4, 1000, 200, 0); }
-TEST(Srtp, HeaderExtensionStaysInTheClear) { expect_same_as_libsrtp(10, 7, 50, 2); }
+TEST(Srtp, Sha1_80MatchesLibsrtp) { expect_same_as_libsrtp(kCm80, 1000, 200, 0); }
+TEST(Srtp, Sha1_32MatchesLibsrtp) { expect_same_as_libsrtp(kCm32, 1000, 200, 0); }
+TEST(Srtp, GcmMatchesLibsrtp) { expect_same_as_libsrtp(kGcm, 1000, 200, 0); }
+TEST(Srtp, HeaderExtensionStaysInTheClear) { expect_same_as_libsrtp(kCm80, 7, 50, 2); }
+// GCM authenticates the header, extension included, as associated data.
+TEST(Srtp, GcmHeaderExtensionIsAuthenticatedInTheClear) { expect_same_as_libsrtp(kGcm, 7, 50, 2); }
 // The rollover counter enters the IV and the tag from the first wrap on.
-TEST(Srtp, SequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(10, 65500, 300, 0); }
+TEST(Srtp, SequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(kCm80, 65500, 300, 0); }
+TEST(Srtp, GcmSequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(kGcm, 65500, 300, 0); }
 
 namespace {
 
@@ -106,13 +118,13 @@ struct Sent {
   srtp_err_status_t expected;
 };
 
-void expect_received_by_libsrtp(const std::vector<Sent> &stream) {
+void expect_received_by_libsrtp(const std::vector<Sent> &stream, SrtpProfile profile = kCm80) {
   std::mt19937 rng(99);
   std::vector<uint8_t> key(30);
   for (auto &b : key) b = uint8_t(rng());
   const uint32_t ssrc = rng();
-  Reference viewer(key, 10, ssrc_any_inbound);
-  auto ours = wb::SrtpContext::create(key.data(), key.data() + 16, 10);
+  Reference viewer(key, profile, ssrc_any_inbound);
+  auto ours = wb::SrtpContext::create(profile, key.data());
   ASSERT_TRUE(ours);
   for (const Sent &sent : stream) {
     size_t header = 0;
@@ -136,12 +148,16 @@ void expect_received_by_libsrtp(const std::vector<Sent> &stream) {
 // sequence number through the viewer's context: the packet from before the
 // wrap keeps the old rollover counter, the ones after go on with the new.
 TEST(Srtp, RetransmissionAcrossAWrapDecryptsWithLibsrtp) {
-  expect_received_by_libsrtp({{65520, false, srtp_err_status_ok},
-                              {65530, true, srtp_err_status_ok},  // lost, NACKed
-                              {93, false, srtp_err_status_ok},
-                              {65530, false, srtp_err_status_ok},  // the retransmission
-                              {951, false, srtp_err_status_ok},
-                              {952, false, srtp_err_status_ok}});
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
+    expect_received_by_libsrtp({{65520, false, srtp_err_status_ok},
+                                {65530, true, srtp_err_status_ok},  // lost, NACKed
+                                {93, false, srtp_err_status_ok},
+                                {65530, false, srtp_err_status_ok},  // the retransmission
+                                {951, false, srtp_err_status_ok},
+                                {952, false, srtp_err_status_ok}},
+                               profile);
+  }
 }
 
 // The viewer's first packet sent again after the wrap (its NACK crossed the
@@ -154,14 +170,80 @@ TEST(Srtp, FirstPacketResentAfterAWrapIsAReplay) {
                               {952, false, srtp_err_status_ok}});
 }
 
-TEST(Srtp, RefusesAnUnknownTagLengthAndAShortPacket) {
+TEST(Srtp, RefusesAShortPacket) {
   uint8_t key[30] = {};
-  EXPECT_FALSE(wb::SrtpContext::create(key, key + 16, 16));
-  auto ours = wb::SrtpContext::create(key, key + 16, 10);
+  for (SrtpProfile profile : {kCm80, kCm32, kGcm}) {
+    auto ours = wb::SrtpContext::create(profile, key);
+    ASSERT_TRUE(ours);
+    EXPECT_EQ(ours->tag_length(), wb::srtp_profile_sizes(profile).rtp_tag);
+    uint8_t packet[64] = {0x80};
+    size_t length = 8;
+    EXPECT_FALSE(ours->protect(packet, &length, 12));
+    EXPECT_EQ(length, 8u);
+  }
+}
+
+// RFC 7714's test vectors (16.1.1, 17.1: AEAD_AES_128_GCM with the session
+// key and salt given), as hex.
+namespace {
+
+std::vector<uint8_t> hex(const char *text) {
+  std::vector<uint8_t> out;
+  for (const char *p = text; *p; ++p) {
+    if (*p == ' ') continue;
+    out.push_back(uint8_t(std::stoi(std::string(p, 2), nullptr, 16)));
+    ++p;
+  }
+  return out;
+}
+
+const auto kRfcKey = hex("000102030405060708090a0b0c0d0e0f");
+const auto kRfcSalt = hex("517569642070726f2071756f");
+
+}  // namespace
+
+TEST(Srtp, GcmMatchesRfc7714) {
+  const auto plain = hex(
+      "8040f17b 8041f8d3 5501a0b2 47616c6c 69612065 7374206f 6d6e6973 20646976 69736120 696e2070 61727465 "
+      "73207472 6573");
+  const auto expected = hex(
+      "8040f17b 8041f8d3 5501a0b2 f24de3a3 fb34de6c acba861c 9d7e4bca be633bd5 0d294e6f 42a5f47a 51c7d19b "
+      "36de3adf 8833 899d7f27 beb16a91 52cf765e e4390cce");
+  auto ours = wb::SrtpContext::create_gcm_with_session_keys(kRfcKey.data(), kRfcSalt.data());
   ASSERT_TRUE(ours);
-  uint8_t packet[32] = {0x80};
-  size_t length = 8;
-  EXPECT_FALSE(ours->protect(packet, &length, 12));
+  std::vector<uint8_t> packet(plain.size() + wb::SrtpContext::kMaxTagLength);
+  memcpy(packet.data(), plain.data(), plain.size());
+  size_t length = plain.size();
+  ASSERT_TRUE(ours->protect(packet.data(), &length, 12));
+  packet.resize(length);
+  EXPECT_EQ(packet, expected);
+}
+
+TEST(Srtcp, GcmMatchesRfc7714) {
+  const auto plain = hex(
+      "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930 4c756e61 deadbeef deadbeef deadbeef "
+      "deadbeef deadbeef");
+  const auto sealed = hex(
+      "81c8000d 4d617273 63e94885 dcdab67c a727d766 2f6b7e99 7ff5c0f7 6c06f32d c676a5f1 730d6fda 4ce09b46 "
+      "86303ded 0bb9275b c84aa458 96cf4d2f c5abf872 45d9eade 800005d4");
+  auto ours = wb::SrtcpContext::create_gcm_with_session_keys(kRfcKey.data(), kRfcSalt.data());
+  ASSERT_TRUE(ours);
+  EXPECT_EQ(ours->trailer_length(), 20u);
+  // Our protect() counts its index from 1: the vector's 0x5d4 is checked by
+  // opening it, and every byte of ciphertext, tag and index counts.
+  for (size_t flip : {size_t(0), size_t(10), sealed.size() - 10, sealed.size() - 1}) {
+    auto bad = sealed;
+    if (flip) bad[flip] ^= 0x01;
+    size_t length = bad.size();
+    const bool opened = ours->unprotect(bad.data(), &length);
+    if (flip) {
+      EXPECT_FALSE(opened) << "byte " << flip;
+      continue;
+    }
+    ASSERT_TRUE(opened);
+    bad.resize(length);
+    EXPECT_EQ(bad, plain);
+  }
 }
 
 // SRTCP (gst/transport/srtcpcontext.cpp) against libsrtp2 both ways: the
@@ -189,7 +271,7 @@ std::vector<uint8_t> make_rtcp(std::mt19937 &rng, uint32_t ssrc, size_t words) {
 }
 
 std::vector<uint8_t> ours_protect(wb::SrtcpContext &ours, const std::vector<uint8_t> &plain) {
-  std::vector<uint8_t> out(plain.size() + wb::SrtcpContext::kTrailer);
+  std::vector<uint8_t> out(plain.size() + ours.trailer_length());
   memcpy(out.data(), plain.data(), plain.size());
   size_t length = plain.size();
   EXPECT_TRUE(ours.protect(out.data(), &length));
@@ -214,37 +296,38 @@ bool ours_unprotect(wb::SrtcpContext &ours, std::vector<uint8_t> packet, std::ve
   return true;
 }
 
-uint32_t trailer_index(const std::vector<uint8_t> &protected_packet) {
-  const uint8_t *t = protected_packet.data() + protected_packet.size() - wb::SrtcpContext::kTrailer;
+// E|index: before the tag (CM), after it (GCM, RFC 7714 9).
+uint32_t trailer_index(const std::vector<uint8_t> &protected_packet, SrtpProfile profile = kCm80) {
+  const uint8_t *t = protected_packet.data() + protected_packet.size() - (profile == kGcm ? 4 : 14);
   return uint32_t(t[0]) << 24 | uint32_t(t[1]) << 16 | uint32_t(t[2]) << 8 | t[3];
 }
 
-void expect_srtcp_same_as_libsrtp(size_t rtp_tag) {
-  std::mt19937 rng(99 + rtp_tag);
+void expect_srtcp_same_as_libsrtp(SrtpProfile profile) {
+  std::mt19937 rng(99 + int(profile));
   auto key = make_key(rng);
   uint32_t ssrc = rng();
-  Reference theirs(key, rtp_tag);
-  auto ours = wb::SrtcpContext::create(key.data());
+  Reference theirs(key, profile);
+  auto ours = wb::SrtcpContext::create(profile, key.data());
   ASSERT_TRUE(ours);
   for (uint32_t i = 1; i <= 100; ++i) {
     auto plain = make_rtcp(rng, ssrc, 1 + rng() % 60);
     auto mine = ours_protect(*ours, plain);
     auto reference = libsrtp_protect(theirs, plain);
-    ASSERT_EQ(mine.size(), plain.size() + wb::SrtcpContext::kTrailer);
+    ASSERT_EQ(mine.size(), plain.size() + ours->trailer_length());
     ASSERT_EQ(mine, reference) << "packet " << i;
-    EXPECT_EQ(trailer_index(mine), 0x80000000 | i);
+    EXPECT_EQ(trailer_index(mine, profile), 0x80000000 | i);
   }
 }
 
 // libsrtp's inbound session checks ours, we check libsrtp's outbound one.
-void expect_round_trips(size_t rtp_tag) {
-  std::mt19937 rng(7 + rtp_tag);
+void expect_round_trips(SrtpProfile profile) {
+  std::mt19937 rng(7 + int(profile));
   auto key = make_key(rng);
   uint32_t ssrc = rng();
-  Reference their_receiver(key, rtp_tag, ssrc_any_inbound);
-  Reference their_sender(key, rtp_tag, ssrc_any_outbound);
-  auto our_sender = wb::SrtcpContext::create(key.data());
-  auto our_receiver = wb::SrtcpContext::create(key.data());
+  Reference their_receiver(key, profile, ssrc_any_inbound);
+  Reference their_sender(key, profile, ssrc_any_outbound);
+  auto our_sender = wb::SrtcpContext::create(profile, key.data());
+  auto our_receiver = wb::SrtcpContext::create(profile, key.data());
   ASSERT_TRUE(our_sender && our_receiver);
   for (int i = 0; i < 50; ++i) {
     auto plain = make_rtcp(rng, ssrc, 1 + rng() % 60);
@@ -263,55 +346,68 @@ void expect_round_trips(size_t rtp_tag) {
 
 }  // namespace
 
-TEST(Srtcp, MatchesLibsrtp) { expect_srtcp_same_as_libsrtp(10); }
+TEST(Srtcp, MatchesLibsrtp) { expect_srtcp_same_as_libsrtp(kCm80); }
 // DTLS-SRTP's _32 profile shortens only the RTP tag.
-TEST(Srtcp, MatchesLibsrtpWhenRtpTagIs32) { expect_srtcp_same_as_libsrtp(4); }
-TEST(Srtcp, RoundTripsWithLibsrtp) { expect_round_trips(10); }
-TEST(Srtcp, RoundTripsWithLibsrtpWhenRtpTagIs32) { expect_round_trips(4); }
+TEST(Srtcp, MatchesLibsrtpWhenRtpTagIs32) { expect_srtcp_same_as_libsrtp(kCm32); }
+TEST(Srtcp, GcmMatchesLibsrtp) { expect_srtcp_same_as_libsrtp(kGcm); }
+TEST(Srtcp, RoundTripsWithLibsrtp) { expect_round_trips(kCm80); }
+TEST(Srtcp, RoundTripsWithLibsrtpWhenRtpTagIs32) { expect_round_trips(kCm32); }
+TEST(Srtcp, GcmRoundTripsWithLibsrtp) { expect_round_trips(kGcm); }
 
+// E=0: only authenticated (GCM: the whole compound is associated data).
 TEST(Srtcp, AcceptsAnUnencryptedPacket) {
-  std::mt19937 rng(5);
-  auto key = make_key(rng);
-  Reference theirs(key, 10, ssrc_any_outbound, false);
-  auto ours = wb::SrtcpContext::create(key.data());
-  ASSERT_TRUE(ours);
-  auto plain = make_rtcp(rng, 42, 10);
-  auto packet = libsrtp_protect(theirs, plain);
-  EXPECT_EQ(trailer_index(packet) & 0x80000000, 0u);
-  EXPECT_EQ(0, memcmp(packet.data(), plain.data(), plain.size()));
-  std::vector<uint8_t> decrypted;
-  ASSERT_TRUE(ours_unprotect(*ours, packet, &decrypted));
-  EXPECT_EQ(decrypted, plain);
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
+    std::mt19937 rng(5);
+    auto key = make_key(rng);
+    Reference theirs(key, profile, ssrc_any_outbound, false);
+    auto ours = wb::SrtcpContext::create(profile, key.data());
+    ASSERT_TRUE(ours);
+    auto plain = make_rtcp(rng, 42, 10);
+    auto packet = libsrtp_protect(theirs, plain);
+    EXPECT_EQ(trailer_index(packet, profile) & 0x80000000, 0u);
+    EXPECT_EQ(0, memcmp(packet.data(), plain.data(), plain.size()));
+    std::vector<uint8_t> decrypted;
+    ASSERT_TRUE(ours_unprotect(*ours, packet, &decrypted));
+    EXPECT_EQ(decrypted, plain);
+    // A flipped bit in the clear body is caught by the tag.
+    packet[12] ^= 0x01;
+    EXPECT_FALSE(ours_unprotect(*ours, packet));
+  }
 }
 
 TEST(Srtcp, RejectsAFlippedBit) {
-  std::mt19937 rng(11);
-  auto key = make_key(rng);
-  auto sender = wb::SrtcpContext::create(key.data());
-  auto receiver = wb::SrtcpContext::create(key.data());
-  ASSERT_TRUE(sender && receiver);
-  auto packet = ours_protect(*sender, make_rtcp(rng, 1234, 12));
-  struct Bit {
-    size_t byte;
-    uint8_t mask;
-  };
-  size_t trailer = packet.size() - wb::SrtcpContext::kTrailer;
-  // Header, sender SSRC, encrypted body, E flag, index, tag.
-  for (Bit bit : {Bit{1, 0x01}, Bit{5, 0x10}, Bit{20, 0x04}, Bit{trailer, 0x80}, Bit{trailer + 3, 0x01},
-                  Bit{packet.size() - 1, 0x80}}) {
-    auto bad = packet;
-    bad[bit.byte] ^= bit.mask;
-    EXPECT_FALSE(ours_unprotect(*receiver, bad)) << "byte " << bit.byte;
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
+    std::mt19937 rng(11);
+    auto key = make_key(rng);
+    auto sender = wb::SrtcpContext::create(profile, key.data());
+    auto receiver = wb::SrtcpContext::create(profile, key.data());
+    ASSERT_TRUE(sender && receiver);
+    auto packet = ours_protect(*sender, make_rtcp(rng, 1234, 12));
+    struct Bit {
+      size_t byte;
+      uint8_t mask;
+    };
+    // E|index: before the tag (CM) or last (GCM).
+    size_t index = packet.size() - (profile == kGcm ? 4 : 14);
+    // Header, sender SSRC, encrypted body, E flag, index, tag.
+    for (Bit bit : {Bit{1, 0x01}, Bit{5, 0x10}, Bit{20, 0x04}, Bit{index, 0x80}, Bit{index + 3, 0x01},
+                    Bit{profile == kGcm ? index - 1 : packet.size() - 1, 0x80}}) {
+      auto bad = packet;
+      bad[bit.byte] ^= bit.mask;
+      EXPECT_FALSE(ours_unprotect(*receiver, bad)) << "byte " << bit.byte;
+    }
+    // Nothing rejected entered the replay window.
+    EXPECT_TRUE(ours_unprotect(*receiver, packet));
   }
-  // Nothing rejected entered the replay window.
-  EXPECT_TRUE(ours_unprotect(*receiver, packet));
 }
 
 TEST(Srtcp, RejectsAReplay) {
   std::mt19937 rng(13);
   auto key = make_key(rng);
-  auto sender = wb::SrtcpContext::create(key.data());
-  auto receiver = wb::SrtcpContext::create(key.data());
+  auto sender = wb::SrtcpContext::create(kCm80, key.data());
+  auto receiver = wb::SrtcpContext::create(kCm80, key.data());
   ASSERT_TRUE(sender && receiver);
   std::vector<std::vector<uint8_t>> sent;
   for (int i = 0; i < 100; ++i) sent.push_back(ours_protect(*sender, make_rtcp(rng, 77, 6)));
@@ -334,8 +430,8 @@ TEST(Srtcp, RejectsAReplay) {
 TEST(Srtcp, EachSenderSsrcHasItsOwnIndex) {
   std::mt19937 rng(17);
   auto key = make_key(rng);
-  Reference theirs(key, 10);
-  auto ours = wb::SrtcpContext::create(key.data());
+  Reference theirs(key, kCm80);
+  auto ours = wb::SrtcpContext::create(kCm80, key.data());
   ASSERT_TRUE(ours);
   for (int i = 0; i < 3; ++i) {
     for (uint32_t ssrc : {1u, 2u}) {
@@ -349,13 +445,15 @@ TEST(Srtcp, EachSenderSsrcHasItsOwnIndex) {
 
 TEST(Srtcp, RefusesShortPackets) {
   uint8_t key[30] = {};
-  auto ours = wb::SrtcpContext::create(key);
-  ASSERT_TRUE(ours);
-  uint8_t packet[64] = {0x80, 201};
-  size_t length = 4;
-  EXPECT_FALSE(ours->protect(packet, &length));
-  length = 8 + wb::SrtcpContext::kTrailer - 1;
-  EXPECT_FALSE(ours->unprotect(packet, &length));
-  length = 0;
-  EXPECT_FALSE(ours->unprotect(packet, &length));
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    auto ours = wb::SrtcpContext::create(profile, key);
+    ASSERT_TRUE(ours);
+    uint8_t packet[64] = {0x80, 201};
+    size_t length = 4;
+    EXPECT_FALSE(ours->protect(packet, &length));
+    length = 8 + ours->trailer_length() - 1;
+    EXPECT_FALSE(ours->unprotect(packet, &length));
+    length = 0;
+    EXPECT_FALSE(ours->unprotect(packet, &length));
+  }
 }

@@ -82,6 +82,11 @@ TEST(TcpFrames, EmptyFramesAreSkipped) {
   reader.feed(bytes, sizeof bytes, [&](const uint8_t *d, size_t n) { out.emplace_back(d, d + n); });
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], std::vector<uint8_t>{0x42});
+  // Byte by byte, nothing is left held after an empty frame (fuzzing found
+  // its prefix kept until the next byte).
+  wb::TcpFrameReader bytewise;
+  for (uint8_t b : bytes) bytewise.feed(&b, 1, [](const uint8_t *, size_t) {});
+  EXPECT_EQ(bytewise.buffered(), 0u);
 }
 
 TEST(TcpStream, ASenderIsNeverBlockedByAReaderThatStopped) {
