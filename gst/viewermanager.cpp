@@ -149,7 +149,8 @@ std::vector<GParamSpec *> viewer_param_specs() {
       audience.ice_lite, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_ICE_LITE_PORT] = g_param_spec_uint(
       "ice-lite-port", "ICE-lite port",
-      "UDP port of the shared ICE-lite port, on every ice-address (0 = one the system picks)", 0, 65535,
+      "Port number of the shared ICE-lite port, on every ice-address: UDP, and TCP on the same number for "
+      "viewers whose networks block UDP (ICE-TCP, a passive candidate) (0 = one the system picks)", 0, 65535,
       audience.ice_lite_port,
       flags);
   specs[PROP_SENDER_THREADS] = g_param_spec_uint(

@@ -1535,8 +1535,9 @@ int main(int argc, char **argv) {
        "used when listed (default: all non-loopback interfaces)",
        "ADDRS"},
       {"ice-port", 0, 0, G_OPTION_ARG_INT, &opt.ice_port,
-       "UDP port that every viewer's media leaves from (the shared ICE-lite port, on each --ice-address): the "
-       "one UDP port to open in a firewall, 0 = one the system picks at each start (default: 0)",
+       "Port that every viewer's media leaves from (the shared ICE-lite port, on each --ice-address): the one "
+       "port to open in a firewall, UDP and TCP (ICE-TCP, for viewers whose networks block UDP), 0 = one the "
+       "system picks at each start (default: 0)",
        "PORT"},
       {"from", 0, 0, G_OPTION_ARG_STRING, &opt.from,
        "relay: the upstream's WHEP endpoint, e.g. http://root:8080/whep (another gst-broadcast or any "
