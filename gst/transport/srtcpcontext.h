@@ -47,6 +47,8 @@ class SrtcpContext {
   // already accepted, decrypts if E is set, and sets `*length` to the plain
   // compound's length. False on a bad tag, a replay or a packet too short
   // for the trailer; only packets that pass enter the replay window.
+  // With GCM a packet whose tag fails has been decrypted in place already:
+  // on false, the buffer holds nothing to read.
   bool unprotect(uint8_t *packet, size_t *length);
 
  private:

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "transport/dtls.h"
@@ -106,25 +107,30 @@ const uint8_t kKeySalt[30] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0, 0x
                               0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe, 0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
 
 void srtcp() {
-  auto sender = wb::SrtcpContext::create(wb::SrtpProfile::Aes128CmSha1_80, kKeySalt);
   wb::rtcp::Compound rr(0xaabbccdd);
   rr.receiver_report({{0x11223344, 0, 0, 1000, 5, 0, 0}});
   rr.pli(0x11223344);
   Bytes plain = rr.bytes();
-  Bytes first(plain), second(plain);
-  first.resize(plain.size() + sender->trailer_length());
-  second.resize(first.size());
-  size_t length = plain.size();
-  sender->protect(first.data(), &length);
-  length = plain.size();
-  sender->protect(second.data(), &length);
-  // Valid packets, then the first again (a replay).
-  write("srtcp", "protected-rr-pli", cat({{0}, chunk(first), chunk(second), chunk(first)}));
-  write("srtcp", "round-trip", cat({{1}, chunk(plain), chunk(plain)}));
-  write("srtcp", "round-trip-gcm", cat({{0x81}, chunk(plain), chunk(plain)}));
-  // Forged: SSRC choice, E|index, body length, body.
-  write("srtcp", "forged", cat({{2}, {0, 0x80, 0, 0, 1, 4, 1, 2, 3, 4}, {1, 0, 0, 0, 1, 0}, {0, 0x80, 0, 0, 3, 0},
-                                {19, 0x7f, 0xff, 0xff, 0xff, 0}}));
+  // Mode byte: bit 7 for GCM.
+  for (auto [profile, gcm] : {std::pair{wb::SrtpProfile::Aes128CmSha1_80, uint8_t(0)},
+                              std::pair{wb::SrtpProfile::AeadAes128Gcm, uint8_t(0x80)}}) {
+    const std::string suffix = gcm ? "-gcm" : "";
+    auto sender = wb::SrtcpContext::create(profile, kKeySalt);
+    Bytes first(plain), second(plain);
+    first.resize(plain.size() + sender->trailer_length());
+    second.resize(first.size());
+    size_t length = plain.size();
+    sender->protect(first.data(), &length);
+    length = plain.size();
+    sender->protect(second.data(), &length);
+    // Valid packets, then the first again (a replay).
+    write("srtcp", "protected-rr-pli" + suffix, cat({{gcm}, chunk(first), chunk(second), chunk(first)}));
+    write("srtcp", "round-trip" + suffix, cat({{uint8_t(gcm | 1)}, chunk(plain), chunk(plain)}));
+    // Forged: SSRC choice, E|index, body length, body.
+    write("srtcp", "forged" + suffix,
+          cat({{uint8_t(gcm | 2)}, {0, 0x80, 0, 0, 1, 4, 1, 2, 3, 4}, {1, 0, 0, 0, 1, 0}, {0, 0x80, 0, 0, 3, 0},
+               {19, 0x7f, 0xff, 0xff, 0xff, 0}}));
+  }
 }
 
 void srtp() {

@@ -105,6 +105,7 @@ TEST(Srtp, HeaderExtensionStaysInTheClear) { expect_same_as_libsrtp(kCm80, 7, 50
 TEST(Srtp, GcmHeaderExtensionIsAuthenticatedInTheClear) { expect_same_as_libsrtp(kGcm, 7, 50, 2); }
 // The rollover counter enters the IV and the tag from the first wrap on.
 TEST(Srtp, SequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(kCm80, 65500, 300, 0); }
+TEST(Srtp, Sha1_32SequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(kCm32, 65500, 300, 0); }
 TEST(Srtp, GcmSequenceWrapMatchesLibsrtp) { expect_same_as_libsrtp(kGcm, 65500, 300, 0); }
 
 namespace {
@@ -163,11 +164,15 @@ TEST(Srtp, RetransmissionAcrossAWrapDecryptsWithLibsrtp) {
 // The viewer's first packet sent again after the wrap (its NACK crossed the
 // original): a replay for libsrtp, and the stream goes on.
 TEST(Srtp, FirstPacketResentAfterAWrapIsAReplay) {
-  expect_received_by_libsrtp({{65520, false, srtp_err_status_ok},
-                              {93, false, srtp_err_status_ok},
-                              {65520, false, srtp_err_status_replay_fail},
-                              {951, false, srtp_err_status_ok},
-                              {952, false, srtp_err_status_ok}});
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
+    expect_received_by_libsrtp({{65520, false, srtp_err_status_ok},
+                                {93, false, srtp_err_status_ok},
+                                {65520, false, srtp_err_status_replay_fail},
+                                {951, false, srtp_err_status_ok},
+                                {952, false, srtp_err_status_ok}},
+                               profile);
+  }
 }
 
 TEST(Srtp, RefusesAShortPacket) {
@@ -217,33 +222,6 @@ TEST(Srtp, GcmMatchesRfc7714) {
   ASSERT_TRUE(ours->protect(packet.data(), &length, 12));
   packet.resize(length);
   EXPECT_EQ(packet, expected);
-}
-
-TEST(Srtcp, GcmMatchesRfc7714) {
-  const auto plain = hex(
-      "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930 4c756e61 deadbeef deadbeef deadbeef "
-      "deadbeef deadbeef");
-  const auto sealed = hex(
-      "81c8000d 4d617273 63e94885 dcdab67c a727d766 2f6b7e99 7ff5c0f7 6c06f32d c676a5f1 730d6fda 4ce09b46 "
-      "86303ded 0bb9275b c84aa458 96cf4d2f c5abf872 45d9eade 800005d4");
-  auto ours = wb::SrtcpContext::create_gcm_with_session_keys(kRfcKey.data(), kRfcSalt.data());
-  ASSERT_TRUE(ours);
-  EXPECT_EQ(ours->trailer_length(), 20u);
-  // Our protect() counts its index from 1: the vector's 0x5d4 is checked by
-  // opening it, and every byte of ciphertext, tag and index counts.
-  for (size_t flip : {size_t(0), size_t(10), sealed.size() - 10, sealed.size() - 1}) {
-    auto bad = sealed;
-    if (flip) bad[flip] ^= 0x01;
-    size_t length = bad.size();
-    const bool opened = ours->unprotect(bad.data(), &length);
-    if (flip) {
-      EXPECT_FALSE(opened) << "byte " << flip;
-      continue;
-    }
-    ASSERT_TRUE(opened);
-    bad.resize(length);
-    EXPECT_EQ(bad, plain);
-  }
 }
 
 // SRTCP (gst/transport/srtcpcontext.cpp) against libsrtp2 both ways: the
@@ -346,6 +324,37 @@ void expect_round_trips(SrtpProfile profile) {
 
 }  // namespace
 
+TEST(Srtcp, GcmMatchesRfc7714) {
+  const auto plain = hex(
+      "81c8000d 4d617273 4e545031 4e545032 52545020 0000042a 0000e930 4c756e61 deadbeef deadbeef deadbeef "
+      "deadbeef deadbeef");
+  const auto sealed = hex(
+      "81c8000d 4d617273 63e94885 dcdab67c a727d766 2f6b7e99 7ff5c0f7 6c06f32d c676a5f1 730d6fda 4ce09b46 "
+      "86303ded 0bb9275b c84aa458 96cf4d2f c5abf872 45d9eade 800005d4");
+  ASSERT_EQ(sealed.size(), plain.size() + 20);
+  // Our protect() counts its index from 1: the vector's 0x5d4 is checked by
+  // opening it.
+  auto ours = wb::SrtcpContext::create_gcm_with_session_keys(kRfcKey.data(), kRfcSalt.data());
+  ASSERT_TRUE(ours);
+  EXPECT_EQ(ours->trailer_length(), 20u);
+  std::vector<uint8_t> opened;
+  ASSERT_TRUE(ours_unprotect(*ours, sealed, &opened));
+  EXPECT_EQ(opened, plain);
+  EXPECT_FALSE(ours_unprotect(*ours, sealed));  // a replay now
+  // Every byte counts: header and SSRC (associated data), ciphertext, tag,
+  // E flag and index. A fresh receiver for each, so that the tag refuses
+  // them, not the replay window.
+  const size_t tag = plain.size(), index = sealed.size() - 4;
+  for (size_t flip : {size_t(1), size_t(7), size_t(8), size_t(30), tag - 1, tag, tag + 15, index, index + 3}) {
+    auto receiver = wb::SrtcpContext::create_gcm_with_session_keys(kRfcKey.data(), kRfcSalt.data());
+    ASSERT_TRUE(receiver);
+    auto bad = sealed;
+    bad[flip] ^= flip == index ? 0x80 : 0x01;
+    EXPECT_FALSE(ours_unprotect(*receiver, bad)) << "byte " << flip;
+    EXPECT_TRUE(ours_unprotect(*receiver, sealed)) << "byte " << flip;
+  }
+}
+
 TEST(Srtcp, MatchesLibsrtp) { expect_srtcp_same_as_libsrtp(kCm80); }
 // DTLS-SRTP's _32 profile shortens only the RTP tag.
 TEST(Srtcp, MatchesLibsrtpWhenRtpTagIs32) { expect_srtcp_same_as_libsrtp(kCm32); }
@@ -404,50 +413,58 @@ TEST(Srtcp, RejectsAFlippedBit) {
 }
 
 TEST(Srtcp, RejectsAReplay) {
-  std::mt19937 rng(13);
-  auto key = make_key(rng);
-  auto sender = wb::SrtcpContext::create(kCm80, key.data());
-  auto receiver = wb::SrtcpContext::create(kCm80, key.data());
-  ASSERT_TRUE(sender && receiver);
-  std::vector<std::vector<uint8_t>> sent;
-  for (int i = 0; i < 100; ++i) sent.push_back(ours_protect(*sender, make_rtcp(rng, 77, 6)));
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
+    std::mt19937 rng(13);
+    auto key = make_key(rng);
+    auto sender = wb::SrtcpContext::create(profile, key.data());
+    auto receiver = wb::SrtcpContext::create(profile, key.data());
+    ASSERT_TRUE(sender && receiver);
+    std::vector<std::vector<uint8_t>> sent;
+    for (int i = 0; i < 100; ++i) sent.push_back(ours_protect(*sender, make_rtcp(rng, 77, 6)));
 
-  EXPECT_TRUE(ours_unprotect(*receiver, sent[0]));
-  EXPECT_FALSE(ours_unprotect(*receiver, sent[0]));
-  // Late but new, within the window: accepted once.
-  EXPECT_TRUE(ours_unprotect(*receiver, sent[10]));
-  EXPECT_TRUE(ours_unprotect(*receiver, sent[5]));
-  EXPECT_FALSE(ours_unprotect(*receiver, sent[5]));
-  EXPECT_FALSE(ours_unprotect(*receiver, sent[10]));
-  // Index 100 puts index 36 (sent[35]) 64 behind: too old to tell.
-  EXPECT_TRUE(ours_unprotect(*receiver, sent[99]));
-  EXPECT_FALSE(ours_unprotect(*receiver, sent[35]));
-  EXPECT_TRUE(ours_unprotect(*receiver, sent[36]));
+    EXPECT_TRUE(ours_unprotect(*receiver, sent[0]));
+    EXPECT_FALSE(ours_unprotect(*receiver, sent[0]));
+    // Late but new, within the window: accepted once.
+    EXPECT_TRUE(ours_unprotect(*receiver, sent[10]));
+    EXPECT_TRUE(ours_unprotect(*receiver, sent[5]));
+    EXPECT_FALSE(ours_unprotect(*receiver, sent[5]));
+    EXPECT_FALSE(ours_unprotect(*receiver, sent[10]));
+    // Index 100 puts index 36 (sent[35]) 64 behind: too old to tell.
+    EXPECT_TRUE(ours_unprotect(*receiver, sent[99]));
+    EXPECT_FALSE(ours_unprotect(*receiver, sent[35]));
+    EXPECT_TRUE(ours_unprotect(*receiver, sent[36]));
+  }
 }
 
 // libsrtp (and so a browser) counts an index per sender SSRC: its second
 // SSRC's first packet has index 1 again and is no replay.
 TEST(Srtcp, EachSenderSsrcHasItsOwnIndex) {
-  std::mt19937 rng(17);
-  auto key = make_key(rng);
-  Reference theirs(key, kCm80);
-  auto ours = wb::SrtcpContext::create(kCm80, key.data());
-  ASSERT_TRUE(ours);
-  for (int i = 0; i < 3; ++i) {
-    for (uint32_t ssrc : {1u, 2u}) {
-      auto packet = libsrtp_protect(theirs, make_rtcp(rng, ssrc, 4));
-      EXPECT_EQ(trailer_index(packet), 0x80000000u | uint32_t(i + 1));
-      EXPECT_TRUE(ours_unprotect(*ours, packet)) << "ssrc " << ssrc << " packet " << i;
-      EXPECT_FALSE(ours_unprotect(*ours, packet)) << "ssrc " << ssrc << " packet " << i;
+  for (SrtpProfile profile : {kCm80, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
+    std::mt19937 rng(17);
+    auto key = make_key(rng);
+    Reference theirs(key, profile);
+    auto ours = wb::SrtcpContext::create(profile, key.data());
+    ASSERT_TRUE(ours);
+    for (int i = 0; i < 3; ++i) {
+      for (uint32_t ssrc : {1u, 2u}) {
+        auto packet = libsrtp_protect(theirs, make_rtcp(rng, ssrc, 4));
+        EXPECT_EQ(trailer_index(packet, profile), 0x80000000u | uint32_t(i + 1));
+        EXPECT_TRUE(ours_unprotect(*ours, packet)) << "ssrc " << ssrc << " packet " << i;
+        EXPECT_FALSE(ours_unprotect(*ours, packet)) << "ssrc " << ssrc << " packet " << i;
+      }
     }
   }
 }
 
 TEST(Srtcp, RefusesShortPackets) {
   uint8_t key[30] = {};
-  for (SrtpProfile profile : {kCm80, kGcm}) {
+  for (SrtpProfile profile : {kCm80, kCm32, kGcm}) {
+    SCOPED_TRACE(wb::srtp_profile_name(profile));
     auto ours = wb::SrtcpContext::create(profile, key);
     ASSERT_TRUE(ours);
+    EXPECT_EQ(ours->trailer_length(), 4 + wb::srtp_profile_sizes(profile).rtcp_tag);
     uint8_t packet[64] = {0x80, 201};
     size_t length = 4;
     EXPECT_FALSE(ours->protect(packet, &length));
