@@ -4,10 +4,12 @@
 #include <gst/video/video-event.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -22,9 +24,22 @@ namespace {
 
 using wb::Codec;
 using wb::KeyframeRequests;
+using wb::kMaxLayers;
 using wb::SubscriberId;
 
 struct Lane;
+
+// Viewer sequence numbers [first, first + count) were sent from `layer`
+// with `rewrite`: what a NACK of one of them is answered with.
+struct Span {
+  uint16_t first = 0;
+  uint32_t count = 0;
+  unsigned layer = 0;
+  wb::Rewrite rewrite;
+};
+// Spans kept per subscriber: a NACK older than the last few switches is
+// not worth answering (the history is ~3 s anyway).
+constexpr size_t kSpansKept = 4;
 
 struct Subscriber {
   Subscriber(SubscriberId i, const wb::Rewrite &r) : id(i), rewrite(r) {}
@@ -35,7 +50,6 @@ struct Subscriber {
   Subscriber &operator=(const Subscriber &) = delete;
 
   const SubscriberId id;
-  const wb::Rewrite rewrite;
   GstPad *pad = nullptr;  // only for a transport that takes buffers
   // Set once, before `started`: the shard that delivers (-1: the streaming
   // thread) and its pool and lanes, and the direct sender (null: packets go
@@ -46,9 +60,14 @@ struct Subscriber {
   std::unique_ptr<wb::SrtpSender> direct;
   std::atomic<bool> started{false};
   std::atomic<bool> has_keyframe{false};
-  // Counted in Core::waiting until its gate opens or it leaves, whichever
-  // comes first (the one that clears this).
-  std::atomic<bool> counted_waiting{false};
+  bool video = false;  // set before `started`: waits count for keyframe requests
+  // The layer it is sent (-1 before its first keyframe; written by the
+  // delivering thread) and the one it was asked for.
+  std::atomic<int> layer{-1};
+  std::atomic<unsigned> wanted{0};
+  // The layer in whose `waiting` count it is (-1: none); whoever takes it
+  // out (its gate opening, its leaving) swaps in -1.
+  std::atomic<int> waiting_on{-1};
   gint64 started_us = 0;  // monotonic; set before `started`, for the keyframe wait
 
   // Sequence numbers the viewer reported lost (NACK, in the viewer's
@@ -59,9 +78,11 @@ struct Subscriber {
   std::atomic<bool> has_nacks{false};
 
   // The delivering thread only.
-  size_t lane_index = 0;
-  uint16_t last_seq = 0;   // the newest packet sent, in the shared numbering
-  uint32_t delivered = 0;  // packets sent, for retransmit()
+  wb::Rewrite rewrite;  // payload type and SSRC fixed; offsets change at a switch
+  int joining = -1;     // the layer whose keyframe it waits for, on its shard
+  size_t on_index = 0, joining_index = 0;  // its places in its lane's lists
+  uint16_t last_viewer_seq = 0;
+  std::vector<Span> spans;  // oldest first; the last is open (count grows)
   gint64 budget_start_us = 0;
   unsigned budget_used = 0;
   gint64 shown_to_pad_us = 0;  // see deliver_to()
@@ -76,30 +97,50 @@ constexpr size_t kMaxPendingNacks = 512;
 
 using SubscriberList = std::vector<std::shared_ptr<Subscriber>>;
 
-// What the streaming thread and the shards share: it outlives the element
+// One layer's part of what the streaming threads and the shards share.
+struct LayerCore {
+  // Written by the layer's streaming thread per batch; read at NACKs by
+  // whichever thread delivers the viewer.
+  std::mutex history_lock;
+  wb::PacketHistory history;
+  // Started subscribers waiting for a keyframe of this layer (to start or
+  // to switch): while any are, its streaming thread repeats the request.
+  std::atomic<int> waiting{0};
+  // The layer's RTP time at running time 0: two layers' difference maps an
+  // instant from one's clock to the other's at a switch. Streaming thread.
+  std::atomic<uint32_t> rtp_at_zero{0};
+  std::atomic<bool> has_rtp_at_zero{false};
+};
+
+// What the streaming threads and the shards share: it outlives the element
 // while a shard still has a batch of it.
 struct Core {
   std::string name;  // the element's, for logs
-  // Written by the streaming thread per batch; read at NACKs by whichever
-  // thread delivers the viewer.
-  std::mutex history_lock;
-  wb::PacketHistory history;
-  // Started video subscribers still waiting for a keyframe: while any are,
-  // the streaming thread repeats the request.
-  std::atomic<int> waiting{0};
+  // Created with the layer's sink pad, before any batch of it; never freed
+  // before the core.
+  std::array<std::unique_ptr<LayerCore>, kMaxLayers> layers;
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> packets_out{0};  // retransmissions not included
   // From a video subscriber's start to the keyframe its delivery starts with.
   wb::Histogram keyframe_wait{wb::buckets::kKeyframeWaitSeconds};
   std::atomic<uint64_t> retransmitted{0};
   std::atomic<uint64_t> nacked_not_kept{0};
+  std::atomic<uint64_t> switches{0};
 };
 
-// One shard's subscribers of this stream; the list is touched only by the
-// shard's thread (joins and leaves arrive as jobs), the count by others.
+// One shard's subscribers of this stream, per layer: those it sends, and
+// those waiting for the layer's keyframe (to start, or to switch to it).
+// The lists are touched only by the shard's thread (joins, leaves and
+// switches arrive as jobs); the counts are read by the streaming threads.
 struct alignas(64) Lane {
-  SubscriberList subscribers;
-  std::atomic<unsigned> count{0};
+  std::array<SubscriberList, kMaxLayers> on;
+  std::array<SubscriberList, kMaxLayers> joining;
+  std::array<std::atomic<unsigned>, kMaxLayers> count{};  // on + joining
+  unsigned total() const {
+    unsigned n = 0;
+    for (const auto &c : count) n += c.load();
+    return n;
+  }
 };
 
 // One per shard, fixed. Jobs hold these, never the pool: a job must not
@@ -113,7 +154,8 @@ struct Sharding {
   std::shared_ptr<Lanes> lanes;
 };
 
-// One batch of the shared stream, inspected once, read by every shard.
+// One batch of one layer of the shared stream, inspected once, read by
+// every shard.
 struct Batch {
   Batch() = default;
   Batch(const Batch &) = delete;
@@ -128,25 +170,37 @@ struct Batch {
   std::vector<GstBuffer *> buffers;
   std::vector<GstMapInfo> maps;
   std::vector<wb::RtpPacketRef> refs;
-  std::vector<bool> starts_keyframe;
+  size_t first_keyframe = 0;  // index of the first packet starting one, or size()
+  unsigned layer = 0;
   bool video = false;
+};
+
+// One sink pad's input.
+struct LayerInput {
+  GstPad *sinkpad = nullptr;  // owned by the element
+  GstCaps *caps = nullptr;
+  unsigned clock_rate = 0;
+  GstSegment segment;
+  KeyframeRequests keyframes;
+  std::atomic<uint64_t> packets_in{0};
+  // The streaming thread's measure of the layer's bitrate.
+  gint64 rate_start_us = 0;
+  uint64_t rate_bytes = 0;
+  std::atomic<uint64_t> bitrate{0};
 };
 
 struct FanoutState {
   std::mutex lock;
   std::unordered_map<SubscriberId, std::shared_ptr<Subscriber>> subscribers;
-  // Copy-on-write: the subscribers with a pad, which the streaming thread
-  // delivers without holding the lock while they come and go.
+  // Copy-on-write: the subscribers with a pad, which layer 0's streaming
+  // thread delivers without holding the lock while they come and go.
   std::shared_ptr<const SubscriberList> with_pads = std::make_shared<SubscriberList>();
   Sharding sharding;  // set at the first subscriber started on a shard
-  GstCaps *caps = nullptr;
-  Codec codec = Codec::Unknown;
-  GstSegment segment;
+  std::array<std::unique_ptr<LayerInput>, kMaxLayers> inputs;  // created with their pads
+  Codec codec = Codec::Unknown;  // layer 0's; every layer must match
   SubscriberId next_id = 1;
   unsigned next_pad = 0;
-  KeyframeRequests keyframes;
   std::atomic<wb::ReportTime> report_time{wb::ReportTime::Capture};
-  std::atomic<uint64_t> packets_in{0};
   std::shared_ptr<Core> core = std::make_shared<Core>();
 };
 
@@ -154,7 +208,6 @@ struct FanoutState {
 
 struct _WbFanout {
   GstElement parent;
-  GstPad *sinkpad;
   FanoutState *state;
 };
 
@@ -162,6 +215,8 @@ G_DEFINE_TYPE(WbFanout, wb_fanout, GST_TYPE_ELEMENT)
 
 static GstStaticPadTemplate sink_template =
     GST_STATIC_PAD_TEMPLATE("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS("application/x-rtp"));
+static GstStaticPadTemplate layer_template =
+    GST_STATIC_PAD_TEMPLATE("sink_%u", GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS("application/x-rtp"));
 static GstStaticPadTemplate src_template =
     GST_STATIC_PAD_TEMPLATE("src_%u", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS("application/x-rtp"));
 
@@ -173,14 +228,47 @@ std::shared_ptr<Subscriber> find(WbFanout *self, SubscriberId id) {
   return it == self->state->subscribers.end() ? nullptr : it->second;
 }
 
-void send_keyframe_request(WbFanout *self) {
-  GST_DEBUG_OBJECT(self, "asking upstream for a keyframe");
-  gst_pad_push_event(self->sinkpad,
-                     gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+unsigned layer_of_pad(GstPad *pad) { return GPOINTER_TO_UINT(gst_pad_get_element_private(pad)); }
+
+LayerInput *input_of(WbFanout *self, unsigned layer) {
+  std::lock_guard<std::mutex> lock(self->state->lock);
+  return layer < kMaxLayers ? self->state->inputs[layer].get() : nullptr;
+}
+
+void send_keyframe_request(WbFanout *self, unsigned layer) {
+  GstPad *pad = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(self->state->lock);
+    LayerInput *in = layer < kMaxLayers ? self->state->inputs[layer].get() : nullptr;
+    if (in && in->sinkpad) pad = GST_PAD(gst_object_ref(in->sinkpad));
+  }
+  if (!pad) return;
+  GST_DEBUG_OBJECT(self, "asking upstream for a keyframe of layer %u", layer);
+  gst_pad_push_event(pad, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+  gst_object_unref(pad);
+}
+
+// A keyframe of `layer` is needed for the fan-out itself (a join, a
+// switch): coalesced, never backed off.
+void request_layer_keyframe(WbFanout *self, unsigned layer) {
+  LayerInput *in = input_of(self, layer);
+  if (in && in->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(self, layer);
 }
 
 uint16_t sequence_of(const wb::RtpPacketRef &packet) {
   return uint16_t(packet.data[2] << 8 | packet.data[3]);
+}
+uint32_t timestamp_of(const wb::RtpPacketRef &packet) { return GST_READ_UINT32_BE(packet.data + 4); }
+
+void wait_on(Core &core, Subscriber &sub, int layer) {
+  core.layers[unsigned(layer)]->waiting.fetch_add(1);
+  const int before = sub.waiting_on.exchange(layer);
+  if (before >= 0) core.layers[unsigned(before)]->waiting.fetch_sub(1);
+}
+
+void stop_waiting(Core &core, Subscriber &sub) {
+  const int before = sub.waiting_on.exchange(-1);
+  if (before >= 0) core.layers[unsigned(before)]->waiting.fetch_sub(1);
 }
 
 // The subscriber's copy of packet `i` of `batch` as a buffer: a rewritten
@@ -205,29 +293,33 @@ GstBuffer *pad_packet(const Batch &batch, size_t i, const wb::Rewrite &rewrite) 
   return out;
 }
 
-// When, on the monotonic clock, the first sample of `buffer` was taken:
-// its running time on the pipeline clock, seen from now. Audio and video
-// mapped this way keep their sync in the viewers' sender reports. `now`
-// when the buffer has no timestamp or the element no clock.
-gint64 sampled_time_us(WbFanout *self, GstBuffer *buffer, gint64 now) {
-  GstClockTime pts = GST_BUFFER_PTS(buffer);
-  GstClock *clock = GST_CLOCK_TIME_IS_VALID(pts) ? gst_element_get_clock(GST_ELEMENT(self)) : nullptr;
+// The running time of `buffer` on its layer's segment, or NONE.
+GstClockTime running_time_of(WbFanout *self, const LayerInput &in, GstBuffer *buffer) {
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_CLOCK_TIME_NONE;
+  std::lock_guard<std::mutex> lock(self->state->lock);
+  return gst_segment_to_running_time(&in.segment, GST_FORMAT_TIME, pts);
+}
+
+// When, on the monotonic clock, the first sample of a buffer at `running`
+// was taken, seen from now. Audio and video mapped this way keep their
+// sync in the viewers' sender reports. `now` when the buffer has no
+// timestamp or the element no clock.
+gint64 sampled_time_us(WbFanout *self, GstClockTime running, gint64 now) {
+  if (!GST_CLOCK_TIME_IS_VALID(running)) return now;
+  GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
   if (!clock) return now;
-  GstClockTime running;
-  {
-    std::lock_guard<std::mutex> lock(self->state->lock);
-    running = gst_segment_to_running_time(&self->state->segment, GST_FORMAT_TIME, pts);
-  }
   GstClockTime clock_now = gst_clock_get_time(clock);
   gst_object_unref(clock);
-  if (!GST_CLOCK_TIME_IS_VALID(running) || !GST_CLOCK_TIME_IS_VALID(clock_now)) return now;
+  if (!GST_CLOCK_TIME_IS_VALID(clock_now)) return now;
   GstClockTimeDiff age = GstClockTimeDiff(clock_now) -
                          GstClockTimeDiff(running + gst_element_get_base_time(GST_ELEMENT(self)));
   return now - age / GstClockTimeDiff(GST_USECOND);
 }
 
-// Answers a subscriber's NACKs from the shared history, through its
-// sender. Returns the bytes queued. The delivering thread.
+// Answers a subscriber's NACKs from the history of the layer that sent
+// each packet, with the rewrite it was sent with. Returns the bytes
+// queued. The delivering thread.
 uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now) {
   std::vector<uint16_t> seqs;
   {
@@ -242,26 +334,29 @@ uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now)
   // Copied out under the lock: the streaming thread overwrites the history.
   std::vector<std::vector<uint8_t>> copies;
   std::vector<wb::RtpPacketRef> found;
+  std::vector<const Span *> sent_in;
   uint64_t not_kept = 0, over_budget = 0;
-  {
-    std::lock_guard<std::mutex> lock(core.history_lock);
-    for (uint16_t viewer_seq : seqs) {
-      const uint16_t seq = uint16_t(viewer_seq - sub.rewrite.seq_offset);
-      // Only what this subscriber was sent: not what came before its keyframe.
-      if (uint16_t(sub.last_seq - seq) >= sub.delivered) continue;
-      const wb::RtpPacketRef *packet = core.history.find(seq);
-      if (!packet) {
-        ++not_kept;
-      } else if (sub.budget_used >= kMaxRetransmitsPerSecond) {
-        ++over_budget;
-      } else {
-        ++sub.budget_used;
-        copies.emplace_back(packet->data, packet->data + packet->size);
-        found.push_back(*packet);
-      }
+  for (uint16_t viewer_seq : seqs) {
+    // Only what this subscriber was sent: not what came before its
+    // keyframe, nor another layer's packets.
+    const Span *span = nullptr;
+    for (auto it = sub.spans.rbegin(); it != sub.spans.rend() && !span; ++it)
+      if (uint16_t(viewer_seq - it->first) < it->count) span = &*it;
+    if (!span) continue;
+    LayerCore &layer = *core.layers[span->layer];
+    std::lock_guard<std::mutex> lock(layer.history_lock);
+    const wb::RtpPacketRef *packet = layer.history.find(uint16_t(viewer_seq - span->rewrite.seq_offset));
+    if (!packet) {
+      ++not_kept;
+    } else if (sub.budget_used >= kMaxRetransmitsPerSecond) {
+      ++over_budget;
+    } else {
+      ++sub.budget_used;
+      copies.emplace_back(packet->data, packet->data + packet->size);
+      found.push_back(*packet);
+      sent_in.push_back(span);
     }
   }
-  for (size_t i = 0; i < found.size(); ++i) found[i].data = copies[i].data();
   if (not_kept || over_budget)
     GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT " NACKed packets no longer kept, %"
               G_GUINT64_FORMAT " over the retransmission budget", core.name.c_str(), sub.id, not_kept, over_budget);
@@ -270,31 +365,56 @@ uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now)
   if (found.empty()) return 0;
   GST_LOG("%s: subscriber %" G_GUINT64_FORMAT ": retransmitting %zu packets", core.name.c_str(), sub.id,
           found.size());
-  return sub.direct->send(found.data(), found.size(), sub.rewrite, out);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < found.size();) {
+    found[i].data = copies[i].data();
+    size_t end = i + 1;
+    for (; end < found.size() && sent_in[end] == sent_in[i]; ++end) found[end].data = copies[end].data();
+    bytes += sub.direct->send(found.data() + i, end - i, sent_in[i]->rewrite, out);
+    i = end;
+  }
+  return bytes;
 }
 
-// Everything one subscriber does with one batch: keyframe gate, NACK
-// answers, rewrite, send. Returns the bytes sent and adds the packets to
-// `packets`. The delivering thread.
-uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out, gint64 now,
+// The subscriber's delivery starts, or moves, at packet `k` of `batch` (a
+// keyframe of the batch's layer): from a switch on, its sequence numbers
+// run on from the last it was sent, and its timestamps map the same
+// instant on the new layer's clock. The delivering thread.
+void enter_layer(Core &core, Subscriber &sub, const Batch &batch, size_t k, gint64 now) {
+  const unsigned to = batch.layer;
+  const wb::RtpPacketRef &first = batch.refs[k];
+  const int from = sub.layer.load(std::memory_order_relaxed);
+  if (from >= 0) {
+    sub.rewrite.seq_offset = uint16_t(sub.last_viewer_seq + 1 - sequence_of(first));
+    const LayerCore &a = *core.layers[unsigned(from)], &b = *core.layers[to];
+    if (a.has_rtp_at_zero.load() && b.has_rtp_at_zero.load())
+      sub.rewrite.ts_offset += a.rtp_at_zero.load() - b.rtp_at_zero.load();
+    core.switches.fetch_add(1, std::memory_order_relaxed);
+    GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": layer %d -> %u at its keyframe, viewer seq %u",
+              core.name.c_str(), sub.id, from, to, unsigned(uint16_t(sub.last_viewer_seq + 1)));
+  } else {
+    GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": keyframe of layer %u, starting delivery", core.name.c_str(),
+              sub.id, to);
+    if (sub.waiting_on.load() >= 0) core.keyframe_wait.observe(double(now - sub.started_us) / G_USEC_PER_SEC);
+  }
+  stop_waiting(core, sub);
+  sub.spans.push_back({uint16_t(sequence_of(first) + sub.rewrite.seq_offset), 0, to, sub.rewrite});
+  if (sub.spans.size() > kSpansKept) sub.spans.erase(sub.spans.begin());
+  sub.layer.store(int(to), std::memory_order_relaxed);
+  sub.has_keyframe.store(true, std::memory_order_relaxed);
+}
+
+// Everything one subscriber does with one batch from packet `first` on:
+// NACK answers, rewrite, send. Returns the bytes sent and adds the packets
+// to `packets`. The delivering thread.
+uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, size_t first, wb::SendBatch &out, gint64 now,
                     uint64_t &packets) {
   const size_t n = batch.refs.size();
-  size_t first = 0;
-  if (!sub.has_keyframe.load(std::memory_order_relaxed)) {
-    while (first < n && !batch.starts_keyframe[first]) ++first;
-    if (first == n) return 0;
-    GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": keyframe, starting delivery", core.name.c_str(), sub.id);
-    sub.has_keyframe.store(true, std::memory_order_relaxed);
-    if (sub.counted_waiting.exchange(false)) {
-      core.waiting.fetch_sub(1);
-      core.keyframe_wait.observe(double(now - sub.started_us) / G_USEC_PER_SEC);
-    }
-  }
   uint64_t bytes = 0;
   // Before the new packets, so these stay the last the sender counted.
   if (sub.has_nacks.load(std::memory_order_acquire) && sub.direct) bytes += retransmit(core, sub, out, now);
-  sub.last_seq = sequence_of(batch.refs[n - 1]);
-  sub.delivered += uint32_t(n - first);
+  sub.last_viewer_seq = uint16_t(sequence_of(batch.refs[n - 1]) + sub.rewrite.seq_offset);
+  if (!sub.spans.empty()) sub.spans.back().count = uint32_t(uint16_t(sub.last_viewer_seq - sub.spans.back().first)) + 1;
   packets += n - first;
   if (sub.direct) {
     bytes += sub.direct->send(batch.refs.data() + first, n - first, sub.rewrite, out);
@@ -326,12 +446,69 @@ uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, wb::SendBat
   return bytes;
 }
 
-// A shard's job for one batch: its own subscribers of this stream.
+void list_add(SubscriberList &list, const std::shared_ptr<Subscriber> &sub, size_t Subscriber::*index) {
+  (*sub).*index = list.size();
+  list.push_back(sub);
+}
+
+void list_remove(SubscriberList &list, const std::shared_ptr<Subscriber> &sub, size_t Subscriber::*index) {
+  const size_t at = (*sub).*index;
+  if (at >= list.size() || list[at] != sub) return;
+  if (at + 1 != list.size()) {
+    list[at] = std::move(list.back());
+    (*list[at]).*index = at;
+  }
+  list.pop_back();
+}
+
+// On the subscriber's shard: it waits for a keyframe of `to` (to start
+// there, or to move there), unless it is on `to` already. The caller
+// counted it in `to`'s count before posting this (so that the streaming
+// thread posts the next batch of `to` to the shard): that count stays
+// while it waits or once it is on `to`, else it is taken back here.
+void join_layer(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub, unsigned to) {
+  if (sub->joining == int(to) || sub->layer.load(std::memory_order_relaxed) == int(to)) {
+    lane.count[to].fetch_sub(1);
+    if (sub->joining >= 0 && sub->joining != int(to)) {
+      list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
+      lane.count[unsigned(sub->joining)].fetch_sub(1);
+      sub->joining = -1;
+      stop_waiting(core, *sub);
+    }
+    return;
+  }
+  if (sub->joining >= 0) {
+    list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
+    lane.count[unsigned(sub->joining)].fetch_sub(1);
+  }
+  list_add(lane.joining[to], sub, &Subscriber::joining_index);
+  sub->joining = int(to);
+  if (sub->video) wait_on(core, *sub, int(to));
+}
+
+// A shard's job for one batch: its own subscribers of the batch's layer,
+// then those waiting for this layer's keyframe if the batch has one.
 void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
   wb::SendBatch &out = wb::SendBatch::for_this_thread();
   const gint64 now = g_get_monotonic_time();
+  const unsigned layer = batch.layer;
   uint64_t bytes = 0, packets = 0;
-  for (const auto &sub : lane.subscribers) bytes += deliver_to(core, *sub, batch, out, now, packets);
+  for (const auto &sub : lane.on[layer]) bytes += deliver_to(core, *sub, batch, 0, out, now, packets);
+  if (!lane.joining[layer].empty() && batch.first_keyframe < batch.refs.size()) {
+    SubscriberList ready;
+    ready.swap(lane.joining[layer]);
+    for (const auto &sub : ready) {
+      const int from = sub->layer.load(std::memory_order_relaxed);
+      if (from >= 0) {
+        list_remove(lane.on[unsigned(from)], sub, &Subscriber::on_index);
+        lane.count[unsigned(from)].fetch_sub(1);
+      }
+      sub->joining = -1;
+      enter_layer(core, *sub, batch, batch.first_keyframe, now);
+      list_add(lane.on[layer], sub, &Subscriber::on_index);
+      bytes += deliver_to(core, *sub, batch, batch.first_keyframe, out, now, packets);
+    }
+  }
   out.flush();
   core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
   core.packets_out.fetch_add(packets, std::memory_order_relaxed);
@@ -343,46 +520,54 @@ void leave_shard(std::shared_ptr<Subscriber> sub) {
   const unsigned shard = unsigned(sub->shard);
   std::shared_ptr<Lanes> lanes = sub->lanes.lock();
   if (!lanes) return;
-  (*lanes)[shard]->count.fetch_sub(1);
   // Without its pool (closed), the subscriber stays in its lane until the
   // lanes go, with the fan-out's next pool or the fan-out itself.
   std::shared_ptr<wb::SenderPool> pool = sub->pool.lock();
   if (!pool) return;
   pool->post(shard, [lanes, shard, sub = std::move(sub)]() mutable {
-    SubscriberList &list = (*lanes)[shard]->subscribers;
-    const size_t at = sub->lane_index;
-    if (at < list.size() && list[at] == sub) {
-      list[at] = std::move(list.back());
-      list[at]->lane_index = at;
-      list.pop_back();
+    Lane &lane = *(*lanes)[shard];
+    if (sub->joining >= 0) {
+      list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
+      lane.count[unsigned(sub->joining)].fetch_sub(1);
+    }
+    const int layer = sub->layer.load(std::memory_order_relaxed);
+    if (layer >= 0) {
+      list_remove(lane.on[unsigned(layer)], sub, &Subscriber::on_index);
+      lane.count[unsigned(layer)].fetch_sub(1);
     }
     sub.reset();
   });
   pool->release(shard);
 }
 
-// Takes ownership of `buffers`.
-void deliver(WbFanout *self, std::vector<GstBuffer *> buffers) {
+// Takes ownership of `buffers`, which arrived on `layer`'s sink pad.
+void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   FanoutState &st = *self->state;
   std::shared_ptr<const SubscriberList> with_pads;
   Sharding sharding;
   Codec codec;
+  LayerInput *in;
   {
     std::lock_guard<std::mutex> lock(st.lock);
     with_pads = st.with_pads;
     sharding = st.sharding;
     codec = st.codec;
+    in = st.inputs[layer].get();
   }
   Core &core = *st.core;
+  LayerCore &layer_core = *core.layers[layer];
 
   // Inspect and map every packet once, for every subscriber.
   auto batch = std::make_shared<Batch>();
   batch->video = wb::codec_is_video(codec);
+  batch->layer = layer;
   const gint64 now = g_get_monotonic_time();
-  const gint64 sampled_us = buffers.empty() || st.report_time.load(std::memory_order_relaxed) == wb::ReportTime::Send
+  const GstClockTime running = buffers.empty() ? GST_CLOCK_TIME_NONE : running_time_of(self, *in, buffers.front());
+  const gint64 sampled_us = st.report_time.load(std::memory_order_relaxed) == wb::ReportTime::Send
                                 ? now
-                                : sampled_time_us(self, buffers.front(), now);
+                                : sampled_time_us(self, running, now);
   bool any_keyframe = false;
+  uint64_t bytes_in = 0;
   for (GstBuffer *buffer : buffers) {
     GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
     if (!gst_rtp_buffer_map(buffer, GST_MAP_READ, &rtp)) {
@@ -398,50 +583,74 @@ void deliver(WbFanout *self, std::vector<GstBuffer *> buffers) {
       gst_buffer_unref(buffer);
       continue;
     }
+    if (keyframe && !any_keyframe) batch->first_keyframe = batch->refs.size();
+    any_keyframe |= keyframe;
     batch->buffers.push_back(buffer);
     batch->maps.push_back(map);
     batch->refs.push_back({map.data, map.size, header_len, sampled_us});
-    batch->starts_keyframe.push_back(keyframe);
-    any_keyframe |= keyframe && batch->video;
+    bytes_in += map.size;
   }
-  st.packets_in += buffers.size();
-  if (any_keyframe) st.keyframes.keyframe_sent();
+  if (!any_keyframe) batch->first_keyframe = batch->refs.size();
+  in->packets_in += buffers.size();
+  if (now - in->rate_start_us >= G_USEC_PER_SEC) {
+    if (in->rate_start_us) in->bitrate.store(in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us));
+    in->rate_start_us = now;
+    in->rate_bytes = 0;
+  }
+  in->rate_bytes += bytes_in;
+  if (any_keyframe && batch->video) in->keyframes.keyframe_sent();
   if (!batch->refs.empty()) {
-    {
-      std::lock_guard<std::mutex> lock(core.history_lock);
-      for (const auto &ref : batch->refs) core.history.record(ref);
+    if (GST_CLOCK_TIME_IS_VALID(running) && in->clock_rate) {
+      layer_core.rtp_at_zero.store(timestamp_of(batch->refs.front()) -
+                                   uint32_t(gst_util_uint64_scale(running, in->clock_rate, GST_SECOND)));
+      layer_core.has_rtp_at_zero.store(true);
     }
-    // Each shard with subscribers of this stream gets the batch once.
+    {
+      std::lock_guard<std::mutex> lock(layer_core.history_lock);
+      for (const auto &ref : batch->refs) layer_core.history.record(ref);
+    }
+    // Each shard with subscribers of this layer gets the batch once.
     if (std::shared_ptr<wb::SenderPool> pool = sharding.pool.lock())
       for (unsigned i = 0; i < sharding.lanes->size(); ++i) {
-        if (!(*sharding.lanes)[i]->count.load(std::memory_order_relaxed)) continue;
+        if (!(*sharding.lanes)[i]->count[layer].load(std::memory_order_relaxed)) continue;
         pool->post(i, [core = st.core, lanes = sharding.lanes, i, batch] {
           deliver_on_shard(*core, *(*lanes)[i], *batch);
         }, true);
       }
-    wb::SendBatch &out = wb::SendBatch::for_this_thread();
-    uint64_t bytes = 0, packets = 0;
-    for (const auto &sub : *with_pads)
-      if (sub->started.load(std::memory_order_acquire)) bytes += deliver_to(core, *sub, *batch, out, now, packets);
-    out.flush();
-    core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
-    core.packets_out.fetch_add(packets, std::memory_order_relaxed);
+    // Subscribers with a pad stay on layer 0.
+    if (layer == 0) {
+      wb::SendBatch &out = wb::SendBatch::for_this_thread();
+      uint64_t bytes = 0, packets = 0;
+      for (const auto &sub : *with_pads) {
+        if (!sub->started.load(std::memory_order_acquire)) continue;
+        size_t first = 0;
+        if (!sub->has_keyframe.load(std::memory_order_relaxed)) {
+          first = batch->first_keyframe;
+          if (first == batch->refs.size()) continue;
+          enter_layer(core, *sub, *batch, first, now);
+        }
+        bytes += deliver_to(core, *sub, *batch, first, out, now, packets);
+      }
+      out.flush();
+      core.bytes_out.fetch_add(bytes, std::memory_order_relaxed);
+      core.packets_out.fetch_add(packets, std::memory_order_relaxed);
+    }
   }
-  if (batch->video && st.keyframes.due(KeyframeRequests::Clock::now(), core.waiting.load() > 0))
-    send_keyframe_request(self);
+  if (batch->video && in->keyframes.due(KeyframeRequests::Clock::now(), layer_core.waiting.load() > 0))
+    send_keyframe_request(self, layer);
 }
 
-GstFlowReturn sink_chain(GstPad *, GstObject *parent, GstBuffer *buffer) {
-  deliver(WB_FANOUT(parent), {buffer});
+GstFlowReturn sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buffer) {
+  deliver(WB_FANOUT(parent), layer_of_pad(pad), {buffer});
   return GST_FLOW_OK;
 }
 
-GstFlowReturn sink_chain_list(GstPad *, GstObject *parent, GstBufferList *list) {
+GstFlowReturn sink_chain_list(GstPad *pad, GstObject *parent, GstBufferList *list) {
   guint n = gst_buffer_list_length(list);
   std::vector<GstBuffer *> buffers(n);
   for (guint i = 0; i < n; ++i) buffers[i] = gst_buffer_ref(gst_buffer_list_get(list, i));
   gst_buffer_list_unref(list);
-  deliver(WB_FANOUT(parent), std::move(buffers));
+  deliver(WB_FANOUT(parent), layer_of_pad(pad), std::move(buffers));
   return GST_FLOW_OK;
 }
 
@@ -455,9 +664,10 @@ void push_to_pads(WbFanout *self, GstEvent *event) {
   gst_event_unref(event);
 }
 
-gboolean sink_event(GstPad *, GstObject *parent, GstEvent *event) {
+gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
   WbFanout *self = WB_FANOUT(parent);
   FanoutState &st = *self->state;
+  const unsigned layer = layer_of_pad(pad);
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_CAPS: {
       GstCaps *caps;
@@ -465,15 +675,29 @@ gboolean sink_event(GstPad *, GstObject *parent, GstEvent *event) {
       const GstStructure *s = gst_caps_get_structure(caps, 0);
       const gchar *name = gst_structure_get_string(s, "encoding-name");
       Codec codec = wb::codec_from_encoding_name(name ? name : "");
-      GST_INFO_OBJECT(self, "stream caps %" GST_PTR_FORMAT, caps);
+      gint clock_rate = 0;
+      gst_structure_get_int(s, "clock-rate", &clock_rate);
+      GST_INFO_OBJECT(self, "layer %u: stream caps %" GST_PTR_FORMAT, layer, caps);
+      bool accepted = codec != Codec::Unknown;
       {
         std::lock_guard<std::mutex> lock(st.lock);
-        gst_caps_replace(&st.caps, caps);
-        st.codec = codec;
+        LayerInput &in = *st.inputs[layer];
+        bool other_layers = false;
+        for (unsigned i = 0; i < kMaxLayers; ++i) other_layers |= i != layer && st.inputs[i] && st.inputs[i]->caps;
+        // Every viewer has one payload type for video: one codec for all layers.
+        if (other_layers && codec != st.codec) accepted = false;
+        if (accepted) {
+          gst_caps_replace(&in.caps, caps);
+          in.clock_rate = unsigned(std::max(clock_rate, 0));
+          st.codec = codec;
+        }
       }
+      if (!accepted && codec != Codec::Unknown)
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Every layer must have the same codec"),
+                          ("layer %u: %" GST_PTR_FORMAT, layer, caps));
       gst_event_unref(event);
       // Each pad announces the caps its own transport negotiated.
-      return codec != Codec::Unknown;
+      return accepted;
     }
     case GST_EVENT_STREAM_START:
     case GST_EVENT_TAG:
@@ -487,20 +711,19 @@ gboolean sink_event(GstPad *, GstObject *parent, GstEvent *event) {
         gst_event_unref(event);
         return TRUE;
       }
-      push_to_pads(self, event);
-      return TRUE;
+      break;
     case GST_EVENT_SEGMENT: {
-      {
-        std::lock_guard<std::mutex> lock(st.lock);
-        gst_event_copy_segment(event, &st.segment);
-      }
-      push_to_pads(self, event);
-      return TRUE;
+      std::lock_guard<std::mutex> lock(st.lock);
+      gst_event_copy_segment(event, &st.inputs[layer]->segment);
+      break;
     }
     default:
-      push_to_pads(self, event);
-      return TRUE;
+      break;
   }
+  // Pads carry layer 0 only, and its events.
+  if (layer == 0) push_to_pads(self, event);
+  else gst_event_unref(event);
+  return TRUE;
 }
 
 gboolean sink_query(GstPad *pad, GstObject *parent, GstQuery *query) {
@@ -520,7 +743,8 @@ gboolean src_event(GstPad *pad, GstObject *parent, GstEvent *event) {
       for (const auto &sub : *self->state->with_pads)
         if (sub->pad == pad) from = sub->id;
     }
-    if (self->state->keyframes.request(KeyframeRequests::Clock::now(), from)) send_keyframe_request(self);
+    LayerInput *in = input_of(self, 0);
+    if (in->keyframes.request(KeyframeRequests::Clock::now(), from)) send_keyframe_request(self, 0);
   }
   // Nothing else a single viewer says (QoS, reconfigure, navigation) may
   // steer the shared stream.
@@ -539,10 +763,64 @@ gboolean src_query(GstPad *pad, GstObject *parent, GstQuery *query) {
       return TRUE;
     }
     case GST_QUERY_LATENCY:
-      return gst_pad_peer_query(self->sinkpad, query);
+      return gst_pad_peer_query(input_of(self, 0)->sinkpad, query);
     default:
       return FALSE;
   }
+}
+
+// A sink pad for `layer`, with its input and its part of the core.
+GstPad *add_layer(WbFanout *self, GstStaticPadTemplate *templ, unsigned layer, const gchar *name) {
+  FanoutState &st = *self->state;
+  GstPad *pad = gst_pad_new_from_static_template(templ, name);
+  gst_pad_set_element_private(pad, GUINT_TO_POINTER(layer));
+  gst_pad_set_chain_function(pad, sink_chain);
+  gst_pad_set_chain_list_function(pad, sink_chain_list);
+  gst_pad_set_event_function(pad, sink_event);
+  gst_pad_set_query_function(pad, sink_query);
+  {
+    std::lock_guard<std::mutex> lock(st.lock);
+    if (!st.core->layers[layer]) st.core->layers[layer] = std::make_unique<LayerCore>();
+    auto in = std::make_unique<LayerInput>();
+    in->sinkpad = pad;
+    gst_segment_init(&in->segment, GST_FORMAT_TIME);
+    if (st.inputs[0]) in->keyframes.set_min_interval(st.inputs[0]->keyframes.min_interval());
+    st.inputs[layer] = std::move(in);
+  }
+  gst_element_add_pad(GST_ELEMENT(self), pad);
+  return pad;
+}
+
+GstPad *request_new_pad(GstElement *element, GstPadTemplate *, const gchar *name, const GstCaps *) {
+  WbFanout *self = WB_FANOUT(element);
+  unsigned layer = 0;
+  if (name && sscanf(name, "sink_%u", &layer) != 1) return nullptr;
+  {
+    std::lock_guard<std::mutex> lock(self->state->lock);
+    if (!name)
+      for (layer = 1; layer < kMaxLayers && self->state->inputs[layer]; ++layer) {
+      }
+    if (layer == 0 || layer >= kMaxLayers || self->state->inputs[layer]) {
+      GST_WARNING_OBJECT(self, "no layer %u: layers are 1 to %u, each once", layer, kMaxLayers - 1);
+      return nullptr;
+    }
+  }
+  gchar *pad_name = g_strdup_printf("sink_%u", layer);
+  GstPad *pad = add_layer(self, &layer_template, layer, pad_name);
+  g_free(pad_name);
+  return pad;
+}
+
+// The layer's input stays (subscribers may still be on it); it gets no more.
+void release_pad(GstElement *element, GstPad *pad) {
+  WbFanout *self = WB_FANOUT(element);
+  {
+    std::lock_guard<std::mutex> lock(self->state->lock);
+    LayerInput *in = self->state->inputs[layer_of_pad(pad)].get();
+    if (in && in->sinkpad == pad) in->sinkpad = nullptr;
+  }
+  gst_pad_set_active(pad, FALSE);
+  gst_element_remove_pad(element, pad);
 }
 
 }  // namespace
@@ -552,7 +830,8 @@ static void wb_fanout_finalize(GObject *object) {
   // Subscribers nobody unsubscribed still sit in their shards' lanes.
   for (auto &entry : self->state->subscribers)
     if (entry.second->shard >= 0) leave_shard(std::move(entry.second));
-  if (self->state->caps) gst_caps_unref(self->state->caps);
+  for (auto &in : self->state->inputs)
+    if (in && in->caps) gst_caps_unref(in->caps);
   delete self->state;
   G_OBJECT_CLASS(wb_fanout_parent_class)->finalize(object);
 }
@@ -561,31 +840,31 @@ static void wb_fanout_class_init(WbFanoutClass *klass) {
   GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
   gobject_class->finalize = wb_fanout_finalize;
+  element_class->request_new_pad = request_new_pad;
+  element_class->release_pad = release_pad;
   gst_element_class_add_static_pad_template(element_class, &sink_template);
+  gst_element_class_add_static_pad_template(element_class, &layer_template);
   gst_element_class_add_static_pad_template(element_class, &src_template);
   gst_element_class_set_static_metadata(
       element_class, "Broadcast fan-out", "Filter/Network/RTP",
-      "Shares one RTP stream with many viewers (keyframe gate, per-viewer rewrite, sender shards)",
+      "Shares one RTP stream (in one or more layers) with many viewers (keyframe gate, per-viewer rewrite and "
+      "layer, sender shards)",
       "webrtcbroadcast developers");
   GST_DEBUG_CATEGORY_INIT(wb_fanout_debug, "broadcastfanout", 0, "webrtcbroadcast fan-out");
 }
 
 static void wb_fanout_init(WbFanout *self) {
   self->state = new FanoutState();
-  gst_segment_init(&self->state->segment, GST_FORMAT_TIME);
-  self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
-  gst_pad_set_chain_function(self->sinkpad, sink_chain);
-  gst_pad_set_chain_list_function(self->sinkpad, sink_chain_list);
-  gst_pad_set_event_function(self->sinkpad, sink_event);
-  gst_pad_set_query_function(self->sinkpad, sink_query);
-  gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
+  add_layer(self, &sink_template, 0, "sink");
 }
 
 namespace wb {
 
 GstCaps *fanout_get_stream_caps(WbFanout *fanout) {
   std::lock_guard<std::mutex> lock(fanout->state->lock);
-  return fanout->state->caps ? gst_caps_ref(fanout->state->caps) : nullptr;
+  for (const auto &in : fanout->state->inputs)
+    if (in && in->caps) return gst_caps_ref(in->caps);
+  return nullptr;
 }
 
 Codec fanout_get_codec(WbFanout *fanout) {
@@ -612,15 +891,14 @@ std::shared_ptr<Subscriber> add_subscriber(WbFanout *fanout, const Rewrite &rewr
 
 // The fan-out's sharding, and the pool it delivers with: `pool`, unless
 // another pool still has subscribers of it. A node restarted with new
-// settings brings a new pool.
+// settings brings a new pool. With the state's lock held.
 std::pair<Sharding, std::shared_ptr<SenderPool>> sharding_for(WbFanout *fanout, const std::shared_ptr<SenderPool> &pool) {
   FanoutState &st = *fanout->state;
-  std::lock_guard<std::mutex> lock(st.lock);
   std::shared_ptr<SenderPool> current = st.sharding.pool.lock();
   if (current == pool) return {st.sharding, current};
   if (current) {
     unsigned active = 0;
-    for (const auto &lane : *st.sharding.lanes) active += lane->count.load();
+    for (const auto &lane : *st.sharding.lanes) active += lane->total();
     if (active) {
       GST_WARNING_OBJECT(fanout, "%u subscribers still on another sender pool; keeping it", active);
       return {st.sharding, current};
@@ -650,7 +928,7 @@ SubscriberId fanout_subscribe_pad(WbFanout *fanout, const Rewrite &rewrite, GstP
   {
     std::lock_guard<std::mutex> lock(st.lock);
     n = st.next_pad++;
-    segment = st.segment;
+    segment = st.inputs[0]->segment;
   }
   gchar *name = g_strdup_printf("src_%u", n);
   GstPad *pad = gst_pad_new_from_static_template(&src_template, name);
@@ -679,48 +957,104 @@ SubscriberId fanout_subscribe_pad(WbFanout *fanout, const Rewrite &rewrite, GstP
 
 void fanout_start(WbFanout *fanout, SubscriberId id, std::unique_ptr<SrtpSender> direct,
                   const std::shared_ptr<SenderPool> &pool) {
+  FanoutState &st = *fanout->state;
   auto sub = find(fanout, id);
   if (!sub || sub->started.load() || sub->shard >= 0) return;
   if (!sub->pad && (!direct || !pool)) {
     GST_WARNING_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " has no pad, and no sender or sender pool", id);
     return;
   }
-  const bool video = codec_is_video(fanout_get_codec(fanout));
-  Core &core = *fanout->state->core;
+  Core &core = *st.core;
+  sub->video = codec_is_video(fanout_get_codec(fanout));
   sub->direct = std::move(direct);
   sub->started_us = g_get_monotonic_time();
-  if (video) {
-    sub->counted_waiting.store(true);
-    core.waiting.fetch_add(1);
-  }
   if (sub->pad) {
+    if (sub->video) wait_on(core, *sub, 0);
     sub->started.store(true, std::memory_order_release);
-  } else {
-    auto [sharding, senders] = sharding_for(fanout, pool);
-    const unsigned shard = senders->assign();
+    if (sub->video) request_layer_keyframe(fanout, 0);
+    return;
+  }
+  unsigned layer, shard;
+  Sharding sharding;
+  std::shared_ptr<SenderPool> senders;
+  {
+    // With fanout_set_layer(): the layer asked for last is the one joined.
+    std::lock_guard<std::mutex> lock(st.lock);
+    std::tie(sharding, senders) = sharding_for(fanout, pool);
+    shard = senders->assign();
     sub->shard = int(shard);
     sub->pool = senders;
     sub->lanes = sharding.lanes;
-    (*sharding.lanes)[shard]->count.fetch_add(1);
-    senders->post(shard, [lanes = sharding.lanes, shard, sub] {
-      Lane &lane = *(*lanes)[shard];
-      sub->lane_index = lane.subscribers.size();
-      lane.subscribers.push_back(sub);
-      sub->started.store(true, std::memory_order_release);
-    });
-    GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " on sender shard %u", id, shard);
+    layer = sub->wanted.load();
+    (*sharding.lanes)[shard]->count[layer].fetch_add(1);
   }
-  if (video && fanout->state->keyframes.request(KeyframeRequests::Clock::now())) send_keyframe_request(fanout);
+  senders->post(shard, [core = st.core, lanes = sharding.lanes, shard, sub, layer] {
+    join_layer(*core, *(*lanes)[shard], sub, layer);
+    sub->started.store(true, std::memory_order_release);
+  });
+  GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT " on sender shard %u, layer %u", id, shard, layer);
+  if (sub->video) request_layer_keyframe(fanout, layer);
+}
+
+unsigned fanout_layer_count(WbFanout *fanout) {
+  std::lock_guard<std::mutex> lock(fanout->state->lock);
+  unsigned n = 0;
+  for (const auto &in : fanout->state->inputs) n += in && in->sinkpad;
+  return n;
+}
+
+bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {
+  FanoutState &st = *fanout->state;
+  auto sub = find(fanout, id);
+  if (!sub || sub->pad) return false;
+  int shard;
+  {
+    std::lock_guard<std::mutex> lock(st.lock);
+    if (layer >= kMaxLayers || !st.inputs[layer] || !st.inputs[layer]->sinkpad) return false;
+    sub->wanted.store(layer);
+    shard = sub->shard;
+  }
+  if (shard < 0) return true;  // fanout_start() joins it
+  std::shared_ptr<SenderPool> pool = sub->pool.lock();
+  std::shared_ptr<Lanes> lanes = sub->lanes.lock();
+  if (!pool || !lanes) return false;
+  GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": to layer %u", id, layer);
+  (*lanes)[unsigned(shard)]->count[layer].fetch_add(1);
+  pool->post(unsigned(shard), [core = st.core, lanes, shard, sub, layer] {
+    join_layer(*core, *(*lanes)[unsigned(shard)], sub, layer);
+  });
+  if (sub->video) request_layer_keyframe(fanout, layer);
+  return true;
+}
+
+int fanout_layer_of(WbFanout *fanout, SubscriberId id) {
+  auto sub = find(fanout, id);
+  return sub ? sub->layer.load() : -1;
+}
+
+int fanout_wanted_layer_of(WbFanout *fanout, SubscriberId id) {
+  auto sub = find(fanout, id);
+  return sub ? int(sub->wanted.load()) : -1;
 }
 
 void fanout_request_keyframe(WbFanout *fanout, SubscriberId from) {
-  GST_DEBUG_OBJECT(fanout, "keyframe request from subscriber %" G_GUINT64_FORMAT, from);
-  if (fanout->state->keyframes.request(KeyframeRequests::Clock::now(), from)) send_keyframe_request(fanout);
+  auto sub = find(fanout, from);
+  if (!sub) return;
+  const int on = sub->layer.load();
+  const unsigned layer = on >= 0 ? unsigned(on) : sub->wanted.load();
+  LayerInput *in = input_of(fanout, layer);
+  if (!in) return;
+  GST_DEBUG_OBJECT(fanout, "keyframe request from subscriber %" G_GUINT64_FORMAT " for layer %u", from, layer);
+  if (in->keyframes.request(KeyframeRequests::Clock::now(), from)) send_keyframe_request(fanout, layer);
   else GST_LOG_OBJECT(fanout, "coalesced or refused (%" G_GUINT64_FORMAT " refused so far)",
-                      fanout->state->keyframes.requests_refused());
+                      in->keyframes.requests_refused());
 }
 
-void fanout_exempt_from_keyframe_backoff(WbFanout *fanout, SubscriberId id) { fanout->state->keyframes.exempt(id); }
+void fanout_exempt_from_keyframe_backoff(WbFanout *fanout, SubscriberId id) {
+  std::lock_guard<std::mutex> lock(fanout->state->lock);
+  for (auto &in : fanout->state->inputs)
+    if (in) in->keyframes.exempt(id);
+}
 
 void fanout_retransmit(WbFanout *fanout, SubscriberId id, const std::vector<uint16_t> &seqs) {
   auto sub = find(fanout, id);
@@ -753,7 +1087,8 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
     if (it == st.subscribers.end()) return;
     sub = std::move(it->second);
     st.subscribers.erase(it);
-    st.keyframes.forget(id);
+    for (auto &in : st.inputs)
+      if (in) in->keyframes.forget(id);
     if (sub->pad) {
       auto list = std::make_shared<SubscriberList>();
       for (const auto &s : *st.with_pads)
@@ -761,7 +1096,7 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
       st.with_pads = std::move(list);
     }
   }
-  if (sub->counted_waiting.exchange(false)) st.core->waiting.fetch_sub(1);
+  stop_waiting(*st.core, *sub);
   if (sub->shard >= 0) {
     leave_shard(std::move(sub));
     return;
@@ -778,7 +1113,9 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
 }
 
 void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds) {
-  fanout->state->keyframes.set_min_interval(std::chrono::milliseconds(milliseconds));
+  std::lock_guard<std::mutex> lock(fanout->state->lock);
+  for (auto &in : fanout->state->inputs)
+    if (in) in->keyframes.set_min_interval(std::chrono::milliseconds(milliseconds));
 }
 
 void fanout_set_report_time(WbFanout *fanout, ReportTime time) {
@@ -788,16 +1125,31 @@ void fanout_set_report_time(WbFanout *fanout, ReportTime time) {
 FanoutStats fanout_get_stats(WbFanout *fanout) {
   FanoutState &st = *fanout->state;
   FanoutStats stats;
-  stats.packets_in = st.packets_in.load();
   stats.bytes_out = st.core->bytes_out.load();
   stats.packets_out = st.core->packets_out.load();
   stats.keyframe_wait = st.core->keyframe_wait.snapshot();
-  stats.keyframe_requests_received = st.keyframes.requests_received();
-  stats.keyframe_requests_sent = st.keyframes.requests_sent_upstream();
-  stats.keyframe_requests_refused = st.keyframes.requests_refused();
   stats.packets_retransmitted = st.core->retransmitted.load();
   stats.nacked_not_kept = st.core->nacked_not_kept.load();
+  stats.layer_switches = st.core->switches.load();
   std::lock_guard<std::mutex> lock(st.lock);
+  for (unsigned i = 0; i < kMaxLayers; ++i) {
+    const LayerInput *in = st.inputs[i].get();
+    if (!in) continue;
+    stats.packets_in += in->packets_in.load();
+    stats.keyframe_requests_received += in->keyframes.requests_received();
+    stats.keyframe_requests_sent += in->keyframes.requests_sent_upstream();
+    stats.keyframe_requests_refused += in->keyframes.requests_refused();
+    if (!in->sinkpad) continue;
+    FanoutLayerStats layer;
+    layer.index = i;
+    layer.packets_in = in->packets_in.load();
+    layer.bitrate = in->bitrate.load();
+    layer.keyframe_requests_sent = in->keyframes.requests_sent_upstream();
+    stats.layers.push_back(layer);
+  }
+  if (auto lanes = st.sharding.lanes)
+    for (auto &layer : stats.layers)
+      for (const auto &lane : *lanes) layer.subscribers += lane->count[layer.index].load();
   stats.subscribers = unsigned(st.subscribers.size());
   return stats;
 }

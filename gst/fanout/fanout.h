@@ -23,6 +23,18 @@
 // The last packets of the stream are kept once, in a PacketHistory, so a
 // viewer's NACK is answered with the very packet again (its own sequence
 // number; no RTX stream) by that viewer's direct sender.
+//
+// Layers (simulcast): the same picture encoded at several qualities arrives
+// on one sink pad each (`sink` is layer 0, request pads `sink_%u` the
+// others), each from its own streaming thread, with its own history and
+// keyframe requests. A subscriber is on one layer at a time; asked to move,
+// it waits for a keyframe of the new layer (requested for that layer,
+// coalesced with every other request for it) and switches there, its
+// sequence numbers running on from the last it sent and its timestamps
+// from the same instant on the new layer's clock: the viewer sees one
+// stream without a gap or a jump, and its NACKs are answered from whichever
+// layer sent the packet. Only subscribers on a sender shard can move; those
+// with a pad stay on layer 0.
 #pragma once
 
 #include <gst/gst.h>
@@ -44,6 +56,18 @@ G_END_DECLS
 
 namespace wb {
 
+// Layers one fan-out takes at most.
+constexpr unsigned kMaxLayers = 4;
+
+struct FanoutLayerStats {
+  unsigned index = 0;
+  uint64_t packets_in = 0;
+  // What the layer carries, measured over about the last second.
+  uint64_t bitrate = 0;  // bits per second
+  uint64_t keyframe_requests_sent = 0;
+  unsigned subscribers = 0;  // on it or waiting for its keyframe to switch to it
+};
+
 struct FanoutStats {
   uint64_t packets_in = 0;
   uint64_t bytes_out = 0;
@@ -54,8 +78,10 @@ struct FanoutStats {
   uint64_t packets_retransmitted = 0;  // answers to viewers' NACKs
   uint64_t nacked_not_kept = 0;        // NACKed packets the history no longer had
   unsigned subscribers = 0;
+  uint64_t layer_switches = 0;
   // Seconds from a video viewer's start to its first keyframe.
   HistogramSnapshot keyframe_wait;
+  std::vector<FanoutLayerStats> layers;  // the layers with a sink pad, by index
 };
 
 // A viewer's place in one fan-out. 0 is never a subscriber.
@@ -101,6 +127,17 @@ bool fanout_has_keyframe(WbFanout *fanout, SubscriberId id);
 // The sender shard delivering the subscriber, or -1 (the streaming thread,
 // or not started).
 int fanout_shard_of(WbFanout *fanout, SubscriberId id);
+// The layers with a sink pad, by index: 1 without simulcast.
+unsigned fanout_layer_count(WbFanout *fanout);
+// Moves the subscriber to `layer` at that layer's next keyframe (one is
+// requested). Before fanout_start(): the layer it starts on (default 0).
+// Any thread. False when the layer has no sink pad, or the subscriber has
+// a pad (it stays on layer 0) or is unknown.
+bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer);
+// The layer the subscriber is sent now, and the one it was asked to move
+// to (the same when it is not moving); -1 before its first keyframe.
+int fanout_layer_of(WbFanout *fanout, SubscriberId id);
+int fanout_wanted_layer_of(WbFanout *fanout, SubscriberId id);
 // Ends the subscription; its sender and state are freed on the thread that
 // delivered it, after its last delivery. Any thread but a delivering one.
 void fanout_unsubscribe(WbFanout *fanout, SubscriberId id);

@@ -558,3 +558,207 @@ TEST_F(ShardTest, AClosedPoolIsNotKeptAndTheNextOneTakesOver) {
   EXPECT_EQ(next.got[0].seq, 2);
   EXPECT_EQ(pool->stats(0).subscriptions + pool->stats(1).subscriptions, 1u);
 }
+
+namespace {
+
+// The picture of instant `i` in a layer: its own sequence numbers and RTP
+// clock (as each payloader picks its own), one running time for both.
+GstBuffer *layer_packet(guint16 seq_base, guint32 ts_base, guint i, const std::vector<guint8> &payload) {
+  GstBuffer *buf = rtp_packet(guint16(seq_base + i), payload);
+  GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+  gst_rtp_buffer_map(buf, GST_MAP_WRITE, &rtp);
+  gst_rtp_buffer_set_timestamp(&rtp, ts_base + 9000u * i);
+  gst_rtp_buffer_unmap(&rtp);
+  GST_BUFFER_PTS(buf) = i * 100 * GST_MSECOND;
+  return buf;
+}
+
+// Feeds one of the fan-out's request pads `sink_%u` (a layer) as an
+// upstream element would, and counts the keyframe requests it gets back.
+struct LayerFeed {
+  GstPad *src = nullptr;
+  GstPad *sink = nullptr;
+  GstElement *element = nullptr;
+  std::atomic<unsigned> keyframe_requests{0};
+
+  LayerFeed(WbFanout *fanout, const char *name) : element(GST_ELEMENT(fanout)) {
+    sink = gst_element_request_pad_simple(element, name);
+    src = gst_pad_new("src", GST_PAD_SRC);
+    gst_pad_set_element_private(src, this);
+    gst_pad_set_event_function(src, +[](GstPad *p, GstObject *, GstEvent *event) -> gboolean {
+      auto *self = static_cast<LayerFeed *>(gst_pad_get_element_private(p));
+      if (gst_video_event_is_force_key_unit(event)) ++self->keyframe_requests;
+      gst_event_unref(event);
+      return TRUE;
+    });
+    gst_pad_set_active(src, TRUE);
+    if (!sink || GST_PAD_LINK_FAILED(gst_pad_link(src, sink))) return;
+    gst_pad_push_event(src, gst_event_new_stream_start("layer"));
+    gst_pad_push_event(src, gst_event_new_caps(gst_caps_from_string(
+                                "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96")));
+    GstSegment segment;
+    gst_segment_init(&segment, GST_FORMAT_TIME);
+    gst_pad_push_event(src, gst_event_new_segment(&segment));
+  }
+  ~LayerFeed() {
+    gst_pad_set_active(src, FALSE);
+    gst_object_unref(src);
+    if (sink) {
+      gst_element_release_request_pad(element, sink);
+      gst_object_unref(sink);
+    }
+  }
+  void push(GstBuffer *buffer) { EXPECT_EQ(gst_pad_push(src, buffer), GST_FLOW_OK); }
+};
+
+// Layer 0 on the harness: seq 1 + i, RTP time 9000 i. Layer 1: seq
+// 5001 + i, RTP time 700000 + 9000 i, and larger packets to tell them apart.
+const std::vector<guint8> kSps1 = {0x67, 0x42, 0xc0, 0x1e, 0, 0, 0, 0};
+const std::vector<guint8> kDelta1 = {0x41, 0x9a, 0x01, 0x02, 0, 0, 0, 0};
+
+class LayerTest : public ShardTest {
+ protected:
+  void SetUp() override {
+    ShardTest::SetUp();
+    GstSegment segment;
+    gst_segment_init(&segment, GST_FORMAT_TIME);
+    gst_harness_push_event(harness, gst_event_new_segment(&segment));
+    layer1 = std::make_unique<LayerFeed>(fanout, "sink_1");
+    ASSERT_TRUE(layer1->sink);
+  }
+  void TearDown() override {
+    layer1.reset();
+    ShardTest::TearDown();
+  }
+  void push0(guint i, const std::vector<guint8> &payload) {
+    EXPECT_EQ(gst_harness_push(harness, layer_packet(1, 0, i, payload)), GST_FLOW_OK);
+  }
+  void push1(guint i, const std::vector<guint8> &payload) { layer1->push(layer_packet(5001, 700000, i, payload)); }
+
+  std::unique_ptr<LayerFeed> layer1;
+};
+
+constexpr size_t kSrtpOverhead = 12 + 10;
+
+}  // namespace
+
+TEST_F(LayerTest, ASwitchWaitsForTheNewLayersKeyframeAndRunsOnWithoutAGap) {
+  EXPECT_EQ(wb::fanout_layer_count(fanout), 2u);
+  UdpViewer viewer(port_fd);
+  wb::SubscriberId id = join(viewer, wb::Rewrite{102, 77});
+  push0(0, kSps);
+  push1(0, kSps1);  // not this viewer's layer
+  push0(1, kDelta);
+  ASSERT_EQ(viewer.wait_for(2, 5000), 2u);
+  EXPECT_EQ(wb::fanout_layer_of(fanout, id), 0);
+  const unsigned requests_before = layer1->keyframe_requests;
+  ASSERT_TRUE(wb::fanout_set_layer(fanout, id, 1));
+  EXPECT_EQ(wb::fanout_wanted_layer_of(fanout, id), 1);
+  EXPECT_GT(layer1->keyframe_requests.load(), requests_before) << "a keyframe is asked of the layer switched to";
+  push1(2, kDelta1);  // no keyframe yet: the viewer stays on layer 0
+  push0(2, kDelta);
+  ASSERT_EQ(viewer.wait_for(3, 5000), 3u);
+  push1(3, kSps1);  // the switch
+  push0(3, kDelta);
+  push1(4, kDelta1);
+  push0(4, kDelta);
+  ASSERT_EQ(viewer.wait_for(5, 5000), 5u);
+  drain();
+  EXPECT_EQ(viewer.wait_for(6, 200), 5u) << "nothing more from layer 0 after the switch";
+  for (unsigned k = 0; k < 5; ++k) {
+    EXPECT_EQ(viewer.got[k].seq, 1 + k) << "one run of sequence numbers, no gap, no repeat";
+    EXPECT_EQ(viewer.timestamps[k], 9000u * k) << "the instant's time, whichever layer carried it";
+    EXPECT_EQ(viewer.got[k].ssrc, 77u);
+    EXPECT_EQ(viewer.sizes[k], kSrtpOverhead + (k < 3 ? kSps.size() : kSps1.size())) << k;
+  }
+  EXPECT_EQ(wb::fanout_layer_of(fanout, id), 1);
+  wb::FanoutStats stats = wb::fanout_get_stats(fanout);
+  EXPECT_EQ(stats.layer_switches, 1u);
+  ASSERT_EQ(stats.layers.size(), 2u);
+  EXPECT_EQ(stats.layers[1].subscribers, 1u);
+  EXPECT_EQ(stats.layers[0].subscribers, 0u);
+
+  // NACKs across the switch: each packet comes from the layer that sent
+  // it, with the numbers and time it had.
+  wb::fanout_retransmit(fanout, id, {2, 4});
+  push1(5, kDelta1);
+  ASSERT_EQ(viewer.wait_for(8, 5000), 8u);
+  EXPECT_EQ(viewer.got[5].seq, 2);
+  EXPECT_EQ(viewer.timestamps[5], 9000u);
+  EXPECT_EQ(viewer.sizes[5], kSrtpOverhead + kDelta.size());
+  EXPECT_EQ(viewer.got[6].seq, 4);
+  EXPECT_EQ(viewer.timestamps[6], 9000u * 3);
+  EXPECT_EQ(viewer.sizes[6], kSrtpOverhead + kSps1.size());
+  EXPECT_EQ(viewer.got[7].seq, 6);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).packets_retransmitted, 2u);
+}
+
+TEST_F(LayerTest, AViewerCanStartOnAnyLayerAndAMoveAskedBackIsCancelled) {
+  UdpViewer low(port_fd);
+  wb::SubscriberId id = wb::fanout_subscribe(fanout, wb::Rewrite{102, 5});
+  ASSERT_TRUE(wb::fanout_set_layer(fanout, id, 1));
+  EXPECT_FALSE(wb::fanout_set_layer(fanout, id, 2)) << "no such layer";
+  wb::fanout_start(fanout, id, low.sender(), pool);
+  push0(0, kSps);
+  push1(0, kDelta1);
+  push1(1, kSps1);
+  push0(1, kDelta);
+  ASSERT_EQ(low.wait_for(1, 5000), 1u);
+  EXPECT_EQ(low.got[0].seq, 5002);
+  EXPECT_EQ(low.timestamps[0], 700000u + 9000u);
+  EXPECT_EQ(wb::fanout_layer_of(fanout, id), 1);
+
+  ASSERT_TRUE(wb::fanout_set_layer(fanout, id, 0));
+  ASSERT_TRUE(wb::fanout_set_layer(fanout, id, 1));  // changed its mind before a keyframe of 0
+  push0(2, kSps);
+  push1(2, kDelta1);
+  ASSERT_EQ(low.wait_for(2, 5000), 2u);
+  drain();
+  EXPECT_EQ(low.wait_for(3, 200), 2u);
+  EXPECT_EQ(low.got[1].seq, 5003) << "still layer 1";
+  EXPECT_EQ(wb::fanout_get_stats(fanout).layer_switches, 0u);
+}
+
+TEST_F(LayerTest, KeyframeRequestsGoToTheViewersOwnLayer) {
+  wb::fanout_set_keyframe_min_interval(fanout, 0);
+  UdpViewer a(port_fd), b(port_fd);
+  wb::SubscriberId on0 = join(a, wb::Rewrite{102, 1});
+  wb::SubscriberId on1 = wb::fanout_subscribe(fanout, wb::Rewrite{102, 2});
+  wb::fanout_set_layer(fanout, on1, 1);
+  wb::fanout_start(fanout, on1, b.sender(), pool);
+  push0(0, kSps);
+  push1(0, kSps1);
+  ASSERT_EQ(a.wait_for(1, 5000), 1u);
+  ASSERT_EQ(b.wait_for(1, 5000), 1u);
+  upstream_keyframe_requests();
+  const unsigned before1 = layer1->keyframe_requests;
+  wb::fanout_request_keyframe(fanout, on1);
+  EXPECT_EQ(layer1->keyframe_requests.load(), before1 + 1);
+  EXPECT_EQ(upstream_keyframe_requests(), 0u);
+  wb::fanout_request_keyframe(fanout, on0);
+  EXPECT_EQ(upstream_keyframe_requests(), 1u);
+  EXPECT_EQ(layer1->keyframe_requests.load(), before1 + 1);
+}
+
+TEST_F(FanoutTest, ALayerMustHaveTheCodecOfTheOthers) {
+  gst_harness_push(harness, rtp_packet(1, kSps));
+  GstPad *sink = gst_element_request_pad_simple(GST_ELEMENT(fanout), "sink_%u");
+  ASSERT_TRUE(sink);
+  EXPECT_STREQ(GST_PAD_NAME(sink), "sink_1");
+  GstPad *src = gst_pad_new("src", GST_PAD_SRC);
+  gst_pad_set_active(src, TRUE);
+  ASSERT_EQ(gst_pad_link(src, sink), GST_PAD_LINK_OK);
+  gst_pad_push_event(src, gst_event_new_stream_start("vp8"));
+  gst_pad_push_event(src, gst_event_new_caps(gst_caps_from_string(
+                              "application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000")));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  gst_pad_push_event(src, gst_event_new_segment(&segment));
+  EXPECT_EQ(gst_pad_push(src, rtp_packet(1, kDelta)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(wb::fanout_get_codec(fanout), wb::Codec::H264);
+  EXPECT_EQ(gst_element_request_pad_simple(GST_ELEMENT(fanout), "sink_1"), nullptr) << "each layer once";
+  gst_pad_set_active(src, FALSE);
+  gst_object_unref(src);
+  gst_element_release_request_pad(GST_ELEMENT(fanout), sink);
+  gst_object_unref(sink);
+}
