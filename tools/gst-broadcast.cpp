@@ -42,6 +42,9 @@ namespace {
 constexpr const char *kSinkName = "bs";
 constexpr const char *kRelaySrcName = "rs";
 constexpr const char *kEncoderName = "venc";
+constexpr const char *kVideoPadName = "video";
+constexpr const char *kVideoTeeName = "vtee";
+constexpr size_t kMaxLayers = 4;
 constexpr const char *kVideoSourceName = "vsrc";
 constexpr guint kStartupTimeoutSeconds = 10;  // hardware encoder must produce output by then
 constexpr guint kEosTimeoutSeconds = 3;       // give EOS this long on Ctrl-C
@@ -52,6 +55,13 @@ constexpr guint kPlainStatusEverySeconds = 5; // status cadence when stdout is n
 // ---------------------------------------------------------------------------
 
 enum class Mode { Broadcast, Relay, Ingest };
+
+// One encoding of the source (--layers); the first is the default for new viewers.
+struct Layer {
+  gint width = 0;
+  gint height = 0;
+  gint kbps = 0;
+};
 
 struct Options {
   Mode mode = Mode::Broadcast;
@@ -65,6 +75,8 @@ struct Options {
   gint height = 360;
   gint fps = 30;
   gint keyframe_interval = 0;  // 0 = 2 seconds' worth
+  gchar *layers_spec = nullptr;
+  std::vector<Layer> layers;  // from layers_spec by validate(); empty: one encoder, from width/height/bitrate
   gint port = 8080;
   gchar *address = nullptr;
   gint max_viewers = 0;
@@ -107,6 +119,7 @@ struct Options {
     g_free(pipeline);
     g_free(codec);
     g_free(encoder);
+    g_free(layers_spec);
     g_free(address);
     g_free(stun_server);
     g_free(turn_servers);
@@ -363,10 +376,17 @@ bool choose_encoder(const Options &opt, EncoderChoice *out) {
   return false;
 }
 
-// Raw video source, ending in raw video/x-raw at the requested size and rate.
-std::string video_source_description(const Options &opt) {
-  gchar *caps = g_strdup_printf("video/x-raw,width=%d,height=%d,framerate=%d/1", opt.width,
-                                opt.height, opt.fps);
+// Layer 0 keeps the plain names (venc, video): one encoder and the default
+// layer are the same thing to broadcastsink and to this tool's probes.
+std::string layer_name(const char *base, size_t layer) {
+  return layer == 0 ? std::string(base) : std::string(base) + "_" + std::to_string(layer);
+}
+
+size_t encoder_count(const Options &opt) { return opt.layers.empty() ? 1 : opt.layers.size(); }
+
+// Raw video source, ending in raw video/x-raw at the given size and --fps.
+std::string video_source_description(const Options &opt, int width, int height) {
+  gchar *caps = g_strdup_printf("video/x-raw,width=%d,height=%d,framerate=%d/1", width, height, opt.fps);
   std::string d;
   if (opt.device) {
     d = std::string("v4l2src name=") + kVideoSourceName + " device=" + launch_quote(opt.device) +
@@ -383,48 +403,45 @@ std::string video_source_description(const Options &opt) {
   return d;
 }
 
-// Conversion + encoder (named venc) + output caps. Input: raw video.
-std::string encoder_description(const Options &opt, const EncoderChoice &enc) {
-  const int kbps = opt.bitrate;
-  const int bps = opt.bitrate * 1000;
-  const int gop = opt.gop();
-  // Leaky queue so a slow encoder drops raw frames instead of building latency.
-  std::string d = "queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 leaky=downstream ! ";
+// Conversion + encoder + output caps. Input: raw video at the size to encode.
+std::string encoder_description(const EncoderChoice &enc, int kbps, int gop, const std::string &name) {
+  const int bps = kbps * 1000;
+  const char *n = name.c_str();
   gchar *s = nullptr;
   const std::string &f = enc.factory;
 
   if (f == "x264enc") {
     s = g_strdup_printf("videoconvert ! x264enc name=%s tune=zerolatency speed-preset=ultrafast "
                         "bitrate=%d key-int-max=%d ! video/x-h264,profile=constrained-baseline",
-                        kEncoderName, kbps, gop);
+                        n, kbps, gop);
   } else if (f == "v4l2h264enc") {
     s = g_strdup_printf("videoconvert ! video/x-raw,format=I420 ! v4l2h264enc name=%s "
                         "extra-controls=\"controls,video_bitrate=%d,h264_i_frame_period=%d,"
                         "repeat_sequence_header=1\" ! video/x-h264,level=(string)4",
-                        kEncoderName, bps, gop);
+                        n, bps, gop);
   } else if (f == "nvv4l2h264enc") {
     s = g_strdup_printf("nvvidconv ! video/x-raw(memory:NVMM),format=NV12 ! nvv4l2h264enc name=%s "
                         "bitrate=%d insert-sps-pps=1 idrinterval=%d iframeinterval=%d "
                         "control-rate=1 maxperf-enable=1",
-                        kEncoderName, bps, gop, gop);
+                        n, bps, gop, gop);
   } else if (f == "vaapih264enc") {
     s = g_strdup_printf("videoconvert ! vaapih264enc name=%s rate-control=cbr bitrate=%d "
                         "keyframe-period=%d",
-                        kEncoderName, kbps, gop);
+                        n, kbps, gop);
   } else if (f == "vp8enc") {
     s = g_strdup_printf("videoconvert ! vp8enc name=%s deadline=1 cpu-used=8 end-usage=cbr "
                         "target-bitrate=%d keyframe-max-dist=%d error-resilient=partitions "
                         "lag-in-frames=0",
-                        kEncoderName, bps, gop);
+                        n, bps, gop);
   } else if (f == "vp9enc") {
     s = g_strdup_printf("videoconvert ! vp9enc name=%s deadline=1 cpu-used=8 end-usage=cbr "
                         "target-bitrate=%d keyframe-max-dist=%d lag-in-frames=0 row-mt=true",
-                        kEncoderName, bps, gop);
+                        n, bps, gop);
   } else {
     // An encoder we have no recipe for (--encoder): defaults only.
-    s = g_strdup_printf("videoconvert ! %s name=%s", f.c_str(), kEncoderName);
+    s = g_strdup_printf("videoconvert ! %s name=%s", f.c_str(), n);
   }
-  d += s;
+  std::string d = s;
   g_free(s);
   return d;
 }
@@ -532,7 +549,7 @@ struct App {
   bool announced = false;
   bool stopping = false;
   int exit_code = 0;
-  gint encoder_started = 0;  // atomic: first encoded buffer seen
+  gint encoders_started = 0;  // atomic: encoders that have produced output
   guint startup_timeout_id = 0;
   guint eos_timeout_id = 0;
   bool tty = false;
@@ -797,7 +814,7 @@ void on_relay_pad_added(GstElement *relay, GstPad *pad, gpointer user_data) {
 
 GstPadProbeReturn first_buffer_probe(GstPad *pad, GstPadProbeInfo *, gpointer user_data) {
   auto *app = static_cast<App *>(user_data);
-  g_atomic_int_set(&app->encoder_started, 1);
+  g_atomic_int_inc(&app->encoders_started);
   GST_INFO_OBJECT(pad, "encoder produced its first output");
   return GST_PAD_PROBE_REMOVE;
 }
@@ -827,9 +844,13 @@ GstPadProbeReturn keyframe_request_probe(GstPad *pad, GstPadProbeInfo *info, gpo
 // Fallback from a hardware encoder to x264enc
 // ---------------------------------------------------------------------------
 
+// Until every layer's encoder has produced output: one that started does
+// not prove that the next can (the layers share one hardware encoder).
 bool can_fall_back(App *app) {
   return app->have_encoder && app->enc.hardware && !app->enc.forced && !app->fallback_used &&
-         app->enc.codec == Codec::H264 && !g_atomic_int_get(&app->encoder_started) && !app->stopping;
+         app->enc.codec == Codec::H264 &&
+         static_cast<size_t>(g_atomic_int_get(&app->encoders_started)) < encoder_count(*app->opt) &&
+         !app->stopping;
 }
 
 gboolean restart_with_software_idle(gpointer data) {
@@ -1073,11 +1094,30 @@ std::string build_description(App *app) {
   if (opt.mode != Mode::Broadcast)
     return std::string("relaysrc name=") + kRelaySrcName + "  broadcastsink name=" + kSinkName;
   std::string d = std::string("broadcastsink name=") + kSinkName + "  ";
+  const std::string video_pad = std::string(kSinkName) + "." + kVideoPadName;
   if (opt.pipeline) {
-    d += strip(opt.pipeline) + " ! " + kSinkName + ".video";
+    d += strip(opt.pipeline) + " ! " + video_pad;
+  } else if (opt.layers.empty()) {
+    // Leaky queue so a slow encoder drops raw frames instead of building latency.
+    d += video_source_description(opt, opt.width, opt.height) +
+         " ! queue max-size-buffers=3 max-size-bytes=0 max-size-time=0 leaky=downstream ! " +
+         encoder_description(app->enc, opt.bitrate, opt.gop(), kEncoderName) + " ! " + video_pad;
   } else {
-    d += video_source_description(opt) + " ! " + encoder_description(opt, app->enc) + " ! " +
-         kSinkName + ".video";
+    // Captured once, at the first (largest) layer's size. One keyframe
+    // interval for all: the layers' periodic keyframes fall on the same
+    // frames, as long as no layer's queue drops one.
+    d += video_source_description(opt, opt.layers[0].width, opt.layers[0].height) + " ! tee name=" +
+         kVideoTeeName;
+    for (size_t i = 0; i < opt.layers.size(); ++i) {
+      const Layer &l = opt.layers[i];
+      gchar *branch = g_strdup_printf("  %s. ! queue leaky=downstream max-size-buffers=2 max-size-bytes=0 "
+                                      "max-size-time=0 ! videoscale ! video/x-raw,width=%d,height=%d ! ",
+                                      kVideoTeeName, l.width, l.height);
+      d += branch;
+      g_free(branch);
+      d += encoder_description(app->enc, l.kbps, opt.gop(), layer_name(kEncoderName, i)) + " ! " + kSinkName +
+           "." + layer_name(kVideoPadName, i);
+    }
   }
   if (!opt.no_audio) d += "  " + audio_description();
   return d;
@@ -1192,7 +1232,7 @@ bool start_pipeline(App *app) {
     g_printerr("broadcastsink '%s' missing from the pipeline\n", kSinkName);
     return false;
   }
-  g_atomic_int_set(&app->encoder_started, 0);
+  g_atomic_int_set(&app->encoders_started, 0);
 
   set_uint(app->sink, "port", static_cast<guint>(opt.port));
   set_string(app->sink, "address", opt.listen_address());
@@ -1230,18 +1270,17 @@ bool start_pipeline(App *app) {
   if (g_signal_lookup("viewer-left", G_OBJECT_TYPE(app->sink)))
     g_signal_connect(app->sink, "viewer-left", G_CALLBACK(on_viewer_left), app);
 
-  if (app->have_encoder) {
-    GstElement *enc = gst_bin_get_by_name(GST_BIN(pipeline), kEncoderName);
-    if (enc) {
-      GstPad *src = gst_element_get_static_pad(enc, "src");
-      if (src) {
-        gst_pad_add_probe(src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
-                          first_buffer_probe, app, nullptr);
-        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, keyframe_request_probe, app, nullptr);
-        gst_object_unref(src);
-      }
-      gst_object_unref(enc);
+  for (size_t i = 0; app->have_encoder && i < encoder_count(opt); ++i) {
+    GstElement *enc = gst_bin_get_by_name(GST_BIN(pipeline), layer_name(kEncoderName, i).c_str());
+    if (!enc) continue;
+    GstPad *src = gst_element_get_static_pad(enc, "src");
+    if (src) {
+      gst_pad_add_probe(src, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                        first_buffer_probe, app, nullptr);
+      gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, keyframe_request_probe, app, nullptr);
+      gst_object_unref(src);
     }
+    gst_object_unref(enc);
   }
 
   GstBus *bus = gst_element_get_bus(pipeline);
@@ -1325,7 +1364,64 @@ std::vector<std::string> test_patterns() {
   return names;
 }
 
-bool validate(const Options &opt) {
+// Digits only (no sign, no spaces); a number too long for a gint is
+// G_MAXINT, for the range checks to refuse.
+bool parse_decimal(const std::string &s, gint *out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  *out = s.size() > 9 ? G_MAXINT : static_cast<gint>(std::stol(s));
+  return true;
+}
+
+// --layers WxH@KBPS,...: each item is held to --width's, --height's and
+// --bitrate's limits; the first one refused is named.
+bool parse_layers(const char *spec, std::vector<Layer> *out) {
+  std::vector<std::string> items;
+  const std::string all = spec;
+  for (size_t from = 0;;) {
+    const size_t comma = all.find(',', from);
+    items.push_back(all.substr(from, comma == std::string::npos ? std::string::npos : comma - from));
+    if (comma == std::string::npos) break;
+    from = comma + 1;
+  }
+  if (items.size() > kMaxLayers) {
+    g_printerr("--layers: %zu layers given, at most %zu\n", items.size(), kMaxLayers);
+    return false;
+  }
+  for (const std::string &item : items) {
+    const char *it = item.c_str();
+    const size_t x = item.find('x'), at = item.find('@');
+    Layer l;
+    if (x == std::string::npos || at == std::string::npos || at < x || !parse_decimal(item.substr(0, x), &l.width) ||
+        !parse_decimal(item.substr(x + 1, at - x - 1), &l.height) || !parse_decimal(item.substr(at + 1), &l.kbps)) {
+      g_printerr("--layers: '%s' is not WIDTHxHEIGHT@KBPS, e.g. 1280x720@2500\n", it);
+      return false;
+    }
+    if (l.width < 16 || l.width > 7680 || l.height < 16 || l.height > 4320) {
+      g_printerr("--layers: '%s': width must be between 16 and 7680, height between 16 and 4320\n", it);
+      return false;
+    }
+    // 4:2:0 encoders work on 2x2 blocks of pixels.
+    if (l.width % 2 || l.height % 2) {
+      g_printerr("--layers: '%s': width and height must be even\n", it);
+      return false;
+    }
+    if (l.kbps < 1 || l.kbps > 100000) {
+      g_printerr("--layers: '%s': bitrate must be between 1 and 100000 kbps\n", it);
+      return false;
+    }
+    if (!out->empty() && (l.width > out->front().width || l.height > out->front().height)) {
+      g_printerr("--layers: '%s' is larger than the first layer (%dx%d), the size the source is captured at: "
+                 "put the largest first\n",
+                 it, out->front().width, out->front().height);
+      return false;
+    }
+    out->push_back(l);
+  }
+  return true;
+}
+
+// Checks the options, and parses --layers into opt.layers.
+bool validate(Options &opt) {
   bool ok = true;
   auto fail = [&ok](const char *msg) {
     g_printerr("%s\n", msg);
@@ -1359,6 +1455,8 @@ bool validate(const Options &opt) {
     }
   }
   if (opt.pipeline && strip(opt.pipeline).empty()) fail("--pipeline is empty");
+  if (opt.layers_spec && opt.pipeline) fail("--layers and --pipeline cannot be used together");
+  if (opt.layers_spec && opt.mode == Mode::Broadcast && !parse_layers(opt.layers_spec, &opt.layers)) ok = false;
 
   // An option of another mode would be silently ignored: refuse it.
   const Options defaults;
@@ -1373,6 +1471,7 @@ bool validate(const Options &opt) {
     not_in_this_mode(opt.pipeline, "--pipeline");
     not_in_this_mode(opt.codec, "--codec");
     not_in_this_mode(opt.encoder, "--encoder");
+    not_in_this_mode(opt.layers_spec, "--layers");
     not_in_this_mode(opt.bitrate != defaults.bitrate, "--bitrate");
     not_in_this_mode(opt.width != defaults.width, "--width");
     not_in_this_mode(opt.height != defaults.height, "--height");
@@ -1409,6 +1508,19 @@ bool validate(const Options &opt) {
   return ok;
 }
 
+void announce_layer(App *app, size_t i) {
+  const Options &opt = *app->opt;
+  const Layer &l = opt.layers[i];
+  const std::string encoder = layer_name(kEncoderName, i), pad = layer_name(kVideoPadName, i);
+  if (app->json_log) {
+    log_json("layer", {{"encoder", encoder}, {"pad", pad}},
+             {{"layer", gint64(i)}, {"width", l.width}, {"height", l.height}, {"fps", opt.fps}, {"kbps", l.kbps}});
+    return;
+  }
+  g_print("layer %zu: %dx%d@%d, %d kbps, encoder %s -> %s%s\n", i, l.width, l.height, opt.fps, l.kbps,
+          encoder.c_str(), pad.c_str(), i == 0 ? " (new viewers start here)" : "");
+}
+
 // Broadcast mode: the encoder, and whether there can be audio.
 bool prepare_broadcast(App *app) {
   Options *opt = app->opt;
@@ -1429,10 +1541,18 @@ bool prepare_broadcast(App *app) {
     if (app->enc.forced && app->enc.factory != "x264enc" && app->enc.factory != "v4l2h264enc" &&
         app->enc.factory != "nvv4l2h264enc" && app->enc.factory != "vaapih264enc" &&
         app->enc.factory != "vp8enc" && app->enc.factory != "vp9enc")
-      say(app, "encoder", "note: no settings known for " + app->enc.factory +
-                              ", --bitrate and --keyframe-interval are not applied");
-    GST_INFO("video %dx%d@%d, %s %d kbps, keyframe every %d frames", opt->width, opt->height, opt->fps,
-             codec_name(app->enc.codec), opt->bitrate, opt->gop());
+      say(app, "encoder", "note: no settings known for " + app->enc.factory + ", " +
+                              (opt->layers.empty() ? "--bitrate" : "the layers' bitrates") +
+                              " and --keyframe-interval are not applied");
+    if (opt->layers.empty()) {
+      GST_INFO("video %dx%d@%d, %s %d kbps, keyframe every %d frames", opt->width, opt->height, opt->fps,
+               codec_name(app->enc.codec), opt->bitrate, opt->gop());
+    } else {
+      const Options defaults;
+      if (opt->width != defaults.width || opt->height != defaults.height || opt->bitrate != defaults.bitrate)
+        g_printerr("warning: --width/--height/--bitrate are ignored with --layers\n");
+      for (size_t i = 0; i < opt->layers.size(); ++i) announce_layer(app, i);
+    }
   }
   return true;
 }
@@ -1485,6 +1605,12 @@ int main(int argc, char **argv) {
       {"width", 0, 0, G_OPTION_ARG_INT, &opt.width, "Video width in pixels (default: 640)", "PIXELS"},
       {"height", 0, 0, G_OPTION_ARG_INT, &opt.height, "Video height in pixels (default: 360)", "PIXELS"},
       {"fps", 0, 0, G_OPTION_ARG_INT, &opt.fps, "Frames per second (default: 30)", "FPS"},
+      {"layers", 0, 0, G_OPTION_ARG_STRING, &opt.layers_spec,
+       "Simulcast: encode the source once per layer, 1 to 4 comma-separated WIDTHxHEIGHT@KBPS (even sizes), "
+       "largest first, e.g. 1280x720@2500,640x360@800,320x180@200; the source is captured once at the first "
+       "layer's size, which new viewers get. Overrides --width, --height and --bitrate (default: one layer, "
+       "from those)",
+       "LAYERS"},
       {"keyframe-interval", 'k', 0, G_OPTION_ARG_INT, &opt.keyframe_interval,
        "Keyframe interval (GOP length) in frames (default: 2 seconds' worth, i.e. 2 x --fps)", "FRAMES"},
       {"no-audio", 0, 0, G_OPTION_ARG_NONE, &opt.no_audio,
@@ -1616,7 +1742,7 @@ int main(int argc, char **argv) {
       "          and the viewers keep their sessions across upstream restarts\n"
       "  ingest  take a broadcast from one WHIP publisher (--whip-port), e.g. OBS, a browser or\n"
       "          gst-broadcast --push, and serve it, as it is (WHIP in, WHEP out)\n"
-      "--device, --pipeline, --codec, --encoder, --bitrate, --width, --height, --fps,\n"
+      "--device, --pipeline, --codec, --encoder, --bitrate, --width, --height, --fps, --layers,\n"
       "--keyframe-interval, --no-audio and --pattern are for broadcasting only. --push works in every mode.");
   g_option_context_set_description(
       ctx,
@@ -1632,6 +1758,7 @@ int main(int argc, char **argv) {
       "  gst-broadcast\n"
       "  gst-broadcast --device /dev/video0 --width 1280 --height 720 --bitrate 2000\n"
       "  gst-broadcast --codec vp8 --no-audio --port 9000\n"
+      "  gst-broadcast --device /dev/video0 --layers 1280x720@2500,640x360@800,320x180@200\n"
       "  gst-broadcast --pipeline \"videotestsrc is-live=true ! videoconvert ! x264enc tune=zerolatency\"\n"
       "  gst-broadcast relay --from http://root.example.org:8080/whep --port 8081 \\\n"
       "      --advertise-url http://relay1.example.org:8081/whep\n"
