@@ -20,12 +20,15 @@
 #include "broadcastsink.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include <gst/video/video-event.h>
 
+#include "fanout/fanout.h"
 #include "viewermanager.h"
 #include "viewer/nodestats.h"
 
@@ -41,14 +44,18 @@ struct Input {
   std::vector<GstElement *> chain;  // parser / payloader (none for RTP input)
 };
 
+// Inputs by index: video layers 0 (`video`) to kMaxLayers - 1 (`video_n`),
+// then audio.
+constexpr unsigned kAudio = wb::kMaxLayers;
+constexpr unsigned kInputs = wb::kMaxLayers + 1;
+
 }  // namespace
 
 struct _GstBroadcastSink {
   GstBin parent;
   GstElement *manager;
   std::mutex *lock;
-  Input *video;
-  Input *audio;
+  std::array<Input, kInputs> *inputs;
 };
 
 G_DEFINE_TYPE(GstBroadcastSink, gst_broadcast_sink, GST_TYPE_BIN)
@@ -60,6 +67,11 @@ static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
     GST_STATIC_CAPS("video/x-h264, stream-format=(string){ byte-stream, avc }; "
                     "video/x-vp8; video/x-vp9; "
                     "application/x-rtp, media=(string)video, encoding-name=(string){ H264, VP8, VP9 }"));
+static GstStaticPadTemplate video_layer_template = GST_STATIC_PAD_TEMPLATE(
+    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS("video/x-h264, stream-format=(string){ byte-stream, avc }; "
+                    "video/x-vp8; video/x-vp9; "
+                    "application/x-rtp, media=(string)video, encoding-name=(string){ H264, VP8, VP9 }"));
 static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
     "audio", GST_PAD_SINK, GST_PAD_REQUEST,
     GST_STATIC_CAPS("audio/x-opus; "
@@ -68,8 +80,17 @@ static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
 namespace {
 
 Input *input_of(GstBroadcastSink *self, GstPad *ghost) {
-  if (self->video->ghost == ghost) return self->video;
-  if (self->audio->ghost == ghost) return self->audio;
+  for (Input &input : *self->inputs)
+    if (input.ghost && input.ghost == ghost) return &input;
+  return nullptr;
+}
+
+// The input a pad name stands for: video, video_<n> (a layer), audio.
+Input *input_named(GstBroadcastSink *self, const gchar *name) {
+  unsigned layer;
+  if (g_str_equal(name, "audio")) return &(*self->inputs)[kAudio];
+  if (g_str_equal(name, "video")) return &(*self->inputs)[0];
+  if (sscanf(name, "video_%u", &layer) == 1 && layer > 0 && layer < wb::kMaxLayers) return &(*self->inputs)[layer];
   return nullptr;
 }
 
@@ -179,8 +200,8 @@ void release_unused_input(GstElement *element, gpointer kind) {
   GstPad *manager_pad = nullptr;
   {
     std::lock_guard<std::mutex> lock(*self->lock);
-    Input *input = g_str_equal(static_cast<const gchar *>(kind), "video") ? self->video : self->audio;
-    if (input->ghost && input->media_type.empty()) std::swap(manager_pad, input->manager_pad);
+    Input *input = input_named(self, static_cast<const gchar *>(kind));
+    if (input && input->ghost && input->media_type.empty()) std::swap(manager_pad, input->manager_pad);
   }
   if (!manager_pad) return;
   GST_INFO_OBJECT(self, "%s ended without media: viewers are served without it", static_cast<const gchar *>(kind));
@@ -274,18 +295,36 @@ GstStructure *get_stats(GstBroadcastSink *self) {
   return result;
 }
 
+gboolean set_viewer_layer(GstBroadcastSink *self, const gchar *id, guint layer) {
+  gboolean done = FALSE;
+  g_signal_emit_by_name(self->manager, "set-viewer-layer", id, layer, &done);
+  return done;
+}
+
 }  // namespace
 
 static GstPad *gst_broadcast_sink_request_new_pad(GstElement *element, GstPadTemplate *templ,
-                                                  const gchar *, const GstCaps *) {
+                                                  const gchar *name, const GstCaps *) {
   GstBroadcastSink *self = GST_BROADCAST_SINK(element);
-  const gchar *kind = GST_PAD_TEMPLATE_NAME_TEMPLATE(templ);
+  std::string kind = GST_PAD_TEMPLATE_NAME_TEMPLATE(templ);
   std::lock_guard<std::mutex> lock(*self->lock);
-  Input *input = g_str_equal(kind, "video") ? self->video : self->audio;
-  if (input->ghost) return nullptr;
-  input->manager_pad = gst_element_request_pad_simple(self->manager, kind);
+  if (kind == "video_%u") {
+    unsigned layer = 1;
+    if (name) kind = name;
+    else
+      while (layer + 1 < wb::kMaxLayers && (*self->inputs)[layer].ghost) ++layer;
+    if (!name) kind = "video_" + std::to_string(layer);
+  }
+  Input *input = input_named(self, kind.c_str());
+  if (!input || input->ghost) {
+    GST_WARNING_OBJECT(self, "no pad %s: video, video_1 to video_%u (after video) and audio, each once", kind.c_str(),
+                       wb::kMaxLayers - 1);
+    return nullptr;
+  }
+  // viewermanager's pads have our names.
+  input->manager_pad = gst_element_request_pad_simple(self->manager, kind.c_str());
   if (!input->manager_pad) return nullptr;
-  input->ghost = gst_ghost_pad_new_no_target_from_template(kind, templ);
+  input->ghost = gst_ghost_pad_new_no_target_from_template(kind.c_str(), templ);
   gst_pad_set_event_function(input->ghost, input_event);
   gst_pad_set_query_function(input->ghost, input_query);
   gst_pad_set_active(input->ghost, TRUE);
@@ -339,8 +378,7 @@ static GstStateChangeReturn gst_broadcast_sink_change_state(GstElement *element,
 static void gst_broadcast_sink_finalize(GObject *object) {
   GstBroadcastSink *self = GST_BROADCAST_SINK(object);
   gst_object_unref(self->manager);
-  delete self->video;
-  delete self->audio;
+  delete self->inputs;
   delete self->lock;
   G_OBJECT_CLASS(gst_broadcast_sink_parent_class)->finalize(object);
 }
@@ -355,7 +393,8 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
   auto specs = wb::viewer_param_specs();
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
   signals = wb::install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer), G_CALLBACK(remove_viewer),
-                                       G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats));
+                                       G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats),
+                                       G_CALLBACK(set_viewer_layer));
   element_class->request_new_pad = gst_broadcast_sink_request_new_pad;
   element_class->release_pad = gst_broadcast_sink_release_pad;
   element_class->change_state = gst_broadcast_sink_change_state;
@@ -366,6 +405,17 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
    * Keyframe requests leave this pad upstream as force-key-unit events.
    */
   gst_element_class_add_static_pad_template(element_class, &video_template);
+  /**
+   * broadcastsink:video_%u:
+   *
+   * A further layer of the video (simulcast): the same picture encoded
+   * again at another size or bitrate, in the `video` pad's codec (request
+   * that one first). Payloaded once like `video`. Each viewer is sent one
+   * layer at a time (`set-viewer-layer`; new viewers get layer 0, the
+   * `video` pad) and moves between layers at a keyframe without a gap.
+   * Keyframe requests for a layer leave its own pad.
+   */
+  gst_element_class_add_static_pad_template(element_class, &video_layer_template);
   /**
    * broadcastsink:audio:
    *
@@ -381,8 +431,7 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
 
 static void gst_broadcast_sink_init(GstBroadcastSink *self) {
   self->lock = new std::mutex();
-  self->video = new Input();
-  self->audio = new Input();
+  self->inputs = new std::array<Input, kInputs>();
   self->manager = gst_element_factory_make("viewermanager", "viewers");
   if (!self->manager) self->manager = GST_ELEMENT(g_object_new(GST_TYPE_VIEWER_MANAGER, "name", "viewers", nullptr));
   gst_object_ref_sink(self->manager);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <gst/webrtc/webrtc.h>
 
+#include <array>
 #include <memory>
 #include <mutex>
 
@@ -41,6 +42,14 @@ struct MediaInput {
   bool eos = false;
 };
 
+// A further layer of the video (simulcast): its own queue, and thread, into
+// its sink pad on the video fan-out.
+struct LayerInput {
+  GstPad *ghost = nullptr;  // owned by the element
+  GstElement *queue = nullptr;
+  GstPad *fanout_pad = nullptr;
+};
+
 // Defaults of the settings kept here; the audience's are AudienceConfig's
 // and HttpLimits' own.
 constexpr const char *DEFAULT_PROP_ADDRESS = "0.0.0.0";
@@ -63,8 +72,9 @@ struct Settings {
 struct ViewerManagerPrivate {
   std::mutex lock;
   Settings settings;
-  MediaInput video;
+  MediaInput video;  // layer 0 and the video fan-out
   MediaInput audio;
+  std::array<LayerInput, kMaxLayers> layers;  // 1 and up; [0] unused
   std::unique_ptr<Node> node;
   Pusher::State push_state = Pusher::State::Idle;
   std::string node_id;        // ours, when we are the root
@@ -83,6 +93,9 @@ static ViewerSignalIds signals;
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
     "video", GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS("application/x-rtp, media=(string)video, encoding-name=(string){ H264, VP8, VP9 }"));
+static GstStaticPadTemplate video_layer_template = GST_STATIC_PAD_TEMPLATE(
+    "video_%u", GST_PAD_SINK, GST_PAD_REQUEST,
     GST_STATIC_CAPS("application/x-rtp, media=(string)video, encoding-name=(string){ H264, VP8, VP9 }"));
 static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
     "audio", GST_PAD_SINK, GST_PAD_REQUEST,
@@ -280,7 +293,7 @@ bool emit_authorize(GstElement *element, guint signal_id, const std::string &met
 }
 
 ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
-                                       GCallback get_viewer_stats, GCallback get_stats) {
+                                       GCallback get_viewer_stats, GCallback get_stats, GCallback set_viewer_layer) {
   ViewerSignalIds ids;
   /**
    * GstViewerManager::viewer-joined:
@@ -360,6 +373,21 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
    */
   g_signal_new_class_handler("get-stats", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), get_stats,
                              nullptr, nullptr, nullptr, GST_TYPE_STRUCTURE, 0);
+  /**
+   * GstViewerManager::set-viewer-layer:
+   * @id: a session id
+   * @layer: the video layer to send the viewer: 0 for the `video` pad, n for
+   *   `video_n`
+   *
+   * Action signal: the viewer's video is sent from @layer from that layer's
+   * next keyframe on (one is asked of its encoder), its sequence numbers
+   * and timestamps running on without a gap. Returns FALSE for an unknown
+   * id or layer, or a viewer whose video cannot move (one with a webrtcbin
+   * of its own stays on layer 0). Any thread.
+   */
+  g_signal_new_class_handler("set-viewer-layer", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                             set_viewer_layer, nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 2, G_TYPE_STRING,
+                             G_TYPE_UINT);
   return ids;
 }
 
@@ -401,6 +429,10 @@ GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
 }
 
 GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(self->priv->node->audience().stats()); }
+
+gboolean set_viewer_layer(GstViewerManager *self, const gchar *id, guint layer) {
+  return id && self->priv->node && self->priv->node->audience().set_viewer_layer(id, layer);
+}
 
 void apply_fanout_settings(GstViewerManager *self) {
   auto *priv = self->priv;
@@ -769,9 +801,69 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
   }
 }
 
+// The queue every input gets: the fan-out runs on its thread, not on the
+// encoder's; when the fan-out cannot keep up, old packets go rather than
+// stalling the source. Its limit is in bytes, not time: after an upstream
+// pause (a relay reconnecting) the next packet's timestamp would make a
+// time-limited queue look full and drop the keyframe that ends the pause.
+static GstElement *input_queue(const gchar *kind) {
+  gchar *queue_name = g_strdup_printf("%s-queue", kind);
+  GstElement *queue = gst_element_factory_make("queue", queue_name);
+  g_free(queue_name);
+  g_object_set(queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 1024 * 1024, "max-size-time",
+               G_GUINT64_CONSTANT(0), nullptr);
+  return queue;
+}
+
+// video_%u: a further layer of the video, into the video fan-out (which
+// the `video` pad, layer 0, brings).
+static GstPad *request_layer_pad(GstViewerManager *self, GstPadTemplate *templ, const gchar *name) {
+  ViewerManagerPrivate *priv = self->priv;
+  unsigned layer = 0;
+  if (name && sscanf(name, "video_%u", &layer) != 1) return nullptr;
+  WbFanout *fanout;
+  {
+    std::lock_guard<std::mutex> lock(priv->lock);
+    if (!name)
+      for (layer = 1; layer < kMaxLayers && priv->layers[layer].ghost; ++layer) {
+      }
+    if (layer == 0 || layer >= kMaxLayers || priv->layers[layer].ghost || !priv->video.fanout) {
+      GST_WARNING_OBJECT(self, "no pad video_%u: layers are 1 to %u, each once, after the pad video", layer,
+                         kMaxLayers - 1);
+      return nullptr;
+    }
+    fanout = WB_FANOUT(gst_object_ref(priv->video.fanout));
+  }
+  gchar *pad_name = g_strdup_printf("video_%u", layer);
+  gchar *fanout_pad_name = g_strdup_printf("sink_%u", layer);
+  GstPad *fanout_pad = gst_element_request_pad_simple(GST_ELEMENT(fanout), fanout_pad_name);
+  g_free(fanout_pad_name);
+  gst_object_unref(fanout);
+  if (!fanout_pad) {
+    g_free(pad_name);
+    return nullptr;
+  }
+  GstElement *queue = input_queue(pad_name);
+  gst_bin_add(GST_BIN(self), queue);
+  GstPad *queue_src = gst_element_get_static_pad(queue, "src");
+  gst_pad_link(queue_src, fanout_pad);
+  gst_object_unref(queue_src);
+  GstPad *target = gst_element_get_static_pad(queue, "sink");
+  GstPad *ghost = gst_ghost_pad_new_from_template(pad_name, target, templ);
+  gst_object_unref(target);
+  g_free(pad_name);
+  gst_pad_set_active(ghost, TRUE);
+  gst_element_add_pad(GST_ELEMENT(self), ghost);
+  gst_element_sync_state_with_parent(queue);
+  std::lock_guard<std::mutex> lock(priv->lock);
+  priv->layers[layer] = {ghost, GST_ELEMENT(gst_object_ref(queue)), fanout_pad};
+  return ghost;
+}
+
 static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTemplate *templ,
-                                                  const gchar *, const GstCaps *) {
+                                                  const gchar *name, const GstCaps *) {
   GstViewerManager *self = GST_VIEWER_MANAGER(element);
+  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video_%u") == 0) return request_layer_pad(self, templ, name);
   MediaInput *input = input_for_template(self, templ);
   if (!input) return nullptr;
   {
@@ -782,16 +874,7 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
     }
   }
   const gchar *kind = GST_PAD_TEMPLATE_NAME_TEMPLATE(templ);
-  // The fan-out runs on this queue's thread, not on the encoder's; when the
-  // fan-out cannot keep up, old packets go rather than stalling the source.
-  // Its limit is in bytes, not time: after an upstream pause (a relay
-  // reconnecting) the next packet's timestamp would make a time-limited
-  // queue look full and drop the keyframe that ends the pause.
-  gchar *queue_name = g_strdup_printf("%s-queue", kind);
-  GstElement *queue = gst_element_factory_make("queue", queue_name);
-  g_free(queue_name);
-  g_object_set(queue, "leaky", 2, "max-size-buffers", 0, "max-size-bytes", 1024 * 1024, "max-size-time",
-               G_GUINT64_CONSTANT(0), nullptr);
+  GstElement *queue = input_queue(kind);
   gchar *fanout_name = g_strdup_printf("%s-fanout", kind);
   auto *fanout = WB_FANOUT(g_object_new(WB_TYPE_FANOUT, "name", fanout_name, nullptr));
   g_free(fanout_name);
@@ -819,8 +902,33 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   return ghost;
 }
 
+static void release_layer_pad(GstViewerManager *self, LayerInput released) {
+  gst_element_remove_pad(GST_ELEMENT(self), released.ghost);
+  if (GST_OBJECT_PARENT(released.queue) == GST_OBJECT(self)) {
+    gst_element_set_state(released.queue, GST_STATE_NULL);
+    gst_bin_remove(GST_BIN(self), released.queue);
+  }
+  gst_object_unref(released.queue);
+  GstElement *fanout = gst_pad_get_parent_element(released.fanout_pad);
+  if (fanout) {
+    gst_element_release_request_pad(fanout, released.fanout_pad);
+    gst_object_unref(fanout);
+  }
+  gst_object_unref(released.fanout_pad);
+}
+
 static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
   GstViewerManager *self = GST_VIEWER_MANAGER(element);
+  LayerInput layer;
+  {
+    std::lock_guard<std::mutex> lock(self->priv->lock);
+    for (LayerInput &l : self->priv->layers)
+      if (l.ghost && l.ghost == pad) std::swap(layer, l);
+  }
+  if (layer.ghost) {
+    release_layer_pad(self, layer);
+    return;
+  }
   MediaInput released;
   {
     std::lock_guard<std::mutex> lock(self->priv->lock);
@@ -932,13 +1040,23 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
   auto specs = viewer_param_specs();
   g_object_class_install_properties(gobject_class, specs.size(), specs.data());
   signals = install_viewer_signals(G_TYPE_FROM_CLASS(klass), G_CALLBACK(add_viewer), G_CALLBACK(remove_viewer),
-                                   G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats));
+                                   G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats), G_CALLBACK(set_viewer_layer));
   GST_BIN_CLASS(klass)->remove_element = gst_viewer_manager_remove_element;
   GST_BIN_CLASS(klass)->handle_message = gst_viewer_manager_handle_message;
   element_class->request_new_pad = gst_viewer_manager_request_new_pad;
   element_class->release_pad = gst_viewer_manager_release_pad;
   element_class->change_state = gst_viewer_manager_change_state;
   gst_element_class_add_static_pad_template(element_class, &video_template);
+  /**
+   * GstViewerManager:video_%u:
+   *
+   * A further layer of the video (simulcast): the same picture encoded
+   * again, at another size or bitrate, in the codec of the `video` pad
+   * (request that one first). Each viewer is sent one layer at a time
+   * (`set-viewer-layer`; new viewers get layer 0, the `video` pad) and
+   * moves between them at a keyframe without a gap in its stream.
+   */
+  gst_element_class_add_static_pad_template(element_class, &video_layer_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);
   gst_element_class_set_static_metadata(
       element_class, "WebRTC viewer manager", "Sink/Network/WebRTC",

@@ -60,6 +60,8 @@ enum ViewerProperty : guint {
 #define WB_VIEWER_SIGNALS_DOC                                                                                        \
   " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, id, answer, error}; "      \
   "remove-viewer (id) -> gboolean; "                                                                                 \
+  "set-viewer-layer (id, layer) -> gboolean: sends the viewer's video from that layer (0: the video pad, n: "        \
+  "video_n), moving at the layer's next keyframe without a gap; FALSE for an unknown id or layer; "                  \
   "get-viewer-stats (id) -> GstStructure viewer-stats, NULL for an unknown id: id, path (ice-lite or webrtcbin), "   \
   "state (negotiating, connected or closed), sends-direct (boolean); on the ICE-lite path also transport-state "     \
   "(new, connected, failed or closed), remote-address (ip:port media goes to), srtp-profile (what DTLS agreed: "   \
@@ -75,6 +77,8 @@ enum ViewerProperty : guint {
   "highest-seq (uint, extended), jitter (uint, RTP clock units), jitter-ms (double), rtt-ms (double, RFC 3550 "     \
   "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports), "         \
   "sender-shard (int, the sender thread that sends the stream, see sender-threads); "                              \
+  "with video: video-layer (int, the layer it is sent; -1 before its first keyframe), video-layer-wanted (int, "    \
+  "the layer it moves to at that layer's next keyframe), video-layers (uint, how many the node has); "             \
   "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \
   "authorize (method, path, authorization, remote-address) -> gboolean, on the HTTP thread before a WHEP POST or " \
   "DELETE is read (FALSE: 401 without an Authorization header, else 403; no handler: allowed)"
@@ -97,6 +101,6 @@ struct ViewerSignalIds {
 bool emit_authorize(GstElement *element, guint signal_id, const std::string &method, const std::string &path,
                     const std::string &authorization, const std::string &remote_address);
 ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
-                                       GCallback get_viewer_stats, GCallback get_stats);
+                                       GCallback get_viewer_stats, GCallback get_stats, GCallback set_viewer_layer);
 
 }  // namespace wb

@@ -197,6 +197,7 @@ struct FanoutState {
   std::shared_ptr<const SubscriberList> with_pads = std::make_shared<SubscriberList>();
   Sharding sharding;  // set at the first subscriber started on a shard
   std::array<std::unique_ptr<LayerInput>, kMaxLayers> inputs;  // created with their pads
+  std::array<std::atomic<uint64_t>, kMaxLayers> bitrates{};    // each input's, for readers without the lock
   Codec codec = Codec::Unknown;  // layer 0's; every layer must match
   SubscriberId next_id = 1;
   unsigned next_pad = 0;
@@ -593,7 +594,10 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   if (!any_keyframe) batch->first_keyframe = batch->refs.size();
   in->packets_in += buffers.size();
   if (now - in->rate_start_us >= G_USEC_PER_SEC) {
-    if (in->rate_start_us) in->bitrate.store(in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us));
+    if (in->rate_start_us) {
+      in->bitrate.store(in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us));
+      st.bitrates[layer].store(in->sinkpad ? in->bitrate.load() : 0, std::memory_order_relaxed);
+    }
     in->rate_start_us = now;
     in->rate_bytes = 0;
   }
@@ -818,6 +822,7 @@ void release_pad(GstElement *element, GstPad *pad) {
     std::lock_guard<std::mutex> lock(self->state->lock);
     LayerInput *in = self->state->inputs[layer_of_pad(pad)].get();
     if (in && in->sinkpad == pad) in->sinkpad = nullptr;
+    self->state->bitrates[layer_of_pad(pad)].store(0);
   }
   gst_pad_set_active(pad, FALSE);
   gst_element_remove_pad(element, pad);
@@ -1001,6 +1006,12 @@ unsigned fanout_layer_count(WbFanout *fanout) {
   unsigned n = 0;
   for (const auto &in : fanout->state->inputs) n += in && in->sinkpad;
   return n;
+}
+
+std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout) {
+  std::array<uint64_t, kMaxLayers> rates{};
+  for (unsigned i = 0; i < kMaxLayers; ++i) rates[i] = fanout->state->bitrates[i].load(std::memory_order_relaxed);
+  return rates;
 }
 
 bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {

@@ -39,6 +39,7 @@
 
 #include <gst/gst.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -129,6 +130,10 @@ bool fanout_has_keyframe(WbFanout *fanout, SubscriberId id);
 int fanout_shard_of(WbFanout *fanout, SubscriberId id);
 // The layers with a sink pad, by index: 1 without simulcast.
 unsigned fanout_layer_count(WbFanout *fanout);
+// What each layer carries, bits per second over about the last second (0:
+// no such layer, or nothing measured yet). Cheap: no lock, for per-viewer
+// decisions.
+std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout);
 // Moves the subscriber to `layer` at that layer's next keyframe (one is
 // requested). Before fanout_start(): the layer it starts on (default 0).
 // Any thread. False when the layer has no sink pad, or the subscriber has

@@ -1,6 +1,7 @@
 #include "rtcp.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace wb::rtcp {
 
@@ -15,6 +16,7 @@ constexpr uint8_t kCname = 1;
 constexpr uint8_t kNackFormat = 1;  // RTPFB
 constexpr uint8_t kPliFormat = 1;   // PSFB
 constexpr uint8_t kFirFormat = 4;   // PSFB
+constexpr uint8_t kAppFormat = 15;  // PSFB: application layer feedback, e.g. REMB
 constexpr size_t kMaxCount = 31;    // the 5-bit count field
 constexpr size_t kReportBlockSize = 24;
 constexpr size_t kSenderInfoEnd = 28;     // header, SSRC, NTP, RTP time, counts
@@ -69,6 +71,23 @@ bool read_fir(const uint8_t *p, size_t end, Feedback *out) {
   return true;
 }
 
+// draft-alvestrand-rmcat-remb: "REMB", a count of SSRCs, a 6-bit exponent
+// and an 18-bit mantissa, then the SSRCs it is about. Other application
+// feedback is skipped; a REMB too short for its SSRCs is malformed.
+bool read_remb(const uint8_t *p, size_t end, Feedback *out) {
+  if (end < kFeedbackHeaderEnd + 8 || memcmp(p + kFeedbackHeaderEnd, "REMB", 4) != 0) return true;
+  const uint8_t *fci = p + kFeedbackHeaderEnd + 4;
+  const size_t ssrcs = fci[0];
+  if (end < kFeedbackHeaderEnd + 8 + 4 * ssrcs) return false;
+  const unsigned exponent = fci[1] >> 2;
+  const uint64_t mantissa = uint64_t(fci[1] & 0x03) << 16 | uint64_t(fci[2]) << 8 | fci[3];
+  // 2^18 << 63 would not fit: such an estimate is "unlimited" anyway.
+  out->remb_bitrate = exponent > 45 ? UINT64_MAX : mantissa << exponent;
+  out->remb_ssrcs.clear();
+  for (size_t i = 0; i < ssrcs; ++i) out->remb_ssrcs.push_back(read32(fci + 4 + 4 * i));
+  return true;
+}
+
 bool read_compound(const uint8_t *data, size_t len, Feedback *out) {
   if (len == 0) return false;
   for (size_t at = 0; at < len;) {
@@ -97,6 +116,8 @@ bool read_compound(const uint8_t *data, size_t len, Feedback *out) {
           if (ok) out->pli.push_back(read32(p + 8));
         } else if (count == kFirFormat) {
           ok = read_fir(p, end, out);
+        } else if (count == kAppFormat) {
+          ok = read_remb(p, end, out);
         }
         break;
       default: break;
@@ -112,6 +133,8 @@ void clear(Feedback *out) {
   out->fir.clear();
   out->nacks.clear();
   out->reports.clear();
+  out->remb_bitrate = 0;
+  out->remb_ssrcs.clear();
 }
 
 }  // namespace

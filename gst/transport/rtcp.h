@@ -85,14 +85,19 @@ struct Feedback {
     ReportBlock block;
   };
   std::vector<Report> reports;  // the blocks of SRs and RRs
+  // The receiver's estimate of what its network carries, bits per second
+  // (REMB, PSFB fmt 15; 0: none in this compound), and the SSRCs it covers.
+  uint64_t remb_bitrate = 0;
+  std::vector<uint32_t> remb_ssrcs;
 };
 
 // Replaces `*out` (keeping its vectors' capacity) with what the compound
 // packet `data` asks for. False, with `*out` empty, when it is not a
 // well-formed compound: no packet, a version other than 2, a length or
 // padding running past the end, or SR, RR, PLI, FIR or NACK too short for
-// what they announce. Other packet types (SDES, BYE, APP, XR,
-// transport-cc, REMB...) are skipped. A compound need not start with an SR
+// what they announce, or a REMB too short for its SSRCs. Other packet types
+// (SDES, BYE, APP, XR, transport-cc, other application feedback) are
+// skipped. A compound need not start with an SR
 // or RR: reduced-size RTCP (RFC 5506) sends feedback alone.
 bool parse(const uint8_t *data, size_t len, Feedback *out);
 

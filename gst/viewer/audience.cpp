@@ -87,6 +87,11 @@ GstStructure *Audience::viewer_stats(const std::string &session_id) const {
   return session ? session->stats() : nullptr;
 }
 
+bool Audience::set_viewer_layer(const std::string &session_id, unsigned layer) {
+  auto session = find(session_id);
+  return session && session->set_video_layer(layer);
+}
+
 NodeStats Audience::stats() const {
   NodeStats stats;
   stats.status.path = callbacks_.path ? callbacks_.path() : "";

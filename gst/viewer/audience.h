@@ -106,6 +106,8 @@ class Audience : public SessionHandler {
   void set_children_tls_ca(const std::string &tls_ca) { children_.set_tls_ca(tls_ca); }
   // ViewerSession::stats() of a session; null for an unknown id. Any thread.
   GstStructure *viewer_stats(const std::string &session_id) const;
+  // ViewerSession::set_video_layer() of a session; false for an unknown id.
+  bool set_viewer_layer(const std::string &session_id, unsigned layer);
 
  private:
   // Sessions not connected yet (of them with a webrtcbin, in `webrtcbin`).

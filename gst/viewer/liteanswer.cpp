@@ -26,9 +26,10 @@ std::vector<std::string> bundle_group(const GstSDPMessage *msg) {
 }
 
 // The feedback we honour: picture loss and full intra requests go to the
-// fan-out's keyframe policy, generic NACK to its packet history.
+// fan-out's keyframe policy, generic NACK to its packet history, the
+// receiver's estimate (REMB) to the viewer's choice of layer.
 bool feedback_we_honour(const std::string &value) {
-  return value == "nack" || value == "nack pli" || value == "ccm fir";
+  return value == "nack" || value == "nack pli" || value == "ccm fir" || value == "goog-remb";
 }
 
 }  // namespace

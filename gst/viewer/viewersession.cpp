@@ -72,6 +72,14 @@ bool ViewerSession::has_keyframe() const {
   return true;
 }
 
+bool ViewerSession::set_video_layer(unsigned layer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_) return false;
+  for (const auto &s : subscriptions_)
+    if (s.video) return fanout_set_layer(s.fanout.get(), s.id, layer);
+  return false;
+}
+
 void ViewerSession::close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -112,7 +120,13 @@ GstStructure *ViewerSession::stats() const {
   // emptying subscriptions_, which it does only after setting closed_
   // under this lock.
   std::lock_guard<std::mutex> lock(mutex_);
-  if (transport_ && !closed_) transport_->add_stats(s, subscriptions_);
+  if (closed_) return s;
+  if (transport_) transport_->add_stats(s, subscriptions_);
+  for (const auto &sub : subscriptions_)
+    if (sub.video)
+      gst_structure_set(s, "video-layer", G_TYPE_INT, fanout_layer_of(sub.fanout.get(), sub.id), "video-layer-wanted",
+                        G_TYPE_INT, fanout_wanted_layer_of(sub.fanout.get(), sub.id), "video-layers", G_TYPE_UINT,
+                        fanout_layer_count(sub.fanout.get()), nullptr);
   return s;
 }
 

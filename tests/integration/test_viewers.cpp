@@ -811,3 +811,55 @@ TEST(Viewers, BroadcastEndsWithEosAfterViewersCameAndWent) {
   }
   EXPECT_TRUE(wait_until([&] { return broadcast.got_eos(); }, 10000ms)) << "the broadcast never posted EOS";
 }
+
+// Two layers of one picture (640x360 and 320x180, each encoded once): a
+// viewer starts on layer 0, is moved to layer 1 and back by the action
+// signal, and keeps decoding, its sequence numbers without a gap.
+TEST(Layers, AViewerMovesBetweenLayersWithoutAGapAndKeepsDecoding) {
+  const unsigned port = free_tcp_port();
+  const std::string x264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ";
+  Broadcast broadcast(
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! tee name=t "
+      "t. ! queue ! " + x264 + "bitrate=800 ! video/x-h264,profile=constrained-baseline ! bs.video "
+      "t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! " + x264 +
+          "bitrate=200 ! video/x-h264,profile=constrained-baseline ! bs.video_1 "
+      "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio "
+      "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
+      port);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  WhepViewer viewer;
+  ASSERT_EQ(viewer.connect(broadcast.url()), 201) << viewer.error();
+  const std::string id = viewer_id(viewer);
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 20; }, 15000ms)) << viewer.video_frames();
+  EXPECT_EQ(viewer.video_width(), 640u);
+  Stats stats = viewer_stats(broadcast.sink(), id);
+  int layer = -2;
+  guint layers = 0;
+  ASSERT_TRUE(stats && gst_structure_get_int(stats.get(), "video-layer", &layer)) << describe(stats);
+  EXPECT_EQ(layer, 0);
+  gst_structure_get_uint(stats.get(), "video-layers", &layers);
+  EXPECT_EQ(layers, 2u);
+
+  gboolean moved = FALSE;
+  for (guint to : {1u, 0u}) {
+    g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), to, &moved);
+    ASSERT_TRUE(moved);
+    const unsigned width = to == 1 ? 320u : 640u;
+    EXPECT_TRUE(wait_until([&] { return viewer.video_width() == width; }, 5000ms))
+        << "to layer " << to << ": width " << viewer.video_width();
+    const unsigned frames = viewer.video_frames();
+    EXPECT_TRUE(wait_until([&] { return viewer.video_frames() > frames + 30; }, 5000ms))
+        << "decoding goes on on layer " << to;
+    stats = viewer_stats(broadcast.sink(), id);
+    gst_structure_get_int(stats.get(), "video-layer", &layer);
+    EXPECT_EQ(layer, int(to)) << describe(stats);
+  }
+  EXPECT_EQ(viewer.video_seq_breaks(), 0u) << "the viewer's sequence numbers ran on across both moves";
+  EXPECT_GT(viewer.audio_frames(), 30u);
+
+  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), 2u, &moved);
+  EXPECT_FALSE(moved) << "no layer 2";
+  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", "0123456789abcdef0123456789abcdef", 1u, &moved);
+  EXPECT_FALSE(moved) << "no such viewer";
+}

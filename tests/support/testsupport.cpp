@@ -525,6 +525,7 @@ void WhepViewer::on_pad_added(GstElement *, GstPad *pad, WhepViewer *self) {
                           if (last != GST_CLOCK_TIME_NONE) {
                             guint16 diff = guint16(seq - last);
                             if (diff > 1 && diff < 1000) v->video_gaps_ += diff - 1;
+                            if (diff != 1) v->video_seq_breaks_++;
                           }
                           gst_rtp_buffer_unmap(&rtp);
                         }
@@ -569,14 +570,14 @@ void WhepViewer::count_decoded(GstPad *pad, bool video) {
                         auto elapsed = std::chrono::steady_clock::now() - v->connect_time_;
                         v->first_video_us_ =
                             std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
-                        GstCaps *caps = gst_pad_get_current_caps(p);
-                        gint width = 0;
-                        if (caps) {
-                          gst_structure_get_int(gst_caps_get_structure(caps, 0), "width", &width);
-                          gst_caps_unref(caps);
-                        }
-                        v->video_width_ = unsigned(width);
                       }
+                      GstCaps *caps = gst_pad_get_current_caps(p);
+                      gint width = 0;
+                      if (caps) {
+                        gst_structure_get_int(gst_caps_get_structure(caps, 0), "width", &width);
+                        gst_caps_unref(caps);
+                      }
+                      v->video_width_ = unsigned(width);
                       return GST_PAD_PROBE_OK;
                     }
                           : +[](GstPad *, GstPadProbeInfo *, gpointer data) {

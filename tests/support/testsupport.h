@@ -133,8 +133,12 @@ class WhepViewer {
   // The Link header of the 201.
   const std::string &link() const { return link_; }
   std::string error() const { return error_; }
+  // The width of the latest decoded frame.
   unsigned video_width() const { return video_width_.load(); }
   unsigned video_gaps() const { return video_gaps_.load(); }
+  // Times a video packet's sequence number did not follow the one before
+  // (a gap, a jump or a step back).
+  unsigned video_seq_breaks() const { return video_seq_breaks_.load(); }
   unsigned video_packets() const { return video_packets_.load(); }
   // Video packets dropped on the way in (see Options::drop_video_seq_every).
   unsigned video_dropped() const { return video_dropped_.load(); }
@@ -174,6 +178,7 @@ class WhepViewer {
   std::atomic<unsigned> audio_frames_{0};
   std::atomic<unsigned> video_width_{0};
   std::atomic<unsigned> video_gaps_{0};
+  std::atomic<unsigned> video_seq_breaks_{0};
   std::atomic<unsigned> video_packets_{0};
   std::atomic<unsigned> video_dropped_{0};
   std::atomic<unsigned> video_came_again_{0};

@@ -407,3 +407,34 @@ TEST(Rtcp, ReceptionKeepsTheLatestBlockAndRoundTrip) {
   EXPECT_EQ(reception.latest.highest_seq, 300u);
   EXPECT_EQ(reception.rtt, 0x8000);
 }
+
+// A REMB as Chromium sends it with its receiver report: 500 kbit/s for
+// two SSRCs (exponent 1, mantissa 250000).
+TEST(Rtcp, RembGivesTheReceiversEstimateAndItsSsrcs) {
+  std::vector<uint8_t> v;
+  header(v, 201, 0, 1);
+  put32(v, 0x0a0b0c0d);
+  header(v, 206, 15, 6);
+  put32(v, 0x0a0b0c0d);
+  put32(v, 0);
+  for (char c : std::string("REMB")) v.push_back(uint8_t(c));
+  v.push_back(2);
+  v.push_back(uint8_t(1 << 2 | (250000 >> 16)));
+  v.push_back(uint8_t(250000 >> 8));
+  v.push_back(uint8_t(250000));
+  put32(v, 0x11111111);
+  put32(v, 0x22222222);
+  Feedback f;
+  ASSERT_TRUE(parse_exact(v.data(), v.size(), &f));
+  EXPECT_EQ(f.remb_bitrate, 500000u);
+  EXPECT_EQ(f.remb_ssrcs, (std::vector<uint32_t>{0x11111111, 0x22222222}));
+  // Claiming three SSRCs with room for two: malformed, nothing taken.
+  v[v.size() - 12] = 3;
+  EXPECT_FALSE(parse_exact(v.data(), v.size(), &f));
+  EXPECT_EQ(f.remb_bitrate, 0u);
+  // Other application feedback is skipped.
+  v[v.size() - 12] = 2;
+  v[v.size() - 16] = 'X';
+  ASSERT_TRUE(parse_exact(v.data(), v.size(), &f));
+  EXPECT_EQ(f.remb_bitrate, 0u);
+}

@@ -1,0 +1,109 @@
+#include "layerchoice.h"
+
+#include <algorithm>
+
+namespace wb {
+
+namespace {
+
+// The highest-rate layer no higher than `limit` bits/s, or the lowest-rate
+// layer when none is; kMaxLayers when there is no layer at all.
+unsigned best_under(const LayerChoice::Rates &rates, double limit) {
+  unsigned best = kMaxLayers, lowest = kMaxLayers;
+  for (unsigned i = 0; i < kMaxLayers; ++i) {
+    if (!rates[i]) continue;
+    if (lowest == kMaxLayers || rates[i] < rates[lowest]) lowest = i;
+    if (rates[i] <= limit && (best == kMaxLayers || rates[i] > rates[best])) best = i;
+  }
+  return best != kMaxLayers ? best : lowest;
+}
+
+// The lowest-rate layer above `current`, or kMaxLayers.
+unsigned next_up(const LayerChoice::Rates &rates, unsigned current) {
+  unsigned up = kMaxLayers;
+  for (unsigned i = 0; i < kMaxLayers; ++i)
+    if (rates[i] > rates[current] && (up == kMaxLayers || rates[i] < rates[up])) up = i;
+  return up;
+}
+
+}  // namespace
+
+void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
+  remb_ = bits_per_second;
+  remb_at_ = now;
+}
+
+void LayerChoice::on_loss(Clock::time_point, double fraction_lost) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  last_loss_ = fraction_lost;
+  heavy_in_a_row_ = fraction_lost >= config_.heavy_loss ? heavy_in_a_row_ + 1 : 0;
+  if (heavy_in_a_row_ >= config_.heavy_reports) too_much_ = true;
+}
+
+uint64_t LayerChoice::estimate_locked(Clock::time_point now) const {
+  if (!remb_ || now - remb_at_ > config_.estimate_valid) return 0;
+  return remb_;
+}
+
+uint64_t LayerChoice::estimate(Clock::time_point now) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return estimate_locked(now);
+}
+
+unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (pinned_ || current >= kMaxLayers || !rates[current]) return current;
+  const uint64_t estimate = estimate_locked(now);
+  const double rate = double(rates[current]);
+  unsigned want = current;
+  if (too_much_ || (estimate && remb_fell_ && estimate < rate * config_.congested)) {
+    want = estimate ? best_under(rates, estimate * config_.headroom) : current;
+    // Loss says this layer is too much, whatever the estimate.
+    if (too_much_ && rates[want] >= rates[current]) want = best_under(rates, rate - 1);
+    calm_ = false;
+  } else {
+    const unsigned up = next_up(rates, current);
+    if (up == kMaxLayers || last_loss_ > config_.light_loss) {
+      calm_ = false;
+    } else if (!calm_) {
+      calm_ = true;
+      calm_since_ = now;
+    } else if (now - calm_since_ >= config_.up_after && now - last_down_ >= backoff_) {
+      want = up;
+    }
+  }
+  too_much_ = false;
+  remb_fell_ = false;
+  if (want == current) return current;
+  ++moves_;
+  calm_ = false;
+  heavy_in_a_row_ = 0;
+  if (rates[want] < rates[current]) {
+    const bool failed_probe = last_up_ != Clock::time_point{} && now - last_up_ < config_.failed_probe;
+    backoff_ = failed_probe ? std::min(config_.max_backoff, std::max(config_.up_backoff, backoff_ * 2))
+                            : config_.up_backoff;
+    last_down_ = now;
+  } else {
+    last_up_ = now;
+  }
+  return want;
+}
+
+void LayerChoice::pin(bool pinned) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  pinned_ = pinned;
+}
+
+bool LayerChoice::pinned() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pinned_;
+}
+
+unsigned LayerChoice::moves() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return moves_;
+}
+
+}  // namespace wb

@@ -1,0 +1,84 @@
+// Which video layer a viewer's network carries, decided from its own
+// feedback: the receiver's estimate (REMB: Chromium's delay-based estimate
+// of what reaches it) and the loss its receiver reports show. A policy
+// with the time as an argument, so traces can be replayed in tests.
+//
+// Down at once (a layer the network cannot carry freezes the picture): when
+// the estimate falls (the receiver saw its delay grow: overuse) below the
+// layer's rate, to the highest layer that fits it with headroom; or one
+// down on heavy loss. A rising estimate under the layer's rate is the
+// receiver still ramping up after a move, not congestion. Up one layer at a time, once the current one has gone calm
+// (no congestion, little loss) for a while: the receiver's estimate cannot
+// say whether the next layer fits (libwebrtc caps it near 1.5 times what
+// arrives, and layers are further apart), so a move up is a probe. A move
+// down soon after a move up is a failed probe, and the wait before the
+// next doubles: a viewer on a link too thin for the layer above tries it
+// less and less often, never flapping. An application may pin the layer.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+#include "fanout/fanout.h"
+
+namespace wb {
+
+class LayerChoice {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Rates = std::array<uint64_t, kMaxLayers>;  // bits/s by layer index; 0: no such layer
+
+  struct Config {
+    double congested = 0.75;      // an estimate under this share of the layer's rate: too much
+    double headroom = 0.85;       // moving down, a layer fits when its rate <= estimate * headroom
+    double heavy_loss = 0.10;     // reported loss that means the layer is too much
+    unsigned heavy_reports = 2;   // ... in this many reports in a row
+    double light_loss = 0.02;     // more than this is not calm
+    std::chrono::milliseconds up_after{4000};      // calm this long before a move up
+    std::chrono::milliseconds up_backoff{8000};    // no move up this soon after a move down
+    std::chrono::milliseconds max_backoff{120000};
+    std::chrono::milliseconds failed_probe{15000};   // a move down this soon after a move up
+    std::chrono::milliseconds estimate_valid{5000};  // a REMB older than this is forgotten
+  };
+
+  LayerChoice() = default;
+  explicit LayerChoice(const Config &config) : config_(config) {}
+
+  // The receiver's estimate (REMB), bits/s.
+  void on_estimate(Clock::time_point now, uint64_t bits_per_second);
+  // A receiver report block about the viewer's video: loss since the last.
+  void on_loss(Clock::time_point now, double fraction_lost);
+  // The layer the viewer should be on, given what each layer carries and
+  // the layer it is on (or moving to). `current` when nothing changes or
+  // the layer is pinned.
+  unsigned choose(Clock::time_point now, const Rates &rates, unsigned current);
+
+  void pin(bool pinned);
+  bool pinned() const;
+  // What the viewer's network is believed to carry, bits/s (0: unknown):
+  // its REMB, lowered after heavy loss.
+  uint64_t estimate(Clock::time_point now) const;
+  unsigned moves() const;
+
+ private:
+  uint64_t estimate_locked(Clock::time_point now) const;
+
+  const Config config_;
+  mutable std::mutex mutex_;
+  bool pinned_ = false;
+  uint64_t remb_ = 0;
+  Clock::time_point remb_at_{};
+  bool remb_fell_ = false;  // since the last choice
+  unsigned heavy_in_a_row_ = 0;
+  double last_loss_ = 0;
+  bool too_much_ = false;  // heavy loss on the current layer: go down
+  Clock::time_point calm_since_{};
+  bool calm_ = false;
+  Clock::time_point last_up_{}, last_down_{};
+  std::chrono::milliseconds backoff_{0};
+  unsigned moves_ = 0;
+};
+
+}  // namespace wb

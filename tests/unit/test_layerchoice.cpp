@@ -1,0 +1,114 @@
+// The layer choice replayed against feedback as viewers send it: a REMB
+// and a receiver report about every second.
+#include <gtest/gtest.h>
+
+#include "layers/layerchoice.h"
+
+namespace {
+
+using wb::LayerChoice;
+using namespace std::chrono_literals;
+
+// Three layers as a snow picture fills them (measured rates, bits/s):
+// index 0 is the top one, as the CLI's --layers puts it.
+const LayerChoice::Rates kRates = {2500000, 800000, 200000, 0};
+
+struct Viewer {
+  LayerChoice choice;
+  LayerChoice::Clock::time_point now = LayerChoice::Clock::time_point{} + 1h;
+  unsigned layer = 0;
+  std::vector<std::pair<double, unsigned>> moves;  // seconds, to layer
+  double t = 0;
+
+  // One second of feedback: an estimate (0: none) and the loss reported.
+  void second(uint64_t remb, double loss) {
+    now += 1s;
+    t += 1;
+    if (remb) choice.on_estimate(now, remb);
+    choice.on_loss(now, loss);
+    const unsigned want = choice.choose(now, kRates, layer);
+    if (want != layer) moves.push_back({t, want});
+    layer = want;
+  }
+};
+
+}  // namespace
+
+TEST(LayerChoice, AThinLinksEstimateTakesTheViewerDownAtOnceToALayerThatFits) {
+  Viewer v;
+  v.second(2800000, 0);
+  EXPECT_EQ(v.layer, 0u);
+  // A 500 kbit/s link: the estimate falls to what arrives.
+  v.second(450000, 0.3);
+  EXPECT_EQ(v.layer, 2u) << "800 kbit/s does not fit 450 * 0.85; 200 does";
+  // And stays there while the link stays thin: moves up are probes, each
+  // failure doubling the wait, so a minute costs a handful of tries.
+  unsigned seconds_above = 0;
+  for (int i = 0; i < 60 || v.layer != 2; ++i) {
+    const bool probing = v.layer == 1;
+    seconds_above += probing;
+    v.second(probing ? 420000 : 300000, probing ? 0.25 : 0);
+    ASSERT_LT(i, 70) << "a failed probe ends";
+  }
+  unsigned ups = 0;
+  for (auto &m : v.moves) ups += m.second == 1;
+  EXPECT_LE(ups, 3u) << "tries of the layer above in a minute";
+  EXPECT_GE(ups, 1u) << "it does try";
+  EXPECT_LE(seconds_above, 2 * ups) << "each try ends after two lossy reports";
+}
+
+TEST(LayerChoice, HeavyLossAloneTakesItDownOneLayer) {
+  Viewer v;
+  v.second(0, 0.15);
+  EXPECT_EQ(v.layer, 0u) << "one lossy report is not enough";
+  v.second(0, 0.2);
+  EXPECT_EQ(v.layer, 1u);
+  v.second(0, 0.2);
+  v.second(0, 0.2);
+  EXPECT_EQ(v.layer, 2u);
+}
+
+TEST(LayerChoice, RandomLossOfTwoPercentCausesNoMoves) {
+  Viewer v;
+  for (int i = 0; i < 120; ++i) v.second(3000000, (i % 3) ? 0.02 : 0.01);
+  EXPECT_TRUE(v.moves.empty());
+  EXPECT_EQ(v.layer, 0u);
+}
+
+TEST(LayerChoice, ALinkThatWidensIsClimbedOneLayerAtATime) {
+  Viewer v;
+  v.layer = 2;
+  for (int i = 0; i < 20; ++i) v.second(300000, 0);
+  ASSERT_GE(v.moves.size(), 2u) << "calm: it tries the layers above";
+  EXPECT_EQ(v.moves[0].second, 1u);
+  EXPECT_EQ(v.moves[1].second, 0u);
+  EXPECT_LE(v.moves[0].first, 5.0);
+  EXPECT_LE(v.moves[1].first, 10.0) << "within 10 s of the link being wide";
+  EXPECT_EQ(v.layer, 0u);
+}
+
+TEST(LayerChoice, APinnedViewerIsNeverMoved) {
+  Viewer v;
+  v.choice.pin(true);
+  for (int i = 0; i < 10; ++i) v.second(100000, 0.5);
+  EXPECT_EQ(v.layer, 0u);
+  v.choice.pin(false);
+  v.second(100000, 0.5);
+  EXPECT_EQ(v.layer, 2u);
+}
+
+TEST(LayerChoice, AFirstLowEstimateIsTheReceiverRampingUpNotCongestion) {
+  Viewer v;
+  for (uint64_t remb = 300000; remb < 3000000; remb = remb * 108 / 100) v.second(remb, 0);
+  EXPECT_TRUE(v.moves.empty());
+}
+
+TEST(LayerChoice, AnOldEstimateIsForgotten) {
+  Viewer v;
+  v.second(3000000, 0);
+  v.second(300000, 0);
+  EXPECT_EQ(v.layer, 2u);
+  EXPECT_EQ(v.choice.estimate(v.now), 300000u);
+  v.now += 10s;
+  EXPECT_EQ(v.choice.estimate(v.now), 0u);
+}
