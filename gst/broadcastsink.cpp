@@ -295,7 +295,7 @@ GstStructure *get_stats(GstBroadcastSink *self) {
   return result;
 }
 
-gboolean set_viewer_layer(GstBroadcastSink *self, const gchar *id, guint layer) {
+gboolean set_viewer_layer(GstBroadcastSink *self, const gchar *id, gint layer) {
   gboolean done = FALSE;
   g_signal_emit_by_name(self->manager, "set-viewer-layer", id, layer, &done);
   return done;

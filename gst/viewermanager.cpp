@@ -376,10 +376,13 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
   /**
    * GstViewerManager::set-viewer-layer:
    * @id: a session id
-   * @layer: the video layer to send the viewer: 0 for the `video` pad, n for
-   *   `video_n`
+   * @layer: the video layer to pin the viewer to: 0 for the `video` pad, n
+   *   for `video_n`; -1 to let its own feedback choose again
    *
-   * Action signal: the viewer's video is sent from @layer from that layer's
+   * Action signal. Without it, a viewer on the ICE-lite port is moved
+   * between layers by its feedback: down when its estimate (REMB) falls
+   * below its layer or its receiver reports heavy loss, up one layer at a
+   * time when calm. Pinned, its video is sent from @layer from that layer's
    * next keyframe on (one is asked of its encoder), its sequence numbers
    * and timestamps running on without a gap. Returns FALSE for an unknown
    * id or layer, or a viewer whose video cannot move (one with a webrtcbin
@@ -387,7 +390,7 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
    */
   g_signal_new_class_handler("set-viewer-layer", type, GSignalFlags(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
                              set_viewer_layer, nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 2, G_TYPE_STRING,
-                             G_TYPE_UINT);
+                             G_TYPE_INT);
   return ids;
 }
 
@@ -430,7 +433,7 @@ GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
 
 GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(self->priv->node->audience().stats()); }
 
-gboolean set_viewer_layer(GstViewerManager *self, const gchar *id, guint layer) {
+gboolean set_viewer_layer(GstViewerManager *self, const gchar *id, gint layer) {
   return id && self->priv->node && self->priv->node->audience().set_viewer_layer(id, layer);
 }
 

@@ -60,8 +60,9 @@ enum ViewerProperty : guint {
 #define WB_VIEWER_SIGNALS_DOC                                                                                        \
   " | Signals: add-viewer (offer) -> GstStructure viewer {status:int 201 or an HTTP error, id, answer, error}; "      \
   "remove-viewer (id) -> gboolean; "                                                                                 \
-  "set-viewer-layer (id, layer) -> gboolean: sends the viewer's video from that layer (0: the video pad, n: "        \
-  "video_n), moving at the layer's next keyframe without a gap; FALSE for an unknown id or layer; "                  \
+  "set-viewer-layer (id, layer) -> gboolean: pins the viewer's video to that layer (0: the video pad, n: video_n; " \
+  "-1: its feedback chooses again), moving at the layer's next keyframe without a gap; FALSE for an unknown id "    \
+  "or layer; "                                                                                                       \
   "get-viewer-stats (id) -> GstStructure viewer-stats, NULL for an unknown id: id, path (ice-lite or webrtcbin), "   \
   "state (negotiating, connected or closed), sends-direct (boolean); on the ICE-lite path also transport-state "     \
   "(new, connected, failed or closed), remote-address (ip:port media goes to), srtp-profile (what DTLS agreed: "   \
@@ -78,7 +79,9 @@ enum ViewerProperty : guint {
   "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports), "         \
   "sender-shard (int, the sender thread that sends the stream, see sender-threads); "                              \
   "with video: video-layer (int, the layer it is sent; -1 before its first keyframe), video-layer-wanted (int, "    \
-  "the layer it moves to at that layer's next keyframe), video-layers (uint, how many the node has); "             \
+  "the layer it moves to at that layer's next keyframe), video-layers (uint, how many the node has), "             \
+  "video-layer-pinned (boolean), video-layer-moves (uint, its feedback's choices), video-estimate (guint64, bits/s " \
+  "its REMB says its network carries; 0: none); "                                                                  \
   "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \
   "authorize (method, path, authorization, remote-address) -> gboolean, on the HTTP thread before a WHEP POST or " \
   "DELETE is read (FALSE: 401 without an Authorization header, else 403; no handler: allowed)"

@@ -58,7 +58,14 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   const uint64_t estimate = estimate_locked(now);
   const double rate = double(rates[current]);
   unsigned want = current;
-  if (too_much_ || (estimate && remb_fell_ && estimate < rate * config_.congested)) {
+  if (too_much_ && now - last_move_ < config_.settle) too_much_ = false;
+  const bool under = estimate && estimate < rate * config_.congested;
+  if (under && remb_fell_ && !congested_) {
+    congested_ = true;
+    congested_since_ = now;
+  }
+  if (!under) congested_ = false;
+  if (too_much_ || (congested_ && now - congested_since_ >= config_.congested_for)) {
     want = estimate ? best_under(rates, estimate * config_.headroom) : current;
     // Loss says this layer is too much, whatever the estimate.
     if (too_much_ && rates[want] >= rates[current]) want = best_under(rates, rate - 1);
@@ -78,7 +85,9 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   remb_fell_ = false;
   if (want == current) return current;
   ++moves_;
+  last_move_ = now;
   calm_ = false;
+  congested_ = false;
   heavy_in_a_row_ = 0;
   if (rates[want] < rates[current]) {
     const bool failed_probe = last_up_ != Clock::time_point{} && now - last_up_ < config_.failed_probe;

@@ -3,10 +3,10 @@
 // of what reaches it) and the loss its receiver reports show. A policy
 // with the time as an argument, so traces can be replayed in tests.
 //
-// Down at once (a layer the network cannot carry freezes the picture): when
+// Down quickly (a layer the network cannot carry freezes the picture): when
 // the estimate falls (the receiver saw its delay grow: overuse) below the
-// layer's rate, to the highest layer that fits it with headroom; or one
-// down on heavy loss. A rising estimate under the layer's rate is the
+// layer's rate and stays there for a second, to the highest layer that
+// fits it with headroom; or one down on heavy loss. A rising estimate under the layer's rate is the
 // receiver still ramping up after a move, not congestion. Up one layer at a time, once the current one has gone calm
 // (no congestion, little loss) for a while: the receiver's estimate cannot
 // say whether the next layer fits (libwebrtc caps it near 1.5 times what
@@ -32,13 +32,20 @@ class LayerChoice {
 
   struct Config {
     double congested = 0.75;      // an estimate under this share of the layer's rate: too much
+    // ... for this long: a receiver whose machine is busy reports a short
+    // rise in delay as overuse, and its estimate recovers at once.
+    std::chrono::milliseconds congested_for{1000};
     double headroom = 0.85;       // moving down, a layer fits when its rate <= estimate * headroom
     double heavy_loss = 0.10;     // reported loss that means the layer is too much
     unsigned heavy_reports = 2;   // ... in this many reports in a row
     double light_loss = 0.02;     // more than this is not calm
     std::chrono::milliseconds up_after{4000};      // calm this long before a move up
-    std::chrono::milliseconds up_backoff{8000};    // no move up this soon after a move down
-    std::chrono::milliseconds max_backoff{120000};
+    // No move up this soon after a move down: a failed probe costs the
+    // viewer a short freeze (measured in browser-layers), so not often.
+    std::chrono::milliseconds up_backoff{15000};
+    std::chrono::milliseconds max_backoff{40000};
+    // After a move, loss reports still describe the layer before it.
+    std::chrono::milliseconds settle{1500};
     std::chrono::milliseconds failed_probe{15000};   // a move down this soon after a move up
     std::chrono::milliseconds estimate_valid{5000};  // a REMB older than this is forgotten
   };
@@ -71,12 +78,14 @@ class LayerChoice {
   uint64_t remb_ = 0;
   Clock::time_point remb_at_{};
   bool remb_fell_ = false;  // since the last choice
+  bool congested_ = false;  // the estimate fell under the layer's rate, and stays under
+  Clock::time_point congested_since_{};
   unsigned heavy_in_a_row_ = 0;
   double last_loss_ = 0;
   bool too_much_ = false;  // heavy loss on the current layer: go down
   Clock::time_point calm_since_{};
   bool calm_ = false;
-  Clock::time_point last_up_{}, last_down_{};
+  Clock::time_point last_up_{}, last_down_{}, last_move_{};
   std::chrono::milliseconds backoff_{0};
   unsigned moves_ = 0;
 };

@@ -87,7 +87,7 @@ GstStructure *Audience::viewer_stats(const std::string &session_id) const {
   return session ? session->stats() : nullptr;
 }
 
-bool Audience::set_viewer_layer(const std::string &session_id, unsigned layer) {
+bool Audience::set_viewer_layer(const std::string &session_id, int layer) {
   auto session = find(session_id);
   return session && session->set_video_layer(layer);
 }

@@ -107,7 +107,7 @@ class Audience : public SessionHandler {
   // ViewerSession::stats() of a session; null for an unknown id. Any thread.
   GstStructure *viewer_stats(const std::string &session_id) const;
   // ViewerSession::set_video_layer() of a session; false for an unknown id.
-  bool set_viewer_layer(const std::string &session_id, unsigned layer);
+  bool set_viewer_layer(const std::string &session_id, int layer);
 
  private:
   // Sessions not connected yet (of them with a webrtcbin, in `webrtcbin`).

@@ -72,11 +72,19 @@ bool ViewerSession::has_keyframe() const {
   return true;
 }
 
-bool ViewerSession::set_video_layer(unsigned layer) {
+bool ViewerSession::set_video_layer(int layer) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_) return false;
-  for (const auto &s : subscriptions_)
-    if (s.video) return fanout_set_layer(s.fanout.get(), s.id, layer);
+  for (const auto &s : subscriptions_) {
+    if (!s.video || !s.layers) continue;
+    if (layer < 0) {
+      s.layers->pin(false);
+      return true;
+    }
+    if (!fanout_set_layer(s.fanout.get(), s.id, unsigned(layer))) return false;
+    s.layers->pin(true);
+    return true;
+  }
   return false;
 }
 
@@ -126,7 +134,10 @@ GstStructure *ViewerSession::stats() const {
     if (sub.video)
       gst_structure_set(s, "video-layer", G_TYPE_INT, fanout_layer_of(sub.fanout.get(), sub.id), "video-layer-wanted",
                         G_TYPE_INT, fanout_wanted_layer_of(sub.fanout.get(), sub.id), "video-layers", G_TYPE_UINT,
-                        fanout_layer_count(sub.fanout.get()), nullptr);
+                        fanout_layer_count(sub.fanout.get()), "video-layer-pinned", G_TYPE_BOOLEAN,
+                        gboolean(sub.layers && sub.layers->pinned()), "video-layer-moves", G_TYPE_UINT,
+                        sub.layers ? sub.layers->moves() : 0u, "video-estimate", G_TYPE_UINT64,
+                        guint64(sub.layers ? sub.layers->estimate(LayerChoice::Clock::now()) : 0), nullptr);
   return s;
 }
 

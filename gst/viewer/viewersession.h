@@ -76,10 +76,11 @@ class ViewerSession {
   gint64 last_heard_us() const;
   gint64 created_us() const { return created_us_; }
   bool has_keyframe() const;
-  // Sends the viewer's video from `layer` (a fan-out layer index), moving
-  // at that layer's next keyframe. False when there is no such layer or
-  // its video cannot move (a webrtcbin of its own gets layer 0). Any thread.
-  bool set_video_layer(unsigned layer);
+  // Pins the viewer's video to `layer` (a fan-out layer index), moving at
+  // that layer's next keyframe; -1 gives the choice back to its feedback.
+  // False when there is no such layer or its video cannot move (a
+  // webrtcbin of its own gets layer 0). Any thread.
+  bool set_video_layer(int layer);
   // A "viewer-stats" structure (transfer full) with the fields documented
   // on viewermanager's get-viewer-stats. Any thread; cheap: it takes locks
   // held only briefly and never waits for webrtcbin.

@@ -1,5 +1,7 @@
 #include "viewertransport.h"
 
+#include <algorithm>
+
 #include "common/debug.h"
 #include "transport/directroute.h"
 #define GST_CAT_DEFAULT wb_viewer_debug
@@ -62,6 +64,39 @@ void set_stream_fields(GstStructure *s, const std::string &kind, const LiteTrans
 
 }  // namespace
 
+namespace {
+
+// What the viewer's feedback says of its video's layer: its estimate and
+// loss go to its LayerChoice, and a change of mind moves its subscriber.
+// Per compound packet, not per media packet.
+void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
+  const auto now = LayerChoice::Clock::now();
+  LayerChoice &choice = *target.layers;
+  if (feedback.remb_bitrate &&
+      (feedback.remb_ssrcs.empty() ||
+       std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
+    choice.on_estimate(now, feedback.remb_bitrate);
+  bool reported = false;
+  for (const auto &report : feedback.reports)
+    if (report.block.ssrc == target.ssrc) {
+      choice.on_loss(now, report.block.fraction_lost / 256.0);
+      reported = true;
+    }
+  if (!reported && !feedback.remb_bitrate) return;
+  const LayerChoice::Rates rates = fanout_layer_bitrates(target.fanout.get());
+  if (std::count_if(rates.begin(), rates.end(), [](uint64_t r) { return r > 0; }) < 2) return;
+  const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
+  if (wanted < 0) return;
+  const unsigned want = choice.choose(now, rates, unsigned(wanted));
+  if (want != unsigned(wanted)) {
+    GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %u (estimate %" G_GUINT64_FORMAT " bit/s)", target.id,
+             wanted, want, choice.estimate(now));
+    fanout_set_layer(target.fanout.get(), target.id, want);
+  }
+}
+
+}  // namespace
+
 std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
                                  const std::function<GstPad *()> &sink_for, std::vector<Subscription> *subscriptions,
                                  std::vector<uint32_t> *ssrcs) {
@@ -86,7 +121,8 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
       id = fanout_subscribe(fanout, rewrite);
     }
     if (!id) return "could not link " + choice.kind + " to the viewer's transport";
-    subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video});
+    subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video,
+                              fanout == video ? std::make_shared<LayerChoice>() : nullptr});
     (*ssrcs)[choice.mline] = rewrite.ssrc;
   }
   return {};
@@ -126,6 +162,7 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
       if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get(), target.id);
       for (const auto &nack : feedback.nacks)
         if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
+      if (target.layers) choose_layer(target, feedback);
     }
   };
   lite_ = port_->add({offer_.ice_ufrag, offer_.ice_pwd},

@@ -17,6 +17,7 @@
 #include "peer/peerconnection.h"
 #include "transport/iceliteport.h"
 #include "viewer/liteanswer.h"
+#include "layers/layerchoice.h"
 #include "viewer/offer.h"
 
 namespace wb {
@@ -32,6 +33,9 @@ struct Subscription {
   uint32_t ssrc;
   uint32_t clock_rate;
   bool video;
+  // Video: which layer the viewer's network carries, from its feedback
+  // (only viewers on the ICE-lite port give it; the others stay on layer 0).
+  std::shared_ptr<LayerChoice> layers;
 };
 
 class ViewerTransport {

@@ -1,5 +1,6 @@
 // One headless Chromium viewer of a node's page that reports what it
-// decoded over a window: used by run-shaped-viewer-test.sh, once in the
+// decoded over a window: used by run-shaped-viewer-test.sh and
+// run-layers-test.sh, once in the
 // network namespace behind the shaped link and once beside it, and by
 // run-turn-viewer-test.sh.
 //
@@ -8,7 +9,9 @@
 // Waits for the page to connect (60 s at most), lets it settle 3 s, then
 // samples inbound-rtp video (framesDecoded, keyFramesDecoded, pliCount,
 // packetsReceived, packetsLost, freezeCount) at the start and the end of the
-// window and writes the differences to out.json, with the selected candidate
+// window and writes the differences to out.json, with the picture's width at
+// the end (width) and each width it had, sampled every second (widths: a
+// change is a move between layers), the selected candidate
 // pair's local side (path: type, protocol, relayProtocol, address) and its
 // remote candidate (path.remote: "protocol address:port"). Exit status 0 when it
 // wrote them, 1 otherwise (the page never connected counts as a result:
@@ -34,7 +37,8 @@ const videoStats = (page) => page.evaluate(async () => {
   for (const s of (await pc.getStats()).values())
     if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video')
       return { frames: s.framesDecoded ?? 0, keyframes: s.keyFramesDecoded ?? 0, plis: s.pliCount ?? 0,
-               packets: s.packetsReceived ?? 0, lost: s.packetsLost ?? 0, freezes: s.freezeCount ?? 0 };
+               packets: s.packetsReceived ?? 0, lost: s.packetsLost ?? 0, freezes: s.freezeCount ?? 0,
+               width: s.frameWidth ?? 0 };
   return null;
 });
 
@@ -75,16 +79,42 @@ try {
     await sleep(3000);
     const before = await videoStats(page);
     const started = Date.now();
-    await sleep(windowMs);
+    // The picture's width each second: a change is a move between layers.
+    const widths = [before.width];
+    while (Date.now() - started < windowMs) {
+      await sleep(Math.min(1000, windowMs - (Date.now() - started)));
+      const now = await videoStats(page);
+      if (now.width !== widths[widths.length - 1]) widths.push(now.width);
+    }
     const after = await videoStats(page);
     const seconds = (Date.now() - started) / 1000;
     for (const k of Object.keys(after)) result[k] = after[k] - before[k];
+    result.width = after.width;
+    result.widths = widths;
     result.seconds = seconds;
     result.fps = result.frames / seconds;
     result.path = await selectedPath(page);
   }
   log(JSON.stringify(result));
   writeFileSync(outPath, JSON.stringify(result));
+  // THEN_SECONDS: keep watching the width after the window (the caller
+  // changes the network once out.json exists): [seconds, width] at each
+  // change, to out.json.then.json.
+  const thenMs = Number(process.env.THEN_SECONDS || 0) * 1000;
+  if (connected && thenMs > 0) {
+    const from = Date.now();
+    const changes = [[0, result.width]];
+    let frames = (await videoStats(page)).frames;
+    while (Date.now() - from < thenMs) {
+      await sleep(500);
+      const now = await videoStats(page);
+      if (now.width !== changes[changes.length - 1][1]) changes.push([(Date.now() - from) / 1000, now.width]);
+      frames = now.frames;
+    }
+    const then = { label, changes, frames };
+    log(`then: ${JSON.stringify(then)}`);
+    writeFileSync(`${outPath}.then.json`, JSON.stringify(then));
+  }
   code = 0;
 } catch (e) {
   log(`error: ${e.message}`);

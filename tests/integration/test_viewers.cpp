@@ -814,7 +814,8 @@ TEST(Viewers, BroadcastEndsWithEosAfterViewersCameAndWent) {
 
 // Two layers of one picture (640x360 and 320x180, each encoded once): a
 // viewer starts on layer 0, is moved to layer 1 and back by the action
-// signal, and keeps decoding, its sequence numbers without a gap.
+// signal, and keeps decoding, its sequence numbers without a gap; let go
+// on layer 1, its own feedback takes it back up.
 TEST(Layers, AViewerMovesBetweenLayersWithoutAGapAndKeepsDecoding) {
   const unsigned port = free_tcp_port();
   const std::string x264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ";
@@ -842,7 +843,7 @@ TEST(Layers, AViewerMovesBetweenLayersWithoutAGapAndKeepsDecoding) {
   EXPECT_EQ(layers, 2u);
 
   gboolean moved = FALSE;
-  for (guint to : {1u, 0u}) {
+  for (gint to : {1, 0}) {
     g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), to, &moved);
     ASSERT_TRUE(moved);
     const unsigned width = to == 1 ? 320u : 640u;
@@ -857,9 +858,26 @@ TEST(Layers, AViewerMovesBetweenLayersWithoutAGapAndKeepsDecoding) {
   }
   EXPECT_EQ(viewer.video_seq_breaks(), 0u) << "the viewer's sequence numbers ran on across both moves";
   EXPECT_GT(viewer.audio_frames(), 30u);
+  gboolean pinned = FALSE;
+  gst_structure_get_boolean(stats.get(), "video-layer-pinned", &pinned);
+  EXPECT_TRUE(pinned);
 
-  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), 2u, &moved);
+  // Pinned low, then let go: its receiver reports say all arrives, so its
+  // own feedback takes it back up.
+  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), 1, &moved);
+  ASSERT_TRUE(moved);
+  ASSERT_TRUE(wait_until([&] { return viewer.video_width() == 320u; }, 5000ms));
+  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), -1, &moved);
+  EXPECT_TRUE(moved);
+  EXPECT_TRUE(wait_until([&] { return viewer.video_width() == 640u; }, 30000ms))
+      << "its feedback did not take it up: " << describe(viewer_stats(broadcast.sink(), id));
+  stats = viewer_stats(broadcast.sink(), id);
+  gst_structure_get_boolean(stats.get(), "video-layer-pinned", &pinned);
+  EXPECT_FALSE(pinned);
+  EXPECT_EQ(viewer.video_seq_breaks(), 0u);
+
+  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), 2, &moved);
   EXPECT_FALSE(moved) << "no layer 2";
-  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", "0123456789abcdef0123456789abcdef", 1u, &moved);
+  g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", "0123456789abcdef0123456789abcdef", 1, &moved);
   EXPECT_FALSE(moved) << "no such viewer";
 }

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Each viewer gets the layer its network carries. A gst-broadcast of a
+# demanding picture (--pattern snow) in three layers, 854x480 at 1.2
+# Mbit/s, 640x360 at 500 kbit/s and 320x180 at 150 kbit/s (480p, not 720p:
+# three encoders and two decoding browsers share this machine's cores); one headless
+# Chromium viewer in a network namespace of its own behind a veth shaped to
+# 500 kbit/s (tc tbf; documentation addresses 192.0.2.1 and .2), one on
+# loopback beside it. The shaped one must be moved down by its own feedback
+# (REMB, receiver reports) to a layer that fits and play it at full rate;
+# the unshaped one must stay on the top layer. Then the link is lifted to 5
+# Mbit/s and the shaped viewer must climb back to the top, within LIFTED
+# seconds (default 60: a move up is a probe, tried after a back-off of 15 s
+# that doubles with each failed try, up to 40 s; the time taken is printed).
+#
+# Usage (root, inside a network namespace of the test's own, as meson runs
+# it): run-layers-test.sh <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>
+# WINDOW (default 30): seconds both viewers are measured on the thin link.
+set -u
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$SCRIPT_DIR/lib.sh"
+read_dirs_with_tools "$@"
+LOG="$ARTIFACTS/layers-node.log"
+WINDOW=${WINDOW:-30}
+LIFTED=${LIFTED:-60}
+NS="wblayers$$"
+
+say() { echo "[run-layers-test] $*"; }
+
+check_dependencies broadcastsink
+[ -x "$TOOLS/gst-broadcast" ] || { echo "ERROR: $TOOLS/gst-broadcast not built" >&2; exit 1; }
+for tool in ip tc curl; do command -v $tool >/dev/null || { echo "ERROR: $tool not found" >&2; exit 1; }; done
+
+stop_all() {
+  cleanup
+  ip netns del "$NS" 2>/dev/null
+  ip link del wblayers0 2>/dev/null
+}
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT TERM
+
+ip netns add "$NS" || { echo "FAIL: ip netns add (needs root)"; exit 1; }
+ip link add wblayers0 type veth peer name wblayers1 || exit 1
+ip link set wblayers1 netns "$NS"
+ip addr add 192.0.2.1/24 dev wblayers0
+ip link set wblayers0 up
+ip netns exec "$NS" ip addr add 192.0.2.2/24 dev wblayers1
+ip netns exec "$NS" ip link set wblayers1 up
+ip netns exec "$NS" ip link set lo up
+tc qdisc add dev wblayers0 root tbf rate 500kbit burst 16kb latency 100ms || exit 1
+say "veth 192.0.2.1 -> 192.0.2.2 (namespace $NS) shaped to 500 kbit/s"
+
+read -r PORT < <(free_ports 1)
+GST_DEBUG=${GST_DEBUG:-broadcastviewer:4} GST_PLUGIN_PATH="$PLUGIN_DIR" "$TOOLS/gst-broadcast" --pattern snow \
+  --layers 854x480@1200,640x360@500,320x180@150 \
+  --port "$PORT" --address 0.0.0.0 --ice-address 127.0.0.1,192.0.2.1 >"$LOG" 2>&1 &
+GST_PID=$!
+deadline=$((SECONDS + 20))
+until curl -s -m 2 "http://127.0.0.1:$PORT/stats" | grep -q packets_in; do
+  kill -0 "$GST_PID" 2>/dev/null || { echo "FAIL: the node exited"; print_log; exit 1; }
+  [ $SECONDS -lt $deadline ] || { echo "FAIL: no /stats within 20 s"; print_log; exit 1; }
+  sleep 0.25
+done
+say "node on port $PORT"
+
+cd "$SCRIPT_DIR"
+# The shaped viewer goes on watching after its window: the link is lifted
+# then, and it must climb back to the top layer.
+ip netns exec "$NS" env THEN_SECONDS="$LIFTED" timeout -k 5 $((WINDOW + LIFTED + 90)) node watch-stats.mjs \
+  "http://192.0.2.1:$PORT/" shaped "$WINDOW" "$ARTIFACTS/layers-shaped.json" &
+shaped=$!
+timeout -k 5 $((WINDOW + 90)) node watch-stats.mjs "http://127.0.0.1:$PORT/" unshaped "$WINDOW" \
+  "$ARTIFACTS/layers-unshaped.json"
+unshaped_rc=$?
+deadline=$((SECONDS + 60))
+until [ -s "$ARTIFACTS/layers-shaped.json" ] || ! kill -0 $shaped 2>/dev/null || [ $SECONDS -ge $deadline ]; do
+  sleep 0.2
+done
+tc qdisc change dev wblayers0 root tbf rate 5mbit burst 64kb latency 100ms || exit 1
+say "link lifted to 5 Mbit/s"
+wait $shaped
+shaped_rc=$?
+[ $shaped_rc -eq 0 ] && [ $unshaped_rc -eq 0 ] || { echo "FAIL: a viewer did not report"; print_log; exit 1; }
+
+node -e '
+const [shapedPath, unshapedPath] = process.argv.slice(1);
+const fs = require("fs");
+const s = JSON.parse(fs.readFileSync(shapedPath)), u = JSON.parse(fs.readFileSync(unshapedPath));
+const l = s.connected ? JSON.parse(fs.readFileSync(shapedPath + ".then.json")) : { label: "lifted" };
+const problems = [];
+console.log(`[run-layers-test] shaped: ${JSON.stringify(s)}`);
+console.log(`[run-layers-test] unshaped: ${JSON.stringify(u)}`);
+console.log(`[run-layers-test] lifted: ${JSON.stringify(l)}`);
+for (const v of [s, u]) if (!v.connected) problems.push(`the ${v.label} viewer never got media`);
+if (!problems.length) {
+  if (s.width >= 854) problems.push(`the shaped viewer ended on the top layer (${s.width} wide)`);
+  if (s.fps < 25) problems.push(`the shaped viewer decoded ${s.fps.toFixed(1)} fps`);
+  if (u.width !== 854) problems.push(`the unshaped viewer ended ${u.width} wide, not on the top layer`);
+  if (u.fps < 25) problems.push(`the unshaped viewer decoded ${u.fps.toFixed(1)} fps`);
+  if (u.widths.length > 1) problems.push(`the unshaped viewer moved: ${u.widths.join(" -> ")}`);
+  const top = l.changes.find(([, w]) => w >= 854);
+  if (!top) problems.push(`on the lifted link the viewer never reached the top: ${JSON.stringify(l.changes)}`);
+}
+if (problems.length) { console.log("FAIL: " + problems.join("; ")); process.exit(1); }
+console.log(`PASS: shaped ${s.fps.toFixed(1)} fps at ${s.widths.join(" -> ")} wide, ${s.freezes} freezes; ` +
+            `unshaped ${u.fps.toFixed(1)} fps at ${u.width}, ${u.freezes} freezes; link lifted: top layer after ` +
+            `${l.changes.find(([, w]) => w >= 854)[0]} s (${JSON.stringify(l.changes)}, [s, width])`);
+' "$ARTIFACTS/layers-shaped.json" "$ARTIFACTS/layers-unshaped.json"
+rc=$?
+[ $rc -eq 0 ] || print_log
+exit $rc
