@@ -15,6 +15,10 @@
 # SRTP_COUNTS (e.g. "1600 2000 2400"): instead of both parts, the per-core
 # capacity with every viewer on AES_CM_128_HMAC_SHA1_80 against every viewer
 # on AEAD_AES_128_GCM, the two alternating at each count.
+# LAYER_COUNTS (e.g. "400 800 1200"): instead of both parts, the per-core
+# cost of viewers of a one-layer broadcast against the same viewers (all on
+# layer 0) of a three-layer one, alternating at each count; the encoder
+# sends three layers in both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -58,6 +62,7 @@ sweep() {
   return 0  # the last point passing is no failure of the sweep
 }
 
+[ -n "${LAYER_COUNTS:-}" ] && export STREAM_LAYERS=1
 start_stream "$OUT/source.log"
 PIDS+=("$SOURCE_PID")
 sleep 1
@@ -76,6 +81,16 @@ if [ -n "${SRTP_COUNTS:-}" ]; then
   SERVERS="" SKIP_PER_CORE=1
 fi
 
+if [ -n "${LAYER_COUNTS:-}" ]; then
+  : >"$OUT/layers.tsv"
+  for n in $LAYER_COUNTS; do
+    for server in ours ours-layers; do
+      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/layers.tsv"
+    done
+  done
+  SERVERS="" SKIP_PER_CORE=1
+fi
+
 # The whole machine: server and generator both on every core.
 all=$(seq -s, 0 $(( $(nproc) - 1 )))
 for server in $SERVERS; do
@@ -88,7 +103,7 @@ if [ "${SKIP_PER_CORE:-0}" != 1 ]; then
 fi
 
 columns="cpus\tserver\tviewers\tconnected\tno media\tserver CPU %\tRSS kB\tthreads\tloss %\tkeyframe p50\tkeyframe p95\tgenerator CPU %\tverify failures\tanswer p50\tanswer p95"
-for part in shared per-core srtp; do
+for part in shared per-core srtp layers; do
   [ -f "$OUT/$part.tsv" ] || continue
   echo "== $part"
   echo -e "$columns"

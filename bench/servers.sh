@@ -35,7 +35,7 @@ prepare_janus() {
 start_server() {
   local name=$1 media=$2 log="$OUT/server-$2-$1.log"
   case $name in
-    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem|ours-cm|ours-gcm)
+    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem|ours-cm|ours-gcm|ours-layers)
       local props=() env_vars=()
       case $name in
         ours-malloc) env_vars=(G_SLICE=always-malloc) ;;
@@ -46,7 +46,9 @@ start_server() {
         ours-threads*) props+=(sender-threads="${name#ours-threads}") ;;
       esac
       [ "$name" = ours-webrtcbin ] && props+=(direct-send=false)
-      ours_launch "$PORT" "$media" "${props[@]}"
+      LAYERS=0
+      [ "$name" = ours-layers ] && LAYERS=1
+      LAYERS=$LAYERS ours_launch "$PORT" "$media" "${props[@]}"
       env "${env_vars[@]}" taskset -c "$SERVER_CPUS" gst-launch-1.0 -q "${OURS_LAUNCH[@]}" >"$log" 2>&1 &
       SERVER_PID=$!
       LOAD_ARGS=(--url "http://127.0.0.1:$PORT/whep")

@@ -11,11 +11,24 @@ VIDEO_SOURCE=(videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,he
 
 # Starts the encoder in the background, logging to $1; sets SOURCE_PID.
 # Always audio and video: a video-only server simply does not read 5006, so
-# every server in a run gets the same input.
+# every server in a run gets the same input. STREAM_LAYERS=1: two more
+# layers of the same picture, 320x180 at 300 kbps on 5008 and 160x90 at 100
+# on 5010, for servers with layers; the others do not read them, so every
+# server in such a run gets the same input too.
 start_stream() {
+  local layers=()
+  [ "${STREAM_LAYERS:-0}" = 1 ] && layers=(
+    t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! x264enc tune=zerolatency speed-preset=ultrafast
+    bitrate=300 key-int-max=60 ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1
+    mtu=1200 ! udpsink host=127.0.0.1 port=5008
+    t. ! queue ! videoscale ! video/x-raw,width=160,height=90 ! x264enc tune=zerolatency speed-preset=ultrafast
+    bitrate=100 key-int-max=60 ! video/x-h264,profile=constrained-baseline ! rtph264pay pt=96 config-interval=-1
+    mtu=1200 ! udpsink host=127.0.0.1 port=5010)
+  local video=("${VIDEO_SOURCE[@]}")
+  [ ${#layers[@]} -gt 0 ] && video=("${VIDEO_SOURCE[@]:0:5}" ! tee name=t t. ! queue ! "${VIDEO_SOURCE[@]:6}")
   taskset -c 1 gst-launch-1.0 -q \
-    "${VIDEO_SOURCE[@]}" ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
-    ! udpsink host=127.0.0.1 port=5004 \
+    "${video[@]}" ! rtph264pay pt=96 config-interval=-1 mtu=1200 \
+    ! udpsink host=127.0.0.1 port=5004 "${layers[@]}" \
     audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 \
     ! udpsink host=127.0.0.1 port=5006 >"$1" 2>&1 &
   SOURCE_PID=$!
@@ -30,6 +43,12 @@ ours_launch() {
   OURS_LAUNCH=(
     udpsrc port=5004 'caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96'
     ! queue ! bs.video)
+  # LAYERS=1: the two further layers of STREAM_LAYERS on video_1 and video_2.
+  [ "${LAYERS:-0}" = 1 ] && OURS_LAUNCH+=(
+    udpsrc port=5008 'caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96'
+    ! queue ! bs.video_1
+    udpsrc port=5010 'caps=application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96'
+    ! queue ! bs.video_2)
   [ "$media" = video ] || OURS_LAUNCH+=(
     udpsrc port=5006 'caps=application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111'
     ! queue ! bs.audio)

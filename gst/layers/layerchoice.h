@@ -72,7 +72,7 @@ class LayerChoice {
  private:
   uint64_t estimate_locked(Clock::time_point now) const;
 
-  const Config config_;
+  Config config_;
   mutable std::mutex mutex_;
   bool pinned_ = false;
   uint64_t remb_ = 0;

@@ -22,6 +22,17 @@ void each_stream_field(const FanoutStats &f, Add add) {
   add("retransmissions", f.packets_retransmitted);
   add("nacked-not-kept", f.nacked_not_kept);
   add("subscribers", uint64_t(f.subscribers));
+  add("layer-switches", f.layer_switches);
+}
+
+// A simulcast layer of a stream.
+template <typename Add>
+void each_layer_field(const FanoutLayerStats &l, Add add) {
+  add("index", uint64_t(l.index));
+  add("bitrate", l.bitrate);
+  add("viewers", uint64_t(l.subscribers));
+  add("packets-in", l.packets_in);
+  add("keyframe-requests-sent", l.keyframe_requests_sent);
 }
 
 template <typename Add>
@@ -132,6 +143,17 @@ GstStructure *node_stats_structure(const NodeStats &stats) {
   for (const auto &stream : stats.streams) {
     GstStructure *f = gst_structure_new_empty("stream-stats");
     each_stream_field(stream.fanout, [f](const char *name, uint64_t value) { set_field(f, name, value); });
+    GValue layers = G_VALUE_INIT;
+    gst_value_array_init(&layers, guint(stream.fanout.layers.size()));
+    for (const auto &layer : stream.fanout.layers) {
+      GstStructure *l = gst_structure_new_empty("layer-stats");
+      each_layer_field(layer, [l](const char *name, uint64_t value) { set_field(l, name, value); });
+      GValue item = G_VALUE_INIT;
+      g_value_init(&item, GST_TYPE_STRUCTURE);
+      g_value_take_boxed(&item, l);
+      gst_value_array_append_and_take_value(&layers, &item);
+    }
+    gst_structure_take_value(f, "layers", &layers);
     GValue value = G_VALUE_INIT;
     g_value_init(&value, GST_TYPE_STRUCTURE);
     g_value_take_boxed(&value, f);
@@ -235,6 +257,14 @@ std::string node_stats_json(const NodeStats &stats, bool full) {
     each_stream_field(stream.fanout, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
     add_json_member(b, "packets-sent", stream.fanout.packets_out);
     if (stream.kind == "video") add_histogram(b, "keyframe_wait_seconds", stream.fanout.keyframe_wait);
+    json_builder_set_member_name(b, "layers");
+    json_builder_begin_array(b);
+    for (const auto &layer : stream.fanout.layers) {
+      json_builder_begin_object(b);
+      each_layer_field(layer, [b](const char *name, uint64_t value) { add_json_member(b, name, value); });
+      json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
     json_builder_end_object(b);
   }
   json_builder_end_object(b);

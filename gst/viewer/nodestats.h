@@ -85,7 +85,9 @@ const char *ended_name(Ended why);
   "(viewers and relays), pending-viewers, pending-webrtcbin, direct-viewers (uint), bytes-sent, "                 \
   "keyframe-requests, retransmissions (guint64, all streams); per stream, video and audio (GstStructure "         \
   "stream-stats): packets-in, bytes-sent, keyframe-requests-received, keyframe-requests-sent, retransmissions, " \
-  "nacked-not-kept (guint64), subscribers (uint); shards (GstValueArray of shard-stats: subscriptions (uint), "    \
+  "nacked-not-kept, layer-switches (guint64), subscribers (uint), layers (GstValueArray of layer-stats, one per " \
+  "simulcast layer: index, viewers (uint; on it or moving to it), bitrate (guint64, bits/s over the last "         \
+  "second), packets-in, keyframe-requests-sent (guint64)); shards (GstValueArray of shard-stats: subscriptions (uint), "    \
   "batches, batches-dropped (guint64)). GET <endpoint>/status has the same numbers as JSON"
 
 }  // namespace wb

@@ -19,9 +19,12 @@ void read_compound(fuzz::Input &in) {
   std::string packet = in.rest();
   bool ok = parse(reinterpret_cast<const uint8_t *>(packet.data()), packet.size(), &feedback);
   if (!ok) {
-    FUZZ_CHECK(feedback.pli.empty() && feedback.fir.empty() && feedback.nacks.empty() && feedback.reports.empty());
+    FUZZ_CHECK(feedback.pli.empty() && feedback.fir.empty() && feedback.nacks.empty() && feedback.reports.empty() &&
+               feedback.remb_bitrate == 0 && feedback.remb_ssrcs.empty());
     return;
   }
+  // A REMB's SSRCs are within its packet.
+  FUZZ_CHECK(feedback.remb_ssrcs.size() <= packet.size() / 4);
   // Each PID names at least one packet; a packet holds at most 31 blocks.
   for (const auto &nack : feedback.nacks) FUZZ_CHECK(!nack.seqs.empty() && nack.seqs.size() <= 17 * packet.size() / 4);
   FUZZ_CHECK(feedback.reports.size() <= packet.size() / 24);
