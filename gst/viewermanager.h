@@ -78,8 +78,9 @@ enum ViewerProperty : guint {
   "highest-seq (uint, extended), jitter (uint, RTP clock units), jitter-ms (double), rtt-ms (double, RFC 3550 "     \
   "round trip from LSR and DLSR, the latest measured; -1 until a block echoes one of our sender reports), "         \
   "sender-shard (int, the sender thread that sends the stream, see sender-threads); "                              \
-  "with video: video-layer (int, the layer it is sent; -1 before its first keyframe), video-layer-wanted (int, "    \
-  "the layer it moves to at that layer's next keyframe), video-layers (uint, how many the node has), "             \
+  "with video: video-layer (int, the layer it is sent; -1 before its first keyframe or paused), video-layer-wanted " \
+  "(int, the layer it moves to at that layer's next keyframe), video-paused (boolean: its network carries not "   \
+  "even the lowest layer, it gets audio only until a retry fits), video-layers (uint, how many the node has), "   \
   "video-layer-pinned (boolean), video-layer-moves (uint, its feedback's choices), video-estimate (guint64, bits/s " \
   "its REMB says its network carries; 0: none); "                                                                  \
   "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \

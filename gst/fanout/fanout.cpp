@@ -65,6 +65,9 @@ struct Subscriber {
   // delivering thread) and the one it was asked for.
   std::atomic<int> layer{-1};
   std::atomic<unsigned> wanted{0};
+  // Sent nothing (kPaused); `layer` then is the one it was on, whose
+  // numbering the next layer continues.
+  std::atomic<bool> paused{false};
   // The layer in whose `waiting` count it is (-1: none); whoever takes it
   // out (its gate opening, its leaving) swaps in -1.
   std::atomic<int> waiting_on{-1};
@@ -402,6 +405,7 @@ void enter_layer(Core &core, Subscriber &sub, const Batch &batch, size_t k, gint
   sub.spans.push_back({uint16_t(sequence_of(first) + sub.rewrite.seq_offset), 0, to, sub.rewrite});
   if (sub.spans.size() > kSpansKept) sub.spans.erase(sub.spans.begin());
   sub.layer.store(int(to), std::memory_order_relaxed);
+  sub.paused.store(false);
   sub.has_keyframe.store(true, std::memory_order_relaxed);
 }
 
@@ -468,7 +472,8 @@ void list_remove(SubscriberList &list, const std::shared_ptr<Subscriber> &sub, s
 // thread posts the next batch of `to` to the shard): that count stays
 // while it waits or once it is on `to`, else it is taken back here.
 void join_layer(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub, unsigned to) {
-  if (sub->joining == int(to) || sub->layer.load(std::memory_order_relaxed) == int(to)) {
+  const bool on_it = !sub->paused.load(std::memory_order_relaxed) && sub->layer.load(std::memory_order_relaxed) == int(to);
+  if (sub->joining == int(to) || on_it) {
     lane.count[to].fetch_sub(1);
     if (sub->joining >= 0 && sub->joining != int(to)) {
       list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
@@ -487,6 +492,23 @@ void join_layer(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub, 
   if (sub->video) wait_on(core, *sub, int(to));
 }
 
+// On the subscriber's shard: it is sent nothing more until it joins a layer
+// again.
+void pause(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub) {
+  if (sub->joining >= 0) {
+    list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
+    lane.count[unsigned(sub->joining)].fetch_sub(1);
+    sub->joining = -1;
+    stop_waiting(core, *sub);
+  }
+  const int layer = sub->layer.load(std::memory_order_relaxed);
+  if (layer < 0 || sub->paused.load(std::memory_order_relaxed)) return;
+  list_remove(lane.on[unsigned(layer)], sub, &Subscriber::on_index);
+  lane.count[unsigned(layer)].fetch_sub(1);
+  sub->paused.store(true);
+  GST_DEBUG("%s: subscriber %" G_GUINT64_FORMAT ": paused on layer %d", core.name.c_str(), sub->id, layer);
+}
+
 // A shard's job for one batch: its own subscribers of the batch's layer,
 // then those waiting for this layer's keyframe if the batch has one.
 void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
@@ -500,7 +522,7 @@ void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
     ready.swap(lane.joining[layer]);
     for (const auto &sub : ready) {
       const int from = sub->layer.load(std::memory_order_relaxed);
-      if (from >= 0) {
+      if (from >= 0 && !sub->paused.load(std::memory_order_relaxed)) {
         list_remove(lane.on[unsigned(from)], sub, &Subscriber::on_index);
         lane.count[unsigned(from)].fetch_sub(1);
       }
@@ -532,7 +554,7 @@ void leave_shard(std::shared_ptr<Subscriber> sub) {
       lane.count[unsigned(sub->joining)].fetch_sub(1);
     }
     const int layer = sub->layer.load(std::memory_order_relaxed);
-    if (layer >= 0) {
+    if (layer >= 0 && !sub->paused.load(std::memory_order_relaxed)) {
       list_remove(lane.on[unsigned(layer)], sub, &Subscriber::on_index);
       lane.count[unsigned(layer)].fetch_sub(1);
     }
@@ -1021,7 +1043,8 @@ bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {
   int shard;
   {
     std::lock_guard<std::mutex> lock(st.lock);
-    if (layer >= kMaxLayers || !st.inputs[layer] || !st.inputs[layer]->sinkpad) return false;
+    if (layer != kPaused && (layer >= kMaxLayers || !st.inputs[layer] || !st.inputs[layer]->sinkpad)) return false;
+    if (layer == kPaused && sub->shard < 0) return false;  // it starts on a layer
     sub->wanted.store(layer);
     shard = sub->shard;
   }
@@ -1029,6 +1052,11 @@ bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {
   std::shared_ptr<SenderPool> pool = sub->pool.lock();
   std::shared_ptr<Lanes> lanes = sub->lanes.lock();
   if (!pool || !lanes) return false;
+  if (layer == kPaused) {
+    GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": pausing", id);
+    pool->post(unsigned(shard), [core = st.core, lanes, shard, sub] { pause(*core, *(*lanes)[unsigned(shard)], sub); });
+    return true;
+  }
   GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": to layer %u", id, layer);
   (*lanes)[unsigned(shard)]->count[layer].fetch_add(1);
   pool->post(unsigned(shard), [core = st.core, lanes, shard, sub, layer] {
@@ -1040,7 +1068,7 @@ bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {
 
 int fanout_layer_of(WbFanout *fanout, SubscriberId id) {
   auto sub = find(fanout, id);
-  return sub ? sub->layer.load() : -1;
+  return sub && !sub->paused.load() ? sub->layer.load() : -1;
 }
 
 int fanout_wanted_layer_of(WbFanout *fanout, SubscriberId id) {
@@ -1050,9 +1078,10 @@ int fanout_wanted_layer_of(WbFanout *fanout, SubscriberId id) {
 
 void fanout_request_keyframe(WbFanout *fanout, SubscriberId from) {
   auto sub = find(fanout, from);
-  if (!sub) return;
+  // A paused viewer gets a keyframe with its next layer.
+  if (!sub || sub->wanted.load() == kPaused) return;
   const int on = sub->layer.load();
-  const unsigned layer = on >= 0 ? unsigned(on) : sub->wanted.load();
+  const unsigned layer = on >= 0 && !sub->paused.load() ? unsigned(on) : sub->wanted.load();
   LayerInput *in = input_of(fanout, layer);
   if (!in) return;
   GST_DEBUG_OBJECT(fanout, "keyframe request from subscriber %" G_GUINT64_FORMAT " for layer %u", from, layer);

@@ -59,6 +59,8 @@ namespace wb {
 
 // Layers one fan-out takes at most.
 constexpr unsigned kMaxLayers = 4;
+// The "layer" of a subscriber sent no video at all (fanout_set_layer()).
+constexpr unsigned kPaused = kMaxLayers;
 
 struct FanoutLayerStats {
   unsigned index = 0;
@@ -135,12 +137,16 @@ unsigned fanout_layer_count(WbFanout *fanout);
 // decisions.
 std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout);
 // Moves the subscriber to `layer` at that layer's next keyframe (one is
-// requested). Before fanout_start(): the layer it starts on (default 0).
-// Any thread. False when the layer has no sink pad, or the subscriber has
-// a pad (it stays on layer 0) or is unknown.
+// requested). kPaused: it is sent nothing of this stream from now on (a
+// viewer whose network cannot carry even the lowest layer keeps its
+// audio), until it is moved to a layer again, its sequence numbers then
+// running on from where they stopped. Before fanout_start(): the layer it
+// starts on (default 0). Any thread. False when the layer has no sink pad,
+// or the subscriber has a pad (it stays on layer 0) or is unknown.
 bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer);
-// The layer the subscriber is sent now, and the one it was asked to move
-// to (the same when it is not moving); -1 before its first keyframe.
+// The layer the subscriber is sent now (-1 before its first keyframe, or
+// paused), and the one it was asked for (kPaused when paused; the same as
+// the first when it is not moving).
 int fanout_layer_of(WbFanout *fanout, SubscriberId id);
 int fanout_wanted_layer_of(WbFanout *fanout, SubscriberId id);
 // Ends the subscription; its sender and state are freed on the thread that

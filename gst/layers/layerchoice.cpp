@@ -54,24 +54,39 @@ uint64_t LayerChoice::estimate(Clock::time_point now) const {
 
 unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (pinned_ || current >= kMaxLayers || !rates[current]) return current;
+  const bool paused = current == kPaused;
+  if (pinned_ || (!paused && (current >= kMaxLayers || !rates[current]))) return current;
+  const unsigned lowest = best_under(rates, 0);
+  if (lowest == kMaxLayers) return current;
   const uint64_t estimate = estimate_locked(now);
-  const double rate = double(rates[current]);
-  unsigned want = current;
-  if (too_much_ && now - last_move_ < config_.settle) too_much_ = false;
-  const bool under = estimate && estimate < rate * config_.congested;
+  const double rate = paused ? 0 : double(rates[current]);
+  // Loss just after a move down is the layer before it; just after a move
+  // up it is the probe's own.
+  if (too_much_ && last_down_ == last_move_ && now - last_move_ < config_.settle) too_much_ = false;
+  const bool under = !paused && estimate && estimate < rate * config_.congested;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;
   }
   if (!under) congested_ = false;
-  if (too_much_ || (congested_ && now - congested_since_ >= config_.congested_for)) {
+  unsigned want = current;
+  if (!paused && (too_much_ || (congested_ && now - congested_since_ >= config_.congested_for))) {
     want = estimate ? best_under(rates, estimate * config_.headroom) : current;
     // Loss says this layer is too much, whatever the estimate.
     if (too_much_ && rates[want] >= rates[current]) want = best_under(rates, rate - 1);
+    // Nothing lower: no video, if even the lowest is far beyond the
+    // estimate, or loses heavily and the estimate does not say it fits, or
+    // loses heavily for long whatever the estimate says (loss for a report
+    // or two after a failed probe is the probe's, still draining).
+    const double lowest_rate = double(rates[lowest]);
+    if (rates[want] >= rates[current] &&
+        ((estimate && estimate < lowest_rate * config_.pause_under) ||
+         (too_much_ && (!estimate || estimate < lowest_rate * config_.congested)) ||
+         heavy_in_a_row_ >= 2 * config_.heavy_reports))
+      want = kPaused;
     calm_ = false;
   } else {
-    const unsigned up = next_up(rates, current);
+    const unsigned up = paused ? lowest : next_up(rates, current);
     if (up == kMaxLayers || last_loss_ > config_.light_loss) {
       calm_ = false;
     } else if (!calm_) {
@@ -86,10 +101,12 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   if (want == current) return current;
   ++moves_;
   last_move_ = now;
+  last_loss_ = 0;
   calm_ = false;
   congested_ = false;
   heavy_in_a_row_ = 0;
-  if (rates[want] < rates[current]) {
+  const bool down = want == kPaused || (!paused && rates[want] < rates[current]);
+  if (down) {
     const bool failed_probe = last_up_ != Clock::time_point{} && now - last_up_ < config_.failed_probe;
     backoff_ = failed_probe ? std::min(config_.max_backoff, std::max(config_.up_backoff, backoff_ * 2))
                             : config_.up_backoff;

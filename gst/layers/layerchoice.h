@@ -13,7 +13,10 @@
 // arrives, and layers are further apart), so a move up is a probe. A move
 // down soon after a move up is a failed probe, and the wait before the
 // next doubles: a viewer on a link too thin for the layer above tries it
-// less and less often, never flapping. An application may pin the layer.
+// less and less often, never flapping. Below the lowest layer (its estimate
+// under half of it, or heavy loss on it) the viewer's video is paused
+// (kPaused: it keeps its audio), and resuming on the lowest layer is a
+// probe like any move up. An application may pin the layer.
 #pragma once
 
 #include <array>
@@ -32,6 +35,7 @@ class LayerChoice {
 
   struct Config {
     double congested = 0.75;      // an estimate under this share of the layer's rate: too much
+    double pause_under = 0.5;     // on the lowest layer, only under this share: no video at all
     // ... for this long: a receiver whose machine is busy reports a short
     // rise in delay as overuse, and its estimate recovers at once.
     std::chrono::milliseconds congested_for{1000};
@@ -44,8 +48,8 @@ class LayerChoice {
     // viewer a short freeze (measured in browser-layers), so not often.
     std::chrono::milliseconds up_backoff{15000};
     std::chrono::milliseconds max_backoff{40000};
-    // After a move, loss reports still describe the layer before it.
-    std::chrono::milliseconds settle{1500};
+    // After a move down, loss reports still describe the layer before it.
+    std::chrono::milliseconds settle{2500};
     std::chrono::milliseconds failed_probe{15000};   // a move down this soon after a move up
     std::chrono::milliseconds estimate_valid{5000};  // a REMB older than this is forgotten
   };
@@ -57,9 +61,9 @@ class LayerChoice {
   void on_estimate(Clock::time_point now, uint64_t bits_per_second);
   // A receiver report block about the viewer's video: loss since the last.
   void on_loss(Clock::time_point now, double fraction_lost);
-  // The layer the viewer should be on, given what each layer carries and
-  // the layer it is on (or moving to). `current` when nothing changes or
-  // the layer is pinned.
+  // The layer the viewer should be on (or kPaused), given what each layer
+  // carries and the layer it is on or moving to (or kPaused). `current`
+  // when nothing changes or the layer is pinned.
   unsigned choose(Clock::time_point now, const Rates &rates, unsigned current);
 
   void pin(bool pinned);

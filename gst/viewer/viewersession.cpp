@@ -130,14 +130,18 @@ GstStructure *ViewerSession::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (closed_) return s;
   if (transport_) transport_->add_stats(s, subscriptions_);
-  for (const auto &sub : subscriptions_)
-    if (sub.video)
-      gst_structure_set(s, "video-layer", G_TYPE_INT, fanout_layer_of(sub.fanout.get(), sub.id), "video-layer-wanted",
-                        G_TYPE_INT, fanout_wanted_layer_of(sub.fanout.get(), sub.id), "video-layers", G_TYPE_UINT,
+  for (const auto &sub : subscriptions_) {
+    if (!sub.video) continue;
+    const int wanted = fanout_wanted_layer_of(sub.fanout.get(), sub.id);
+    const bool paused = wanted == int(kPaused);
+    gst_structure_set(s, "video-layer", G_TYPE_INT, fanout_layer_of(sub.fanout.get(), sub.id), "video-layer-wanted",
+                        G_TYPE_INT, paused ? -1 : wanted, "video-paused", G_TYPE_BOOLEAN, gboolean(paused),
+                        "video-layers", G_TYPE_UINT,
                         fanout_layer_count(sub.fanout.get()), "video-layer-pinned", G_TYPE_BOOLEAN,
                         gboolean(sub.layers && sub.layers->pinned()), "video-layer-moves", G_TYPE_UINT,
                         sub.layers ? sub.layers->moves() : 0u, "video-estimate", G_TYPE_UINT64,
                         guint64(sub.layers ? sub.layers->estimate(LayerChoice::Clock::now()) : 0), nullptr);
+  }
   return s;
 }
 

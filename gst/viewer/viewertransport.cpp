@@ -76,21 +76,19 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
       (feedback.remb_ssrcs.empty() ||
        std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
     choice.on_estimate(now, feedback.remb_bitrate);
-  bool reported = false;
   for (const auto &report : feedback.reports)
-    if (report.block.ssrc == target.ssrc) {
-      choice.on_loss(now, report.block.fraction_lost / 256.0);
-      reported = true;
-    }
-  if (!reported && !feedback.remb_bitrate) return;
-  const LayerChoice::Rates rates = fanout_layer_bitrates(target.fanout.get());
-  if (std::count_if(rates.begin(), rates.end(), [](uint64_t r) { return r > 0; }) < 2) return;
+    if (report.block.ssrc == target.ssrc) choice.on_loss(now, report.block.fraction_lost / 256.0);
+  // Any of the viewer's RTCP is a time to choose: a paused video gets no
+  // more reports of its own (a receiver stops reporting a silent sender),
+  // but its audio's keep coming.
+  // Before its first keyframe a viewer has nothing to move.
+  if (!fanout_has_keyframe(target.fanout.get(), target.id)) return;
   const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
   if (wanted < 0) return;
-  const unsigned want = choice.choose(now, rates, unsigned(wanted));
+  const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get()), unsigned(wanted));
   if (want != unsigned(wanted)) {
-    GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %u (estimate %" G_GUINT64_FORMAT " bit/s)", target.id,
-             wanted, want, choice.estimate(now));
+    GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %d (estimate %" G_GUINT64_FORMAT " bit/s; %d: no video)",
+             target.id, wanted, int(want), choice.estimate(now), int(kPaused));
     fanout_set_layer(target.fanout.get(), target.id, want);
   }
 }

@@ -4,10 +4,12 @@
 # 1280x720 at 1.5 Mbit/s), one headless Chromium viewer in a network
 # namespace of its own behind a veth shaped to 500 kbit/s (tc tbf;
 # documentation addresses 192.0.2.1 and .2), and one on loopback beside it.
-# The shaped one loses most of every keyframe and keeps sending PLIs; the
-# node's per-viewer back-off must keep the keyframe requests it passes to the
-# encoder to a handful, and the unshaped viewer must play at full rate with
-# no more keyframes than the stream's own GOP and a few.
+# The shaped one loses most of every keyframe and sends PLIs until its own
+# feedback pauses its video (docs/layers.md; it keeps its sound, and retries
+# the video after a back-off); the node's per-viewer back-off and the pause
+# must keep the keyframe requests it passes to the encoder to a handful, and
+# the unshaped viewer must play at full rate with no more keyframes than the
+# stream's own GOP and a few.
 #
 # Usage (root, inside a network namespace of the test's own, as meson runs
 # it): run-shaped-viewer-test.sh <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>
@@ -91,10 +93,14 @@ else {
   if (u.keyframes > windowS / 2 + 8) problems.push(`the unshaped viewer decoded ${u.keyframes} keyframes in ${windowS} s`);
 }
 if (Number(sent) > 10) problems.push(`${sent} keyframe requests reached the encoder`);
+// Its network cannot carry the video, so the video is paused: the sound
+// (50 Opus packets a second) must go on.
+if (s.connected && s.audio < 25 * windowS) problems.push(`the shaped viewer got ${s.audio} audio packets in ${windowS} s`);
 console.log(`[run-shaped-viewer-test] shaped: ${JSON.stringify(s)}`);
 console.log(`[run-shaped-viewer-test] unshaped: ${JSON.stringify(u)}`);
 if (problems.length) { console.log("FAIL: " + problems.join("; ")); process.exit(1); }
-console.log(`PASS: the shaped viewer sent ${s.plis ?? "?"} PLIs; ${sent} keyframe requests reached the encoder; ` +
+console.log(`PASS: the shaped viewer sent ${s.plis ?? "?"} PLIs and got ${s.audio} audio packets; ` +
+            `${sent} keyframe requests reached the encoder; ` +
             `the unshaped viewer decoded ${u.fps.toFixed(1)} fps with ${u.keyframes} keyframes in ${windowS} s`);
 ' "$ARTIFACTS/shaped-viewer.json" "$ARTIFACTS/unshaped-viewer.json" "$sent" "$WINDOW"
 rc=$?

@@ -8,7 +8,8 @@
 //
 // Waits for the page to connect (60 s at most), lets it settle 3 s, then
 // samples inbound-rtp video (framesDecoded, keyFramesDecoded, pliCount,
-// packetsReceived, packetsLost, freezeCount) at the start and the end of the
+// packetsReceived, packetsLost, freezeCount; and audio: inbound-rtp audio
+// packetsReceived) at the start and the end of the
 // window and writes the differences to out.json, with the picture's width at
 // the end (width) and each width it had, sampled every second (widths: a
 // change is a move between layers), the selected candidate
@@ -34,12 +35,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const videoStats = (page) => page.evaluate(async () => {
   const pc = window.whep && window.whep.pc;
   if (!pc) return null;
-  for (const s of (await pc.getStats()).values())
-    if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video')
-      return { frames: s.framesDecoded ?? 0, keyframes: s.keyFramesDecoded ?? 0, plis: s.pliCount ?? 0,
-               packets: s.packetsReceived ?? 0, lost: s.packetsLost ?? 0, freezes: s.freezeCount ?? 0,
-               width: s.frameWidth ?? 0 };
-  return null;
+  let video = null, audio = 0;
+  for (const s of (await pc.getStats()).values()) {
+    if (s.type !== 'inbound-rtp') continue;
+    if ((s.kind || s.mediaType) === 'audio') audio = s.packetsReceived ?? 0;
+    else if ((s.kind || s.mediaType) === 'video')
+      video = { frames: s.framesDecoded ?? 0, keyframes: s.keyFramesDecoded ?? 0, plis: s.pliCount ?? 0,
+                packets: s.packetsReceived ?? 0, lost: s.packetsLost ?? 0, freezes: s.freezeCount ?? 0,
+                width: s.frameWidth ?? 0 };
+  }
+  return video && { ...video, audio };
 });
 
 // The selected candidate pair: how the media reached us.

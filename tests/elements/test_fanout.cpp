@@ -762,3 +762,34 @@ TEST_F(FanoutTest, ALayerMustHaveTheCodecOfTheOthers) {
   gst_element_release_request_pad(GST_ELEMENT(fanout), sink);
   gst_object_unref(sink);
 }
+
+TEST_F(LayerTest, APausedViewerIsSentNothingAndResumesWhereItsNumbersStopped) {
+  UdpViewer viewer(port_fd);
+  wb::SubscriberId id = join(viewer, wb::Rewrite{102, 7});
+  push0(0, kSps);
+  push0(1, kDelta);
+  ASSERT_EQ(viewer.wait_for(2, 5000), 2u);
+  ASSERT_TRUE(wb::fanout_set_layer(fanout, id, wb::kPaused));
+  EXPECT_EQ(wb::fanout_wanted_layer_of(fanout, id), int(wb::kPaused));
+  drain();
+  for (guint i = 2; i < 6; ++i) {
+    push0(i, i == 3 ? kSps : kDelta);
+    push1(i, i == 3 ? kSps1 : kDelta1);
+  }
+  drain();
+  EXPECT_EQ(viewer.wait_for(3, 200), 2u) << "nothing while paused, keyframes included";
+  EXPECT_EQ(wb::fanout_layer_of(fanout, id), -1);
+  wb::fanout_request_keyframe(fanout, id);  // its PLIs cost nothing while paused
+  ASSERT_TRUE(wb::fanout_set_layer(fanout, id, 1));
+  push1(6, kDelta1);
+  push1(7, kSps1);
+  push1(8, kDelta1);
+  ASSERT_EQ(viewer.wait_for(4, 5000), 4u);
+  EXPECT_EQ(viewer.got[2].seq, 3) << "on from where its numbers stopped";
+  EXPECT_EQ(viewer.got[3].seq, 4);
+  EXPECT_EQ(viewer.timestamps[2], 9000u * 7) << "its clock ran on through the pause";
+  EXPECT_EQ(wb::fanout_layer_of(fanout, id), 1);
+  wb::fanout_unsubscribe(fanout, id);
+  drain();
+  EXPECT_EQ(wb::fanout_get_stats(fanout).layers[1].subscribers, 0u);
+}

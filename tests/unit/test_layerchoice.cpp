@@ -66,8 +66,8 @@ TEST(LayerChoice, HeavyLossAloneTakesItDownOneLayer) {
   v.second(0, 0.2);
   EXPECT_EQ(v.layer, 1u);
   v.second(0, 0.2);
-  EXPECT_EQ(v.layer, 1u) << "the report after a move is about the layer before it";
   v.second(0, 0.2);
+  EXPECT_EQ(v.layer, 1u) << "the reports just after a move are about the layer before it";
   v.second(0, 0.2);
   EXPECT_EQ(v.layer, 2u);
 }
@@ -128,4 +128,69 @@ TEST(LayerChoice, AnOldEstimateIsForgotten) {
   EXPECT_EQ(v.choice.estimate(v.now), 300000u);
   v.now += 10s;
   EXPECT_EQ(v.choice.estimate(v.now), 0u);
+}
+
+TEST(LayerChoice, BelowTheLowestLayerTheVideoPausesAndResumingIsAProbe) {
+  Viewer v;
+  v.layer = 2;
+  v.second(2000000, 0);
+  // Even 200 kbit/s is far beyond what arrives: no video, audio goes on.
+  v.second(80000, 0.2);
+  v.second(80000, 0.2);
+  EXPECT_EQ(v.layer, wb::kPaused);
+  // Calm (audio alone arrives): after the back-off it tries the lowest
+  // layer again, and pauses again when that fails.
+  for (int i = 0; i < 60; ++i) {
+    const bool trying = v.layer != wb::kPaused;
+    v.second(trying ? 70000 : 60000, trying ? 0.3 : 0);
+  }
+  unsigned resumed = 0;
+  for (auto &m : v.moves) resumed += m.second == 2;
+  EXPECT_GE(resumed, 1u);
+  EXPECT_LE(resumed, 3u) << "a minute costs a few tries";
+  // The link recovers: the next try stays.
+  for (int i = 0; i < 60 && v.layer == wb::kPaused; ++i) v.second(0, 0);
+  EXPECT_EQ(v.layer, 2u);
+  for (int i = 0; i < 3; ++i) v.second(300000, 0);
+  EXPECT_EQ(v.layer, 2u);
+}
+
+TEST(LayerChoice, LossRightAfterAFailedProbeDoesNotPauseALowestLayerThatFits) {
+  Viewer v;
+  v.layer = 2;
+  for (int i = 0; i < 6; ++i) v.second(300000, 0);
+  ASSERT_EQ(v.layer, 1u) << "it probes";
+  v.second(250000, 0.3);
+  v.second(240000, 0.3);
+  ASSERT_EQ(v.layer, 2u) << "the probe failed";
+  // The link's queue drains: two more lossy reports, then none.
+  for (int i = 0; i < 2; ++i) v.second(230000, 0.3);
+  for (int i = 0; i < 3; ++i) v.second(230000, 0);
+  EXPECT_EQ(v.layer, 2u);
+  // Heavy loss that goes on is the lowest layer's own, whatever the
+  // estimate says: no video.
+  for (int i = 0; i < 4; ++i) v.second(230000, 0.3);
+  EXPECT_EQ(v.layer, wb::kPaused);
+}
+
+TEST(LayerChoice, ASingleLayerIsPausedNotDownsized) {
+  Viewer v;
+  const LayerChoice::Rates one = {1500000, 0, 0, 0};
+  v.choice.on_estimate(v.now, 3000000);
+  EXPECT_EQ(v.choice.choose(v.now, one, 0), 0u);
+  v.now += 1s;
+  v.choice.on_estimate(v.now, 400000);
+  EXPECT_EQ(v.choice.choose(v.now, one, 0), 0u) << "held a second first";
+  v.now += 1s;
+  v.choice.on_estimate(v.now, 390000);
+  EXPECT_EQ(v.choice.choose(v.now, one, 0), wb::kPaused);
+  // A busy receiver's dip to 70 % of the only layer is not a pause.
+  Viewer w;
+  w.choice.on_estimate(w.now, 3000000);
+  w.choice.choose(w.now, one, 0);
+  for (int i = 0; i < 5; ++i) {
+    w.now += 1s;
+    w.choice.on_estimate(w.now, 1000000 - i);
+    EXPECT_EQ(w.choice.choose(w.now, one, 0), 0u);
+  }
 }
