@@ -303,7 +303,7 @@ SessionHandler::Join Audience::admit(const JoinRequest &request) {
   if (!path.empty()) result.headers["Broadcast-Path"] = path;
   if (relay) {
     children_.add(id, request.node_id, request.relay_url);
-    session->exempt_from_keyframe_backoff();
+    session->mark_relay_child();
   }
   return result;
 }

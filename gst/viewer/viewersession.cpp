@@ -47,10 +47,13 @@ ViewerSession::Answer ViewerSession::negotiate(const std::string &offer_sdp, con
                             &subscriptions_);
 }
 
-void ViewerSession::exempt_from_keyframe_backoff() {
+void ViewerSession::mark_relay_child() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto &s : subscriptions_)
-    if (s.video) fanout_exempt_from_keyframe_backoff(s.fanout.get(), s.id);
+  for (const auto &s : subscriptions_) {
+    if (!s.video) continue;
+    fanout_exempt_from_keyframe_backoff(s.fanout.get(), s.id);
+    if (s.layers) s.layers->pin(true);
+  }
 }
 
 void ViewerSession::start_media() {

@@ -57,8 +57,11 @@ class ViewerSession {
   // otherwise it goes through webrtcbin. The transport chooses, once.
   void start_media();
   // A relay child: its keyframe requests speak for its own viewers' joins,
-  // so no per-viewer back-off applies to them. After negotiate().
-  void exempt_from_keyframe_backoff();
+  // so no per-viewer back-off applies to them; and it serves a whole
+  // subtree, whose video one lossy report window of its link must not move
+  // down or pause: it stays on layer 0 unless set_video_layer() moves it.
+  // After negotiate().
+  void mark_relay_child();
   bool sends_direct() const { return sends_direct_.load(); }
   // Whether the viewer has (or is about to get) a webrtcbin of its own. The
   // audience marks it when it admits one, under its own lock, so that

@@ -7,6 +7,9 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "support/testsupport.h"
 
@@ -538,6 +541,40 @@ TEST(RelayInProcess, UpstreamLossesReleaseEachSessionAndTheViewerResumes) {
   EXPECT_EQ(count_webrtcbins(relaysrc), 1u);
   viewer->disconnect();
   gst_object_unref(relaysrc);
+}
+
+// A relay child serves a whole subtree: one lossy report window of its own
+// link must not move its video down or pause it, so its layer is pinned.
+TEST(RelayInProcess, ARelayChildIsNotMovedByItsOwnFeedback) {
+  unsigned root_port = free_tcp_port(), relay_port = free_tcp_port();
+  Broadcast root(root_launch(root_port), root_port);
+  struct Joined {
+    std::mutex mutex;
+    std::vector<std::string> ids;
+  } joined;
+  g_signal_connect(root.sink(), "viewer-joined", G_CALLBACK(+[](GstElement *, const gchar *id, Joined *j) {
+                     std::lock_guard<std::mutex> lock(j->mutex);
+                     j->ids.push_back(id);
+                   }),
+                   &joined);
+  ASSERT_TRUE(root.start());
+  Broadcast relay(relay_launch(whep(root_port), relay_port), relay_port);
+  ASSERT_TRUE(relay.start()) << relay.last_error();
+  ASSERT_TRUE(wait_until([&] {
+    std::lock_guard<std::mutex> lock(joined.mutex);
+    return !joined.ids.empty();
+  }, 10000ms));
+  std::string id;
+  {
+    std::lock_guard<std::mutex> lock(joined.mutex);
+    id = joined.ids.front();
+  }
+  GstStructure *stats = nullptr;
+  g_signal_emit_by_name(root.sink(), "get-viewer-stats", id.c_str(), &stats);
+  ASSERT_TRUE(stats);
+  gboolean pinned = FALSE;
+  EXPECT_TRUE(gst_structure_get_boolean(stats, "video-layer-pinned", &pinned) && pinned);
+  gst_structure_free(stats);
 }
 
 // The CLI's help states broadcastsink's defaults, which the element
