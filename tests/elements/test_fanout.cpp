@@ -756,7 +756,11 @@ TEST_F(FanoutTest, ALayerMustHaveTheCodecOfTheOthers) {
   gst_pad_push_event(src, gst_event_new_segment(&segment));
   EXPECT_EQ(gst_pad_push(src, rtp_packet(1, kDelta)), GST_FLOW_NOT_NEGOTIATED);
   EXPECT_EQ(wb::fanout_get_codec(fanout), wb::Codec::H264);
-  EXPECT_EQ(gst_element_request_pad_simple(GST_ELEMENT(fanout), "sink_1"), nullptr) << "each layer once";
+  GstPad *next = gst_element_request_pad_simple(GST_ELEMENT(fanout), "sink_%u");
+  ASSERT_TRUE(next);
+  EXPECT_STREQ(GST_PAD_NAME(next), "sink_2") << "each layer once: the next free one";
+  gst_element_release_request_pad(GST_ELEMENT(fanout), next);
+  gst_object_unref(next);
   gst_pad_set_active(src, FALSE);
   gst_object_unref(src);
   gst_element_release_request_pad(GST_ELEMENT(fanout), sink);
