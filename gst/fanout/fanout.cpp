@@ -83,6 +83,10 @@ struct Subscriber {
   // The delivering thread only.
   wb::Rewrite rewrite;  // payload type and SSRC fixed; offsets change at a switch
   int joining = -1;     // the layer whose keyframe it waits for, on its shard
+  // Off its shard's lists for good. A join or a move posted by another
+  // thread just before the leave can still run after it; it must not put
+  // the subscriber back (its sender would go on sending to a viewer gone).
+  bool left = false;
   size_t on_index = 0, joining_index = 0;  // its places in its lane's lists
   uint16_t last_viewer_seq = 0;
   std::vector<Span> spans;  // oldest first; the last is open (count grows)
@@ -472,6 +476,10 @@ void list_remove(SubscriberList &list, const std::shared_ptr<Subscriber> &sub, s
 // thread posts the next batch of `to` to the shard): that count stays
 // while it waits or once it is on `to`, else it is taken back here.
 void join_layer(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub, unsigned to) {
+  if (sub->left) {
+    lane.count[to].fetch_sub(1);
+    return;
+  }
   const bool on_it = !sub->paused.load(std::memory_order_relaxed) && sub->layer.load(std::memory_order_relaxed) == int(to);
   if (sub->joining == int(to) || on_it) {
     lane.count[to].fetch_sub(1);
@@ -495,6 +503,7 @@ void join_layer(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub, 
 // On the subscriber's shard: it is sent nothing more until it joins a layer
 // again.
 void pause(Core &core, Lane &lane, const std::shared_ptr<Subscriber> &sub) {
+  if (sub->left) return;
   if (sub->joining >= 0) {
     list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
     lane.count[unsigned(sub->joining)].fetch_sub(1);
@@ -549,6 +558,7 @@ void leave_shard(std::shared_ptr<Subscriber> sub) {
   if (!pool) return;
   pool->post(shard, [lanes, shard, sub = std::move(sub)]() mutable {
     Lane &lane = *(*lanes)[shard];
+    sub->left = true;
     if (sub->joining >= 0) {
       list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
       lane.count[unsigned(sub->joining)].fetch_sub(1);
