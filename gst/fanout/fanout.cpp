@@ -548,7 +548,7 @@ void deliver_on_shard(Core &core, Lane &lane, const Batch &batch) {
 
 // Takes `sub` off its shard, after the batches already queued for it; it
 // (its sender and SRTP context) is freed on the shard's thread.
-void leave_shard(std::shared_ptr<Subscriber> sub) {
+void leave_shard(const std::shared_ptr<Core> &core, std::shared_ptr<Subscriber> sub) {
   const unsigned shard = unsigned(sub->shard);
   std::shared_ptr<Lanes> lanes = sub->lanes.lock();
   if (!lanes) return;
@@ -556,9 +556,12 @@ void leave_shard(std::shared_ptr<Subscriber> sub) {
   // lanes go, with the fan-out's next pool or the fan-out itself.
   std::shared_ptr<wb::SenderPool> pool = sub->pool.lock();
   if (!pool) return;
-  pool->post(shard, [lanes, shard, sub = std::move(sub)]() mutable {
+  pool->post(shard, [core, lanes, shard, sub = std::move(sub)]() mutable {
     Lane &lane = *(*lanes)[shard];
     sub->left = true;
+    // Its join may have run after fanout_unsubscribe() took it out of the
+    // waiting count: a count left behind would ask for keyframes forever.
+    stop_waiting(*core, *sub);
     if (sub->joining >= 0) {
       list_remove(lane.joining[unsigned(sub->joining)], sub, &Subscriber::joining_index);
       lane.count[unsigned(sub->joining)].fetch_sub(1);
@@ -866,7 +869,7 @@ static void wb_fanout_finalize(GObject *object) {
   WbFanout *self = WB_FANOUT(object);
   // Subscribers nobody unsubscribed still sit in their shards' lanes.
   for (auto &entry : self->state->subscribers)
-    if (entry.second->shard >= 0) leave_shard(std::move(entry.second));
+    if (entry.second->shard >= 0) leave_shard(self->state->core, std::move(entry.second));
   for (auto &in : self->state->inputs)
     if (in && in->caps) gst_caps_unref(in->caps);
   delete self->state;
@@ -1148,7 +1151,7 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
   }
   stop_waiting(*st.core, *sub);
   if (sub->shard >= 0) {
-    leave_shard(std::move(sub));
+    leave_shard(st.core, std::move(sub));
     return;
   }
   if (!sub->pad) return;

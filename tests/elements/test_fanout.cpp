@@ -518,6 +518,26 @@ TEST_F(ShardTest, LeavingFreesTheSubscribersSenderOnItsShard) {
   EXPECT_EQ(wb::fanout_get_stats(fanout).subscribers, 0u);
 }
 
+// Its join runs on its shard after fanout_unsubscribe() has returned: the
+// count of viewers waiting for a keyframe must not keep it, or the
+// keyframes would be asked for forever.
+TEST_F(ShardTest, AViewerGoneBeforeItsJoinRanLeavesNoKeyframeRequestsBehind) {
+  wb::fanout_set_keyframe_min_interval(fanout, 0);
+  push(1, kSps);
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  for (unsigned i = 0; i < pool->size(); ++i) pool->post(i, [released] { released.wait(); });
+  UdpViewer viewer(port_fd);
+  wb::SubscriberId id = join(viewer, wb::Rewrite{102, 1});
+  wb::fanout_unsubscribe(fanout, id);
+  release.set_value();
+  drain();
+  upstream_keyframe_requests();  // the join's own
+  for (guint16 seq = 2; seq < 6; ++seq) push(seq, kDelta);
+  EXPECT_EQ(upstream_keyframe_requests(), 0u);
+  EXPECT_EQ(viewer.wait_for(1, 100), 0u);
+}
+
 TEST_F(ShardTest, AFramesPacketsArriveWholeAndInOrder) {
   UdpViewer viewer(port_fd);
   join(viewer, wb::Rewrite{102, 9});
