@@ -70,7 +70,8 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   }
   if (!under) congested_ = false;
   unsigned want = current;
-  if (!paused && (too_much_ || (congested_ && now - congested_since_ >= config_.congested_for))) {
+  const auto hold = last_loss_ > config_.light_loss ? config_.congested_for : config_.congested_without_loss_for;
+  if (!paused && (too_much_ || (congested_ && now - congested_since_ >= hold))) {
     want = estimate ? best_under(rates, estimate * config_.headroom) : current;
     // Loss says this layer is too much, whatever the estimate.
     if (too_much_ && rates[want] >= rates[current]) want = best_under(rates, rate - 1);

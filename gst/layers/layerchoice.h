@@ -36,9 +36,12 @@ class LayerChoice {
   struct Config {
     double congested = 0.75;      // an estimate under this share of the layer's rate: too much
     double pause_under = 0.5;     // on the lowest layer, only under this share: no video at all
-    // ... for this long: a receiver whose machine is busy reports a short
-    // rise in delay as overuse, and its estimate recovers at once.
+    // ... for this long, when its reports show loss too; without loss, for
+    // longer: a receiver whose machine is busy takes its own delay for
+    // overuse (seen in CI: an unshaped viewer's estimate fell under half the
+    // top layer for seconds, with no loss), while a thin link loses.
     std::chrono::milliseconds congested_for{1000};
+    std::chrono::milliseconds congested_without_loss_for{4000};
     double headroom = 0.85;       // moving down, a layer fits when its rate <= estimate * headroom
     double heavy_loss = 0.10;     // reported loss that means the layer is too much
     unsigned heavy_reports = 2;   // ... in this many reports in a row

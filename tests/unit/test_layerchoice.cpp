@@ -119,11 +119,22 @@ TEST(LayerChoice, AFirstLowEstimateIsTheReceiverRampingUpNotCongestion) {
   EXPECT_TRUE(v.moves.empty());
 }
 
+TEST(LayerChoice, AnEstimateThatFallsWithoutLossMovesOnlyOnceItStaysDown) {
+  Viewer v;
+  v.second(3000000, 0);
+  for (int i = 0; i < 4; ++i) {
+    v.second(300000, 0);
+    EXPECT_EQ(v.layer, 0u) << "a busy receiver: no loss, held " << i << " s";
+  }
+  v.second(300000, 0);
+  EXPECT_EQ(v.layer, 2u);
+}
+
 TEST(LayerChoice, AnOldEstimateIsForgotten) {
   Viewer v;
   v.second(3000000, 0);
-  v.second(300000, 0);
-  v.second(300000, 0);
+  v.second(300000, 0.05);
+  v.second(300000, 0.05);
   EXPECT_EQ(v.layer, 2u);
   EXPECT_EQ(v.choice.estimate(v.now), 300000u);
   v.now += 10s;
@@ -180,9 +191,11 @@ TEST(LayerChoice, ASingleLayerIsPausedNotDownsized) {
   EXPECT_EQ(v.choice.choose(v.now, one, 0), 0u);
   v.now += 1s;
   v.choice.on_estimate(v.now, 400000);
+  v.choice.on_loss(v.now, 0.05);
   EXPECT_EQ(v.choice.choose(v.now, one, 0), 0u) << "held a second first";
   v.now += 1s;
   v.choice.on_estimate(v.now, 390000);
+  v.choice.on_loss(v.now, 0.05);
   EXPECT_EQ(v.choice.choose(v.now, one, 0), wb::kPaused);
   // A busy receiver's dip to 70 % of the only layer is not a pause.
   Viewer w;
