@@ -409,10 +409,12 @@ static void gst_broadcast_sink_class_init(GstBroadcastSinkClass *klass) {
    * broadcastsink:video_%u:
    *
    * A further layer of the video (simulcast): the same picture encoded
-   * again at another size or bitrate, in the `video` pad's codec (request
-   * that one first). Payloaded once like `video`. Each viewer is sent one
-   * layer at a time (`set-viewer-layer`; new viewers get layer 0, the
-   * `video` pad) and moves between layers at a keyframe without a gap.
+   * again at another size or bitrate (request the `video` pad first).
+   * Payloaded once like `video`. Each viewer is sent one layer at a time
+   * (`set-viewer-layer`; new viewers get the first layer in the codec they
+   * decode) and moves between layers at a keyframe without a gap. A layer
+   * may be in another codec (VP8 beside H.264, for browsers without an
+   * H.264 decoder); its viewers move only among that codec's layers.
    * Keyframe requests for a layer leave its own pad.
    */
   gst_element_class_add_static_pad_template(element_class, &video_layer_template);

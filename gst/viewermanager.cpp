@@ -1054,10 +1054,12 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
    * GstViewerManager:video_%u:
    *
    * A further layer of the video (simulcast): the same picture encoded
-   * again, at another size or bitrate, in the codec of the `video` pad
-   * (request that one first). Each viewer is sent one layer at a time
-   * (`set-viewer-layer`; new viewers get layer 0, the `video` pad) and
-   * moves between them at a keyframe without a gap in its stream.
+   * again, at another size or bitrate (request the `video` pad first).
+   * Each viewer is sent one layer at a time (`set-viewer-layer`; new
+   * viewers get the first layer in the codec they decode) and moves
+   * between them at a keyframe without a gap in its stream. A layer may
+   * be in another codec (VP8 beside H.264): a viewer whose browser decodes
+   * only that codec is served that layer, and moves only among its codec's.
    */
   gst_element_class_add_static_pad_template(element_class, &video_layer_template);
   gst_element_class_add_static_pad_template(element_class, &audio_template);

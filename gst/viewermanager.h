@@ -82,7 +82,8 @@ enum ViewerProperty : guint {
   "(int, the layer it moves to at that layer's next keyframe), video-paused (boolean: its network carries not "   \
   "even the lowest layer, it gets audio only until a retry fits), video-layers (uint, how many the node has), "   \
   "video-layer-pinned (boolean), video-layer-moves (uint, its feedback's choices), video-estimate (guint64, bits/s " \
-  "its REMB says its network carries; 0: none); "                                                                  \
+  "its REMB says its network carries; 0: none), video-codec (string, the encoding name it decodes: it moves only " \
+  "between the layers in that codec); "                                                                         \
   "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \
   "authorize (method, path, authorization, remote-address) -> gboolean, on the HTTP thread before a WHEP POST or " \
   "DELETE is read (FALSE: 401 without an Authorization header, else 403; no handler: allowed)"

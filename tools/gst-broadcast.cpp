@@ -61,6 +61,10 @@ struct Layer {
   gint width = 0;
   gint height = 0;
   gint kbps = 0;
+  // WxH@KBPS:CODEC: a layer in another codec than --codec's (VP8 beside
+  // H.264, for browsers without an H.264 decoder), by its software encoder.
+  bool own_codec = false;
+  int codec = 0;  // a Codec, when own_codec
 };
 
 struct Options {
@@ -404,6 +408,16 @@ std::string video_source_description(const Options &opt, int width, int height) 
 }
 
 // Conversion + encoder + output caps. Input: raw video at the size to encode.
+// A layer in a codec of its own gets that codec's software encoder: the
+// hardware of a Pi or a Jetson encodes H.264 only.
+EncoderChoice layer_encoder(const EncoderChoice &main, const Layer &layer) {
+  if (!layer.own_codec || Codec(layer.codec) == main.codec) return main;
+  EncoderChoice enc;
+  enc.codec = Codec(layer.codec);
+  enc.factory = enc.codec == Codec::H264 ? "x264enc" : enc.codec == Codec::VP8 ? "vp8enc" : "vp9enc";
+  return enc;
+}
+
 std::string encoder_description(const EncoderChoice &enc, int kbps, int gop, const std::string &name) {
   const int bps = kbps * 1000;
   const char *n = name.c_str();
@@ -1115,8 +1129,8 @@ std::string build_description(App *app) {
                                       kVideoTeeName, l.width, l.height);
       d += branch;
       g_free(branch);
-      d += encoder_description(app->enc, l.kbps, opt.gop(), layer_name(kEncoderName, i)) + " ! " + kSinkName +
-           "." + layer_name(kVideoPadName, i);
+      d += encoder_description(layer_encoder(app->enc, l), l.kbps, opt.gop(), layer_name(kEncoderName, i)) + " ! " +
+           kSinkName + "." + layer_name(kVideoPadName, i);
     }
   }
   if (!opt.no_audio) d += "  " + audio_description();
@@ -1389,12 +1403,23 @@ bool parse_layers(const char *spec, std::vector<Layer> *out) {
   }
   for (const std::string &item : items) {
     const char *it = item.c_str();
-    const size_t x = item.find('x'), at = item.find('@');
+    const size_t x = item.find('x'), at = item.find('@'), colon = item.find(':');
     Layer l;
     if (x == std::string::npos || at == std::string::npos || at < x || !parse_decimal(item.substr(0, x), &l.width) ||
-        !parse_decimal(item.substr(x + 1, at - x - 1), &l.height) || !parse_decimal(item.substr(at + 1), &l.kbps)) {
-      g_printerr("--layers: '%s' is not WIDTHxHEIGHT@KBPS, e.g. 1280x720@2500\n", it);
+        !parse_decimal(item.substr(x + 1, at - x - 1), &l.height) ||
+        !parse_decimal(item.substr(at + 1, colon == std::string::npos ? std::string::npos : colon - at - 1),
+                       &l.kbps)) {
+      g_printerr("--layers: '%s' is not WIDTHxHEIGHT@KBPS[:CODEC], e.g. 1280x720@2500 or 640x360@800:vp8\n", it);
       return false;
+    }
+    if (colon != std::string::npos) {
+      Codec codec;
+      if (!parse_codec(item.substr(colon + 1).c_str(), &codec)) {
+        g_printerr("--layers: '%s': the codec must be h264, vp8 or vp9\n", it);
+        return false;
+      }
+      l.own_codec = true;
+      l.codec = int(codec);
     }
     if (l.width < 16 || l.width > 7680 || l.height < 16 || l.height > 4320) {
       g_printerr("--layers: '%s': width must be between 16 and 7680, height between 16 and 4320\n", it);
@@ -1512,13 +1537,15 @@ void announce_layer(App *app, size_t i) {
   const Options &opt = *app->opt;
   const Layer &l = opt.layers[i];
   const std::string encoder = layer_name(kEncoderName, i), pad = layer_name(kVideoPadName, i);
+  const EncoderChoice enc = layer_encoder(app->enc, l);
   if (app->json_log) {
-    log_json("layer", {{"encoder", encoder}, {"pad", pad}},
+    log_json("layer", {{"encoder", encoder}, {"pad", pad}, {"codec", codec_name(enc.codec)}, {"factory", enc.factory}},
              {{"layer", gint64(i)}, {"width", l.width}, {"height", l.height}, {"fps", opt.fps}, {"kbps", l.kbps}});
     return;
   }
-  g_print("layer %zu: %dx%d@%d, %d kbps, encoder %s -> %s%s\n", i, l.width, l.height, opt.fps, l.kbps,
-          encoder.c_str(), pad.c_str(), i == 0 ? " (new viewers start here)" : "");
+  g_print("layer %zu: %dx%d@%d, %d kbps, %s by %s (%s) -> %s%s\n", i, l.width, l.height, opt.fps, l.kbps,
+          codec_name(enc.codec), enc.factory.c_str(), encoder.c_str(), pad.c_str(),
+          i == 0 ? " (new viewers start here)" : "");
 }
 
 // Broadcast mode: the encoder, and whether there can be audio.
@@ -1551,7 +1578,15 @@ bool prepare_broadcast(App *app) {
       const Options defaults;
       if (opt->width != defaults.width || opt->height != defaults.height || opt->bitrate != defaults.bitrate)
         g_printerr("warning: --width/--height/--bitrate are ignored with --layers\n");
-      for (size_t i = 0; i < opt->layers.size(); ++i) announce_layer(app, i);
+      for (size_t i = 0; i < opt->layers.size(); ++i) {
+        const EncoderChoice enc = layer_encoder(app->enc, opt->layers[i]);
+        if (!factory_exists(enc.factory.c_str())) {
+          g_printerr("--layers: layer %zu needs %s, which is not available (gstreamer1.0-plugins-%s)\n", i,
+                     enc.factory.c_str(), enc.factory == "x264enc" ? "ugly" : "good");
+          return false;
+        }
+        announce_layer(app, i);
+      }
     }
   }
   return true;
@@ -1608,8 +1643,9 @@ int main(int argc, char **argv) {
       {"layers", 0, 0, G_OPTION_ARG_STRING, &opt.layers_spec,
        "Simulcast: encode the source once per layer, 1 to 4 comma-separated WIDTHxHEIGHT@KBPS (even sizes), "
        "largest first, e.g. 1280x720@2500,640x360@800,320x180@200; the source is captured once at the first "
-       "layer's size, which new viewers get. Overrides --width, --height and --bitrate (default: one layer, "
-       "from those)",
+       "layer's size, which new viewers get. A layer may name a codec of its own, WIDTHxHEIGHT@KBPS:vp8, encoded "
+       "in software: browsers that cannot decode the others' (Firefox without OpenH264 and H.264) get it. "
+       "Overrides --width, --height and --bitrate (default: one layer, from those)",
        "LAYERS"},
       {"keyframe-interval", 'k', 0, G_OPTION_ARG_INT, &opt.keyframe_interval,
        "Keyframe interval (GOP length) in frames (default: 2 seconds' worth, i.e. 2 x --fps)", "FRAMES"},

@@ -61,6 +61,9 @@ struct Subscriber {
   std::atomic<bool> started{false};
   std::atomic<bool> has_keyframe{false};
   bool video = false;  // set before `started`: waits count for keyframe requests
+  // What its viewer decodes (Unknown: whatever layer 0 carries); it is
+  // moved only between the layers in that codec.
+  Codec codec = Codec::Unknown;
   // The layer it is sent (-1 before its first keyframe; written by the
   // delivering thread) and the one it was asked for.
   std::atomic<int> layer{-1};
@@ -186,6 +189,7 @@ struct Batch {
 struct LayerInput {
   GstPad *sinkpad = nullptr;  // owned by the element
   GstCaps *caps = nullptr;
+  Codec codec = Codec::Unknown;  // fixed by its first caps
   unsigned clock_rate = 0;
   GstSegment segment;
   KeyframeRequests keyframes;
@@ -205,7 +209,9 @@ struct FanoutState {
   Sharding sharding;  // set at the first subscriber started on a shard
   std::array<std::unique_ptr<LayerInput>, kMaxLayers> inputs;  // created with their pads
   std::array<std::atomic<uint64_t>, kMaxLayers> bitrates{};    // each input's, for readers without the lock
-  Codec codec = Codec::Unknown;  // layer 0's; every layer must match
+  // Each input's codec, for readers without the lock. A viewer decodes one
+  // video codec: it moves only between the layers in the codec it joined in.
+  std::array<std::atomic<Codec>, kMaxLayers> codecs{};
   SubscriberId next_id = 1;
   unsigned next_pad = 0;
   std::atomic<wb::ReportTime> report_time{wb::ReportTime::Capture};
@@ -587,8 +593,8 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
     std::lock_guard<std::mutex> lock(st.lock);
     with_pads = st.with_pads;
     sharding = st.sharding;
-    codec = st.codec;
     in = st.inputs[layer].get();
+    codec = in->codec;
   }
   Core &core = *st.core;
   LayerCore &layer_core = *core.layers[layer];
@@ -721,18 +727,17 @@ gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
       {
         std::lock_guard<std::mutex> lock(st.lock);
         LayerInput &in = *st.inputs[layer];
-        bool other_layers = false;
-        for (unsigned i = 0; i < kMaxLayers; ++i) other_layers |= i != layer && st.inputs[i] && st.inputs[i]->caps;
-        // Every viewer has one payload type for video: one codec for all layers.
-        if (other_layers && codec != st.codec) accepted = false;
+        // Its viewers were answered with this codec's payload type.
+        if (in.codec != Codec::Unknown && codec != in.codec) accepted = false;
         if (accepted) {
           gst_caps_replace(&in.caps, caps);
           in.clock_rate = unsigned(std::max(clock_rate, 0));
-          st.codec = codec;
+          in.codec = codec;
+          st.codecs[layer].store(codec);
         }
       }
       if (!accepted && codec != Codec::Unknown)
-        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Every layer must have the same codec"),
+        GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("A layer cannot change its codec"),
                           ("layer %u: %" GST_PTR_FORMAT, layer, caps));
       gst_event_unref(event);
       // Each pad announces the caps its own transport negotiated.
@@ -908,8 +913,21 @@ GstCaps *fanout_get_stream_caps(WbFanout *fanout) {
 }
 
 Codec fanout_get_codec(WbFanout *fanout) {
+  for (const auto &codec : fanout->state->codecs)
+    if (codec.load() != Codec::Unknown) return codec.load();
+  return Codec::Unknown;
+}
+
+std::array<Codec, kMaxLayers> fanout_layer_codecs(WbFanout *fanout) {
+  std::array<Codec, kMaxLayers> codecs{};
+  for (unsigned i = 0; i < kMaxLayers; ++i) codecs[i] = fanout->state->codecs[i].load();
+  return codecs;
+}
+
+GstCaps *fanout_get_layer_caps(WbFanout *fanout, unsigned layer) {
   std::lock_guard<std::mutex> lock(fanout->state->lock);
-  return fanout->state->codec;
+  const LayerInput *in = layer < kMaxLayers ? fanout->state->inputs[layer].get() : nullptr;
+  return in && in->caps ? gst_caps_ref(in->caps) : nullptr;
 }
 
 namespace {
@@ -954,10 +972,18 @@ std::pair<Sharding, std::shared_ptr<SenderPool>> sharding_for(WbFanout *fanout, 
 
 }  // namespace
 
-SubscriberId fanout_subscribe(WbFanout *fanout, const Rewrite &rewrite) {
+SubscriberId fanout_subscribe(WbFanout *fanout, const Rewrite &rewrite, Codec codec) {
   auto sub = add_subscriber(fanout, rewrite, nullptr);
-  GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": pt %u ssrc %u", sub->id, rewrite.payload_type,
-                   rewrite.ssrc);
+  sub->codec = codec;
+  // It starts on the first layer in its codec: the best, as layers come best first.
+  const auto codecs = fanout_layer_codecs(fanout);
+  for (unsigned i = 0; i < kMaxLayers && codec != Codec::Unknown; ++i)
+    if (codecs[i] == codec) {
+      sub->wanted.store(i);
+      break;
+    }
+  GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": pt %u ssrc %u, %s from layer %u", sub->id,
+                   rewrite.payload_type, rewrite.ssrc, codec_encoding_name(codec), sub->wanted.load());
   return sub->id;
 }
 
@@ -1043,9 +1069,11 @@ unsigned fanout_layer_count(WbFanout *fanout) {
   return n;
 }
 
-std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout) {
+std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec) {
   std::array<uint64_t, kMaxLayers> rates{};
-  for (unsigned i = 0; i < kMaxLayers; ++i) rates[i] = fanout->state->bitrates[i].load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < kMaxLayers; ++i)
+    if (codec == Codec::Unknown || fanout->state->codecs[i].load(std::memory_order_relaxed) == codec)
+      rates[i] = fanout->state->bitrates[i].load(std::memory_order_relaxed);
   return rates;
 }
 
@@ -1057,6 +1085,7 @@ bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {
   {
     std::lock_guard<std::mutex> lock(st.lock);
     if (layer != kPaused && (layer >= kMaxLayers || !st.inputs[layer] || !st.inputs[layer]->sinkpad)) return false;
+    if (layer != kPaused && sub->codec != Codec::Unknown && st.inputs[layer]->codec != sub->codec) return false;
     if (layer == kPaused && sub->shard < 0) return false;  // it starts on a layer
     sub->wanted.store(layer);
     shard = sub->shard;

@@ -34,7 +34,9 @@
 // from the same instant on the new layer's clock: the viewer sees one
 // stream without a gap or a jump, and its NACKs are answered from whichever
 // layer sent the packet. Only subscribers on a sender shard can move; those
-// with a pad stay on layer 0.
+// with a pad stay on layer 0. Layers may be in different codecs (a VP8
+// layer beside H.264 ones, for browsers that cannot decode H.264): each
+// subscriber decodes one, and moves only between that codec's layers.
 #pragma once
 
 #include <gst/gst.h>
@@ -90,14 +92,23 @@ struct FanoutStats {
 // A viewer's place in one fan-out. 0 is never a subscriber.
 using SubscriberId = uint64_t;
 
-// Caps of the shared stream (nullptr until media has arrived). Transfer full.
+// Caps of the shared stream (nullptr until media has arrived): of its
+// first layer with caps. Transfer full.
 GstCaps *fanout_get_stream_caps(WbFanout *fanout);
+// Its first layer's codec (Unknown until caps arrive).
 Codec fanout_get_codec(WbFanout *fanout);
+// Each layer's codec (Unknown: no such layer, or no caps yet), and caps
+// (transfer full; nullptr likewise). Layers may differ in codec (VP8 beside
+// H.264 for browsers without an H.264 decoder); a viewer stays in one.
+std::array<Codec, kMaxLayers> fanout_layer_codecs(WbFanout *fanout);
+GstCaps *fanout_get_layer_caps(WbFanout *fanout, unsigned layer);
 
 // A subscriber whose packets carry `rewrite`'s payload type and SSRC, its
 // sequence numbers and timestamps shifted by its offsets. It gets nothing
-// until fanout_start(). O(1): no pad, nothing walked.
-SubscriberId fanout_subscribe(WbFanout *fanout, const Rewrite &rewrite);
+// until fanout_start(). O(1): no pad, nothing walked. Its viewer decodes
+// `codec` (Unknown: whatever layer 0 carries): it starts on the first
+// layer in it and never leaves that codec's layers.
+SubscriberId fanout_subscribe(WbFanout *fanout, const Rewrite &rewrite, Codec codec = Codec::Unknown);
 // The same for a transport that takes GStreamer buffers: a source pad of
 // the fan-out is linked to `peer` and sends `caps` (and the stream's sticky
 // events) at once, so the transport knows its caps before it answers an
@@ -133,16 +144,17 @@ int fanout_shard_of(WbFanout *fanout, SubscriberId id);
 // The layers with a sink pad, by index: 1 without simulcast.
 unsigned fanout_layer_count(WbFanout *fanout);
 // What each layer carries, bits per second over about the last second (0:
-// no such layer, or nothing measured yet). Cheap: no lock, for per-viewer
-// decisions.
-std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout);
+// no such layer, none in `codec` unless that is Unknown, or nothing
+// measured yet). Cheap: no lock, for per-viewer decisions.
+std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec = Codec::Unknown);
 // Moves the subscriber to `layer` at that layer's next keyframe (one is
 // requested). kPaused: it is sent nothing of this stream from now on (a
 // viewer whose network cannot carry even the lowest layer keeps its
 // audio), until it is moved to a layer again, its sequence numbers then
 // running on from where they stopped. Before fanout_start(): the layer it
-// starts on (default 0). Any thread. False when the layer has no sink pad,
-// or the subscriber has a pad (it stays on layer 0) or is unknown.
+// starts on (default: its codec's first). Any thread. False when the layer
+// has no sink pad or is in another codec than the subscriber's, or the
+// subscriber has a pad (it stays on layer 0) or is unknown.
 bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer);
 // The layer the subscriber is sent now (-1 before its first keyframe, or
 // paused), and the one it was asked for (kPaused when paused; the same as

@@ -1,5 +1,7 @@
 #include "audience.h"
 
+#include <algorithm>
+
 #include "common/debug.h"
 #include "common/strings.h"
 
@@ -9,16 +11,32 @@ namespace wb {
 
 namespace {
 
-StreamFormat stream_format(WbFanout *fanout) {
+StreamFormat format_of(Codec codec, GstCaps *caps) {
   StreamFormat format;
-  if (!fanout) return format;
-  GstCaps *caps = fanout_get_stream_caps(fanout);
-  if (!caps) return format;
-  format.codec = fanout_get_codec(fanout);
+  format.codec = codec;
   const gchar *plid = gst_structure_get_string(gst_caps_get_structure(caps, 0), "profile-level-id");
   if (plid) format.h264_profile_level_id = plid;
   gst_caps_unref(caps);
   return format;
+}
+
+StreamFormat stream_format(WbFanout *fanout) {
+  GstCaps *caps = fanout ? fanout_get_stream_caps(fanout) : nullptr;
+  return caps ? format_of(fanout_get_codec(fanout), caps) : StreamFormat{};
+}
+
+// One per codec the layers are in, in layer order (the best first).
+std::vector<StreamFormat> layer_formats(WbFanout *fanout) {
+  std::vector<StreamFormat> formats;
+  if (!fanout) return formats;
+  const auto codecs = fanout_layer_codecs(fanout);
+  for (unsigned i = 0; i < kMaxLayers; ++i) {
+    if (codecs[i] == Codec::Unknown ||
+        std::any_of(formats.begin(), formats.end(), [&](const StreamFormat &f) { return f.codec == codecs[i]; }))
+      continue;
+    if (GstCaps *caps = fanout_get_layer_caps(fanout, i)) formats.push_back(format_of(codecs[i], caps));
+  }
+  return formats;
 }
 
 }  // namespace
@@ -221,7 +239,7 @@ SessionHandler::Join Audience::admit(const JoinRequest &request) {
     result.retry_after_s = 1;
     return result;
   }
-  OfferCheck check = check_offer(offer_sdp, video, audio);
+  OfferCheck check = check_offer(offer_sdp, layer_formats(inputs.video), audio);
   if (check.status) {
     result.status = check.status;
     result.error = check.error;

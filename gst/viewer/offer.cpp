@@ -131,6 +131,11 @@ std::vector<std::string> sdp_values_for_pt(const GstSDPMedia *media, const char 
 
 OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
                        Offerer offerer) {
+  return check_offer(sdp, std::vector<StreamFormat>{video}, audio, offerer);
+}
+
+OfferCheck check_offer(const std::string &sdp, const std::vector<StreamFormat> &video, const StreamFormat &audio,
+                       Offerer offerer) {
   const bool viewer = offerer == Offerer::Viewer;
   OfferCheck check;
   ParsedSdp msg;
@@ -161,10 +166,12 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
                     " lacks ICE credentials or a DTLS fingerprint";
       return check;
     }
-    const StreamFormat *ours = choice.kind == "video"   ? &video
-                               : choice.kind == "audio" ? &audio
-                                                        : nullptr;
-    if (!ours || ours->codec == Codec::Unknown) {
+    std::vector<StreamFormat> ours;
+    for (const StreamFormat &f : choice.kind == "video"   ? video
+                                 : choice.kind == "audio" ? std::vector<StreamFormat>{audio}
+                                                          : std::vector<StreamFormat>{})
+      if (f.codec != Codec::Unknown) ours.push_back(f);
+    if (ours.empty()) {
       choice.reason = viewer ? "this broadcast has no " + choice.kind : "we take no " + choice.kind;
     } else if (std::any_of(check.media.begin(), check.media.end(), [&](const MediaChoice &m) {
                  return m.kind == choice.kind && m.accepted();
@@ -177,18 +184,25 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
     } else if (!viewer && (has_attr(media, "recvonly") || has_attr(media, "inactive"))) {
       choice.reason = choice.kind + " m-line does not send (recvonly or inactive)";
     } else {
-      int best_score = -1;
-      for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
-        const int pt = payload_type_of(gst_sdp_media_get_format(media, f));
-        if (pt < 0) continue;
-        int score = score_format(media, pt, *ours);
-        if (score > best_score) {
-          best_score = score;
-          choice.payload_type = pt;
+      // Our formats in our order (the best layers' codec first), each
+      // matched to the offered payload type that fits it best.
+      for (const StreamFormat &format : ours) {
+        int best_score = -1;
+        for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
+          const int pt = payload_type_of(gst_sdp_media_get_format(media, f));
+          if (pt < 0) continue;
+          int score = score_format(media, pt, format);
+          if (score > best_score) {
+            best_score = score;
+            choice.payload_type = pt;
+          }
+        }
+        if (choice.accepted()) {
+          choice.codec = format.codec;
+          break;
         }
       }
       if (choice.accepted()) {
-        choice.codec = ours->codec;
         choice.profile_level_id =
             fmtp_param(fmtp_of(media, choice.payload_type), "profile-level-id");
         GstCaps *caps = gst_sdp_media_get_caps_from_media(media, choice.payload_type);
@@ -202,9 +216,12 @@ OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const 
         gst_structure_set_name(gst_caps_get_structure(caps, 0), "application/x-rtp");
         choice.caps.reset(caps);
       } else {
-        choice.reason = std::string(viewer ? "we send " : "we take ") + codec_encoding_name(ours->codec) +
-                        (ours->codec == Codec::H264 ? " (packetization-mode=1)" : "") +
-                        " but the offer has " + describe_offer_codecs(media);
+        std::string names;
+        for (const StreamFormat &format : ours)
+          names += std::string(names.empty() ? "" : " or ") + codec_encoding_name(format.codec) +
+                   (format.codec == Codec::H264 ? " (packetization-mode=1)" : "");
+        choice.reason = std::string(viewer ? "we send " : "we take ") + names + " but the offer has " +
+                        describe_offer_codecs(media);
       }
     }
     if (!choice.accepted()) {

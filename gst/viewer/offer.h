@@ -49,6 +49,10 @@ enum class Offerer { Viewer, Publisher };
 
 OfferCheck check_offer(const std::string &sdp, const StreamFormat &video, const StreamFormat &audio,
                        Offerer offerer = Offerer::Viewer);
+// The same when the video is sent in several codecs (layers in VP8 beside
+// H.264): the first of `video` the offer can take is chosen.
+OfferCheck check_offer(const std::string &sdp, const std::vector<StreamFormat> &video, const StreamFormat &audio,
+                       Offerer offerer = Offerer::Viewer);
 
 // SDP text parsed into a GstSDPMessage, freed with the holder.
 struct ParsedSdp {

@@ -143,7 +143,8 @@ GstStructure *ViewerSession::stats() const {
                         fanout_layer_count(sub.fanout.get()), "video-layer-pinned", G_TYPE_BOOLEAN,
                         gboolean(sub.layers && sub.layers->pinned()), "video-layer-moves", G_TYPE_UINT,
                         sub.layers ? sub.layers->moves() : 0u, "video-estimate", G_TYPE_UINT64,
-                        guint64(sub.layers ? sub.layers->estimate(LayerChoice::Clock::now()) : 0), nullptr);
+                        guint64(sub.layers ? sub.layers->estimate(LayerChoice::Clock::now()) : 0), "video-codec",
+                        G_TYPE_STRING, codec_encoding_name(sub.codec), nullptr);
   }
   return s;
 }

@@ -85,7 +85,7 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   if (!fanout_has_keyframe(target.fanout.get(), target.id)) return;
   const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
   if (wanted < 0) return;
-  const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get()), unsigned(wanted));
+  const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get(), target.codec), unsigned(wanted));
   if (want != unsigned(wanted)) {
     GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %d (estimate %" G_GUINT64_FORMAT " bit/s; %d: no video)",
              target.id, wanted, int(want), choice.estimate(now), int(kPaused));
@@ -107,6 +107,10 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
     gint clock_rate = 0;
     gst_structure_get_int(gst_caps_get_structure(choice.caps.get(), 0), "clock-rate", &clock_rate);
     SubscriberId id = 0;
+    // A pad's subscriber stays on layer 0.
+    if (sink_for && fanout == video && fanout_layer_codecs(fanout)[0] != choice.codec)
+      return std::string("the webrtcbin path sends only the first layer's codec, ") +
+             codec_encoding_name(fanout_layer_codecs(fanout)[0]) + ", not " + codec_encoding_name(choice.codec);
     if (sink_for) {
       GstCaps *caps = gst_caps_copy(choice.caps.get());
       gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT, rewrite.ssrc,
@@ -116,10 +120,10 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
       gst_caps_unref(caps);
       if (sink) gst_object_unref(sink);
     } else {
-      id = fanout_subscribe(fanout, rewrite);
+      id = fanout_subscribe(fanout, rewrite, choice.codec);
     }
     if (!id) return "could not link " + choice.kind + " to the viewer's transport";
-    subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video,
+    subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video, choice.codec,
                               fanout == video ? std::make_shared<LayerChoice>() : nullptr});
     (*ssrcs)[choice.mline] = rewrite.ssrc;
   }

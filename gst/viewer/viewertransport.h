@@ -33,6 +33,7 @@ struct Subscription {
   uint32_t ssrc;
   uint32_t clock_rate;
   bool video;
+  Codec codec;  // what the viewer decodes: the layers it may be moved between
   // Video: which layer the viewer's network carries, from its feedback
   // (only viewers on the ICE-lite port give it; the others stay on layer 0).
   std::shared_ptr<LayerChoice> layers;

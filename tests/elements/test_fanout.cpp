@@ -601,7 +601,7 @@ struct LayerFeed {
   GstElement *element = nullptr;
   std::atomic<unsigned> keyframe_requests{0};
 
-  LayerFeed(WbFanout *fanout, const char *name) : element(GST_ELEMENT(fanout)) {
+  LayerFeed(WbFanout *fanout, const char *name, const char *encoding_name = "H264") : element(GST_ELEMENT(fanout)) {
     sink = gst_element_request_pad_simple(element, name);
     src = gst_pad_new("src", GST_PAD_SRC);
     gst_pad_set_element_private(src, this);
@@ -614,8 +614,10 @@ struct LayerFeed {
     gst_pad_set_active(src, TRUE);
     if (!sink || GST_PAD_LINK_FAILED(gst_pad_link(src, sink))) return;
     gst_pad_push_event(src, gst_event_new_stream_start("layer"));
-    gst_pad_push_event(src, gst_event_new_caps(gst_caps_from_string(
-                                "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96")));
+    gchar *caps = g_strdup_printf("application/x-rtp,media=video,encoding-name=%s,clock-rate=90000,payload=96",
+                                  encoding_name);
+    gst_pad_push_event(src, gst_event_new_caps(gst_caps_from_string(caps)));
+    g_free(caps);
     GstSegment segment;
     gst_segment_init(&segment, GST_FORMAT_TIME);
     gst_pad_push_event(src, gst_event_new_segment(&segment));
@@ -760,31 +762,56 @@ TEST_F(LayerTest, KeyframeRequestsGoToTheViewersOwnLayer) {
   EXPECT_EQ(layer1->keyframe_requests.load(), before1 + 1);
 }
 
-TEST_F(FanoutTest, ALayerMustHaveTheCodecOfTheOthers) {
-  gst_harness_push(harness, rtp_packet(1, kSps));
-  GstPad *sink = gst_element_request_pad_simple(GST_ELEMENT(fanout), "sink_%u");
-  ASSERT_TRUE(sink);
-  EXPECT_STREQ(GST_PAD_NAME(sink), "sink_1");
-  GstPad *src = gst_pad_new("src", GST_PAD_SRC);
-  gst_pad_set_active(src, TRUE);
-  ASSERT_EQ(gst_pad_link(src, sink), GST_PAD_LINK_OK);
-  gst_pad_push_event(src, gst_event_new_stream_start("vp8"));
-  gst_pad_push_event(src, gst_event_new_caps(gst_caps_from_string(
-                              "application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000")));
-  GstSegment segment;
-  gst_segment_init(&segment, GST_FORMAT_TIME);
-  gst_pad_push_event(src, gst_event_new_segment(&segment));
-  EXPECT_EQ(gst_pad_push(src, rtp_packet(1, kDelta)), GST_FLOW_NOT_NEGOTIATED);
-  EXPECT_EQ(wb::fanout_get_codec(fanout), wb::Codec::H264);
-  GstPad *next = gst_element_request_pad_simple(GST_ELEMENT(fanout), "sink_%u");
-  ASSERT_TRUE(next);
-  EXPECT_STREQ(GST_PAD_NAME(next), "sink_2") << "each layer once: the next free one";
-  gst_element_release_request_pad(GST_ELEMENT(fanout), next);
-  gst_object_unref(next);
-  gst_pad_set_active(src, FALSE);
-  gst_object_unref(src);
-  gst_element_release_request_pad(GST_ELEMENT(fanout), sink);
-  gst_object_unref(sink);
+// VP8 (RFC 7741): descriptor with S=1, partition 0; then the frame
+// header, whose low bit is 0 on a key frame.
+const std::vector<guint8> kVp8Key = {0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0, 0, 0};
+const std::vector<guint8> kVp8Delta = {0x10, 0x01, 0x00, 0x00, 0, 0, 0, 0, 0, 0};
+
+TEST_F(LayerTest, AViewerStaysInTheCodecItJoinedIn) {
+  LayerFeed vp8(fanout, "sink_2", "VP8");
+  ASSERT_TRUE(vp8.sink);
+  auto push2 = [&](guint i, const std::vector<guint8> &payload) {
+    vp8.push(layer_packet(9001, 300000, i, payload));
+  };
+  push2(0, kVp8Delta);  // caps reach the fan-out with the first packet
+  EXPECT_EQ(wb::fanout_layer_codecs(fanout)[2], wb::Codec::VP8);
+  EXPECT_EQ(wb::fanout_get_codec(fanout), wb::Codec::H264) << "the first layer's";
+
+  UdpViewer h264(port_fd), vp8_viewer(port_fd);
+  wb::SubscriberId on_h264 = wb::fanout_subscribe(fanout, wb::Rewrite{102, 1}, wb::Codec::H264);
+  wb::SubscriberId on_vp8 = wb::fanout_subscribe(fanout, wb::Rewrite{96, 2}, wb::Codec::VP8);
+  EXPECT_EQ(wb::fanout_wanted_layer_of(fanout, on_vp8), 2) << "its codec's first layer";
+  EXPECT_FALSE(wb::fanout_set_layer(fanout, on_vp8, 0)) << "it cannot decode H.264";
+  EXPECT_FALSE(wb::fanout_set_layer(fanout, on_h264, 2)) << "it was answered H.264";
+  EXPECT_TRUE(wb::fanout_set_layer(fanout, on_h264, 1));
+  EXPECT_TRUE(wb::fanout_set_layer(fanout, on_h264, 0));
+  wb::fanout_start(fanout, on_h264, h264.sender(), pool);
+  wb::fanout_start(fanout, on_vp8, vp8_viewer.sender(), pool);
+  push0(0, kSps);
+  push2(1, kVp8Delta);  // not a keyframe: the gate stays shut
+  push2(2, kVp8Key);
+  push2(3, kVp8Delta);
+  ASSERT_EQ(h264.wait_for(1, 5000), 1u);
+  ASSERT_EQ(vp8_viewer.wait_for(2, 5000), 2u);
+  drain();
+  EXPECT_EQ(h264.wait_for(2, 200), 1u) << "nothing of the VP8 layer";
+  EXPECT_EQ(vp8_viewer.got[0].pt, 96);
+  EXPECT_EQ(vp8_viewer.sizes[0], kSrtpOverhead + kVp8Key.size()) << "its first packet starts a VP8 key frame";
+  EXPECT_EQ(vp8_viewer.timestamps[1] - vp8_viewer.timestamps[0], 9000u);
+  EXPECT_EQ(wb::fanout_layer_of(fanout, on_vp8), 2);
+
+  // Its feedback chooses among its codec's layers only.
+  const auto rates = wb::fanout_layer_bitrates(fanout, wb::Codec::VP8);
+  EXPECT_EQ(rates[0], 0u);
+  EXPECT_EQ(rates[1], 0u);
+
+  // A layer keeps the codec its viewers were answered in.
+  gst_pad_push_event(vp8.src, gst_event_new_caps(gst_caps_from_string(
+                                  "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000,payload=96")));
+  EXPECT_EQ(gst_pad_push(vp8.src, layer_packet(9001, 300000, 4, kSps)), GST_FLOW_NOT_NEGOTIATED);
+  EXPECT_EQ(wb::fanout_layer_codecs(fanout)[2], wb::Codec::VP8);
+  wb::fanout_unsubscribe(fanout, on_h264);
+  wb::fanout_unsubscribe(fanout, on_vp8);
 }
 
 TEST_F(LayerTest, APausedViewerIsSentNothingAndResumesWhereItsNumbersStopped) {

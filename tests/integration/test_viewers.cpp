@@ -881,3 +881,61 @@ TEST(Layers, AViewerMovesBetweenLayersWithoutAGapAndKeepsDecoding) {
   g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", "0123456789abcdef0123456789abcdef", 1, &moved);
   EXPECT_FALSE(moved) << "no such viewer";
 }
+
+// A layer in a second codec (VP8 beside H.264): a viewer that offers only
+// VP8 (Firefox without OpenH264) is answered VP8 and served that layer; one
+// that offers H.264 gets the H.264 layers. Neither can be moved into the
+// other's codec.
+TEST(Layers, AViewerThatDecodesOnlyVp8IsServedTheVp8Layer) {
+  const unsigned port = free_tcp_port();
+  Broadcast broadcast(
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! tee name=t "
+      "t. ! queue ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 ! "
+      "video/x-h264,profile=constrained-baseline ! bs.video "
+      "t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! videoconvert ! "
+      "vp8enc deadline=1 cpu-used=8 target-bitrate=200000 keyframe-max-dist=60 lag-in-frames=0 ! bs.video_1 "
+      "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio "
+      "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
+      port);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  // The VP8 layer flows a moment after the first: offers are answered with
+  // the codecs flowing when they arrive.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        GstStructure *raw = nullptr;
+        g_signal_emit_by_name(broadcast.sink(), "get-stats", &raw);
+        Stats node(raw, gst_structure_free);
+        const GValue *video = node ? gst_structure_get_value(node.get(), "video") : nullptr;
+        if (!video || !GST_VALUE_HOLDS_STRUCTURE(video)) return false;
+        const GValue *layers = gst_structure_get_value(gst_value_get_structure(video), "layers");
+        if (!layers || gst_value_array_get_size(layers) < 2) return false;
+        // Layer 1 measured a bitrate: its packets are flowing.
+        guint64 bitrate = 0;
+        gst_structure_get_uint64(gst_value_get_structure(gst_value_array_get_value(layers, 1)), "bitrate", &bitrate);
+        return bitrate > 0;
+      },
+      10000ms));
+  WhepViewer::Options vp8_only;
+  vp8_only.video_codec = "VP8";
+  WhepViewer h264, vp8(vp8_only);
+  ASSERT_EQ(h264.connect(broadcast.url()), 201) << h264.error();
+  ASSERT_EQ(vp8.connect(broadcast.url()), 201) << vp8.error();
+  ASSERT_TRUE(wait_until([&] { return h264.video_frames() > 20 && vp8.video_frames() > 20; }, 15000ms))
+      << h264.video_frames() << " " << vp8.video_frames();
+  EXPECT_EQ(h264.video_width(), 640u);
+  EXPECT_EQ(vp8.video_width(), 320u);
+  for (auto *viewer : {&h264, &vp8}) {
+    const std::string id = viewer_id(*viewer);
+    Stats stats = viewer_stats(broadcast.sink(), id);
+    const char *codec = stats ? gst_structure_get_string(stats.get(), "video-codec") : nullptr;
+    EXPECT_STREQ(codec, viewer == &vp8 ? "VP8" : "H264") << describe(stats);
+    gboolean moved = TRUE;
+    g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), viewer == &vp8 ? 0 : 1, &moved);
+    EXPECT_FALSE(moved) << "a layer in a codec it does not decode";
+  }
+  const unsigned frames = vp8.video_frames();
+  EXPECT_TRUE(wait_until([&] { return vp8.video_frames() > frames + 30; }, 5000ms));
+  EXPECT_EQ(vp8.video_seq_breaks(), 0u);
+  EXPECT_GT(vp8.audio_frames(), 30u);
+}

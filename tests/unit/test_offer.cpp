@@ -104,6 +104,29 @@ TEST(Offer, NoCodecWeCanSendIs406WithReason) {
   EXPECT_NE(check.error.find("H264"), std::string::npos) << check.error;
 }
 
+// Layers in two codecs: the first the offer can take, in our order (the
+// best layers' codec first), whatever the offer's order.
+TEST(Offer, LayersInTwoCodecsGiveEachViewerTheFirstItDecodes) {
+  const std::vector<StreamFormat> both = {h264("42e01f"), StreamFormat{Codec::VP8, ""}};
+  OfferCheck check = check_offer(kChromeLikeOffer, both, opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  EXPECT_EQ(check.media[0].codec, Codec::H264);
+  EXPECT_EQ(check.media[0].payload_type, 106);
+
+  // A browser without H.264 (Firefox without OpenH264) offers VP8 alone.
+  std::string vp8_only = replace_all(kChromeLikeOffer, " 96 97 102 103 106 127\r\n", " 96 97\r\n");
+  check = check_offer(vp8_only, both, opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  EXPECT_EQ(check.media[0].codec, Codec::VP8);
+  EXPECT_EQ(check.media[0].payload_type, 96);
+
+  std::string vp9_only = replace_all(vp8_only, "VP8/90000", "VP9/90000");
+  check = check_offer(vp9_only, both, StreamFormat{});
+  EXPECT_EQ(check.status, 406);
+  EXPECT_NE(check.error.find("we send H264 (packetization-mode=1) or VP8 but the offer has VP9"), std::string::npos)
+      << check.error;
+}
+
 TEST(Offer, AudioOnlyBroadcastRejectsVideoLineButAccepts) {
   OfferCheck check = check_offer(kChromeLikeOffer, StreamFormat{}, opus());
   ASSERT_EQ(check.status, 0);
