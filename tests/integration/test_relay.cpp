@@ -660,3 +660,38 @@ TEST(Cli, PatternSnowFillsTheBitrateAndAnUnknownPatternIsRefused) {
   EXPECT_GT(kbps, 800) << "snow did not fill the bitrate";
   EXPECT_GT(viewer->video_frames(), 60u);
 }
+
+// --layers with a layer in a codec of its own: a viewer that decodes only
+// VP8 plays that layer; an unknown codec is refused, naming the item.
+TEST(Cli, ALayerInItsOwnCodecServesViewersThatDecodeOnlyThat) {
+  const char *cli = g_getenv("WB_TEST_CLI");
+  ASSERT_TRUE(cli) << "WB_TEST_CLI is not set";
+  gchar *err = nullptr;
+  gint status = 0;
+  const gchar *bad[] = {cli, "--layers", "640x360@600,320x180@200:hevc", nullptr};
+  ASSERT_TRUE(g_spawn_sync(nullptr, const_cast<gchar **>(bad), nullptr, G_SPAWN_DEFAULT, nullptr, nullptr, nullptr,
+                           &err, &status, nullptr));
+  const std::string refusal = err ? err : "";
+  g_free(err);
+  EXPECT_FALSE(g_spawn_check_wait_status(status, nullptr));
+  EXPECT_NE(refusal.find("'320x180@200:hevc': the codec must be h264, vp8 or vp9"), std::string::npos) << refusal;
+
+  const unsigned port = free_tcp_port();
+  NodeProcess node({cli, "--layers", "640x360@600,320x180@200:vp8", "--no-audio", "--port", std::to_string(port),
+                    "--address", "127.0.0.1", "--ice-address", "127.0.0.1"});
+  WhepViewer::Options vp8_only;
+  vp8_only.video_codec = "VP8";
+  vp8_only.audio = false;
+  std::unique_ptr<WhepViewer> viewer;
+  // 406 until the VP8 layer flows.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        viewer = std::make_unique<WhepViewer>(vp8_only);
+        return viewer->connect(whep(port)) == 201;
+      },
+      20000ms))
+      << node.output();
+  ASSERT_TRUE(wait_until([&] { return viewer->video_frames() > 30; }, 10000ms)) << viewer->video_frames();
+  EXPECT_EQ(viewer->video_width(), 320u);
+  EXPECT_NE(node.output().find("layer 1: 320x180@30, 200 kbps, vp8 by vp8enc"), std::string::npos) << node.output();
+}
