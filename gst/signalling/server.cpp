@@ -21,7 +21,7 @@ void add_cors(std::map<std::string, std::string> &h) {
   h["Access-Control-Allow-Origin"] = "*";
   h["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS";
   h["Access-Control-Allow-Headers"] = "Content-Type, Authorization, If-Match";
-  h["Access-Control-Expose-Headers"] = "Location, ETag, Link, Retry-After, Accept-Post, Broadcast-Path";
+  h["Access-Control-Expose-Headers"] = "Location, ETag, Link, Retry-After, Accept-Post, Broadcast-Path, Broadcast-Unserved";
 }
 
 HttpReply error_reply(int status, const std::string &message) {

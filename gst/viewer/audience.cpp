@@ -319,6 +319,17 @@ SessionHandler::Join Audience::admit(const JoinRequest &request) {
   result.session_id = id;
   result.answer = answer.sdp;
   if (!path.empty()) result.headers["Broadcast-Path"] = path;
+  // What the viewer asked for and will not get, and why: a page can tell
+  // its user that this browser cannot decode the broadcast's video.
+  std::string unserved;
+  for (const auto &m : check.media)
+    if (!m.accepted() && (m.kind == "video" || m.kind == "audio"))
+      unserved += (unserved.empty() ? "" : "; ") + m.kind + ": " + m.reason;
+  // The reasons quote the offer's codec names: printable ASCII only, and short.
+  for (char &c : unserved)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  if (unserved.size() > 256) unserved.resize(256);
+  if (!unserved.empty()) result.headers["Broadcast-Unserved"] = unserved;
   if (relay) {
     children_.add(id, request.node_id, request.relay_url);
     session->mark_relay_child();

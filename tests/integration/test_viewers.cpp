@@ -934,8 +934,28 @@ TEST(Layers, AViewerThatDecodesOnlyVp8IsServedTheVp8Layer) {
     g_signal_emit_by_name(broadcast.sink(), "set-viewer-layer", id.c_str(), viewer == &vp8 ? 0 : 1, &moved);
     EXPECT_FALSE(moved) << "a layer in a codec it does not decode";
   }
+  EXPECT_EQ(h264.unserved(), "");
+  EXPECT_EQ(vp8.unserved(), "");
   const unsigned frames = vp8.video_frames();
   EXPECT_TRUE(wait_until([&] { return vp8.video_frames() > frames + 30; }, 5000ms));
   EXPECT_EQ(vp8.video_seq_breaks(), 0u);
   EXPECT_GT(vp8.audio_frames(), 30u);
+}
+
+// A browser that cannot decode the broadcast's video (Firefox without
+// OpenH264 on an H.264 broadcast) gets its audio, and the answer says what
+// it will not get and why, for the page to tell its user.
+TEST(Viewers, AVideoTheViewerCannotDecodeIsNamedInTheAnswer) {
+  auto broadcast = start_broadcast();
+  ASSERT_TRUE(broadcast);
+  WhepViewer::Options vp8_only;
+  vp8_only.video_codec = "VP8";
+  WhepViewer viewer(vp8_only);
+  ASSERT_EQ(viewer.connect(broadcast->url()), 201) << viewer.error();
+  EXPECT_EQ(viewer.unserved(), "video: we send H264 (packetization-mode=1) but the offer has VP8");
+  EXPECT_TRUE(wait_until([&] { return viewer.audio_frames() > 20; }, 10000ms));
+  EXPECT_EQ(viewer.video_frames(), 0u);
+  WhepViewer both;
+  ASSERT_EQ(both.connect(broadcast->url()), 201) << both.error();
+  EXPECT_EQ(both.unserved(), "");
 }

@@ -365,6 +365,7 @@ int WhepViewer::connect(const std::string &endpoint) {
   answer_ = response.body;
   answered_by_ = response.url;
   link_ = response.header("link");
+  unserved_ = response.header("broadcast-unserved");
   std::string location = response.header("location");
   // Location is relative to the endpoint that answered (after redirects).
   gchar *resolved = g_uri_resolve_relative(response.url.c_str(), location.c_str(), G_URI_FLAGS_NONE, nullptr);

@@ -132,6 +132,8 @@ class WhepViewer {
   const std::string &answered_by() const { return answered_by_; }
   // The Link header of the 201.
   const std::string &link() const { return link_; }
+  // The Broadcast-Unserved header of the 201: what of the offer is not sent, and why.
+  const std::string &unserved() const { return unserved_; }
   std::string error() const { return error_; }
   // The width of the latest decoded frame.
   unsigned video_width() const { return video_width_.load(); }
@@ -171,6 +173,7 @@ class WhepViewer {
   std::string session_url_;
   std::string answered_by_;
   std::string link_;
+  std::string unserved_;
   std::string error_;
   std::chrono::steady_clock::time_point connect_time_;
   std::atomic<gint64> first_video_us_{-1};
