@@ -31,7 +31,8 @@ if [ "${WB_WITH_BROWSER:-1}" = 1 ]; then
   # The metrics tests read /metrics with Prometheus' own promtool and a
   # Prometheus server (which the tests start themselves: see below).
   packages+=(prometheus)
-  packages+=(chromium)
+  # Chromium and Firefox (Debian's ESR: no OpenH264, so no H.264) viewers.
+  packages+=(chromium firefox-esr)
   # The TURN test: Debian's coturn, and nftables to block a viewer's UDP.
   packages+=(coturn nftables)
   # Keep a Node.js that is already there (it may not be Debian's).
@@ -58,7 +59,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ -z "$restore_policy" ] || $SUDO rm -f "$policy"
 fi
 
-if [ "${WB_WITH_BROWSER:-1}" = 1 ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
-  echo "Installing playwright-core (npm) for the browser test"
+if [ "${WB_WITH_BROWSER:-1}" = 1 ] && { [ ! -d tests/browser/node_modules/playwright-core ] ||
+  [ ! -d tests/browser/node_modules/puppeteer-core ]; }; then
+  echo "Installing playwright-core and puppeteer-core (npm) for the browser tests"
   (cd tests/browser && npm ci --no-audit --no-fund)
 fi

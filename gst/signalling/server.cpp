@@ -157,6 +157,13 @@ Route route_request(const std::string &method, const std::string &path,
       else if (body_size > kMaxEventRequestBytes)
         route.reply = error_reply(413, "more than " + std::to_string(kMaxEventRequestBytes) + " bytes of events");
       else route.action = Route::Action::Subscribe;
+    } else if (endpoint.events && sub == "/layer") {
+      // The session id is the credential, as for its DELETE.
+      if (method == "OPTIONS") route.reply.status = 204;
+      else if (method != "POST") route.reply = method_not_allowed("POST, OPTIONS");
+      else if (body_size > kMaxEventRequestBytes)
+        route.reply = error_reply(413, "more than " + std::to_string(kMaxEventRequestBytes) + " bytes");
+      else route.action = Route::Action::SelectLayer;
     } else if (endpoint.events && sub == "/sse/events") {
       if (method == "GET") route.action = Route::Action::EventStream;
       else if (method == "DELETE") route.action = Route::Action::EndEvents;
@@ -185,7 +192,8 @@ HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint)
       std::string events;
       for (const char *e : kEventNames) events += std::string(events.empty() ? "" : ",") + e;
       const std::string link = "<" + endpoint.path + "/" + join.session_id + "/sse>; rel=\"" + kEventsRel +
-                               "\"; events=\"" + events + "\"";
+                               "\"; events=\"" + events + "\", <" + endpoint.path + "/" + join.session_id +
+                               "/layer>; rel=\"" + kLayerRel + "\"";
       auto it = r.headers.find("Link");
       r.headers["Link"] = it == r.headers.end() ? link : it->second + ", " + link;
     }
@@ -506,7 +514,8 @@ void SignallingServer::on_early(SoupServer *, SoupServerMessage *msg, const char
       add_cors(route.reply.headers);
     }
   }
-  if (route.action == Route::Action::Subscribe) return;  // its body: the events wanted
+  // Their bodies: the events wanted, the layer.
+  if (route.action == Route::Action::Subscribe || route.action == Route::Action::SelectLayer) return;
   if (route.action != Route::Action::Join) {
     // Nothing but an offer and a subscription has a body we read.
     soup_message_body_set_accumulate(body, FALSE);
@@ -588,6 +597,9 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       return;
     case Route::Action::Subscribe:
       send_reply(msg, subscribe(msg, route.session_id));
+      return;
+    case Route::Action::SelectLayer:
+      send_reply(msg, select_layer(msg, route.session_id));
       return;
     case Route::Action::EventStream:
       // The stream is the resource a subscription (POST .../sse) created:
@@ -716,6 +728,56 @@ bool parse_event_request(const std::string &body, std::set<std::string> *wanted)
   return ok;
 }
 
+bool parse_layer_request(const std::string &body, int *layer) {
+  JsonParser *parser = json_parser_new();
+  const bool parsed = json_parser_load_from_data(parser, body.data(), gssize(body.size()), nullptr);
+  JsonNode *root = parsed ? json_parser_get_root(parser) : nullptr;
+  bool ok = root && JSON_NODE_HOLDS_OBJECT(root);
+  *layer = -1;
+  if (ok) {
+    JsonNode *id = json_object_get_member(json_node_get_object(root), "encodingId");
+    if (id && JSON_NODE_HOLDS_VALUE(id) && json_node_get_value_type(id) == G_TYPE_INT64) {
+      const gint64 n = json_node_get_int(id);
+      ok = n >= 0 && n < 64;
+      *layer = int(n);
+    } else if (id && JSON_NODE_HOLDS_VALUE(id) && json_node_get_value_type(id) == G_TYPE_STRING) {
+      const char *text = json_node_get_string(id);
+      guint64 n = 0;
+      ok = g_ascii_string_to_unsigned(text, 10, 0, 63, &n, nullptr);
+      *layer = int(n);
+    } else {
+      ok = !id || JSON_NODE_HOLDS_NULL(id);  // none: automatic
+    }
+  }
+  g_object_unref(parser);
+  if (!ok) *layer = -1;
+  return ok;
+}
+
+// POST <path>/<id>/layer: {"encodingId": "<n>"} pins the viewer's video to
+// layer n (0 is the `video` pad's), {} lets its feedback choose again.
+HttpReply SignallingServer::select_layer(SoupServerMessage *msg, const std::string &session_id) {
+  HttpReply r;
+  SoupMessageBody *body = soup_server_message_get_request_body(msg);
+  GBytes *bytes = soup_message_body_flatten(body);
+  gsize size = 0;
+  const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
+  int layer = -1;
+  const bool ok = parse_layer_request(std::string(data ? data : "", size), &layer);
+  g_bytes_unref(bytes);
+  if (!ok) {
+    r = error_reply(400, "expected a JSON object: {\"encodingId\": \"1\"} for layer 1, {} to choose by the network");
+  } else {
+    const char *auth = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+    std::string error;
+    const int status = handler_.select_layer(session_id, auth ? auth : "", layer, &error);
+    if (status == 204) r.status = 204;
+    else r = error_reply(status, error);
+  }
+  add_cors(r.headers);
+  return r;
+}
+
 // POST <path>/<id>/sse: a JSON array of the events wanted. Those we do not
 // send are left out; the stream is at <path>/<id>/sse/events.
 HttpReply SignallingServer::subscribe(SoupServerMessage *msg, const std::string &session_id) {
@@ -764,6 +826,16 @@ std::string SignallingServer::current_events(const std::set<std::string> &wanted
   return text;
 }
 
+std::string SignallingServer::layers_text(EventStream *stream, gint64 now_us, bool force) {
+  if (!stream->events.count("layers")) return {};
+  SessionHandler::LayersEvent event = handler_.layers_event(stream->session_id);
+  if (event.json.empty() || event.json == stream->layers.json) return {};
+  if (!force && event.state == stream->layers.state && now_us - stream->layers_us < kLayersEventIntervalUs) return {};
+  stream->layers = event;
+  stream->layers_us = now_us;
+  return event_text("layers", event.json);
+}
+
 // GET <path>/<id>/sse/events: a response that does not end. It starts with
 // the state as it is, then what changes.
 void SignallingServer::open_event_stream(SoupServerMessage *msg, const std::string &session_id) {
@@ -793,7 +865,7 @@ void SignallingServer::open_event_stream(SoupServerMessage *msg, const std::stri
   soup_message_body_set_accumulate(soup_server_message_get_response_body(msg), FALSE);
   g_signal_connect(msg, "disconnected", G_CALLBACK(on_stream_gone), this);
   g_signal_connect(msg, "finished", G_CALLBACK(on_stream_gone), this);
-  const std::string first = current_events(stream.events);
+  const std::string first = current_events(stream.events) + layers_text(&stream, stream.last_write_us, true);
   event_streams_[msg] = std::move(stream);
   g_object_ref(msg);
   // An empty first write would end the chunked body: a comment instead.
@@ -841,6 +913,7 @@ void SignallingServer::update_events(bool active, unsigned viewers, gint64 now_u
     if (activity_changed && e.second.events.count(activity)) text += event_text(activity, "{}");
     if (count_changed && e.second.events.count("viewercount"))
       text += event_text("viewercount", "{\"viewercount\":" + std::to_string(viewers) + "}");
+    text += layers_text(&e.second, now_us, false);
     if (text.empty() && now_us - e.second.last_write_us >= kEventKeepaliveUs) text = ":\n\n";
     if (text.empty()) continue;
     e.second.last_write_us = now_us;

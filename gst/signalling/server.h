@@ -89,6 +89,22 @@ class SessionHandler {
   virtual std::string stats_json(const HttpCounts &) { return {}; }
   // Whether a session is live (event streams belong to one).
   virtual bool has_session(const std::string &) { return false; }
+  // A session's WHEP "layers" event: its JSON, and the part of it whose
+  // change is sent at once (its layer, not the estimates and rates, which
+  // go at most every kLayersEventIntervalUs). Empty: none (no such session,
+  // or no video).
+  struct LayersEvent {
+    std::string json;
+    std::string state;
+  };
+  virtual LayersEvent layers_event(const std::string &) { return {}; }
+  // POST <path>/<id>/layer: pins the session's video to `layer` (-1: its
+  // own feedback chooses again). The HTTP status: 204, 400 (`error` says
+  // why), 403 (a session started with other credentials) or 404.
+  virtual int select_layer(const std::string &, const std::string &, int, std::string *error) {
+    *error = "no layers here";
+    return 404;
+  }
 };
 
 // What the server serves: the endpoint path ("/whep" or "/whip"), the token
@@ -111,7 +127,12 @@ struct Endpoint {
 
 // The events a session may subscribe to, and the Link relation that offers them.
 constexpr const char *kEventsRel = "urn:ietf:params:whep:ext:core:server-sent-events";
-constexpr const char *kEventNames[] = {"active", "inactive", "viewercount"};
+constexpr const char *kEventNames[] = {"active", "inactive", "viewercount", "layers"};
+// The layer-selection extension: a 201 links <path>/<id>/layer with it.
+constexpr const char *kLayerRel = "urn:ietf:params:whep:ext:core:layer";
+// A session's layers event goes out when its layer changes, else when its
+// estimate or rates did, at most this often.
+constexpr gint64 kLayersEventIntervalUs = 2 * G_USEC_PER_SEC;
 constexpr size_t kMaxEventRequestBytes = 4096;
 // A stream with nothing to say for this long gets a comment line.
 constexpr gint64 kEventKeepaliveUs = 15 * G_USEC_PER_SEC;
@@ -121,7 +142,9 @@ std::vector<std::string> ice_server_links(const std::vector<std::string> &server
 
 // How a request is routed, decided from its line and headers alone.
 struct Route {
-  enum class Action { Reply, Page, Dashboard, Join, Leave, Status, Metrics, Stats, Subscribe, EventStream, EndEvents };
+  enum class Action {
+    Reply, Page, Dashboard, Join, Leave, Status, Metrics, Stats, Subscribe, EventStream, EndEvents, SelectLayer
+  };
   Action action = Action::Reply;
   std::string session_id;  // for Leave and the events
   HttpReply reply;         // for Reply
@@ -158,6 +181,9 @@ Route route_request(const std::string &method, const std::string &path,
 // A POST to <path>/<id>/sse: the events it asks for that we send, in
 // `wanted`. False when the body is not a JSON array of strings.
 bool parse_event_request(const std::string &body, std::set<std::string> *wanted);
+// A POST to <path>/<id>/layer: {"encodingId": "1"} (or 1) pins layer 1, {}
+// lets the viewer's feedback choose (-1). False when it is neither.
+bool parse_layer_request(const std::string &body, int *layer);
 
 // The reply for a finished join (201 with Location, 307, or the error).
 HttpReply join_reply(const SessionHandler::Join &join, const Endpoint &endpoint = Endpoint{});
@@ -191,6 +217,7 @@ class SignallingServer {
 
  private:
   struct Connection;
+  struct EventStream;
   static void on_request_started(SoupServer *, SoupServerMessage *msg, gpointer self);
   static void on_early(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *, gpointer self);
   static void on_request(SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *,
@@ -206,6 +233,10 @@ class SignallingServer {
   void open_event_stream(SoupServerMessage *msg, const std::string &session_id);
   void close_event_stream(SoupServerMessage *msg);
   std::string current_events(const std::set<std::string> &wanted) const;
+  // The session's layers event when it changed (see kLayersEventIntervalUs),
+  // or now with `force`; noted as sent in `stream`.
+  std::string layers_text(EventStream *stream, gint64 now_us, bool force);
+  HttpReply select_layer(SoupServerMessage *msg, const std::string &session_id);
   static void on_stream_gone(SoupServerMessage *msg, gpointer self);
   static void on_request_finished(SoupServer *, SoupServerMessage *msg, gpointer self);
 
@@ -226,6 +257,8 @@ class SignallingServer {
     std::string session_id;
     std::set<std::string> events;
     gint64 last_write_us = 0;
+    SessionHandler::LayersEvent layers;  // the last sent
+    gint64 layers_us = 0;
   };
   std::map<SoupServerMessage *, EventStream> event_streams_;
   std::map<std::string, std::set<std::string>> event_subscriptions_;

@@ -110,6 +110,38 @@ bool Audience::set_viewer_layer(const std::string &session_id, int layer) {
   return session && session->set_video_layer(layer);
 }
 
+SessionHandler::LayersEvent Audience::layers_event(const std::string &session_id) {
+  auto session = find(session_id);
+  return session ? session->layers_event() : LayersEvent{};
+}
+
+int Audience::select_layer(const std::string &session_id, const std::string &authorization, int layer,
+                           std::string *error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = credentials_.find(session_id);
+    if (it == credentials_.end()) {
+      *error = "unknown session: " + session_id;
+      return 404;
+    }
+    if (!it->second.empty() && !secrets_equal(it->second, authorization)) {
+      *error = "this session was started with other credentials";
+      return 403;
+    }
+  }
+  auto session = find(session_id);
+  if (!session) {
+    *error = "unknown session: " + session_id;
+    return 404;
+  }
+  if (!session->set_video_layer(layer)) {
+    *error = "no layer " + std::to_string(layer) + " this viewer can be moved to (its codec's layers, on the "
+             "ICE-lite path only)";
+    return 400;
+  }
+  return 204;
+}
+
 NodeStats Audience::stats() const {
   NodeStats stats;
   stats.status.path = callbacks_.path ? callbacks_.path() : "";

@@ -86,6 +86,9 @@ class Audience : public SessionHandler {
   std::string metrics_text(const HttpCounts &http) override;
   std::string stats_json(const HttpCounts &http) override;
   bool has_session(const std::string &id) override { return find(id) != nullptr; }
+  LayersEvent layers_event(const std::string &session_id) override;
+  int select_layer(const std::string &session_id, const std::string &authorization, int layer,
+                   std::string *error) override;
   // Viewers connected or connecting, relays not counted (NodeStatus's).
   unsigned viewers() const;
   // The fan-outs the broadcast has now.

@@ -93,6 +93,11 @@ std::string describe_offer_codecs(const GstSDPMedia *media) {
     std::string name;
     int clock_rate;
     if (!rtpmap_of(media, pt, name, clock_rate)) continue;
+    // Repair formats carry another codec's packets: not a codec to decode.
+    static const char *const kRepair[] = {"rtx", "red", "ulpfec", "flexfec-03"};
+    if (std::any_of(std::begin(kRepair), std::end(kRepair),
+                    [&](const char *r) { return g_ascii_strcasecmp(r, name.c_str()) == 0; }))
+      continue;
     if (out.find(name) != std::string::npos) continue;
     if (!out.empty()) out += ", ";
     out += name;

@@ -91,6 +91,35 @@ bool ViewerSession::set_video_layer(int layer) {
   return false;
 }
 
+SessionHandler::LayersEvent ViewerSession::layers_event() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SessionHandler::LayersEvent event;
+  if (closed_) return event;
+  for (const auto &sub : subscriptions_) {
+    if (!sub.video) continue;
+    WbFanout *fanout = sub.fanout.get();
+    const int wanted = fanout_wanted_layer_of(fanout, sub.id);
+    const bool paused = wanted == int(kPaused);
+    const bool pinned = sub.layers && sub.layers->pinned();
+    event.state = std::string("{\"layer\":") + std::to_string(fanout_layer_of(fanout, sub.id)) +
+                  ",\"wanted\":" + std::to_string(paused ? -1 : wanted) + ",\"paused\":" + (paused ? "true" : "false") +
+                  ",\"pinned\":" + (pinned ? "true" : "false") + ",\"codec\":\"" + codec_encoding_name(sub.codec) + "\"";
+    std::string layers;
+    const auto rates = fanout_layer_bitrates(fanout, sub.codec);
+    const auto codecs = fanout_layer_codecs(fanout);
+    for (unsigned i = 0; i < kMaxLayers; ++i)
+      if (codecs[i] != Codec::Unknown && codecs[i] == sub.codec)
+        layers += std::string(layers.empty() ? "" : ",") + "{\"encodingId\":\"" + std::to_string(i) +
+                  "\",\"bitrate\":" + std::to_string(rates[i]) + "}";
+    const uint64_t estimate = sub.layers ? sub.layers->estimate(LayerChoice::Clock::now()) : 0;
+    event.json = "{\"video\":" + event.state + ",\"estimate\":" + std::to_string(estimate) + ",\"layers\":[" +
+                 layers + "]}}";
+    event.state += "}";
+    break;
+  }
+  return event;
+}
+
 void ViewerSession::close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fanout/fanout.h"
+#include "signalling/server.h"
 #include "transport/iceliteport.h"
 #include "viewer/offer.h"
 #include "viewer/viewertransport.h"
@@ -84,6 +85,11 @@ class ViewerSession {
   // False when there is no such layer or its video cannot move (a
   // webrtcbin of its own gets layer 0). Any thread.
   bool set_video_layer(int layer);
+  // The WHEP "layers" event for its video (empty without video): the
+  // layer it is sent and the one it moves to, paused, pinned, its codec,
+  // the estimate its feedback gives, and its codec's layers with their
+  // rates. Any thread.
+  SessionHandler::LayersEvent layers_event() const;
   // A "viewer-stats" structure (transfer full) with the fields documented
   // on viewermanager's get-viewer-stats. Any thread; cheap: it takes locks
   // held only briefly and never waits for webrtcbin.

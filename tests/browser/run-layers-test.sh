@@ -102,11 +102,17 @@ if (!problems.length) {
   // encoders and two browsers on two cores, as in CI) its own browser can
   // take its decoding delay for congestion and report a lower estimate for
   // seconds; it must be back on top by the end (printed below).
+  // The page shows the layer and the estimate the node tells it of.
+  const p = s.page || {};
+  if (!p.layers || p.layers.codec !== "H264" || !(p.layers.layers || []).length || !(p.layers.estimate > 0))
+    problems.push(`the shaped viewer\x27s page had no layers event with an estimate: ${JSON.stringify(p.layers)}`);
+  else if (!/(quality \d\/3|video paused|switching quality).*network ~\d+ kbps/.test(p.text || ""))
+    problems.push(`the shaped viewer\x27s page shows "${p.text}", not its quality and estimate`);
   const top = l.changes.find(([, w]) => w >= 854);
   if (!top) problems.push(`on the lifted link the viewer never reached the top: ${JSON.stringify(l.changes)}`);
 }
 if (problems.length) { console.log("FAIL: " + problems.join("; ")); process.exit(1); }
-console.log(`PASS: shaped ${s.fps.toFixed(1)} fps at ${s.widths.join(" -> ")} wide, ${s.freezes} freezes; ` +
+console.log(`PASS: shaped ${s.fps.toFixed(1)} fps at ${s.widths.join(" -> ")} wide, ${s.freezes} freezes, page "${s.page.text}"; ` +
             `unshaped ${u.fps.toFixed(1)} fps at ${u.widths.join(" -> ")}, ${u.freezes} freezes; link lifted: top layer after ` +
             `${l.changes.find(([, w]) => w >= 854)[0]} s (${JSON.stringify(l.changes)}, [s, width])`);
 ' "$ARTIFACTS/layers-shaped.json" "$ARTIFACTS/layers-unshaped.json"

@@ -99,6 +99,9 @@ try {
     result.seconds = seconds;
     result.fps = result.frames / seconds;
     result.path = await selectedPath(page);
+    // What the page itself shows of its layer (the node's layers event).
+    result.page = await page.evaluate(() => ({ layers: window.whep.layers,
+                                               text: document.getElementById('stats').textContent }));
   }
   log(JSON.stringify(result));
   writeFileSync(outPath, JSON.stringify(result));

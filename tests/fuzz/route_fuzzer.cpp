@@ -112,5 +112,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     FUZZ_CHECK(wanted.empty());
   }
+  // A layer request: a layer index within what a fan-out may have, or -1.
+  int layer = 0;
+  const bool layer_ok = parse_layer_request(content_type, &layer);
+  FUZZ_CHECK(layer >= -1 && layer < 64);
+  if (!layer_ok) FUZZ_CHECK(layer == -1);
   return 0;
 }

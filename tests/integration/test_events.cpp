@@ -98,12 +98,16 @@ class EventStream {
   size_t next_ = 0;
 };
 
-// The URI of the Link with the events relation ("" if none).
-std::string events_link(const std::string &links) {
-  const size_t rel = links.find("rel=\"urn:ietf:params:whep:ext:core:server-sent-events\"");
+// The URI of the Link with this relation ("" if none).
+std::string link_of(const std::string &links, const std::string &relation) {
+  const size_t rel = links.find("rel=\"" + relation + "\"");
   if (rel == std::string::npos) return "";
   const size_t open = links.rfind('<', rel), close = links.find('>', open);
   return open == std::string::npos || close == std::string::npos ? "" : links.substr(open + 1, close - open - 1);
+}
+
+std::string events_link(const std::string &links) {
+  return link_of(links, "urn:ietf:params:whep:ext:core:server-sent-events");
 }
 
 void set_valves(GstElement *pipeline, bool drop) {
@@ -128,7 +132,7 @@ TEST(Events, AViewerHearsTheCountThePauseAndTheResumeAndItsStreamEndsWithItsSess
   ASSERT_TRUE(node.wait_media_flowing());
   WhepViewer a;
   ASSERT_EQ(a.connect(node.url()), 201) << a.error();
-  EXPECT_NE(a.link().find("events=\"active,inactive,viewercount\""), std::string::npos) << a.link();
+  EXPECT_NE(a.link().find("events=\"active,inactive,viewercount,layers\""), std::string::npos) << a.link();
   const std::string sse = events_link(a.link());
   const std::string session_path = a.session_url().substr(a.session_url().find("/whep/"));
   ASSERT_EQ(sse, session_path + "/sse") << a.link();
@@ -196,4 +200,56 @@ TEST(Events, DeleteEndsAStreamAndTheSessionGoesOn) {
   EXPECT_EQ(stream.seen().find("active"), std::string::npos) << stream.seen();
   EXPECT_TRUE(wait_until([&] { return a.video_frames() > 30; }, 10000ms));
   a.disconnect();
+}
+
+// The layers event tells a viewer which layer it is sent, of which, and
+// what its network is estimated to carry; a POST to its layer link pins a
+// layer, {} gives the choice back to its feedback.
+TEST(Events, TheLayersEventFollowsTheViewersLayerAndAPostPinsOne) {
+  const unsigned port = free_tcp_port();
+  const std::string x264 = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ";
+  Broadcast node(
+      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! tee name=t "
+      "t. ! queue ! " + x264 + "bitrate=800 ! video/x-h264,profile=constrained-baseline ! bs.video "
+      "t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! " + x264 +
+          "bitrate=200 ! video/x-h264,profile=constrained-baseline ! bs.video_1 "
+      "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
+      port);
+  ASSERT_TRUE(node.start()) << node.last_error();
+  ASSERT_TRUE(node.wait_media_flowing());
+  WhepViewer::Options no_audio;
+  no_audio.audio = false;
+  WhepViewer viewer(no_audio);
+  ASSERT_EQ(viewer.connect(node.url()), 201) << viewer.error();
+  ASSERT_TRUE(wait_until([&] { return viewer.video_frames() > 10; }, 10000ms));
+  const std::string layer = link_of(viewer.link(), "urn:ietf:params:whep:ext:core:layer");
+  const std::string session_path = viewer.session_url().substr(viewer.session_url().find("/whep/"));
+  ASSERT_EQ(layer, session_path + "/layer") << viewer.link();
+  HttpResponse subscribed = http_request("POST", node.url(events_link(viewer.link())), "application/json", "[\"layers\"]");
+  ASSERT_EQ(subscribed.status, 201) << subscribed.body;
+  EventStream stream(port, subscribed.header("location"));
+  EXPECT_TRUE(stream.wait_event("layers", "{\"video\":{\"layer\":0,\"wanted\":0,\"paused\":false,\"pinned\":false,"
+                                "\"codec\":\"H264\",\"estimate\":", 5000ms))
+      << stream.seen();
+  EXPECT_NE(stream.seen().find("\"layers\":[{\"encodingId\":\"0\",\"bitrate\":"), std::string::npos) << stream.seen();
+  EXPECT_NE(stream.seen().find("{\"encodingId\":\"1\",\"bitrate\":"), std::string::npos) << stream.seen();
+
+  // Refused: not an object, a layer the node lacks, an unknown session.
+  EXPECT_EQ(http_request("POST", node.url(layer), "application/json", "[1]").status, 400);
+  HttpResponse none = http_request("POST", node.url(layer), "application/json", "{\"encodingId\":\"3\"}");
+  EXPECT_EQ(none.status, 400);
+  EXPECT_NE(none.body.find("no layer 3"), std::string::npos) << none.body;
+  EXPECT_EQ(http_request("POST", node.url("/whep/0123456789abcdef0123456789abcdef/layer"), "application/json", "{}")
+                .status,
+            404);
+  EXPECT_EQ(http_request("GET", node.url(layer)).status, 405);
+
+  EXPECT_EQ(http_request("POST", node.url(layer), "application/json", "{\"encodingId\":\"1\"}").status, 204);
+  EXPECT_TRUE(stream.wait_event("layers", "\"layer\":1,\"wanted\":1,\"paused\":false,\"pinned\":true", 5000ms))
+      << stream.seen();
+  EXPECT_TRUE(wait_until([&] { return viewer.video_width() == 320u; }, 5000ms)) << viewer.video_width();
+  EXPECT_EQ(http_request("POST", node.url(layer), "application/json", "{}").status, 204);
+  EXPECT_TRUE(stream.wait_event("layers", "\"pinned\":false", 5000ms)) << stream.seen();
+  viewer.disconnect();
+  EXPECT_TRUE(wait_until([&] { return stream.ended(); }, 5000ms));
 }

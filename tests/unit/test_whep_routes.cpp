@@ -165,3 +165,29 @@ TEST(WhepRoutes, DashboardIsServedWithTheMetricsAndWithoutTheirToken) {
   e.metrics_path.clear();
   EXPECT_EQ(route_request("GET", "/dashboard", "", 0, e).reply.status, 404);
 }
+
+TEST(WhepRoutes, LayerRequestsPinALayerOrGiveTheChoiceBack) {
+  int layer = 7;
+  EXPECT_TRUE(parse_layer_request("{\"encodingId\":\"2\"}", &layer));
+  EXPECT_EQ(layer, 2);
+  EXPECT_TRUE(parse_layer_request("{\"encodingId\":1,\"mediaId\":\"0\"}", &layer));
+  EXPECT_EQ(layer, 1);
+  EXPECT_TRUE(parse_layer_request("{}", &layer));
+  EXPECT_EQ(layer, -1);
+  EXPECT_TRUE(parse_layer_request("{\"encodingId\":null}", &layer));
+  EXPECT_EQ(layer, -1);
+  for (const char *bad : {"", "[]", "{\"encodingId\":\"x\"}", "{\"encodingId\":-1}", "{\"encodingId\":\"99\"}",
+                          "{\"encodingId\":true}", "{\"encodingId\":\" 1\"}"}) {
+    EXPECT_FALSE(parse_layer_request(bad, &layer)) << bad;
+    EXPECT_EQ(layer, -1) << bad;
+  }
+  Endpoint endpoint;
+  endpoint.events = true;
+  Route r = route_request("POST", "/whep/abc/layer", "application/json", 20, endpoint);
+  EXPECT_EQ(r.action, Route::Action::SelectLayer);
+  EXPECT_EQ(r.session_id, "abc");
+  EXPECT_EQ(route_request("POST", "/whep/abc/layer", "application/json", 5000, endpoint).reply.status, 413);
+  EXPECT_EQ(route_request("PUT", "/whep/abc/layer", "application/json", 20, endpoint).reply.status, 405);
+  EXPECT_EQ(route_request("POST", "/whep/abc/layer", "application/json", 20).reply.status, 404)
+      << "only where the extensions are on";
+}
