@@ -1,11 +1,10 @@
-// broadcastsink: the broadcast tee-sink. Takes encoded video and audio,
-// payloads each ONCE, and serves them to every WebRTC viewer through its
-// viewermanager.
+// broadcastsink: the broadcast tee-sink. A viewermanager that also takes
+// encoded video and audio, and payloads each ONCE for every viewer.
 #pragma once
 
-#include <gst/gst.h>
+#include "viewermanager.h"
 
 G_BEGIN_DECLS
 #define GST_TYPE_BROADCAST_SINK (gst_broadcast_sink_get_type())
-G_DECLARE_FINAL_TYPE(GstBroadcastSink, gst_broadcast_sink, GST, BROADCAST_SINK, GstBin)
+G_DECLARE_FINAL_TYPE(GstBroadcastSink, gst_broadcast_sink, GST, BROADCAST_SINK, GstViewerManager)
 G_END_DECLS

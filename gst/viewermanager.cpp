@@ -17,9 +17,12 @@
 #include <atomic>
 #include <gst/webrtc/webrtc.h>
 
+#include <algorithm>
 #include <array>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "common/debug.h"
 #include "common/strings.h"
@@ -69,8 +72,20 @@ struct Settings {
 
 }  // namespace
 
+// What an input pad's media needs before its queue: nothing for RTP, a
+// parser and a payloader for encoded media (the class's input_chain()),
+// built at the pad's first caps. Until then the pad has no target and
+// answers queries from its template.
+struct Front {
+  GstPad *end = nullptr;             // the queue's sink pad, where the chain ends
+  std::vector<GstElement *> chain;  // references of ours
+  std::string media_type;           // caps name the chain was built for
+};
+
 struct ViewerManagerPrivate {
   std::mutex lock;
+  std::mutex fronts_lock;  // the streaming threads' (caps), and pad requests'
+  std::map<GstPad *, Front> fronts;  // by input (ghost) pad
   Settings settings;
   MediaInput video;  // layer 0 and the video fan-out
   MediaInput audio;
@@ -82,13 +97,25 @@ struct ViewerManagerPrivate {
   std::atomic<bool> stream_start_forwarded{false};
 };
 
-struct _GstViewerManager {
-  GstBin parent;
-  ViewerManagerPrivate *priv;
+// GObject's private data holds a pointer: what it points to has C++
+// members with constructors.
+struct _GstViewerManagerPrivate {
+  ViewerManagerPrivate *impl;
 };
+typedef struct _GstViewerManagerPrivate GstViewerManagerPrivate;
 
-G_DEFINE_TYPE(GstViewerManager, gst_viewer_manager, GST_TYPE_BIN)
+G_DEFINE_TYPE_WITH_PRIVATE(GstViewerManager, gst_viewer_manager, GST_TYPE_BIN)
 
+static ViewerManagerPrivate *priv_of(GstViewerManager *self) {
+  return static_cast<GstViewerManagerPrivate *>(gst_viewer_manager_get_instance_private(self))->impl;
+}
+
+// The ids of the signals we emit (the action signals have handlers).
+struct ViewerSignalIds {
+  guint joined;
+  guint left;
+  guint authorize;
+};
 static ViewerSignalIds signals;
 
 static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE(
@@ -101,7 +128,7 @@ static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE(
     "audio", GST_PAD_SINK, GST_PAD_REQUEST,
     GST_STATIC_CAPS("application/x-rtp, media=(string)audio, encoding-name=(string){ OPUS }"));
 
-namespace wb {
+namespace {
 
 GType sender_report_time_get_type() {
   static GType type = 0;
@@ -394,24 +421,24 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
   return ids;
 }
 
-}  // namespace wb
+}  // namespace
 
 namespace {
 
 Audience::Inputs current_inputs(GstViewerManager *self) {
-  std::lock_guard<std::mutex> lock(self->priv->lock);
-  return {self->priv->video.fanout, self->priv->audio.fanout};
+  std::lock_guard<std::mutex> lock(priv_of(self)->lock);
+  return {priv_of(self)->video.fanout, priv_of(self)->audio.fanout};
 }
 
 GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
   SessionHandler::Join join;
-  if (!self->priv->node) {
+  if (!priv_of(self)->node) {
     join.status = 503;
     join.error = "viewermanager is not running";
   } else {
     SessionHandler::JoinRequest request;
     request.offer = offer ? offer : "";
-    join = self->priv->node->audience().join(request);
+    join = priv_of(self)->node->audience().join(request);
   }
   return gst_structure_new("viewer", "status", G_TYPE_INT, join.status, "id", G_TYPE_STRING,
                            join.session_id.c_str(), "answer", G_TYPE_STRING, join.answer.c_str(),
@@ -419,26 +446,26 @@ GstStructure *add_viewer(GstViewerManager *self, const gchar *offer) {
 }
 
 gboolean remove_viewer(GstViewerManager *self, const gchar *id) {
-  if (!self->priv->node || !id) return FALSE;
+  if (!priv_of(self)->node || !id) return FALSE;
   bool found = false;
   // Removal must not run on a webrtcbin thread; the control loop is safe.
-  self->priv->node->loop().invoke_sync([&] { found = self->priv->node->audience().remove(id, "removed by application"); });
+  priv_of(self)->node->loop().invoke_sync([&] { found = priv_of(self)->node->audience().remove(id, "removed by application"); });
   return found;
 }
 
 GstStructure *get_viewer_stats(GstViewerManager *self, const gchar *id) {
   if (!id) return nullptr;
-  return self->priv->node->audience().viewer_stats(id);
+  return priv_of(self)->node->audience().viewer_stats(id);
 }
 
-GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(self->priv->node->audience().stats()); }
+GstStructure *get_stats(GstViewerManager *self) { return node_stats_structure(priv_of(self)->node->audience().stats()); }
 
 gboolean set_viewer_layer(GstViewerManager *self, const gchar *id, gint layer) {
-  return id && self->priv->node && self->priv->node->audience().set_viewer_layer(id, layer);
+  return id && priv_of(self)->node && priv_of(self)->node->audience().set_viewer_layer(id, layer);
 }
 
 void apply_fanout_settings(GstViewerManager *self) {
-  auto *priv = self->priv;
+  auto *priv = priv_of(self);
   std::lock_guard<std::mutex> lock(priv->lock);
   for (MediaInput *in : {&priv->video, &priv->audio}) {
     if (!in->fanout) continue;
@@ -448,7 +475,7 @@ void apply_fanout_settings(GstViewerManager *self) {
 }
 
 bool start(GstViewerManager *self) {
-  auto *priv = self->priv;
+  auto *priv = priv_of(self);
   NodeSettings settings;
   {
     std::lock_guard<std::mutex> lock(priv->lock);
@@ -460,8 +487,8 @@ bool start(GstViewerManager *self) {
   };
   auto on_push_state = [self](Pusher::State state, const std::string &detail) {
     {
-      std::lock_guard<std::mutex> lock(self->priv->lock);
-      self->priv->push_state = state;
+      std::lock_guard<std::mutex> lock(priv_of(self)->lock);
+      priv_of(self)->push_state = state;
     }
     GST_INFO_OBJECT(self, "push %s %s", Pusher::state_name(state), detail.c_str());
     g_object_notify(G_OBJECT(self), "push-state");
@@ -472,15 +499,15 @@ bool start(GstViewerManager *self) {
   return false;
 }
 
-void stop(GstViewerManager *self) { self->priv->node->stop(); }
+void stop(GstViewerManager *self) { priv_of(self)->node->stop(); }
 
 // For the metrics: the push, and every relaysrc of the pipeline this
 // element is in (a relay node's upstream). Whatever thread scrapes.
 void add_links(GstViewerManager *self, NodeStats *stats) {
   {
-    std::lock_guard<std::mutex> lock(self->priv->lock);
-    if (!self->priv->settings.node.push_url.empty())
-      stats->pushes.push_back({"", self->priv->settings.node.push_url, Pusher::state_name(self->priv->push_state), 0});
+    std::lock_guard<std::mutex> lock(priv_of(self)->lock);
+    if (!priv_of(self)->settings.node.push_url.empty())
+      stats->pushes.push_back({"", priv_of(self)->settings.node.push_url, Pusher::state_name(priv_of(self)->push_state), 0});
   }
   GstObject *top = GST_OBJECT(gst_object_ref(self));
   while (GstObject *parent = gst_object_get_parent(top)) {
@@ -522,8 +549,8 @@ void add_links(GstViewerManager *self, NodeStats *stats) {
 }
 
 std::string node_path(GstViewerManager *self) {
-  std::lock_guard<std::mutex> lock(self->priv->lock);
-  return self->priv->upstream_path.empty() ? self->priv->node_id : self->priv->upstream_path;
+  std::lock_guard<std::mutex> lock(priv_of(self)->lock);
+  return priv_of(self)->upstream_path.empty() ? priv_of(self)->node_id : priv_of(self)->upstream_path;
 }
 
 // Nothing inside this bin is a sink that could post EOS for it (viewers
@@ -535,16 +562,16 @@ GstPadProbeReturn on_input_event(GstPad *pad, GstPadProbeInfo *info, gpointer da
   // A relaysrc upstream tells where this node sits in the relay tree.
   if (type == GST_EVENT_CUSTOM_DOWNSTREAM_STICKY && gst_event_has_name(event, "broadcast-path")) {
     const gchar *path = gst_structure_get_string(gst_event_get_structure(event), "path");
-    std::lock_guard<std::mutex> lock(self->priv->lock);
-    self->priv->upstream_path = path ? path : "";
+    std::lock_guard<std::mutex> lock(priv_of(self)->lock);
+    priv_of(self)->upstream_path = path ? path : "";
     return GST_PAD_PROBE_OK;
   }
   if (type != GST_EVENT_EOS && type != GST_EVENT_STREAM_START && type != GST_EVENT_FLUSH_STOP)
     return GST_PAD_PROBE_OK;
   bool all_ended = true;
   {
-    std::lock_guard<std::mutex> lock(self->priv->lock);
-    for (MediaInput *in : {&self->priv->video, &self->priv->audio}) {
+    std::lock_guard<std::mutex> lock(priv_of(self)->lock);
+    for (MediaInput *in : {&priv_of(self)->video, &priv_of(self)->audio}) {
       if (!in->fanout) continue;
       if (GST_OBJECT(in->fanout) == GST_OBJECT_PARENT(pad)) in->eos = type == GST_EVENT_EOS;
       all_ended &= in->eos;
@@ -558,8 +585,8 @@ GstPadProbeReturn on_input_event(GstPad *pad, GstPadProbeInfo *info, gpointer da
 }
 
 MediaInput *input_for_template(GstViewerManager *self, GstPadTemplate *templ) {
-  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video") == 0) return &self->priv->video;
-  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "audio") == 0) return &self->priv->audio;
+  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "video") == 0) return &priv_of(self)->video;
+  if (g_strcmp0(GST_PAD_TEMPLATE_NAME_TEMPLATE(templ), "audio") == 0) return &priv_of(self)->audio;
   return nullptr;
 }
 
@@ -568,7 +595,7 @@ MediaInput *input_for_template(GstViewerManager *self, GstPadTemplate *templ) {
 static void gst_viewer_manager_set_property(GObject *object, guint prop_id, const GValue *value,
                                             GParamSpec *pspec) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
-  auto *priv = self->priv;
+  auto *priv = priv_of(self);
   AudienceConfig config = priv->node->audience().config();
   const gchar *str = G_VALUE_HOLDS_STRING(value) ? g_value_get_string(value) : nullptr;
   switch (prop_id) {
@@ -685,7 +712,7 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
 static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GValue *value,
                                             GParamSpec *pspec) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
-  auto *priv = self->priv;
+  auto *priv = priv_of(self);
   // From the node's snapshot, which takes priv->lock itself.
   switch (prop_id) {
     case PROP_VIEWER_COUNT:
@@ -818,10 +845,165 @@ static GstElement *input_queue(const gchar *kind) {
   return queue;
 }
 
+// The pad's front, built for `caps` once: the class's chain between the
+// pad and its queue. A later change of codec is refused.
+static bool build_front(GstViewerManager *self, GstPad *pad, const GstCaps *caps) {
+  ViewerManagerPrivate *priv = priv_of(self);
+  const std::string media_type = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+  std::lock_guard<std::mutex> lock(priv->fronts_lock);
+  auto it = priv->fronts.find(pad);
+  if (it == priv->fronts.end()) return false;
+  Front &front = it->second;
+  if (!front.media_type.empty()) {
+    if (front.media_type == media_type) return true;
+    GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Input changed codec mid-stream"),
+                      ("%s: %s became %s", GST_PAD_NAME(pad), front.media_type.c_str(), media_type.c_str()));
+    return false;
+  }
+  if (!front.end) {  // its medium was dropped: it ended once before it had caps
+    GST_ELEMENT_ERROR(self, CORE, PAD, ("Cannot serve %s again", GST_PAD_NAME(pad)), (nullptr));
+    return false;
+  }
+  GPtrArray *made = g_ptr_array_new();
+  if (!GST_VIEWER_MANAGER_GET_CLASS(self)->input_chain(self, GST_PAD_NAME(pad), caps, made)) {
+    for (guint i = 0; i < made->len; ++i) gst_object_unref(gst_object_ref_sink(g_ptr_array_index(made, i)));
+    g_ptr_array_free(made, TRUE);
+    return false;
+  }
+  std::vector<GstElement *> chain;
+  for (guint i = 0; i < made->len; ++i) chain.push_back(GST_ELEMENT(gst_object_ref_sink(g_ptr_array_index(made, i))));
+  g_ptr_array_free(made, TRUE);
+  GstPad *first_sink = nullptr;
+  if (chain.empty()) {
+    first_sink = GST_PAD(gst_object_ref(front.end));
+  } else {
+    for (GstElement *e : chain) gst_bin_add(GST_BIN(self), e);
+    for (size_t i = 0; i + 1 < chain.size(); ++i) gst_element_link(chain[i], chain[i + 1]);
+    GstPad *last_src = gst_element_get_static_pad(chain.back(), "src");
+    gst_pad_link(last_src, front.end);
+    gst_object_unref(last_src);
+    for (auto e = chain.rbegin(); e != chain.rend(); ++e) gst_element_sync_state_with_parent(*e);
+    first_sink = gst_element_get_static_pad(chain.front(), "sink");
+  }
+  gst_ghost_pad_set_target(GST_GHOST_PAD(pad), first_sink);
+  gst_object_unref(first_sink);
+  front.media_type = media_type;
+  front.chain = std::move(chain);
+  GST_INFO_OBJECT(self, "%s: %s%s", GST_PAD_NAME(pad), media_type.c_str(),
+                  front.chain.empty() ? "" : ", payloaded once for all viewers");
+  return true;
+}
+
+static void drop_unused_input(GstElement *element, gpointer name);
+
+static gboolean input_event(GstPad *pad, GstObject *parent, GstEvent *event) {
+  auto *self = GST_VIEWER_MANAGER(parent);
+  ViewerManagerPrivate *priv = priv_of(self);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_EOS) {
+    bool unused;
+    {
+      std::lock_guard<std::mutex> lock(priv->fronts_lock);
+      auto it = priv->fronts.find(pad);
+      unused = it != priv->fronts.end() && it->second.media_type.empty() && it->second.end;
+    }
+    // An input that ends before it ever had caps carries nothing (a relaysrc
+    // whose upstream lacks that medium): its medium goes, so that viewers
+    // are not kept waiting for it. On another thread: that sets elements to
+    // NULL.
+    if (unused) {
+      gst_element_call_async(GST_ELEMENT(self), drop_unused_input, g_strdup(GST_PAD_NAME(pad)), g_free);
+      gst_event_unref(event);
+      return TRUE;
+    }
+  }
+  if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+    GstCaps *caps;
+    gst_event_parse_caps(event, &caps);
+    if (!build_front(self, pad, caps)) {
+      gst_event_unref(event);
+      return FALSE;
+    }
+  }
+  return gst_pad_event_default(pad, parent, event);
+}
+
+static gboolean input_query(GstPad *pad, GstObject *parent, GstQuery *query) {
+  GstPad *target = gst_ghost_pad_get_target(GST_GHOST_PAD(pad));
+  if (target) {
+    gst_object_unref(target);
+    return gst_pad_query_default(pad, parent, query);
+  }
+  // No front yet: answer from what this pad can take.
+  switch (GST_QUERY_TYPE(query)) {
+    case GST_QUERY_CAPS: {
+      GstCaps *filter, *templ = gst_pad_get_pad_template_caps(pad);
+      gst_query_parse_caps(query, &filter);
+      GstCaps *result = filter ? gst_caps_intersect_full(filter, templ, GST_CAPS_INTERSECT_FIRST) : gst_caps_ref(templ);
+      gst_query_set_caps_result(query, result);
+      gst_caps_unref(result);
+      gst_caps_unref(templ);
+      return TRUE;
+    }
+    case GST_QUERY_ACCEPT_CAPS: {
+      GstCaps *caps, *templ = gst_pad_get_pad_template_caps(pad);
+      gst_query_parse_accept_caps(query, &caps);
+      gst_query_set_accept_caps_result(query, gst_caps_can_intersect(caps, templ));
+      gst_caps_unref(templ);
+      return TRUE;
+    }
+    default:
+      return gst_pad_query_default(pad, parent, query);
+  }
+}
+
+// An input pad named `name` whose media will end at `queue`: no target
+// until its caps say what front it needs.
+static GstPad *add_input_pad(GstViewerManager *self, const gchar *name, GstPadTemplate *templ, GstElement *queue) {
+  GstPad *ghost = gst_ghost_pad_new_no_target_from_template(name, templ);
+  gst_pad_set_event_function(ghost, input_event);
+  gst_pad_set_query_function(ghost, input_query);
+  {
+    std::lock_guard<std::mutex> lock(priv_of(self)->fronts_lock);
+    priv_of(self)->fronts[ghost].end = gst_element_get_static_pad(queue, "sink");
+  }
+  gst_pad_set_active(ghost, TRUE);
+  gst_element_add_pad(GST_ELEMENT(self), ghost);
+  return ghost;
+}
+
+// The front's elements leave the bin (on dispose it has dropped them
+// already; we hold references).
+static void remove_front(GstViewerManager *self, GstPad *pad) {
+  Front front;
+  {
+    std::lock_guard<std::mutex> lock(priv_of(self)->fronts_lock);
+    auto it = priv_of(self)->fronts.find(pad);
+    if (it == priv_of(self)->fronts.end()) return;
+    front = std::move(it->second);
+    priv_of(self)->fronts.erase(it);
+  }
+  for (GstElement *e : front.chain) {
+    if (GST_OBJECT_PARENT(e) == GST_OBJECT(self)) {
+      gst_element_set_state(e, GST_STATE_NULL);
+      gst_bin_remove(GST_BIN(self), e);
+    }
+    gst_object_unref(e);
+  }
+  if (front.end) gst_object_unref(front.end);
+}
+
+// The default input_chain: RTP as it is, nothing else.
+static gboolean rtp_input_chain(GstViewerManager *self, const gchar *pad_name, const GstCaps *caps, GPtrArray *) {
+  const gchar *media_type = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+  if (g_str_equal(media_type, "application/x-rtp")) return TRUE;
+  GST_ELEMENT_ERROR(self, STREAM, WRONG_TYPE, ("Unsupported input"), ("%s: caps %s", pad_name, media_type));
+  return FALSE;
+}
+
 // video_%u: a further layer of the video, into the video fan-out (which
 // the `video` pad, layer 0, brings).
 static GstPad *request_layer_pad(GstViewerManager *self, GstPadTemplate *templ, const gchar *name) {
-  ViewerManagerPrivate *priv = self->priv;
+  ViewerManagerPrivate *priv = priv_of(self);
   unsigned layer = 0;
   if (name && sscanf(name, "video_%u", &layer) != 1) return nullptr;
   WbFanout *fanout;
@@ -851,12 +1033,8 @@ static GstPad *request_layer_pad(GstViewerManager *self, GstPadTemplate *templ, 
   GstPad *queue_src = gst_element_get_static_pad(queue, "src");
   gst_pad_link(queue_src, fanout_pad);
   gst_object_unref(queue_src);
-  GstPad *target = gst_element_get_static_pad(queue, "sink");
-  GstPad *ghost = gst_ghost_pad_new_from_template(pad_name, target, templ);
-  gst_object_unref(target);
+  GstPad *ghost = add_input_pad(self, pad_name, templ, queue);
   g_free(pad_name);
-  gst_pad_set_active(ghost, TRUE);
-  gst_element_add_pad(GST_ELEMENT(self), ghost);
   gst_element_sync_state_with_parent(queue);
   std::lock_guard<std::mutex> lock(priv->lock);
   priv->layers[layer] = {ghost, GST_ELEMENT(gst_object_ref(queue)), fanout_pad};
@@ -870,7 +1048,7 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   MediaInput *input = input_for_template(self, templ);
   if (!input) return nullptr;
   {
-    std::lock_guard<std::mutex> lock(self->priv->lock);
+    std::lock_guard<std::mutex> lock(priv_of(self)->lock);
     if (input->ghost) {
       GST_WARNING_OBJECT(self, "pad %s already exists", GST_PAD_TEMPLATE_NAME_TEMPLATE(templ));
       return nullptr;
@@ -886,15 +1064,11 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   GstPad *fanout_sink = gst_element_get_static_pad(GST_ELEMENT(fanout), "sink");
   gst_pad_add_probe(fanout_sink, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, on_input_event, self, nullptr);
   gst_object_unref(fanout_sink);
-  GstPad *target = gst_element_get_static_pad(queue, "sink");
-  GstPad *ghost = gst_ghost_pad_new_from_template(kind, target, templ);
-  gst_object_unref(target);
-  gst_pad_set_active(ghost, TRUE);
-  gst_element_add_pad(element, ghost);
+  GstPad *ghost = add_input_pad(self, kind, templ, queue);
   gst_element_sync_state_with_parent(queue);
   gst_element_sync_state_with_parent(GST_ELEMENT(fanout));
   {
-    std::lock_guard<std::mutex> lock(self->priv->lock);
+    std::lock_guard<std::mutex> lock(priv_of(self)->lock);
     input->ghost = ghost;
     // Our own references: on dispose the bin drops its children before
     // GstElement releases request pads.
@@ -905,53 +1079,85 @@ static GstPad *gst_viewer_manager_request_new_pad(GstElement *element, GstPadTem
   return ghost;
 }
 
-static void release_layer_pad(GstViewerManager *self, LayerInput released) {
-  gst_element_remove_pad(GST_ELEMENT(self), released.ghost);
-  if (GST_OBJECT_PARENT(released.queue) == GST_OBJECT(self)) {
-    gst_element_set_state(released.queue, GST_STATE_NULL);
-    gst_bin_remove(GST_BIN(self), released.queue);
+static void remove_child(GstViewerManager *self, GstElement *e) {
+  if (!e) return;
+  // On dispose the bin has already dropped its children; we hold references.
+  if (GST_OBJECT_PARENT(e) == GST_OBJECT(self)) {
+    gst_element_set_state(e, GST_STATE_NULL);
+    gst_bin_remove(GST_BIN(self), e);
   }
-  gst_object_unref(released.queue);
-  GstElement *fanout = gst_pad_get_parent_element(released.fanout_pad);
-  if (fanout) {
-    gst_element_release_request_pad(fanout, released.fanout_pad);
-    gst_object_unref(fanout);
+  gst_object_unref(e);
+}
+
+// What the input pad `pad` feeds leaves: its queue, and its fan-out (video,
+// audio) or its layer's pad on the video fan-out. Viewers keep their
+// sessions; their subscriptions to that medium go with it. With
+// `forget_pad` the pad is no longer an input either. False: not ours.
+static bool drop_input(GstViewerManager *self, GstPad *pad, bool forget_pad) {
+  ViewerManagerPrivate *priv = priv_of(self);
+  GstElement *queue = nullptr;
+  WbFanout *fanout = nullptr;
+  GstPad *fanout_pad = nullptr;
+  bool found = false;
+  {
+    std::lock_guard<std::mutex> lock(priv->lock);
+    for (LayerInput &l : priv->layers) {
+      if (!l.ghost || l.ghost != pad) continue;
+      found = true;
+      std::swap(queue, l.queue);
+      std::swap(fanout_pad, l.fanout_pad);
+      if (forget_pad) l.ghost = nullptr;
+    }
+    for (MediaInput *in : {&priv->video, &priv->audio}) {
+      if (found || in->ghost != pad) continue;
+      found = true;
+      std::swap(queue, in->queue);
+      std::swap(fanout, in->fanout);
+      in->eos = false;
+      if (forget_pad) in->ghost = nullptr;
+    }
   }
-  gst_object_unref(released.fanout_pad);
+  remove_child(self, queue);
+  remove_child(self, GST_ELEMENT(fanout));
+  if (fanout_pad) {
+    if (GstElement *parent = gst_pad_get_parent_element(fanout_pad)) {
+      gst_element_release_request_pad(parent, fanout_pad);
+      gst_object_unref(parent);
+    }
+    gst_object_unref(fanout_pad);
+  }
+  return found;
+}
+
+static void drop_unused_input(GstElement *element, gpointer name) {
+  auto *self = GST_VIEWER_MANAGER(element);
+  GstPad *pad = gst_element_get_static_pad(element, static_cast<const gchar *>(name));
+  if (!pad) return;
+  GstPad *end = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(priv_of(self)->fronts_lock);
+    auto it = priv_of(self)->fronts.find(pad);
+    if (it != priv_of(self)->fronts.end() && it->second.media_type.empty()) std::swap(end, it->second.end);
+  }
+  if (end) {
+    GST_INFO_OBJECT(self, "%s ended without media: viewers are served without it", GST_PAD_NAME(pad));
+    gst_object_unref(end);
+    drop_input(self, pad, false);
+  }
+  gst_object_unref(pad);
 }
 
 static void gst_viewer_manager_release_pad(GstElement *element, GstPad *pad) {
   GstViewerManager *self = GST_VIEWER_MANAGER(element);
-  LayerInput layer;
   {
-    std::lock_guard<std::mutex> lock(self->priv->lock);
-    for (LayerInput &l : self->priv->layers)
-      if (l.ghost && l.ghost == pad) std::swap(layer, l);
+    std::lock_guard<std::mutex> lock(priv_of(self)->fronts_lock);
+    if (!priv_of(self)->fronts.count(pad)) return;
   }
-  if (layer.ghost) {
-    release_layer_pad(self, layer);
-    return;
-  }
-  MediaInput released;
-  {
-    std::lock_guard<std::mutex> lock(self->priv->lock);
-    for (MediaInput *in : {&self->priv->video, &self->priv->audio}) {
-      if (in->ghost == pad) {
-        released = *in;
-        *in = MediaInput();
-      }
-    }
-  }
-  if (!released.ghost) return;
-  // Viewers keep their sessions; their subscriptions to this medium go with it.
-  gst_element_remove_pad(element, released.ghost);
-  for (GstElement *e : {released.queue, GST_ELEMENT(released.fanout)}) {
-    if (GST_OBJECT_PARENT(e) == GST_OBJECT(self)) {
-      gst_element_set_state(e, GST_STATE_NULL);
-      gst_bin_remove(GST_BIN(self), e);
-    }
-    gst_object_unref(e);
-  }
+  gst_object_ref(pad);
+  gst_element_remove_pad(element, pad);
+  remove_front(self, pad);
+  drop_input(self, pad, true);
+  gst_object_unref(pad);
 }
 
 // Messages whose handling costs O(viewers) each, posted O(viewers) times,
@@ -980,7 +1186,7 @@ static void gst_viewer_manager_handle_message(GstBin *bin, GstMessage *message) 
   bool drop = GST_MESSAGE_TYPE(message) == GST_MESSAGE_LATENCY ||
               GST_MESSAGE_TYPE(message) == GST_MESSAGE_STATE_CHANGED ||
               (GST_MESSAGE_TYPE(message) == GST_MESSAGE_STREAM_START &&
-               self->priv->stream_start_forwarded.exchange(true));
+               priv_of(self)->stream_start_forwarded.exchange(true));
   if (drop) {
     gst_message_unref(message);
     return;
@@ -991,14 +1197,14 @@ static void gst_viewer_manager_handle_message(GstBin *bin, GstMessage *message) 
 static GstStateChangeReturn gst_viewer_manager_change_state(GstElement *element,
                                                            GstStateChange transition) {
   GstViewerManager *self = GST_VIEWER_MANAGER(element);
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) self->priv->stream_start_forwarded = false;
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) priv_of(self)->stream_start_forwarded = false;
   if (transition == GST_STATE_CHANGE_NULL_TO_READY && !start(self)) {
     stop(self);
     return GST_STATE_CHANGE_FAILURE;
   }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     // Viewers' webrtcbins are children: end them before the bin walks them.
-    self->priv->node->loop().invoke_sync([self] { self->priv->node->audience().remove_all("broadcast stopped"); });
+    priv_of(self)->node->loop().invoke_sync([self] { priv_of(self)->node->audience().remove_all("broadcast stopped"); });
   }
   GstStateChangeReturn ret =
       GST_ELEMENT_CLASS(gst_viewer_manager_parent_class)->change_state(element, transition);
@@ -1019,14 +1225,14 @@ static gboolean gst_viewer_manager_remove_element(GstBin *bin, GstElement *eleme
 
 static void gst_viewer_manager_dispose(GObject *object) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
-  if (self->priv) stop(self);
+  if (priv_of(self)) stop(self);
   G_OBJECT_CLASS(gst_viewer_manager_parent_class)->dispose(object);
 }
 
 static void gst_viewer_manager_finalize(GObject *object) {
   GstViewerManager *self = GST_VIEWER_MANAGER(object);
-  self->priv->node.reset();
-  delete self->priv;
+  priv_of(self)->node.reset();
+  delete priv_of(self);
   G_OBJECT_CLASS(gst_viewer_manager_parent_class)->finalize(object);
 }
 
@@ -1046,6 +1252,7 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
                                    G_CALLBACK(get_viewer_stats), G_CALLBACK(get_stats), G_CALLBACK(set_viewer_layer));
   GST_BIN_CLASS(klass)->remove_element = gst_viewer_manager_remove_element;
   GST_BIN_CLASS(klass)->handle_message = gst_viewer_manager_handle_message;
+  klass->input_chain = rtp_input_chain;
   element_class->request_new_pad = gst_viewer_manager_request_new_pad;
   element_class->release_pad = gst_viewer_manager_release_pad;
   element_class->change_state = gst_viewer_manager_change_state;
@@ -1071,7 +1278,8 @@ static void gst_viewer_manager_class_init(GstViewerManagerClass *klass) {
 }
 
 static void gst_viewer_manager_init(GstViewerManager *self) {
-  self->priv = new ViewerManagerPrivate();
+  static_cast<GstViewerManagerPrivate *>(gst_viewer_manager_get_instance_private(self))->impl =
+      new ViewerManagerPrivate();
   Audience::Callbacks callbacks;
   callbacks.inputs = [self] { return current_inputs(self); };
   callbacks.joined = [self](const std::string &id) { g_signal_emit(self, signals.joined, 0, id.c_str()); };
@@ -1080,14 +1288,14 @@ static void gst_viewer_manager_init(GstViewerManager *self) {
   };
   callbacks.count_changed = [self] { g_object_notify(G_OBJECT(self), "viewer-count"); };
   callbacks.path = [self] { return node_path(self); };
-  callbacks.instance = [self] { return self->priv->node_id; };
+  callbacks.instance = [self] { return priv_of(self)->node_id; };
   callbacks.links = [self](NodeStats *stats) { add_links(self, stats); };
   callbacks.authorize = [self](const SessionHandler::Access &a) {
     return emit_authorize(GST_ELEMENT(self), signals.authorize, a.method, a.path, a.authorization, a.remote_address);
   };
   gchar *uuid = g_uuid_string_random();
-  self->priv->node_id = std::string(uuid).substr(0, 8);
+  priv_of(self)->node_id = std::string(uuid).substr(0, 8);
   g_free(uuid);
-  self->priv->node = std::make_unique<Node>(GST_BIN(self), callbacks);
+  priv_of(self)->node = std::make_unique<Node>(GST_BIN(self), callbacks);
   GST_OBJECT_FLAG_SET(self, GST_ELEMENT_FLAG_SINK);
 }

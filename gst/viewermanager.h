@@ -10,13 +10,27 @@
 
 G_BEGIN_DECLS
 #define GST_TYPE_VIEWER_MANAGER (gst_viewer_manager_get_type())
-G_DECLARE_FINAL_TYPE(GstViewerManager, gst_viewer_manager, GST, VIEWER_MANAGER, GstBin)
+G_DECLARE_DERIVABLE_TYPE(GstViewerManager, gst_viewer_manager, GST, VIEWER_MANAGER, GstBin)
+
+/**
+ * GstViewerManagerClass:
+ * @input_chain: the elements (floating, in order) that turn what arrives on
+ *   the input pad `pad_name` as `caps` into RTP for the fan-out, added to
+ *   `chain`; none for RTP itself. Called once per input, at its first caps.
+ *   FALSE (after posting an element error) when the element does not take
+ *   it. viewermanager takes RTP only; broadcastsink parses and payloads
+ *   encoded media too, and is otherwise the same element.
+ */
+struct _GstViewerManagerClass {
+  GstBinClass parent_class;
+  gboolean (*input_chain)(GstViewerManager *self, const gchar *pad_name, const GstCaps *caps, GPtrArray *chain);
+};
 G_END_DECLS
 
 namespace wb {
 
-// The viewer-facing properties, shared by viewermanager and broadcastsink
-// (which forwards them); ids start at 1 in this order.
+// The viewer-facing properties (broadcastsink inherits them); ids start at
+// 1 in this order.
 enum ViewerProperty : guint {
   PROP_PORT = 1,
   PROP_ADDRESS,
@@ -87,25 +101,5 @@ enum ViewerProperty : guint {
   "viewer-joined (id) when a viewer's transport connects; viewer-left (id, reason) when a joined viewer is gone; " \
   "authorize (method, path, authorization, remote-address) -> gboolean, on the HTTP thread before a WHEP POST or " \
   "DELETE is read (FALSE: 401 without an Authorization header, else 403; no handler: allowed)"
-
-// Fresh param specs (one set per class that installs them).
-std::vector<GParamSpec *> viewer_param_specs();
-// GstSenderReportTime, the type of sender-report-time (wb::ReportTime).
-GType sender_report_time_get_type();
-
-// Registers add-viewer / remove-viewer / get-viewer-stats / viewer-joined /
-// viewer-left on a class; returns the ids {joined, left}. Handlers of the
-// action signals are the given callbacks.
-struct ViewerSignalIds {
-  guint joined;
-  guint left;
-  guint authorize;
-};
-// Emits `authorize` on `element` (viewermanager or broadcastsink): allowed
-// when no handler is connected.
-bool emit_authorize(GstElement *element, guint signal_id, const std::string &method, const std::string &path,
-                    const std::string &authorization, const std::string &remote_address);
-ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallback remove_viewer,
-                                       GCallback get_viewer_stats, GCallback get_stats, GCallback set_viewer_layer);
 
 }  // namespace wb

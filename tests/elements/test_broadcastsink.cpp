@@ -223,8 +223,7 @@ TEST(BroadcastSink, ForcedH264KeyframeHasOneMarkerPerAccessUnit) {
       "x264enc tune=zerolatency key-int-max=300 ! broadcastsink name=bs",
       nullptr);
   GstBin *sink = GST_BIN(gst_bin_get_by_name(GST_BIN(pipeline), "bs"));
-  GstBin *manager = GST_BIN(gst_bin_get_by_name(sink, "viewers"));
-  GstElement *fanout = gst_bin_get_by_name(manager, "video-fanout");
+  GstElement *fanout = gst_bin_get_by_name(sink, "video-fanout");
   ASSERT_TRUE(fanout);
   GstPad *fanout_sink = gst_element_get_static_pad(fanout, "sink");
   MarkerCheck seen;
@@ -257,7 +256,6 @@ TEST(BroadcastSink, ForcedH264KeyframeHasOneMarkerPerAccessUnit) {
   EXPECT_EQ(seen.early_markers, 0u) << "a packet with the marker bit was followed by more of the same frame";
   gst_object_unref(fanout_sink);
   gst_object_unref(fanout);
-  gst_object_unref(manager);
   gst_object_unref(sink);
   gst_object_unref(pipeline);
 }

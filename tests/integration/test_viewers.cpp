@@ -169,7 +169,7 @@ TEST_P(SendPath, ViewersDecodeAndGetSenderReports) {
   options.extra_sink_props = param.props;
   auto broadcast = start_broadcast(options);
   ASSERT_TRUE(broadcast);
-  GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
+  GstBin *manager = GST_BIN(gst_object_ref(broadcast->sink()));
   ASSERT_TRUE(manager);
   const guint children = manager->numchildren;
   std::vector<std::unique_ptr<WhepViewer>> viewers;
@@ -300,7 +300,7 @@ TEST_P(LipSync, SenderReportsMapRtpTimeToTheChosenInstant) {
   options.extra_sink_props = std::string("sender-report-time=") + GetParam().report_time;
   auto broadcast = start_broadcast(options);
   ASSERT_TRUE(broadcast);
-  GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
+  GstBin *manager = GST_BIN(gst_object_ref(broadcast->sink()));
   ASSERT_TRUE(manager);
   GstElement *video_fanout = gst_bin_get_by_name(manager, "video-fanout");
   GstElement *audio_fanout = gst_bin_get_by_name(manager, "audio-fanout");
@@ -765,7 +765,7 @@ INSTANTIATE_TEST_SUITE_P(Viewers, ReleasePad, ::testing::Values("", "ice-lite=fa
 TEST(Viewers, ResourcesComeBackAfterViewersLeave) {
   auto broadcast = start_broadcast();
   ASSERT_TRUE(broadcast);
-  GstBin *manager = GST_BIN(gst_bin_get_by_name(GST_BIN(broadcast->sink()), "viewers"));
+  GstBin *manager = GST_BIN(gst_object_ref(broadcast->sink()));
   ASSERT_TRUE(manager);
   // Warm up once so lazily created global threads are counted in the baseline.
   {
