@@ -137,6 +137,25 @@ void write_streams(Exposition &e, const NodeStats &n) {
   e.family("broadcast_stream_subscribers", "gauge", "Viewers' and relays' subscriptions to the stream.");
   for (const auto &s : n.streams)
     e.sample("broadcast_stream_subscribers", {{"stream", s.kind}}, uint64_t(s.fanout.subscribers));
+  // Simulcast layers, by index (0 is the video pad's).
+  e.family("broadcast_layer_bytes_per_second", "gauge", "What a layer carries, over the last second.");
+  for (const auto &s : n.streams)
+    for (const auto &l : s.fanout.layers)
+      e.sample("broadcast_layer_bytes_per_second", {{"stream", s.kind}, {"layer", std::to_string(l.index)}},
+               l.bitrate / 8);
+  e.family("broadcast_layer_viewers", "gauge", "Viewers on a layer or moving to it.");
+  for (const auto &s : n.streams)
+    for (const auto &l : s.fanout.layers)
+      e.sample("broadcast_layer_viewers", {{"stream", s.kind}, {"layer", std::to_string(l.index)}},
+               uint64_t(l.subscribers));
+  e.family("broadcast_layer_keyframe_requests_upstream_total", "counter",
+           "Keyframe requests sent upstream for a layer, after coalescing.");
+  for (const auto &s : n.streams)
+    for (const auto &l : s.fanout.layers)
+      e.sample("broadcast_layer_keyframe_requests_upstream_total",
+               {{"stream", s.kind}, {"layer", std::to_string(l.index)}}, l.keyframe_requests_sent);
+  e.family("broadcast_layer_switches_total", "counter", "Moves of viewers from one layer to another, done.");
+  for (const auto &s : n.streams) e.sample("broadcast_layer_switches_total", {{"stream", s.kind}}, s.fanout.layer_switches);
   e.family("broadcast_keyframe_wait_seconds", "histogram",
            "Time from a viewer's start to the keyframe its video starts with.");
   for (const auto &s : n.streams)

@@ -229,6 +229,8 @@ TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNum
   EXPECT_TRUE(prometheus.wait_value("broadcast_http_dropped_connections_total", equals(0), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_keyframe_wait_seconds_count{stream=\"video\"}", equals(2), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_stream_subscribers{stream=\"audio\"}", equals(2), &v)) << v;
+  EXPECT_TRUE(prometheus.wait_value("broadcast_layer_viewers{stream=\"video\",layer=\"0\"}", equals(2), &v)) << v;
+  EXPECT_TRUE(prometheus.wait_value("broadcast_layer_bytes_per_second{stream=\"video\",layer=\"0\"}", above(100), &v)) << v;
   // Packets keep going out: the counter grows between scrapes.
   EXPECT_TRUE(prometheus.wait_value("rate(broadcast_stream_sent_packets_total{stream=\"video\"}[5s])", above(0), &v))
       << v << prometheus.last_answer();
