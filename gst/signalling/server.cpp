@@ -237,6 +237,16 @@ HttpReply dashboard_reply() {
   return page;
 }
 
+// The request's body, as read (its size was checked by the route).
+std::string request_body(SoupServerMessage *msg) {
+  GBytes *bytes = soup_message_body_flatten(soup_server_message_get_request_body(msg));
+  gsize size = 0;
+  const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
+  std::string body(data ? data : "", size);
+  g_bytes_unref(bytes);
+  return body;
+}
+
 void send_reply(SoupServerMessage *msg, const HttpReply &reply) {
   SoupMessageHeaders *headers = soup_server_message_get_response_headers(msg);
   for (const auto &h : reply.headers) soup_message_headers_replace(headers, h.first.c_str(), h.second.c_str());
@@ -628,12 +638,8 @@ void SignallingServer::handle(SoupServerMessage *msg, const char *path) {
       return;
     }
     case Route::Action::Join: {
-      GBytes *bytes = soup_message_body_flatten(body);
-      gsize size = 0;
-      const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
       SessionHandler::JoinRequest request;
-      request.offer.assign(data ? data : "", size);
-      g_bytes_unref(bytes);
+      request.offer = request_body(msg);
       SoupMessageHeaders *req_headers = soup_server_message_get_request_headers(msg);
       const char *relay = soup_message_headers_get_one(req_headers, "Broadcast-Relay-Url");
       const char *node = soup_message_headers_get_one(req_headers, "Broadcast-Node");
@@ -758,13 +764,8 @@ bool parse_layer_request(const std::string &body, int *layer) {
 // layer n (0 is the `video` pad's), {} lets its feedback choose again.
 HttpReply SignallingServer::select_layer(SoupServerMessage *msg, const std::string &session_id) {
   HttpReply r;
-  SoupMessageBody *body = soup_server_message_get_request_body(msg);
-  GBytes *bytes = soup_message_body_flatten(body);
-  gsize size = 0;
-  const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
   int layer = -1;
-  const bool ok = parse_layer_request(std::string(data ? data : "", size), &layer);
-  g_bytes_unref(bytes);
+  const bool ok = parse_layer_request(request_body(msg), &layer);
   if (!ok) {
     r = error_reply(400, "expected a JSON object: {\"encodingId\": \"1\"} for layer 1, {} to choose by the network");
   } else {
@@ -782,13 +783,8 @@ HttpReply SignallingServer::select_layer(SoupServerMessage *msg, const std::stri
 // send are left out; the stream is at <path>/<id>/sse/events.
 HttpReply SignallingServer::subscribe(SoupServerMessage *msg, const std::string &session_id) {
   HttpReply r;
-  SoupMessageBody *body = soup_server_message_get_request_body(msg);
-  GBytes *bytes = soup_message_body_flatten(body);
-  gsize size = 0;
-  const char *data = static_cast<const char *>(g_bytes_get_data(bytes, &size));
   std::set<std::string> wanted;
-  const bool ok = parse_event_request(std::string(data ? data : "", size), &wanted);
-  g_bytes_unref(bytes);
+  const bool ok = parse_event_request(request_body(msg), &wanted);
   if (!ok) {
     r = error_reply(400, "expected a JSON array of event names, e.g. [\"active\",\"inactive\",\"viewercount\"]");
   } else if (!handler_.has_session(session_id)) {

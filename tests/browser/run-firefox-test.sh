@@ -53,21 +53,12 @@ stop_all() {
   pids=$(ip netns pids "$NS" 2>/dev/null)
   [ -z "$pids" ] || kill -KILL $pids 2>/dev/null
   cleanup
-  ip netns del "$NS" 2>/dev/null
-  ip link del wbff0 2>/dev/null
+  remove_viewer_namespace "$NS" wbff
 }
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
-ip netns add "$NS" || { echo "FAIL: ip netns add (needs root)"; exit 1; }
-ip link add wbff0 type veth peer name wbff1 || exit 1
-ip link set wbff1 netns "$NS"
-ip addr add 192.0.2.1/24 dev wbff0
-ip link set wbff0 up
-ip netns exec "$NS" ip addr add 192.0.2.2/24 dev wbff1
-ip netns exec "$NS" ip link set wbff1 up
-ip netns exec "$NS" ip link set lo up
-ip netns exec "$NS" ip route add default via 192.0.2.1
+make_viewer_namespace "$NS" wbff route
 say "veth 192.0.2.1 -> 192.0.2.2 (namespace $NS), default route via 192.0.2.1"
 : >"$LOG"
 

@@ -34,20 +34,12 @@ for tool in ip tc curl; do command -v $tool >/dev/null || { echo "ERROR: $tool n
 
 stop_all() {
   cleanup
-  ip netns del "$NS" 2>/dev/null
-  ip link del wblayers0 2>/dev/null
+  remove_viewer_namespace "$NS" wblayers
 }
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
-ip netns add "$NS" || { echo "FAIL: ip netns add (needs root)"; exit 1; }
-ip link add wblayers0 type veth peer name wblayers1 || exit 1
-ip link set wblayers1 netns "$NS"
-ip addr add 192.0.2.1/24 dev wblayers0
-ip link set wblayers0 up
-ip netns exec "$NS" ip addr add 192.0.2.2/24 dev wblayers1
-ip netns exec "$NS" ip link set wblayers1 up
-ip netns exec "$NS" ip link set lo up
+make_viewer_namespace "$NS" wblayers
 tc qdisc add dev wblayers0 root tbf rate 500kbit burst 16kb latency 100ms || exit 1
 say "veth 192.0.2.1 -> 192.0.2.2 (namespace $NS) shaped to 500 kbit/s"
 

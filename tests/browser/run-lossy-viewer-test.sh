@@ -32,20 +32,12 @@ for tool in ip nft curl; do command -v $tool >/dev/null || { echo "ERROR: $tool 
 stop_all() {
   cleanup
   nft delete table inet wblossy 2>/dev/null
-  ip netns del "$NS" 2>/dev/null
-  ip link del wblossy0 2>/dev/null
+  remove_viewer_namespace "$NS" wblossy
 }
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
-ip netns add "$NS" || { echo "FAIL: ip netns add (needs root)"; exit 1; }
-ip link add wblossy0 type veth peer name wblossy1 || exit 1
-ip link set wblossy1 netns "$NS"
-ip addr add 192.0.2.1/24 dev wblossy0
-ip link set wblossy0 up
-ip netns exec "$NS" ip addr add 192.0.2.2/24 dev wblossy1
-ip netns exec "$NS" ip link set wblossy1 up
-ip netns exec "$NS" ip link set lo up
+make_viewer_namespace "$NS" wblossy
 # What the node sends the viewer over UDP (media, and STUN and DTLS with it).
 nft add table inet wblossy || exit 1
 nft add chain inet wblossy out '{ type filter hook output priority 0; }' || exit 1

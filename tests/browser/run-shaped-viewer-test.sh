@@ -31,22 +31,14 @@ for tool in ip tc curl; do command -v $tool >/dev/null || { echo "ERROR: $tool n
 
 stop_all() {
   cleanup
-  ip netns del "$NS" 2>/dev/null
-  ip link del wbshaped0 2>/dev/null
+  remove_viewer_namespace "$NS" wbshaped
 }
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
 # The viewer's namespace and the shaped link (the node's side shapes what
 # it sends: the media).
-ip netns add "$NS" || { echo "FAIL: ip netns add (needs root)"; exit 1; }
-ip link add wbshaped0 type veth peer name wbshaped1 || exit 1
-ip link set wbshaped1 netns "$NS"
-ip addr add 192.0.2.1/24 dev wbshaped0
-ip link set wbshaped0 up
-ip netns exec "$NS" ip addr add 192.0.2.2/24 dev wbshaped1
-ip netns exec "$NS" ip link set wbshaped1 up
-ip netns exec "$NS" ip link set lo up
+make_viewer_namespace "$NS" wbshaped
 tc qdisc add dev wbshaped0 root tbf rate 500kbit burst 16kb latency 100ms || exit 1
 say "veth 192.0.2.1 -> 192.0.2.2 (namespace $NS) shaped to 500 kbit/s"
 
