@@ -107,10 +107,6 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
     gint clock_rate = 0;
     gst_structure_get_int(gst_caps_get_structure(choice.caps.get(), 0), "clock-rate", &clock_rate);
     SubscriberId id = 0;
-    // A pad's subscriber stays on layer 0.
-    if (sink_for && fanout == video && fanout_layer_codecs(fanout)[0] != choice.codec)
-      return std::string("the webrtcbin path sends only the first layer's codec, ") +
-             codec_encoding_name(fanout_layer_codecs(fanout)[0]) + ", not " + codec_encoding_name(choice.codec);
     if (sink_for) {
       GstCaps *caps = gst_caps_copy(choice.caps.get());
       gst_caps_set_simple(caps, "media", G_TYPE_STRING, choice.kind.c_str(), "ssrc", G_TYPE_UINT, rewrite.ssrc,
@@ -247,6 +243,13 @@ ViewerTransport::Answer WebrtcbinViewerTransport::answer(const std::string &offe
     result.error = std::move(error);
     return result;
   };
+  // Its video comes from a pad of the fan-out, which stays on layer 0.
+  for (const auto &choice : offer.media)
+    if (video && choice.accepted() && choice.kind == "video" && fanout_layer_codecs(video)[0] != choice.codec)
+      return fail(406, std::string("an offer the shared ICE-lite port cannot serve gets a webrtcbin of its own, "
+                                   "which is sent only the first layer's codec, ") +
+                           codec_encoding_name(fanout_layer_codecs(video)[0]) + ", not " +
+                           codec_encoding_name(choice.codec));
   peer_ = std::make_unique<PeerConnection>("viewer-" + id_, config_);
   peer_->on_state([on_state = listener_](GstWebRTCPeerConnectionState state) {
     if (on_state) on_state(from_webrtcbin(state));

@@ -886,17 +886,21 @@ TEST(Layers, AViewerMovesBetweenLayersWithoutAGapAndKeepsDecoding) {
 // VP8 (Firefox without OpenH264) is answered VP8 and served that layer; one
 // that offers H.264 gets the H.264 layers. Neither can be moved into the
 // other's codec.
+// H.264 640x360 (layer 0) and VP8 320x180 (layer 1), with sound.
+std::string two_codec_broadcast(unsigned port, const std::string &sink_props = "") {
+  return "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! tee name=t "
+         "t. ! queue ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 ! "
+         "video/x-h264,profile=constrained-baseline ! bs.video "
+         "t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! videoconvert ! "
+         "vp8enc deadline=1 cpu-used=8 target-bitrate=200000 keyframe-max-dist=60 lag-in-frames=0 ! bs.video_1 "
+         "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio "
+         "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 " + sink_props + " port=" +
+         std::to_string(port);
+}
+
 TEST(Layers, AViewerThatDecodesOnlyVp8IsServedTheVp8Layer) {
   const unsigned port = free_tcp_port();
-  Broadcast broadcast(
-      "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! tee name=t "
-      "t. ! queue ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bitrate=800 ! "
-      "video/x-h264,profile=constrained-baseline ! bs.video "
-      "t. ! queue ! videoscale ! video/x-raw,width=320,height=180 ! videoconvert ! "
-      "vp8enc deadline=1 cpu-used=8 target-bitrate=200000 keyframe-max-dist=60 lag-in-frames=0 ! bs.video_1 "
-      "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio "
-      "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port),
-      port);
+  Broadcast broadcast(two_codec_broadcast(port), port);
   ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
   ASSERT_TRUE(broadcast.wait_media_flowing());
   // The VP8 layer flows a moment after the first: offers are answered with
@@ -958,4 +962,24 @@ TEST(Viewers, AVideoTheViewerCannotDecodeIsNamedInTheAnswer) {
   WhepViewer both;
   ASSERT_EQ(both.connect(broadcast->url()), 201) << both.error();
   EXPECT_EQ(both.unserved(), "");
+}
+
+// A viewer on the webrtcbin path is fed by a pad of the fan-out, which
+// stays on layer 0: offered only another layer's codec, it is refused
+// with 406 and why, and a viewer that takes layer 0's codec still plays.
+TEST(Layers, TheWebrtcbinPathRefusesAnotherLayersCodecWith406) {
+  const unsigned port = free_tcp_port();
+  Broadcast broadcast(two_codec_broadcast(port, "ice-lite=false direct-send=false"), port);
+  ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
+  ASSERT_TRUE(broadcast.wait_media_flowing());
+  WhepViewer::Options vp8_only;
+  vp8_only.video_codec = "VP8";
+  WhepViewer vp8(vp8_only), h264;
+  // 406 once the VP8 layer flows (before, the offer is answered without video).
+  ASSERT_TRUE(wait_until([&] { return WhepViewer(vp8_only).connect(broadcast.url()) == 406; }, 10000ms));
+  EXPECT_EQ(vp8.connect(broadcast.url()), 406);
+  EXPECT_NE(vp8.error().find("sent only the first layer's codec, H264, not VP8"), std::string::npos) << vp8.error();
+  ASSERT_EQ(h264.connect(broadcast.url()), 201) << h264.error();
+  EXPECT_TRUE(wait_until([&] { return h264.video_frames() > 20; }, 10000ms));
+  EXPECT_EQ(h264.video_width(), 640u);
 }
