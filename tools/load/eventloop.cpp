@@ -36,7 +36,7 @@ constexpr int kMaxEvents = 1024;
 
 int64_t monotonic_ns() { return clock_ns(CLOCK_MONOTONIC); }
 
-bool UdpSocket::open(const std::string &address, std::string *error) {
+bool UdpSocket::open(const std::string &address, uint16_t port, std::string *error) {
   fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     *error = std::string("socket: ") + strerror(errno);
@@ -46,6 +46,7 @@ bool UdpSocket::open(const std::string &address, std::string *error) {
   setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
   if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
     *error = "not an IPv4 address: " + address;
     close();

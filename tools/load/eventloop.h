@@ -22,7 +22,7 @@ int64_t monotonic_ns();
 constexpr int64_t kMs = 1000000;
 constexpr int64_t kSecond = 1000 * kMs;
 
-// One non-blocking UDP socket bound to address:0, with kernel receive
+// One non-blocking UDP socket bound to address:port (0: any), with kernel receive
 // timestamps (so jitter measures the network, not our own scheduling).
 class UdpSocket {
  public:
@@ -30,7 +30,7 @@ class UdpSocket {
   UdpSocket(const UdpSocket &) = delete;
   UdpSocket &operator=(const UdpSocket &) = delete;
   ~UdpSocket() { close(); }
-  bool open(const std::string &address, std::string *error);
+  bool open(const std::string &address, uint16_t port, std::string *error);
   void close();
   int fd() const { return fd_; }
   uint16_t port() const { return port_; }

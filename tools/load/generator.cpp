@@ -24,8 +24,15 @@ double cpu_seconds(int who) {
 Generator::Generator(EventLoop &loop, Signalling &signalling, std::shared_ptr<wb::DtlsIdentity> identity,
                      const GeneratorOptions &options)
     : loop_(loop), signalling_(signalling), options_(options) {
-  Viewer::Config config{&loop,           std::move(identity), options.local_address, options.video_pt,
-                        options.audio_pt, int64_t(options.pli_interval_seconds * kSecond)};
+  Viewer::Config config{&loop,
+                        std::move(identity),
+                        options.local_address,
+                        options.video_pt,
+                        options.audio_pt,
+                        int64_t(options.pli_interval_seconds * kSecond),
+                        options.port_base,
+                        options.remb,
+                        options.estimate};
   // The verified sample is spread over the run: early and late joiners.
   size_t n = options.viewers;
   size_t stride = options.verify ? std::max<size_t>(1, n / options.verify) : 0;
@@ -87,7 +94,17 @@ void Generator::tick() {
       }
       all_settled = false;
     }
-    if (all_settled) begin_window();
+    if (all_settled && options_.warmup_seconds > 0) {
+      phase_ = Phase::Warming;
+      warm_until_ = now + int64_t(options_.warmup_seconds * kSecond);
+      std::printf("every viewer settled after %.1f s: warming up for %.0f s\n", double(now - started_at_) / kSecond,
+                  options_.warmup_seconds);
+      std::fflush(stdout);
+    } else if (all_settled) {
+      begin_window();
+    }
+  } else if (phase_ == Phase::Warming && now >= warm_until_) {
+    begin_window();
   } else if (phase_ == Phase::Holding && now - window_start_ >= int64_t(options_.hold_seconds * kSecond)) {
     end_window();
     leave_all();
@@ -159,8 +176,9 @@ void Generator::open_window() {
 void Generator::begin_window() {
   phase_ = Phase::Holding;
   open_window();
-  std::printf("every viewer settled after %.1f s: holding for %.0f s\n", double(window_start_ - started_at_) / kSecond,
-              options_.hold_seconds);
+  std::printf("%s after %.1f s: holding for %.0f s\n",
+              options_.warmup_seconds > 0 ? "warmed up" : "every viewer settled",
+              double(window_start_ - started_at_) / kSecond, options_.hold_seconds);
   std::fflush(stdout);
 }
 

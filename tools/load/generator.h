@@ -1,6 +1,7 @@
 // The run: viewers join at the ramp rate, the hold window starts once every
-// viewer has settled (connected with media, or failed), lasts --hold
-// seconds, then every viewer leaves. Runs on the event loop thread.
+// viewer has settled (connected with media, or failed) and a warm-up has
+// passed, lasts --hold seconds, then every viewer leaves. Runs on the event
+// loop thread.
 #pragma once
 
 #include <atomic>
@@ -19,6 +20,9 @@ struct GeneratorOptions {
   unsigned viewers = 10;
   double ramp = 50;  // joins per second
   double hold_seconds = 20;
+  // Watched but not measured between settling and the hold window: what
+  // the server does for new viewers (layer choice) has time to settle.
+  double warmup_seconds = 0;
   unsigned verify = 10;  // viewers whose every packet is authenticated and decrypted
   std::string local_address = "127.0.0.1";
   int video_pt = 102;  // what Chrome offers for H.264 mode 1 42e01f
@@ -32,6 +36,9 @@ struct GeneratorOptions {
   // The share of leaving viewers that vanish (no DELETE, no close_notify),
   // spread evenly over the run.
   double vanish = 0;
+  uint16_t port_base = 0;  // viewer i binds port_base + i; 0: any port
+  bool remb = false;       // offer goog-remb and send our estimate
+  EstimateRule estimate;
 };
 
 struct RunResult {
@@ -53,7 +60,7 @@ class Generator {
   RunResult run(const std::atomic<bool> &stop);
 
  private:
-  enum class Phase { Ramp, Settling, Holding, Leaving };
+  enum class Phase { Ramp, Settling, Warming, Holding, Leaving };
   void join(size_t i);
   void tick();
   void begin_window();
@@ -77,6 +84,7 @@ class Generator {
   size_t next_to_leave_ = 0;   // churn: every viewer before it has been made to leave
   int64_t started_at_ = 0;
   int64_t window_start_ = 0;
+  int64_t warm_until_ = 0;
   int64_t leave_deadline_ = 0;
   int64_t last_progress_ = 0;
   uint64_t progress_packets_ = 0;

@@ -48,9 +48,10 @@ void raise_fd_limit(unsigned viewers) {
 
 int main(int argc, char **argv) {
   gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr, *srtp_profiles = nullptr;
-  gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111;
+  gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111, port_base = 0, remb_ceiling = 30000;
+  gboolean remb = FALSE;
   gint64 mount = 1;
-  gdouble ramp = 50, hold = 20, lifetime = 0, vanish = 0, pli_interval = 0;
+  gdouble ramp = 50, hold = 20, warmup = 0, lifetime = 0, vanish = 0, pli_interval = 0;
   GOptionEntry entries[] = {
       {"url", 'u', 0, G_OPTION_ARG_STRING, &url, "WHEP endpoint, e.g. http://127.0.0.1:8080/whep", "URL"},
       {"viewers", 'n', 0, G_OPTION_ARG_INT, &viewers, "Number of viewers (default: 10)", "N"},
@@ -58,6 +59,10 @@ int main(int argc, char **argv) {
       {"hold", 0, 0, G_OPTION_ARG_DOUBLE, &hold,
        "Seconds to keep watching once every viewer has joined (connected with media, or failed); rates and CPU "
        "are measured over this window (default: 20)",
+       "SECONDS"},
+      {"warmup", 0, 0, G_OPTION_ARG_DOUBLE, &warmup,
+       "Seconds to keep watching, unmeasured, between every viewer having joined and the hold window, e.g. "
+       "for a server that chooses each viewer's layer to settle (default: 0)",
        "SECONDS"},
       {"lifetime", 0, 0, G_OPTION_ARG_DOUBLE, &lifetime,
        "Churn: each viewer leaves this many seconds after it joined (once connected with media, or failed), "
@@ -77,6 +82,18 @@ int main(int argc, char **argv) {
        "N"},
       {"local-address", 0, 0, G_OPTION_ARG_STRING, &local,
        "IPv4 address of the viewers' sockets and ICE candidates (default: 127.0.0.1)", "ADDRESS"},
+      {"port-base", 0, 0, G_OPTION_ARG_INT, &port_base,
+       "Viewer i (from 0) binds UDP port PORT + i, so that a traffic shaper can give each viewer a link of its "
+       "own (default: 0, ports the system picks)",
+       "PORT"},
+      {"remb", 0, 0, G_OPTION_ARG_NONE, &remb,
+       "Offer goog-remb and, when the server's answer has it, send a REMB with every receiver report: an "
+       "emulated receive-side estimate from each second's video bytes and loss (1.5 x what arrived under 2 % "
+       "loss, what arrived x (1 - loss / 2) from 10 %, unchanged in between; not Google congestion control), "
+       "so that a server choosing layers by feedback sees each viewer's link (default: off, no REMB)",
+       nullptr},
+      {"remb-ceiling", 0, 0, G_OPTION_ARG_INT, &remb_ceiling,
+       "Highest estimate --remb reports, kbit/s, as a receiver's configured maximum (default: 30000)", "KBPS"},
       {"video-pt", 0, 0, G_OPTION_ARG_INT, &video_pt,
        "Payload type of H.264 in our WHEP offers (default: 102, as Chrome); servers that cannot remap payload "
        "types (the naive bench server) need their own",
@@ -101,7 +118,8 @@ int main(int argc, char **argv) {
       context,
       "Each viewer does real WebRTC on the wire: its own UDP socket, ICE (controlling for WHEP), DTLS 1.2, SRTP,\n"
       "RTCP receiver reports every second (echoing the server's sender reports, as browsers do, so that the\n"
-      "server measures round trips) and a PLI on connecting. All viewers share one epoll thread.\n"
+      "server measures round trips; with --remb a REMB too) and a PLI on connecting. All viewers share one\n"
+      "epoll thread.\n"
       "Exit status: 0 when every viewer connected and got media and no verified packet failed, 1 otherwise,\n"
       "2 for bad options.");
   g_option_context_add_main_entries(context, entries, nullptr);
@@ -120,10 +138,18 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "--video-pt and --audio-pt must be two different dynamic payload types (96-127)\n");
     return 2;
   }
-  if (viewers < 1 || ramp <= 0 || hold < 0 || verify < 0 || lifetime < 0 || vanish < 0 || vanish > 1) {
+  if (viewers < 1 || ramp <= 0 || hold < 0 || warmup < 0 || verify < 0 || lifetime < 0 || vanish < 0 || vanish > 1) {
     std::fprintf(stderr,
-                 "--viewers must be at least 1, --ramp positive, --hold, --verify and --lifetime not negative, "
-                 "--vanish between 0 and 1\n");
+                 "--viewers must be at least 1, --ramp positive, --hold, --warmup, --verify and --lifetime not "
+                 "negative, --vanish between 0 and 1\n");
+    return 2;
+  }
+  if (port_base < 0 || (port_base > 0 && (port_base < 1024 || int64_t(port_base) + viewers - 1 > 65535))) {
+    std::fprintf(stderr, "--port-base: the viewers' ports, PORT to PORT + viewers - 1, must lie in 1024-65535\n");
+    return 2;
+  }
+  if (remb_ceiling < 1) {
+    std::fprintf(stderr, "--remb-ceiling must be positive\n");
     return 2;
   }
 
@@ -131,6 +157,10 @@ int main(int argc, char **argv) {
   options.viewers = unsigned(viewers);
   options.ramp = ramp;
   options.hold_seconds = hold;
+  options.warmup_seconds = warmup;
+  options.port_base = uint16_t(port_base);
+  options.remb = remb;
+  options.estimate.ceiling = uint64_t(remb_ceiling) * 1000;
   options.verify = unsigned(verify);
   options.lifetime_seconds = lifetime;
   options.vanish = vanish;

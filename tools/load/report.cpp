@@ -47,7 +47,16 @@ struct Totals {
   std::map<std::string, size_t> failures;
   std::map<std::string, size_t> srtp_profiles;
   Distribution answer, connect, first_packet, first_keyframe, first_keyframe_after_answer, window_video_pps;
+  uint64_t window_video_packets = 0;
+  int64_t window_video_lost = 0;
+  size_t remb = 0;
+  Distribution window_video_kbps, estimate_kbps;
   double loss_percent() const { return packets + lost ? 100.0 * double(lost) / double(packets + lost) : 0; }
+  double window_loss_percent() const {
+    return window_video_packets + window_video_lost
+               ? 100.0 * double(window_video_lost) / double(window_video_packets + window_video_lost)
+               : 0;
+  }
 };
 
 Totals totals(const RunResult &run) {
@@ -65,6 +74,9 @@ Totals totals(const RunResult &run) {
     t.bytes += r.video.bytes + r.audio.bytes;
     t.lost += r.video.lost + r.audio.lost;
     t.duplicates += r.duplicates;
+    t.window_video_packets += r.window_video_packets;
+    t.window_video_lost += r.window_video_lost;
+    t.remb += r.remb;
     if (r.verified) {
       ++t.sampled;
       t.verified += r.verified_packets;
@@ -83,6 +95,11 @@ Totals totals(const RunResult &run) {
   t.window_video_pps = distribution(run.viewers, [window](const ViewerReport &r) {
     return window > 0 && r.first_packet_ms >= 0 ? double(r.window_video_packets) / window : -1;
   });
+  t.window_video_kbps = distribution(run.viewers, [window](const ViewerReport &r) {
+    return window > 0 && r.first_packet_ms >= 0 ? double(r.window_video_bytes) * 8 / 1000 / window : -1;
+  });
+  t.estimate_kbps =
+      distribution(run.viewers, [](const ViewerReport &r) { return r.remb ? double(r.estimate) / 1000 : -1; });
   return t;
 }
 
@@ -141,6 +158,20 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   add_stream(b, "video", r.video);
   add_stream(b, "audio", r.audio);
   add_int(b, "window_video_packets", int64_t(r.window_video_packets));
+  add_int(b, "window_video_bytes", int64_t(r.window_video_bytes));
+  add_int(b, "window_video_lost", r.window_video_lost);
+  json_builder_set_member_name(b, "window_kbps");
+  json_builder_begin_array(b);
+  for (uint32_t kbps : r.window_kbps) json_builder_add_int_value(b, kbps);
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "window_loss_permille");
+  json_builder_begin_array(b);
+  for (uint16_t loss : r.window_loss_permille) json_builder_add_int_value(b, loss);
+  json_builder_end_array(b);
+  json_builder_set_member_name(b, "remb");
+  json_builder_add_boolean_value(b, r.remb);
+  add_int(b, "remb_sent", int64_t(r.remb_sent));
+  add_int(b, "estimate", int64_t(r.estimate));
   json_builder_set_member_name(b, "verified");
   json_builder_add_boolean_value(b, r.verified);
   add_int(b, "verified_packets", int64_t(r.verified_packets));
@@ -183,11 +214,19 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   if (run.window_seconds > 0) {
     std::printf("hold window %.1f s: video packets/s per viewer median %.1f (min %.1f, max %.1f)\n", run.window_seconds,
                 t.window_video_pps.median, t.window_video_pps.min, t.window_video_pps.max);
+    std::printf("  video kbit/s per viewer median %.0f (min %.0f, max %.0f), lost %lld of %llu expected (%.3f %%)\n",
+                t.window_video_kbps.median, t.window_video_kbps.min, t.window_video_kbps.max,
+                static_cast<long long>(t.window_video_lost),
+                static_cast<unsigned long long>(t.window_video_packets + uint64_t(t.window_video_lost)),
+                t.window_loss_percent());
     double cpu = percent_of_core(run.window_cpu_seconds, run.window_seconds);
     size_t watching = t.connected - t.no_media;
     std::printf("generator CPU in the window: %.1f %% of a core (media thread %.1f %%), %.3f %% per viewer with media\n",
                 cpu, percent_of_core(run.window_media_cpu_seconds, run.window_seconds), watching ? cpu / double(watching) : 0);
   }
+  if (options.remb)
+    std::printf("REMB sent by %zu viewers; last estimate, kbit/s, median %.0f (min %.0f, max %.0f)\n", t.remb,
+                t.estimate_kbps.median, t.estimate_kbps.min, t.estimate_kbps.max);
   std::printf("generator CPU, whole run: %.2f s\n", run.cpu_seconds);
   std::printf("verified (SRTP-authenticated) packets: %llu of %zu sampled viewers, %llu failures (--verify %u)\n",
               static_cast<unsigned long long>(t.verified), t.sampled, static_cast<unsigned long long>(t.verify_failures),
@@ -207,6 +246,11 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_int(b, "viewers", options.viewers);
   add_double(b, "ramp", options.ramp);
   add_double(b, "hold", options.hold_seconds);
+  add_double(b, "warmup", options.warmup_seconds);
+  add_int(b, "port_base", options.port_base);
+  json_builder_set_member_name(b, "remb");
+  json_builder_add_boolean_value(b, options.remb);
+  add_int(b, "remb_ceiling", int64_t(options.estimate.ceiling));
   add_int(b, "verify", options.verify);
   add_double(b, "lifetime", options.lifetime_seconds);
   add_double(b, "vanish", options.vanish);
@@ -237,6 +281,10 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_int(b, "start_unix_ms", run.window_start_unix_ms);
   add_int(b, "end_unix_ms", run.window_end_unix_ms);
   add_distribution(b, "video_packets_per_second_per_viewer", t.window_video_pps);
+  add_distribution(b, "video_kbps_per_viewer", t.window_video_kbps);
+  add_int(b, "video_packets", int64_t(t.window_video_packets));
+  add_int(b, "video_lost", t.window_video_lost);
+  add_double(b, "video_loss_percent", t.window_loss_percent());
   json_builder_end_object(b);
   json_builder_set_member_name(b, "cpu");
   json_builder_begin_object(b);

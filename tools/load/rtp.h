@@ -48,15 +48,14 @@ class StreamStats {
   uint32_t ssrc() const { return ssrc_; }
   // Extended (32-bit, counting wraps) number of the highest packet so far.
   uint32_t highest_seq() const { return max_seq_; }
-  // Packets expected from the sequence numbers but never received.
+  // Packets the sequence numbers say were sent, and of those never received.
+  int64_t expected() const;
   int64_t lost() const;
   double jitter_ms() const { return jitter_ / clock_rate_ * 1000.0; }
   // The block for our next receiver report; fraction lost since the last one.
   ReceptionReport report();
 
  private:
-  int64_t expected() const;
-
   uint32_t clock_rate_;
   uint32_t ssrc_ = 0;
   uint64_t packets_ = 0;

@@ -71,6 +71,11 @@ void parse_attribute(const std::string &line, SdpMedia *m) {
     if (space == std::string::npos) return;
     int pt = std::atoi(value.c_str());
     (name == "rtpmap" ? m->rtpmap : m->fmtp)[pt] = value.substr(space + 1);
+  } else if (name == "rtcp-fb") {
+    size_t space = value.find(' ');
+    if (space == std::string::npos) return;
+    int pt = value[0] == '*' ? -1 : std::atoi(value.c_str());
+    m->rtcp_fb[pt].push_back(lower(value.substr(space + 1)));
   } else if (name == "sendrecv" || name == "sendonly" || name == "recvonly" || name == "inactive") {
     m->direction = name;
   } else if (name == "ssrc") {
@@ -103,18 +108,32 @@ int choose_payload_type(const SdpMedia &m, const std::string &encoding) {
   return best;
 }
 
+// How many leading bits two IPv4 addresses share (32: the same address).
+int common_prefix(const in_addr &a, const in_addr &b) {
+  uint32_t differ = ntohl(a.s_addr) ^ ntohl(b.s_addr);
+  return differ ? __builtin_clz(differ) : 32;
+}
+
 // The one remote candidate we check: an IPv4 UDP host candidate of
-// component 1, `prefer` if it is there, else the highest priority.
+// component 1, `prefer` if it is there, else the one nearest it (the longest
+// common prefix: a server on several subnets, e.g. one per shaped group of
+// viewers, is reached on ours), else the highest priority.
 bool pick_candidate(const SessionDescription &d, const std::string &prefer, sockaddr_in *out) {
   const SdpCandidate *best = nullptr;
+  int best_prefix = -1;
+  in_addr ours{};
+  const bool have_ours = inet_pton(AF_INET, prefer.c_str(), &ours) == 1;
   for (const auto &m : d.media)
     for (const auto &c : m.candidates) {
       in_addr a;
       if (c.component != 1 || c.transport != "udp" || c.type != "host" || inet_pton(AF_INET, c.address.c_str(), &a) != 1)
         continue;
-      bool better = !best || (c.address == prefer) > (best->address == prefer) ||
-                    ((c.address == prefer) == (best->address == prefer) && c.priority > best->priority);
-      if (better) best = &c;
+      const int prefix = have_ours ? common_prefix(a, ours) : 0;
+      bool better = !best || prefix > best_prefix || (prefix == best_prefix && c.priority > best->priority);
+      if (better) {
+        best = &c;
+        best_prefix = prefix;
+      }
     }
   if (!best) return false;
   *out = sockaddr_in{};
@@ -151,6 +170,15 @@ bool read_transport(const SessionDescription &d, const std::string &prefer, Nego
   out->remote_ice = {m->ufrag, m->pwd};
   out->remote_fingerprint = m->fingerprint;
   return true;
+}
+
+bool has_feedback(const SdpMedia &m, int pt, const std::string &feedback) {
+  for (int key : {pt, -1}) {
+    auto it = m.rtcp_fb.find(key);
+    if (it != m.rtcp_fb.end() && std::find(it->second.begin(), it->second.end(), feedback) != it->second.end())
+      return true;
+  }
+  return false;
 }
 
 const SdpMedia *find_kind(const SessionDescription &d, const std::string &kind) {
@@ -230,12 +258,13 @@ std::string write_description(const LocalTransport &local, const std::vector<Loc
       << "a=recvonly\r\na=rtcp-mux\r\na=rtcp-rsize\r\n"
       << "a=rtpmap:" << m.pt << ' ' << m.rtpmap << "\r\n";
     if (m.video_feedback) s << "a=rtcp-fb:" << m.pt << " nack pli\r\na=rtcp-fb:" << m.pt << " ccm fir\r\n";
+    if (m.remb) s << "a=rtcp-fb:" << m.pt << " goog-remb\r\n";
     if (!m.fmtp.empty()) s << "a=fmtp:" << m.pt << ' ' << m.fmtp << "\r\n";
   }
   return s.str();
 }
 
-std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt) {
+std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb) {
   LocalMedia video;
   video.kind = "video";
   video.mid = "0";
@@ -243,6 +272,7 @@ std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt) {
   video.rtpmap = "H264/90000";
   video.fmtp = kH264Fmtp;
   video.video_feedback = true;
+  video.remb = remb;
   LocalMedia audio;
   audio.kind = "audio";
   audio.mid = "1";
@@ -262,6 +292,7 @@ bool read_answer(const SessionDescription &answer, const std::string &prefer, Ne
   if (const SdpMedia *v = find_kind(answer, "video"); sends(v)) {
     out->video_pt = choose_payload_type(*v, "h264");
     if (!v->ssrcs.empty()) out->video_ssrc = v->ssrcs.front();
+    out->video_remb = out->video_pt >= 0 && has_feedback(*v, out->video_pt, "goog-remb");
   }
   if (const SdpMedia *a = find_kind(answer, "audio"); sends(a)) out->audio_pt = choose_payload_type(*a, "opus");
   if (out->video_pt < 0 && out->audio_pt < 0) {
@@ -295,6 +326,7 @@ bool read_offer(const SessionDescription &offer, const std::string &prefer, Nego
     local.video_feedback = video;
     (video ? out->video_pt : out->audio_pt) = pt;
     if (video && !m.ssrcs.empty()) out->video_ssrc = m.ssrcs.front();
+    if (video) out->video_remb = has_feedback(m, pt, "goog-remb");
     answer->push_back(local);
   }
   if (out->video_pt < 0 && out->audio_pt < 0) {

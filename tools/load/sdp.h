@@ -31,6 +31,7 @@ struct SdpMedia {
   std::string mid;
   std::map<int, std::string> rtpmap;  // "H264/90000"
   std::map<int, std::string> fmtp;
+  std::map<int, std::vector<std::string>> rtcp_fb;  // "goog-remb", "nack pli"; key -1: "*", every format
   std::vector<uint32_t> ssrcs;
   std::string direction;  // sendrecv, sendonly, recvonly, inactive; empty: none given (sendrecv)
   // Transport attributes, with session-level values filled in when the
@@ -52,6 +53,7 @@ struct Negotiated {
   int video_pt = -1;
   int audio_pt = -1;
   uint32_t video_ssrc = 0;  // for our PLI; 0: not announced, learnt from the first packet
+  bool video_remb = false;  // the other side's video section has goog-remb for its payload type
 };
 
 // Our side of the description.
@@ -72,13 +74,15 @@ struct LocalMedia {
   std::string rtpmap;
   std::string fmtp;
   bool video_feedback = false;  // rtcp-fb nack pli, ccm fir
+  bool remb = false;            // rtcp-fb goog-remb
 };
 
 std::string write_description(const LocalTransport &local, const std::vector<LocalMedia> &media);
 
 // The WHEP offer: recvonly H.264 (packetization-mode=1, 42e01f) and Opus,
-// bundled, rtcp-mux, with the payload types given (a browser's are 102/111).
-std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt);
+// bundled, rtcp-mux, with the payload types given (a browser's are 102/111);
+// with `remb`, its video offers goog-remb as Chromium's does.
+std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb = false);
 
 // Reads the server's answer to our offer. `prefer_address`: the candidate
 // address to pick when the server offers several.

@@ -37,7 +37,11 @@ StreamReport stream_report(const StreamStats &s) { return {s.packets(), s.bytes(
 }  // namespace
 
 Viewer::Viewer(int index, bool verify, const Config &config)
-    : index_(index), verify_(verify), config_(config), local_ice_(IceCredentials::random()) {
+    : index_(index),
+      verify_(verify),
+      config_(config),
+      local_ice_(IceCredentials::random()),
+      estimator_(config.estimate) {
   RAND_bytes(reinterpret_cast<unsigned char *>(&local_ssrc_), sizeof local_ssrc_);
   cname_ = IceCredentials::random().ufrag + IceCredentials::random().ufrag;
 }
@@ -47,7 +51,8 @@ Viewer::~Viewer() { close(); }
 bool Viewer::open() {
   opened_at_ = config_.loop->now();
   std::string error;
-  if (!socket_.open(config_.local_address, &error)) {
+  const uint16_t port = config_.port_base ? uint16_t(config_.port_base + index_) : 0;
+  if (!socket_.open(config_.local_address, port, &error)) {
     fail(error);
     return false;
   }
@@ -60,7 +65,7 @@ std::string Viewer::offer() {
   ice_ = std::make_unique<IceAgent>(IceAgent::Role::Controlling, local_ice_,
                                     [this](const uint8_t *d, size_t n, const sockaddr_in &to) { send(d, n, to); });
   LocalTransport local{local_ice_, config_.identity->fingerprint(), config_.local_address, socket_.port()};
-  return write_description(local, whep_offer_media(config_.video_pt, config_.audio_pt));
+  return write_description(local, whep_offer_media(config_.video_pt, config_.audio_pt, config_.remb));
 }
 
 void Viewer::on_answer(const std::string &sdp) {
@@ -77,6 +82,8 @@ std::string Viewer::answer(const std::string &offer_sdp) {
                                     [this](const uint8_t *d, size_t n, const sockaddr_in &to) { send(d, n, to); });
   std::vector<LocalMedia> media;
   if (!negotiate(offer_sdp, true, &media)) return "";
+  for (auto &m : media)
+    if (m.kind == "video" && !m.rejected) m.remb = sends_remb();
   LocalTransport local{local_ice_, config_.identity->fingerprint(), config_.local_address, socket_.port()};
   return write_description(local, media);
 }
@@ -131,6 +138,7 @@ void Viewer::dtls_done(int64_t arrival) {
   pli_pending_ = remote_.video_pt >= 0;
   send_rtcp(pli_pending_ && remote_.video_ssrc != 0);
   next_report_ = connected_at_ + kReportInterval;
+  estimator_.start(connected_at_);
 }
 
 void Viewer::fail(const std::string &why) {
@@ -270,7 +278,7 @@ void Viewer::verify(uint8_t *data, size_t len) {
   ++(srtp_in_.unprotect_rtp(data, &len) ? verified_packets_ : verify_failures_);
 }
 
-void Viewer::send_rtcp(bool with_pli) {
+void Viewer::send_rtcp(bool with_pli, bool with_remb) {
   std::vector<ReceptionReport> blocks;
   if (video_.started()) blocks.push_back(video_.report());
   if (audio_.started()) blocks.push_back(audio_.report());
@@ -288,10 +296,20 @@ void Viewer::send_rtcp(bool with_pli) {
     rtcp.pli(remote_.video_ssrc);
     pli_pending_ = false;
   }
+  std::vector<uint8_t> compound = rtcp.bytes();
+  if (with_remb && sends_remb()) {
+    estimator_.update(now, video_.bytes(), video_.packets(), video_.expected());
+    // Only once there is something to say, as a browser before its first
+    // estimate: a REMB of 0 would read as "nothing fits".
+    if (estimator_.estimate() && video_.ssrc()) {
+      append_remb(&compound, local_ssrc_, estimator_.estimate(), {video_.ssrc()});
+      ++remb_sent_;
+    }
+  }
   uint8_t buf[1500];
-  size_t len = rtcp.bytes().size();
+  size_t len = compound.size();
   if (len + SrtpSession::kRtcpTrailer > sizeof buf) return;
-  std::copy(rtcp.bytes().begin(), rtcp.bytes().end(), buf);
+  std::copy(compound.begin(), compound.end(), buf);
   if (srtp_out_.protect_rtcp(buf, &len)) send(buf, len, ice_->remote_address());
 }
 
@@ -310,7 +328,8 @@ void Viewer::service() {
     }
   }
   if (state_ == State::Connected && now >= next_report_) {
-    send_rtcp(false);
+    record_interval(now);
+    send_rtcp(false, true);
     next_report_ = now + kReportInterval;
   }
   if (state_ == State::Connected && config_.pli_interval) {
@@ -340,6 +359,30 @@ void Viewer::reschedule() {
   });
 }
 
+void Viewer::begin_window() {
+  window_start_ = {video_.packets(), video_.bytes(), video_.expected()};
+  in_window_ = true;
+}
+
+void Viewer::end_window() {
+  window_ = {video_.packets() - window_start_.packets, video_.bytes() - window_start_.bytes,
+             video_.expected() - window_start_.expected};
+  in_window_ = false;
+}
+
+void Viewer::record_interval(int64_t now) {
+  const Totals totals{video_.packets(), video_.bytes(), video_.expected()};
+  if (in_window_ && interval_start_ && now > interval_start_) {
+    window_kbps_.push_back(
+        uint32_t(double(totals.bytes - interval_.bytes) * 8 * kSecond / 1000 / double(now - interval_start_)));
+    const int64_t expected = totals.expected - interval_.expected;
+    const int64_t lost = expected - int64_t(totals.packets - interval_.packets);
+    window_loss_permille_.push_back(expected > 0 && lost > 0 ? uint16_t(1000 * lost / expected) : 0);
+  }
+  interval_ = totals;
+  interval_start_ = now;
+}
+
 ViewerReport Viewer::report() const {
   ViewerReport r;
   r.index = index_;
@@ -353,7 +396,14 @@ ViewerReport Viewer::report() const {
   r.first_keyframe_after_answer_ms = ms_since(answered_at_, first_keyframe_at_);
   r.video = stream_report(video_);
   r.audio = stream_report(audio_);
-  r.window_video_packets = window_video_packets_;
+  r.window_video_packets = window_.packets;
+  r.window_video_bytes = window_.bytes;
+  r.window_video_lost = std::max<int64_t>(0, window_.expected - int64_t(window_.packets));
+  r.window_kbps = window_kbps_;
+  r.window_loss_permille = window_loss_permille_;
+  r.remb = sends_remb() && remb_sent_ > 0;
+  r.remb_sent = remb_sent_;
+  r.estimate = estimator_.estimate();
   if (rtcp_in_) r.srtp_profile = wb::srtp_profile_name(dtls_->keys().profile);
   r.verified = verify_;
   r.verified_packets = verified_packets_;

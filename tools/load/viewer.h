@@ -1,7 +1,7 @@
 // One simulated viewer: a socket, an ICE agent, a DTLS client, SRTP, and
 // reception statistics. Behaves on the wire like a browser that receives
 // and does not render: answers and sends STUN checks, sends RTCP receiver
-// reports and a PLI. Counts every packet from its clear header; decrypts
+// reports (with a REMB, when asked to: estimate.h) and a PLI. Counts every packet from its clear header; decrypts
 // every packet only when it is one of the verified sample, and otherwise
 // only the first bytes of the few packets that tell where the first
 // keyframe is.
@@ -10,7 +10,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "estimate.h"
 #include "eventloop.h"
 #include "ice.h"
 #include "rtp.h"
@@ -45,6 +47,17 @@ struct ViewerReport {
   double first_keyframe_after_answer_ms = -1;
   StreamReport video, audio;
   uint64_t window_video_packets = 0;  // during the hold window
+  uint64_t window_video_bytes = 0;
+  int64_t window_video_lost = 0;  // expected from the sequence numbers, never received
+  // Video kbit/s received, and the share of packets lost (per mille), in
+  // each report interval (about a second) of the window: a viewer moved
+  // between layers shows as steps, and what the server sent as received /
+  // (1 - lost) even where the link carries less.
+  std::vector<uint32_t> window_kbps;
+  std::vector<uint16_t> window_loss_permille;
+  bool remb = false;  // offered, answered, and sent
+  uint64_t remb_sent = 0;
+  uint64_t estimate = 0;  // bits/s, the last REMB's
   bool verified = false;
   uint64_t verified_packets = 0;
   uint64_t verify_failures = 0;
@@ -64,6 +77,13 @@ class Viewer : public EventLoop::Receiver {
     int video_pt;  // in our WHEP offers
     int audio_pt;
     int64_t pli_interval = 0;  // ns; 0: a PLI on connecting only
+    // Viewer i binds port_base + i (a shaper can tell viewers apart by
+    // port); 0: a port the system picks.
+    uint16_t port_base = 0;
+    // Offer goog-remb and, when the answer has it too, send our estimate
+    // (estimate.h) with every regular receiver report.
+    bool remb = false;
+    EstimateRule estimate;
   };
   enum class State { Idle, Signalling, Ice, Dtls, Connected, Leaving, Failed, Closed };
 
@@ -109,8 +129,8 @@ class Viewer : public EventLoop::Receiver {
   int64_t joined_at() const { return opened_at_; }
   uint64_t packets() const { return video_.packets() + audio_.packets(); }
   uint64_t lost() const { return uint64_t(video_.lost() + audio_.lost()); }
-  void begin_window() { window_start_packets_ = video_.packets(); }
-  void end_window() { window_video_packets_ = video_.packets() - window_start_packets_; }
+  void begin_window();
+  void end_window();
   ViewerReport report() const;
 
   // Whole datagrams while handshaking and for the verified sample; else
@@ -126,8 +146,11 @@ class Viewer : public EventLoop::Receiver {
   void dtls_done(int64_t arrival);
   void on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival);
   void on_rtcp(uint8_t *data, size_t len, int64_t arrival);
+  void record_interval(int64_t now);
+  bool sends_remb() const { return config_.remb && remote_.video_remb && remote_.video_pt >= 0; }
   void verify(uint8_t *data, size_t len);
-  void send_rtcp(bool with_pli);
+  // `with_remb`: a regular report, which also brings the estimate up to date.
+  void send_rtcp(bool with_pli, bool with_remb = false);
   void service();     // runs whatever timer is due
   void reschedule();  // arms the loop timer for our next deadline
 
@@ -166,8 +189,18 @@ class Viewer : public EventLoop::Receiver {
   uint64_t verify_failures_ = 0;
   uint64_t rtcp_received_ = 0;
   uint64_t duplicates_ = 0;
-  uint64_t window_start_packets_ = 0;
-  uint64_t window_video_packets_ = 0;
+  struct Totals {
+    uint64_t packets = 0, bytes = 0;
+    int64_t expected = 0;
+  };
+  Totals window_start_, window_;
+  bool in_window_ = false;
+  std::vector<uint32_t> window_kbps_;
+  std::vector<uint16_t> window_loss_permille_;
+  Totals interval_;  // video totals at the last regular report
+  int64_t interval_start_ = 0;
+  ReceiveEstimator estimator_;
+  uint64_t remb_sent_ = 0;
 
   int64_t opened_at_ = 0;
   int64_t signalling_started_ = 0;
