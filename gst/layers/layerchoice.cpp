@@ -75,6 +75,15 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
     want = estimate ? best_under(rates, estimate * config_.headroom) : current;
     // Loss says this layer is too much, whatever the estimate.
     if (too_much_ && rates[want] >= rates[current]) want = best_under(rates, rate - 1);
+    // A failed probe goes back to the layer it left, which fitted for the
+    // seconds of calm before it: the estimate (which cannot say more than
+    // arrives, and arrivals fall as the probe loses) would drop it lower.
+    // Seen with generated viewers on 1 Mbit/s links (docs/layer-groups.md):
+    // a failed probe of the top layer fell to the lowest, and climbed again.
+    const bool probing = last_up_ != Clock::time_point{} && now - last_up_ < config_.failed_probe;
+    if (probing && probed_from_ < kMaxLayers && rates[probed_from_] && rates[probed_from_] < rates[current] &&
+        rates[probed_from_] > rates[want])
+      want = probed_from_;
     // Nothing lower: no video, if even the lowest is far beyond the
     // estimate, or loses heavily and the estimate does not say it fits, or
     // loses heavily for long whatever the estimate says (loss for a report
@@ -114,6 +123,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
     last_down_ = now;
   } else {
     last_up_ = now;
+    probed_from_ = current;  // kPaused when resuming: nothing to go back to
   }
   return want;
 }

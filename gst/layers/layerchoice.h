@@ -93,6 +93,9 @@ class LayerChoice {
   Clock::time_point calm_since_{};
   bool calm_ = false;
   Clock::time_point last_up_{}, last_down_{}, last_move_{};
+  // The layer a move up (a probe) left, which fitted: where a failed probe
+  // goes back to (kMaxLayers: none).
+  unsigned probed_from_ = kMaxLayers;
   std::chrono::milliseconds backoff_{0};
   unsigned moves_ = 0;
 };

@@ -207,3 +207,23 @@ TEST(LayerChoice, ASingleLayerIsPausedNotDownsized) {
     EXPECT_EQ(w.choice.choose(w.now, one, 0), 0u);
   }
 }
+
+// On a 1 Mbit/s link the middle layer (800 kbit/s) fits and the top does
+// not. A probe of the top loses heavily, and what arrives falls to ~600
+// kbit/s, so the estimate then fits only the lowest layer: the failed probe
+// must go back to the middle layer it left, not fall to the lowest and
+// climb again (seen with generated viewers, docs/layer-groups.md).
+TEST(LayerChoice, AFailedProbeGoesBackToTheLayerItLeft) {
+  Viewer v;
+  v.layer = 1;
+  for (int i = 0; i < 40 && v.layer == 1; ++i) v.second(1200000, 0);
+  ASSERT_EQ(v.layer, 0u) << "it probes the top";
+  v.second(650000, 0.3);
+  v.second(620000, 0.3);
+  EXPECT_EQ(v.layer, 1u) << "back to the layer that fitted, not to " << v.layer;
+  for (int i = 0; i < 12; ++i) v.second(1200000, 0);
+  EXPECT_EQ(v.layer, 1u) << "and it waits out its back-off (15 s) there";
+  unsigned lowest = 0;
+  for (auto &m : v.moves) lowest += m.second == 2;
+  EXPECT_EQ(lowest, 0u);
+}
