@@ -14,9 +14,10 @@
 // down soon after a move up is a failed probe, and the wait before the
 // next doubles: a viewer on a link too thin for the layer above tries it
 // less and less often, never flapping. Below the lowest layer (its estimate
-// under half of it, or heavy loss on it) the viewer's video is paused
+// under half of it while it loses, or heavy loss on it) the viewer's video is paused
 // (kPaused: it keeps its audio), and resuming on the lowest layer is a
-// probe like any move up. An application may pin the layer.
+// probe like any move up. Loss reported just after a move down is the
+// layer before it, and is not counted. An application may pin the layer.
 #pragma once
 
 #include <array>

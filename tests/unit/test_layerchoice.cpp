@@ -67,6 +67,7 @@ TEST(LayerChoice, HeavyLossAloneTakesItDownOneLayer) {
   EXPECT_EQ(v.layer, 1u);
   v.second(0, 0.2);
   v.second(0, 0.2);
+  v.second(0, 0.2);
   EXPECT_EQ(v.layer, 1u) << "the reports just after a move are about the layer before it";
   v.second(0, 0.2);
   EXPECT_EQ(v.layer, 2u);
@@ -182,6 +183,27 @@ TEST(LayerChoice, LossRightAfterAFailedProbeDoesNotPauseALowestLayerThatFits) {
   // estimate says: no video.
   for (int i = 0; i < 4; ++i) v.second(230000, 0.3);
   EXPECT_EQ(v.layer, wb::kPaused);
+}
+
+// Seen in CI (browser-layers, 500 kbit/s link): after a failed probe the
+// receiver's estimate collapsed to 5 kbit/s and climbed back slowly while
+// the lowest layer arrived whole; the video was paused for 50 s.
+TEST(LayerChoice, AnEstimateThatCollapsesAfterAFailedProbeDoesNotPauseALowestLayerThatArrives) {
+  Viewer v;
+  v.layer = 2;
+  for (int i = 0; i < 6; ++i) v.second(300000, 0);
+  ASSERT_EQ(v.layer, 1u) << "it probes";
+  v.second(250000, 0.3);
+  v.second(240000, 0.3);
+  ASSERT_EQ(v.layer, 2u) << "the probe failed";
+  double remb = 5000;
+  v.second(uint64_t(remb), 0.3);
+  v.second(uint64_t(remb), 0.2);  // the link's queue drains
+  for (int i = 0; i < 12; ++i) {
+    remb *= 1.08;
+    v.second(uint64_t(remb), 0);
+    EXPECT_EQ(v.layer, 2u) << "after " << v.t << " s";
+  }
 }
 
 TEST(LayerChoice, ASingleLayerIsPausedNotDownsized) {
