@@ -42,7 +42,12 @@ void LayerChoice::on_loss(Clock::time_point now, double fraction_lost) {
   if (last_move_ != Clock::time_point{} && last_down_ == last_move_ && now - last_move_ < config_.settle) return;
   last_loss_ = fraction_lost;
   heavy_in_a_row_ = fraction_lost >= config_.heavy_loss ? heavy_in_a_row_ + 1 : 0;
-  if (heavy_in_a_row_ >= config_.heavy_reports) too_much_ = true;
+  if (heavy_in_a_row_ >= config_.heavy_reports || (probing_locked(now) && fraction_lost >= config_.probe_loss))
+    too_much_ = true;
+}
+
+bool LayerChoice::probing_locked(Clock::time_point now) const {
+  return last_move_ != Clock::time_point{} && last_up_ == last_move_ && now - last_move_ < config_.probe_judged;
 }
 
 uint64_t LayerChoice::estimate_locked(Clock::time_point now) const {

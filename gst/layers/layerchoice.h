@@ -13,11 +13,12 @@
 // arrives, and layers are further apart), so a move up is a probe. A move
 // down soon after a move up is a failed probe, and the wait before the
 // next doubles: a viewer on a link too thin for the layer above tries it
-// less and less often, never flapping. Below the lowest layer (its estimate
-// under half of it while it loses, or heavy loss on it) the viewer's video is paused
-// (kPaused: it keeps its audio), and resuming on the lowest layer is a
-// probe like any move up. Loss reported just after a move down is the
-// layer before it, and is not counted. An application may pin the layer.
+// less and less often, never flapping; one report of heavy loss fails a
+// probe. Below the lowest layer (its estimate under half of it while it
+// loses, or heavy loss on it) the viewer's video is paused (kPaused: it
+// keeps its audio), and resuming on the lowest layer is a probe like any
+// move up. Loss reported just after a move down is the layer before it,
+// and is not counted. An application may pin the layer.
 #pragma once
 
 #include <array>
@@ -46,6 +47,14 @@ class LayerChoice {
     double headroom = 0.85;       // moving down, a layer fits when its rate <= estimate * headroom
     double heavy_loss = 0.10;     // reported loss that means the layer is too much
     unsigned heavy_reports = 2;   // ... in this many reports in a row
+    // In the first seconds of a move up, one report with this much loss
+    // fails the probe: every second more on a layer the link cannot carry
+    // loses half the video (generated viewers on 1 Mbit/s links probing
+    // 2.5 Mbit/s lost 54 %, docs/layer-groups.md). Above heavy_loss, so the
+    // few packets of a switch's keyframe burst lost into a link's buffer
+    // (~5 % of that second on a layer that fits) do not fail it.
+    double probe_loss = 0.25;
+    std::chrono::milliseconds probe_judged{4000};
     double light_loss = 0.02;     // more than this is not calm
     std::chrono::milliseconds up_after{4000};      // calm this long before a move up
     // No move up this soon after a move down: a failed probe costs the
@@ -79,6 +88,8 @@ class LayerChoice {
 
  private:
   uint64_t estimate_locked(Clock::time_point now) const;
+  // In the first seconds after a move up (or a resume): a probe still judged.
+  bool probing_locked(Clock::time_point now) const;
 
   Config config_;
   mutable std::mutex mutex_;
