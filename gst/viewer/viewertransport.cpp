@@ -76,8 +76,12 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
       (feedback.remb_ssrcs.empty() ||
        std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
     choice.on_estimate(now, feedback.remb_bitrate);
+  int loss = -1;  // of 256, for the log
   for (const auto &report : feedback.reports)
-    if (report.block.ssrc == target.ssrc) choice.on_loss(now, report.block.fraction_lost / 256.0);
+    if (report.block.ssrc == target.ssrc) {
+      loss = report.block.fraction_lost;
+      choice.on_loss(now, report.block.fraction_lost / 256.0);
+    }
   // Any of the viewer's RTCP is a time to choose: a paused video gets no
   // more reports of its own (a receiver stops reporting a silent sender),
   // but its audio's keep coming.
@@ -86,6 +90,8 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
   if (wanted < 0) return;
   const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get(), target.codec), unsigned(wanted));
+  GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256; "
+          "layer %d", target.id, choice.estimate(now), feedback.remb_bitrate ? " (REMB)" : "", loss, wanted);
   if (want != unsigned(wanted)) {
     GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %d (estimate %" G_GUINT64_FORMAT " bit/s; %d: no video)",
              target.id, wanted, int(want), choice.estimate(now), int(kPaused));
