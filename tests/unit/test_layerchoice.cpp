@@ -30,6 +30,24 @@ struct Viewer {
     if (want != layer) moves.push_back({t, want});
     layer = want;
   }
+
+  // Calm on the lowest layer, it probes the middle one, whose first
+  // report loses 30 %: back to the lowest.
+  void fail_a_probe_from_the_lowest() {
+    layer = 2;
+    for (int i = 0; i < 6; ++i) second(300000, 0);
+    ASSERT_EQ(layer, 1u) << "it probes";
+    second(250000, 0.3);
+    ASSERT_EQ(layer, 2u) << "the probe failed";
+  }
+
+  // Calm on the middle layer under an estimate of 1.2 Mbit/s, it probes
+  // the top one.
+  void probe_the_top() {
+    layer = 1;
+    for (int i = 0; i < 40 && layer == 1; ++i) second(1200000, 0);
+    ASSERT_EQ(layer, 0u) << "it probes the top";
+  }
 };
 
 }  // namespace
@@ -169,12 +187,7 @@ TEST(LayerChoice, BelowTheLowestLayerTheVideoPausesAndResumingIsAProbe) {
 
 TEST(LayerChoice, LossRightAfterAFailedProbeDoesNotPauseALowestLayerThatFits) {
   Viewer v;
-  v.layer = 2;
-  for (int i = 0; i < 6; ++i) v.second(300000, 0);
-  ASSERT_EQ(v.layer, 1u) << "it probes";
-  v.second(250000, 0.3);
-  v.second(240000, 0.3);
-  ASSERT_EQ(v.layer, 2u) << "the probe failed";
+  v.fail_a_probe_from_the_lowest();
   // The link's queue drains: two more lossy reports, then none.
   for (int i = 0; i < 2; ++i) v.second(230000, 0.3);
   for (int i = 0; i < 3; ++i) v.second(230000, 0);
@@ -190,11 +203,7 @@ TEST(LayerChoice, LossRightAfterAFailedProbeDoesNotPauseALowestLayerThatFits) {
 // the lowest layer arrived whole; the video was paused for 50 s.
 TEST(LayerChoice, AnEstimateThatCollapsesAfterAFailedProbeDoesNotPauseALowestLayerThatArrives) {
   Viewer v;
-  v.layer = 2;
-  for (int i = 0; i < 6; ++i) v.second(300000, 0);
-  ASSERT_EQ(v.layer, 1u) << "it probes";
-  v.second(250000, 0.3);
-  ASSERT_EQ(v.layer, 2u) << "the probe failed";
+  v.fail_a_probe_from_the_lowest();
   double remb = 5000;
   v.second(uint64_t(remb), 0.3);
   v.second(uint64_t(remb), 0.2);  // the link's queue drains
@@ -236,9 +245,7 @@ TEST(LayerChoice, ASingleLayerIsPausedNotDownsized) {
 // climb again (seen with generated viewers, docs/layer-groups.md).
 TEST(LayerChoice, AFailedProbeGoesBackToTheLayerItLeft) {
   Viewer v;
-  v.layer = 1;
-  for (int i = 0; i < 40 && v.layer == 1; ++i) v.second(1200000, 0);
-  ASSERT_EQ(v.layer, 0u) << "it probes the top";
+  v.probe_the_top();
   v.second(650000, 0.3);
   v.second(620000, 0.3);
   EXPECT_EQ(v.layer, 1u) << "back to the layer that fitted, not to " << v.layer;
@@ -255,15 +262,11 @@ TEST(LayerChoice, AFailedProbeGoesBackToTheLayerItLeft) {
 // percent, which is no failure.
 TEST(LayerChoice, OneReportOfHeavyLossEndsAProbe) {
   Viewer v;
-  v.layer = 1;
-  for (int i = 0; i < 40 && v.layer == 1; ++i) v.second(1200000, 0);
-  ASSERT_EQ(v.layer, 0u) << "it probes the top";
+  v.probe_the_top();
   v.second(1250000, 0.54);
   EXPECT_EQ(v.layer, 1u) << "failed at the first report";
   Viewer w;
-  w.layer = 1;
-  for (int i = 0; i < 40 && w.layer == 1; ++i) w.second(1200000, 0);
-  ASSERT_EQ(w.layer, 0u);
+  w.probe_the_top();
   w.second(1300000, 0.06);
   for (int i = 0; i < 10; ++i) w.second(3000000, 0);
   EXPECT_EQ(w.layer, 0u) << "a keyframe burst's loss is not a failed probe";
