@@ -341,8 +341,9 @@ ViewerSignalIds install_viewer_signals(GType type, GCallback add_viewer, GCallba
                           G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
   /**
    * GstViewerManager::authorize:
-   * @method: "POST" (an offer) or "DELETE" (the end of a session)
-   * @path: the request's path, e.g. /whep or /whep/<id>
+   * @method: "POST" (an offer, or a session's layer choice) or "DELETE"
+   *   (the end of a session)
+   * @path: the request's path, e.g. /whep, /whep/<id> or /whep/<id>/layer
    * @authorization: the Authorization header ("" when absent)
    * @remote_address: the client's IP address
    *

@@ -158,11 +158,13 @@ Route route_request(const std::string &method, const std::string &path,
         route.reply = error_reply(413, "more than " + std::to_string(kMaxEventRequestBytes) + " bytes of events");
       else route.action = Route::Action::Subscribe;
     } else if (endpoint.events && sub == "/layer") {
-      // The session id is the credential, as for its DELETE.
+      // Changes the session as its DELETE does: the same credentials.
       if (method == "OPTIONS") route.reply.status = 204;
       else if (method != "POST") route.reply = method_not_allowed("POST, OPTIONS");
       else if (body_size > kMaxEventRequestBytes)
         route.reply = error_reply(413, "more than " + std::to_string(kMaxEventRequestBytes) + " bytes");
+      else if (!endpoint.token.empty() && !token_matches(endpoint.token, authorization))
+        route.reply = unauthorized(authorization);
       else route.action = Route::Action::SelectLayer;
     } else if (endpoint.events && sub == "/sse/events") {
       if (method == "GET") route.action = Route::Action::EventStream;
@@ -513,7 +515,8 @@ void SignallingServer::on_early(SoupServer *, SoupServerMessage *msg, const char
   auto connection = self->connections_.find(msg);
   if (connection != self->connections_.end()) connection->second->headers = true;
   Route route = self->route(msg, path, size_t(declared));
-  if (route.action == Route::Action::Join || route.action == Route::Action::Leave) {
+  if (route.action == Route::Action::Join || route.action == Route::Action::Leave ||
+      route.action == Route::Action::SelectLayer) {
     const char *auth = soup_message_headers_get_one(headers, "Authorization");
     SessionHandler::Access access{soup_server_message_get_method(msg), path, auth ? auth : "", remote_host(msg)};
     if (!self->handler_.authorize(access)) {

@@ -117,19 +117,12 @@ SessionHandler::LayersEvent Audience::layers_event(const std::string &session_id
 
 int Audience::select_layer(const std::string &session_id, const std::string &authorization, int layer,
                            std::string *error) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = credentials_.find(session_id);
-    if (it == credentials_.end()) {
-      *error = "unknown session: " + session_id;
-      return 404;
-    }
-    if (!it->second.empty() && !secrets_equal(it->second, authorization)) {
-      *error = "this session was started with other credentials";
-      return 403;
-    }
+  const Holder who = holder(session_id, authorization);
+  if (who == Holder::Other) {
+    *error = "this session was started with other credentials";
+    return 403;
   }
-  auto session = find(session_id);
+  auto session = who == Holder::Same ? find(session_id) : nullptr;
   if (!session) {
     *error = "unknown session: " + session_id;
     return 404;
@@ -369,12 +362,21 @@ SessionHandler::Join Audience::admit(const JoinRequest &request) {
   return result;
 }
 
+Audience::Holder Audience::holder(const std::string &session_id, const std::string &authorization) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = credentials_.find(session_id);
+  if (it == credentials_.end()) return Holder::Unknown;
+  return it->second.empty() || secrets_equal(it->second, authorization) ? Holder::Same : Holder::Other;
+}
+
 SessionHandler::Leave Audience::leave(const std::string &session_id, const std::string &authorization) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = credentials_.find(session_id);
-    if (it == credentials_.end()) return Leave::Unknown;
-    if (!it->second.empty() && !secrets_equal(it->second, authorization)) return Leave::OtherCredentials;
+  switch (holder(session_id, authorization)) {
+    case Holder::Unknown:
+      return Leave::Unknown;
+    case Holder::Other:
+      return Leave::OtherCredentials;
+    case Holder::Same:
+      break;
   }
   return remove(session_id, "viewer left", Ended::Left) ? Leave::Left : Leave::Unknown;
 }

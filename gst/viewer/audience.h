@@ -122,6 +122,10 @@ class Audience : public SessionHandler {
   Join redirect_or_refuse(const JoinRequest &request, const std::string &why);
   void on_transport_state(const std::string &id, TransportState state);
   std::shared_ptr<ViewerSession> find(const std::string &id) const;
+  // Whether a request with `authorization` may act on a session (leave it,
+  // pin its layer): only with the credentials that started it, if any.
+  enum class Holder { Unknown, Other, Same };
+  Holder holder(const std::string &session_id, const std::string &authorization) const;
   // The shared port for new viewers, opened at start (open_lite_port()) or,
   // after a change of its settings, on the next viewer; null when ice-lite
   // is off or it cannot be opened. With mutex_ held.

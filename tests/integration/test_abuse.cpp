@@ -297,6 +297,7 @@ TEST(ViewerToken, IsRequiredForOffersAndDeletes) {
       http_request("POST", broadcast.url(), "application/sdp", offer, {{"Authorization", "Bearer s3cret"}});
   ASSERT_EQ(ok.status, 201);
   const std::string session = broadcast.url(ok.header("location"));
+  EXPECT_EQ(http_request("POST", session + "/layer", "application/json", "{}").status, 401);
   EXPECT_EQ(http_request("DELETE", session).status, 401);
   EXPECT_EQ(http_request("DELETE", session, "", "", {{"Authorization", "Bearer s3cret"}}).status, 200);
   EXPECT_EQ(broadcast.viewer_count(), 0u);
@@ -325,11 +326,18 @@ TEST_F(Abuse, TheAuthorizeSignalDecidesAndASessionEndsOnlyWithItsOwnCredentials)
   HttpResponse alice = http_request("POST", url(), "application/sdp", offer, {{"Authorization", "Bearer alice"}});
   ASSERT_EQ(alice.status, 201);
   const std::string session = url(alice.header("location"));
+  // Nor is its layer pinned but by them.
+  EXPECT_EQ(http_request("POST", session + "/layer", "application/json", "{}", {{"Authorization", "Bearer bob"}}).status,
+            403);
+  EXPECT_EQ(
+      http_request("POST", session + "/layer", "application/json", "{}", {{"Authorization", "Bearer alice"}}).status,
+      204);
   EXPECT_EQ(http_request("DELETE", session, "", "", {{"Authorization", "Bearer bob"}}).status, 403);
   EXPECT_EQ(http_request("DELETE", session, "", "", {{"Authorization", "Bearer alice"}}).status, 200);
   std::lock_guard<std::mutex> lock(seen.mutex);
-  ASSERT_EQ(seen.calls.size(), 5u);
+  ASSERT_EQ(seen.calls.size(), 7u);
   EXPECT_EQ(seen.calls[2], "POST /whep Bearer alice 127.0.0.1");
-  EXPECT_EQ(seen.calls[4], "DELETE " + alice.header("location") + " Bearer alice 127.0.0.1");
+  EXPECT_EQ(seen.calls[4], "POST " + alice.header("location") + "/layer Bearer alice 127.0.0.1");
+  EXPECT_EQ(seen.calls[6], "DELETE " + alice.header("location") + " Bearer alice 127.0.0.1");
   g_signal_handlers_disconnect_by_data(broadcast_->sink(), &seen);
 }
