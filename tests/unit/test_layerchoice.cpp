@@ -91,6 +91,16 @@ TEST(LayerChoice, HeavyLossAloneTakesItDownOneLayer) {
   EXPECT_EQ(v.layer, 2u);
 }
 
+// Before any REMB, heavy loss says how much of the layer the link
+// carries: a viewer on the top layer behind a link of a fifth of it goes
+// straight to the layer that fits.
+TEST(LayerChoice, HeavyLossGoesStraightToTheLayerWhatArrivesFits) {
+  Viewer v;
+  v.second(0, 0.8);
+  v.second(0, 0.8);
+  EXPECT_EQ(v.layer, 2u);
+}
+
 TEST(LayerChoice, AnEstimateThatDipsAndRecoversCausesNoMove) {
   Viewer v;
   for (int i = 0; i < 60; ++i) {
