@@ -39,28 +39,17 @@ done
 stop_all() {
   cleanup
   [ -n "$TURN_PID" ] && kill "$TURN_PID" 2>/dev/null && wait "$TURN_PID" 2>/dev/null
-  for ns in "$TCP" "$BLOCKED" "$RELAY"; do ip netns del "$ns" 2>/dev/null; done
-  for link in wbfwt0 wbfwb0 wbfwr0; do ip link del $link 2>/dev/null; done
+  remove_viewer_namespace "$TCP" wbfwt
+  remove_viewer_namespace "$BLOCKED" wbfwb
+  remove_viewer_namespace "$RELAY" wbfwr
 }
 trap stop_all EXIT
 trap 'stop_all; exit 130' INT TERM
 
-# $1 namespace, $2 our side's link, $3 our address, $4 the viewer's address:
-# a /30 on a veth, the viewer routing everything through us.
-viewer_namespace() {
-  ip netns add "$1" || { echo "FAIL: ip netns add (needs root)"; exit 1; }
-  ip link add "$2" type veth peer name "${2%0}1" || exit 1
-  ip link set "${2%0}1" netns "$1"
-  ip addr add "$3/30" dev "$2"
-  ip link set "$2" up
-  ip netns exec "$1" ip addr add "$4/30" dev "${2%0}1"
-  ip netns exec "$1" ip link set "${2%0}1" up
-  ip netns exec "$1" ip link set lo up
-  ip netns exec "$1" ip route add default via "$3"
-}
-viewer_namespace "$TCP" wbfwt0 192.0.2.1 192.0.2.2
-viewer_namespace "$BLOCKED" wbfwb0 192.0.2.5 192.0.2.6
-viewer_namespace "$RELAY" wbfwr0 192.0.2.9 192.0.2.10
+# A /30 each, the viewer routing everything through us.
+make_viewer_namespace "$TCP" wbfwt route 192.0.2.1/30 192.0.2.2/30
+make_viewer_namespace "$BLOCKED" wbfwb route 192.0.2.5/30 192.0.2.6/30
+make_viewer_namespace "$RELAY" wbfwr route 192.0.2.9/30 192.0.2.10/30
 read -r PORT TURN_PORT ICE_PORT < <(free_ports 3)
 # $1 namespace, $2 more rules for what leaves it.
 firewall() {
