@@ -38,6 +38,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 . "$ROOT/bench/common.sh"
+. "$ROOT/tests/browser/netns.sh"
 enter_netns "$@"
 
 BUILD=$(cd "${BUILD:-build}" && pwd)
@@ -73,8 +74,7 @@ finish() {
   cleanup  # bench/common.sh: the processes in PIDS
   for k in $(seq 0 $((GROUPS_N - 1))); do
     ip netns pids "$NS_PREFIX$k" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-    ip netns del "$NS_PREFIX$k" 2>/dev/null || true
-    ip link del "lgh$k" 2>/dev/null || true
+    remove_viewer_namespace "$NS_PREFIX$k" "lg$k-" || true
   done
 }
 trap finish EXIT
@@ -95,24 +95,17 @@ for k in $(seq 0 $((GROUPS_N - 1))); do
   host="192.0.2.$((4 * k + 1))"
   viewer="192.0.2.$((4 * k + 2))"
   rate=${RATES[$k]}
-  ip netns add "$ns"
-  ip link add "lgh$k" type veth peer name "lgv$k"
-  ip link set "lgv$k" netns "$ns"
-  ip addr add "$host/30" dev "lgh$k"
-  ip link set "lgh$k" up
-  ip netns exec "$ns" ip addr add "$viewer/30" dev "lgv$k"
-  ip netns exec "$ns" ip link set "lgv$k" up
-  ip netns exec "$ns" ip link set lo up
+  make_viewer_namespace "$ns" "lg$k-" "" "$host/30" "$viewer/30"
   limit=$((rate * 1000 / 8 * QUEUE_MS / 1000))
   [ "$limit" -ge 6000 ] || limit=6000
   {
-    echo "qdisc add dev lgh$k root handle 1: htb"
+    echo "qdisc add dev lg$k-0 root handle 1: htb"
     for i in $(seq 0 $((GROUP_SIZE - 1))); do
       class=$((i + 1))
       port=$((PORT_BASE + 1000 * k + i))
-      echo "class add dev lgh$k parent 1: classid 1:$(printf %x $class) htb rate ${rate}kbit ceil ${rate}kbit quantum 1514"
-      echo "qdisc add dev lgh$k parent 1:$(printf %x $class) bfifo limit $limit"
-      echo "filter add dev lgh$k parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport $port 0xffff flowid 1:$(printf %x $class)"
+      echo "class add dev lg$k-0 parent 1: classid 1:$(printf %x $class) htb rate ${rate}kbit ceil ${rate}kbit quantum 1514"
+      echo "qdisc add dev lg$k-0 parent 1:$(printf %x $class) bfifo limit $limit"
+      echo "filter add dev lg$k-0 parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff match ip dport $port 0xffff flowid 1:$(printf %x $class)"
     done
   } >"$OUT/tc-$k.batch"
   tc -batch "$OUT/tc-$k.batch"
@@ -168,7 +161,7 @@ for k in $(seq 0 $((GROUPS_N - 1))); do
   wait "${loads[$k]}" || { say "group $k: gst-broadcast-load exited with $? (see $OUT/load-$k.log)"; failed=1; }
 done
 say "groups done after $((SECONDS - started)) s"
-for k in $(seq 0 $((GROUPS_N - 1))); do tc -s class show dev "lgh$k" >"$OUT/tc-stats-$k.txt"; done
+for k in $(seq 0 $((GROUPS_N - 1))); do tc -s class show dev "lg$k-0" >"$OUT/tc-stats-$k.txt"; done
 
 python3 - "$OUT" "$GROUPS_N" "${RATES[*]}" "$LAYERS" <<'EOF' | tee "$OUT/summary.txt"
 import json, math, os, re, sys
