@@ -80,7 +80,11 @@ LOAD_PIDS="$LOAD_PIDS $!"
 rc=$?
 if [ $rc -ne 0 ]; then
   [ $rc -eq 124 ] && echo "FAIL: dashboard test killed after 150 s"
-  tail -n 5 "$ARTIFACTS/dashboard-load-root.log" "$ARTIFACTS/dashboard-load-relay.log"
+  # Stopped, the generators print their summaries: who failed, and why.
+  stop_all
+  for log in "$ARTIFACTS/dashboard-load-root.log" "$ARTIFACTS/dashboard-load-relay.log"; do
+    echo "---- $log ----"; sed -n '/== gst-broadcast-load summary/,$p' "$log" | head -20
+  done
   print_log
   echo "---- relay log ----"; tail -50 "$RELAY_LOG"
 fi

@@ -172,3 +172,66 @@ TEST(LoadGenerator, AViewerAskingForAKeyframeEvery100msCostsTheOthersAFew) {
   // The viewer beside it went on decoding.
   EXPECT_GT(viewer.video_frames(), frames_before + 100);
 }
+
+// A node answers 409 with Retry-After until its media flows (a relay just
+// after it connected upstream, a broadcast whose encoder is starting). The
+// generator's viewers ask again after it, as a browser page does, instead
+// of counting the node as failed.
+TEST(LoadGenerator, ViewersRefusedUntilMediaFlowsAskAgainAfterRetryAfter) {
+  const char *load = g_getenv("WB_TEST_LOAD");
+  ASSERT_TRUE(load) << "WB_TEST_LOAD must name build/tools/gst-broadcast-load";
+  const unsigned port = free_tcp_port();
+  Broadcast node("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
+                 "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=500 ! "
+                 "valve name=vv drop=true ! bs.video audiotestsrc is-live=true ! opusenc ! valve name=av drop=true ! "
+                 "bs.audio broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" +
+                     std::to_string(port),
+                 port);
+  ASSERT_TRUE(node.start()) << node.last_error();
+
+  gchar *json_path = nullptr;
+  int fd = g_file_open_tmp("load-XXXXXX.json", &json_path, nullptr);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  GError *error = nullptr;
+  GSubprocess *process = g_subprocess_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE),
+                                          &error, load, "--url", node.url().c_str(), "--viewers", "3", "--hold", "2",
+                                          "--json", json_path, nullptr);
+  ASSERT_TRUE(process) << error->message;
+  // Media flows only once the node has refused an offer.
+  auto refused = [&] {
+    HttpResponse r = http_request("GET", node.url("/stats"));
+    JsonParser *parser = json_parser_new();
+    int64_t count = 0;
+    if (r.status == 200 && json_parser_load_from_data(parser, r.body.c_str(), -1, nullptr)) {
+      JsonObject *offers = json_object_get_object_member(json_node_get_object(json_parser_get_root(parser)), "offers");
+      if (offers && json_object_has_member(offers, "409")) count = json_object_get_int_member(offers, "409");
+    }
+    g_object_unref(parser);
+    return count;
+  };
+  const bool saw_refusal = wait_until([&] { return refused() > 0; }, 10000ms);
+  for (const char *valve : {"vv", "av"}) {
+    GstElement *v = gst_bin_get_by_name(GST_BIN(node.pipeline()), valve);
+    g_object_set(v, "drop", FALSE, nullptr);
+    gst_object_unref(v);
+  }
+  gchar *output = nullptr;
+  g_subprocess_communicate_utf8(process, nullptr, nullptr, &output, nullptr, nullptr);
+  std::cout << output;
+  ASSERT_TRUE(saw_refusal) << "the node never refused an offer";
+  EXPECT_EQ(g_subprocess_get_exit_status(process), 0);
+  g_free(output);
+  g_object_unref(process);
+
+  JsonParser *parser = json_parser_new();
+  ASSERT_TRUE(json_parser_load_from_file(parser, json_path, nullptr));
+  g_unlink(json_path);
+  g_free(json_path);
+  JsonObject *run = json_node_get_object(json_parser_get_root(parser));
+  EXPECT_EQ(json_object_get_int_member(run, "connected"), 3);
+  EXPECT_EQ(json_object_get_int_member(run, "keyframes_seen"), 3);
+  EXPECT_GE(json_object_get_int_member(run, "offers_sent_again"), 3);
+  EXPECT_GE(refused(), 3);
+  g_object_unref(parser);
+}

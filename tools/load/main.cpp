@@ -119,7 +119,8 @@ int main(int argc, char **argv) {
       "Each viewer does real WebRTC on the wire: its own UDP socket, ICE (controlling for WHEP), DTLS 1.2, SRTP,\n"
       "RTCP receiver reports every second (echoing the server's sender reports, as browsers do, so that the\n"
       "server measures round trips; with --remb a REMB too) and a PLI on connecting. All viewers share one\n"
-      "epoll thread.\n"
+      "epoll thread. A WHEP offer refused for now (409, 429 or 503 with Retry-After) is sent again after it,\n"
+      "as a browser page does, until the viewer's 30 s to join run out.\n"
       "Exit status: 0 when every viewer connected and got media and no verified packet failed, 1 otherwise,\n"
       "2 for bad options.");
   g_option_context_add_main_entries(context, entries, nullptr);

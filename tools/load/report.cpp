@@ -39,7 +39,8 @@ Distribution distribution(const std::vector<ViewerReport> &viewers, const std::f
 }
 
 struct Totals {
-  size_t requested = 0, connected = 0, failed = 0, no_media = 0, keyframes = 0, vanished = 0;
+  size_t requested = 0, connected = 0, failed = 0, no_media = 0, keyframes = 0, vanished = 0, refusals = 0;
+  std::string last_refusal;
   uint64_t packets = 0, bytes = 0, video_packets = 0, audio_packets = 0, duplicates = 0;
   int64_t lost = 0;
   size_t sampled = 0;
@@ -68,6 +69,8 @@ Totals totals(const RunResult &run) {
     t.no_media += r.connected && r.first_packet_ms < 0;
     t.keyframes += r.first_keyframe_ms >= 0;
     t.vanished += r.vanished;
+    t.refusals += r.refusals;
+    if (!r.last_refusal.empty()) t.last_refusal = r.last_refusal;
     t.video_packets += r.video.packets;
     t.audio_packets += r.audio.packets;
     t.packets += r.video.packets + r.audio.packets;
@@ -202,6 +205,9 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   std::printf("viewers: requested %zu, connected %zu, failed %zu, never got media %zu, vanished %zu\n", t.requested,
               t.connected, t.failed, t.no_media, t.vanished);
   for (const auto &f : t.failures) std::printf("  %zu x %s\n", f.second, f.first.c_str());
+  if (t.refusals)
+    std::printf("offers refused for now and sent again after Retry-After: %zu (one of them: %s)\n", t.refusals,
+                t.last_refusal.c_str());
   line("answer (POST->SDP)", t.answer);
   line("connect (POST->DTLS)", t.connect);
   line("first RTP packet", t.first_packet);
@@ -263,6 +269,7 @@ bool write_json(const RunResult &run, const GeneratorOptions &options, const std
   add_int(b, "never_got_media", int64_t(t.no_media));
   add_int(b, "keyframes_seen", int64_t(t.keyframes));
   add_int(b, "vanished", int64_t(t.vanished));
+  add_int(b, "offers_sent_again", int64_t(t.refusals));
   add_distribution(b, "answer_ms", t.answer);
   add_distribution(b, "connect_ms", t.connect);
   add_distribution(b, "first_packet_ms", t.first_packet);

@@ -1,5 +1,8 @@
 #include "signalling.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 namespace load {
 
 HttpPool::HttpPool(unsigned threads, unsigned timeout_seconds) {
@@ -78,11 +81,17 @@ HttpReply http_send(SoupSession *session, const std::string &method, const std::
   } else {
     reply.status = int(soup_message_get_status(msg));
   }
-  const char *location = soup_message_headers_get_one(soup_message_get_response_headers(msg), "Location");
+  SoupMessageHeaders *headers = soup_message_get_response_headers(msg);
+  const char *location = soup_message_headers_get_one(headers, "Location");
   if (location) {
     gchar *resolved = g_uri_resolve_relative(url.c_str(), location, G_URI_FLAGS_NONE, nullptr);
     reply.location = resolved ? resolved : location;
     g_free(resolved);
+  }
+  if (const char *retry = soup_message_headers_get_one(headers, "Retry-After")) {
+    char *end = nullptr;
+    unsigned long seconds = strtoul(retry, &end, 10);
+    if (end != retry && *end == '\0') reply.retry_after_s = unsigned(std::min(seconds, 3600ul));
   }
   g_object_unref(msg);
   return reply;

@@ -42,6 +42,7 @@ struct HttpReply {
   int status = 0;  // 0: no answer (the error says why)
   std::string body;
   std::string location;  // absolute, resolved against the request URL
+  unsigned retry_after_s = 0;  // Retry-After in seconds, 0 if absent or a date
   std::string error;
   std::string describe() const;  // "503: <body>" for messages
 };

@@ -196,8 +196,11 @@ bool Viewer::settled(int64_t now) const {
 }
 
 std::string Viewer::waiting_for() const {
-  if (state_ == State::Signalling)  // our own HTTP threads may not even have sent the request yet
+  if (state_ == State::Signalling) {  // our own HTTP threads may not even have sent the request yet
+    if (refusals_)
+      return "an answer, asked " + std::to_string(refusals_ + 1) + " times (the last refusal: " + last_refusal_ + ")";
     return signalling_started_ ? "the signalling answer" : "a free signalling thread";
+  }
   return state_ == State::Ice ? "ICE" : "the DTLS handshake";
 }
 
@@ -411,6 +414,8 @@ ViewerReport Viewer::report() const {
   r.rtcp_received = rtcp_received_;
   r.duplicates = duplicates_;
   r.vanished = vanished_;
+  r.refusals = refusals_;
+  r.last_refusal = last_refusal_;
   if (ice_) {
     r.consent_sent = ice_->consent_sent();
     r.consent_answered = ice_->consent_answered();

@@ -66,6 +66,8 @@ struct ViewerReport {
   unsigned consent_sent = 0;
   unsigned consent_answered = 0;
   bool vanished = false;  // left without DELETE or close_notify (--vanish)
+  unsigned refusals = 0;  // offers sent again after a Retry-After
+  std::string last_refusal;
 };
 
 class Viewer : public EventLoop::Receiver {
@@ -102,6 +104,12 @@ class Viewer : public EventLoop::Receiver {
   void start_ice();
   // When the first signalling request left: every time is measured from it.
   void signalling_started(int64_t when) { signalling_started_ = when; }
+  // The server said "not now" (409, 429, 503 with Retry-After); the offer
+  // goes again.
+  void refused_for_now(const std::string &why) {
+    ++refusals_;
+    last_refusal_ = why;
+  }
   void fail(const std::string &why);
   // Leaving: from now on the server ending the session is expected, not a
   // failure. Then close(): close_notify, no more timers, socket closed.
@@ -159,6 +167,8 @@ class Viewer : public EventLoop::Receiver {
   Config config_;
   State state_ = State::Idle;
   std::string failure_;
+  unsigned refusals_ = 0;  // offers the server asked us to send again
+  std::string last_refusal_;
   UdpSocket socket_;
   IceCredentials local_ice_;
   std::unique_ptr<IceAgent> ice_;

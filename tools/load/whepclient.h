@@ -1,5 +1,6 @@
-// WHEP signalling: POST our offer (following 307s), read the answer and
-// the session URL; DELETE the session at the end.
+// WHEP signalling: POST our offer (following 307s, and again after a
+// refusal's Retry-After), read the answer and the session URL; DELETE the
+// session at the end.
 #pragma once
 
 #include <string>
@@ -20,6 +21,9 @@ class WhepClient : public Signalling {
   void finish() override {}
 
  private:
+  // `again`: after a refusal's Retry-After.
+  void post(Viewer &viewer, const std::string &offer, bool again);
+
   EventLoop &loop_;
   HttpPool &pool_;
   std::string endpoint_;
