@@ -96,7 +96,21 @@ struct Subscriber {
   gint64 budget_start_us = 0;
   unsigned budget_used = 0;
   gint64 shown_to_pad_us = 0;  // see deliver_to()
+
+  // Padding that probes the viewer's link (see pad()), on its RTX stream:
+  // fixed before `started` (ssrc 0: none); the rate from any thread; the
+  // rest the delivering thread's.
+  uint8_t padding_pt = 0;
+  uint32_t padding_ssrc = 0;
+  std::atomic<uint64_t> probe_bps{0};
+  uint16_t padding_seq = 0;
+  gint64 padded_at_us = 0;  // 0: not padding
+  double padding_owed = 0;  // bytes
 };
+
+// The longest stretch one delivery pads for: a stream that stalled must
+// not be followed by a burst.
+constexpr gint64 kMaxPaddedGapUs = 100 * 1000;
 
 // Retransmissions per subscriber and second at most: a NACK names up to
 // 17 packets, so without a bound one viewer could make us send far more
@@ -136,6 +150,7 @@ struct Core {
   std::atomic<uint64_t> retransmitted{0};
   std::atomic<uint64_t> nacked_not_kept{0};
   std::atomic<uint64_t> switches{0};
+  std::atomic<uint64_t> padding_out{0};  // bytes, probing viewers' links
 };
 
 // One shard's subscribers of this stream, per layer: those it sends, and
@@ -419,6 +434,32 @@ void enter_layer(Core &core, Subscriber &sub, const Batch &batch, size_t k, gint
   sub.has_keyframe.store(true, std::memory_order_relaxed);
 }
 
+// A probing subscriber's padding for the time since its last delivery, at
+// its probe rate, after its media: it leaves paced by the stream's own
+// frames, as one more stream the viewer's estimate counts. The delivering
+// thread.
+uint64_t pad(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out, gint64 now) {
+  const uint64_t rate = sub.probe_bps.load(std::memory_order_relaxed);
+  if (!rate) {
+    sub.padded_at_us = 0;
+    sub.padding_owed = 0;
+    return 0;
+  }
+  if (sub.padded_at_us)
+    sub.padding_owed += double(rate) / 8 * double(std::min(now - sub.padded_at_us, kMaxPaddedGapUs)) / G_USEC_PER_SEC;
+  sub.padded_at_us = now;
+  const size_t packets = size_t(sub.padding_owed / double(wb::SrtpSender::kPaddingPacketSize));
+  if (!packets) return 0;
+  sub.padding_owed -= double(packets * wb::SrtpSender::kPaddingPacketSize);
+  const wb::RtpPacketRef &last = batch.refs.back();
+  const uint32_t rtp_time = uint32_t(last.data[4] << 24 | last.data[5] << 16 | last.data[6] << 8 | last.data[7]) +
+                            sub.rewrite.ts_offset;
+  const uint64_t bytes =
+      sub.direct->send_padding(sub.padding_pt, sub.padding_ssrc, &sub.padding_seq, rtp_time, packets, out);
+  core.padding_out.fetch_add(bytes, std::memory_order_relaxed);
+  return bytes;
+}
+
 // Everything one subscriber does with one batch from packet `first` on:
 // NACK answers, rewrite, send. Returns the bytes sent and adds the packets
 // to `packets`. The delivering thread.
@@ -433,6 +474,7 @@ uint64_t deliver_to(Core &core, Subscriber &sub, const Batch &batch, size_t firs
   packets += n - first;
   if (sub.direct) {
     bytes += sub.direct->send(batch.refs.data() + first, n - first, sub.rewrite, out);
+    if (sub.padding_ssrc) bytes += pad(core, sub, batch, out, now);
     // A viewer's webrtcbin writes the RTCP sender reports a browser needs
     // for lip sync from the packets it sees: show it one a second. It sends
     // the very same SRTP packet again, which the viewer drops as a replay.
@@ -1108,6 +1150,23 @@ bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer) {
   return true;
 }
 
+void fanout_set_padding_stream(WbFanout *fanout, SubscriberId id, uint8_t payload_type, uint32_t ssrc) {
+  auto sub = find(fanout, id);
+  if (!sub || sub->pad || sub->started.load()) return;
+  sub->padding_pt = payload_type;
+  sub->padding_ssrc = ssrc;
+  sub->padding_seq = uint16_t(g_random_int());
+}
+
+bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second) {
+  auto sub = find(fanout, id);
+  if (!sub || !sub->padding_ssrc) return false;
+  if (sub->probe_bps.exchange(bits_per_second) != bits_per_second)
+    GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": padding at %" G_GUINT64_FORMAT " bit/s", id,
+                     bits_per_second);
+  return true;
+}
+
 int fanout_layer_of(WbFanout *fanout, SubscriberId id) {
   auto sub = find(fanout, id);
   return sub && !sub->paused.load() ? sub->layer.load() : -1;
@@ -1211,6 +1270,7 @@ FanoutStats fanout_get_stats(WbFanout *fanout) {
   stats.packets_out = st.core->packets_out.load();
   stats.keyframe_wait = st.core->keyframe_wait.snapshot();
   stats.packets_retransmitted = st.core->retransmitted.load();
+  stats.padding_bytes = st.core->padding_out.load();
   stats.nacked_not_kept = st.core->nacked_not_kept.load();
   stats.layer_switches = st.core->switches.load();
   std::lock_guard<std::mutex> lock(st.lock);

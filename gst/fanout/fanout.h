@@ -84,6 +84,7 @@ struct FanoutStats {
   uint64_t nacked_not_kept = 0;        // NACKed packets the history no longer had
   unsigned subscribers = 0;
   uint64_t layer_switches = 0;
+  uint64_t padding_bytes = 0;  // sent to probe viewers' links (in bytes_out too)
   // Seconds from a video viewer's start to its first keyframe.
   HistogramSnapshot keyframe_wait;
   std::vector<FanoutLayerStats> layers;  // the layers with a sink pad, by index
@@ -156,6 +157,16 @@ std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec c
 // has no sink pad or is in another codec than the subscriber's, or the
 // subscriber has a pad (it stays on layer 0) or is unknown.
 bool fanout_set_layer(WbFanout *fanout, SubscriberId id, unsigned layer);
+// The subscriber's RTX stream (the payload type its viewer offered for RTX
+// of its video, our SSRC for it): where padding that probes its link goes.
+// Before fanout_start(); only for a subscriber without a pad.
+void fanout_set_padding_stream(WbFanout *fanout, SubscriberId id, uint8_t payload_type, uint32_t ssrc);
+// Pads the subscriber's video with this many bits/s (0: none) of
+// padding-only packets on its RTX stream, sent with its media, until set
+// otherwise: the viewer's network then carries what the layer above would
+// need, and its feedback says whether it can, before a switch. Any thread.
+// False without an RTX stream.
+bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second);
 // The layer the subscriber is sent now (-1 before its first keyframe, or
 // paused), and the one it was asked for (kPaused when paused; the same as
 // the first when it is not moving).

@@ -31,12 +31,26 @@ unsigned next_up(const LayerChoice::Rates &rates, unsigned current) {
 void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
+  // The receiver saw its delay grow under the padding: the link is full.
+  if (padding_for_ != kMaxLayers && bits_per_second < remb_at_padding_ * 0.95) padding_failed_ = true;
   remb_ = bits_per_second;
   remb_at_ = now;
 }
 
+void LayerChoice::on_padding_loss(Clock::time_point, double fraction_lost) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (padding_for_ != kMaxLayers && fraction_lost >= config_.padding_loss) padding_failed_ = true;
+}
+
 void LayerChoice::on_loss(Clock::time_point now, double fraction_lost) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // Loss while padding, or just after it, is the padding's doing: it ends
+  // the probe, and says nothing of the layer.
+  if (padding_for_ != kMaxLayers) {
+    if (fraction_lost >= config_.padding_loss) padding_failed_ = true;
+    return;
+  }
+  if (padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle) return;
   // Just after a move down, reports describe the layer before it (the
   // link's queue still drains): not evidence about this one.
   if (last_move_ != Clock::time_point{} && last_down_ == last_move_ && now - last_move_ < config_.settle) return;
@@ -60,23 +74,69 @@ uint64_t LayerChoice::estimate(Clock::time_point now) const {
   return estimate_locked(now);
 }
 
+void LayerChoice::end_padding_locked(Clock::time_point now, bool failed) {
+  padding_for_ = kMaxLayers;
+  padding_ = 0;
+  padding_failed_ = false;
+  padding_ended_ = now;
+  remb_fell_ = false;
+  if (!failed) return;
+  ++padding_failures_;
+  padding_backoff_ = std::min(config_.max_padding_backoff, std::max(config_.padding_backoff, padding_backoff_ * 2));
+  next_padding_ = now + padding_backoff_;
+  calm_ = false;
+}
+
+unsigned LayerChoice::pad_locked(Clock::time_point now, const Rates &rates, unsigned current) {
+  if (padding_failed_ || current >= kMaxLayers || !rates[current] || rates[padding_for_] <= rates[current]) {
+    end_padding_locked(now, true);
+    return current;
+  }
+  const auto elapsed = now - padding_since_;
+  if (elapsed >= config_.padding_ramp + config_.padding_hold) {
+    const unsigned passed = padding_for_;
+    end_padding_locked(now, false);
+    padding_backoff_ = std::chrono::milliseconds(0);
+    return passed;
+  }
+  // From a fifth of the way at once (the first report comes ~200 ms later).
+  const double share = std::clamp(std::chrono::duration<double>(elapsed).count() /
+                                      std::chrono::duration<double>(config_.padding_ramp).count(),
+                                  0.2, 1.0);
+  const double top = double(rates[padding_for_]) * config_.padding_over - double(rates[current]);
+  padding_ = top > 0 ? uint64_t(top * share) : 0;
+  return current;
+}
+
 unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool paused = current == kPaused;
-  if (pinned_ || (!paused && (current >= kMaxLayers || !rates[current]))) return current;
+  if (pinned_ || (!paused && (current >= kMaxLayers || !rates[current]))) {
+    if (padding_for_ != kMaxLayers) end_padding_locked(now, false);
+    return current;
+  }
   const unsigned lowest = best_under(rates, 0);
   if (lowest == kMaxLayers) return current;
+  unsigned want = current;
+  if (padding_for_ != kMaxLayers) {
+    // Nothing else is decided while the padding is judged.
+    want = pad_locked(now, rates, current);
+    if (want == current) return current;
+  }
   const uint64_t estimate = estimate_locked(now);
   const double rate = paused ? 0 : double(rates[current]);
-  const bool under = !paused && estimate && estimate < rate * config_.congested;
+  // Just after padding, a falling estimate was the padding's.
+  const bool after_padding = padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle;
+  const bool under = !paused && !after_padding && estimate && estimate < rate * config_.congested;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;
   }
   if (!under) congested_ = false;
-  unsigned want = current;
   const auto hold = last_loss_ > config_.light_loss ? config_.congested_for : config_.congested_without_loss_for;
-  if (!paused && (too_much_ || (congested_ && now - congested_since_ >= hold))) {
+  if (want != current) {
+    // The padding probe passed: up.
+  } else if (!paused && (too_much_ || (congested_ && now - congested_since_ >= hold))) {
     want = estimate ? best_under(rates, estimate * config_.headroom) : current;
     if (too_much_) {
       // Loss says this layer is too much, whatever the estimate; and what
@@ -119,6 +179,18 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
     } else if (!calm_) {
       calm_ = true;
       calm_since_ = now;
+    } else if (!paused && config_.padding) {
+      // Probed with padding: cheap when it fails, so no long wait after a
+      // move down, unless it was a switch that failed after padding passed.
+      if (now - calm_since_ >= config_.up_after && now >= next_padding_ &&
+          (!last_down_was_failed_switch_ || now - last_down_ >= backoff_)) {
+        padding_for_ = up;
+        padding_since_ = now;
+        padding_failed_ = false;
+        remb_at_padding_ = estimate;
+        ++padding_probes_;
+        pad_locked(now, rates, current);
+      }
     } else if (now - calm_since_ >= config_.up_after && now - last_down_ >= backoff_) {
       want = up;
     }
@@ -137,6 +209,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
     const bool failed_probe = last_up_ != Clock::time_point{} && now - last_up_ < config_.failed_probe;
     backoff_ = failed_probe ? std::min(config_.max_backoff, std::max(config_.up_backoff, backoff_ * 2))
                             : config_.up_backoff;
+    last_down_was_failed_switch_ = failed_probe;
     last_down_ = now;
   } else {
     last_up_ = now;
@@ -158,6 +231,21 @@ bool LayerChoice::pinned() const {
 unsigned LayerChoice::moves() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return moves_;
+}
+
+uint64_t LayerChoice::padding() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return padding_;
+}
+
+unsigned LayerChoice::padding_probes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return padding_probes_;
+}
+
+unsigned LayerChoice::padding_probes_failed() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return padding_failures_;
 }
 
 }  // namespace wb

@@ -65,6 +65,24 @@ class LayerChoice {
     std::chrono::milliseconds settle{2500};
     std::chrono::milliseconds failed_probe{15000};   // a move down this soon after a move up
     std::chrono::milliseconds estimate_valid{5000};  // a REMB older than this is forgotten
+
+    // Probing with padding, for a viewer that can be padded (an RTX stream):
+    // before a move up, padding brings what it receives from its layer's
+    // rate to `padding_over` times the next layer's, rising over
+    // `padding_ramp` and held for `padding_hold`. Any loss of
+    // `padding_loss` or more (of the padding or of the video), or a falling
+    // estimate, fails it at once and the padding stops: the viewer's video
+    // never left its layer. Otherwise it moves up.
+    bool padding = false;
+    double padding_over = 1.1;
+    std::chrono::milliseconds padding_ramp{1500};
+    std::chrono::milliseconds padding_hold{1000};
+    double padding_loss = 0.05;
+    // After a failed one, the next waits this long, doubling up to the
+    // most: cheap, so often enough that a link that widens is climbed in
+    // seconds.
+    std::chrono::milliseconds padding_backoff{2000};
+    std::chrono::milliseconds max_padding_backoff{8000};
   };
 
   LayerChoice() = default;
@@ -74,6 +92,8 @@ class LayerChoice {
   void on_estimate(Clock::time_point now, uint64_t bits_per_second);
   // A receiver report block about the viewer's video: loss since the last.
   void on_loss(Clock::time_point now, double fraction_lost);
+  // One about the padding that probes its link (its RTX stream).
+  void on_padding_loss(Clock::time_point now, double fraction_lost);
   // The layer the viewer should be on (or kPaused), given what each layer
   // carries and the layer it is on or moving to (or kPaused). `current`
   // when nothing changes or the layer is pinned.
@@ -85,11 +105,20 @@ class LayerChoice {
   // its REMB, lowered after heavy loss.
   uint64_t estimate(Clock::time_point now) const;
   unsigned moves() const;
+  // Padding to send now, bits/s (0: none), as of the last choose().
+  uint64_t padding() const;
+  // Padding probes begun, and those failed (the viewer stayed).
+  unsigned padding_probes() const;
+  unsigned padding_probes_failed() const;
 
  private:
   uint64_t estimate_locked(Clock::time_point now) const;
   // In the first seconds after a move up (or a resume): a probe still judged.
   bool probing_locked(Clock::time_point now) const;
+  // A padding probe under way: the padding now, or, when it failed or
+  // passed, its end (returns the layer to go to).
+  unsigned pad_locked(Clock::time_point now, const Rates &rates, unsigned current);
+  void end_padding_locked(Clock::time_point now, bool failed);
 
   Config config_;
   mutable std::mutex mutex_;
@@ -109,7 +138,20 @@ class LayerChoice {
   // goes back to (kMaxLayers: none).
   unsigned probed_from_ = kMaxLayers;
   std::chrono::milliseconds backoff_{0};
+  bool last_down_was_failed_switch_ = false;
   unsigned moves_ = 0;
+
+  // The padding probe (the layer it is for; kMaxLayers: none).
+  unsigned padding_for_ = kMaxLayers;
+  Clock::time_point padding_since_{};
+  uint64_t padding_ = 0;
+  bool padding_failed_ = false;  // by a report since the last choice
+  uint64_t remb_at_padding_ = 0;  // the estimate when it began
+  // Reports just after one describe it, not the layer.
+  Clock::time_point padding_ended_{};
+  Clock::time_point next_padding_{};
+  std::chrono::milliseconds padding_backoff_{0};
+  unsigned padding_probes_ = 0, padding_failures_ = 0;
 };
 
 }  // namespace wb

@@ -180,7 +180,35 @@ std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute>
     *why = std::string("OpenSSL could not set up ") + srtp_profile_name(profile);
     return nullptr;
   }
+  sender->profile_ = profile;
+  memcpy(sender->key_salt_.data(), key_salt, SrtpContext::kMasterKeyLength + srtp_profile_sizes(profile).salt);
   return sender;
+}
+
+size_t SrtpSender::send_padding(uint8_t payload_type, uint32_t ssrc, uint16_t *seq, uint32_t rtp_time, size_t count,
+                                SendBatch &batch) {
+  route_->refresh(&route_seen_, &target_);
+  if (target_.fd < 0 || !count) return 0;
+  if (!padding_srtp_) padding_srtp_ = SrtpContext::create(profile_, key_salt_.data());
+  if (!padding_srtp_) return 0;
+  size_t bytes = 0;
+  for (size_t i = 0; i < count; ++i) {
+    uint8_t *slot = batch.next_slot();
+    slot[0] = 0xa0;  // version 2, padding
+    slot[1] = uint8_t(payload_type & 0x7f);
+    slot[2] = uint8_t(*seq >> 8);
+    slot[3] = uint8_t(*seq);
+    write_u32(slot + 4, rtp_time);
+    write_u32(slot + 8, ssrc);
+    memset(slot + 12, 0, kPaddingLength - 1);
+    slot[kPaddingPacketSize - 1] = uint8_t(kPaddingLength);
+    size_t len = kPaddingPacketSize;
+    if (!padding_srtp_->protect(slot, &len, 12)) break;
+    batch.commit(len, target_);
+    bytes += len;
+    ++*seq;
+  }
+  return bytes;
 }
 
 size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite &rewrite, SendBatch &batch) {

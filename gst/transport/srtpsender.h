@@ -8,6 +8,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -151,6 +152,16 @@ class SrtpSender {
 
   const std::shared_ptr<SentCounters> &counters() const { return counters_; }
 
+  // Padding-only packets (RFC 3550 5.1: the P bit, 255 bytes of padding)
+  // on another SSRC (the viewer's RTX stream), protected with a context of
+  // its own: what probes a viewer's link without touching its media.
+  static constexpr size_t kPaddingLength = 255;
+  static constexpr size_t kPaddingPacketSize = 12 + kPaddingLength;  // as RTP, before SRTP
+  // Queues `count` of them numbered from `*seq` on (which it advances).
+  // Returns the bytes queued.
+  size_t send_padding(uint8_t payload_type, uint32_t ssrc, uint16_t *seq, uint32_t rtp_time, size_t count,
+                      SendBatch &batch);
+
  private:
   explicit SrtpSender(std::shared_ptr<const MediaRoute> route) : route_(std::move(route)) {}
 
@@ -161,6 +172,11 @@ class SrtpSender {
   uint64_t route_seen_ = ~uint64_t(0);
   std::unique_ptr<SrtpContext> srtp_;
   std::shared_ptr<SentCounters> counters_ = std::make_shared<SentCounters>();
+  // For the padding stream's context, made at its first packet (few
+  // viewers ever probe).
+  SrtpProfile profile_ = SrtpProfile::AeadAes128Gcm;
+  std::array<uint8_t, SrtpContext::kMasterKeyLength + 14> key_salt_{};
+  std::unique_ptr<SrtpContext> padding_srtp_;
 };
 
 }  // namespace wb

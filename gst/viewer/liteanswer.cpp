@@ -150,7 +150,9 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
     }
     const int pt = choice.payload_type;
     const uint32_t ssrc = choice.mline < params.ssrcs.size() ? params.ssrcs[choice.mline] : 0;
-    out << "m=" << choice.kind << " 9 " << proto << " " << pt << "\r\n"
+    const uint32_t rtx_ssrc = choice.mline < params.rtx_ssrcs.size() ? params.rtx_ssrcs[choice.mline] : 0;
+    const int rtx = rtx_ssrc ? choice.rtx_payload_type : -1;
+    out << "m=" << choice.kind << " 9 " << proto << " " << pt << (rtx >= 0 ? " " + std::to_string(rtx) : "") << "\r\n"
         << "c=IN IP4 0.0.0.0\r\n"
         << "a=mid:" << choice.mid << "\r\n";
     transport();
@@ -165,10 +167,20 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
     }
     for (const auto &fb : sdp_values_for_pt(media, "rtcp-fb", pt))
       if (feedback_we_honour(fb)) out << "a=rtcp-fb:" << pt << " " << fb << "\r\n";
+    // RTX carries only the padding that probes the link (NACKs are answered
+    // with the packet itself): a receiver counts it into its estimate only
+    // on an SSRC it was told of.
+    if (rtx >= 0)
+      out << "a=rtpmap:" << rtx << " rtx/90000\r\n"
+          << "a=fmtp:" << rtx << " apt=" << pt << "\r\n";
     const std::string track = choice.kind + "-" + std::to_string(ssrc);
-    out << "a=msid:broadcast " << track << "\r\n"
-        << "a=ssrc:" << ssrc << " cname:" << params.cname << "\r\n"
-        << "a=ssrc:" << ssrc << " msid:broadcast " << track << "\r\n";
+    out << "a=msid:broadcast " << track << "\r\n";
+    if (rtx >= 0) out << "a=ssrc-group:FID " << ssrc << " " << rtx_ssrc << "\r\n";
+    for (uint32_t s : {ssrc, rtx >= 0 ? rtx_ssrc : 0u}) {
+      if (!s) continue;
+      out << "a=ssrc:" << s << " cname:" << params.cname << "\r\n"
+          << "a=ssrc:" << s << " msid:broadcast " << track << "\r\n";
+    }
     candidates();
   }
   return out.str();

@@ -38,10 +38,14 @@ struct LiteAnswerParams {
   std::vector<LiteCandidate> candidates;
   std::string cname;
   std::vector<uint32_t> ssrcs;  // per m-line of the offer; used for accepted ones
+  // Per m-line: the SSRC of our RTX stream (0: none), for a video m-line
+  // whose offer has RTX (MediaChoice::rtx_payload_type).
+  std::vector<uint32_t> rtx_ssrcs;
 };
 
 // The answer: every m-line of the offer in order, the accepted ones
-// bundled, sendonly, with the chosen payload type, and our SSRC; the others
+// bundled, sendonly, with the chosen payload type, and our SSRC (and RTX
+// with its own SSRC, when the offer has RTX for that type); the others
 // rejected with port 0 (the first of the offer's BUNDLE group: kept in the
 // group, inactive), yet with our transport attributes and the first offered
 // codec.

@@ -105,6 +105,19 @@ std::string describe_offer_codecs(const GstSDPMedia *media) {
   return out.empty() ? "none" : out;
 }
 
+// The offer's RTX payload type for `pt` (RFC 4588: rtx/<clock> with
+// apt=<pt>), or -1.
+int rtx_of(const GstSDPMedia *media, int pt) {
+  for (guint f = 0; f < gst_sdp_media_formats_len(media); ++f) {
+    const int rtx = payload_type_of(gst_sdp_media_get_format(media, f));
+    if (rtx < 0 || rtx == pt) continue;
+    const auto rtpmap = sdp_values_for_pt(media, "rtpmap", rtx);
+    if (rtpmap.empty() || g_ascii_strncasecmp(rtpmap.front().c_str(), "rtx/", 4) != 0) continue;
+    if (fmtp_param(fmtp_of(media, rtx), "apt") == std::to_string(pt)) return rtx;
+  }
+  return -1;
+}
+
 }  // namespace
 
 ParsedSdp::~ParsedSdp() {
@@ -210,6 +223,7 @@ OfferCheck check_offer(const std::string &sdp, const std::vector<StreamFormat> &
       if (choice.accepted()) {
         choice.profile_level_id =
             fmtp_param(fmtp_of(media, choice.payload_type), "profile-level-id");
+        if (choice.kind == "video") choice.rtx_payload_type = rtx_of(media, choice.payload_type);
         GstCaps *caps = gst_sdp_media_get_caps_from_media(media, choice.payload_type);
         if (!caps) {
           check.status = 400;

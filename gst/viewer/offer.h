@@ -32,6 +32,9 @@ struct MediaChoice {
   int payload_type = -1;  // -1: rejected
   Codec codec = Codec::Unknown;
   std::string profile_level_id;  // H.264: as offered for that payload type
+  // Video: the offer's RTX payload type for it (-1: none), on which the
+  // ICE-lite path sends the padding that probes a viewer's link.
+  int rtx_payload_type = -1;
   CapsPtr caps;                  // RTP caps for that payload type, as offered
   std::string reason;            // why rejected
   bool accepted() const { return payload_type >= 0; }

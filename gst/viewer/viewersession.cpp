@@ -173,7 +173,11 @@ GstStructure *ViewerSession::stats() const {
                         gboolean(sub.layers && sub.layers->pinned()), "video-layer-moves", G_TYPE_UINT,
                         sub.layers ? sub.layers->moves() : 0u, "video-estimate", G_TYPE_UINT64,
                         guint64(sub.layers ? sub.layers->estimate(LayerChoice::Clock::now()) : 0), "video-codec",
-                        G_TYPE_STRING, codec_encoding_name(sub.codec), nullptr);
+                        G_TYPE_STRING, codec_encoding_name(sub.codec), "video-rtx-ssrc", G_TYPE_UINT, sub.rtx_ssrc,
+                        "video-padding", G_TYPE_UINT64, guint64(sub.layers ? sub.layers->padding() : 0),
+                        "video-padding-probes", G_TYPE_UINT, sub.layers ? sub.layers->padding_probes() : 0u,
+                        "video-padding-probes-failed", G_TYPE_UINT,
+                        sub.layers ? sub.layers->padding_probes_failed() : 0u, nullptr);
   }
   return s;
 }

@@ -76,12 +76,16 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
       (feedback.remb_ssrcs.empty() ||
        std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
     choice.on_estimate(now, feedback.remb_bitrate);
-  int loss = -1;  // of 256, for the log
-  for (const auto &report : feedback.reports)
+  int loss = -1, padding_loss = -1;  // of 256, for the log
+  for (const auto &report : feedback.reports) {
     if (report.block.ssrc == target.ssrc) {
       loss = report.block.fraction_lost;
       choice.on_loss(now, report.block.fraction_lost / 256.0);
+    } else if (target.rtx_ssrc && report.block.ssrc == target.rtx_ssrc) {
+      padding_loss = report.block.fraction_lost;
+      choice.on_padding_loss(now, report.block.fraction_lost / 256.0);
     }
+  }
   // Any of the viewer's RTCP is a time to choose: a paused video gets no
   // more reports of its own (a receiver stops reporting a silent sender),
   // but its audio's keep coming.
@@ -90,8 +94,11 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
   if (wanted < 0) return;
   const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get(), target.codec), unsigned(wanted));
-  GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256; "
-          "layer %d", target.id, choice.estimate(now), feedback.remb_bitrate ? " (REMB)" : "", loss, wanted);
+  if (target.rtx_ssrc) fanout_set_probe_rate(target.fanout.get(), target.id, choice.padding());
+  GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256, "
+          "padding loss %d/256; layer %d, padding %" G_GUINT64_FORMAT " bit/s",
+          target.id, choice.estimate(now), feedback.remb_bitrate ? " (REMB)" : "", loss, padding_loss, wanted,
+          choice.padding());
   if (want != unsigned(wanted)) {
     GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %d (estimate %" G_GUINT64_FORMAT " bit/s; %d: no video)",
              target.id, wanted, int(want), choice.estimate(now), int(kPaused));
@@ -103,8 +110,9 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
 
 std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
                                  const std::function<GstPad *()> &sink_for, std::vector<Subscription> *subscriptions,
-                                 std::vector<uint32_t> *ssrcs) {
+                                 std::vector<uint32_t> *ssrcs, std::vector<uint32_t> *rtx_ssrcs) {
   ssrcs->assign(offer.media.size(), 0);
+  if (rtx_ssrcs) rtx_ssrcs->assign(offer.media.size(), 0);
   for (const auto &choice : offer.media) {
     if (!choice.accepted()) continue;
     WbFanout *fanout = choice.kind == "video" ? video : audio;
@@ -125,8 +133,17 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
       id = fanout_subscribe(fanout, rewrite, choice.codec);
     }
     if (!id) return "could not link " + choice.kind + " to the viewer's transport";
+    uint32_t rtx_ssrc = 0;
+    if (!sink_for && rtx_ssrcs && fanout == video && choice.rtx_payload_type >= 0) {
+      do rtx_ssrc = g_random_int();
+      while (!rtx_ssrc || rtx_ssrc == rewrite.ssrc);
+      fanout_set_padding_stream(fanout, id, uint8_t(choice.rtx_payload_type), rtx_ssrc);
+      (*rtx_ssrcs)[choice.mline] = rtx_ssrc;
+    }
+    LayerChoice::Config layers;
+    layers.padding = rtx_ssrc != 0;
     subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video, choice.codec,
-                              fanout == video ? std::make_shared<LayerChoice>() : nullptr});
+                              fanout == video ? std::make_shared<LayerChoice>(layers) : nullptr, rtx_ssrc});
     (*ssrcs)[choice.mline] = rewrite.ssrc;
   }
   return {};
@@ -145,8 +162,8 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
                                                     std::chrono::steady_clock::time_point,
                                                     std::vector<Subscription> *subscriptions) {
   Answer result;
-  std::vector<uint32_t> ssrcs;
-  const std::string error = subscribe_to_fanouts(offer, video, audio, nullptr, subscriptions, &ssrcs);
+  std::vector<uint32_t> ssrcs, rtx_ssrcs;
+  const std::string error = subscribe_to_fanouts(offer, video, audio, nullptr, subscriptions, &ssrcs, &rtx_ssrcs);
   if (!error.empty()) {
     result.status = 500;
     result.error = error;
@@ -180,6 +197,7 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
   for (const auto &c : port_->candidates()) params.candidates.push_back({c.address, c.port, c.tcp});
   params.cname = lite_->cname();
   params.ssrcs = ssrcs;
+  params.rtx_ssrcs = rtx_ssrcs;
   result.sdp = write_lite_answer(offer_sdp, offer, params);
   if (result.sdp.empty()) {
     result.status = 400;

@@ -37,6 +37,9 @@ struct Subscription {
   // Video: which layer the viewer's network carries, from its feedback
   // (only viewers on the ICE-lite port give it; the others stay on layer 0).
   std::shared_ptr<LayerChoice> layers;
+  // Video on the ICE-lite port, when the offer has RTX: our RTX stream,
+  // which carries the padding that probes the viewer's link (0: none).
+  uint32_t rtx_ssrc = 0;
 };
 
 class ViewerTransport {
@@ -71,11 +74,12 @@ class ViewerTransport {
 };
 
 // Subscribes to the fan-out of each accepted medium of `offer`, with a pad
-// linked to `sink_for()` when it is set; sets `ssrcs` by m-line index. ""
+// linked to `sink_for()` when it is set; sets `ssrcs` by m-line index, and
+// without a pad `rtx_ssrcs` too (the video's RTX stream, when offered). ""
 // when all went well.
 std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFanout *audio,
                                  const std::function<GstPad *()> &sink_for, std::vector<Subscription> *subscriptions,
-                                 std::vector<uint32_t> *ssrcs);
+                                 std::vector<uint32_t> *ssrcs, std::vector<uint32_t> *rtx_ssrcs = nullptr);
 
 class LiteViewerTransport : public ViewerTransport {
  public:

@@ -844,3 +844,66 @@ TEST_F(LayerTest, APausedViewerIsSentNothingAndResumesWhereItsNumbersStopped) {
   drain();
   EXPECT_EQ(wb::fanout_get_stats(fanout).layers[1].subscribers, 0u);
 }
+
+// A probing viewer's padding: padding-only packets on its RTX stream (its
+// own payload type, SSRC and numbering; the frame's RTP time), at the rate
+// asked, sent with its frames, and nothing once the rate is back to 0. Its
+// media is untouched.
+TEST_F(ShardTest, PaddingGoesOnTheViewersRtxStreamAtTheRateAskedWithItsFrames) {
+  UdpViewer viewer(port_fd);
+  wb::SubscriberId id = wb::fanout_subscribe(fanout, wb::Rewrite{102, 7});
+  EXPECT_FALSE(wb::fanout_set_probe_rate(fanout, id, 100000)) << "no RTX stream, no padding";
+  wb::fanout_set_padding_stream(fanout, id, 103, 8);
+  wb::fanout_start(fanout, id, viewer.sender(), pool);
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  gst_harness_push_event(harness, gst_event_new_segment(&segment));
+  EXPECT_EQ(gst_harness_push(harness, layer_packet(1, 0, 0, kSps)), GST_FLOW_OK);
+  ASSERT_EQ(viewer.wait_for(1, 5000), 1u);
+
+  constexpr uint64_t kRate = 800000;
+  ASSERT_TRUE(wb::fanout_set_probe_rate(fanout, id, kRate));
+  // A live stream's frames, 40 ms apart: the first padded delivery only
+  // starts the clock.
+  const gint64 first = g_get_monotonic_time();
+  for (guint i = 1; i <= 10; ++i) {
+    EXPECT_EQ(gst_harness_push(harness, layer_packet(1, 0, i, kDelta)), GST_FLOW_OK);
+    drain();
+    if (i < 10) std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  const double padded_seconds = double(g_get_monotonic_time() - first) / G_USEC_PER_SEC;
+  ASSERT_TRUE(wb::fanout_set_probe_rate(fanout, id, 0));
+  for (guint i = 11; i <= 12; ++i) EXPECT_EQ(gst_harness_push(harness, layer_packet(1, 0, i, kDelta)), GST_FLOW_OK);
+  drain();
+  viewer.wait_for(100000, 300);
+
+  size_t media = 0, padding = 0, padding_bytes = 0;
+  uint16_t next_seq = 0;
+  for (size_t k = 0; k < viewer.got.size(); ++k) {
+    const Header &h = viewer.got[k];
+    if (h.ssrc == 7) {
+      EXPECT_EQ(h.pt, 102);
+      EXPECT_EQ(h.seq, 1 + media) << "the media's numbering is its own";
+      EXPECT_EQ(viewer.timestamps[k], 9000u * media);
+      ++media;
+      continue;
+    }
+    ASSERT_EQ(h.ssrc, 8u);
+    EXPECT_EQ(h.pt, 103);
+    if (padding) EXPECT_EQ(h.seq, next_seq) << "padding numbered in a run";
+    next_seq = uint16_t(h.seq + 1);
+    EXPECT_EQ(viewer.sizes[k], wb::SrtpSender::kPaddingPacketSize + 10);
+    EXPECT_EQ(viewer.timestamps[k] % 9000u, 0u) << "a frame's RTP time";
+    EXPECT_GE(viewer.timestamps[k], 9000u * 2) << "none before the padded frames";
+    EXPECT_LE(viewer.timestamps[k], 9000u * 10) << "none once the rate is 0";
+    ++padding;
+    padding_bytes += wb::SrtpSender::kPaddingPacketSize;
+  }
+  EXPECT_EQ(media, 13u);
+  const double asked = double(kRate) / 8 * padded_seconds;
+  std::cout << "[ padding  ] " << padding << " packets, " << padding_bytes << " bytes in " << padded_seconds
+            << " s; asked " << asked << "\n";
+  EXPECT_GE(double(padding_bytes), asked * 0.7);
+  EXPECT_LE(double(padding_bytes), asked * 1.1 + wb::SrtpSender::kPaddingPacketSize);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).padding_bytes, padding * (wb::SrtpSender::kPaddingPacketSize + 10));
+}

@@ -2,6 +2,8 @@
 // and a receiver report about every second.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include "layers/layerchoice.h"
 
 namespace {
@@ -283,4 +285,112 @@ TEST(LayerChoice, OneReportOfHeavyLossEndsAProbe) {
   // Settled, one lossy report is still not enough.
   w.second(3000000, 0.54);
   EXPECT_EQ(w.layer, 0u);
+}
+
+namespace {
+
+// A viewer whose link carries `capacity` bits/s, feedback every 200 ms as
+// Chromium sends it: what exceeds the link is lost (video and padding
+// alike) and its estimate then falls to 85 % of the link; otherwise the
+// estimate climbs towards 1.5 times what arrives, as libwebrtc's does.
+struct PaddedViewer {
+  LayerChoice choice{padded()};
+  LayerChoice::Clock::time_point now = LayerChoice::Clock::time_point{} + 1h;
+  unsigned layer = 2;
+  uint64_t capacity = 0;
+  double estimate = 300000;
+  double t = 0;
+  std::vector<std::pair<double, unsigned>> moves;  // seconds, to layer
+  uint64_t most_padding = 0;
+  double padded_seconds = 0, lossy_video_seconds = 0;
+
+  static LayerChoice::Config padded() {
+    LayerChoice::Config c;
+    c.padding = true;
+    return c;
+  }
+
+  void step() {
+    now += 200ms;
+    t += 0.2;
+    const double padding = double(choice.padding());
+    most_padding = std::max(most_padding, choice.padding());
+    padded_seconds += padding > 0 ? 0.2 : 0;
+    const double arriving = double(kRates[layer]) + padding;
+    const double loss = arriving > double(capacity) ? (arriving - double(capacity)) / arriving : 0;
+    lossy_video_seconds += loss > 0 ? 0.2 : 0;
+    estimate = loss > 0 ? 0.85 * double(capacity) : std::min(estimate * 1.016, 1.5 * arriving);
+    choice.on_estimate(now, uint64_t(estimate));
+    choice.on_loss(now, loss);
+    if (padding > 0) choice.on_padding_loss(now, loss);
+    const unsigned want = choice.choose(now, kRates, layer);
+    if (want != layer) moves.push_back({t, want});
+    layer = want;
+  }
+  void run(double seconds) {
+    for (double end = t + seconds; t < end - 1e-9;) step();
+  }
+};
+
+}  // namespace
+
+// A link too thin for the layer above: padding finds that out, again and
+// again, and the viewer's video never leaves its layer (a probe by
+// switching cost a freeze each time).
+TEST(LayerChoice, PaddingThatALinkCannotCarryNeverMovesTheViewer) {
+  PaddedViewer v;
+  v.capacity = 500000;
+  v.run(60);
+  EXPECT_TRUE(v.moves.empty()) << "first move at " << v.moves.front().first << " s to " << v.moves.front().second;
+  EXPECT_GE(v.choice.padding_probes(), 4u) << "it keeps trying";
+  EXPECT_EQ(v.choice.padding_probes_failed(), v.choice.padding_probes() - (v.choice.padding() ? 1 : 0));
+  EXPECT_LE(v.most_padding, uint64_t(800000 * 1.1 - 200000));
+  // Each try is over within its first reports after the link fills.
+  EXPECT_LE(v.lossy_video_seconds, 0.2 * 3 * v.choice.padding_probes());
+}
+
+// A wide link: each probe passes, and the viewer climbs a layer after each.
+TEST(LayerChoice, PaddingThatArrivesMovesTheViewerUpALayerAtATime) {
+  PaddedViewer v;
+  v.capacity = 20000000;
+  v.run(30);
+  std::string seen;
+  for (auto &m : v.moves) seen += std::to_string(m.first) + " s: " + std::to_string(m.second) + "; ";
+  std::cout << "[ trace    ] moves: " << seen << "\n";
+  ASSERT_EQ(v.moves.size(), 2u) << seen;
+  EXPECT_EQ(v.moves[0].second, 1u);
+  EXPECT_EQ(v.moves[1].second, 0u);
+  EXPECT_LT(v.moves[1].first, 15.0) << "the top layer within 15 s of joining the lowest";
+  EXPECT_EQ(v.choice.padding_probes_failed(), 0u);
+  EXPECT_EQ(v.lossy_video_seconds, 0);
+}
+
+// The link widens: the next padding probe is at most a few seconds away,
+// so the viewer is moved up within 10 s.
+TEST(LayerChoice, ALinkThatWidensIsClimbedWithinTenSeconds) {
+  PaddedViewer v;
+  v.capacity = 500000;
+  v.run(40);
+  ASSERT_TRUE(v.moves.empty());
+  v.capacity = 5000000;
+  const double lifted = v.t;
+  v.run(20);
+  std::string seen;
+  for (auto &m : v.moves) seen += std::to_string(m.first - lifted) + " s: " + std::to_string(m.second) + "; ";
+  std::cout << "[ trace    ] moves after the lift: " << seen << "\n";
+  ASSERT_FALSE(v.moves.empty());
+  EXPECT_EQ(v.moves[0].second, 1u) << seen;
+  EXPECT_LE(v.moves[0].first - lifted, 10.0);
+}
+
+// Loss while padding is the padding's: it ends the probe, and does not take
+// the viewer below the layer it is on.
+TEST(LayerChoice, LossCausedByPaddingDoesNotMoveTheViewerDown) {
+  PaddedViewer v;
+  v.layer = 1;
+  v.capacity = 1000000;  // the middle layer fits; the top does not
+  v.estimate = 1200000;
+  v.run(60);
+  EXPECT_TRUE(v.moves.empty()) << "first move at " << v.moves.front().first << " s to " << v.moves.front().second;
+  EXPECT_GE(v.choice.padding_probes_failed(), 3u);
 }

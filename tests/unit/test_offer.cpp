@@ -374,7 +374,9 @@ TEST(LiteAnswer, HonoursOnlyTheFeedbackWeAnswerAndNoRtx) {
   LiteAnswerParams params = lite_params({1111, 3333});
   std::string answer = write_lite_answer(offer, check, params);
   // Retransmissions go out as the original packets (RFC 4585 generic
-  // NACK), so no RTX payload type is answered.
+  // NACK): without an RTX stream for padding, no RTX payload type is
+  // answered.
+  EXPECT_EQ(check.media[0].rtx_payload_type, 107);
   EXPECT_NE(answer.find("m=video 9 UDP/TLS/RTP/SAVPF 106\r\n"), std::string::npos) << answer;
   EXPECT_NE(answer.find("a=rtcp-fb:106 nack\r\n"), std::string::npos) << answer;
   EXPECT_NE(answer.find("a=rtcp-fb:106 nack pli\r\n"), std::string::npos) << answer;
@@ -389,6 +391,32 @@ TEST(LiteAnswer, HonoursOnlyTheFeedbackWeAnswerAndNoRtx) {
   std::string plain = write_lite_answer(kChromeLikeOffer, check_offer(kChromeLikeOffer, h264("42e01f"), opus()), params);
   EXPECT_EQ(plain.find("nack"), std::string::npos) << plain;
   EXPECT_EQ(plain.find("goog-remb"), std::string::npos) << plain;
+}
+
+// The padding that probes a viewer's link goes on an RTX stream of its own,
+// which the answer must name (payload type, apt, and the FID group) for the
+// browser to count it into its estimate.
+TEST(LiteAnswer, AnRtxStreamForPaddingIsAnsweredWithItsSsrcInAFidGroup) {
+  std::string offer = replace_all(kChromeLikeOffer, "a=rtpmap:106 H264/90000\r\n",
+                                  "a=rtpmap:106 H264/90000\r\na=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=106\r\n");
+  offer = replace_all(offer, "96 97 102 103 106 127", "96 97 102 103 106 107 127");
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  EXPECT_EQ(check.media[0].rtx_payload_type, 107);
+  EXPECT_EQ(check.media[1].rtx_payload_type, -1) << "audio";
+  LiteAnswerParams params = lite_params({1111, 3333});
+  params.rtx_ssrcs = {2222, 0};
+  const std::string answer = write_lite_answer(offer, check, params);
+  EXPECT_NE(answer.find("m=video 9 UDP/TLS/RTP/SAVPF 106 107\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=106\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=ssrc-group:FID 1111 2222\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("a=ssrc:2222 cname:cname1\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"), std::string::npos) << answer;
+
+  // RTX of another codec is not ours: the VP8 one of the plain offer.
+  check = check_offer(kChromeLikeOffer, h264("42e01f"), opus());
+  EXPECT_EQ(check.media[0].rtx_payload_type, -1);
+  EXPECT_EQ(write_lite_answer(kChromeLikeOffer, check, params).find("rtx"), std::string::npos);
 }
 
 TEST(Offer, PushOffersKeepEverySectionOnAPortInsteadOfBundleOnly) {
