@@ -51,6 +51,7 @@ struct Totals {
   uint64_t window_video_packets = 0;
   int64_t window_video_lost = 0;
   size_t remb = 0;
+  uint64_t rtx_packets = 0, rtx_bytes = 0;
   Distribution window_video_kbps, estimate_kbps;
   double loss_percent() const { return packets + lost ? 100.0 * double(lost) / double(packets + lost) : 0; }
   double window_loss_percent() const {
@@ -80,6 +81,8 @@ Totals totals(const RunResult &run) {
     t.window_video_packets += r.window_video_packets;
     t.window_video_lost += r.window_video_lost;
     t.remb += r.remb;
+    t.rtx_packets += r.rtx_packets;
+    t.rtx_bytes += r.rtx_bytes;
     if (r.verified) {
       ++t.sampled;
       t.verified += r.verified_packets;
@@ -174,6 +177,8 @@ void add_viewer(JsonBuilder *b, const ViewerReport &r) {
   json_builder_set_member_name(b, "remb");
   json_builder_add_boolean_value(b, r.remb);
   add_int(b, "remb_sent", int64_t(r.remb_sent));
+  add_int(b, "rtx_packets", int64_t(r.rtx_packets));
+  add_int(b, "rtx_bytes", int64_t(r.rtx_bytes));
   add_int(b, "estimate", int64_t(r.estimate));
   json_builder_set_member_name(b, "verified");
   json_builder_add_boolean_value(b, r.verified);
@@ -213,6 +218,9 @@ void print_summary(const RunResult &run, const GeneratorOptions &options) {
   line("first RTP packet", t.first_packet);
   line("first full keyframe", t.first_keyframe);
   line("  after the answer", t.first_keyframe_after_answer);
+  if (t.rtx_packets)
+    std::printf("RTX stream (the server's padding probes): %llu packets, %.1f MB\n",
+                static_cast<unsigned long long>(t.rtx_packets), double(t.rtx_bytes) / 1e6);
   std::printf("packets: %llu (video %llu, audio %llu), %.1f MB, lost %lld (%.3f %%), duplicates dropped %llu\n",
               static_cast<unsigned long long>(t.packets), static_cast<unsigned long long>(t.video_packets),
               static_cast<unsigned long long>(t.audio_packets), double(t.bytes) / 1e6, static_cast<long long>(t.lost),

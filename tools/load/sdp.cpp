@@ -1,5 +1,7 @@
 #include "sdp.h"
 
+#include <strings.h>
+
 #include <arpa/inet.h>
 #include <openssl/rand.h>
 
@@ -246,7 +248,9 @@ std::string write_description(const LocalTransport &local, const std::vector<Loc
       s << "\r\nc=IN IP4 0.0.0.0\r\na=mid:" << m.mid << "\r\n";
       continue;
     }
-    s << "m=" << m.kind << ' ' << local.port << ' ' << m.proto << ' ' << m.pt << "\r\n"
+    s << "m=" << m.kind << ' ' << local.port << ' ' << m.proto << ' ' << m.pt;
+    if (m.rtx_pt >= 0) s << ' ' << m.rtx_pt;
+    s << "\r\n"
       << "c=IN IP4 " << local.address << "\r\n"
       << "a=candidate:1 1 udp " << kHostPriority << ' ' << local.address << ' ' << local.port << " typ host\r\n"
       << "a=end-of-candidates\r\n"
@@ -260,6 +264,7 @@ std::string write_description(const LocalTransport &local, const std::vector<Loc
     if (m.video_feedback) s << "a=rtcp-fb:" << m.pt << " nack pli\r\na=rtcp-fb:" << m.pt << " ccm fir\r\n";
     if (m.remb) s << "a=rtcp-fb:" << m.pt << " goog-remb\r\n";
     if (!m.fmtp.empty()) s << "a=fmtp:" << m.pt << ' ' << m.fmtp << "\r\n";
+    if (m.rtx_pt >= 0) s << "a=rtpmap:" << m.rtx_pt << " rtx/90000\r\na=fmtp:" << m.rtx_pt << " apt=" << m.pt << "\r\n";
   }
   return s.str();
 }
@@ -273,6 +278,7 @@ std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb) 
   video.fmtp = kH264Fmtp;
   video.video_feedback = true;
   video.remb = remb;
+  if (remb) video.rtx_pt = video_pt + 1 == audio_pt || video_pt == 127 ? video_pt - 1 : video_pt + 1;
   LocalMedia audio;
   audio.kind = "audio";
   audio.mid = "1";
@@ -293,6 +299,12 @@ bool read_answer(const SessionDescription &answer, const std::string &prefer, Ne
     out->video_pt = choose_payload_type(*v, "h264");
     if (!v->ssrcs.empty()) out->video_ssrc = v->ssrcs.front();
     out->video_remb = out->video_pt >= 0 && has_feedback(*v, out->video_pt, "goog-remb");
+    for (const auto &[pt, map] : v->rtpmap) {
+      auto apt = v->fmtp.find(pt);
+      if (out->video_pt >= 0 && strncasecmp(map.c_str(), "rtx/", 4) == 0 && apt != v->fmtp.end() &&
+          apt->second == "apt=" + std::to_string(out->video_pt))
+        out->rtx_pt = pt;
+    }
   }
   if (const SdpMedia *a = find_kind(answer, "audio"); sends(a)) out->audio_pt = choose_payload_type(*a, "opus");
   if (out->video_pt < 0 && out->audio_pt < 0) {

@@ -54,6 +54,7 @@ struct Negotiated {
   int audio_pt = -1;
   uint32_t video_ssrc = 0;  // for our PLI; 0: not announced, learnt from the first packet
   bool video_remb = false;  // the other side's video section has goog-remb for its payload type
+  int rtx_pt = -1;          // the answer's RTX for video_pt (padding, retransmissions), -1: none
 };
 
 // Our side of the description.
@@ -75,13 +76,15 @@ struct LocalMedia {
   std::string fmtp;
   bool video_feedback = false;  // rtcp-fb nack pli, ccm fir
   bool remb = false;            // rtcp-fb goog-remb
+  int rtx_pt = -1;              // RTX (apt=pt) offered too, -1: not
 };
 
 std::string write_description(const LocalTransport &local, const std::vector<LocalMedia> &media);
 
 // The WHEP offer: recvonly H.264 (packetization-mode=1, 42e01f) and Opus,
 // bundled, rtcp-mux, with the payload types given (a browser's are 102/111);
-// with `remb`, its video offers goog-remb as Chromium's does.
+// with `remb`, its video offers goog-remb and RTX (payload type video_pt +
+// 1) as Chromium's does, so that a server may probe with padding.
 std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb = false);
 
 // Reads the server's answer to our offer. `prefer_address`: the candidate

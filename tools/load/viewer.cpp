@@ -261,6 +261,8 @@ void Viewer::on_rtp(uint8_t *data, size_t len, size_t wire_len, int64_t arrival)
   } else if (h.payload_type == remote_.audio_pt) {
     audio_.on_packet(h, wire_len, arrival);
     if (verify_) verify(data, len);
+  } else if (h.payload_type == remote_.rtx_pt) {
+    rtx_.on_packet(h, wire_len, arrival);
   }
 }
 
@@ -285,6 +287,7 @@ void Viewer::send_rtcp(bool with_pli, bool with_remb) {
   std::vector<ReceptionReport> blocks;
   if (video_.started()) blocks.push_back(video_.report());
   if (audio_.started()) blocks.push_back(audio_.report());
+  if (rtx_.started()) blocks.push_back(rtx_.report());
   const int64_t now = config_.loop->now();
   for (auto &block : blocks)
     for (const auto &sr : last_sr_)
@@ -301,7 +304,9 @@ void Viewer::send_rtcp(bool with_pli, bool with_remb) {
   }
   std::vector<uint8_t> compound = rtcp.bytes();
   if (with_remb && sends_remb()) {
-    estimator_.update(now, video_.bytes(), video_.packets(), video_.expected());
+    // Padding counts as a browser counts it: one more stream of the video.
+    estimator_.update(now, video_.bytes() + rtx_.bytes(), video_.packets() + rtx_.packets(),
+                      video_.expected() + rtx_.expected());
     // Only once there is something to say, as a browser before its first
     // estimate: a REMB of 0 would read as "nothing fits".
     if (estimator_.estimate() && video_.ssrc()) {
@@ -406,6 +411,8 @@ ViewerReport Viewer::report() const {
   r.window_loss_permille = window_loss_permille_;
   r.remb = sends_remb() && remb_sent_ > 0;
   r.remb_sent = remb_sent_;
+  r.rtx_packets = rtx_.packets();
+  r.rtx_bytes = rtx_.bytes();
   r.estimate = estimator_.estimate();
   if (rtcp_in_) r.srtp_profile = wb::srtp_profile_name(dtls_->keys().profile);
   r.verified = verify_;

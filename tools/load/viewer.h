@@ -57,6 +57,8 @@ struct ViewerReport {
   std::vector<uint16_t> window_loss_permille;
   bool remb = false;  // offered, answered, and sent
   uint64_t remb_sent = 0;
+  uint64_t rtx_packets = 0;  // on the server's RTX stream (padding)
+  uint64_t rtx_bytes = 0;
   uint64_t estimate = 0;  // bits/s, the last REMB's
   bool verified = false;
   uint64_t verified_packets = 0;
@@ -194,6 +196,10 @@ class Viewer : public EventLoop::Receiver {
 
   StreamStats video_{90000};
   StreamStats audio_{48000};
+  // The server's RTX stream: padding that probes our link (and
+  // retransmissions, from a server that sends them there). Counted into
+  // our estimate and reported on, as a browser does; not video.
+  StreamStats rtx_{90000};
   H264KeyframeSearch keyframe_;
   uint64_t verified_packets_ = 0;
   uint64_t verify_failures_ = 0;
