@@ -37,13 +37,62 @@ void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   remb_at_ = now;
 }
 
+double LayerChoice::LossWindow::add(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq,
+                                    std::chrono::milliseconds span) {
+  if (!started || int32_t(highest_seq - highest) < 0) {  // the first, or a restart of the stream's counts
+    *this = {true, cumulative_lost, highest_seq, now};
+    return -1;
+  }
+  if (now - since < span) return -1;
+  const double expected = double(highest_seq - highest);
+  const double lost_now = double(cumulative_lost - lost);
+  *this = {true, cumulative_lost, highest_seq, now};
+  if (expected <= 0) return -1;
+  return std::clamp(lost_now / expected, 0.0, 1.0);
+}
+
+void LayerChoice::on_video_report(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double loss = video_window_.add(now, cumulative_lost, highest_seq, config_.loss_window);
+  if (loss >= 0) on_loss_locked(now, loss);
+}
+
+void LayerChoice::on_padding_report(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Shorter windows: padding is dense, and a probe must end quickly.
+  const double loss = padding_window_.add(now, cumulative_lost, highest_seq, config_.loss_window / 2);
+  if (loss >= 0) on_padding_loss_locked(loss);
+}
+
+void LayerChoice::on_round_trip(Clock::time_point now, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (seconds < 0) return;
+  if (rtt_min_ < 0 || now - rtt_bucket_since_ >= std::chrono::seconds(5)) {
+    rtt_min_before_ = rtt_min_;
+    rtt_min_ = seconds;
+    rtt_bucket_since_ = now;
+  } else {
+    rtt_min_ = std::min(rtt_min_, seconds);
+  }
+  if (padding_for_ != kMaxLayers && rtt_at_padding_ >= 0 && seconds > rtt_at_padding_ + config_.padding_delay)
+    padding_failed_ = true;
+}
+
 void LayerChoice::on_padding_loss(Clock::time_point, double fraction_lost) {
   std::lock_guard<std::mutex> lock(mutex_);
+  on_padding_loss_locked(fraction_lost);
+}
+
+void LayerChoice::on_padding_loss_locked(double fraction_lost) {
   if (padding_for_ != kMaxLayers && fraction_lost >= config_.padding_loss) padding_failed_ = true;
 }
 
 void LayerChoice::on_loss(Clock::time_point now, double fraction_lost) {
   std::lock_guard<std::mutex> lock(mutex_);
+  on_loss_locked(now, fraction_lost);
+}
+
+void LayerChoice::on_loss_locked(Clock::time_point now, double fraction_lost) {
   // Loss while padding, or just after it, is the padding's doing: it ends
   // the probe, and says nothing of the layer.
   if (padding_for_ != kMaxLayers) {
@@ -182,12 +231,14 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
     } else if (!paused && config_.padding) {
       // Probed with padding: cheap when it fails, so no long wait after a
       // move down, unless it was a switch that failed after padding passed.
-      if (now - calm_since_ >= config_.up_after && now >= next_padding_ &&
+      if (now - calm_since_ >= config_.padding_after && now >= next_padding_ &&
           (!last_down_was_failed_switch_ || now - last_down_ >= backoff_)) {
         padding_for_ = up;
         padding_since_ = now;
         padding_failed_ = false;
         remb_at_padding_ = estimate;
+        rtt_at_padding_ = rtt_min_before_ >= 0 && rtt_min_ >= 0 ? std::min(rtt_min_, rtt_min_before_) : rtt_min_;
+        padding_window_ = {};
         ++padding_probes_;
         pad_locked(now, rates, current);
       }

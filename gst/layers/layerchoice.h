@@ -75,14 +75,26 @@ class LayerChoice {
     // never left its layer. Otherwise it moves up.
     bool padding = false;
     double padding_over = 1.1;
-    std::chrono::milliseconds padding_ramp{1500};
-    std::chrono::milliseconds padding_hold{1000};
+    std::chrono::milliseconds padding_ramp{1000};
+    std::chrono::milliseconds padding_hold{1500};
+    // Calm this long before padding (up_after is for probes by switching).
+    std::chrono::milliseconds padding_after{2500};
     double padding_loss = 0.05;
     // After a failed one, the next waits this long, doubling up to the
     // most: cheap, so often enough that a link that widens is climbed in
     // seconds.
     std::chrono::milliseconds padding_backoff{2000};
-    std::chrono::milliseconds max_padding_backoff{8000};
+    std::chrono::milliseconds max_padding_backoff{4000};
+    // A round trip this much longer than the shortest of the seconds before
+    // the padding (the link's queue filling) fails it too, before any loss:
+    // a link's buffer can take seconds of a small excess (a token bucket's
+    // burst), and Chromium's estimate was seen not to move while it did.
+    double padding_delay = 0.02;  // seconds
+
+    // Loss given as counts (on_video_report()) is judged over at least this
+    // long: Chromium sends a compound with each NACK, some 30 ms apart,
+    // and the fraction lost over so few packets swings from 0 to 80 %.
+    std::chrono::milliseconds loss_window{500};
   };
 
   LayerChoice() = default;
@@ -94,6 +106,12 @@ class LayerChoice {
   void on_loss(Clock::time_point now, double fraction_lost);
   // One about the padding that probes its link (its RTX stream).
   void on_padding_loss(Clock::time_point now, double fraction_lost);
+  // The same from a report block's counts (RFC 3550: cumulative number
+  // lost, extended highest sequence number), as loss over loss_window.
+  void on_video_report(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq);
+  void on_padding_report(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq);
+  // A round trip a report block measured, seconds.
+  void on_round_trip(Clock::time_point now, double seconds);
   // The layer the viewer should be on (or kPaused), given what each layer
   // carries and the layer it is on or moving to (or kPaused). `current`
   // when nothing changes or the layer is pinned.
@@ -112,6 +130,18 @@ class LayerChoice {
   unsigned padding_probes_failed() const;
 
  private:
+  // Loss over a window of reports, from their counts.
+  struct LossWindow {
+    bool started = false;
+    int32_t lost = 0;
+    uint32_t highest = 0;
+    Clock::time_point since{};
+    // The share lost since the window began, once it spans `span` (-1
+    // before; the next window then begins).
+    double add(Clock::time_point now, int32_t lost, uint32_t highest, std::chrono::milliseconds span);
+  };
+  void on_loss_locked(Clock::time_point now, double fraction_lost);
+  void on_padding_loss_locked(double fraction_lost);
   uint64_t estimate_locked(Clock::time_point now) const;
   // In the first seconds after a move up (or a resume): a probe still judged.
   bool probing_locked(Clock::time_point now) const;
@@ -152,6 +182,12 @@ class LayerChoice {
   Clock::time_point next_padding_{};
   std::chrono::milliseconds padding_backoff_{0};
   unsigned padding_probes_ = 0, padding_failures_ = 0;
+  LossWindow video_window_, padding_window_;
+  // The shortest round trip of the last 5-10 s (two buckets of 5 s), and
+  // that when the padding began (-1: none).
+  double rtt_min_ = -1, rtt_min_before_ = -1;
+  Clock::time_point rtt_bucket_since_{};
+  double rtt_at_padding_ = -1;
 };
 
 }  // namespace wb

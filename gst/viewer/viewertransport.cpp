@@ -77,13 +77,22 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
        std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
     choice.on_estimate(now, feedback.remb_bitrate);
   int loss = -1, padding_loss = -1;  // of 256, for the log
+  int64_t rtt = -1;  // 1/65536 s
+  const uint64_t arrival_ntp = rtcp::ntp_from_unix_us(g_get_real_time());
   for (const auto &report : feedback.reports) {
-    if (report.block.ssrc == target.ssrc) {
-      loss = report.block.fraction_lost;
-      choice.on_loss(now, report.block.fraction_lost / 256.0);
-    } else if (target.rtx_ssrc && report.block.ssrc == target.rtx_ssrc) {
-      padding_loss = report.block.fraction_lost;
-      choice.on_padding_loss(now, report.block.fraction_lost / 256.0);
+    const rtcp::ReportBlock &block = report.block;
+    if (block.ssrc == target.ssrc) {
+      loss = block.fraction_lost;
+      choice.on_video_report(now, block.cumulative_lost, block.highest_seq);
+    } else if (target.rtx_ssrc && block.ssrc == target.rtx_ssrc) {
+      padding_loss = block.fraction_lost;
+      choice.on_padding_report(now, block.cumulative_lost, block.highest_seq);
+    }
+    // Every block of this viewer's (its audio's too) is about our streams.
+    const int64_t trip = rtcp::round_trip(block, arrival_ntp);
+    if (trip >= 0) {
+      rtt = trip;
+      choice.on_round_trip(now, double(trip) / 65536.0);
     }
   }
   // Any of the viewer's RTCP is a time to choose: a paused video gets no
@@ -96,9 +105,9 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get(), target.codec), unsigned(wanted));
   if (target.rtx_ssrc) fanout_set_probe_rate(target.fanout.get(), target.id, choice.padding());
   GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256, "
-          "padding loss %d/256; layer %d, padding %" G_GUINT64_FORMAT " bit/s",
-          target.id, choice.estimate(now), feedback.remb_bitrate ? " (REMB)" : "", loss, padding_loss, wanted,
-          choice.padding());
+          "padding loss %d/256, round trip %.1f ms; layer %d, padding %" G_GUINT64_FORMAT " bit/s",
+          target.id, choice.estimate(now), feedback.remb_bitrate ? " (REMB)" : "", loss, padding_loss,
+          rtt >= 0 ? double(rtt) * 1000 / 65536 : -1.0, wanted, choice.padding());
   if (want != unsigned(wanted)) {
     GST_INFO("subscriber %" G_GUINT64_FORMAT ": layer %d -> %d (estimate %" G_GUINT64_FORMAT " bit/s; %d: no video)",
              target.id, wanted, int(want), choice.estimate(now), int(kPaused));

@@ -8,10 +8,12 @@
 # loopback beside it. The shaped one must be moved down by its own feedback
 # (REMB, receiver reports) to a layer that fits and play it at full rate;
 # the unshaped one must play at full rate and end the window on the top
-# layer. Then the link is lifted to 5
-# Mbit/s and the shaped viewer must climb back to the top, within LIFTED
-# seconds (default 60: a move up is a probe, tried after a back-off of 15 s
-# that doubles with each failed try, up to 40 s; the time taken is printed).
+# layer. Then the link is lifted to 5 Mbit/s and the shaped viewer must
+# move up within 20 s and climb back to the top within LIFTED seconds
+# (default 60; the times taken are printed). Chromium offers RTX, so its
+# moves up are probed with padding first (docs/layers.md): a probe the
+# thin link cannot carry ends without a switch, and is tried again within
+# seconds.
 #
 # Usage (root, inside a network namespace of the test's own, as meson runs
 # it): run-layers-test.sh <gst-plugin-dir> <build-dir-for-artifacts> <tools-dir>
@@ -102,11 +104,14 @@ if (!problems.length) {
     problems.push(`the shaped viewer\x27s page shows "${p.text}", not its quality and estimate`);
   const top = l.changes.find(([, w]) => w >= 854);
   if (!top) problems.push(`on the lifted link the viewer never reached the top: ${JSON.stringify(l.changes)}`);
+  const up = l.changes.find(([, w]) => w > s.width);
+  if (!up || up[0] > 20) problems.push(`on the lifted link the viewer did not move up within 20 s: ${JSON.stringify(l.changes)}`);
 }
 if (problems.length) { console.log("FAIL: " + problems.join("; ")); process.exit(1); }
 console.log(`PASS: shaped ${s.fps.toFixed(1)} fps at ${s.widths.join(" -> ")} wide, ${s.freezes} freezes, page "${s.page.text}"; ` +
             `unshaped ${u.fps.toFixed(1)} fps at ${u.widths.join(" -> ")}, ${u.freezes} freezes; link lifted: top layer after ` +
-            `${l.changes.find(([, w]) => w >= 854)[0]} s (${JSON.stringify(l.changes)}, [s, width])`);
+            `${l.changes.find(([, w]) => w >= 854)[0]} s, first move up after ${l.changes.find(([, w]) => w > s.width)[0]} s ` +
+            `(${JSON.stringify(l.changes)}, [s, width])`);
 ' "$ARTIFACTS/layers-shaped.json" "$ARTIFACTS/layers-unshaped.json"
 rc=$?
 [ $rc -eq 0 ] || print_log

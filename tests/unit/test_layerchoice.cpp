@@ -394,3 +394,63 @@ TEST(LayerChoice, LossCausedByPaddingDoesNotMoveTheViewerDown) {
   EXPECT_TRUE(v.moves.empty()) << "first move at " << v.moves.front().first << " s to " << v.moves.front().second;
   EXPECT_GE(v.choice.padding_probes_failed(), 3u);
 }
+
+// Chromium sends a compound with each NACK, some 30 ms apart: the fraction
+// lost in each swings between 0 and 80 % on a link that loses a few
+// percent, and two such in a row read as heavy loss (a pause, on a lowest
+// layer before any estimate: seen in browser-layers). Judged from the
+// counts over half a second, it is light loss: no move.
+TEST(LayerChoice, LossIsJudgedOverHalfASecondNotPerCompound) {
+  LayerChoice choice;
+  auto now = LayerChoice::Clock::time_point{} + 1h;
+  int32_t lost = 0;
+  uint32_t highest = 1000;
+  unsigned layer = 2;
+  for (int i = 0; i < 300; ++i) {  // 9 s of compounds 30 ms apart, ~2 packets each
+    now += 30ms;
+    highest += 2;
+    // 2 packets in 50 (4 %), in two compounds in a row that each say "50 %".
+    if (i % 25 == 3 || i % 25 == 4) ++lost;
+    choice.on_video_report(now, lost, highest);
+    layer = choice.choose(now, kRates, layer);
+    ASSERT_EQ(layer, 2u) << "at " << i;
+  }
+  // Heavy loss over the windows still counts: 30 % for a second.
+  for (int i = 0; i < 40 && layer == 2; ++i) {
+    now += 30ms;
+    highest += 10;
+    lost += 3;
+    choice.on_video_report(now, lost, highest);
+    layer = choice.choose(now, kRates, layer);
+  }
+  EXPECT_EQ(layer, wb::kPaused) << "heavy loss on the lowest layer, no estimate";
+}
+
+// A link's buffer can take a small excess for seconds without loss (a
+// token bucket's burst): the round trip growing past the one measured
+// before the padding ends it first.
+TEST(LayerChoice, ARoundTripThatGrowsEndsPaddingBeforeAnyLoss) {
+  LayerChoice::Config config;
+  config.padding = true;
+  LayerChoice choice(config);
+  auto now = LayerChoice::Clock::time_point{} + 1h;
+  unsigned layer = 2;
+  for (int i = 0; i < 50 && !choice.padding(); ++i) {
+    now += 200ms;
+    choice.on_estimate(now, 300000);
+    choice.on_loss(now, 0);
+    choice.on_round_trip(now, 0.030);
+    layer = choice.choose(now, kRates, layer);
+  }
+  ASSERT_GT(choice.padding(), 0u) << "it pads";
+  now += 200ms;
+  choice.on_round_trip(now, 0.045);  // within 20 ms of 30: noise
+  layer = choice.choose(now, kRates, layer);
+  EXPECT_GT(choice.padding(), 0u);
+  now += 200ms;
+  choice.on_round_trip(now, 0.080);  // the queue fills
+  layer = choice.choose(now, kRates, layer);
+  EXPECT_EQ(choice.padding(), 0u);
+  EXPECT_EQ(layer, 2u);
+  EXPECT_EQ(choice.padding_probes_failed(), 1u);
+}
