@@ -124,6 +124,9 @@ uint64_t LayerChoice::estimate(Clock::time_point now) const {
 }
 
 void LayerChoice::end_padding_locked(Clock::time_point now, bool failed) {
+  // How far up the ramp it got: a link that failed early is far from the
+  // next layer, and is probed less often.
+  const bool near_miss = padding_ >= padding_full_ / 2;
   padding_for_ = kMaxLayers;
   padding_ = 0;
   padding_failed_ = false;
@@ -131,7 +134,8 @@ void LayerChoice::end_padding_locked(Clock::time_point now, bool failed) {
   remb_fell_ = false;
   if (!failed) return;
   ++padding_failures_;
-  padding_backoff_ = std::min(config_.max_padding_backoff, std::max(config_.padding_backoff, padding_backoff_ * 2));
+  const auto most = near_miss ? config_.max_padding_backoff : config_.max_padding_backoff_far;
+  padding_backoff_ = std::min(most, std::max(config_.padding_backoff, padding_backoff_ * 2));
   next_padding_ = now + padding_backoff_;
   calm_ = false;
 }
@@ -148,12 +152,14 @@ unsigned LayerChoice::pad_locked(Clock::time_point now, const Rates &rates, unsi
     padding_backoff_ = std::chrono::milliseconds(0);
     return passed;
   }
-  // From a fifth of the way at once (the first report comes ~200 ms later).
+  // From a tenth of the way at once (the first report comes 0.2-1 s later):
+  // a link that cannot take even that says so before the full excess.
   const double share = std::clamp(std::chrono::duration<double>(elapsed).count() /
                                       std::chrono::duration<double>(config_.padding_ramp).count(),
-                                  0.2, 1.0);
+                                  0.1, 1.0);
   const double top = double(rates[padding_for_]) * config_.padding_over - double(rates[current]);
-  padding_ = top > 0 ? uint64_t(top * share) : 0;
+  padding_full_ = top > 0 ? uint64_t(top) : 0;
+  padding_ = uint64_t(double(padding_full_) * share);
   return current;
 }
 

@@ -74,17 +74,20 @@ class LayerChoice {
     // estimate, fails it at once and the padding stops: the viewer's video
     // never left its layer. Otherwise it moves up.
     bool padding = false;
-    double padding_over = 1.1;
+    double padding_over = 1.05;
     std::chrono::milliseconds padding_ramp{1000};
-    std::chrono::milliseconds padding_hold{1500};
+    std::chrono::milliseconds padding_hold{2500};
     // Calm this long before padding (up_after is for probes by switching).
     std::chrono::milliseconds padding_after{2500};
     double padding_loss = 0.05;
     // After a failed one, the next waits this long, doubling up to the
     // most: cheap, so often enough that a link that widens is climbed in
-    // seconds.
+    // seconds. One that failed in the first half of its ramp (the link is
+    // far from the next layer: generated viewers on 300 kbit/s links
+    // probing 800) doubles up to the second.
     std::chrono::milliseconds padding_backoff{2000};
     std::chrono::milliseconds max_padding_backoff{4000};
+    std::chrono::milliseconds max_padding_backoff_far{16000};
     // A round trip this much longer than the shortest of the seconds before
     // the padding (the link's queue filling) fails it too, before any loss:
     // a link's buffer can take seconds of a small excess (a token bucket's
@@ -174,7 +177,8 @@ class LayerChoice {
   // The padding probe (the layer it is for; kMaxLayers: none).
   unsigned padding_for_ = kMaxLayers;
   Clock::time_point padding_since_{};
-  uint64_t padding_ = 0;
+  uint64_t padding_ = 0;       // sent now
+  uint64_t padding_full_ = 0;  // at the top of the ramp
   bool padding_failed_ = false;  // by a report since the last choice
   uint64_t remb_at_padding_ = 0;  // the estimate when it began
   // Reports just after one describe it, not the layer.

@@ -454,3 +454,21 @@ TEST(LayerChoice, ARoundTripThatGrowsEndsPaddingBeforeAnyLoss) {
   EXPECT_EQ(layer, 2u);
   EXPECT_EQ(choice.padding_probes_failed(), 1u);
 }
+
+// A link far from the next layer (its first reports already fail the
+// padding) is probed less and less often, up to every 16 s; one that
+// nearly carried it keeps being probed every few seconds, so that it is
+// climbed soon after it widens.
+TEST(LayerChoice, PaddingThatFailsEarlyBacksOffLongerThanANearMiss) {
+  for (const uint64_t capacity : {300000u, 780000u}) {
+    PaddedViewer v;
+    v.capacity = capacity;
+    v.run(120);
+    EXPECT_TRUE(v.moves.empty()) << capacity << ": first move at " << v.moves.front().first << " s to "
+                                 << v.moves.front().second;
+    std::cout << "[ trace    ] a " << capacity / 1000 << " kbit/s link: " << v.choice.padding_probes()
+              << " padding probes in 120 s\n";
+    if (capacity == 300000u) EXPECT_LE(v.choice.padding_probes(), 10u);
+    else EXPECT_GE(v.choice.padding_probes(), 15u);
+  }
+}
