@@ -34,11 +34,73 @@ double packets_at(const std::vector<Sample> &samples, gint64 unix_ms) {
 
 JsonObject *member(JsonObject *o, const char *name) { return json_object_get_object_member(o, name); }
 
+// One run of the generator against `url` with `args`, its summary written
+// as JSON: started at once, waited for by finish().
+class LoadRun {
+ public:
+  LoadRun(const std::string &url, std::vector<std::string> args) {
+    const char *load = g_getenv("WB_TEST_LOAD");
+    if (!load) {
+      error_ = "WB_TEST_LOAD must name build/tools/gst-broadcast-load";
+      return;
+    }
+    int fd = g_file_open_tmp("load-XXXXXX.json", &json_path_, nullptr);
+    if (fd < 0) {
+      error_ = "no temporary file";
+      return;
+    }
+    close(fd);
+    std::vector<std::string> argv = {load, "--url", url, "--json", json_path_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<const char *> c_argv;
+    for (const auto &a : argv) c_argv.push_back(a.c_str());
+    c_argv.push_back(nullptr);
+    GError *error = nullptr;
+    process_ = g_subprocess_newv(c_argv.data(),
+                                 GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE),
+                                 &error);
+    if (!process_) {
+      error_ = error->message;
+      g_error_free(error);
+    }
+  }
+  ~LoadRun() {
+    if (process_) {
+      g_subprocess_force_exit(process_);
+      g_object_unref(process_);
+    }
+    if (parser_) g_object_unref(parser_);
+    if (json_path_) g_unlink(json_path_);
+    g_free(json_path_);
+  }
+  const std::string &error() const { return error_; }
+  // Waits for its end (printing what it printed); its exit status, -1 if
+  // it did not start.
+  int finish() {
+    if (!process_) return -1;
+    gchar *output = nullptr;
+    g_subprocess_communicate_utf8(process_, nullptr, nullptr, &output, nullptr, nullptr);
+    std::cout << (output ? output : "");
+    g_free(output);
+    const int status = g_subprocess_get_exit_status(process_);
+    g_clear_object(&process_);
+    parser_ = json_parser_new();
+    if (!json_parser_load_from_file(parser_, json_path_, nullptr)) g_clear_object(&parser_);
+    return status;
+  }
+  // The summary, after finish() (nullptr if it wrote none).
+  JsonObject *summary() const { return parser_ ? json_node_get_object(json_parser_get_root(parser_)) : nullptr; }
+
+ private:
+  std::string error_;
+  gchar *json_path_ = nullptr;
+  GSubprocess *process_ = nullptr;
+  JsonParser *parser_ = nullptr;
+};
+
 }  // namespace
 
 TEST(LoadGenerator, FiveViewersCountWhatADecodingViewerReceives) {
-  const char *load = g_getenv("WB_TEST_LOAD");
-  ASSERT_TRUE(load) << "WB_TEST_LOAD must name build/tools/gst-broadcast-load";
   Broadcast broadcast(Broadcast::Options{});
   ASSERT_TRUE(broadcast.start()) << broadcast.last_error();
   ASSERT_TRUE(broadcast.wait_media_flowing());
@@ -60,29 +122,13 @@ TEST(LoadGenerator, FiveViewersCountWhatADecodingViewerReceives) {
     }
   });
 
-  gchar *json_path = nullptr;
-  int fd = g_file_open_tmp("load-XXXXXX.json", &json_path, nullptr);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  GError *error = nullptr;
-  GSubprocess *process = g_subprocess_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE),
-                                          &error, load, "--url", broadcast.url().c_str(), "--viewers", "5", "--hold",
-                                          "5", "--json", json_path, nullptr);
-  ASSERT_TRUE(process) << error->message;
-  gchar *output = nullptr;
-  g_subprocess_communicate_utf8(process, nullptr, nullptr, &output, nullptr, nullptr);
+  LoadRun generator(broadcast.url(), {"--viewers", "5", "--hold", "5"});
+  ASSERT_EQ(generator.error(), "");
+  EXPECT_EQ(generator.finish(), 0);
   sampling = false;
   sampler.join();
-  std::cout << output;
-  EXPECT_EQ(g_subprocess_get_exit_status(process), 0);
-  g_free(output);
-  g_object_unref(process);
-
-  JsonParser *parser = json_parser_new();
-  ASSERT_TRUE(json_parser_load_from_file(parser, json_path, nullptr));
-  g_unlink(json_path);
-  g_free(json_path);
-  JsonObject *run = json_node_get_object(json_parser_get_root(parser));
+  JsonObject *run = generator.summary();
+  ASSERT_TRUE(run);
   EXPECT_EQ(json_object_get_int_member(run, "connected"), 5);
   EXPECT_EQ(json_object_get_int_member(run, "failed"), 0);
   EXPECT_EQ(json_object_get_int_member(run, "never_got_media"), 0);
@@ -112,7 +158,6 @@ TEST(LoadGenerator, FiveViewersCountWhatADecodingViewerReceives) {
     EXPECT_NEAR(rate, reference, reference * 0.05) << "viewer " << i;
     EXPECT_GE(json_object_get_double_member(v, "first_keyframe_ms"), 0) << "viewer " << i;
   }
-  g_object_unref(parser);
 }
 
 namespace {
@@ -178,8 +223,6 @@ TEST(LoadGenerator, AViewerAskingForAKeyframeEvery100msCostsTheOthersAFew) {
 // generator's viewers ask again after it, as a browser page does, instead
 // of counting the node as failed.
 TEST(LoadGenerator, ViewersRefusedUntilMediaFlowsAskAgainAfterRetryAfter) {
-  const char *load = g_getenv("WB_TEST_LOAD");
-  ASSERT_TRUE(load) << "WB_TEST_LOAD must name build/tools/gst-broadcast-load";
   const unsigned port = free_tcp_port();
   Broadcast node("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! "
                  "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=500 ! "
@@ -189,15 +232,8 @@ TEST(LoadGenerator, ViewersRefusedUntilMediaFlowsAskAgainAfterRetryAfter) {
                  port);
   ASSERT_TRUE(node.start()) << node.last_error();
 
-  gchar *json_path = nullptr;
-  int fd = g_file_open_tmp("load-XXXXXX.json", &json_path, nullptr);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  GError *error = nullptr;
-  GSubprocess *process = g_subprocess_new(GSubprocessFlags(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE),
-                                          &error, load, "--url", node.url().c_str(), "--viewers", "3", "--hold", "2",
-                                          "--json", json_path, nullptr);
-  ASSERT_TRUE(process) << error->message;
+  LoadRun generator(node.url(), {"--viewers", "3", "--hold", "2"});
+  ASSERT_EQ(generator.error(), "");
   // Media flows only once the node has refused every viewer's offer.
   auto refused = [&] {
     HttpResponse r = http_request("GET", node.url("/stats"));
@@ -216,22 +252,13 @@ TEST(LoadGenerator, ViewersRefusedUntilMediaFlowsAskAgainAfterRetryAfter) {
     g_object_set(v, "drop", FALSE, nullptr);
     gst_object_unref(v);
   }
-  gchar *output = nullptr;
-  g_subprocess_communicate_utf8(process, nullptr, nullptr, &output, nullptr, nullptr);
-  std::cout << output;
+  const int status = generator.finish();
   ASSERT_TRUE(saw_refusal) << "the node did not refuse the three offers";
-  EXPECT_EQ(g_subprocess_get_exit_status(process), 0);
-  g_free(output);
-  g_object_unref(process);
-
-  JsonParser *parser = json_parser_new();
-  ASSERT_TRUE(json_parser_load_from_file(parser, json_path, nullptr));
-  g_unlink(json_path);
-  g_free(json_path);
-  JsonObject *run = json_node_get_object(json_parser_get_root(parser));
+  EXPECT_EQ(status, 0);
+  JsonObject *run = generator.summary();
+  ASSERT_TRUE(run);
   EXPECT_EQ(json_object_get_int_member(run, "connected"), 3);
   EXPECT_EQ(json_object_get_int_member(run, "keyframes_seen"), 3);
   EXPECT_GE(json_object_get_int_member(run, "offers_sent_again"), 3);
   EXPECT_GE(refused(), 3);
-  g_object_unref(parser);
 }
