@@ -150,6 +150,9 @@ unsigned LayerChoice::pad_locked(Clock::time_point now, const Rates &rates, unsi
     const unsigned passed = padding_for_;
     end_padding_locked(now, false);
     padding_backoff_ = std::chrono::milliseconds(0);
+    // What follows is the switch's: its loss must count (a switch that does
+    // not fit is judged in its first seconds, as any move up).
+    padding_ended_ = Clock::time_point{};
     return passed;
   }
   // From a tenth of the way at once (the first report comes 0.2-1 s later):

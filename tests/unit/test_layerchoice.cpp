@@ -472,3 +472,20 @@ TEST(LayerChoice, PaddingThatFailsEarlyBacksOffLongerThanANearMiss) {
     else EXPECT_GE(v.choice.padding_probes(), 15u);
   }
 }
+
+// Padding that passed says the link carried the rate then; the switch that
+// follows is still judged at once, as any move up: a layer that does not
+// fit after all is left within a report or two.
+TEST(LayerChoice, ASwitchAfterPaddingPassedIsStillJudgedAtOnce) {
+  PaddedViewer v;
+  v.capacity = 20000000;
+  for (int i = 0; i < 200 && v.moves.empty(); ++i) v.step();
+  ASSERT_EQ(v.moves.size(), 1u);
+  ASSERT_EQ(v.layer, 1u);
+  v.capacity = 500000;  // the link narrows just as the viewer switched
+  const double narrowed = v.t;
+  v.run(3);
+  ASSERT_EQ(v.moves.size(), 2u);
+  EXPECT_EQ(v.moves[1].second, 2u);
+  EXPECT_LE(v.moves[1].first - narrowed, 0.6);
+}
