@@ -458,9 +458,7 @@ uint64_t pad(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out
   const size_t packets = size_t(sub.padding_owed / kPaddingCost);
   if (!packets) return 0;
   sub.padding_owed -= double(packets) * kPaddingCost;
-  const wb::RtpPacketRef &last = batch.refs.back();
-  const uint32_t rtp_time = uint32_t(last.data[4] << 24 | last.data[5] << 16 | last.data[6] << 8 | last.data[7]) +
-                            sub.rewrite.ts_offset;
+  const uint32_t rtp_time = timestamp_of(batch.refs.back()) + sub.rewrite.ts_offset;
   const uint64_t bytes =
       sub.direct->send_padding(sub.padding_pt, sub.padding_ssrc, &sub.padding_seq, rtp_time, packets, out);
   core.padding_out.fetch_add(bytes, std::memory_order_relaxed);

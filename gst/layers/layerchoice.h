@@ -7,7 +7,9 @@
 // the estimate falls (the receiver saw its delay grow: overuse) below the
 // layer's rate and stays there for a second, to the highest layer that
 // fits it with headroom; or one down on heavy loss. A rising estimate under the layer's rate is the
-// receiver still ramping up after a move, not congestion. Up one layer at a time, once the current one has gone calm
+// receiver still ramping up after a move, not congestion. A viewer that can be padded (Config::padding:
+// it has an RTX stream) is moved up only after padding at the next layer's rate held without loss or
+// a growing round trip; the rest of this paragraph is the move up of the others. Up one layer at a time, once the current one has gone calm
 // (no congestion, little loss) for a while: the receiver's estimate cannot
 // say whether the next layer fits (libwebrtc caps it near 1.5 times what
 // arrives, and layers are further apart), so a move up is a probe. A move
