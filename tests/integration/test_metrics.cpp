@@ -245,9 +245,12 @@ TEST(Metrics, AScrapeWithViewersWatchingPassesPromtoolAndPrometheusReadsTheirNum
   EXPECT_TRUE(prometheus.wait_value("broadcast_report_rtt_seconds_count", above(0), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_rtcp_received_packets_total", above(0), &v)) << v;
   EXPECT_TRUE(prometheus.wait_value("broadcast_rtcp_rejected_packets_total", equals(0), &v)) << v;
-  // Over loopback the round trip is well under 100 ms.
+  // Round trips are read in seconds: over loopback every one is well
+  // under the 0.8 s bucket (a unit slip would put them far beyond it). Not
+  // 0.1 s: a viewer's report can wait that long in a busy process, as in
+  // one CI run under ASan (23 of 24 under 0.1 s).
   EXPECT_TRUE(prometheus.wait_value(
-      "broadcast_report_rtt_seconds_bucket{le=\"0.1\"} / ignoring(le) broadcast_report_rtt_seconds_count", equals(1), &v))
+      "broadcast_report_rtt_seconds_bucket{le=\"0.8\"} / ignoring(le) broadcast_report_rtt_seconds_count", equals(1), &v))
       << v;
 
   b.disconnect();
