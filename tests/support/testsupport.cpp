@@ -31,18 +31,25 @@ bool wait_until(const std::function<bool()> &condition, std::chrono::millisecond
   return true;
 }
 
+// Below Linux's ephemeral range (32768-60999): a port the kernel picked
+// for us from that range can be taken, between our check and the node's
+// bind, as the local port of any client connection on the machine (seen
+// under ASan: "Address already in use" on a port this returned).
 unsigned free_tcp_port() {
-  GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
   GInetAddress *lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
-  GSocketAddress *addr = g_inet_socket_address_new(lo, 0);
-  g_socket_bind(sock, addr, TRUE, nullptr);
-  GSocketAddress *bound = g_socket_get_local_address(sock, nullptr);
-  unsigned port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
-  g_object_unref(bound);
-  g_object_unref(addr);
+  unsigned port = 0;
+  for (int attempt = 0; attempt < 200 && !port; ++attempt) {
+    const unsigned candidate = unsigned(g_random_int_range(20000, 32768));
+    GSocket *sock = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, nullptr);
+    GSocketAddress *addr = g_inet_socket_address_new(lo, guint16(candidate));
+    if (sock && g_socket_bind(sock, addr, FALSE, nullptr)) port = candidate;
+    g_object_unref(addr);
+    if (sock) {
+      g_socket_close(sock, nullptr);
+      g_object_unref(sock);
+    }
+  }
   g_object_unref(lo);
-  g_socket_close(sock, nullptr);
-  g_object_unref(sock);
   return port;
 }
 
