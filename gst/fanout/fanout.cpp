@@ -455,12 +455,14 @@ uint64_t pad(Core &core, Subscriber &sub, const Batch &batch, wb::SendBatch &out
   if (sub.padded_at_us)
     sub.padding_owed += double(rate) / 8 * double(std::min(now - sub.padded_at_us, kMaxPaddedGapUs)) / G_USEC_PER_SEC;
   sub.padded_at_us = now;
-  const size_t packets = size_t(sub.padding_owed / kPaddingCost);
+  const uint8_t abs_send_time = sub.rewrite.abs_send_time_id;
+  const double cost = kPaddingCost + (abs_send_time ? double(wb::kAbsSendTimeBlock) / 1.04 : 0);
+  const size_t packets = size_t(sub.padding_owed / cost);
   if (!packets) return 0;
-  sub.padding_owed -= double(packets) * kPaddingCost;
+  sub.padding_owed -= double(packets) * cost;
   const uint32_t rtp_time = timestamp_of(batch.refs.back()) + sub.rewrite.ts_offset;
-  const uint64_t bytes =
-      sub.direct->send_padding(sub.padding_pt, sub.padding_ssrc, &sub.padding_seq, rtp_time, packets, out);
+  const uint64_t bytes = sub.direct->send_padding(sub.padding_pt, sub.padding_ssrc, &sub.padding_seq, rtp_time,
+                                                  packets, abs_send_time, out);
   core.padding_out.fetch_add(bytes, std::memory_order_relaxed);
   return bytes;
 }

@@ -31,6 +31,30 @@ void write_u32(uint8_t *p, uint32_t v) {
   p[3] = uint8_t(v);
 }
 
+// abs-send-time: seconds in 6.18 fixed point, 24 bits (wrapping every 64 s).
+// Any clock will do: the receiver uses only differences.
+uint32_t abs_send_time_now() {
+  return uint32_t((uint64_t(g_get_monotonic_time()) << 18) / G_USEC_PER_SEC) & 0xffffff;
+}
+
+// Sets the X bit of the RTP header in `slot` (fixed part and CSRCs already
+// there) and writes after them an extension block holding abs-send-time
+// alone. Returns the header's new length.
+size_t write_abs_send_time(uint8_t *slot, uint8_t id, uint32_t sent_at) {
+  const size_t fixed = 12 + 4 * size_t(slot[0] & 0x0f);
+  slot[0] |= 0x10;
+  uint8_t *ext = slot + fixed;
+  ext[0] = 0xbe;  // RFC 8285's one-byte header profile
+  ext[1] = 0xde;
+  ext[2] = 0;
+  ext[3] = 1;  // one 32-bit word follows
+  ext[4] = uint8_t(id << 4 | 2);  // 3 bytes of data
+  ext[5] = uint8_t(sent_at >> 16);
+  ext[6] = uint8_t(sent_at >> 8);
+  ext[7] = uint8_t(sent_at);
+  return fixed + kAbsSendTimeBlock;
+}
+
 }  // namespace
 
 struct SendBatch::Slots {
@@ -186,11 +210,12 @@ std::unique_ptr<SrtpSender> SrtpSender::create(std::shared_ptr<const MediaRoute>
 }
 
 size_t SrtpSender::send_padding(uint8_t payload_type, uint32_t ssrc, uint16_t *seq, uint32_t rtp_time, size_t count,
-                                SendBatch &batch) {
+                                uint8_t abs_send_time_id, SendBatch &batch) {
   route_->refresh(&route_seen_, &target_);
   if (target_.fd < 0 || !count) return 0;
   if (!padding_srtp_) padding_srtp_ = SrtpContext::create(profile_, key_salt_.data());
   if (!padding_srtp_) return 0;
+  const uint32_t sent_at = abs_send_time_id ? abs_send_time_now() : 0;
   size_t bytes = 0;
   for (size_t i = 0; i < count; ++i) {
     uint8_t *slot = batch.next_slot();
@@ -200,10 +225,11 @@ size_t SrtpSender::send_padding(uint8_t payload_type, uint32_t ssrc, uint16_t *s
     slot[3] = uint8_t(*seq);
     write_u32(slot + 4, rtp_time);
     write_u32(slot + 8, ssrc);
-    memset(slot + 12, 0, kPaddingLength - 1);
-    slot[kPaddingPacketSize - 1] = uint8_t(kPaddingLength);
-    size_t len = kPaddingPacketSize;
-    if (!padding_srtp_->protect(slot, &len, 12)) break;
+    const size_t header = abs_send_time_id ? write_abs_send_time(slot, abs_send_time_id, sent_at) : 12;
+    memset(slot + header, 0, kPaddingLength - 1);
+    slot[header + kPaddingLength - 1] = uint8_t(kPaddingLength);
+    size_t len = header + kPaddingLength;
+    if (!padding_srtp_->protect(slot, &len, header)) break;
     batch.commit(len, target_);
     bytes += len;
     ++*seq;
@@ -218,11 +244,23 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite
   uint32_t queued = 0, payload_octets = 0;
   const RtpPacketRef *last = nullptr;
   uint32_t last_rtp_time = 0;
+  const uint32_t sent_at = rewrite.abs_send_time_id ? abs_send_time_now() : 0;
+  const size_t extra = rewrite.abs_send_time_id ? kAbsSendTimeBlock : 0;
   for (size_t i = 0; i < count; ++i) {
     const RtpPacketRef &p = packets[i];
-    if (p.size + SrtpContext::kMaxTagLength > SendBatch::slot_size() || p.header_len < 12) continue;
+    if (p.size + extra + SrtpContext::kMaxTagLength > SendBatch::slot_size() || p.header_len < 12) continue;
     uint8_t *slot = batch.next_slot();
-    memcpy(slot, p.data, p.size);
+    size_t len = p.size, header = p.header_len;
+    if (rewrite.abs_send_time_id) {
+      const size_t fixed = 12 + 4 * size_t(p.data[0] & 0x0f);  // with the CSRCs
+      if (fixed > p.header_len) continue;
+      memcpy(slot, p.data, fixed);
+      header = write_abs_send_time(slot, rewrite.abs_send_time_id, sent_at);
+      memcpy(slot + header, p.data + p.header_len, p.size - p.header_len);
+      len = header + (p.size - p.header_len);
+    } else {
+      memcpy(slot, p.data, p.size);
+    }
     slot[1] = uint8_t((slot[1] & 0x80) | (rewrite.payload_type & 0x7f));
     const uint16_t seq = uint16_t((slot[2] << 8 | slot[3]) + rewrite.seq_offset);
     const uint32_t rtp_time = read_u32(slot + 4) + rewrite.ts_offset;
@@ -230,8 +268,7 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite
     slot[3] = uint8_t(seq);
     write_u32(slot + 4, rtp_time);
     write_u32(slot + 8, rewrite.ssrc);
-    size_t len = p.size;
-    if (!srtp_->protect(slot, &len, p.header_len)) continue;  // only a malformed packet fails
+    if (!srtp_->protect(slot, &len, header)) continue;  // only a malformed packet fails
     batch.commit(len, target_);
     bytes += len;
     payload_octets += uint32_t(p.size - p.header_len);

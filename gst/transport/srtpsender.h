@@ -41,7 +41,16 @@ struct Rewrite {
   uint32_t ssrc = 0;
   uint16_t seq_offset = 0;  // added to the shared stream's sequence number
   uint32_t ts_offset = 0;   // added to the shared stream's RTP timestamp
+  // The viewer's id for abs-send-time (RFC 8285 one-byte header extension,
+  // 1-14; 0: not negotiated). With it, each packet says when it left, and
+  // Chromium's estimate (REMB) follows the queue on the viewer's link
+  // instead of guessing send times from RTP timestamps. The shared stream's
+  // own extensions (ids the viewer never agreed to) are then dropped.
+  uint8_t abs_send_time_id = 0;
 };
+
+// The abs-send-time extension block: its 4-byte header and one element.
+constexpr size_t kAbsSendTimeBlock = 8;
 
 // Where a viewer's packets go.
 struct UdpTarget {
@@ -157,10 +166,11 @@ class SrtpSender {
   // its own: what probes a viewer's link without touching its media.
   static constexpr size_t kPaddingLength = 255;
   static constexpr size_t kPaddingPacketSize = 12 + kPaddingLength;  // as RTP, before SRTP
-  // Queues `count` of them numbered from `*seq` on (which it advances).
-  // Returns the bytes queued.
+  // Queues `count` of them numbered from `*seq` on (which it advances),
+  // with abs-send-time when `abs_send_time_id` is set (kAbsSendTimeBlock
+  // more bytes each). Returns the bytes queued.
   size_t send_padding(uint8_t payload_type, uint32_t ssrc, uint16_t *seq, uint32_t rtp_time, size_t count,
-                      SendBatch &batch);
+                      uint8_t abs_send_time_id, SendBatch &batch);
 
  private:
   explicit SrtpSender(std::shared_ptr<const MediaRoute> route) : route_(std::move(route)) {}

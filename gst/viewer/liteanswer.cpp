@@ -167,6 +167,7 @@ std::string write_lite_answer(const std::string &offer_sdp, const OfferCheck &ch
     }
     for (const auto &fb : sdp_values_for_pt(media, "rtcp-fb", pt))
       if (feedback_we_honour(fb)) out << "a=rtcp-fb:" << pt << " " << fb << "\r\n";
+    if (choice.abs_send_time_id) out << "a=extmap:" << choice.abs_send_time_id << " " << kAbsSendTimeUri << "\r\n";
     // RTX carries only the padding that probes the link (NACKs are answered
     // with the packet itself): a receiver counts it into its estimate only
     // on an SSRC it was told of.

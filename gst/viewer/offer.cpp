@@ -118,6 +118,31 @@ int rtx_of(const GstSDPMedia *media, int pt) {
   return -1;
 }
 
+// The offer's id for abs-send-time in `media` (0: none, or one a one-byte
+// header cannot carry, or a direction in which we would not send it).
+int abs_send_time_id_of(const GstSDPMedia *media) {
+  for (guint i = 0; i < gst_sdp_media_attributes_len(media); ++i) {
+    const GstSDPAttribute *attr = gst_sdp_media_get_attribute(media, i);
+    if (!attr->key || strcmp(attr->key, "extmap") != 0 || !attr->value) continue;
+    char *end = nullptr;
+    const long id = strtol(attr->value, &end, 10);
+    if (end == attr->value || id < 1 || id > 14) continue;
+    std::string rest(end);
+    if (!rest.empty() && rest[0] == '/') {
+      const size_t space = rest.find(' ');
+      const std::string direction = rest.substr(1, space == std::string::npos ? std::string::npos : space - 1);
+      if (direction != "recvonly" && direction != "sendrecv") continue;
+      rest = space == std::string::npos ? "" : rest.substr(space);
+    }
+    const size_t start = rest.find_first_not_of(' ');
+    if (start == std::string::npos) continue;
+    const size_t stop = rest.find(' ', start);
+    if (rest.compare(start, stop == std::string::npos ? std::string::npos : stop - start, kAbsSendTimeUri) == 0)
+      return int(id);
+  }
+  return 0;
+}
+
 }  // namespace
 
 ParsedSdp::~ParsedSdp() {
@@ -224,6 +249,7 @@ OfferCheck check_offer(const std::string &sdp, const std::vector<StreamFormat> &
         choice.profile_level_id =
             fmtp_param(fmtp_of(media, choice.payload_type), "profile-level-id");
         if (choice.kind == "video") choice.rtx_payload_type = rtx_of(media, choice.payload_type);
+        choice.abs_send_time_id = abs_send_time_id_of(media);
         GstCaps *caps = gst_sdp_media_get_caps_from_media(media, choice.payload_type);
         if (!caps) {
           check.status = 400;

@@ -24,6 +24,9 @@ struct StreamFormat {
   std::string h264_profile_level_id;  // e.g. "42e01f", empty if not known
 };
 
+// The RTP header extension that says when a packet was sent.
+constexpr const char *kAbsSendTimeUri = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+
 // The choice for one m-line of the offer.
 struct MediaChoice {
   guint mline = 0;
@@ -35,6 +38,9 @@ struct MediaChoice {
   // Video: the offer's RTX payload type for it (-1: none), on which the
   // ICE-lite path sends the padding that probes a viewer's link.
   int rtx_payload_type = -1;
+  // The offer's id for abs-send-time on this m-line (RFC 8285 one-byte ids,
+  // 1-14; 0: not offered), which the ICE-lite path then writes.
+  int abs_send_time_id = 0;
   CapsPtr caps;                  // RTP caps for that payload type, as offered
   std::string reason;            // why rejected
   bool accepted() const { return payload_type >= 0; }

@@ -126,7 +126,9 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
     if (!choice.accepted()) continue;
     WbFanout *fanout = choice.kind == "video" ? video : audio;
     if (!fanout) continue;
-    const Rewrite rewrite{uint8_t(choice.payload_type), g_random_int()};
+    Rewrite rewrite{uint8_t(choice.payload_type), g_random_int()};
+    // Only our own senders write it (the answer offers it on the ICE-lite path alone).
+    if (!sink_for) rewrite.abs_send_time_id = uint8_t(choice.abs_send_time_id);
     gint clock_rate = 0;
     gst_structure_get_int(gst_caps_get_structure(choice.caps.get(), 0), "clock-rate", &clock_rate);
     SubscriberId id = 0;

@@ -419,6 +419,38 @@ TEST(LiteAnswer, AnRtxStreamForPaddingIsAnsweredWithItsSsrcInAFidGroup) {
   EXPECT_EQ(write_lite_answer(kChromeLikeOffer, check, params).find("rtx"), std::string::npos);
 }
 
+// abs-send-time, when offered, is answered with the offer's id on each
+// section we send, so that Chromium's estimate sees when each packet left.
+TEST(LiteAnswer, AbsSendTimeIsAnsweredWithTheOfferedIdOnlyWhereOffered) {
+  const std::string ext = std::string(" ") + kAbsSendTimeUri + "\r\n";
+  std::string offer = replace_all(kChromeLikeOffer, "a=rtpmap:106 H264/90000\r\n",
+                                  "a=rtpmap:106 H264/90000\r\na=extmap:3" + ext +
+                                      "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n");
+  offer = replace_all(offer, "a=rtpmap:111 opus/48000/2\r\n", "a=rtpmap:111 opus/48000/2\r\na=extmap:5/recvonly" + ext);
+  OfferCheck check = check_offer(offer, h264("42e01f"), opus());
+  ASSERT_EQ(check.status, 0) << check.error;
+  ASSERT_EQ(check.media.size(), 2u);
+  EXPECT_EQ(check.media[0].abs_send_time_id, 3);
+  EXPECT_EQ(check.media[1].abs_send_time_id, 5);
+  const std::string answer = write_lite_answer(offer, check, lite_params({1111, 3333}));
+  const size_t audio = answer.find("m=audio");
+  ASSERT_NE(audio, std::string::npos) << answer;
+  EXPECT_LT(answer.find("a=extmap:3" + ext), audio) << answer;
+  EXPECT_GT(answer.find("a=extmap:5" + ext), audio) << answer;
+  EXPECT_EQ(answer.find("sdes:mid"), std::string::npos) << "not ours to write: " << answer;
+
+  // Ids a one-byte header cannot carry, and a direction we would not send
+  // in, are not taken.
+  for (const char *bad : {"a=extmap:15", "a=extmap:0", "a=extmap:3/sendonly", "a=extmap:x"}) {
+    const std::string o = replace_all(kChromeLikeOffer, "a=rtpmap:106 H264/90000\r\n",
+                                      "a=rtpmap:106 H264/90000\r\n" + std::string(bad) + ext);
+    check = check_offer(o, h264("42e01f"), opus());
+    ASSERT_EQ(check.status, 0) << check.error;
+    EXPECT_EQ(check.media[0].abs_send_time_id, 0) << bad;
+    EXPECT_EQ(write_lite_answer(o, check, lite_params({1111, 3333})).find("abs-send-time"), std::string::npos) << bad;
+  }
+}
+
 TEST(Offer, PushOffersKeepEverySectionOnAPortInsteadOfBundleOnly) {
   const std::string offer =
       "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE video0 audio1\r\n"

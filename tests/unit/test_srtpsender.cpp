@@ -1,0 +1,175 @@
+// What one viewer's sender puts on the wire (gst/transport/srtpsender.cpp),
+// decrypted by libsrtp2 as a browser would.
+#include <arpa/inet.h>
+#include <glib.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <srtp2/srtp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "transport/srtpsender.h"
+
+namespace {
+
+// The viewer's side: AEAD_AES_128_GCM, as our senders prefer.
+struct Receiver {
+  srtp_t session = nullptr;
+  explicit Receiver(std::vector<uint8_t> &key_and_salt) {
+    static bool initialised = srtp_init() == srtp_err_status_ok;
+    EXPECT_TRUE(initialised);
+    srtp_policy_t policy;
+    memset(&policy, 0, sizeof policy);
+    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
+    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
+    policy.ssrc.type = ssrc_any_inbound;
+    policy.key = key_and_salt.data();
+    policy.window_size = 128;
+    EXPECT_EQ(srtp_create(&session, &policy), srtp_err_status_ok);
+  }
+  ~Receiver() { srtp_dealloc(session); }
+};
+
+// An RTP packet: `extension_words` 32-bit words of a one-byte-header
+// extension, random payload.
+std::vector<uint8_t> make_packet(std::mt19937 &rng, uint16_t seq, uint32_t ssrc, size_t payload,
+                                 size_t extension_words, size_t *header_length) {
+  std::vector<uint8_t> p(12 + (extension_words ? 4 + 4 * extension_words : 0) + payload);
+  p[0] = uint8_t(0x80 | (extension_words ? 0x10 : 0));
+  p[1] = 96;
+  p[2] = uint8_t(seq >> 8);
+  p[3] = uint8_t(seq);
+  for (int i = 0; i < 4; ++i) p[8 + i] = uint8_t(ssrc >> (24 - 8 * i));
+  size_t at = 12;
+  if (extension_words) {
+    p[12] = 0xBE;
+    p[13] = 0xDE;
+    p[15] = uint8_t(extension_words);
+    at = 16 + 4 * extension_words;
+  }
+  for (size_t i = 16; i < p.size(); ++i) p[i] = uint8_t(rng());
+  *header_length = at;
+  return p;
+}
+
+uint32_t abs_send_time_now() {
+  return uint32_t((uint64_t(g_get_monotonic_time()) << 18) / G_USEC_PER_SEC) & 0xffffff;
+}
+
+struct Loopback {
+  int in = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int out = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  Loopback() {
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(in, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+    socklen_t len = sizeof address;
+    getsockname(in, reinterpret_cast<sockaddr *>(&address), &len);
+  }
+  ~Loopback() {
+    close(in);
+    close(out);
+  }
+  std::vector<uint8_t> receive() {
+    pollfd p{in, POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1) return {};
+    std::vector<uint8_t> data(2048);
+    const ssize_t n = recv(in, data.data(), data.size(), 0);
+    data.resize(n > 0 ? size_t(n) : 0);
+    return data;
+  }
+};
+
+}  // namespace
+
+// A viewer that agreed to abs-send-time gets it in every packet, media and
+// padding alike, in place of whatever extensions the shared stream carried
+// (their ids were never agreed with this viewer); the CSRCs and payload stay.
+TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> key(30);
+  for (auto &b : key) b = uint8_t(rng());
+  Loopback net;
+  wb::UdpTarget target;
+  target.fd = net.out;
+  memcpy(&target.remote, &net.address, sizeof net.address);
+  target.remote_len = sizeof net.address;
+  auto route = std::make_shared<wb::MediaRoute>(target);
+  std::string why;
+  auto sender = wb::SrtpSender::create(route, key.data(), wb::SrtpProfile::AeadAes128Gcm, &why);
+  ASSERT_TRUE(sender) << why;
+  Receiver viewer(key);
+
+  // The shared stream's packets: one with a CSRC and no extension, one with
+  // two words of a foreign extension.
+  size_t plain_header = 0, foreign_header = 0;
+  std::vector<uint8_t> plain = make_packet(rng, 100, 1, 300, 0, &plain_header);
+  plain.insert(plain.begin() + 12, {0xca, 0xfe, 0xba, 0xbe});
+  plain[0] |= 1;  // one CSRC
+  plain_header += 4;
+  const std::vector<uint8_t> foreign = make_packet(rng, 101, 1, 300, 2, &foreign_header);
+  const wb::RtpPacketRef refs[] = {{plain.data(), plain.size(), plain_header, 0},
+                                   {foreign.data(), foreign.size(), foreign_header, 0}};
+  wb::Rewrite rewrite{97, 0x5555, 0, 0};
+  rewrite.abs_send_time_id = 7;
+  const uint32_t before = abs_send_time_now();
+  wb::SendBatch &batch = wb::SendBatch::for_this_thread();
+  sender->send(refs, 2, rewrite, batch);
+  uint16_t padding_seq = 9;
+  sender->send_padding(98, 0x6666, &padding_seq, 1234, 1, 7, batch);
+  batch.flush();
+  const uint32_t after = abs_send_time_now();
+
+  auto check_extension = [&](const uint8_t *p, size_t csrcs) {
+    EXPECT_TRUE(p[0] & 0x10) << "X bit";
+    EXPECT_EQ(p[0] & 0x0f, int(csrcs));
+    const uint8_t *ext = p + 12 + 4 * csrcs;
+    EXPECT_EQ(ext[0], 0xbe);
+    EXPECT_EQ(ext[1], 0xde);
+    EXPECT_EQ(ext[2] << 8 | ext[3], 1) << "one word";
+    EXPECT_EQ(ext[4], 7 << 4 | 2) << "id 7, 3 bytes";
+    const uint32_t sent_at = uint32_t(ext[5]) << 16 | uint32_t(ext[6]) << 8 | ext[7];
+    EXPECT_LE((sent_at - before) & 0xffffff, (after - before) & 0xffffff);
+    return 12 + 4 * csrcs + wb::kAbsSendTimeBlock;
+  };
+  for (const std::vector<uint8_t> *original : {static_cast<const std::vector<uint8_t> *>(&plain), &foreign}) {
+    std::vector<uint8_t> got = net.receive();
+    ASSERT_FALSE(got.empty());
+    int length = int(got.size());
+    ASSERT_EQ(srtp_unprotect(viewer.session, got.data(), &length), srtp_err_status_ok);
+    got.resize(size_t(length));
+    const size_t csrcs = original == &plain ? 1 : 0;
+    const size_t header = check_extension(got.data(), csrcs);
+    EXPECT_EQ(got[1], 97);
+    EXPECT_EQ(got[11], 0x55);
+    if (csrcs) EXPECT_EQ(0, memcmp(got.data() + 12, "\xca\xfe\xba\xbe", 4));
+    const size_t original_header = original == &plain ? plain_header : foreign_header;
+    ASSERT_EQ(got.size() - header, original->size() - original_header) << "payload length";
+    EXPECT_EQ(0, memcmp(got.data() + header, original->data() + original_header, got.size() - header));
+  }
+  std::vector<uint8_t> padding = net.receive();
+  ASSERT_FALSE(padding.empty());
+  int length = int(padding.size());
+  ASSERT_EQ(srtp_unprotect(viewer.session, padding.data(), &length), srtp_err_status_ok);
+  ASSERT_EQ(size_t(length), wb::SrtpSender::kPaddingPacketSize + wb::kAbsSendTimeBlock);
+  EXPECT_TRUE(padding[0] & 0x20) << "P bit";
+  check_extension(padding.data(), 0);
+  EXPECT_EQ(padding[size_t(length) - 1], wb::SrtpSender::kPaddingLength);
+  EXPECT_EQ(padding_seq, 10);
+
+  // Without it, the shared stream's packet goes as it was (its extension too).
+  sender->send(&refs[1], 1, wb::Rewrite{97, 0x5555, 1, 0}, batch);
+  batch.flush();
+  std::vector<uint8_t> got = net.receive();
+  ASSERT_FALSE(got.empty());
+  length = int(got.size());
+  ASSERT_EQ(srtp_unprotect(viewer.session, got.data(), &length), srtp_err_status_ok);
+  ASSERT_EQ(size_t(length), foreign.size());
+  EXPECT_EQ(0, memcmp(got.data() + 12, foreign.data() + 12, foreign.size() - 12));
+}
