@@ -94,7 +94,7 @@ struct Subscriber {
   uint16_t last_viewer_seq = 0;
   std::vector<Span> spans;  // oldest first; the last is open (count grows)
   gint64 budget_start_us = 0;
-  unsigned budget_used = 0;
+  uint64_t budget_used = 0;  // bytes
   gint64 shown_to_pad_us = 0;  // see deliver_to()
 
   // Padding that probes the viewer's link (see pad()), on its RTX stream:
@@ -119,10 +119,17 @@ constexpr gint64 kMaxPaddedGapUs = 100 * 1000;
 // links failed every probe of a layer that fitted.
 constexpr double kPaddingCost = double(wb::SrtpSender::kPaddingPacketSize + 44) / 1.04;
 
-// Retransmissions per subscriber and second at most: a NACK names up to
-// 17 packets, so without a bound one viewer could make us send far more
-// than the stream (800 kbps video is ~100 packets a second).
-constexpr unsigned kMaxRetransmitsPerSecond = 200;
+// Retransmissions per subscriber and second at most, in bytes: this share
+// of the rate of the layer the subscriber is on now, and at least the
+// floor (audio, a paused video). A NACK names up to 17 packets, and a
+// viewer on a link thinner than its layer NACKs most of what it is sent:
+// answering it all keeps the link full, so the next packets are lost and
+// NACKed too. Seen in browser-layers with a fixed 200 packets a second:
+// a viewer joining a 1.2 Mbit/s layer over a 500 kbit/s link lost 80-90 %
+// for 6-8 s, long after it had moved to the 150 kbit/s layer, its
+// retransmissions (of the layer it had left) at the budget all along.
+constexpr double kRetransmitShare = 0.5;
+constexpr uint64_t kMinRetransmitBytesPerSecond = 8 * 1024;
 // NACKed packets a subscriber may have waiting.
 constexpr size_t kMaxPendingNacks = 512;
 
@@ -141,6 +148,7 @@ struct LayerCore {
   // instant from one's clock to the other's at a switch. Streaming thread.
   std::atomic<uint32_t> rtp_at_zero{0};
   std::atomic<bool> has_rtp_at_zero{false};
+  std::atomic<uint64_t> bitrate{0};  // bits/s, as the streaming thread last measured it
 };
 
 // What the streaming threads and the shards share: it outlives the element
@@ -367,6 +375,12 @@ uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now)
     sub.budget_start_us = now;
     sub.budget_used = 0;
   }
+  const int on = sub.layer.load(std::memory_order_relaxed);
+  const uint64_t budget =
+      std::max(kMinRetransmitBytesPerSecond,
+               on >= 0 ? uint64_t(double(core.layers[unsigned(on)]->bitrate.load(std::memory_order_relaxed)) / 8 *
+                                  kRetransmitShare)
+                       : 0);
   // Copied out under the lock: the streaming thread overwrites the history.
   std::vector<std::vector<uint8_t>> copies;
   std::vector<wb::RtpPacketRef> found;
@@ -384,10 +398,10 @@ uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now)
     const wb::RtpPacketRef *packet = layer.history.find(uint16_t(viewer_seq - span->rewrite.seq_offset));
     if (!packet) {
       ++not_kept;
-    } else if (sub.budget_used >= kMaxRetransmitsPerSecond) {
+    } else if (sub.budget_used + packet->size > budget) {
       ++over_budget;
     } else {
-      ++sub.budget_used;
+      sub.budget_used += packet->size;
       copies.emplace_back(packet->data, packet->data + packet->size);
       found.push_back(*packet);
       sent_in.push_back(span);
@@ -686,6 +700,7 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   if (now - in->rate_start_us >= G_USEC_PER_SEC) {
     if (in->rate_start_us) {
       in->bitrate.store(in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us));
+      layer_core.bitrate.store(in->bitrate.load(), std::memory_order_relaxed);
       st.bitrates[layer].store(in->sinkpad ? in->bitrate.load() : 0, std::memory_order_relaxed);
     }
     in->rate_start_us = now;
