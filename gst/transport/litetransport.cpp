@@ -18,6 +18,7 @@ namespace wb {
 namespace {
 
 constexpr int64_t kReportIntervalNs = 1000000000;
+constexpr int64_t kProbedReportIntervalNs = 100000000;
 // Room for any RTCP compound a viewer sends us, and for ours plus the
 // SRTCP trailer.
 constexpr size_t kRtcpBuffer = 1500;
@@ -288,8 +289,10 @@ void LiteTransport::on_tick(int64_t now_ns) {
     if (dtls_started_ && now_ns >= dtls_->next_deadline()) dtls_->on_timer(now_ns);
     if (socket_) keep_consent_locked(now_ns);
     now = update_state_locked();
-    if (now == State::Connected && !streams_.empty() && now_ns >= next_report_ns_) {
+    const int64_t interval = probed_.load(std::memory_order_relaxed) ? kProbedReportIntervalNs : kReportIntervalNs;
+    if (now == State::Connected && !streams_.empty() && now_ns >= std::min(next_report_ns_, last_report_ns_ + interval)) {
       send_reports_locked(now_ns);
+      last_report_ns_ = now_ns;
       next_report_ns_ = now_ns + kReportIntervalNs;
     }
   }
@@ -350,7 +353,7 @@ void LiteTransport::notify(State previous, State now, const rtcp::Feedback *feed
   if (previous != now && listener_.state) listener_.state(now);
   if (feedback && listener_.feedback &&
       (!feedback->pli.empty() || !feedback->fir.empty() || !feedback->nacks.empty() || !feedback->reports.empty()))
-    listener_.feedback(*feedback);
+    probed_.store(listener_.feedback(*feedback), std::memory_order_relaxed);
 }
 
 UdpTarget LiteTransport::target_locked() const {

@@ -69,7 +69,8 @@ namespace {
 // What the viewer's feedback says of its video's layer: its estimate and
 // loss go to its LayerChoice, and a change of mind moves its subscriber.
 // Per compound packet, not per media packet.
-void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
+// Returns whether the viewer's link is being probed with padding.
+bool choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   const auto now = LayerChoice::Clock::now();
   LayerChoice &choice = *target.layers;
   if (feedback.remb_bitrate &&
@@ -99,9 +100,9 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   // more reports of its own (a receiver stops reporting a silent sender),
   // but its audio's keep coming.
   // Before its first keyframe a viewer has nothing to move.
-  if (!fanout_has_keyframe(target.fanout.get(), target.id)) return;
+  if (!fanout_has_keyframe(target.fanout.get(), target.id)) return false;
   const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
-  if (wanted < 0) return;
+  if (wanted < 0) return false;
   const unsigned want = choice.choose(now, fanout_layer_bitrates(target.fanout.get(), target.codec), unsigned(wanted));
   if (target.rtx_ssrc) fanout_set_probe_rate(target.fanout.get(), target.id, choice.padding());
   GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256, "
@@ -113,6 +114,7 @@ void choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
              target.id, wanted, int(want), choice.estimate(now), int(kPaused));
     fanout_set_layer(target.fanout.get(), target.id, want);
   }
+  return choice.padding() > 0;
 }
 
 }  // namespace
@@ -187,6 +189,7 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
   // A copy: the transport's feedback handler may outlive the session, and
   // each subscription holds its fan-out.
   listener.feedback = [targets = *subscriptions](const rtcp::Feedback &feedback) {
+    bool probed = false;
     for (const auto &target : targets) {
       bool wants_picture = false;
       for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == target.ssrc;
@@ -194,8 +197,9 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
       if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get(), target.id);
       for (const auto &nack : feedback.nacks)
         if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
-      if (target.layers) choose_layer(target, feedback);
+      if (target.layers) probed |= choose_layer(target, feedback);
     }
+    return probed;
   };
   lite_ = port_->add({offer_.ice_ufrag, offer_.ice_pwd},
                      offer_.we_are_dtls_server ? DtlsRole::Server : DtlsRole::Client, offer_.remote_fingerprint,

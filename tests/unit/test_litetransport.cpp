@@ -20,6 +20,8 @@
 #include "fanout/senderpool.h"
 #include "transport/iceliteport.h"
 #include "transport/litetransport.h"
+#include "transport/rtcp.h"
+#include "transport/srtcpcontext.h"
 #include "transport/srtpsender.h"
 
 namespace {
@@ -146,6 +148,7 @@ struct Connected {
   std::shared_ptr<MediaRoute> route;
   std::unique_ptr<SrtpSender> sender;
   std::vector<uint8_t> rtp = std::vector<uint8_t>(200, 0);
+  LiteTransport::Listener listener;  // set before connect()
 
   void connect(ConsentTiming timing = ConsentTiming{}) {
     debug_init();
@@ -156,7 +159,7 @@ struct Connected {
     socket = std::make_shared<PortSocket>(dup(port_udp.fd), port_udp.address, true);
     transport = std::make_unique<LiteTransport>(kServerUfrag, kServerPwd, LiteTransport::RemoteIce{kViewerUfrag, kViewerPwd},
                                                 server_id, DtlsRole::Server, viewer_id->fingerprint(),
-                                                LiteTransport::Listener{}, timing);
+                                                listener, timing);
     std::vector<uint8_t> storage;
     ASSERT_EQ(transport->on_binding_request(check(true, &storage), first.address, socket, false, now_ns()),
               LiteTransport::Check::Moved);
@@ -462,4 +465,62 @@ TEST(IceLitePort, APortAnotherNodeHoldsIsRefused) {
   auto second = open_loopback_port(&why, first->candidates()[0].port);
   EXPECT_FALSE(second);
   EXPECT_NE(why.find("Address already in use"), std::string::npos) << why;
+}
+
+// While the viewer's feedback says its link is probed, our sender reports
+// go every 100 ms, so that each receiver report's round trip is recent;
+// otherwise once a second.
+TEST(LiteTransport, SenderReportsComeEvery100MsWhileTheLinkIsProbed) {
+  Connected c;
+  std::atomic<bool> probed{false};
+  std::atomic<int> feedbacks{0};
+  c.listener.feedback = [&](const rtcp::Feedback &) {
+    ++feedbacks;
+    return probed.load();
+  };
+  c.connect();
+  if (HasFatalFailure()) return;
+  auto counters = std::make_shared<SentCounters>();
+  counters->record(1, 100, 1000, 0);
+  c.transport->add_sent_stream({4321, 90000, counters});
+  // Sender reports seen at the viewer over `ms` of ticks 50 ms apart (the
+  // port's), from `*t` on.
+  auto reports_over = [&](int64_t *t, int ms) {
+    int reports = 0;
+    for (int64_t end = *t + int64_t(ms) * 1000000; *t < end; *t += 50000000) {
+      c.transport->on_tick(*t);
+      for (auto got = c.first.receive(5); !got.empty(); got = c.first.receive(5))
+        if (got.size() > 8 && got[1] == 200) ++reports;
+    }
+    return reports;
+  };
+  // A receiver report from the viewer, protected with its key (one
+  // context: the SRTCP index goes on).
+  auto srtcp = SrtcpContext::create(c.transport->keys().profile, c.viewer->keys().local);
+  ASSERT_TRUE(srtcp);
+  auto receiver_report = [&]() {
+    rtcp::Compound rr(99);
+    rtcp::ReportBlock block;
+    block.ssrc = 4321;
+    rr.receiver_report({block});
+    std::vector<uint8_t> packet(rr.bytes());
+    packet.resize(packet.size() + SrtcpContext::kMaxTrailer);
+    size_t len = rr.bytes().size();
+    ASSERT_TRUE(srtcp->protect(packet.data(), &len));
+    c.transport->on_datagram(packet.data(), len, now_ns());
+  };
+  int64_t t = now_ns();
+  EXPECT_EQ(reports_over(&t, 3000), 3) << "the first at once, then one a second";
+  probed = true;
+  receiver_report();
+  ASSERT_EQ(feedbacks.load(), 1);
+  const int fast = reports_over(&t, 2000);
+  EXPECT_GE(fast, 19);
+  EXPECT_LE(fast, 21);
+  probed = false;
+  receiver_report();
+  ASSERT_EQ(feedbacks.load(), 2);
+  const int slow = reports_over(&t, 3000);
+  EXPECT_GE(slow, 2);
+  EXPECT_LE(slow, 4);
 }
