@@ -692,7 +692,7 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
     any_keyframe |= keyframe;
     batch->buffers.push_back(buffer);
     batch->maps.push_back(map);
-    batch->refs.push_back({map.data, map.size, header_len, sampled_us});
+    batch->refs.push_back({map.data, map.size, header_len, sampled_us, now});
     bytes_in += map.size;
   }
   if (!any_keyframe) batch->first_keyframe = batch->refs.size();

@@ -33,8 +33,8 @@ void write_u32(uint8_t *p, uint32_t v) {
 
 // abs-send-time: seconds in 6.18 fixed point, 24 bits (wrapping every 64 s).
 // Any clock will do: the receiver uses only differences.
-uint32_t abs_send_time_now() {
-  return uint32_t((uint64_t(g_get_monotonic_time()) << 18) / G_USEC_PER_SEC) & 0xffffff;
+uint32_t abs_send_time_of(int64_t monotonic_us) {
+  return uint32_t((uint64_t(monotonic_us) << 18) / G_USEC_PER_SEC) & 0xffffff;
 }
 
 // Sets the X bit of the RTP header in `slot` (fixed part and CSRCs already
@@ -215,7 +215,8 @@ size_t SrtpSender::send_padding(uint8_t payload_type, uint32_t ssrc, uint16_t *s
   if (target_.fd < 0 || !count) return 0;
   if (!padding_srtp_) padding_srtp_ = SrtpContext::create(profile_, key_salt_.data());
   if (!padding_srtp_) return 0;
-  const uint32_t sent_at = abs_send_time_id ? abs_send_time_now() : 0;
+  // Fresh packets each time: the time they are sent.
+  const uint32_t sent_at = abs_send_time_id ? abs_send_time_of(g_get_monotonic_time()) : 0;
   size_t bytes = 0;
   for (size_t i = 0; i < count; ++i) {
     uint8_t *slot = batch.next_slot();
@@ -244,7 +245,6 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite
   uint32_t queued = 0, payload_octets = 0;
   const RtpPacketRef *last = nullptr;
   uint32_t last_rtp_time = 0;
-  const uint32_t sent_at = rewrite.abs_send_time_id ? abs_send_time_now() : 0;
   const size_t extra = rewrite.abs_send_time_id ? kAbsSendTimeBlock : 0;
   for (size_t i = 0; i < count; ++i) {
     const RtpPacketRef &p = packets[i];
@@ -255,7 +255,7 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite
       const size_t fixed = 12 + 4 * size_t(p.data[0] & 0x0f);  // with the CSRCs
       if (fixed > p.header_len) continue;
       memcpy(slot, p.data, fixed);
-      header = write_abs_send_time(slot, rewrite.abs_send_time_id, sent_at);
+      header = write_abs_send_time(slot, rewrite.abs_send_time_id, abs_send_time_of(p.arrived_us));
       memcpy(slot + header, p.data + p.header_len, p.size - p.header_len);
       len = header + (p.size - p.header_len);
     } else {

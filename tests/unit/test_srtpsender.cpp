@@ -57,8 +57,8 @@ std::vector<uint8_t> make_packet(std::mt19937 &rng, uint16_t seq, uint32_t ssrc,
   return p;
 }
 
-uint32_t abs_send_time_now() {
-  return uint32_t((uint64_t(g_get_monotonic_time()) << 18) / G_USEC_PER_SEC) & 0xffffff;
+uint32_t abs_send_time_of(int64_t monotonic_us) {
+  return uint32_t((uint64_t(monotonic_us) << 18) / G_USEC_PER_SEC) & 0xffffff;
 }
 
 struct Loopback {
@@ -91,6 +91,9 @@ struct Loopback {
 // A viewer that agreed to abs-send-time gets it in every packet, media and
 // padding alike, in place of whatever extensions the shared stream carried
 // (their ids were never agreed with this viewer); the CSRCs and payload stay.
+// Media carries the time the fan-out received it, so that a retransmission
+// is the same bytes (AES-GCM's nonce is the sequence number); padding, the
+// time it is sent.
 TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
   std::mt19937 rng(7);
   std::vector<uint8_t> key(30);
@@ -114,19 +117,21 @@ TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
   plain[0] |= 1;  // one CSRC
   plain_header += 4;
   const std::vector<uint8_t> foreign = make_packet(rng, 101, 1, 300, 2, &foreign_header);
-  const wb::RtpPacketRef refs[] = {{plain.data(), plain.size(), plain_header, 0},
-                                   {foreign.data(), foreign.size(), foreign_header, 0}};
+  // Arrived at the fan-out 7 and 3 ms ago: what the media's stamps say.
+  const int64_t now_us = g_get_monotonic_time();
+  const wb::RtpPacketRef refs[] = {{plain.data(), plain.size(), plain_header, 0, now_us - 7000},
+                                   {foreign.data(), foreign.size(), foreign_header, 0, now_us - 3000}};
   wb::Rewrite rewrite{97, 0x5555, 0, 0};
   rewrite.abs_send_time_id = 7;
-  const uint32_t before = abs_send_time_now();
+  const uint32_t before = abs_send_time_of(g_get_monotonic_time());
   wb::SendBatch &batch = wb::SendBatch::for_this_thread();
   sender->send(refs, 2, rewrite, batch);
   uint16_t padding_seq = 9;
   sender->send_padding(98, 0x6666, &padding_seq, 1234, 1, 7, batch);
   batch.flush();
-  const uint32_t after = abs_send_time_now();
+  const uint32_t after = abs_send_time_of(g_get_monotonic_time());
 
-  auto check_extension = [&](const uint8_t *p, size_t csrcs) {
+  auto check_extension = [&](const uint8_t *p, size_t csrcs, uint32_t first, uint32_t last) {
     EXPECT_TRUE(p[0] & 0x10) << "X bit";
     EXPECT_EQ(p[0] & 0x0f, int(csrcs));
     const uint8_t *ext = p + 12 + 4 * csrcs;
@@ -135,17 +140,20 @@ TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
     EXPECT_EQ(ext[2] << 8 | ext[3], 1) << "one word";
     EXPECT_EQ(ext[4], 7 << 4 | 2) << "id 7, 3 bytes";
     const uint32_t sent_at = uint32_t(ext[5]) << 16 | uint32_t(ext[6]) << 8 | ext[7];
-    EXPECT_LE((sent_at - before) & 0xffffff, (after - before) & 0xffffff);
+    EXPECT_LE((sent_at - first) & 0xffffff, (last - first) & 0xffffff);
     return 12 + 4 * csrcs + wb::kAbsSendTimeBlock;
   };
+  std::vector<uint8_t> foreign_on_the_wire;
   for (const std::vector<uint8_t> *original : {static_cast<const std::vector<uint8_t> *>(&plain), &foreign}) {
     std::vector<uint8_t> got = net.receive();
     ASSERT_FALSE(got.empty());
+    if (original == &foreign) foreign_on_the_wire = got;
     int length = int(got.size());
     ASSERT_EQ(srtp_unprotect(viewer.session, got.data(), &length), srtp_err_status_ok);
     got.resize(size_t(length));
     const size_t csrcs = original == &plain ? 1 : 0;
-    const size_t header = check_extension(got.data(), csrcs);
+    const uint32_t stamp = abs_send_time_of(original == &plain ? refs[0].arrived_us : refs[1].arrived_us);
+    const size_t header = check_extension(got.data(), csrcs, stamp, stamp);
     EXPECT_EQ(got[1], 97);
     EXPECT_EQ(got[11], 0x55);
     if (csrcs) EXPECT_EQ(0, memcmp(got.data() + 12, "\xca\xfe\xba\xbe", 4));
@@ -159,9 +167,14 @@ TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
   ASSERT_EQ(srtp_unprotect(viewer.session, padding.data(), &length), srtp_err_status_ok);
   ASSERT_EQ(size_t(length), wb::SrtpSender::kPaddingPacketSize + wb::kAbsSendTimeBlock);
   EXPECT_TRUE(padding[0] & 0x20) << "P bit";
-  check_extension(padding.data(), 0);
+  check_extension(padding.data(), 0, before, after);  // padding: the time it is sent
   EXPECT_EQ(padding[size_t(length) - 1], wb::SrtpSender::kPaddingLength);
   EXPECT_EQ(padding_seq, 10);
+
+  // Sent again (a NACK's answer, later): the very same bytes, stamp included.
+  sender->send(&refs[1], 1, rewrite, batch);
+  batch.flush();
+  EXPECT_EQ(net.receive(), foreign_on_the_wire);
 
   // Without it, the shared stream's packet goes as it was (its extension too).
   sender->send(&refs[1], 1, wb::Rewrite{97, 0x5555, 1, 0}, batch);
