@@ -6,7 +6,8 @@
 # Chromium viewer in a network namespace of its own behind a veth shaped to
 # 500 kbit/s (tc tbf; documentation addresses 192.0.2.1 and .2), one on
 # loopback beside it. The shaped one must be moved down by its own feedback
-# (REMB, receiver reports) to a layer that fits and play it at full rate;
+# (REMB, receiver reports) to a layer that fits and play it at full rate
+# with at most one freeze;
 # the unshaped one must play at full rate and end the window on the top
 # layer. Then the link is lifted to 5 Mbit/s and the shaped viewer must
 # move up within 20 s and climb back to the top within LIFTED seconds
@@ -90,6 +91,10 @@ for (const v of [s, u]) if (!v.connected) problems.push(`the ${v.label} viewer n
 if (!problems.length) {
   if (s.width >= 854) problems.push(`the shaped viewer ended on the top layer (${s.width} wide)`);
   if (s.fps < 25) problems.push(`the shaped viewer decoded ${s.fps.toFixed(1)} fps`);
+  // The issue: at most one freeze in the window. Seen: 0 in five runs of
+  // 2026-12-06 07:15-07:35 (docs/layers.md); 7 and 0 before NACK answers
+  // were bounded by the layer, 9 in one CI run then.
+  if (s.freezes > 1) problems.push(`the shaped viewer froze ${s.freezes} times`);
   if (u.width !== 854) problems.push(`the unshaped viewer ended ${u.width} wide, not on the top layer`);
   if (u.fps < 25) problems.push(`the unshaped viewer decoded ${u.fps.toFixed(1)} fps`);
   // Not asserted: that it never moves. On a saturated machine (three
