@@ -91,9 +91,9 @@ for (const v of [s, u]) if (!v.connected) problems.push(`the ${v.label} viewer n
 if (!problems.length) {
   if (s.width >= 854) problems.push(`the shaped viewer ended on the top layer (${s.width} wide)`);
   if (s.fps < 25) problems.push(`the shaped viewer decoded ${s.fps.toFixed(1)} fps`);
-  // The issue: at most one freeze in the window. Seen: 0 in five runs of
-  // 2026-12-06 07:15-07:35 (docs/layers.md); 7 and 0 before NACK answers
-  // were bounded by the layer, 9 in one CI run then.
+  // The issue: at most one freeze in the window. Seen 2026-12-06 since NACK
+  // answers are bounded by the layer: 1, 0, 0, 0, 0 (docs/layers.md);
+  // before: 7 and 0 that morning, 9 in one CI run.
   if (s.freezes > 1) problems.push(`the shaped viewer froze ${s.freezes} times`);
   if (u.width !== 854) problems.push(`the unshaped viewer ended ${u.width} wide, not on the top layer`);
   if (u.fps < 25) problems.push(`the unshaped viewer decoded ${u.fps.toFixed(1)} fps`);
