@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "srtp_reference.h"
 #include "transport/srtcpcontext.h"
 #include "transport/srtpcontext.h"
 
@@ -18,57 +19,8 @@ using wb::SrtpProfile;
 constexpr SrtpProfile kCm80 = SrtpProfile::Aes128CmSha1_80, kCm32 = SrtpProfile::Aes128CmSha1_32,
                       kGcm = SrtpProfile::AeadAes128Gcm;
 
-struct Reference {
-  srtp_t session = nullptr;
-  // For both CM profiles RTCP is HMAC-SHA1-80, as DTLS-SRTP peers set it up
-  // (libsrtp's srtp_crypto_policy_set_from_profile_for_rtcp); GCM is GCM for both.
-  Reference(const std::vector<uint8_t> &key_and_salt, SrtpProfile profile,
-            srtp_ssrc_type_t direction = ssrc_any_outbound, bool encrypt_rtcp = true) {
-    static bool initialised = srtp_init() == srtp_err_status_ok;
-    EXPECT_TRUE(initialised);
-    srtp_policy_t policy;
-    memset(&policy, 0, sizeof policy);
-    if (profile == kGcm) {
-      srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
-      srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
-    } else {
-      if (profile == kCm80) srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtp);
-      else srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&policy.rtp);
-      srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&policy.rtcp);
-    }
-    if (!encrypt_rtcp) policy.rtcp.sec_serv = sec_serv_auth;
-    policy.ssrc.type = direction;
-    policy.key = const_cast<unsigned char *>(key_and_salt.data());
-    policy.window_size = 128;
-    EXPECT_EQ(srtp_create(&session, &policy), srtp_err_status_ok);
-  }
-  ~Reference() { srtp_dealloc(session); }
-};
-
-// An RTP packet: version 2, `extension_words` 32-bit words of header
-// extension, random payload.
-std::vector<uint8_t> make_packet(std::mt19937 &rng, uint16_t seq, uint32_t ssrc, size_t payload,
-                                 size_t extension_words, size_t *header_length) {
-  std::vector<uint8_t> p(12 + (extension_words ? 4 + 4 * extension_words : 0) + payload);
-  p[0] = uint8_t(0x80 | (extension_words ? 0x10 : 0));
-  p[1] = 96;
-  p[2] = uint8_t(seq >> 8);
-  p[3] = uint8_t(seq);
-  uint32_t ts = rng();
-  for (int i = 0; i < 4; ++i) p[4 + i] = uint8_t(ts >> (24 - 8 * i));
-  for (int i = 0; i < 4; ++i) p[8 + i] = uint8_t(ssrc >> (24 - 8 * i));
-  size_t at = 12;
-  if (extension_words) {
-    p[12] = 0xBE;
-    p[13] = 0xDE;
-    p[14] = 0;
-    p[15] = uint8_t(extension_words);
-    at = 16 + 4 * extension_words;
-  }
-  for (size_t i = 16; i < p.size(); ++i) p[i] = uint8_t(rng());
-  *header_length = at;
-  return p;
-}
+using srtp_test::make_packet;
+using srtp_test::Reference;
 
 void expect_same_as_libsrtp(SrtpProfile profile, uint16_t first_seq, size_t count, size_t extension_words) {
   std::mt19937 rng(1234 + int(profile) + first_seq);

@@ -13,49 +13,13 @@
 #include <random>
 #include <vector>
 
+#include "srtp_reference.h"
 #include "transport/srtpsender.h"
 
 namespace {
 
-// The viewer's side: AEAD_AES_128_GCM, as our senders prefer.
-struct Receiver {
-  srtp_t session = nullptr;
-  explicit Receiver(std::vector<uint8_t> &key_and_salt) {
-    static bool initialised = srtp_init() == srtp_err_status_ok;
-    EXPECT_TRUE(initialised);
-    srtp_policy_t policy;
-    memset(&policy, 0, sizeof policy);
-    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtp);
-    srtp_crypto_policy_set_aes_gcm_128_16_auth(&policy.rtcp);
-    policy.ssrc.type = ssrc_any_inbound;
-    policy.key = key_and_salt.data();
-    policy.window_size = 128;
-    EXPECT_EQ(srtp_create(&session, &policy), srtp_err_status_ok);
-  }
-  ~Receiver() { srtp_dealloc(session); }
-};
-
-// An RTP packet: `extension_words` 32-bit words of a one-byte-header
-// extension, random payload.
-std::vector<uint8_t> make_packet(std::mt19937 &rng, uint16_t seq, uint32_t ssrc, size_t payload,
-                                 size_t extension_words, size_t *header_length) {
-  std::vector<uint8_t> p(12 + (extension_words ? 4 + 4 * extension_words : 0) + payload);
-  p[0] = uint8_t(0x80 | (extension_words ? 0x10 : 0));
-  p[1] = 96;
-  p[2] = uint8_t(seq >> 8);
-  p[3] = uint8_t(seq);
-  for (int i = 0; i < 4; ++i) p[8 + i] = uint8_t(ssrc >> (24 - 8 * i));
-  size_t at = 12;
-  if (extension_words) {
-    p[12] = 0xBE;
-    p[13] = 0xDE;
-    p[15] = uint8_t(extension_words);
-    at = 16 + 4 * extension_words;
-  }
-  for (size_t i = 16; i < p.size(); ++i) p[i] = uint8_t(rng());
-  *header_length = at;
-  return p;
-}
+using srtp_test::make_packet;
+using srtp_test::Reference;
 
 uint32_t abs_send_time_of(int64_t monotonic_us) {
   return uint32_t((uint64_t(monotonic_us) << 18) / G_USEC_PER_SEC) & 0xffffff;
@@ -107,7 +71,7 @@ TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
   std::string why;
   auto sender = wb::SrtpSender::create(route, key.data(), wb::SrtpProfile::AeadAes128Gcm, &why);
   ASSERT_TRUE(sender) << why;
-  Receiver viewer(key);
+  Reference viewer(key, wb::SrtpProfile::AeadAes128Gcm, ssrc_any_inbound);
 
   // The shared stream's packets: one with a CSRC and no extension, one with
   // two words of a foreign extension.
