@@ -19,6 +19,8 @@
 # cost of viewers of a one-layer broadcast against the same viewers (all on
 # layer 0) of a three-layer one, alternating at each count; the encoder
 # sends three layers in both.
+# ABS_COUNTS (e.g. "800 1200"): the same, per core, for viewers that did not
+# offer abs-send-time against viewers that did (every packet then carries it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -81,6 +83,16 @@ if [ -n "${SRTP_COUNTS:-}" ]; then
   SERVERS="" SKIP_PER_CORE=1
 fi
 
+if [ -n "${ABS_COUNTS:-}" ]; then
+  : >"$OUT/abs.tsv"
+  for n in $ABS_COUNTS; do
+    for server in ours ours-abs; do
+      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/abs.tsv"
+    done
+  done
+  SERVERS="" SKIP_PER_CORE=1
+fi
+
 if [ -n "${LAYER_COUNTS:-}" ]; then
   : >"$OUT/layers.tsv"
   for n in $LAYER_COUNTS; do
@@ -103,7 +115,7 @@ if [ "${SKIP_PER_CORE:-0}" != 1 ]; then
 fi
 
 columns="cpus\tserver\tviewers\tconnected\tno media\tserver CPU %\tRSS kB\tthreads\tloss %\tkeyframe p50\tkeyframe p95\tgenerator CPU %\tverify failures\tanswer p50\tanswer p95"
-for part in shared per-core srtp layers; do
+for part in shared per-core srtp abs layers; do
   [ -f "$OUT/$part.tsv" ] || continue
   echo "== $part"
   echo -e "$columns"

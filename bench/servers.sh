@@ -29,13 +29,14 @@ prepare_janus() {
 # "ours-malloc": with G_SLICE=always-malloc, as gst-broadcast runs;
 # "ours-lowmem": that and glibc's malloc with one arena and no per-thread
 # cache, docs/soak.md; "ours-cm" / "ours-gcm": ours, the generator offering
-# only AES_CM_128_HMAC_SHA1_80 / AEAD_AES_128_GCM).
+# only AES_CM_128_HMAC_SHA1_80 / AEAD_AES_128_GCM; "ours-abs": ours, the
+# generator offering abs-send-time, which every packet then carries).
 # The generator always offers audio and video, as a browser would: a
 # video-only server rejects the audio m-line.
 start_server() {
   local name=$1 media=$2 log="$OUT/server-$2-$1.log"
   case $name in
-    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem|ours-cm|ours-gcm|ours-layers)
+    ours|ours-direct|ours-webrtcbin|ours-threads*|ours-malloc|ours-lowmem|ours-cm|ours-gcm|ours-layers|ours-abs)
       local props=() env_vars=()
       case $name in
         ours-malloc) env_vars=(G_SLICE=always-malloc) ;;
@@ -55,6 +56,7 @@ start_server() {
       case $name in
         ours-cm) LOAD_ARGS+=(--srtp-profiles cm80) ;;
         ours-gcm) LOAD_ARGS+=(--srtp-profiles gcm) ;;
+        ours-abs) LOAD_ARGS+=(--abs-send-time) ;;
       esac
       READY_URL="http://127.0.0.1:$PORT/"
       ;;

@@ -32,7 +32,8 @@ Generator::Generator(EventLoop &loop, Signalling &signalling, std::shared_ptr<wb
                         int64_t(options.pli_interval_seconds * kSecond),
                         options.port_base,
                         options.remb,
-                        options.estimate};
+                        options.estimate,
+                        options.abs_send_time};
   // The verified sample is spread over the run: early and late joiners.
   size_t n = options.viewers;
   size_t stride = options.verify ? std::max<size_t>(1, n / options.verify) : 0;

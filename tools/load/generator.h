@@ -39,6 +39,7 @@ struct GeneratorOptions {
   uint16_t port_base = 0;  // viewer i binds port_base + i; 0: any port
   bool remb = false;       // offer goog-remb and send our estimate
   EstimateRule estimate;
+  bool abs_send_time = false;  // offer abs-send-time
 };
 
 struct RunResult {

@@ -49,7 +49,7 @@ void raise_fd_limit(unsigned viewers) {
 int main(int argc, char **argv) {
   gchar *url = nullptr, *json = nullptr, *janus = nullptr, *local = nullptr, *srtp_profiles = nullptr;
   gint viewers = 10, verify = 10, video_pt = 102, audio_pt = 111, port_base = 0, remb_ceiling = 30000;
-  gboolean remb = FALSE;
+  gboolean remb = FALSE, abs_send_time = FALSE;
   gint64 mount = 1;
   gdouble ramp = 50, hold = 20, warmup = 0, lifetime = 0, vanish = 0, pli_interval = 0;
   GOptionEntry entries[] = {
@@ -91,6 +91,10 @@ int main(int argc, char **argv) {
        "emulated receive-side estimate from each second's video bytes and loss (1.5 x what arrived under 2 % "
        "loss, what arrived x (1 - loss / 2) from 10 %, unchanged in between; not Google congestion control), "
        "so that a server choosing layers by feedback sees each viewer's link (default: off, no REMB)",
+       nullptr},
+      {"abs-send-time", 0, 0, G_OPTION_ARG_NONE, &abs_send_time,
+       "Offer the abs-send-time header extension on both m-lines, as browsers do; a server that takes it "
+       "writes it into every packet, which is what this costs it (default: off)",
        nullptr},
       {"remb-ceiling", 0, 0, G_OPTION_ARG_INT, &remb_ceiling,
        "Highest estimate --remb reports, kbit/s, as a receiver's configured maximum (default: 30000)", "KBPS"},
@@ -161,6 +165,7 @@ int main(int argc, char **argv) {
   options.warmup_seconds = warmup;
   options.port_base = uint16_t(port_base);
   options.remb = remb;
+  options.abs_send_time = abs_send_time;
   options.estimate.ceiling = uint64_t(remb_ceiling) * 1000;
   options.verify = unsigned(verify);
   options.lifetime_seconds = lifetime;

@@ -265,11 +265,13 @@ std::string write_description(const LocalTransport &local, const std::vector<Loc
     if (m.remb) s << "a=rtcp-fb:" << m.pt << " goog-remb\r\n";
     if (!m.fmtp.empty()) s << "a=fmtp:" << m.pt << ' ' << m.fmtp << "\r\n";
     if (m.rtx_pt >= 0) s << "a=rtpmap:" << m.rtx_pt << " rtx/90000\r\na=fmtp:" << m.rtx_pt << " apt=" << m.pt << "\r\n";
+    if (m.abs_send_time_id)
+      s << "a=extmap:" << m.abs_send_time_id << " http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n";
   }
   return s.str();
 }
 
-std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb) {
+std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb, bool abs_send_time) {
   LocalMedia video;
   video.kind = "video";
   video.mid = "0";
@@ -285,6 +287,8 @@ std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb) 
   audio.pt = audio_pt;
   audio.rtpmap = "opus/48000/2";
   audio.fmtp = "minptime=10;useinbandfec=1";
+  // Chromium's id, on both sections, as it offers it.
+  if (abs_send_time) video.abs_send_time_id = audio.abs_send_time_id = 2;
   return {video, audio};
 }
 

@@ -77,6 +77,7 @@ struct LocalMedia {
   bool video_feedback = false;  // rtcp-fb nack pli, ccm fir
   bool remb = false;            // rtcp-fb goog-remb
   int rtx_pt = -1;              // RTX (apt=pt) offered too, -1: not
+  int abs_send_time_id = 0;     // a=extmap for abs-send-time, 0: not offered
 };
 
 std::string write_description(const LocalTransport &local, const std::vector<LocalMedia> &media);
@@ -85,7 +86,7 @@ std::string write_description(const LocalTransport &local, const std::vector<Loc
 // bundled, rtcp-mux, with the payload types given (a browser's are 102/111);
 // with `remb`, its video offers goog-remb and RTX (payload type video_pt +
 // 1) as Chromium's does, so that a server may probe with padding.
-std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb = false);
+std::vector<LocalMedia> whep_offer_media(int video_pt, int audio_pt, bool remb = false, bool abs_send_time = false);
 
 // Reads the server's answer to our offer. `prefer_address`: the candidate
 // address to pick when the server offers several.

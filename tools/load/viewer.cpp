@@ -65,7 +65,7 @@ std::string Viewer::offer() {
   ice_ = std::make_unique<IceAgent>(IceAgent::Role::Controlling, local_ice_,
                                     [this](const uint8_t *d, size_t n, const sockaddr_in &to) { send(d, n, to); });
   LocalTransport local{local_ice_, config_.identity->fingerprint(), config_.local_address, socket_.port()};
-  return write_description(local, whep_offer_media(config_.video_pt, config_.audio_pt, config_.remb));
+  return write_description(local, whep_offer_media(config_.video_pt, config_.audio_pt, config_.remb, config_.abs_send_time));
 }
 
 void Viewer::on_answer(const std::string &sdp) {

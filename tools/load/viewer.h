@@ -88,6 +88,9 @@ class Viewer : public EventLoop::Receiver {
     // (estimate.h) with every regular receiver report.
     bool remb = false;
     EstimateRule estimate;
+    // Offer abs-send-time, as browsers do: the server then writes it into
+    // every packet (its cost is what this measures; we only skip it).
+    bool abs_send_time = false;
   };
   enum class State { Idle, Signalling, Ice, Dtls, Connected, Leaving, Failed, Closed };
 
