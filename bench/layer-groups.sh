@@ -26,7 +26,9 @@
 #
 # Environment: GROUP_SIZE (viewers per group, 50), RATES (kbit/s per viewer,
 # one group each: "300 1000 3000 20000"), LAYERS
-# ("1280x720@2500,640x360@800,320x180@200"), AUDIO (1: the CLI's Opus at 64
+# ("1280x720@2500,640x360@800,320x180@200"), CHECK (1: exit 1 unless every
+# group settled on a layer its link carries with < 1 % video loss, the groups
+# whose links carry the top layer on it), AUDIO (1: the CLI's Opus at 64
 # kbit/s, 0: --no-audio), SETTLE (30 s), MEASURE (30 s), QUEUE_MS (each
 # link's buffer, 200 ms at its rate, at least 6 KB), RAMP (joins per second
 # per group, 10), SERVER_CPUS / LOAD_CPUS (taskset lists for the server and
@@ -210,6 +212,7 @@ print()
 print(f"layers: {layers_spec}")
 rows = []
 window_ends = []
+layer_kbps_of = {}
 for k in range(groups):
     path = os.path.join(out, f"group-{k}.json")
     if not os.path.exists(path):
@@ -219,6 +222,7 @@ for k in range(groups):
     w = g["window"]
     window_ends.append(w["end_unix_ms"])
     layer_kbps = layer_rates(w["start_unix_ms"], w["end_unix_ms"]) or [1]
+    layer_kbps_of[k] = layer_kbps
     viewers = [v for v in g["per_viewer"] if v["first_packet_ms"] >= 0]
     # Each viewer's layer, second by second, from what the server sent it:
     # the video received / (1 - loss), since a link thinner than the layer
@@ -301,5 +305,32 @@ if window_ends:
               f"by its senders (before the windows: {dropped_batches(start)}); the whole machine "
               f"{machine_busy(min(window_ends) - window_ms, max(window_ends)):.0f} % of a core "
               f"(of {100 * os.cpu_count()} %), the generators {sum(r[-2] for r in rows):.0f} %")
+
+# CHECK=1 (the short CI run): every group must have settled on one layer
+# its link carries (its measured rate and the audio's under the link
+# rate), lost < 1 % of its video in the window, and a group whose link
+# carries the top layer with a fifth to spare must be on it.
+if os.environ.get("CHECK") == "1":
+    audio_kbps = 64 if os.environ.get("AUDIO", "1") == "1" else 0
+    problems = [f"group {k}: no report" for k in range(groups) if k not in layer_kbps_of]
+    for (k, rate, req, conn, ended, seconds_on, loss, worst, kbps, est, sent, dropped, cpu, seconds) in rows:
+        layer_kbps = layer_kbps_of[k]
+        if conn != req:
+            problems.append(f"group {k} ({rate} kbit/s): {conn} of {req} viewers connected")
+        if len(ended) != 1 or "paused" in ended:
+            problems.append(f"group {k} ({rate} kbit/s): did not settle on one layer: {by_layer(ended)}")
+            continue
+        layer = next(iter(ended))
+        if layer_kbps[layer] + audio_kbps > rate:
+            problems.append(f"group {k} ({rate} kbit/s): on L{layer} ({layer_kbps[layer]:.0f} kbit/s), which its link cannot carry")
+        if (layer_kbps[0] + audio_kbps) * 1.2 <= rate and layer != 0:
+            problems.append(f"group {k} ({rate} kbit/s): on L{layer}, not on the top layer its link carries")
+        if not loss < 1:
+            problems.append(f"group {k} ({rate} kbit/s): lost {loss:.2f} % of its video")
+    print()
+    if problems:
+        print("FAIL: " + "; ".join(problems))
+        sys.exit(1)
+    print("PASS: every group settled on a layer its link carries, each losing < 1 % of its video")
 EOF
 exit $failed
