@@ -73,35 +73,26 @@ sleep 1
 : >"$OUT/shared.tsv"
 : >"$OUT/per-core.tsv"
 
-if [ -n "${SRTP_COUNTS:-}" ]; then
-  : >"$OUT/srtp.tsv"
-  for n in $SRTP_COUNTS; do
-    for server in ours-cm ours-gcm; do
-      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/srtp.tsv"
+# Per core (server on core 0, generator on core 1), two variants side by
+# side at each of the counts $3..., alternating; rows in $OUT/$1.tsv. Any
+# such comparison replaces both parts below.
+compare_per_core() {
+  local part=$1 a=$2 b=$3 n server
+  shift 3
+  : >"$OUT/$part.tsv"
+  for n in "$@"; do
+    for server in "$a" "$b"; do
+      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/$part.tsv"
     done
   done
   SERVERS="" SKIP_PER_CORE=1
-fi
-
-if [ -n "${ABS_COUNTS:-}" ]; then
-  : >"$OUT/abs.tsv"
-  for n in $ABS_COUNTS; do
-    for server in ours ours-abs; do
-      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/abs.tsv"
-    done
-  done
-  SERVERS="" SKIP_PER_CORE=1
-fi
-
-if [ -n "${LAYER_COUNTS:-}" ]; then
-  : >"$OUT/layers.tsv"
-  for n in $LAYER_COUNTS; do
-    for server in ours ours-layers; do
-      SERVER_CPUS=0 LOAD_CPUS=1 sweep "$server" "$n" "$OUT/layers.tsv"
-    done
-  done
-  SERVERS="" SKIP_PER_CORE=1
-fi
+}
+# shellcheck disable=SC2086  # the counts are words
+[ -n "${SRTP_COUNTS:-}" ] && compare_per_core srtp ours-cm ours-gcm $SRTP_COUNTS
+# shellcheck disable=SC2086
+[ -n "${ABS_COUNTS:-}" ] && compare_per_core abs ours ours-abs $ABS_COUNTS
+# shellcheck disable=SC2086
+[ -n "${LAYER_COUNTS:-}" ] && compare_per_core layers ours ours-layers $LAYER_COUNTS
 
 # The whole machine: server and generator both on every core.
 all=$(seq -s, 0 $(( $(nproc) - 1 )))
