@@ -148,7 +148,6 @@ struct LayerCore {
   // instant from one's clock to the other's at a switch. Streaming thread.
   std::atomic<uint32_t> rtp_at_zero{0};
   std::atomic<bool> has_rtp_at_zero{false};
-  std::atomic<uint64_t> bitrate{0};  // bits/s, as the streaming thread last measured it
 };
 
 // What the streaming threads and the shards share: it outlives the element
@@ -166,6 +165,9 @@ struct Core {
   std::atomic<uint64_t> nacked_not_kept{0};
   std::atomic<uint64_t> switches{0};
   std::atomic<uint64_t> padding_out{0};  // bytes, probing viewers' links
+  // Each layer's bits/s as its streaming thread last measured them (0: no
+  // sink pad): for the layer choice, NACK budgets and stats, without a lock.
+  std::array<std::atomic<uint64_t>, kMaxLayers> bitrates{};
 };
 
 // One shard's subscribers of this stream, per layer: those it sends, and
@@ -224,10 +226,9 @@ struct LayerInput {
   GstSegment segment;
   KeyframeRequests keyframes;
   std::atomic<uint64_t> packets_in{0};
-  // The streaming thread's measure of the layer's bitrate.
+  // The streaming thread's measure of the layer's bitrate (Core::bitrates).
   gint64 rate_start_us = 0;
   uint64_t rate_bytes = 0;
-  std::atomic<uint64_t> bitrate{0};
 };
 
 struct FanoutState {
@@ -238,7 +239,6 @@ struct FanoutState {
   std::shared_ptr<const SubscriberList> with_pads = std::make_shared<SubscriberList>();
   Sharding sharding;  // set at the first subscriber started on a shard
   std::array<std::unique_ptr<LayerInput>, kMaxLayers> inputs;  // created with their pads
-  std::array<std::atomic<uint64_t>, kMaxLayers> bitrates{};    // each input's, for readers without the lock
   // Each input's codec, for readers without the lock. A viewer decodes one
   // video codec: it moves only between the layers in the codec it joined in.
   std::array<std::atomic<Codec>, kMaxLayers> codecs{};
@@ -378,7 +378,7 @@ uint64_t retransmit(Core &core, Subscriber &sub, wb::SendBatch &out, gint64 now)
   const int on = sub.layer.load(std::memory_order_relaxed);
   const uint64_t budget =
       std::max(kMinRetransmitBytesPerSecond,
-               on >= 0 ? uint64_t(double(core.layers[unsigned(on)]->bitrate.load(std::memory_order_relaxed)) / 8 *
+               on >= 0 ? uint64_t(double(core.bitrates[unsigned(on)].load(std::memory_order_relaxed)) / 8 *
                                   kRetransmitShare)
                        : 0);
   // Copied out under the lock: the streaming thread overwrites the history.
@@ -668,6 +668,7 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   batch->layer = layer;
   const gint64 now = g_get_monotonic_time();
   const GstClockTime running = buffers.empty() ? GST_CLOCK_TIME_NONE : running_time_of(self, *in, buffers.front());
+  const uint32_t abs_send_time = wb::abs_send_time_of(now);
   const gint64 sampled_us = st.report_time.load(std::memory_order_relaxed) == wb::ReportTime::Send
                                 ? now
                                 : sampled_time_us(self, running, now);
@@ -692,16 +693,15 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
     any_keyframe |= keyframe;
     batch->buffers.push_back(buffer);
     batch->maps.push_back(map);
-    batch->refs.push_back({map.data, map.size, header_len, sampled_us, now});
+    batch->refs.push_back({map.data, map.size, header_len, sampled_us, abs_send_time});
     bytes_in += map.size;
   }
   if (!any_keyframe) batch->first_keyframe = batch->refs.size();
   in->packets_in += buffers.size();
   if (now - in->rate_start_us >= G_USEC_PER_SEC) {
     if (in->rate_start_us) {
-      in->bitrate.store(in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us));
-      layer_core.bitrate.store(in->bitrate.load(), std::memory_order_relaxed);
-      st.bitrates[layer].store(in->sinkpad ? in->bitrate.load() : 0, std::memory_order_relaxed);
+      const uint64_t rate = in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us);
+      core.bitrates[layer].store(in->sinkpad ? rate : 0, std::memory_order_relaxed);
     }
     in->rate_start_us = now;
     in->rate_bytes = 0;
@@ -926,7 +926,7 @@ void release_pad(GstElement *element, GstPad *pad) {
     std::lock_guard<std::mutex> lock(self->state->lock);
     LayerInput *in = self->state->inputs[layer_of_pad(pad)].get();
     if (in && in->sinkpad == pad) in->sinkpad = nullptr;
-    self->state->bitrates[layer_of_pad(pad)].store(0);
+    self->state->core->bitrates[layer_of_pad(pad)].store(0);
   }
   gst_pad_set_active(pad, FALSE);
   gst_element_remove_pad(element, pad);
@@ -1137,7 +1137,7 @@ std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec c
   std::array<uint64_t, kMaxLayers> rates{};
   for (unsigned i = 0; i < kMaxLayers; ++i)
     if (codec == Codec::Unknown || fanout->state->codecs[i].load(std::memory_order_relaxed) == codec)
-      rates[i] = fanout->state->bitrates[i].load(std::memory_order_relaxed);
+      rates[i] = fanout->state->core->bitrates[i].load(std::memory_order_relaxed);
   return rates;
 }
 
@@ -1307,7 +1307,7 @@ FanoutStats fanout_get_stats(WbFanout *fanout) {
     FanoutLayerStats layer;
     layer.index = i;
     layer.packets_in = in->packets_in.load();
-    layer.bitrate = in->bitrate.load();
+    layer.bitrate = st.core->bitrates[i].load();
     layer.keyframe_requests_sent = in->keyframes.requests_sent_upstream();
     stats.layers.push_back(layer);
   }

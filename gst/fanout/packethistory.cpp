@@ -20,7 +20,7 @@ void PacketHistory::record(const RtpPacketRef &packet) {
   slot.bytes.assign(packet.data, packet.data + packet.size);
   slot.used = true;
   slot.seq = seq;
-  slot.ref = {slot.bytes.data(), packet.size, packet.header_len, packet.sampled_us, packet.arrived_us};
+  slot.ref = {slot.bytes.data(), packet.size, packet.header_len, packet.sampled_us, packet.abs_send_time};
 }
 
 const RtpPacketRef *PacketHistory::find(uint16_t seq) const {

@@ -290,10 +290,9 @@ void LiteTransport::on_tick(int64_t now_ns) {
     if (socket_) keep_consent_locked(now_ns);
     now = update_state_locked();
     const int64_t interval = probed_.load(std::memory_order_relaxed) ? kProbedReportIntervalNs : kReportIntervalNs;
-    if (now == State::Connected && !streams_.empty() && now_ns >= std::min(next_report_ns_, last_report_ns_ + interval)) {
+    if (now == State::Connected && !streams_.empty() && now_ns >= last_report_ns_ + interval) {
       send_reports_locked(now_ns);
       last_report_ns_ = now_ns;
-      next_report_ns_ = now_ns + kReportIntervalNs;
     }
   }
   notify(previous, now, nullptr);
@@ -383,7 +382,7 @@ SrtpKeyMaterial LiteTransport::keys() const {
 void LiteTransport::add_sent_stream(SentStream stream) {
   std::lock_guard<std::mutex> lock(mutex_);
   streams_.push_back({std::move(stream), {}});
-  next_report_ns_ = 0;  // the first report as soon as there is something to say
+  last_report_ns_ = kNoReport;  // the first report as soon as there is something to say
 }
 
 LiteTransport::Stats LiteTransport::stats() const {

@@ -199,8 +199,8 @@ class LiteTransport {
   std::unique_ptr<SrtcpContext> rtcp_in_;
   std::vector<Stream> streams_;
   RtcpCounts rtcp_counts_;
-  int64_t next_report_ns_ = 0;
-  int64_t last_report_ns_ = 0;
+  static constexpr int64_t kNoReport = INT64_MIN / 2;  // any interval after it has passed
+  int64_t last_report_ns_ = kNoReport;
   std::atomic<bool> probed_{false};  // the last feedback said so (Listener::feedback)
   std::atomic<State> state_{State::New};
   std::atomic<int64_t> last_heard_us_;

@@ -31,12 +31,6 @@ void write_u32(uint8_t *p, uint32_t v) {
   p[3] = uint8_t(v);
 }
 
-// abs-send-time: seconds in 6.18 fixed point, 24 bits (wrapping every 64 s).
-// Any clock will do: the receiver uses only differences.
-uint32_t abs_send_time_of(int64_t monotonic_us) {
-  return uint32_t((uint64_t(monotonic_us) << 18) / G_USEC_PER_SEC) & 0xffffff;
-}
-
 // Sets the X bit of the RTP header in `slot` (fixed part and CSRCs already
 // there) and writes after them an extension block holding abs-send-time
 // alone. Returns the header's new length.
@@ -56,6 +50,10 @@ size_t write_abs_send_time(uint8_t *slot, uint8_t id, uint32_t sent_at) {
 }
 
 }  // namespace
+
+uint32_t abs_send_time_of(int64_t monotonic_us) {
+  return uint32_t((uint64_t(monotonic_us) << 18) / G_USEC_PER_SEC) & 0xffffff;
+}
 
 struct SendBatch::Slots {
   std::array<std::array<uint8_t, kSlotSize>, kBatch> data;
@@ -255,7 +253,7 @@ size_t SrtpSender::send(const RtpPacketRef *packets, size_t count, const Rewrite
       const size_t fixed = 12 + 4 * size_t(p.data[0] & 0x0f);  // with the CSRCs
       if (fixed > p.header_len) continue;
       memcpy(slot, p.data, fixed);
-      header = write_abs_send_time(slot, rewrite.abs_send_time_id, abs_send_time_of(p.arrived_us));
+      header = write_abs_send_time(slot, rewrite.abs_send_time_id, p.abs_send_time);
       memcpy(slot + header, p.data + p.header_len, p.size - p.header_len);
       len = header + (p.size - p.header_len);
     } else {

@@ -31,13 +31,17 @@ struct RtpPacketRef {
   // Monotonic time (µs) at which the packet's first sample was taken, by the
   // pipeline clock: what RTCP sender reports map RTP time to.
   int64_t sampled_us;
-  // Monotonic time (µs) at which the fan-out received it: the abs-send-time
-  // each viewer's copy carries. Not the time of each send: a NACK's answer
-  // must be the very bytes sent before, since under AES-GCM other bytes
-  // under the same sequence number would reuse a nonce (a receiver's
-  // estimate skips such an old send time as out of order).
-  int64_t arrived_us = 0;
+  // The abs-send-time each viewer's copy carries (abs_send_time_of() the
+  // time the fan-out received it, once for every viewer). Not the time of
+  // each send: a NACK's answer must be the very bytes sent before, since
+  // under AES-GCM other bytes under the same sequence number would reuse a
+  // nonce (a receiver's estimate skips such an old send time as out of order).
+  uint32_t abs_send_time = 0;
 };
+
+// abs-send-time of a monotonic time (µs): seconds in 6.18 fixed point, 24
+// bits, wrapping every 64 s. Any clock will do: receivers use differences.
+uint32_t abs_send_time_of(int64_t monotonic_us);
 
 // How one viewer's copy of a packet differs from the shared stream: its
 // payload type and SSRC, and offsets that let its sequence numbers and
@@ -49,7 +53,7 @@ struct Rewrite {
   uint32_t ts_offset = 0;   // added to the shared stream's RTP timestamp
   // The viewer's id for abs-send-time (RFC 8285 one-byte header extension,
   // 1-14; 0: not negotiated). With it, each packet says when it left us
-  // (RtpPacketRef::arrived_us), and Chromium's estimate (REMB) follows the
+  // (RtpPacketRef::abs_send_time), and Chromium's estimate (REMB) follows the
   // queue on the viewer's link instead of guessing send times from RTP
   // timestamps. The shared stream's own extensions (ids the viewer never
   // agreed to) are then dropped.

@@ -83,8 +83,9 @@ TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
   const std::vector<uint8_t> foreign = make_packet(rng, 101, 1, 300, 2, &foreign_header);
   // Arrived at the fan-out 7 and 3 ms ago: what the media's stamps say.
   const int64_t now_us = g_get_monotonic_time();
-  const wb::RtpPacketRef refs[] = {{plain.data(), plain.size(), plain_header, 0, now_us - 7000},
-                                   {foreign.data(), foreign.size(), foreign_header, 0, now_us - 3000}};
+  const wb::RtpPacketRef refs[] = {
+      {plain.data(), plain.size(), plain_header, 0, wb::abs_send_time_of(now_us - 7000)},
+      {foreign.data(), foreign.size(), foreign_header, 0, wb::abs_send_time_of(now_us - 3000)}};
   wb::Rewrite rewrite{97, 0x5555, 0, 0};
   rewrite.abs_send_time_id = 7;
   const uint32_t before = abs_send_time_of(g_get_monotonic_time());
@@ -116,7 +117,7 @@ TEST(SrtpSender, WritesAbsSendTimeInPlaceOfTheSharedStreamsExtensions) {
     ASSERT_EQ(srtp_unprotect(viewer.session, got.data(), &length), srtp_err_status_ok);
     got.resize(size_t(length));
     const size_t csrcs = original == &plain ? 1 : 0;
-    const uint32_t stamp = abs_send_time_of(original == &plain ? refs[0].arrived_us : refs[1].arrived_us);
+    const uint32_t stamp = original == &plain ? refs[0].abs_send_time : refs[1].abs_send_time;
     const size_t header = check_extension(got.data(), csrcs, stamp, stamp);
     EXPECT_EQ(got[1], 97);
     EXPECT_EQ(got[11], 0x55);
