@@ -432,6 +432,53 @@ TEST_F(ShardTest, ANackIsAnsweredInTheViewersOwnNumbering) {
   EXPECT_EQ(wb::fanout_get_stats(fanout).packets_retransmitted, 1u);
 }
 
+// A viewer's NACK answers in a second are bounded in bytes by half what its
+// layer carries (at least 8 KiB): a viewer on a link thinner than its layer
+// NACKs most of it, and answering it all would keep that link full.
+TEST_F(ShardTest, NackAnswersAreBoundedByHalfTheViewersLayerRate) {
+  UdpViewer viewer(port_fd);
+  wb::SubscriberId id = join(viewer, wb::Rewrite{102, 77});
+  std::vector<guint8> big(kDelta);
+  big.resize(1000, 0xab);
+  const size_t packet = 12 + big.size();
+  guint16 seq = 1;
+  push(seq++, kSps);
+  for (; seq <= 60; ++seq) push(seq, big);
+  ASSERT_EQ(viewer.wait_for(60, 5000), 60u);
+  ASSERT_EQ(wb::fanout_get_stats(fanout).layers.at(0).bitrate, 0u) << "not measured yet: the floor applies";
+  std::vector<guint16> all;
+  for (guint16 k = 2; k < 60; ++k) all.push_back(k);
+  wb::fanout_retransmit(fanout, id, all);
+  push(seq++, big);
+  ASSERT_EQ(viewer.wait_for(61 + 8, 5000), 61u + 8);
+  EXPECT_EQ(viewer.wait_for(61 + 9, 200), 61u + 8);
+  EXPECT_EQ(wb::fanout_get_stats(fanout).packets_retransmitted, 8u) << "8 KiB of " << packet << "-byte packets";
+
+  // ~100 packets a second, until the layer's rate is measured: then half
+  // of it a second, far above the floor.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  uint64_t rate = 0;
+  while (!(rate = wb::fanout_get_stats(fanout).layers.at(0).bitrate) && std::chrono::steady_clock::now() < deadline) {
+    push(seq++, big);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(rate, 0u);
+  const size_t before = viewer.wait_for(seq - 1 + 8, 5000);
+  ASSERT_EQ(before, size_t(seq - 1 + 8));
+  // The first window (from the answers above) is over by now.
+  all.clear();
+  for (guint16 k = guint16(seq - 300); k != seq; ++k) all.push_back(k);
+  wb::fanout_retransmit(fanout, id, all);
+  push(seq++, big);
+  const double expected = double(rate) / 8 / 2 / double(packet);
+  viewer.wait_for(before + 1 + size_t(expected * 1.5), 1000);
+  const double answered = double(wb::fanout_get_stats(fanout).packets_retransmitted - 8);
+  EXPECT_GT(answered, 8.0) << "more than the floor";
+  EXPECT_GT(answered, expected * 0.7) << "rate " << rate;
+  EXPECT_LT(answered, expected * 1.3) << "rate " << rate;
+  EXPECT_LT(answered, 300.0);
+}
+
 TEST_F(ShardTest, AShardThatIsHeldUpCostsTheOtherShardsViewersNothing) {
   UdpViewer held(port_fd), free(port_fd);
   wb::SubscriberId a = join(held, wb::Rewrite{102, 1});
