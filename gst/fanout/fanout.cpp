@@ -125,8 +125,8 @@ constexpr double kPaddingCost = double(wb::SrtpSender::kPaddingPacketSize + 44) 
 // viewer on a link thinner than its layer NACKs most of what it is sent:
 // answering it all keeps the link full, so the next packets are lost and
 // NACKed too. Seen in browser-layers with a fixed 200 packets a second:
-// a viewer joining a 1.2 Mbit/s layer over a 500 kbit/s link lost 80-90 %
-// for 6-8 s, long after it had moved to the 150 kbit/s layer, its
+// a viewer joining a 1.2 Mbit/s layer over a 500 kbit/s link went on
+// losing 80-90 % for 5-7 s after it had moved to the 150 kbit/s layer, its
 // retransmissions (of the layer it had left) at the budget all along.
 constexpr double kRetransmitShare = 0.5;
 constexpr uint64_t kMinRetransmitBytesPerSecond = 8 * 1024;
