@@ -59,6 +59,9 @@ constexpr const char *DEFAULT_PROP_ADDRESS = "0.0.0.0";
 constexpr const char *DEFAULT_PROP_METRICS_PATH = "/metrics";
 constexpr guint DEFAULT_PROP_KEYFRAME_MIN_INTERVAL = 250;
 constexpr ReportTime DEFAULT_PROP_SENDER_REPORT_TIME = ReportTime::Capture;
+// A 640x360 layer's rate: what most links carry, so that most viewers are
+// one padding probe (seconds) from a top layer above it.
+constexpr guint DEFAULT_PROP_START_BITRATE = 1000000;
 
 struct Settings {
   Settings() {
@@ -68,6 +71,7 @@ struct Settings {
   NodeSettings node;  // read when the element starts
   guint keyframe_min_interval_ms = DEFAULT_PROP_KEYFRAME_MIN_INTERVAL;
   ReportTime report_time = DEFAULT_PROP_SENDER_REPORT_TIME;
+  guint start_bitrate = DEFAULT_PROP_START_BITRATE;
 };
 
 }  // namespace
@@ -204,6 +208,13 @@ std::vector<GParamSpec *> viewer_param_specs() {
       "Which instant a packet's RTP time stands for in the RTCP sender reports of ICE-lite viewers, by which "
       "browsers line audio and video up (viewers with a webrtcbin of their own get webrtcbin's reports)",
       sender_report_time_get_type(), int(DEFAULT_PROP_SENDER_REPORT_TIME), GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
+  specs[PROP_START_BITRATE] = g_param_spec_uint(
+      "start-bitrate", "Start bitrate",
+      "With video layers (simulcast): a new ICE-lite viewer starts on the best layer whose measured rate is at "
+      "most this many bits/s, and is moved up from there when its link carries more (probed with padding "
+      "first); nothing is known of its link before its first reports. 0 = on the first (best) layer. Viewers "
+      "with a webrtcbin of their own stay on the first layer",
+      0, G_MAXUINT, DEFAULT_PROP_START_BITRATE, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
       "direct-send", "Direct send",
       "Viewers with a webrtcbin of their own (see ice-lite): once it has connected, protect (SRTP) and send its media straight from the "
@@ -472,6 +483,7 @@ void apply_fanout_settings(GstViewerManager *self) {
     if (!in->fanout) continue;
     fanout_set_keyframe_min_interval(in->fanout, priv->settings.keyframe_min_interval_ms);
     fanout_set_report_time(in->fanout, priv->settings.report_time);
+    fanout_set_start_bitrate(in->fanout, priv->settings.start_bitrate);
   }
 }
 
@@ -660,6 +672,14 @@ static void gst_viewer_manager_set_property(GObject *object, guint prop_id, cons
       apply_fanout_settings(self);
       return;
     }
+    case PROP_START_BITRATE: {
+      {
+        std::lock_guard<std::mutex> lock(priv->lock);
+        priv->settings.start_bitrate = g_value_get_uint(value);
+      }
+      apply_fanout_settings(self);
+      return;
+    }
     case PROP_MAX_VIEWERS:
       config.max_viewers = g_value_get_uint(value);
       break;
@@ -751,6 +771,9 @@ static void gst_viewer_manager_get_property(GObject *object, guint prop_id, GVal
       break;
     case PROP_SENDER_REPORT_TIME:
       g_value_set_enum(value, int(priv->settings.report_time));
+      break;
+    case PROP_START_BITRATE:
+      g_value_set_uint(value, priv->settings.start_bitrate);
       break;
     case PROP_MAX_VIEWERS:
       g_value_set_uint(value, config.max_viewers);

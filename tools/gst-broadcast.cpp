@@ -91,6 +91,7 @@ struct Options {
   gint http_timeout = -1;
   gint max_http_connections = -1;
   gint sender_threads = -1;
+  gint start_kbps = -1;  // -1: the sink's default
   gchar *sender_report_time = nullptr;
   gchar *stun_server = nullptr;
   gchar *turn_servers = nullptr;
@@ -1259,6 +1260,7 @@ bool start_pipeline(App *app) {
   for (const auto &limit : limits)
     if (limit.second >= 0) set_uint(app->sink, limit.first, static_cast<guint>(limit.second));
   if (opt.sender_report_time) gst_util_set_object_arg(G_OBJECT(app->sink), "sender-report-time", opt.sender_report_time);
+  if (opt.start_kbps >= 0) set_uint(app->sink, "start-bitrate", static_cast<guint>(opt.start_kbps) * 1000);
   set_string(app->sink, "stun-server", opt.stun_server);
   set_string(app->sink, "turn-servers", opt.turn_servers);
   set_string(app->sink, "ice-address", opt.ice_address);
@@ -1464,6 +1466,7 @@ bool validate(Options &opt) {
     fail("--max-pending, --max-pending-webrtcbin, --offers-per-second and --max-http-connections must be >= 0");
   if (opt.http_timeout < -1 || opt.http_timeout > 3600) fail("--http-timeout must be between 0 and 3600");
   if (opt.sender_threads < -1 || opt.sender_threads > 256) fail("--sender-threads must be between 0 and 256");
+  if (opt.start_kbps < -1 || opt.start_kbps > 4000000) fail("--start-bitrate must be between 0 and 4000000 (kbps)");
   if (opt.ice_port < -1 || opt.ice_port > 65535) fail("--ice-port must be between 0 and 65535");
   if (opt.sender_report_time && g_strcmp0(opt.sender_report_time, "capture") != 0 &&
       g_strcmp0(opt.sender_report_time, "send") != 0)
@@ -1543,9 +1546,8 @@ void announce_layer(App *app, size_t i) {
              {{"layer", gint64(i)}, {"width", l.width}, {"height", l.height}, {"fps", opt.fps}, {"kbps", l.kbps}});
     return;
   }
-  g_print("layer %zu: %dx%d@%d, %d kbps, %s by %s (%s) -> %s%s\n", i, l.width, l.height, opt.fps, l.kbps,
-          codec_name(enc.codec), enc.factory.c_str(), encoder.c_str(), pad.c_str(),
-          i == 0 ? " (new viewers start here)" : "");
+  g_print("layer %zu: %dx%d@%d, %d kbps, %s by %s (%s) -> %s\n", i, l.width, l.height, opt.fps, l.kbps,
+          codec_name(enc.codec), enc.factory.c_str(), encoder.c_str(), pad.c_str());
 }
 
 // Broadcast mode: the encoder, and whether there can be audio.
@@ -1643,10 +1645,14 @@ int main(int argc, char **argv) {
       {"layers", 0, 0, G_OPTION_ARG_STRING, &opt.layers_spec,
        "Simulcast: encode the source once per layer, 1 to 4 comma-separated WIDTHxHEIGHT@KBPS (even sizes), "
        "largest first, e.g. 1280x720@2500,640x360@800,320x180@200; the source is captured once at the first "
-       "layer's size, which new viewers get. A layer may name a codec of its own, WIDTHxHEIGHT@KBPS:vp8, encoded "
+       "layer's size. A layer may name a codec of its own, WIDTHxHEIGHT@KBPS:vp8, encoded "
        "in software: browsers that cannot decode the others' (Firefox without OpenH264 and H.264) get it. "
        "Overrides --width, --height and --bitrate (default: one layer, from those)",
        "LAYERS"},
+      {"start-bitrate", 0, 0, G_OPTION_ARG_INT, &opt.start_kbps,
+       "With --layers: new viewers start on the best layer of at most this many kbps and are moved up when "
+       "their link carries more (seconds later); 0 = on the first layer (default: 1000)",
+       "KBPS"},
       {"keyframe-interval", 'k', 0, G_OPTION_ARG_INT, &opt.keyframe_interval,
        "Keyframe interval (GOP length) in frames (default: 2 seconds' worth, i.e. 2 x --fps)", "FRAMES"},
       {"no-audio", 0, 0, G_OPTION_ARG_NONE, &opt.no_audio,

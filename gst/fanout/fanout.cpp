@@ -245,6 +245,7 @@ struct FanoutState {
   SubscriberId next_id = 1;
   unsigned next_pad = 0;
   std::atomic<wb::ReportTime> report_time{wb::ReportTime::Capture};
+  std::atomic<uint64_t> start_bitrate{0};
   std::shared_ptr<Core> core = std::make_shared<Core>();
 };
 
@@ -1284,6 +1285,12 @@ void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds) {
 void fanout_set_report_time(WbFanout *fanout, ReportTime time) {
   fanout->state->report_time.store(time, std::memory_order_relaxed);
 }
+
+void fanout_set_start_bitrate(WbFanout *fanout, uint64_t bits_per_second) {
+  fanout->state->start_bitrate.store(bits_per_second, std::memory_order_relaxed);
+}
+
+uint64_t fanout_start_bitrate(WbFanout *fanout) { return fanout->state->start_bitrate.load(std::memory_order_relaxed); }
 
 FanoutStats fanout_get_stats(WbFanout *fanout) {
   FanoutState &st = *fanout->state;

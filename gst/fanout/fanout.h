@@ -190,6 +190,10 @@ enum class ReportTime {
   Send,
 };
 void fanout_set_report_time(WbFanout *fanout, ReportTime time);
+// The most a new viewer of this fan-out is started on, bits/s (0, the
+// default: its codec's first layer whatever its rate): LayerChoice::start().
+void fanout_set_start_bitrate(WbFanout *fanout, uint64_t bits_per_second);
+uint64_t fanout_start_bitrate(WbFanout *fanout);
 FanoutStats fanout_get_stats(WbFanout *fanout);
 
 }  // namespace wb

@@ -28,6 +28,11 @@ unsigned next_up(const LayerChoice::Rates &rates, unsigned current) {
 
 }  // namespace
 
+unsigned LayerChoice::start(const Rates &rates, unsigned first, uint64_t start_bitrate) {
+  if (!start_bitrate || first >= kMaxLayers || !rates[first] || rates[first] <= start_bitrate) return first;
+  return best_under(rates, double(start_bitrate));
+}
+
 void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
@@ -38,29 +43,41 @@ void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
 }
 
 double LayerChoice::LossWindow::add(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq,
-                                    std::chrono::milliseconds span) {
+                                    uint64_t nacked_total, std::chrono::milliseconds span) {
   if (!started || int32_t(highest_seq - highest) < 0) {  // the first, or a restart of the stream's counts
-    *this = {true, cumulative_lost, highest_seq, now};
+    *this = {true, cumulative_lost, highest_seq, nacked_total, now};
     return -1;
   }
   if (now - since < span) return -1;
   const double expected = double(highest_seq - highest);
-  const double lost_now = double(cumulative_lost - lost);
-  *this = {true, cumulative_lost, highest_seq, now};
+  const double lost_now = std::max(double(cumulative_lost - lost), double(nacked_total - nacked));
+  *this = {true, cumulative_lost, highest_seq, nacked_total, now};
   if (expected <= 0) return -1;
   return std::clamp(lost_now / expected, 0.0, 1.0);
 }
 
+void LayerChoice::on_nack(const std::vector<uint16_t> &seqs) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // A receiver asks again for what is still missing: only numbers past the
+  // newest it asked for before are new losses.
+  for (uint16_t seq : seqs) {
+    if (any_nacked_ && int16_t(uint16_t(seq - newest_nacked_)) <= 0) continue;
+    any_nacked_ = true;
+    newest_nacked_ = seq;
+    ++nacked_;
+  }
+}
+
 void LayerChoice::on_video_report(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const double loss = video_window_.add(now, cumulative_lost, highest_seq, config_.loss_window);
+  const double loss = video_window_.add(now, cumulative_lost, highest_seq, nacked_, config_.loss_window);
   if (loss >= 0) on_loss_locked(now, loss);
 }
 
 void LayerChoice::on_padding_report(Clock::time_point now, int32_t cumulative_lost, uint32_t highest_seq) {
   std::lock_guard<std::mutex> lock(mutex_);
   // Shorter windows: padding is dense, and a probe must end quickly.
-  const double loss = padding_window_.add(now, cumulative_lost, highest_seq, config_.loss_window / 2);
+  const double loss = padding_window_.add(now, cumulative_lost, highest_seq, 0, config_.loss_window / 2);
   if (loss >= 0) on_padding_loss_locked(loss);
 }
 

@@ -77,6 +77,10 @@ bool choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
       (feedback.remb_ssrcs.empty() ||
        std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
     choice.on_estimate(now, feedback.remb_bitrate);
+  // Before the reports: a compound carries its NACKs with the report they
+  // belong to.
+  for (const auto &nack : feedback.nacks)
+    if (nack.media_ssrc == target.ssrc) choice.on_nack(nack.seqs);
   int loss = -1, padding_loss = -1;  // of 256, for the log
   int64_t rtt = -1;  // 1/65536 s
   const uint64_t arrival_ntp = rtcp::ntp_from_unix_us(g_get_real_time());
@@ -155,6 +159,15 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
     }
     LayerChoice::Config layers;
     layers.padding = rtx_ssrc != 0;
+    if (fanout == video && !sink_for) {
+      const int first = fanout_wanted_layer_of(fanout, id);
+      if (first >= 0) {
+        const unsigned start = LayerChoice::start(fanout_layer_bitrates(fanout, choice.codec), unsigned(first),
+                                                  fanout_start_bitrate(fanout));
+        if (start != unsigned(first) && fanout_set_layer(fanout, id, start))
+          GST_DEBUG("subscriber %" G_GUINT64_FORMAT ": starts on layer %u", id, start);
+      }
+    }
     subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video, choice.codec,
                               fanout == video ? std::make_shared<LayerChoice>(layers) : nullptr, rtx_ssrc});
     (*ssrcs)[choice.mline] = rewrite.ssrc;
