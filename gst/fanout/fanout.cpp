@@ -168,6 +168,10 @@ struct Core {
   // Each layer's bits/s as its streaming thread last measured them (0: no
   // sink pad): for the layer choice, NACK budgets and stats, without a lock.
   std::array<std::atomic<uint64_t>, kMaxLayers> bitrates{};
+  // ... and the highest of its last kPeakSeconds measures: what a new
+  // viewer's link must carry (one second's swings, a keyframe's or an
+  // encoder's first seconds', are not its rate).
+  std::array<std::atomic<uint64_t>, kMaxLayers> peak_bitrates{};
 };
 
 // One shard's subscribers of this stream, per layer: those it sends, and
@@ -229,6 +233,8 @@ struct LayerInput {
   // The streaming thread's measure of the layer's bitrate (Core::bitrates).
   gint64 rate_start_us = 0;
   uint64_t rate_bytes = 0;
+  std::array<uint64_t, wb::kPeakSeconds> recent_rates{};
+  unsigned next_recent = 0;
 };
 
 struct FanoutState {
@@ -703,6 +709,9 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
     if (in->rate_start_us) {
       const uint64_t rate = in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us);
       core.bitrates[layer].store(in->sinkpad ? rate : 0, std::memory_order_relaxed);
+      in->recent_rates[in->next_recent++ % wb::kPeakSeconds] = rate;
+      const uint64_t peak = *std::max_element(in->recent_rates.begin(), in->recent_rates.end());
+      core.peak_bitrates[layer].store(in->sinkpad ? peak : 0, std::memory_order_relaxed);
     }
     in->rate_start_us = now;
     in->rate_bytes = 0;
@@ -928,6 +937,7 @@ void release_pad(GstElement *element, GstPad *pad) {
     LayerInput *in = self->state->inputs[layer_of_pad(pad)].get();
     if (in && in->sinkpad == pad) in->sinkpad = nullptr;
     self->state->core->bitrates[layer_of_pad(pad)].store(0);
+    self->state->core->peak_bitrates[layer_of_pad(pad)].store(0);
   }
   gst_pad_set_active(pad, FALSE);
   gst_element_remove_pad(element, pad);
@@ -1134,11 +1144,12 @@ unsigned fanout_layer_count(WbFanout *fanout) {
   return n;
 }
 
-std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec) {
+std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec, bool peak) {
+  const auto &measured = peak ? fanout->state->core->peak_bitrates : fanout->state->core->bitrates;
   std::array<uint64_t, kMaxLayers> rates{};
   for (unsigned i = 0; i < kMaxLayers; ++i)
     if (codec == Codec::Unknown || fanout->state->codecs[i].load(std::memory_order_relaxed) == codec)
-      rates[i] = fanout->state->core->bitrates[i].load(std::memory_order_relaxed);
+      rates[i] = measured[i].load(std::memory_order_relaxed);
   return rates;
 }
 

@@ -146,8 +146,11 @@ int fanout_shard_of(WbFanout *fanout, SubscriberId id);
 unsigned fanout_layer_count(WbFanout *fanout);
 // What each layer carries, bits per second over about the last second (0:
 // no such layer, none in `codec` unless that is Unknown, or nothing
-// measured yet). Cheap: no lock, for per-viewer decisions.
-std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec = Codec::Unknown);
+// measured yet), or with `peak` the highest of the last kPeakSeconds such
+// measures. Cheap: no lock, for per-viewer decisions.
+constexpr unsigned kPeakSeconds = 5;
+std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec = Codec::Unknown,
+                                                       bool peak = false);
 // Moves the subscriber to `layer` at that layer's next keyframe (one is
 // requested). kPaused: it is sent nothing of this stream from now on (a
 // viewer whose network cannot carry even the lowest layer keeps its

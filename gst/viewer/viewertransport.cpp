@@ -162,10 +162,10 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
     if (fanout == video && !sink_for) {
       const int first = fanout_wanted_layer_of(fanout, id);
       if (first >= 0) {
-        const unsigned start = LayerChoice::start(fanout_layer_bitrates(fanout, choice.codec), unsigned(first),
+        const unsigned start = LayerChoice::start(fanout_layer_bitrates(fanout, choice.codec, true), unsigned(first),
                                                   fanout_start_bitrate(fanout));
         if (start != unsigned(first) && fanout_set_layer(fanout, id, start))
-          GST_DEBUG("subscriber %" G_GUINT64_FORMAT ": starts on layer %u", id, start);
+          GST_INFO("subscriber %" G_GUINT64_FORMAT ": starts on layer %u", id, start);
       }
     }
     subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video, choice.codec,

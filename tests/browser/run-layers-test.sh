@@ -119,5 +119,11 @@ console.log(`PASS: shaped ${s.fps.toFixed(1)} fps at ${s.widths.join(" -> ")} wi
             `(${JSON.stringify(l.changes)}, [s, width])`);
 ' "$ARTIFACTS/layers-shaped.json" "$ARTIFACTS/layers-unshaped.json"
 rc=$?
-[ $rc -eq 0 ] || print_log
+if [ $rc -ne 0 ]; then
+  # First what decided the viewers' layers: a long log's middle is what a
+  # CI excerpt cuts.
+  echo "---- the node's layer decisions ----"
+  grep -aE "starts on layer|layer [0-9] -> [0-9]" "$LOG" | sed 's/\x1b\[[0-9;]*m//g' | head -n 60
+  print_log
+fi
 exit $rc
