@@ -100,7 +100,6 @@ class LayerChoice {
     // long: Chromium sends a compound with each NACK, some 30 ms apart,
     // and the fraction lost over so few packets swings from 0 to 80 %.
     std::chrono::milliseconds loss_window{500};
-
   };
 
   LayerChoice() = default;

@@ -77,10 +77,6 @@ bool choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
       (feedback.remb_ssrcs.empty() ||
        std::find(feedback.remb_ssrcs.begin(), feedback.remb_ssrcs.end(), target.ssrc) != feedback.remb_ssrcs.end()))
     choice.on_estimate(now, feedback.remb_bitrate);
-  // Before the reports: a compound carries its NACKs with the report they
-  // belong to.
-  for (const auto &nack : feedback.nacks)
-    if (nack.media_ssrc == target.ssrc) choice.on_nack(nack.seqs);
   int loss = -1, padding_loss = -1;  // of 256, for the log
   int64_t rtt = -1;  // 1/65536 s
   const uint64_t arrival_ntp = rtcp::ntp_from_unix_us(g_get_real_time());
@@ -208,8 +204,13 @@ ViewerTransport::Answer LiteViewerTransport::answer(const std::string &offer_sdp
       for (uint32_t ssrc : feedback.pli) wants_picture |= ssrc == target.ssrc;
       for (uint32_t ssrc : feedback.fir) wants_picture |= ssrc == target.ssrc;
       if (wants_picture && target.video) fanout_request_keyframe(target.fanout.get(), target.id);
-      for (const auto &nack : feedback.nacks)
-        if (nack.media_ssrc == target.ssrc) fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
+      for (const auto &nack : feedback.nacks) {
+        if (nack.media_ssrc != target.ssrc) continue;
+        fanout_retransmit(target.fanout.get(), target.id, nack.seqs);
+        // Before choose_layer() reads the compound's reports: loss the
+        // retransmission will hide from later reports.
+        if (target.layers) target.layers->on_nack(nack.seqs);
+      }
       if (target.layers) probed |= choose_layer(target, feedback);
     }
     return probed;
