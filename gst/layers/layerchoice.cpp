@@ -33,8 +33,14 @@ unsigned LayerChoice::start(const Rates &rates, unsigned first, uint64_t start_b
   return best_under(rates, double(start_bitrate));
 }
 
+void LayerChoice::on_start(Clock::time_point now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  started_ = now;
+}
+
 void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) overuse_at_start_ = true;
   if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
   // The receiver saw its delay grow under the padding: the link is full.
   if (padding_for_ != kMaxLayers && bits_per_second < remb_at_padding_ * 0.95) padding_failed_ = true;
@@ -203,6 +209,8 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   // Just after padding, a falling estimate was the padding's.
   const bool after_padding = padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle;
   const bool under = !paused && !after_padding && estimate && estimate < rate * config_.congested;
+  const bool overuse_at_start =
+      overuse_at_start_ && !paused && estimate && estimate < rate * config_.congested_at_start;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;
@@ -211,7 +219,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   const auto hold = last_loss_ > config_.light_loss ? config_.congested_for : config_.congested_without_loss_for;
   if (want != current) {
     // The padding probe passed: up.
-  } else if (!paused && (too_much_ || (congested_ && now - congested_since_ >= hold))) {
+  } else if (!paused && (too_much_ || overuse_at_start || (congested_ && now - congested_since_ >= hold))) {
     want = estimate ? best_under(rates, estimate * config_.headroom) : current;
     if (too_much_) {
       // Loss says this layer is too much, whatever the estimate; and what
@@ -274,6 +282,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   }
   too_much_ = false;
   remb_fell_ = false;
+  overuse_at_start_ = false;
   if (want == current) return current;
   ++moves_;
   last_move_ = now;

@@ -7,7 +7,9 @@
 // the estimate falls (the receiver saw its delay grow: overuse) below the
 // layer's rate and stays there for a second, to the highest layer that
 // fits it with headroom; or one down on heavy loss. A rising estimate under the layer's rate is the
-// receiver still ramping up after a move, not congestion. A viewer that can be padded (Config::padding:
+// receiver still ramping up after a move, not congestion; but a first estimate in the receiver's first
+// seconds is overuse it measured (Config::overuse_before), and under the layer's rate moves the viewer
+// down at once. A viewer that can be padded (Config::padding:
 // it has an RTX stream) is moved up only after padding at the next layer's rate held without loss or
 // a growing round trip; the rest of this paragraph is the move up of the others. Up one layer at a time, once the current one has gone calm
 // (no congestion, little loss) for a while: the receiver's estimate cannot
@@ -67,6 +69,19 @@ class LayerChoice {
     std::chrono::milliseconds settle{2500};
     std::chrono::milliseconds failed_probe{15000};   // a move down this soon after a move up
     std::chrono::milliseconds estimate_valid{5000};  // a REMB older than this is forgotten
+    // A receiver's estimator (libwebrtc's, in Chromium) sends nothing for
+    // its first 5 s of media unless it sees overuse first, and then starts
+    // at 85 % of what arrived. A first estimate sooner than this after the
+    // start is therefore a full link, measured: under `congested_at_start`
+    // of the layer's rate, the viewer moves down at once. Seen in
+    // browser-layers: viewers started on a ~500 kbit/s layer through a 500
+    // kbit/s link had their first REMB (320-410 kbit/s) 0.8-2.5 s after
+    // their start, before or just as their loss began; unshaped viewers'
+    // first came 5.1-5.5 s after theirs.
+    std::chrono::milliseconds overuse_before{4500};
+    // Above `congested`: 85 % of what arrived, audio included, is some 95 %
+    // of a layer that the link carries, and 64-80 % of one that it did not.
+    double congested_at_start = 0.9;
 
     // Probing with padding, for a viewer that can be padded (an RTX stream):
     // before a move up, padding brings what it receives from its layer's
@@ -114,6 +129,9 @@ class LayerChoice {
   // carries more is probed up within seconds, as any calm viewer's is.
   static unsigned start(const Rates &rates, unsigned first, uint64_t start_bitrate);
 
+  // The viewer's video starts now (on its first layer). Without it, no
+  // first estimate is taken for overuse.
+  void on_start(Clock::time_point now);
   // The receiver's estimate (REMB), bits/s.
   void on_estimate(Clock::time_point now, uint64_t bits_per_second);
   // A receiver report block about the viewer's video: loss since the last.
@@ -181,6 +199,8 @@ class LayerChoice {
   uint64_t remb_ = 0;
   Clock::time_point remb_at_{};
   bool remb_fell_ = false;  // since the last choice
+  Clock::time_point started_{};
+  bool overuse_at_start_ = false;  // the first estimate came before the receiver's own start-up
   bool congested_ = false;  // the estimate fell under the layer's rate, and stays under
   Clock::time_point congested_since_{};
   unsigned heavy_in_a_row_ = 0;

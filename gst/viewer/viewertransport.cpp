@@ -164,8 +164,15 @@ std::string subscribe_to_fanouts(const OfferCheck &offer, WbFanout *video, WbFan
           GST_INFO("subscriber %" G_GUINT64_FORMAT ": starts on layer %u", id, start);
       }
     }
+    std::shared_ptr<LayerChoice> layer_choice;
+    if (fanout == video) {
+      layer_choice = std::make_shared<LayerChoice>(layers);
+      // Before its first packet, so the receiver's 5 s of start-up end
+      // later than overuse_before from here.
+      layer_choice->on_start(LayerChoice::Clock::now());
+    }
     subscriptions->push_back({hold(fanout), id, rewrite.ssrc, uint32_t(clock_rate), fanout == video, choice.codec,
-                              fanout == video ? std::make_shared<LayerChoice>(layers) : nullptr, rtx_ssrc});
+                              std::move(layer_choice), rtx_ssrc});
     (*ssrcs)[choice.mline] = rewrite.ssrc;
   }
   return {};

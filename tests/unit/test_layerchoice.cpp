@@ -152,6 +152,52 @@ TEST(LayerChoice, AFirstLowEstimateIsTheReceiverRampingUpNotCongestion) {
   EXPECT_TRUE(v.moves.empty());
 }
 
+TEST(LayerChoice, AFirstEstimateInTheReceiversFirstSecondsIsOveruseAndMovesDownAtOnce) {
+  // As browser-layers saw it: started on a layer above its link, the first
+  // REMB came 1.4 s after the start at 64 % of the layer, before any loss.
+  Viewer early;
+  early.layer = 0;
+  early.choice.on_start(early.now);
+  early.second(0, 0);
+  early.second(1600000, 0);
+  EXPECT_EQ(early.layer, 1u) << "down at the first estimate";
+
+  // The same estimate after the receiver's 5 s of start-up is what it
+  // measured arriving, not overuse: not a reason to move by itself.
+  Viewer late;
+  late.layer = 0;
+  late.choice.on_start(late.now);
+  for (int i = 0; i < 5; ++i) late.second(0, 0);
+  late.second(1600000, 0);
+  late.second(1600000, 0);
+  EXPECT_EQ(late.layer, 0u);
+
+  // Early at 80 % of the layer: 85 % of what arrived, so the link carries
+  // less than the layer.
+  Viewer short_of_it;
+  short_of_it.layer = 0;
+  short_of_it.choice.on_start(short_of_it.now);
+  short_of_it.second(0, 0);
+  short_of_it.second(2000000, 0);
+  EXPECT_EQ(short_of_it.layer, 1u);
+
+  // Early, but at 96 % of the layer: what arrived (audio too) was more than
+  // the layer, which fits.
+  Viewer fits;
+  fits.layer = 0;
+  fits.choice.on_start(fits.now);
+  fits.second(0, 0);
+  fits.second(2400000, 0);
+  EXPECT_EQ(fits.layer, 0u);
+
+  // Nothing known of the start: a first estimate is not taken for overuse.
+  Viewer unknown;
+  unknown.layer = 0;
+  unknown.second(0, 0);
+  unknown.second(1600000, 0);
+  EXPECT_EQ(unknown.layer, 0u);
+}
+
 TEST(LayerChoice, AnEstimateThatFallsWithoutLossMovesOnlyOnceItStaysDown) {
   Viewer v;
   v.second(3000000, 0);
