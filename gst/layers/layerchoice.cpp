@@ -40,7 +40,7 @@ void LayerChoice::on_start(Clock::time_point now) {
 
 void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) overuse_at_start_ = true;
+  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) early_estimates_ = true;
   if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
   // The receiver saw its delay grow under the padding: the link is full.
   if (padding_for_ != kMaxLayers && bits_per_second < remb_at_padding_ * 0.95) padding_failed_ = true;
@@ -209,8 +209,8 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   // Just after padding, a falling estimate was the padding's.
   const bool after_padding = padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle;
   const bool under = !paused && !after_padding && estimate && estimate < rate * config_.congested;
-  const bool overuse_at_start =
-      overuse_at_start_ && !paused && estimate && estimate < rate * config_.congested_at_start;
+  const bool overuse_at_start = early_estimates_ && now - started_ < config_.overuse_before && !paused && estimate &&
+                                estimate < rate * config_.congested_at_start;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;
@@ -282,8 +282,8 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   }
   too_much_ = false;
   remb_fell_ = false;
-  overuse_at_start_ = false;
   if (want == current) return current;
+  early_estimates_ = false;
   ++moves_;
   last_move_ = now;
   last_loss_ = 0;

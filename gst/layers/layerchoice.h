@@ -73,7 +73,9 @@ class LayerChoice {
     // its first 5 s of media unless it sees overuse first, and then starts
     // at 85 % of what arrived. A first estimate sooner than this after the
     // start is therefore a full link, measured: under `congested_at_start`
-    // of the layer's rate, the viewer moves down at once. Seen in
+    // of the layer's rate, the viewer moves down at once, as on any estimate
+    // the receiver sends until overuse_before after the start (it goes on
+    // measuring from its overuse). Seen in
     // browser-layers: viewers started on a ~500 kbit/s layer through a 500
     // kbit/s link had their first REMB (320-410 kbit/s) 0.8-2.5 s after
     // their start, before or just as their loss began; unshaped viewers'
@@ -200,7 +202,7 @@ class LayerChoice {
   Clock::time_point remb_at_{};
   bool remb_fell_ = false;  // since the last choice
   Clock::time_point started_{};
-  bool overuse_at_start_ = false;  // the first estimate came before the receiver's own start-up
+  bool early_estimates_ = false;  // the first estimate came before the receiver's own start-up ended
   bool congested_ = false;  // the estimate fell under the layer's rate, and stays under
   Clock::time_point congested_since_{};
   unsigned heavy_in_a_row_ = 0;

@@ -182,13 +182,17 @@ TEST(LayerChoice, AFirstEstimateInTheReceiversFirstSecondsIsOveruseAndMovesDownA
   EXPECT_EQ(short_of_it.layer, 1u);
 
   // Early, but at 96 % of the layer: what arrived (audio too) was more than
-  // the layer, which fits.
+  // the layer, which fits. Its next estimates in the first seconds are
+  // measured too: one at 80 % moves it.
   Viewer fits;
   fits.layer = 0;
   fits.choice.on_start(fits.now);
   fits.second(0, 0);
   fits.second(2400000, 0);
+  fits.second(2400000, 0);
   EXPECT_EQ(fits.layer, 0u);
+  fits.second(2000000, 0);
+  EXPECT_EQ(fits.layer, 1u);
 
   // Nothing known of the start: a first estimate is not taken for overuse.
   Viewer unknown;
