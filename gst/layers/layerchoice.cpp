@@ -220,7 +220,10 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   if (want != current) {
     // The padding probe passed: up.
   } else if (!paused && (too_much_ || overuse_at_start || (congested_ && now - congested_since_ >= hold))) {
-    want = estimate ? best_under(rates, estimate * config_.headroom) : current;
+    // An estimate from an overuse at the start is already 85 % of what the
+    // link carried: no headroom on top.
+    const double fits = overuse_at_start ? 1.0 : config_.headroom;
+    want = estimate ? best_under(rates, estimate * fits) : current;
     if (too_much_) {
       // Loss says this layer is too much, whatever the estimate; and what
       // arrives of it is what the link carried. Without that, a viewer that

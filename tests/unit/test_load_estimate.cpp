@@ -69,6 +69,16 @@ TEST(LoadEstimate, TheEstimatorMeasuresEachIntervalFromTheTotals) {
   EXPECT_EQ(e.estimate(), 300000u);
 }
 
+TEST(LoadEstimate, NothingIsSaidInTheFirstFiveSecondsAsLibwebrtcWithoutOveruse) {
+  ReceiveEstimator e{EstimateRule{}};
+  e.start(10 * kSecond);
+  e.update(11 * kSecond, 125000, 100, 100);
+  EXPECT_EQ(e.estimate(), 1500000u);
+  EXPECT_EQ(e.to_send(11 * kSecond), 0u);
+  EXPECT_EQ(e.to_send(15 * kSecond - 1), 0u);
+  EXPECT_EQ(e.to_send(15 * kSecond), 1500000u);
+}
+
 // The REMB the generator appends to its compound, parsed by what the server
 // runs on every viewer's RTCP (gst/transport/rtcp.cpp).
 wb::rtcp::Feedback parse_with_remb(uint64_t bits_per_second, const std::vector<uint32_t> &ssrcs) {

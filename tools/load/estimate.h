@@ -21,6 +21,12 @@ struct EstimateRule {
   double heavy_loss = 0.10;  // from here: it carries less than arrives
   double headroom = 1.5;     // libwebrtc's cap over the incoming rate
   uint64_t ceiling = 30000000;  // bits/s, as a receiver's configured maximum
+  // Nothing is said for this long after the start, ns. libwebrtc's receive-
+  // side estimator sends its first estimate 5 s into the media, or sooner
+  // on overuse, which it sees in packet delays; this emulation has no delay
+  // measure, so it waits, and a server that takes an early estimate for
+  // overuse (as ours does, gst/layers/layerchoice.h) is told no falsehood.
+  int64_t quiet_ns = 5000000000;
 };
 
 // The estimate after one report interval, bits/s. `previous`: the one
@@ -38,15 +44,19 @@ class ReceiveEstimator {
  public:
   explicit ReceiveEstimator(const EstimateRule &rule) : rule_(rule) {}
   // Where the first interval starts (the transport connected), ns.
-  void start(int64_t now) { last_at_ = now; }
+  void start(int64_t now) { started_at_ = last_at_ = now; }
   // Totals so far: bytes and packets received, packets expected from the
   // sequence numbers. An interval in which no packet was expected (video
   // paused, or not started) tells nothing and holds the estimate.
   void update(int64_t now, uint64_t bytes, uint64_t packets, int64_t expected);
   uint64_t estimate() const { return estimate_; }  // bits/s; 0: none yet
+  // What to tell the sender at `now`: the estimate once the quiet start is
+  // over, 0 (nothing) before.
+  uint64_t to_send(int64_t now) const { return now - started_at_ >= rule_.quiet_ns ? estimate_ : 0; }
 
  private:
   EstimateRule rule_;
+  int64_t started_at_ = 0;
   int64_t last_at_ = 0;
   uint64_t bytes_ = 0;
   uint64_t packets_ = 0;

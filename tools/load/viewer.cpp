@@ -309,8 +309,8 @@ void Viewer::send_rtcp(bool with_pli, bool with_remb) {
                       video_.expected() + rtx_.expected());
     // Only once there is something to say, as a browser before its first
     // estimate: a REMB of 0 would read as "nothing fits".
-    if (estimator_.estimate() && video_.ssrc()) {
-      append_remb(&compound, local_ssrc_, estimator_.estimate(), {video_.ssrc()});
+    if (const uint64_t estimate = estimator_.to_send(now); estimate && video_.ssrc()) {
+      append_remb(&compound, local_ssrc_, estimate, {video_.ssrc()});
       ++remb_sent_;
     }
   }
