@@ -209,8 +209,8 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   // Just after padding, a falling estimate was the padding's.
   const bool after_padding = padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle;
   const bool under = !paused && !after_padding && estimate && estimate < rate * config_.congested;
-  const bool overuse_at_start = early_estimates_ && now - started_ < config_.overuse_before && !paused && estimate &&
-                                estimate < rate * config_.congested_at_start;
+  const bool overuse_at_start = early_estimates_ && now - started_ < config_.overuse_before && !paused &&
+                                !after_padding && estimate && estimate < rate * config_.congested_at_start;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;

@@ -8,8 +8,8 @@
 // layer's rate and stays there for a second, to the highest layer that
 // fits it with headroom; or one down on heavy loss. A rising estimate under the layer's rate is the
 // receiver still ramping up after a move, not congestion; but a first estimate in the receiver's first
-// seconds is overuse it measured (Config::overuse_before), and under the layer's rate moves the viewer
-// down at once. A viewer that can be padded (Config::padding:
+// seconds is overuse it measured (Config::overuse_before), and under 90 % of the layer's rate moves
+// the viewer down at once. A viewer that can be padded (Config::padding:
 // it has an RTX stream) is moved up only after padding at the next layer's rate held without loss or
 // a growing round trip; the rest of this paragraph is the move up of the others. Up one layer at a time, once the current one has gone calm
 // (no congestion, little loss) for a while: the receiver's estimate cannot
