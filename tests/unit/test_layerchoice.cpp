@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <iostream>
 #include <vector>
 
@@ -33,6 +34,13 @@ struct Viewer {
     const unsigned want = choice.choose(now, kRates, layer);
     if (want != layer) moves.push_back({t, want});
     layer = want;
+  }
+
+  // Its video starts now (on `layer`), then a second of feedback per
+  // estimate (0: none), without loss.
+  void start_then(std::initializer_list<uint64_t> estimates) {
+    choice.on_start(now);
+    for (uint64_t remb : estimates) second(remb, 0);
   }
 
   // Calm on the lowest layer, it probes the middle one, whose first
@@ -156,47 +164,32 @@ TEST(LayerChoice, AFirstEstimateInTheReceiversFirstSecondsIsOveruseAndMovesDownA
   // As browser-layers saw it: started on a layer above its link, the first
   // REMB came 1.4 s after the start at 64 % of the layer, before any loss.
   Viewer early;
-  early.layer = 0;
-  early.choice.on_start(early.now);
-  early.second(0, 0);
-  early.second(1600000, 0);
+  early.start_then({0, 1600000});
   EXPECT_EQ(early.layer, 1u) << "down at the first estimate";
 
   // The same estimate after the receiver's 5 s of start-up is what it
   // measured arriving, not overuse: not a reason to move by itself.
   Viewer late;
-  late.layer = 0;
-  late.choice.on_start(late.now);
-  for (int i = 0; i < 5; ++i) late.second(0, 0);
-  late.second(1600000, 0);
-  late.second(1600000, 0);
+  late.start_then({0, 0, 0, 0, 0, 1600000, 1600000});
   EXPECT_EQ(late.layer, 0u);
 
   // Early at 80 % of the layer: 85 % of what arrived, so the link carries
   // less than the layer.
   Viewer short_of_it;
-  short_of_it.layer = 0;
-  short_of_it.choice.on_start(short_of_it.now);
-  short_of_it.second(0, 0);
-  short_of_it.second(2000000, 0);
+  short_of_it.start_then({0, 2000000});
   EXPECT_EQ(short_of_it.layer, 1u);
 
   // Early, but at 96 % of the layer: what arrived (audio too) was more than
   // the layer, which fits. Its next estimates in the first seconds are
   // measured too: one at 80 % moves it.
   Viewer fits;
-  fits.layer = 0;
-  fits.choice.on_start(fits.now);
-  fits.second(0, 0);
-  fits.second(2400000, 0);
-  fits.second(2400000, 0);
+  fits.start_then({0, 2400000, 2400000});
   EXPECT_EQ(fits.layer, 0u);
   fits.second(2000000, 0);
   EXPECT_EQ(fits.layer, 1u);
 
   // Nothing known of the start: a first estimate is not taken for overuse.
   Viewer unknown;
-  unknown.layer = 0;
   unknown.second(0, 0);
   unknown.second(1600000, 0);
   EXPECT_EQ(unknown.layer, 0u);
