@@ -183,10 +183,14 @@ TEST(LayerChoice, AFirstEstimateInTheReceiversFirstSecondsIsOveruseAndMovesDownA
   // the layer, which fits. Its next estimates in the first seconds are
   // measured too: one at 80 % moves it.
   Viewer fits;
-  fits.start_then({0, 2400000, 2400000});
+  fits.start_then({0, 2400000});
   EXPECT_EQ(fits.layer, 0u);
   fits.second(2000000, 0);
   EXPECT_EQ(fits.layer, 1u);
+  // After the first 4 s, the same is an estimate like any other.
+  Viewer fits_longer;
+  fits_longer.start_then({0, 2400000, 2400000, 2400000, 2000000});
+  EXPECT_EQ(fits_longer.layer, 0u);
 
   // Nothing known of the start: a first estimate is not taken for overuse.
   Viewer unknown;
