@@ -40,7 +40,10 @@ void LayerChoice::on_start(Clock::time_point now) {
 
 void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) early_estimates_ = true;
+  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) {
+    early_estimates_ = true;
+    early_at_ = now;
+  }
   if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
   // The receiver saw its delay grow under the padding: the link is full.
   if (padding_for_ != kMaxLayers && bits_per_second < remb_at_padding_ * 0.95) padding_failed_ = true;
@@ -90,6 +93,7 @@ void LayerChoice::on_padding_report(Clock::time_point now, int32_t cumulative_lo
 void LayerChoice::on_round_trip(Clock::time_point now, double seconds) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (seconds < 0) return;
+  rtt_last_ = seconds;
   if (rtt_min_ < 0 || now - rtt_bucket_since_ >= std::chrono::seconds(5)) {
     rtt_min_before_ = rtt_min_;
     rtt_min_ = seconds;
@@ -130,6 +134,10 @@ void LayerChoice::on_loss_locked(Clock::time_point now, double fraction_lost) {
   heavy_in_a_row_ = fraction_lost >= config_.heavy_loss ? heavy_in_a_row_ + 1 : 0;
   if (heavy_in_a_row_ >= config_.heavy_reports || (probing_locked(now) && fraction_lost >= config_.probe_loss))
     too_much_ = true;
+}
+
+double LayerChoice::rtt_floor_locked() const {
+  return rtt_min_before_ >= 0 ? std::min(rtt_min_, rtt_min_before_) : rtt_min_;
 }
 
 bool LayerChoice::probing_locked(Clock::time_point now) const {
@@ -209,8 +217,10 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   // Just after padding, a falling estimate was the padding's.
   const bool after_padding = padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle;
   const bool under = !paused && !after_padding && estimate && estimate < rate * config_.congested;
-  const bool overuse_at_start = early_estimates_ && now - started_ < config_.overuse_before && !paused &&
-                                !after_padding && estimate && estimate < rate * config_.congested_at_start;
+  const double rtt_floor = rtt_floor_locked();
+  const bool link_full = last_loss_ > config_.light_loss || (rtt_floor >= 0 && rtt_last_ > rtt_floor + config_.queue_grew);
+  const bool overuse_at_start = early_estimates_ && now - early_at_ < config_.overuse_judged && !paused &&
+                                !after_padding && estimate && estimate < rate * config_.congested_at_start && link_full;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;
@@ -274,7 +284,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
         padding_since_ = now;
         padding_failed_ = false;
         remb_at_padding_ = estimate;
-        rtt_at_padding_ = rtt_min_before_ >= 0 && rtt_min_ >= 0 ? std::min(rtt_min_, rtt_min_before_) : rtt_min_;
+        rtt_at_padding_ = rtt_floor_locked();
         padding_window_ = {};
         ++padding_probes_;
         pad_locked(now, rates, current);

@@ -8,8 +8,8 @@
 // layer's rate and stays there for a second, to the highest layer that
 // fits it with headroom; or one down on heavy loss. A rising estimate under the layer's rate is the
 // receiver still ramping up after a move, not congestion; but a first estimate in the receiver's first
-// seconds is overuse it measured (Config::overuse_before), and under 90 % of the layer's rate moves
-// the viewer down at once. A viewer that can be padded (Config::padding:
+// seconds is overuse (Config::overuse_before), and under 90 % of the layer's rate, with loss or a
+// growing round trip to say it is the link's, moves the viewer down at once. A viewer that can be padded (Config::padding:
 // it has an RTX stream) is moved up only after padding at the next layer's rate held without loss or
 // a growing round trip; the rest of this paragraph is the move up of the others. Up one layer at a time, once the current one has gone calm
 // (no congestion, little loss) for a while: the receiver's estimate cannot
@@ -72,21 +72,25 @@ class LayerChoice {
     // A receiver's estimator (libwebrtc's, in Chromium) sends nothing for
     // its first 5 s of media unless it sees overuse first, and then starts
     // at 85 % of what arrived. A first estimate sooner than this after the
-    // start is therefore a full link, measured: under `congested_at_start`
-    // of the layer's rate, the viewer moves down at once, as on any estimate
-    // the receiver sends until overuse_before after the start (it goes on
-    // measuring from its overuse). Seen in browser-layers (2026-12-06, 28
+    // start is overuse: of the viewer's link, or of its own machine (a busy
+    // receiver's delays grow too). Seen in browser-layers (2026-12-06, 31
     // runs logged): viewers started above a 500 kbit/s link had their first
-    // REMB 0.8-3.4 s after their start in 25 (4.25 s once, beside a busy
-    // loop; later in two that their loss had moved first), before or just as
-    // their loss began; unshaped viewers' first came 5.1-6.0 s after theirs
-    // in 27, and 4.7 s once (at a tenth of the layer's rate, without loss:
-    // not explained). Between the two, with the margin on the side of not
-    // moving a viewer whose link is fine.
+    // REMB 0.8-3.4 s after their start in 25 of 28 (4.25 s once, beside a
+    // busy loop), before or just as their loss began; unshaped viewers'
+    // first came 5.1-6.0 s after theirs in 29 of 31, but 2.9 s once beside a
+    // busy loop (180 kbit/s, no loss, a 0.7 ms round trip) and 4.7 s once
+    // (122 kbit/s, no loss).
     std::chrono::milliseconds overuse_before{4000};
-    // Above `congested`: 85 % of what arrived, audio included, is some 95 %
-    // of a layer that the link carries, and 64-80 % of one that it did not.
+    // For this long after such a first estimate, any estimate under
+    // `congested_at_start` of the layer's rate moves the viewer down at
+    // once, when its link shows what a full link does besides: loss over
+    // light_loss, or a round trip `queue_grew` above the shortest of the
+    // last seconds. Above `congested`: 85 % of what arrived, audio
+    // included, is some 95 % of a layer that the link carries, and 64-80 %
+    // of one that it did not.
+    std::chrono::milliseconds overuse_judged{4000};
     double congested_at_start = 0.9;
+    double queue_grew = 0.02;  // seconds
 
     // Probing with padding, for a viewer that can be padded (an RTX stream):
     // before a move up, padding brings what it receives from its layer's
@@ -191,6 +195,8 @@ class LayerChoice {
   void on_loss_locked(Clock::time_point now, double fraction_lost);
   void on_padding_loss_locked(double fraction_lost);
   uint64_t estimate_locked(Clock::time_point now) const;
+  // The shortest round trip of the last 5-10 s, seconds (-1: none).
+  double rtt_floor_locked() const;
   // In the first seconds after a move up (or a resume): a probe still judged.
   bool probing_locked(Clock::time_point now) const;
   // A padding probe under way: the padding now, or, when it failed or
@@ -205,7 +211,9 @@ class LayerChoice {
   Clock::time_point remb_at_{};
   bool remb_fell_ = false;  // since the last choice
   Clock::time_point started_{};
-  bool early_estimates_ = false;  // the first estimate came before the receiver's own start-up ended
+  // The first estimate came before the receiver's own start-up ended, then.
+  bool early_estimates_ = false;
+  Clock::time_point early_at_{};
   bool congested_ = false;  // the estimate fell under the layer's rate, and stays under
   Clock::time_point congested_since_{};
   unsigned heavy_in_a_row_ = 0;
@@ -240,7 +248,7 @@ class LayerChoice {
   uint16_t newest_nacked_ = 0;
   // The shortest round trip of the last 5-10 s (two buckets of 5 s), and
   // that when the padding began (-1: none).
-  double rtt_min_ = -1, rtt_min_before_ = -1;
+  double rtt_min_ = -1, rtt_min_before_ = -1, rtt_last_ = -1;
   Clock::time_point rtt_bucket_since_{};
   double rtt_at_padding_ = -1;
 };

@@ -37,10 +37,10 @@ struct Viewer {
   }
 
   // Its video starts now (on `layer`), then a second of feedback per
-  // estimate (0: none), without loss.
-  void start_then(std::initializer_list<uint64_t> estimates) {
+  // estimate (0: none), each with that loss.
+  void start_then(std::initializer_list<uint64_t> estimates, double loss) {
     choice.on_start(now);
-    for (uint64_t remb : estimates) second(remb, 0);
+    for (uint64_t remb : estimates) second(remb, loss);
   }
 
   // Calm on the lowest layer, it probes the middle one, whose first
@@ -162,41 +162,73 @@ TEST(LayerChoice, AFirstLowEstimateIsTheReceiverRampingUpNotCongestion) {
 
 TEST(LayerChoice, AFirstEstimateInTheReceiversFirstSecondsIsOveruseAndMovesDownAtOnce) {
   // As browser-layers saw it: started on a layer above its link, the first
-  // REMB came 1.4 s after the start at 64 % of the layer, before any loss.
+  // REMB came 1.4 s after the start at 64 % of the layer, as loss began.
   Viewer early;
-  early.start_then({0, 1600000});
+  early.start_then({0, 1600000}, 0.05);
   EXPECT_EQ(early.layer, 1u) << "down at the first estimate";
 
   // The same estimate after the receiver's 5 s of start-up is what it
   // measured arriving, not overuse: not a reason to move by itself.
   Viewer late;
-  late.start_then({0, 0, 0, 0, 0, 1600000, 1600000});
+  late.start_then({0, 0, 0, 0, 0, 1600000, 1600000}, 0.05);
   EXPECT_EQ(late.layer, 0u);
 
   // Early at 80 % of the layer: 85 % of what arrived, so the link carries
   // less than the layer.
   Viewer short_of_it;
-  short_of_it.start_then({0, 2000000});
+  short_of_it.start_then({0, 2000000}, 0.05);
   EXPECT_EQ(short_of_it.layer, 1u);
 
   // Early, but at 96 % of the layer: what arrived (audio too) was more than
-  // the layer, which fits. Its next estimates in the first seconds are
-  // measured too: one at 80 % moves it.
+  // the layer, which fits. Its next estimates in the following seconds
+  // count too: one at 80 % moves it.
   Viewer fits;
-  fits.start_then({0, 2400000});
+  fits.start_then({0, 2400000}, 0.05);
   EXPECT_EQ(fits.layer, 0u);
-  fits.second(2000000, 0);
+  fits.second(2000000, 0.05);
   EXPECT_EQ(fits.layer, 1u);
-  // After the first 4 s, the same is an estimate like any other.
+  // Some seconds later, the same is an estimate like any other.
   Viewer fits_longer;
-  fits_longer.start_then({0, 2400000, 2400000, 2400000, 2000000});
+  fits_longer.start_then({0, 2400000, 2400000, 2400000, 2400000, 2000000}, 0.05);
   EXPECT_EQ(fits_longer.layer, 0u);
 
   // Nothing known of the start: a first estimate is not taken for overuse.
   Viewer unknown;
-  unknown.second(0, 0);
-  unknown.second(1600000, 0);
+  unknown.second(0, 0.05);
+  unknown.second(1600000, 0.05);
   EXPECT_EQ(unknown.layer, 0u);
+}
+
+TEST(LayerChoice, AnEarlyEstimateMovesOnlyWhenTheLinkLosesOrItsRoundTripGrows) {
+  // A busy receiver (seen beside a busy loop): its first REMB after 2.9 s at
+  // a fraction of the layer, no loss, a round trip under 1 ms. Its own
+  // machine's delay, not its link's: it stays.
+  Viewer busy;
+  busy.choice.on_start(busy.now);
+  busy.choice.on_round_trip(busy.now, 0.001);
+  busy.second(0, 0);
+  busy.second(0, 0);
+  busy.choice.on_round_trip(busy.now, 0.0007);
+  busy.second(500000, 0);
+  busy.second(500000, 0);
+  EXPECT_EQ(busy.layer, 0u);
+
+  // A thin link whose queue fills before it loses: the round trip grows
+  // from 3 to 70 ms, and the early estimate moves it.
+  Viewer queued;
+  queued.choice.on_start(queued.now);
+  queued.choice.on_round_trip(queued.now, 0.003);
+  queued.second(0, 0);
+  queued.choice.on_round_trip(queued.now, 0.070);
+  queued.second(1600000, 0);
+  EXPECT_EQ(queued.layer, 1u);
+
+  // The same link reported by loss a second later: moved then.
+  Viewer lossy;
+  lossy.start_then({0, 1600000}, 0);
+  EXPECT_EQ(lossy.layer, 0u);
+  lossy.second(1600000, 0.05);
+  EXPECT_EQ(lossy.layer, 1u);
 }
 
 TEST(LayerChoice, AnEstimateThatFallsWithoutLossMovesOnlyOnceItStaysDown) {
