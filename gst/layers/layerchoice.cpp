@@ -33,6 +33,16 @@ unsigned LayerChoice::start(const Rates &rates, unsigned first, uint64_t start_b
   return best_under(rates, double(start_bitrate));
 }
 
+LayerChoice::Rates LayerChoice::in_peak_order(const Rates &now, const Rates &peaks) {
+  Rates ordered = now;
+  for (unsigned i = 0; i < kMaxLayers; ++i) {
+    if (!now[i]) continue;
+    for (unsigned j = 0; j < kMaxLayers; ++j)
+      if (now[j] && peaks[j] < peaks[i] && ordered[i] <= now[j]) ordered[i] = now[j] + 1;
+  }
+  return ordered;
+}
+
 void LayerChoice::on_start(Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mutex_);
   started_ = now;

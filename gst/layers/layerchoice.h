@@ -137,6 +137,12 @@ class LayerChoice {
   // layer's keyframe lost into a 500 kbit/s link, and a freeze. A link that
   // carries more is probed up within seconds, as any calm viewer's is.
   static unsigned start(const Rates &rates, unsigned first, uint64_t start_bitrate);
+  // Each layer's rate now, kept in the order of the layers' peaks: a layer
+  // whose peak is higher is raised to just above every lower one. One
+  // second's measure of a layer whose encoder fell behind (beside a busy
+  // loop) can drop under a smaller layer's, and a move down by the rates
+  // alone then went to the top layer (browser-layers, 2026-12-06 13:52).
+  static Rates in_peak_order(const Rates &now, const Rates &peaks);
 
   // The viewer's video starts now (on its first layer). Without it, no
   // first estimate is taken for overuse.

@@ -103,12 +103,9 @@ bool choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   if (!fanout_has_keyframe(target.fanout.get(), target.id)) return false;
   const int wanted = fanout_wanted_layer_of(target.fanout.get(), target.id);
   if (wanted < 0) return false;
-  // Each layer's peak of the last seconds, as for a start: one second's
-  // measure swings, and under a busy encoder the top layer's fell under the
-  // middle one's, so a move down from the middle layer went to the top
-  // (browser-layers beside a busy loop, 2026-12-06 13:52).
-  const unsigned want =
-      choice.choose(now, fanout_layer_bitrates(target.fanout.get(), target.codec, true), unsigned(wanted));
+  const auto rates = LayerChoice::in_peak_order(fanout_layer_bitrates(target.fanout.get(), target.codec),
+                                                fanout_layer_bitrates(target.fanout.get(), target.codec, true));
+  const unsigned want = choice.choose(now, rates, unsigned(wanted));
   if (target.rtx_ssrc) fanout_set_probe_rate(target.fanout.get(), target.id, choice.padding());
   GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256, "
           "padding loss %d/256, round trip %.1f ms; layer %d, padding %" G_GUINT64_FORMAT " bit/s",

@@ -231,6 +231,32 @@ TEST(LayerChoice, AnEarlyEstimateMovesOnlyWhenTheLinkLosesOrItsRoundTripGrows) {
   EXPECT_EQ(lossy.layer, 1u);
 }
 
+TEST(LayerChoice, RatesAreKeptInTheOrderOfTheLayersPeaks) {
+  // The top layer's encoder fell behind for a second: its rate now is under
+  // the middle layer's, though its peak is not.
+  const LayerChoice::Rates now = {300000, 500000, 150000, 0};
+  const LayerChoice::Rates peaks = {1200000, 540000, 160000, 0};
+  const LayerChoice::Rates ordered = LayerChoice::in_peak_order(now, peaks);
+  EXPECT_EQ(ordered[0], 500001u);
+  EXPECT_EQ(ordered[1], 500000u);
+  EXPECT_EQ(ordered[2], 150000u);
+  EXPECT_EQ(ordered[3], 0u);
+  // In order already: unchanged.
+  EXPECT_EQ(LayerChoice::in_peak_order(kRates, kRates), kRates);
+  // Two reports of 15 % loss on the middle layer: down to what arrives
+  // fits (the middle's rate less the loss, with headroom: 361 kbit/s).
+  // By the rates as measured that is the top layer; in the peaks' order,
+  // the bottom one.
+  const auto t = LayerChoice::Clock::time_point{} + 1h;
+  LayerChoice as_measured, in_order;
+  for (LayerChoice *c : {&as_measured, &in_order}) {
+    c->on_loss(t, 0.15);
+    c->on_loss(t + 1s, 0.15);
+  }
+  EXPECT_EQ(as_measured.choose(t + 1s, now, 1), 0u);
+  EXPECT_EQ(in_order.choose(t + 1s, ordered, 1), 2u);
+}
+
 TEST(LayerChoice, AnEstimateThatFallsWithoutLossMovesOnlyOnceItStaysDown) {
   Viewer v;
   v.second(3000000, 0);
