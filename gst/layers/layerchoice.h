@@ -73,12 +73,12 @@ class LayerChoice {
     // its first 5 s of media unless it sees overuse first, and then starts
     // at 85 % of what arrived. A first estimate sooner than this after the
     // start is overuse: of the viewer's link, or of its own machine (a busy
-    // receiver's delays grow too). Seen in browser-layers (2026-12-06, 31
+    // receiver's delays grow too). Seen in browser-layers (2026-12-06, 37
     // runs logged): viewers started above a 500 kbit/s link had their first
-    // REMB 0.8-3.4 s after their start in 25 of 28 (4.25 s once, beside a
-    // busy loop), before or just as their loss began; unshaped viewers'
-    // first came 5.1-6.0 s after theirs in 29 of 31, but 2.9 s once beside a
-    // busy loop (180 kbit/s, no loss, a 0.7 ms round trip) and 4.7 s once
+    // REMB 0.8-3.4 s after their start in 34 (4.25 s once, beside a busy
+    // loop), before or just as their loss began; unshaped viewers' first
+    // came 5.1-6.0 s after theirs in 34, but 2.9 s twice beside a busy loop
+    // (175-180 kbit/s, no loss, a round trip under 1 ms) and 4.7 s once
     // (122 kbit/s, no loss).
     std::chrono::milliseconds overuse_before{4000};
     // For this long after such a first estimate, any estimate under
