@@ -1,6 +1,7 @@
 #include "layerchoice.h"
 
 #include <algorithm>
+#include <numeric>
 
 namespace wb {
 
@@ -34,11 +35,15 @@ unsigned LayerChoice::start(const Rates &rates, unsigned first, uint64_t start_b
 }
 
 LayerChoice::Rates LayerChoice::in_peak_order(const Rates &now, const Rates &peaks) {
+  std::array<unsigned, kMaxLayers> by_peak;
+  std::iota(by_peak.begin(), by_peak.end(), 0u);
+  std::stable_sort(by_peak.begin(), by_peak.end(), [&](unsigned a, unsigned b) { return peaks[a] < peaks[b]; });
   Rates ordered = now;
-  for (unsigned i = 0; i < kMaxLayers; ++i) {
+  uint64_t below = 0;  // the highest rate of the layers with a lower peak
+  for (unsigned i : by_peak) {
     if (!now[i]) continue;
-    for (unsigned j = 0; j < kMaxLayers; ++j)
-      if (now[j] && peaks[j] < peaks[i] && ordered[i] <= now[j]) ordered[i] = now[j] + 1;
+    if (below && ordered[i] <= below) ordered[i] = below + 1;
+    below = ordered[i];
   }
   return ordered;
 }

@@ -243,6 +243,11 @@ TEST(LayerChoice, RatesAreKeptInTheOrderOfTheLayersPeaks) {
   EXPECT_EQ(ordered[3], 0u);
   // In order already: unchanged.
   EXPECT_EQ(LayerChoice::in_peak_order(kRates, kRates), kRates);
+  // Upside down: each above the one under it.
+  const LayerChoice::Rates upside_down = LayerChoice::in_peak_order({100, 200, 300, 0}, peaks);
+  EXPECT_EQ(upside_down[2], 300u);
+  EXPECT_EQ(upside_down[1], 301u);
+  EXPECT_EQ(upside_down[0], 302u);
   // Two reports of 15 % loss on the middle layer: down to what arrives
   // fits (the middle's rate less the loss, with headroom: 361 kbit/s).
   // By the rates as measured that is the top layer; in the peaks' order,
