@@ -55,10 +55,7 @@ void LayerChoice::on_start(Clock::time_point now) {
 
 void LayerChoice::on_estimate(Clock::time_point now, uint64_t bits_per_second) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) {
-    early_estimates_ = true;
-    early_at_ = now;
-  }
+  if (!remb_ && started_ != Clock::time_point{} && now - started_ < config_.overuse_before) early_at_ = now;
   if (bits_per_second < remb_ * 0.95) remb_fell_ = true;
   // The receiver saw its delay grow under the padding: the link is full.
   if (padding_for_ != kMaxLayers && bits_per_second < remb_at_padding_ * 0.95) padding_failed_ = true;
@@ -233,9 +230,11 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   const bool after_padding = padding_ended_ != Clock::time_point{} && now - padding_ended_ < config_.settle;
   const bool under = !paused && !after_padding && estimate && estimate < rate * config_.congested;
   const double rtt_floor = rtt_floor_locked();
-  const bool link_full = last_loss_ > config_.light_loss || (rtt_floor >= 0 && rtt_last_ > rtt_floor + config_.queue_grew);
-  const bool overuse_at_start = early_estimates_ && now - early_at_ < config_.overuse_judged && !paused &&
-                                !after_padding && estimate && estimate < rate * config_.congested_at_start && link_full;
+  const bool link_full =
+      last_loss_ > config_.light_loss || (rtt_floor >= 0 && rtt_last_ > rtt_floor + config_.queue_grew);
+  const bool overuse_at_start = early_at_ != Clock::time_point{} && now - early_at_ < config_.overuse_judged &&
+                                !paused && !after_padding && estimate &&
+                                estimate < rate * config_.congested_at_start && link_full;
   if (under && remb_fell_ && !congested_) {
     congested_ = true;
     congested_since_ = now;
@@ -311,7 +310,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
   too_much_ = false;
   remb_fell_ = false;
   if (want == current) return current;
-  early_estimates_ = false;
+  early_at_ = {};
   ++moves_;
   last_move_ = now;
   last_loss_ = 0;

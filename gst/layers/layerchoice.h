@@ -6,12 +6,16 @@
 // Down quickly (a layer the network cannot carry freezes the picture): when
 // the estimate falls (the receiver saw its delay grow: overuse) below the
 // layer's rate and stays there for a second, to the highest layer that
-// fits it with headroom; or one down on heavy loss. A rising estimate under the layer's rate is the
-// receiver still ramping up after a move, not congestion; but a first estimate in the receiver's first
-// seconds is overuse (Config::overuse_before), and under 90 % of the layer's rate, with loss or a
-// growing round trip to say it is the link's, moves the viewer down at once. A viewer that can be padded (Config::padding:
-// it has an RTX stream) is moved up only after padding at the next layer's rate held without loss or
-// a growing round trip; the rest of this paragraph is the move up of the others. Up one layer at a time, once the current one has gone calm
+// fits it with headroom; or one down on heavy loss. A rising estimate
+// under the layer's rate is the receiver still ramping up after a move,
+// not congestion; but a first estimate in the receiver's first seconds is
+// overuse (Config::overuse_before), and under 90 % of the layer's rate,
+// with loss or a growing round trip to say it is the link's, moves the
+// viewer down at once. A viewer that can be padded (Config::padding: it
+// has an RTX stream) is moved up only after padding at the next layer's
+// rate held without loss or a growing round trip; the rest of this
+// paragraph is the move up of the others. Up one layer at a time, once
+// the current one has gone calm
 // (no congestion, little loss) for a while: the receiver's estimate cannot
 // say whether the next layer fits (libwebrtc caps it near 1.5 times what
 // arrives, and layers are further apart), so a move up is a probe. A move
@@ -217,8 +221,8 @@ class LayerChoice {
   Clock::time_point remb_at_{};
   bool remb_fell_ = false;  // since the last choice
   Clock::time_point started_{};
-  // The first estimate came before the receiver's own start-up ended, then.
-  bool early_estimates_ = false;
+  // When the first estimate came, if before the receiver's own start-up
+  // ended (none: it did not, or the viewer has moved since).
   Clock::time_point early_at_{};
   bool congested_ = false;  // the estimate fell under the layer's rate, and stays under
   Clock::time_point congested_since_{};
