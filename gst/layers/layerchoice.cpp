@@ -113,8 +113,18 @@ void LayerChoice::on_round_trip(Clock::time_point now, double seconds) {
   } else {
     rtt_min_ = std::min(rtt_min_, seconds);
   }
-  if (padding_for_ != kMaxLayers && rtt_at_padding_ >= 0 && seconds > rtt_at_padding_ + config_.padding_delay)
+  if (padding_for_ == kMaxLayers || rtt_at_padding_ < 0) return;
+  const double over = seconds - rtt_at_padding_;
+  const bool rising = now - padding_since_ < config_.padding_ramp + config_.loss_window;
+  if (over > (rising ? config_.padding_delay : config_.padding_delay_held)) {
     padding_failed_ = true;
+  } else if (over <= config_.padding_burst) {
+    rtt_over_since_ = {};
+  } else if (rtt_over_since_ == Clock::time_point{}) {
+    rtt_over_since_ = now;
+  } else if (now - rtt_over_since_ >= config_.padding_burst_for) {
+    padding_failed_ = true;
+  }
 }
 
 void LayerChoice::on_padding_loss(Clock::time_point, double fraction_lost) {
@@ -209,7 +219,7 @@ unsigned LayerChoice::pad_locked(Clock::time_point now, const Rates &rates, unsi
   return current;
 }
 
-unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current) {
+unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current, uint64_t padding_room) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool paused = current == kPaused;
   if (pinned_ || (!paused && (current >= kMaxLayers || !rates[current]))) {
@@ -293,12 +303,14 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
       // Probed with padding: cheap when it fails, so no long wait after a
       // move down, unless it was a switch that failed after padding passed.
       if (now - calm_since_ >= config_.padding_after && now >= next_padding_ &&
-          (!last_down_was_failed_switch_ || now - last_down_ >= backoff_)) {
+          (!last_down_was_failed_switch_ || now - last_down_ >= backoff_) &&
+          double(rates[up]) * config_.padding_over - rate <= double(padding_room)) {
         padding_for_ = up;
         padding_since_ = now;
         padding_failed_ = false;
         remb_at_padding_ = estimate;
         rtt_at_padding_ = rtt_floor_locked();
+        rtt_over_since_ = {};
         padding_window_ = {};
         ++padding_probes_;
         pad_locked(now, rates, current);
@@ -349,6 +361,11 @@ unsigned LayerChoice::moves() const {
 uint64_t LayerChoice::padding() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return padding_;
+}
+
+uint64_t LayerChoice::padding_full() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return padding_for_ != kMaxLayers ? padding_full_ : 0;
 }
 
 unsigned LayerChoice::padding_probes() const {

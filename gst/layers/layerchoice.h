@@ -122,7 +122,21 @@ class LayerChoice {
     // the padding (the link's queue filling) fails it too, before any loss:
     // a link's buffer can take seconds of a small excess (a token bucket's
     // burst), and Chromium's estimate was seen not to move while it did.
+    // That is while the padding rises (and one loss window after): the link
+    // is full before the padding has reached the next layer's rate.
     double padding_delay = 0.02;  // seconds
+    // Once it is full, a queue that drains between frames is the next
+    // layer's own: each frame (and the padding sent after it) leaves as a
+    // burst, which takes up to a frame interval (33 ms at 30 fps) to cross a
+    // link that carries it. So then the round trip must stay over
+    // `padding_burst` for `padding_burst_for` (two reports: a sender report
+    // goes every 100 ms while padding), or pass `padding_delay_held`. With
+    // 20 ms at once throughout, generated viewers on 3 Mbit/s links failed
+    // 3 of 4 probes of a 2.2 Mbit/s layer (whose viewers there lost 0.02 %),
+    // most at a round trip 21-32 ms over (docs/layer-groups.md).
+    double padding_burst = 0.035;  // seconds
+    std::chrono::milliseconds padding_burst_for{150};
+    double padding_delay_held = 0.1;  // seconds
 
     // Loss given as counts (on_video_report()) is judged over at least this
     // long: Chromium sends a compound with each NACK, some 30 ms apart,
@@ -173,8 +187,11 @@ class LayerChoice {
   void on_round_trip(Clock::time_point now, double seconds);
   // The layer the viewer should be on (or kPaused), given what each layer
   // carries and the layer it is on or moving to (or kPaused). `current`
-  // when nothing changes or the layer is pinned.
-  unsigned choose(Clock::time_point now, const Rates &rates, unsigned current);
+  // when nothing changes or the layer is pinned. A padding probe starts
+  // only if its full rate fits in `padding_room` bits/s (what the sender
+  // lets all probes take, less those under way); else it waits for room.
+  unsigned choose(Clock::time_point now, const Rates &rates, unsigned current,
+                  uint64_t padding_room = UINT64_MAX);
 
   void pin(bool pinned);
   bool pinned() const;
@@ -182,8 +199,10 @@ class LayerChoice {
   // its REMB, lowered after heavy loss.
   uint64_t estimate(Clock::time_point now) const;
   unsigned moves() const;
-  // Padding to send now, bits/s (0: none), as of the last choose().
+  // Padding to send now, bits/s (0: none), as of the last choose(), and
+  // what it rises to.
   uint64_t padding() const;
+  uint64_t padding_full() const;
   // Padding probes begun, and those failed (the viewer stayed).
   unsigned padding_probes() const;
   unsigned padding_probes_failed() const;
@@ -261,6 +280,9 @@ class LayerChoice {
   double rtt_min_ = -1, rtt_min_before_ = -1, rtt_last_ = -1;
   Clock::time_point rtt_bucket_since_{};
   double rtt_at_padding_ = -1;
+  // Since when the round trips under the full padding have been over
+  // padding_burst (none: the last was not).
+  Clock::time_point rtt_over_since_{};
 };
 
 }  // namespace wb

@@ -538,33 +538,88 @@ TEST(LayerChoice, LossIsJudgedOverHalfASecondNotPerCompound) {
   EXPECT_EQ(layer, wb::kPaused) << "heavy loss on the lowest layer, no estimate";
 }
 
-// A link's buffer can take a small excess for seconds without loss (a
-// token bucket's burst): the round trip growing past the one measured
-// before the padding ends it first.
-TEST(LayerChoice, ARoundTripThatGrowsEndsPaddingBeforeAnyLoss) {
-  LayerChoice::Config config;
-  config.padding = true;
-  LayerChoice choice(config);
-  auto now = LayerChoice::Clock::time_point{} + 1h;
+namespace {
+
+// A viewer on layer 2 whose round trip is 30 ms, padding for layer 1 from
+// `now` on.
+struct PaddingViewer {
+  LayerChoice choice{padded()};
+  LayerChoice::Clock::time_point now = LayerChoice::Clock::time_point{} + 1h;
   unsigned layer = 2;
-  for (int i = 0; i < 50 && !choice.padding(); ++i) {
-    now += 200ms;
+
+  static LayerChoice::Config padded() {
+    LayerChoice::Config c;
+    c.padding = true;
+    return c;
+  }
+  bool start() {
+    for (int i = 0; i < 50 && !choice.padding(); ++i) round_trip(0.030);
+    return choice.padding() > 0;
+  }
+  // A report `after` the last: whether the padding goes on.
+  bool round_trip(double seconds, std::chrono::milliseconds after = 200ms) {
+    now += after;
     choice.on_estimate(now, 300000);
     choice.on_loss(now, 0);
-    choice.on_round_trip(now, 0.030);
+    choice.on_round_trip(now, seconds);
     layer = choice.choose(now, kRates, layer);
+    return choice.padding() > 0;
   }
-  ASSERT_GT(choice.padding(), 0u) << "it pads";
-  now += 200ms;
-  choice.on_round_trip(now, 0.045);  // within 20 ms of 30: noise
-  layer = choice.choose(now, kRates, layer);
-  EXPECT_GT(choice.padding(), 0u);
-  now += 200ms;
-  choice.on_round_trip(now, 0.080);  // the queue fills
-  layer = choice.choose(now, kRates, layer);
-  EXPECT_EQ(choice.padding(), 0u);
-  EXPECT_EQ(layer, 2u);
-  EXPECT_EQ(choice.padding_probes_failed(), 1u);
+};
+
+}  // namespace
+
+// A link's buffer can take a small excess for seconds without loss (a
+// token bucket's burst): a round trip growing past the one measured before
+// the padding, while the padding rises, ends it first.
+TEST(LayerChoice, ARoundTripThatGrowsWhileThePaddingRisesEndsIt) {
+  PaddingViewer v;
+  ASSERT_TRUE(v.start());
+  EXPECT_TRUE(v.round_trip(0.045)) << "15 ms over: noise";
+  EXPECT_FALSE(v.round_trip(0.060)) << "30 ms over before the padding is full";
+  EXPECT_EQ(v.layer, 2u);
+  EXPECT_EQ(v.choice.padding_probes_failed(), 1u);
+}
+
+// Once the padding is full, a queue that drains between frames is the next
+// layer's own bursts: only one that stays, or one far over, ends it.
+TEST(LayerChoice, OnceThePaddingIsFullOnlyAQueueThatStaysEndsIt) {
+  PaddingViewer v;
+  ASSERT_TRUE(v.start());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(v.round_trip(0.030));  // ramp and a loss window
+  EXPECT_TRUE(v.round_trip(0.060)) << "30 ms over: a frame's burst draining";
+  EXPECT_TRUE(v.round_trip(0.080)) << "over 35 ms once, then under";
+  EXPECT_TRUE(v.round_trip(0.040));
+  EXPECT_TRUE(v.round_trip(0.080)) << "over once";
+  EXPECT_TRUE(v.round_trip(0.085, 30ms)) << "and in the next compound, 30 ms later (Chromium's, with a NACK)";
+  EXPECT_FALSE(v.round_trip(0.090)) << "and still over 200 ms later: the queue does not drain";
+  EXPECT_EQ(v.layer, 2u);
+  EXPECT_EQ(v.choice.padding_probes_failed(), 1u);
+
+  PaddingViewer far;
+  ASSERT_TRUE(far.start());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(far.round_trip(0.030));
+  EXPECT_FALSE(far.round_trip(0.140)) << "110 ms over at once";
+  EXPECT_EQ(far.choice.padding_probes_failed(), 1u);
+}
+
+// A probe waits while the sender has no room for its padding (other
+// viewers' probes take it), and starts once there is.
+TEST(LayerChoice, APaddingProbeWaitsForRoomForItsFullRate) {
+  PaddingViewer v;
+  for (int i = 0; i < 50; ++i) {
+    v.now += 200ms;
+    v.choice.on_estimate(v.now, 300000);
+    v.choice.on_loss(v.now, 0);
+    v.layer = v.choice.choose(v.now, kRates, v.layer, 400000);
+  }
+  EXPECT_EQ(v.choice.padding(), 0u) << "800 kbit/s less 200 on the layer does not fit in 400";
+  EXPECT_EQ(v.choice.padding_probes(), 0u);
+  v.now += 200ms;
+  v.layer = v.choice.choose(v.now, kRates, v.layer, 700000);
+  EXPECT_GT(v.choice.padding(), 0u) << "640 fits in 700";
+  EXPECT_EQ(v.choice.padding_full(), uint64_t(800000 * 1.05 - 200000));
+  EXPECT_LT(v.choice.padding(), v.choice.padding_full()) << "it rises to it";
 }
 
 // A link far from the next layer (its first reports already fail the
