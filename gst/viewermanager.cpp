@@ -211,9 +211,10 @@ std::vector<GParamSpec *> viewer_param_specs() {
   specs[PROP_START_BITRATE] = g_param_spec_uint(
       "start-bitrate", "Start bitrate",
       "With video layers (simulcast): a new ICE-lite viewer starts on the best layer whose rate (the highest "
-      "of its last 5 one-second measures) is at most this many bits/s, and is moved up from there when its link carries more (probed with padding "
-      "first); nothing is known of its link before its first reports. 0 = on the first (best) layer. Viewers "
-      "with a webrtcbin of their own stay on the first layer",
+      "of its last 5 one-second measures; before its first, what it carried so far) is at most this many "
+      "bits/s, and is moved up from there when its link carries more (probed with padding first); nothing is "
+      "known of its link before its first reports. 0 = on the first (best) layer. Viewers with a webrtcbin of "
+      "their own stay on the first layer",
       0, G_MAXUINT, DEFAULT_PROP_START_BITRATE, GParamFlags(flags | GST_PARAM_MUTABLE_PLAYING));
   specs[PROP_DIRECT_SEND] = g_param_spec_boolean(
       "direct-send", "Direct send",

@@ -103,6 +103,7 @@ struct Subscriber {
   uint8_t padding_pt = 0;
   uint32_t padding_ssrc = 0;
   std::atomic<uint64_t> probe_bps{0};
+  std::atomic<uint64_t> probe_full_bps{0};  // its share of Core::probing_bps
   uint16_t padding_seq = 0;
   gint64 padded_at_us = 0;  // 0: not padding
   double padding_owed = 0;  // bytes
@@ -111,6 +112,15 @@ struct Subscriber {
 // The longest stretch one delivery pads for: a stream that stalled must
 // not be followed by a burst.
 constexpr gint64 kMaxPaddedGapUs = 100 * 1000;
+// Padding costs the senders what the media it stands for would: probes of
+// many links at once (every viewer of a restarted node starts low and
+// climbs) overloaded a 2-core server at 200 viewers (docs/layer-groups.md).
+// So all probes together stay under this share of the media sent, or the
+// floor, whichever is more: a small audience probes freely.
+constexpr double kPaddingShare = 0.5;
+constexpr uint64_t kPaddingFloorBps = 20000000;
+// How long a new layer flows before its first, partial measure.
+constexpr gint64 kFirstPeakUs = 250 * 1000;
 // What one padding packet takes of the rate asked, which is in the layers'
 // terms (RTP bytes of ~1,200-byte packets, whose IPv4/UDP headers and SRTP
 // tag add ~4 % on the link): its RTP bytes plus the 44 of those a packet
@@ -165,6 +175,8 @@ struct Core {
   std::atomic<uint64_t> nacked_not_kept{0};
   std::atomic<uint64_t> switches{0};
   std::atomic<uint64_t> padding_out{0};  // bytes, probing viewers' links
+  // The probes under way, each at the full rate its padding rises to.
+  std::atomic<uint64_t> probing_bps{0};
   // Each layer's bits/s as its streaming thread last measured them (0: no
   // sink pad): for the layer choice, NACK budgets and stats, without a lock.
   std::array<std::atomic<uint64_t>, kMaxLayers> bitrates{};
@@ -717,6 +729,14 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
     in->rate_bytes = 0;
   }
   in->rate_bytes += bytes_in;
+  // Until its first second is measured, a layer's peak is what it carried
+  // so far (its first keyframe included): viewers who join a broadcast's
+  // first second (all of them, when a node restarts and its players come
+  // back) start by it, not blind on the first layer.
+  if (!in->next_recent && in->rate_start_us && now - in->rate_start_us >= kFirstPeakUs)
+    core.peak_bitrates[layer].store(
+        in->sinkpad ? in->rate_bytes * 8 * G_USEC_PER_SEC / uint64_t(now - in->rate_start_us) : 0,
+        std::memory_order_relaxed);
   if (any_keyframe && batch->video) in->keyframes.keyframe_sent();
   if (!batch->refs.empty()) {
     if (GST_CLOCK_TIME_IS_VALID(running) && in->clock_rate) {
@@ -1192,9 +1212,19 @@ void fanout_set_padding_stream(WbFanout *fanout, SubscriberId id, uint8_t payloa
   sub->padding_seq = uint16_t(g_random_int());
 }
 
-bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second) {
-  auto sub = find(fanout, id);
-  if (!sub || !sub->padding_ssrc) return false;
+bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second, uint64_t full_bps) {
+  FanoutState &st = *fanout->state;
+  std::shared_ptr<Subscriber> sub;
+  {
+    // Under the lock fanout_unsubscribe() takes the subscriber's share back
+    // under: none is counted after it left.
+    std::lock_guard<std::mutex> lock(st.lock);
+    auto it = st.subscribers.find(id);
+    if (it == st.subscribers.end() || !it->second->padding_ssrc) return false;
+    sub = it->second;
+    const uint64_t full = bits_per_second ? std::max(full_bps, bits_per_second) : 0;
+    st.core->probing_bps.fetch_add(full - sub->probe_full_bps.exchange(full), std::memory_order_relaxed);  // mod 2^64
+  }
   if (sub->probe_bps.exchange(bits_per_second) != bits_per_second)
     GST_DEBUG_OBJECT(fanout, "subscriber %" G_GUINT64_FORMAT ": padding at %" G_GUINT64_FORMAT " bit/s", id,
                      bits_per_second);
@@ -1253,6 +1283,21 @@ int fanout_shard_of(WbFanout *fanout, SubscriberId id) {
   return sub ? sub->shard : -1;
 }
 
+uint64_t fanout_padding_room(WbFanout *fanout) {
+  FanoutState &st = *fanout->state;
+  uint64_t sent = 0;  // bits/s of media to the subscribers
+  {
+    std::lock_guard<std::mutex> lock(st.lock);
+    if (st.sharding.lanes)
+      for (unsigned layer = 0; layer < kMaxLayers; ++layer)
+        for (const auto &lane : *st.sharding.lanes)
+          sent += st.core->bitrates[layer].load(std::memory_order_relaxed) * lane->count[layer].load();
+  }
+  const uint64_t budget = std::max(kPaddingFloorBps, uint64_t(double(sent) * kPaddingShare));
+  const uint64_t used = st.core->probing_bps.load(std::memory_order_relaxed);
+  return budget > used ? budget - used : 0;
+}
+
 void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
   FanoutState &st = *fanout->state;
   std::shared_ptr<Subscriber> sub;
@@ -1262,6 +1307,7 @@ void fanout_unsubscribe(WbFanout *fanout, SubscriberId id) {
     if (it == st.subscribers.end()) return;
     sub = std::move(it->second);
     st.subscribers.erase(it);
+    st.core->probing_bps.fetch_sub(sub->probe_full_bps.exchange(0), std::memory_order_relaxed);
     for (auto &in : st.inputs)
       if (in) in->keyframes.forget(id);
     if (sub->pad) {

@@ -147,7 +147,8 @@ unsigned fanout_layer_count(WbFanout *fanout);
 // What each layer carries, bits per second over about the last second (0:
 // no such layer, none in `codec` unless that is Unknown, or nothing
 // measured yet), or with `peak` the highest of the last kPeakSeconds such
-// measures. Cheap: no lock, for per-viewer decisions.
+// measures (before the first second's, what it carried after its first
+// quarter second). Cheap: no lock, for per-viewer decisions.
 constexpr unsigned kPeakSeconds = 5;
 std::array<uint64_t, kMaxLayers> fanout_layer_bitrates(WbFanout *fanout, Codec codec = Codec::Unknown,
                                                        bool peak = false);
@@ -168,8 +169,13 @@ void fanout_set_padding_stream(WbFanout *fanout, SubscriberId id, uint8_t payloa
 // padding-only packets on its RTX stream, sent with its media, until set
 // otherwise: the viewer's network then carries what the layer above would
 // need, and its feedback says whether it can, before a switch. Any thread.
-// False without an RTX stream.
-bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second);
+// False without an RTX stream. `full_bps`: the rate this probe's padding
+// rises to, held against fanout_padding_room() from its start.
+bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second, uint64_t full_bps = 0);
+// Bits/s of padding a new probe may still take: all probes together stay
+// under a share of the media the fan-out sends (at least a floor that lets
+// a small audience probe freely), less the probes under way.
+uint64_t fanout_padding_room(WbFanout *fanout);
 // The layer the subscriber is sent now (-1 before its first keyframe, or
 // paused), and the one it was asked for (kPaused when paused; the same as
 // the first when it is not moving).

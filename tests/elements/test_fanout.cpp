@@ -981,3 +981,32 @@ TEST_F(ShardTest, PaddingGoesOnTheViewersRtxStreamAtTheRateAskedWithItsFrames) {
   EXPECT_LE(double(padding_bytes), asked * 1.1 + wb::SrtpSender::kPaddingPacketSize);
   EXPECT_EQ(wb::fanout_get_stats(fanout).padding_bytes, padding * (wb::SrtpSender::kPaddingPacketSize + 10));
 }
+
+// Probes are held against one budget from their start, each at the full
+// rate its padding rises to: what a new one may take is the budget less
+// those under way, and a probe that ends or a viewer who leaves gives its
+// share back.
+TEST_F(ShardTest, ProbesUnderWayTakeTheirFullRateFromThePaddingRoom) {
+  UdpViewer a_viewer(port_fd), b_viewer(port_fd);
+  const wb::SubscriberId a = wb::fanout_subscribe(fanout, wb::Rewrite{102, 7});
+  const wb::SubscriberId b = wb::fanout_subscribe(fanout, wb::Rewrite{102, 9});
+  wb::fanout_set_padding_stream(fanout, a, 103, 8);
+  wb::fanout_set_padding_stream(fanout, b, 103, 10);
+  wb::fanout_start(fanout, a, a_viewer.sender(), pool);
+  wb::fanout_start(fanout, b, b_viewer.sender(), pool);
+  const uint64_t budget = wb::fanout_padding_room(fanout);
+  ASSERT_GE(budget, 3000000u) << "a small audience may probe";
+
+  ASSERT_TRUE(wb::fanout_set_probe_rate(fanout, a, 100000, budget / 2));
+  EXPECT_EQ(wb::fanout_padding_room(fanout), budget - budget / 2) << "from its first tenth, at its full rate";
+  ASSERT_TRUE(wb::fanout_set_probe_rate(fanout, a, 400000, budget / 2));
+  EXPECT_EQ(wb::fanout_padding_room(fanout), budget - budget / 2) << "counted once as it rises";
+  ASSERT_TRUE(wb::fanout_set_probe_rate(fanout, b, 100000, budget / 2));
+  EXPECT_EQ(wb::fanout_padding_room(fanout), 0u);
+  ASSERT_TRUE(wb::fanout_set_probe_rate(fanout, a, 0, 0));
+  EXPECT_EQ(wb::fanout_padding_room(fanout), budget / 2) << "an ended probe gives its share back";
+  wb::fanout_unsubscribe(fanout, b);
+  EXPECT_EQ(wb::fanout_padding_room(fanout), budget) << "and so does a viewer who leaves";
+  wb::fanout_unsubscribe(fanout, a);
+  drain();
+}
