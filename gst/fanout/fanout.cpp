@@ -116,9 +116,14 @@ constexpr gint64 kMaxPaddedGapUs = 100 * 1000;
 // many links at once (every viewer of a restarted node starts low and
 // climbs) overloaded a 2-core server at 200 viewers (docs/layer-groups.md).
 // So all probes together stay under this share of the media sent, or the
-// floor, whichever is more: a small audience probes freely.
+// floor, whichever is more: a small audience probes freely. And none
+// starts while a sender shard is behind by more than kProbeBacklog media
+// batches (some 60 ms of three layers and audio): a server near its limit
+// (200 viewers of 2.5 Mbit/s, 800 and 150 kbit/s layers, on 2 cores) still
+// dropped batches with the share alone.
 constexpr double kPaddingShare = 0.5;
 constexpr uint64_t kPaddingFloorBps = 20000000;
+constexpr size_t kProbeBacklog = 8;
 // How long a new layer flows before its first, partial measure.
 constexpr gint64 kFirstPeakUs = 250 * 1000;
 // What one padding packet takes of the rate asked, which is in the layers'
@@ -1288,6 +1293,8 @@ uint64_t fanout_padding_room(WbFanout *fanout) {
   uint64_t sent = 0;  // bits/s of media to the subscribers
   {
     std::lock_guard<std::mutex> lock(st.lock);
+    if (auto pool = st.sharding.pool.lock())
+      if (pool->backlog() > kProbeBacklog) return 0;
     if (st.sharding.lanes)
       for (unsigned layer = 0; layer < kMaxLayers; ++layer)
         for (const auto &lane : *st.sharding.lanes)

@@ -174,7 +174,8 @@ void fanout_set_padding_stream(WbFanout *fanout, SubscriberId id, uint8_t payloa
 bool fanout_set_probe_rate(WbFanout *fanout, SubscriberId id, uint64_t bits_per_second, uint64_t full_bps = 0);
 // Bits/s of padding a new probe may still take: all probes together stay
 // under a share of the media the fan-out sends (at least a floor that lets
-// a small audience probe freely), less the probes under way.
+// a small audience probe freely), less the probes under way; none while a
+// sender shard is behind.
 uint64_t fanout_padding_room(WbFanout *fanout);
 // The layer the subscriber is sent now (-1 before its first keyframe, or
 // paused), and the one it was asked for (kPaused when paused; the same as

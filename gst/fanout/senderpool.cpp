@@ -67,18 +67,18 @@ void SenderPool::post(unsigned index, std::function<void()> job, bool media) {
   {
     std::lock_guard<std::mutex> lock(shard.mutex);
     if (shard.stopping) return;
-    if (media && shard.media_waiting >= kMaxBacklog) {
+    if (media && shard.media_waiting.load(std::memory_order_relaxed) >= kMaxBacklog) {
       for (auto it = shard.jobs.begin(); it != shard.jobs.end(); ++it) {
         if (!it->media) continue;
         dropped = std::move(it->run);
         shard.jobs.erase(it);
-        --shard.media_waiting;
+        shard.media_waiting.fetch_sub(1, std::memory_order_relaxed);
         shard.dropped.fetch_add(1, std::memory_order_relaxed);
         break;
       }
     }
     shard.jobs.push_back({std::move(job), media});
-    shard.media_waiting += media;
+    if (media) shard.media_waiting.fetch_add(1, std::memory_order_relaxed);
   }
   shard.wake.notify_one();
 }
@@ -95,7 +95,7 @@ void SenderPool::run(Shard &shard, unsigned index) {
       if (shard.stopping) return;
       job = std::move(shard.jobs.front());
       shard.jobs.pop_front();
-      shard.media_waiting -= job.media;
+      if (job.media) shard.media_waiting.fetch_sub(1, std::memory_order_relaxed);
     }
     job.run();
     if (job.media) shard.batches.fetch_add(1, std::memory_order_relaxed);
@@ -128,6 +128,12 @@ bool SenderPool::send_from_own_sockets(int fd, std::string *why) {
     post(i, [fd, own] { SendBatch::for_this_thread().send_from(fd, own); });
   }
   return true;
+}
+
+size_t SenderPool::backlog() const {
+  size_t most = 0;
+  for (const auto &shard : shards_) most = std::max(most, shard->media_waiting.load(std::memory_order_relaxed));
+  return most;
 }
 
 SenderPool::ShardStats SenderPool::stats(unsigned index) const {

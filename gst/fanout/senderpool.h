@@ -67,6 +67,9 @@ class SenderPool {
   bool send_from_own_sockets(int fd, std::string *why);
 
   ShardStats stats(unsigned shard) const;
+  // The most media jobs any shard has waiting now: 0-2 while the shards
+  // keep up with the streams, kMaxBacklog when one drops batches.
+  size_t backlog() const;
 
  private:
   struct Job {
@@ -77,7 +80,7 @@ class SenderPool {
     std::mutex mutex;
     std::condition_variable wake;
     std::deque<Job> jobs;
-    size_t media_waiting = 0;
+    std::atomic<size_t> media_waiting{0};  // changed under `mutex`; read by backlog() without it
     bool stopping = false;
     std::atomic<unsigned> subscriptions{0};
     std::atomic<uint64_t> batches{0};

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -1008,5 +1009,41 @@ TEST_F(ShardTest, ProbesUnderWayTakeTheirFullRateFromThePaddingRoom) {
   wb::fanout_unsubscribe(fanout, b);
   EXPECT_EQ(wb::fanout_padding_room(fanout), budget) << "and so does a viewer who leaves";
   wb::fanout_unsubscribe(fanout, a);
+  drain();
+}
+
+// A server near its limit probes nobody: no room while a sender shard has
+// more than a few media batches waiting, and the room is back once it has
+// caught up.
+TEST_F(ShardTest, NoProbeStartsWhileASenderShardIsBehind) {
+  UdpViewer viewer(port_fd);
+  const wb::SubscriberId id = wb::fanout_subscribe(fanout, wb::Rewrite{102, 7});
+  wb::fanout_set_padding_stream(fanout, id, 103, 8);
+  wb::fanout_start(fanout, id, viewer.sender(), pool);
+  drain();
+  const uint64_t budget = wb::fanout_padding_room(fanout);
+  ASSERT_GT(budget, 0u);
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool go = false;
+  pool->post(0, [&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    wake.wait(lock, [&] { return go; });
+  });
+  for (int i = 0; i < 4; ++i) pool->post(0, [] {}, true);
+  EXPECT_EQ(wb::fanout_padding_room(fanout), budget) << "4 batches behind: keeping up";
+  for (int i = 0; i < 16; ++i) pool->post(0, [] {}, true);
+  EXPECT_EQ(pool->backlog(), 20u);
+  EXPECT_EQ(wb::fanout_padding_room(fanout), 0u) << "20 behind";
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    go = true;
+  }
+  wake.notify_all();
+  drain();
+  EXPECT_EQ(pool->backlog(), 0u);
+  EXPECT_EQ(wb::fanout_padding_room(fanout), budget);
+  wb::fanout_unsubscribe(fanout, id);
   drain();
 }
