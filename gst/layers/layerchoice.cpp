@@ -177,9 +177,9 @@ uint64_t LayerChoice::estimate(Clock::time_point now) const {
 }
 
 void LayerChoice::end_padding_locked(Clock::time_point now, bool failed) {
-  // How far up the ramp it got: a link that failed early is far from the
-  // next layer, and is probed less often.
-  const bool near_miss = padding_ >= padding_full_ / 2;
+  // How much of the ramp the link was seen to carry: one that failed early
+  // is far from the next layer, and is probed less often.
+  const bool near_miss = padding_carried_ >= padding_full_ / 3;
   padding_for_ = kMaxLayers;
   padding_ = 0;
   padding_failed_ = false;
@@ -198,6 +198,8 @@ unsigned LayerChoice::pad_locked(Clock::time_point now, const Rates &rates, unsi
     end_padding_locked(now, true);
     return current;
   }
+  // This report did not fail it: the link carried what was sent before.
+  padding_carried_ = padding_;
   const auto elapsed = now - padding_since_;
   if (elapsed >= config_.padding_ramp + config_.padding_hold) {
     const unsigned passed = padding_for_;
@@ -312,6 +314,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
         rtt_at_padding_ = rtt_floor_locked();
         rtt_over_since_ = {};
         padding_window_ = {};
+        padding_ = padding_carried_ = 0;
         ++padding_probes_;
         pad_locked(now, rates, current);
       }

@@ -422,15 +422,17 @@ struct PaddedViewer {
     return c;
   }
 
+  std::chrono::milliseconds every{200};  // between its reports
+
   void step() {
-    now += 200ms;
-    t += 0.2;
+    now += every;
+    t += std::chrono::duration<double>(every).count();
     const double padding = double(choice.padding());
     most_padding = std::max(most_padding, choice.padding());
-    padded_seconds += padding > 0 ? 0.2 : 0;
+    padded_seconds += padding > 0 ? std::chrono::duration<double>(every).count() : 0;
     const double arriving = double(kRates[layer]) + padding;
     const double loss = arriving > double(capacity) ? (arriving - double(capacity)) / arriving : 0;
-    lossy_video_seconds += loss > 0 ? 0.2 : 0;
+    lossy_video_seconds += loss > 0 ? std::chrono::duration<double>(every).count() : 0;
     estimate = loss > 0 ? 0.85 * double(capacity) : std::min(estimate * 1.016, 1.5 * arriving);
     choice.on_estimate(now, uint64_t(estimate));
     choice.on_loss(now, loss);
@@ -475,6 +477,22 @@ TEST(LayerChoice, PaddingThatArrivesMovesTheViewerUpALayerAtATime) {
   EXPECT_LT(v.moves[1].first, 15.0) << "the top layer within 15 s of joining the lowest";
   EXPECT_EQ(v.choice.padding_probes_failed(), 0u);
   EXPECT_EQ(v.lossy_video_seconds, 0);
+}
+
+// A viewer that reports once a second is padded to the top of the ramp
+// before its first report: what decides how far its link is from the next
+// layer is what its reports saw, not how high the padding rose. A 1 Mbit/s
+// link under an 800 kbit/s layer carries none of a probe of 2.5 Mbit/s, so
+// its probes back off as far misses, not every few seconds.
+TEST(LayerChoice, AFarMissIsJudgedByWhatTheReportsSawNotByHowHighThePaddingRose) {
+  PaddedViewer v;
+  v.every = 1000ms;
+  v.layer = 1;
+  v.capacity = 1000000;
+  v.run(90);
+  EXPECT_TRUE(v.moves.empty());
+  EXPECT_GE(v.choice.padding_probes(), 4u) << "it keeps trying";
+  EXPECT_LE(v.choice.padding_probes(), 9u) << "but backs off to 16 s";
 }
 
 // The link widens: the next padding probe is at most a few seconds away,
