@@ -118,7 +118,8 @@ constexpr gint64 kMaxPaddedGapUs = 100 * 1000;
 // So all probes together stay under this share of the media sent, or the
 // floor, whichever is more: a small audience probes freely. And none
 // starts while a sender shard is behind by more than kProbeBacklog media
-// batches (some 60 ms of three layers and audio): a server near its limit
+// batches (by the arithmetic, ~60 ms of three 30 fps layers and 50 audio
+// batches a second): a server near its limit
 // (200 viewers of 2.5 Mbit/s, 800 and 150 kbit/s layers, on 2 cores) still
 // dropped batches with the share alone.
 constexpr double kPaddingShare = 0.5;

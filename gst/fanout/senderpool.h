@@ -67,8 +67,8 @@ class SenderPool {
   bool send_from_own_sockets(int fd, std::string *why);
 
   ShardStats stats(unsigned shard) const;
-  // The most media jobs any shard has waiting now: 0-2 while the shards
-  // keep up with the streams, kMaxBacklog when one drops batches.
+  // The most media jobs any shard has waiting now (kMaxBacklog when one
+  // drops batches).
   size_t backlog() const;
 
  private:
