@@ -221,7 +221,8 @@ unsigned LayerChoice::pad_locked(Clock::time_point now, const Rates &rates, unsi
   return current;
 }
 
-unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current, uint64_t padding_room) {
+unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned current,
+                             const std::function<uint64_t()> &padding_room) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool paused = current == kPaused;
   if (pinned_ || (!paused && (current >= kMaxLayers || !rates[current]))) {
@@ -306,7 +307,7 @@ unsigned LayerChoice::choose(Clock::time_point now, const Rates &rates, unsigned
       // move down, unless it was a switch that failed after padding passed.
       if (now - calm_since_ >= config_.padding_after && now >= next_padding_ &&
           (!last_down_was_failed_switch_ || now - last_down_ >= backoff_) &&
-          double(rates[up]) * config_.padding_over - rate <= double(padding_room)) {
+          (!padding_room || double(rates[up]) * config_.padding_over - rate <= double(padding_room()))) {
         padding_for_ = up;
         padding_since_ = now;
         padding_failed_ = false;

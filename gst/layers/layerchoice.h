@@ -32,6 +32,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 #include "fanout/fanout.h"
@@ -195,10 +196,11 @@ class LayerChoice {
   // The layer the viewer should be on (or kPaused), given what each layer
   // carries and the layer it is on or moving to (or kPaused). `current`
   // when nothing changes or the layer is pinned. A padding probe starts
-  // only if its full rate fits in `padding_room` bits/s (what the sender
-  // lets all probes take, less those under way); else it waits for room.
+  // only if its full rate fits in the bits/s `padding_room` returns (what
+  // the sender lets all probes take, less those under way; asked only when
+  // a probe would start, empty: no limit); else it waits for room.
   unsigned choose(Clock::time_point now, const Rates &rates, unsigned current,
-                  uint64_t padding_room = UINT64_MAX);
+                  const std::function<uint64_t()> &padding_room = {});
 
   void pin(bool pinned);
   bool pinned() const;

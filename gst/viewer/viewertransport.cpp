@@ -105,8 +105,8 @@ bool choose_layer(const Subscription &target, const rtcp::Feedback &feedback) {
   if (wanted < 0) return false;
   const auto rates = LayerChoice::in_peak_order(fanout_layer_bitrates(target.fanout.get(), target.codec),
                                                 fanout_layer_bitrates(target.fanout.get(), target.codec, true));
-  const unsigned want =
-      choice.choose(now, rates, unsigned(wanted), target.rtx_ssrc ? fanout_padding_room(target.fanout.get()) : 0);
+  const unsigned want = choice.choose(now, rates, unsigned(wanted),
+                                     [&] { return fanout_padding_room(target.fanout.get()); });
   if (target.rtx_ssrc) fanout_set_probe_rate(target.fanout.get(), target.id, choice.padding(), choice.padding_full());
   GST_LOG("subscriber %" G_GUINT64_FORMAT ": feedback: estimate %" G_GUINT64_FORMAT " bit/s%s, video loss %d/256, "
           "padding loss %d/256, round trip %.1f ms; layer %d, padding %" G_GUINT64_FORMAT " bit/s",

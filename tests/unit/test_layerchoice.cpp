@@ -561,15 +561,9 @@ namespace {
 // A viewer on layer 2 whose round trip is 30 ms, padding for layer 1 from
 // `now` on.
 struct PaddingViewer {
-  LayerChoice choice{padded()};
+  LayerChoice choice{PaddedViewer::padded()};
   LayerChoice::Clock::time_point now = LayerChoice::Clock::time_point{} + 1h;
   unsigned layer = 2;
-
-  static LayerChoice::Config padded() {
-    LayerChoice::Config c;
-    c.padding = true;
-    return c;
-  }
   bool start() {
     for (int i = 0; i < 50 && !choice.padding(); ++i) round_trip(0.030);
     return choice.padding() > 0;
@@ -629,12 +623,12 @@ TEST(LayerChoice, APaddingProbeWaitsForRoomForItsFullRate) {
     v.now += 200ms;
     v.choice.on_estimate(v.now, 300000);
     v.choice.on_loss(v.now, 0);
-    v.layer = v.choice.choose(v.now, kRates, v.layer, 400000);
+    v.layer = v.choice.choose(v.now, kRates, v.layer, [] { return uint64_t(400000); });
   }
   EXPECT_EQ(v.choice.padding(), 0u) << "800 kbit/s less 200 on the layer does not fit in 400";
   EXPECT_EQ(v.choice.padding_probes(), 0u);
   v.now += 200ms;
-  v.layer = v.choice.choose(v.now, kRates, v.layer, 700000);
+  v.layer = v.choice.choose(v.now, kRates, v.layer, [] { return uint64_t(700000); });
   EXPECT_GT(v.choice.padding(), 0u) << "640 fits in 700";
   EXPECT_EQ(v.choice.padding_full(), uint64_t(800000 * 1.05 - 200000));
   EXPECT_LT(v.choice.padding(), v.choice.padding_full()) << "it rises to it";
