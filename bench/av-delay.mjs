@@ -7,7 +7,11 @@
 // When the picture carries its capture time (bench/glass-source.cpp), also
 // glass to glass: for every frame Chromium presents in that window, its
 // expected display time minus the capture time read from its pixels (p50,
-// p95, frames read, frames whose stamp did not pass its check).
+// p95, frames read, frames whose stamp did not pass its check). Also, at
+// p50, the frame's presentation (handed to the compositor: glass to glass
+// without the wait for the display's next refresh, whose phase against a
+// 30 fps source is set anew each run, 0-17 ms) and its arrival (the
+// encoder and the network alone) minus its capture.
 //
 //   node bench/av-delay.mjs <page-url>      (WARM_S 5, HOLD_S 15)
 import { createRequire } from 'node:module';
@@ -29,7 +33,8 @@ const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'],
+    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ...(process.env.CHROMIUM_LOG ? ['--enable-logging=stderr', '--v=' + process.env.CHROMIUM_LOG] : [])],
 });
 try {
   const page = context.pages()[0] || await context.newPage();
@@ -60,7 +65,7 @@ try {
     const video = document.getElementById('video');
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    window.glass = { ms: [], unreadable: 0 };
+    window.glass = { ms: [], presented: [], received: [], unreadable: 0 };
     const read = (_, meta) => {
       const w = video.videoWidth;
       if (w >= 64 && video.videoHeight >= 80) {
@@ -76,9 +81,11 @@ try {
         }
         const ms = Math.floor(word / 256);
         if (word % 256 === ((((ms >> 16) + (ms >> 8) + ms) & 0xff) ^ 0xa5)) {
-          const shown = performance.timeOrigin + meta.expectedDisplayTime;
           const span = 1 << 24;
-          window.glass.ms.push(((((Math.floor(shown) - ms) % span) + span) % span) + (shown - Math.floor(shown)));
+          const since = (t) => ((((Math.floor(t) - ms) % span) + span) % span) + (t - Math.floor(t));
+          window.glass.ms.push(since(performance.timeOrigin + meta.expectedDisplayTime));
+          window.glass.presented.push(since(performance.timeOrigin + meta.presentationTime));
+          if (meta.receiveTime) window.glass.received.push(since(performance.timeOrigin + meta.receiveTime));
         } else {
           window.glass.unreadable++;
         }
@@ -93,9 +100,13 @@ try {
   const glass = await page.evaluate(() => window.glass);
   const result = {};
   if (glass.ms.length) {
-    const sorted = glass.ms.slice().sort((x, y) => x - y);
-    const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-    result.glass_to_glass = { p50_ms: at(0.5), p95_ms: at(0.95), frames: sorted.length, unreadable: glass.unreadable };
+    const at = (values, q) => {
+      const sorted = values.slice().sort((x, y) => x - y);
+      return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null;
+    };
+    result.glass_to_glass = { p50_ms: at(glass.ms, 0.5), p95_ms: at(glass.ms, 0.95),
+      presented_p50_ms: at(glass.presented, 0.5), received_p50_ms: at(glass.received, 0.5),
+      frames: glass.ms.length, unreadable: glass.unreadable };
   } else {
     result.glass_to_glass = { frames: 0, unreadable: glass.unreadable };
   }

@@ -58,7 +58,7 @@ struct LayerInput {
 constexpr const char *DEFAULT_PROP_ADDRESS = "0.0.0.0";
 constexpr const char *DEFAULT_PROP_METRICS_PATH = "/metrics";
 constexpr guint DEFAULT_PROP_KEYFRAME_MIN_INTERVAL = 250;
-constexpr ReportTime DEFAULT_PROP_SENDER_REPORT_TIME = ReportTime::Capture;
+constexpr ReportTime DEFAULT_PROP_SENDER_REPORT_TIME = ReportTime::PictureFirst;
 // A 640x360 layer's rate: what most links carry, so that most viewers are
 // one padding probe (seconds) from a top layer above it.
 constexpr guint DEFAULT_PROP_START_BITRATE = 1000000;
@@ -94,6 +94,8 @@ struct ViewerManagerPrivate {
   MediaInput video;  // layer 0 and the video fan-out
   MediaInput audio;
   std::array<LayerInput, kMaxLayers> layers;  // 1 and up; [0] unused
+  // How late after capture each medium arrives: shared by both fan-outs.
+  std::shared_ptr<CaptureDelays> capture_delays = std::make_shared<CaptureDelays>();
   std::unique_ptr<Node> node;
   Pusher::State push_state = Pusher::State::Idle;
   std::string node_id;        // ours, when we are the root
@@ -141,6 +143,10 @@ GType sender_report_time_get_type() {
                                  "holds the stream that arrives earlier)", "capture"},
       {int(ReportTime::Send), "When it was sent: nothing held to line the streams up (lower delay; the stream "
                               "with the longer encoding delay, usually audio, plays that much late)", "send"},
+      {int(ReportTime::PictureFirst), "When it was captured, but audio that reaches the node later after capture "
+                                      "than video is reported that much later (at most 45 ms): the picture is "
+                                      "never held for its sound, which plays up to 45 ms behind it; audio that "
+                                      "arrives earlier is held for the picture", "picture-first"},
       {0, nullptr, nullptr},
   };
   if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstSenderReportTime", values));
@@ -483,7 +489,7 @@ void apply_fanout_settings(GstViewerManager *self) {
   for (MediaInput *in : {&priv->video, &priv->audio}) {
     if (!in->fanout) continue;
     fanout_set_keyframe_min_interval(in->fanout, priv->settings.keyframe_min_interval_ms);
-    fanout_set_report_time(in->fanout, priv->settings.report_time);
+    fanout_set_report_time(in->fanout, priv->settings.report_time, priv->capture_delays);
     fanout_set_start_bitrate(in->fanout, priv->settings.start_bitrate);
   }
 }

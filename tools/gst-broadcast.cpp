@@ -1469,8 +1469,8 @@ bool validate(Options &opt) {
   if (opt.start_kbps < -1 || opt.start_kbps > 4000000) fail("--start-bitrate must be between 0 and 4000000 (kbps)");
   if (opt.ice_port < -1 || opt.ice_port > 65535) fail("--ice-port must be between 0 and 65535");
   if (opt.sender_report_time && g_strcmp0(opt.sender_report_time, "capture") != 0 &&
-      g_strcmp0(opt.sender_report_time, "send") != 0)
-    fail("--sender-report-time must be capture or send");
+      g_strcmp0(opt.sender_report_time, "send") != 0 && g_strcmp0(opt.sender_report_time, "picture-first") != 0)
+    fail("--sender-report-time must be picture-first, capture or send");
   if (opt.device && opt.pipeline) fail("--device and --pipeline cannot be used together");
   if (opt.pattern && (opt.device || opt.pipeline)) fail("--pattern is for the test source: not with --device or --pipeline");
   if (opt.pattern) {
@@ -1678,10 +1678,12 @@ int main(int argc, char **argv) {
        "this process may use (default: 0)",
        "N"},
       {"sender-report-time", 0, 0, G_OPTION_ARG_STRING, &opt.sender_report_time,
-       "What the RTCP sender reports that browsers sync audio and video by stand for: capture (exact "
-       "lip sync, the browser holds the picture until its sound arrives) or send (nothing held: ~20 ms "
-       "less delay, sound that much behind its picture) (default: capture)",
-       "capture|send"},
+       "What the RTCP sender reports that browsers sync audio and video by stand for: picture-first "
+       "(capture time, but sound that arrives later than its picture is reported that much later, up to "
+       "45 ms: the picture is never held for its sound, which plays that much behind it), capture (exact "
+       "lip sync, the browser holds the picture until its sound arrives) or send (each stream on time "
+       "whatever its encoder's delay) (default: picture-first)",
+       "picture-first|capture|send"},
       {"offers-per-second", 0, 0, G_OPTION_ARG_INT, &opt.offers_per_second,
        "Offers per second taken from one IP address (bursts of twice that); further ones get 429, "
        "0 = unlimited (default: 20)",

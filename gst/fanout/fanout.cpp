@@ -269,6 +269,7 @@ struct FanoutState {
   SubscriberId next_id = 1;
   unsigned next_pad = 0;
   std::atomic<wb::ReportTime> report_time{wb::ReportTime::Capture};
+  std::shared_ptr<wb::CaptureDelays> delays;  // the broadcast's, under `lock`
   std::atomic<uint64_t> start_bitrate{0};
   std::shared_ptr<Core> core = std::make_shared<Core>();
 };
@@ -384,6 +385,19 @@ gint64 sampled_time_us(WbFanout *self, GstClockTime running, gint64 now) {
   GstClockTimeDiff age = GstClockTimeDiff(clock_now) -
                          GstClockTimeDiff(running + gst_element_get_base_time(GST_ELEMENT(self)));
   return now - age / GstClockTimeDiff(GST_USECOND);
+}
+
+// The instant the viewers' sender reports give to the RTP time of a batch
+// at `running` that arrives `now` (see ReportTime).
+gint64 report_time_us(WbFanout *self, wb::CaptureDelays *delays, GstClockTime running, bool video, gint64 now) {
+  const wb::ReportTime mode = self->state->report_time.load(std::memory_order_relaxed);
+  if (mode == wb::ReportTime::Send) return now;
+  const gint64 captured = sampled_time_us(self, running, now);
+  if (!delays || !GST_CLOCK_TIME_IS_VALID(running)) return captured;
+  using Medium = wb::CaptureDelays::Medium;
+  delays->note(video ? Medium::Video : Medium::Audio, captured, now);
+  if (mode == wb::ReportTime::PictureFirst && !video) return captured + delays->audio_lag_us();
+  return captured;
 }
 
 // Answers a subscriber's NACKs from the history of the layer that sent
@@ -674,12 +688,14 @@ void leave_shard(const std::shared_ptr<Core> &core, std::shared_ptr<Subscriber> 
 void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   FanoutState &st = *self->state;
   std::shared_ptr<const SubscriberList> with_pads;
+  std::shared_ptr<wb::CaptureDelays> delays;
   Sharding sharding;
   Codec codec;
   LayerInput *in;
   {
     std::lock_guard<std::mutex> lock(st.lock);
     with_pads = st.with_pads;
+    delays = st.delays;
     sharding = st.sharding;
     in = st.inputs[layer].get();
     codec = in->codec;
@@ -694,9 +710,7 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   const gint64 now = g_get_monotonic_time();
   const GstClockTime running = buffers.empty() ? GST_CLOCK_TIME_NONE : running_time_of(self, *in, buffers.front());
   const uint32_t abs_send_time = wb::abs_send_time_of(now);
-  const gint64 sampled_us = st.report_time.load(std::memory_order_relaxed) == wb::ReportTime::Send
-                                ? now
-                                : sampled_time_us(self, running, now);
+  const gint64 sampled_us = report_time_us(self, delays.get(), running, batch->video, now);
   bool any_keyframe = false;
   uint64_t bytes_in = 0;
   for (GstBuffer *buffer : buffers) {
@@ -1347,8 +1361,10 @@ void fanout_set_keyframe_min_interval(WbFanout *fanout, unsigned milliseconds) {
     if (in) in->keyframes.set_min_interval(std::chrono::milliseconds(milliseconds));
 }
 
-void fanout_set_report_time(WbFanout *fanout, ReportTime time) {
+void fanout_set_report_time(WbFanout *fanout, ReportTime time, std::shared_ptr<CaptureDelays> delays) {
+  std::lock_guard<std::mutex> lock(fanout->state->lock);
   fanout->state->report_time.store(time, std::memory_order_relaxed);
+  fanout->state->delays = std::move(delays);
 }
 
 void fanout_set_start_bitrate(WbFanout *fanout, uint64_t bits_per_second) {

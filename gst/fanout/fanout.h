@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "common/histogram.h"
+#include "fanout/capturedelays.h"
 #include "fanout/senderpool.h"
 #include "rtp/rtpcodec.h"
 #include "transport/srtpsender.h"
@@ -198,8 +199,13 @@ enum class ReportTime {
   // When the fan-out sent it: each stream looks on time, nothing is held
   // to line them up (lower delay; the later stream plays that much behind).
   Send,
+  // Capture, but audio that reaches its fan-out later after capture than
+  // video is reported that much later (CaptureDelays): the picture is not
+  // held for its sound, which plays up to 45 ms behind it.
+  PictureFirst,
 };
-void fanout_set_report_time(WbFanout *fanout, ReportTime time);
+// `delays` is shared by the fan-outs of one broadcast's media.
+void fanout_set_report_time(WbFanout *fanout, ReportTime time, std::shared_ptr<CaptureDelays> delays);
 // The most a new viewer of this fan-out is started on, bits/s (0, the
 // default: its codec's first layer whatever its rate): LayerChoice::start().
 void fanout_set_start_bitrate(WbFanout *fanout, uint64_t bits_per_second);

@@ -174,7 +174,9 @@ Broadcast::Broadcast(const Options &options) : tls_ca_(options.tls_ca) {
     launch += "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
               encoder_for(options.video, options.gop) + " ! bs.video ";
   if (options.audio)
-    launch += "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc ! bs.audio ";
+    // 10 ms source buffers, as gst-broadcast's test tone and a capture card's.
+    launch += "audiotestsrc is-live=true wave=ticks samplesperbuffer=480 ! audioconvert ! audioresample ! opusenc ! "
+              "bs.audio ";
   launch += "broadcastsink name=bs address=127.0.0.1 ice-address=127.0.0.1 port=" + std::to_string(port_) +
             " " + options.extra_sink_props;
   GError *error = nullptr;
