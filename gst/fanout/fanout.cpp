@@ -270,6 +270,7 @@ struct FanoutState {
   unsigned next_pad = 0;
   std::atomic<wb::ReportTime> report_time{wb::ReportTime::Capture};
   std::shared_ptr<wb::CaptureDelays> delays;  // the broadcast's, under `lock`
+  int64_t logged_audio_lag_us = 0;            // the streaming thread's
   std::atomic<uint64_t> start_bitrate{0};
   std::shared_ptr<Core> core = std::make_shared<Core>();
 };
@@ -388,16 +389,26 @@ gint64 sampled_time_us(WbFanout *self, GstClockTime running, gint64 now) {
 }
 
 // The instant the viewers' sender reports give to the RTP time of a batch
-// at `running` that arrives `now` (see ReportTime).
-gint64 report_time_us(WbFanout *self, wb::CaptureDelays *delays, GstClockTime running, bool video, gint64 now) {
+// of `layer` at `running` that arrives `now` (see ReportTime).
+gint64 report_time_us(WbFanout *self, wb::CaptureDelays *delays, unsigned layer, GstClockTime running, bool video,
+                      gint64 now) {
   const wb::ReportTime mode = self->state->report_time.load(std::memory_order_relaxed);
   if (mode == wb::ReportTime::Send) return now;
   const gint64 captured = sampled_time_us(self, running, now);
   if (!delays || !GST_CLOCK_TIME_IS_VALID(running)) return captured;
   using Medium = wb::CaptureDelays::Medium;
-  delays->note(video ? Medium::Video : Medium::Audio, captured, now);
-  if (mode == wb::ReportTime::PictureFirst && !video) return captured + delays->audio_lag_us();
-  return captured;
+  // Layer 0's alone, from its one streaming thread: the best layer (put
+  // first), whose encoder is the slowest, so no layer's picture is later.
+  if (layer == 0) delays->note(video ? Medium::Video : Medium::Audio, captured, now);
+  if (mode != wb::ReportTime::PictureFirst || video) return captured;
+  const int64_t lag = delays->audio_lag_us();
+  if (std::abs(lag - self->state->logged_audio_lag_us) >= 1000) {
+    GST_INFO_OBJECT(self, "audio reaches us %.1f ms later after capture than video (video %.1f ms, audio %.1f ms): "
+                    "reported that much later", double(lag) / 1000,
+                    double(delays->delay_us(Medium::Video)) / 1000, double(delays->delay_us(Medium::Audio)) / 1000);
+    self->state->logged_audio_lag_us = lag;
+  }
+  return captured + lag;
 }
 
 // Answers a subscriber's NACKs from the history of the layer that sent
@@ -710,7 +721,7 @@ void deliver(WbFanout *self, unsigned layer, std::vector<GstBuffer *> buffers) {
   const gint64 now = g_get_monotonic_time();
   const GstClockTime running = buffers.empty() ? GST_CLOCK_TIME_NONE : running_time_of(self, *in, buffers.front());
   const uint32_t abs_send_time = wb::abs_send_time_of(now);
-  const gint64 sampled_us = report_time_us(self, delays.get(), running, batch->video, now);
+  const gint64 sampled_us = report_time_us(self, delays.get(), layer, running, batch->video, now);
   bool any_keyframe = false;
   uint64_t bytes_in = 0;
   for (GstBuffer *buffer : buffers) {
