@@ -10,16 +10,16 @@
 #   sudo bash bench/av-delay.sh [variant...]
 # Variants: lite (as gst-broadcast ships: audio in 10 ms source buffers,
 #   20 ms Opus frames, sender-report-time=picture-first), lite-capture
-#   (sender-report-time=capture: exact sync), webrtcbin (the same with ice-lite=false
-#   direct-send=false: webrtcbin writes the sender reports), lite-video (no
+#   (sender-report-time=capture: exact sync), webrtcbin (the same with
+#   ice-lite=false direct-send=false: webrtcbin writes the sender reports), lite-video (no
 #   audio: nothing to sync with), lite-send (sender-report-time=send: our
 #   reports stand for send time, as webrtcbin's), lite-source21
 #   (audiotestsrc's default ~21 ms buffers, as before), lite-audio10 (10 ms
 #   Opus frames too).
 # Environment: ROUNDS (2), BUILD (build), WARM_S, HOLD_S; CHROMIUM_LOG=1
 #   keeps Chromium's log (its A/V sync decisions: stream_synchronization.cc)
-#   in /tmp/av-delay-<variant>-<round>-chromium.log. Needs `npm ci` in tests/browser
-#   (scripts/install-deps.sh does it).
+#   in /tmp/av-delay-<variant>-<round>-chromium.log. Needs `npm ci` in
+#   tests/browser (scripts/install-deps.sh does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,10 +53,11 @@ run() {
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 100); do curl -s -o /dev/null -m 1 "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
+  local url="http://127.0.0.1:$PORT/" log="/tmp/av-delay-$variant-$round-chromium.log"
   if [ -n "${CHROMIUM_LOG:-}" ]; then
-    echo "$variant $(DEBUG=pw:browser node "$ROOT/bench/av-delay.mjs" "http://127.0.0.1:$PORT/" 2>"/tmp/av-delay-$variant-$round-chromium.log" | tail -1)"
+    echo "$variant $(DEBUG=pw:browser node "$ROOT/bench/av-delay.mjs" "$url" 2>"$log" | tail -1)"
   else
-    echo "$variant $(node "$ROOT/bench/av-delay.mjs" "http://127.0.0.1:$PORT/" 2>&1 | tail -1)"
+    echo "$variant $(node "$ROOT/bench/av-delay.mjs" "$url" 2>&1 | tail -1)"
   fi
   stop_server
 }
