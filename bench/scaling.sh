@@ -21,6 +21,9 @@
 # sends three layers in both.
 # ABS_COUNTS (e.g. "800 1200"): the same, per core, for viewers that did not
 # offer abs-send-time against viewers that did (every packet then carries it).
+# SHARD_COUNTS (e.g. "800 1200 800 1200"): the same, per core, for
+# sender-threads=1 against =2 (both shards on core 0): what sharding itself
+# costs a viewer, without the load generator competing for the cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -93,6 +96,8 @@ compare_per_core() {
 [ -n "${ABS_COUNTS:-}" ] && compare_per_core abs ours ours-abs $ABS_COUNTS
 # shellcheck disable=SC2086
 [ -n "${LAYER_COUNTS:-}" ] && compare_per_core layers ours ours-layers $LAYER_COUNTS
+# shellcheck disable=SC2086
+[ -n "${SHARD_COUNTS:-}" ] && compare_per_core shards ours-threads1 ours-threads2 $SHARD_COUNTS
 
 # The whole machine: server and generator both on every core.
 all=$(seq -s, 0 $(( $(nproc) - 1 )))
@@ -106,7 +111,7 @@ if [ "${SKIP_PER_CORE:-0}" != 1 ]; then
 fi
 
 columns="cpus\tserver\tviewers\tconnected\tno media\tserver CPU %\tRSS kB\tthreads\tloss %\tkeyframe p50\tkeyframe p95\tgenerator CPU %\tverify failures\tanswer p50\tanswer p95"
-for part in shared per-core srtp abs layers; do
+for part in shared per-core srtp abs layers shards; do
   [ -f "$OUT/$part.tsv" ] || continue
   echo "== $part"
   echo -e "$columns"
